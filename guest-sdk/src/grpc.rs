@@ -1,0 +1,298 @@
+//! The native transport: the shim dials the peer's `ChaincodeSupport.Register` stream over gRPC.
+//! Each transaction runs on a blocking thread, so stub calls simply wait for the peer's answer.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use base64::Engine;
+use base64::prelude::BASE64_STANDARD;
+use ccvm_proto::protos::ChaincodeMessage;
+use ccvm_proto::protos::chaincode_support_client::ChaincodeSupportClient;
+use tokio::sync::{mpsc, oneshot};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+
+use crate::chaincode::Chaincode;
+use crate::error::ShimError;
+use crate::shim::{Action, PeerCall, Shim, run_transaction};
+
+/// Messages buffered towards the peer.
+const OUTBOUND_BUFFER: usize = 256;
+/// Largest message accepted from the peer, as Fabric's shims allow by default.
+const MAX_MESSAGE_BYTES: usize = 100 * 1024 * 1024;
+
+/// Where the peer is and how to reach it, read from Fabric's flags and environment.
+#[derive(Debug, Clone)]
+pub struct PeerSettings {
+    /// `host:port` of the peer's chaincode listener.
+    pub peer_address: String,
+    /// The name to register under.
+    pub chaincode_name: String,
+    /// TLS material, when `CORE_PEER_TLS_ENABLED` is true.
+    pub tls: Option<TlsSettings>,
+}
+
+/// TLS material for the connection to the peer.
+#[derive(Debug, Clone)]
+pub struct TlsSettings {
+    /// PEM of the CA that signed the peer's certificate.
+    pub root_cert_pem: Vec<u8>,
+    /// PEM key and certificate of this chaincode, for mutual TLS.
+    pub client_identity: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl PeerSettings {
+    /// Reads `--peer.address` (or `CORE_PEER_ADDRESS`), `CORE_CHAINCODE_ID_NAME` (or
+    /// `--chaincode-id-name`) and the TLS variables.
+    ///
+    /// # Errors
+    /// [`ShimError::Config`] naming the missing or unreadable setting.
+    pub fn from_env_and_args() -> Result<Self, ShimError> {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let peer_address = flag(&args, "peer.address")
+            .or_else(|| env("CORE_PEER_ADDRESS"))
+            .ok_or_else(|| {
+                ShimError::Config(
+                    "peer address not provided: pass --peer.address HOST:PORT".to_owned(),
+                )
+            })?;
+        let chaincode_name = env("CORE_CHAINCODE_ID_NAME")
+            .or_else(|| flag(&args, "chaincode-id-name"))
+            .ok_or_else(|| {
+                ShimError::Config(
+                    "chaincode id not provided: set CORE_CHAINCODE_ID_NAME".to_owned(),
+                )
+            })?;
+        let tls = if env("CORE_PEER_TLS_ENABLED").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+            Some(read_tls(&env)?)
+        } else {
+            None
+        };
+        Ok(Self {
+            peer_address,
+            chaincode_name,
+            tls,
+        })
+    }
+}
+
+fn flag(args: &[String], name: &str) -> Option<String> {
+    let long = format!("--{name}");
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        if *arg == long {
+            return iter.next().cloned();
+        }
+        if let Some(value) = arg
+            .strip_prefix(&long)
+            .and_then(|rest| rest.strip_prefix('='))
+        {
+            return Some(value.to_owned());
+        }
+    }
+    None
+}
+
+fn read_tls(env: &dyn Fn(&str) -> Option<String>) -> Result<TlsSettings, ShimError> {
+    let read = |var: &str| -> Result<Vec<u8>, ShimError> {
+        let path = env(var)
+            .ok_or_else(|| ShimError::Config(format!("{var} must be set when TLS is enabled")))?;
+        std::fs::read(&path).map_err(|e| ShimError::Config(format!("{var} ({path}): {e}")))
+    };
+    let root_cert_pem = read("CORE_PEER_TLS_ROOTCERT_FILE")?;
+    let client_identity = match (
+        env("CORE_TLS_CLIENT_KEY_PATH"),
+        env("CORE_TLS_CLIENT_CERT_PATH"),
+    ) {
+        (Some(_), Some(_)) => {
+            let key = decode_base64_pem(&read("CORE_TLS_CLIENT_KEY_PATH")?)?;
+            let cert = decode_base64_pem(&read("CORE_TLS_CLIENT_CERT_PATH")?)?;
+            Some((key, cert))
+        }
+        _ => None,
+    };
+    Ok(TlsSettings {
+        root_cert_pem,
+        client_identity,
+    })
+}
+
+/// Fabric stores the chaincode's client key and certificate as base64 of the PEM; a file that
+/// already holds PEM is taken as is.
+fn decode_base64_pem(contents: &[u8]) -> Result<Vec<u8>, ShimError> {
+    if contents.starts_with(b"-----BEGIN") {
+        return Ok(contents.to_vec());
+    }
+    let text: Vec<u8> = contents
+        .iter()
+        .copied()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
+    BASE64_STANDARD.decode(text).map_err(|_| {
+        ShimError::Config("client key or certificate is neither PEM nor base64 PEM".to_owned())
+    })
+}
+
+/// Connects with settings from the environment and serves until the peer closes the stream.
+///
+/// # Errors
+/// A missing setting, a failed connection, or a refused registration.
+pub fn start<C: Chaincode + Send + Sync + 'static>(chaincode: C) -> Result<(), ShimError> {
+    let settings = PeerSettings::from_env_and_args()?;
+    let runtime = tokio::runtime::Runtime::new()
+        .map_err(|e| ShimError::Config(format!("cannot start a runtime: {e}")))?;
+    runtime.block_on(serve(Arc::new(chaincode), settings))
+}
+
+type Waiters = Arc<Mutex<HashMap<(String, String), oneshot::Sender<ChaincodeMessage>>>>;
+
+fn lock(
+    waiters: &Waiters,
+) -> std::sync::MutexGuard<'_, HashMap<(String, String), oneshot::Sender<ChaincodeMessage>>> {
+    waiters.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A transaction's line to the peer: sends on the shared stream, waits for its own answer.
+struct NativePeer {
+    outbound: mpsc::Sender<ChaincodeMessage>,
+    waiters: Waiters,
+    key: (String, String),
+}
+
+impl PeerCall for NativePeer {
+    fn call(&self, request: ChaincodeMessage) -> Result<ChaincodeMessage, ShimError> {
+        let (answer, answered) = oneshot::channel();
+        lock(&self.waiters).insert(self.key.clone(), answer);
+        self.outbound
+            .blocking_send(request)
+            .map_err(|_| ShimError::Disconnected("stream to peer closed".to_owned()))?;
+        answered
+            .blocking_recv()
+            .map_err(|_| ShimError::Disconnected("stream to peer closed".to_owned()))
+    }
+}
+
+/// Registers with the peer and serves transactions until the peer closes the stream.
+///
+/// # Errors
+/// A failed connection, a refused registration, or a broken stream.
+pub async fn serve(
+    chaincode: Arc<dyn Chaincode + Send + Sync>,
+    settings: PeerSettings,
+) -> Result<(), ShimError> {
+    let channel = connect(&settings).await?;
+    let mut client = ChaincodeSupportClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let mut shim = Shim::new(settings.chaincode_name.clone());
+    let (outbound, to_peer) = mpsc::channel(OUTBOUND_BUFFER);
+    outbound
+        .send(shim.register_message())
+        .await
+        .map_err(|_| ShimError::Disconnected("stream to peer closed".to_owned()))?;
+    let mut inbound = client
+        .register(ReceiverStream::new(to_peer))
+        .await
+        .map_err(|status| ShimError::Disconnected(status.message().to_owned()))?
+        .into_inner();
+    let waiters: Waiters = Arc::default();
+    let result = loop {
+        let message = match inbound.message().await {
+            Ok(Some(message)) => message,
+            Ok(None) => break Ok(()),
+            Err(status) => break Err(ShimError::Disconnected(status.message().to_owned())),
+        };
+        match shim.handle(message) {
+            Ok(Action::Nothing) => {}
+            Ok(Action::Send(reply)) => {
+                if outbound.send(reply).await.is_err() {
+                    break Err(ShimError::Disconnected("stream to peer closed".to_owned()));
+                }
+            }
+            Ok(Action::Deliver(answer)) => {
+                let key = (answer.channel_id.clone(), answer.txid.clone());
+                if let Some(waiter) = lock(&waiters).remove(&key) {
+                    let _ = waiter.send(answer);
+                }
+            }
+            Ok(Action::Run(transaction)) => {
+                let peer = NativePeer {
+                    outbound: outbound.clone(),
+                    waiters: Arc::clone(&waiters),
+                    key: (transaction.channel_id.clone(), transaction.tx_id.clone()),
+                };
+                let chaincode = Arc::clone(&chaincode);
+                tokio::task::spawn_blocking(move || {
+                    let done = run_transaction(chaincode.as_ref(), transaction, &peer);
+                    let _ = peer.outbound.blocking_send(done);
+                });
+            }
+            Err(e) => break Err(e),
+        }
+    };
+    lock(&waiters).clear();
+    result
+}
+
+async fn connect(settings: &PeerSettings) -> Result<tonic::transport::Channel, ShimError> {
+    let scheme = if settings.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let mut endpoint = Endpoint::from_shared(format!("{scheme}://{}", settings.peer_address))
+        .map_err(|e| {
+            ShimError::Config(format!(
+                "invalid peer address {}: {e}",
+                settings.peer_address
+            ))
+        })?
+        .tcp_nodelay(true);
+    if let Some(tls) = &settings.tls {
+        let mut config =
+            ClientTlsConfig::new().ca_certificate(Certificate::from_pem(&tls.root_cert_pem));
+        if let Some((key, cert)) = &tls.client_identity {
+            config = config.identity(Identity::from_pem(cert, key));
+        }
+        endpoint = endpoint
+            .tls_config(config)
+            .map_err(|e| ShimError::Config(format!("TLS: {e}")))?;
+    }
+    endpoint.connect().await.map_err(|e| {
+        ShimError::Disconnected(format!(
+            "cannot connect to peer at {}: {e}",
+            settings.peer_address
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_take_both_spellings() {
+        let args = vec![
+            "--peer.address".to_owned(),
+            "h:1".to_owned(),
+            "--chaincode-id-name=cc:1".to_owned(),
+        ];
+        assert_eq!(flag(&args, "peer.address").as_deref(), Some("h:1"));
+        assert_eq!(flag(&args, "chaincode-id-name").as_deref(), Some("cc:1"));
+        assert_eq!(flag(&args, "missing"), None);
+    }
+
+    #[test]
+    fn client_material_may_be_base64_of_pem() -> Result<(), ShimError> {
+        assert_eq!(
+            decode_base64_pem(b"LS0tLS1CRUdJTg==")?,
+            b"-----BEGIN".to_vec()
+        );
+        assert_eq!(
+            decode_base64_pem(b"-----BEGIN x")?,
+            b"-----BEGIN x".to_vec()
+        );
+        Ok(())
+    }
+}

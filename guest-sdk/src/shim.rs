@@ -1,0 +1,248 @@
+//! The chaincode side of the protocol as a sans-IO state machine: it takes the peer's messages
+//! and says what to do; a transport moves the bytes. The gRPC transport and ccvm's wasm host
+//! channel both drive this same machine.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use ccvm_proto::protos::{ChaincodeId, ChaincodeInput, ChaincodeMessage, SignedProposal};
+use ccvm_proto::{Message, MessageType};
+
+use crate::chaincode::Chaincode;
+use crate::error::ShimError;
+use crate::stub::Stub;
+
+/// Sends one request of a running transaction to the peer and waits for its answer.
+pub trait PeerCall {
+    /// Sends `request` and returns the peer's RESPONSE or ERROR for it.
+    ///
+    /// # Errors
+    /// [`ShimError::Disconnected`] when the connection is gone.
+    fn call(&self, request: ChaincodeMessage) -> Result<ChaincodeMessage, ShimError>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Created,
+    Established,
+    Ready,
+}
+
+/// A transaction the peer asked the chaincode to run.
+#[derive(Debug, Clone)]
+pub struct Transaction {
+    /// Whether it is an INIT rather than a TRANSACTION.
+    pub is_init: bool,
+    /// The channel.
+    pub channel_id: String,
+    /// The transaction id.
+    pub tx_id: String,
+    /// The arguments.
+    pub input: ChaincodeInput,
+    /// The client's signed proposal.
+    pub proposal: Option<SignedProposal>,
+}
+
+/// What the transport should do with a message from the peer.
+#[derive(Debug)]
+pub enum Action {
+    /// Nothing (a handshake step or a keepalive).
+    Nothing,
+    /// Send this message to the peer.
+    Send(ChaincodeMessage),
+    /// Run this transaction, then send the message [`run_transaction`] returns.
+    Run(Transaction),
+    /// Hand this RESPONSE or ERROR to the transaction waiting in [`PeerCall::call`].
+    Deliver(ChaincodeMessage),
+}
+
+/// The shim's handshake state: created → established (REGISTERED) → ready (READY).
+#[derive(Debug)]
+pub struct Shim {
+    name: String,
+    state: State,
+}
+
+impl Shim {
+    /// A shim for the chaincode registering as `name`.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            state: State::Created,
+        }
+    }
+
+    /// The REGISTER message that opens the conversation.
+    pub fn register_message(&self) -> ChaincodeMessage {
+        ChaincodeMessage {
+            r#type: MessageType::Register as i32,
+            payload: ChaincodeId {
+                name: self.name.clone(),
+                ..Default::default()
+            }
+            .encode_to_vec(),
+            ..Default::default()
+        }
+    }
+
+    /// Whether the peer has sent READY.
+    pub fn is_ready(&self) -> bool {
+        self.state == State::Ready
+    }
+
+    /// Decides what to do with one message from the peer. A message that is wrong for the state
+    /// is answered with ERROR, as Fabric's shims do.
+    ///
+    /// # Errors
+    /// [`ShimError::Peer`] when the peer refuses the registration (ERROR before REGISTERED).
+    pub fn handle(&mut self, message: ChaincodeMessage) -> Result<Action, ShimError> {
+        let kind = MessageType::try_from(message.r#type).unwrap_or(MessageType::Undefined);
+        if kind == MessageType::Keepalive {
+            return Ok(Action::Nothing);
+        }
+        match (self.state, kind) {
+            (State::Created, MessageType::Registered) => {
+                self.state = State::Established;
+                Ok(Action::Nothing)
+            }
+            (State::Created, MessageType::Error) => Err(ShimError::Peer(
+                String::from_utf8_lossy(&message.payload).into_owned(),
+            )),
+            (State::Established, MessageType::Ready) => {
+                self.state = State::Ready;
+                Ok(Action::Nothing)
+            }
+            (State::Ready, MessageType::Response | MessageType::Error) => {
+                Ok(Action::Deliver(message))
+            }
+            (State::Ready, MessageType::Transaction | MessageType::Init) => {
+                match ChaincodeInput::decode(message.payload.as_slice()) {
+                    Ok(input) => Ok(Action::Run(Transaction {
+                        is_init: kind == MessageType::Init,
+                        channel_id: message.channel_id,
+                        tx_id: message.txid,
+                        input,
+                        proposal: message.proposal,
+                    })),
+                    Err(e) => Ok(Action::Send(error_message(
+                        &message,
+                        format!("malformed input: {e}"),
+                    ))),
+                }
+            }
+            (state, _) => {
+                let text = format!(
+                    "shim in state {state:?} cannot handle {}",
+                    kind.as_str_name()
+                );
+                Ok(Action::Send(error_message(&message, text)))
+            }
+        }
+    }
+}
+
+fn error_message(to: &ChaincodeMessage, text: String) -> ChaincodeMessage {
+    ChaincodeMessage {
+        r#type: MessageType::Error as i32,
+        payload: text.into_bytes(),
+        txid: to.txid.clone(),
+        channel_id: to.channel_id.clone(),
+        ..Default::default()
+    }
+}
+
+/// Runs one transaction on `chaincode` and returns the message to send back: COMPLETED with the
+/// response and any event, or ERROR if the chaincode panicked or its proposal was unreadable.
+pub fn run_transaction(
+    chaincode: &dyn Chaincode,
+    transaction: Transaction,
+    peer: &dyn PeerCall,
+) -> ChaincodeMessage {
+    let reply = |kind: MessageType, payload: Vec<u8>| ChaincodeMessage {
+        r#type: kind as i32,
+        payload,
+        txid: transaction.tx_id.clone(),
+        channel_id: transaction.channel_id.clone(),
+        ..Default::default()
+    };
+    let mut stub = match Stub::new(peer, &transaction) {
+        Ok(stub) => stub,
+        Err(e) => return reply(MessageType::Error, e.to_string().into_bytes()),
+    };
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        if transaction.is_init {
+            chaincode.init(&mut stub)
+        } else {
+            chaincode.invoke(&mut stub)
+        }
+    }));
+    match outcome {
+        Ok(response) => {
+            let mut completed = reply(
+                MessageType::Completed,
+                ccvm_proto::protos::Response::from(response).encode_to_vec(),
+            );
+            completed.chaincode_event = stub.take_event();
+            completed
+        }
+        Err(panic) => {
+            let why = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_owned());
+            reply(
+                MessageType::Error,
+                format!("chaincode panicked: {why}").into_bytes(),
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(kind: MessageType) -> ChaincodeMessage {
+        ChaincodeMessage {
+            r#type: kind as i32,
+            txid: "tx1".to_owned(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn handshake_reaches_ready_only_in_order() -> Result<(), ShimError> {
+        let mut shim = Shim::new("cc");
+        assert!(
+            matches!(shim.handle(message(MessageType::Ready))?, Action::Send(m) if m.r#type == MessageType::Error as i32)
+        );
+        assert!(matches!(
+            shim.handle(message(MessageType::Registered))?,
+            Action::Nothing
+        ));
+        assert!(!shim.is_ready());
+        assert!(matches!(
+            shim.handle(message(MessageType::Ready))?,
+            Action::Nothing
+        ));
+        assert!(shim.is_ready());
+        assert!(
+            matches!(shim.handle(message(MessageType::Transaction))?, Action::Run(tx) if tx.tx_id == "tx1")
+        );
+        assert!(matches!(
+            shim.handle(message(MessageType::Response))?,
+            Action::Deliver(_)
+        ));
+        Ok(())
+    }
+
+    #[test]
+    fn refused_registration_is_an_error() {
+        let mut shim = Shim::new("cc");
+        let mut refusal = message(MessageType::Error);
+        refusal.payload = b"not launched".to_vec();
+        assert!(
+            matches!(shim.handle(refusal), Err(ShimError::Peer(text)) if text == "not launched")
+        );
+    }
+}

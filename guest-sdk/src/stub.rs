@@ -1,0 +1,602 @@
+//! The stub: a chaincode's view of its transaction and the ledger, with Fabric's calls.
+
+use std::collections::HashMap;
+
+use ccvm_proto::common::{ChannelHeader, Header, SignatureHeader};
+use ccvm_proto::protos::{
+    ChaincodeEvent, ChaincodeId, ChaincodeInput, ChaincodeMessage, ChaincodeProposalPayload,
+    ChaincodeSpec, DelState, GetHistoryForKey, GetQueryResult, GetState, GetStateByRange,
+    GetStateMetadata, GetStateMultiple, GetStateMultipleResult, Proposal, PurgePrivateState,
+    PutState, PutStateMetadata, QueryMetadata, QueryResponse, SignedProposal, StateMetadata,
+    StateMetadataResult,
+};
+use ccvm_proto::{Message, MessageType, Timestamp};
+
+use crate::chaincode::Response;
+use crate::composite::{MAX_UNICODE_RUNE, create_composite_key};
+use crate::error::ShimError;
+use crate::iterators::{HistoryIterator, PageInfo, ResultIterator, StateIterator};
+use crate::shim::{PeerCall, Transaction};
+
+/// The metadata key of a key-level endorsement policy, as Fabric names it.
+const VALIDATION_PARAMETER: &str = "VALIDATION_PARAMETER";
+
+/// One transaction's access to its arguments, its proposal and the ledger.
+pub struct Stub<'a> {
+    peer: &'a dyn PeerCall,
+    channel_id: String,
+    tx_id: String,
+    args: Vec<Vec<u8>>,
+    decorations: HashMap<String, Vec<u8>>,
+    signed_proposal: Option<SignedProposal>,
+    creator: Vec<u8>,
+    transient: HashMap<String, Vec<u8>>,
+    timestamp: Option<Timestamp>,
+    event: Option<ChaincodeEvent>,
+}
+
+fn malformed(what: &str) -> impl FnOnce(prost::DecodeError) -> ShimError + '_ {
+    move |e| ShimError::Protocol(format!("malformed {what}: {e}"))
+}
+
+impl<'a> Stub<'a> {
+    pub(crate) fn new(
+        peer: &'a dyn PeerCall,
+        transaction: &Transaction,
+    ) -> Result<Self, ShimError> {
+        let ChaincodeInput {
+            args, decorations, ..
+        } = transaction.input.clone();
+        let mut stub = Self {
+            peer,
+            channel_id: transaction.channel_id.clone(),
+            tx_id: transaction.tx_id.clone(),
+            args,
+            decorations,
+            signed_proposal: transaction.proposal.clone(),
+            creator: Vec::new(),
+            transient: HashMap::new(),
+            timestamp: None,
+            event: None,
+        };
+        if let Some(signed) = &transaction.proposal {
+            let proposal = Proposal::decode(signed.proposal_bytes.as_slice())
+                .map_err(malformed("proposal"))?;
+            let header =
+                Header::decode(proposal.header.as_slice()).map_err(malformed("proposal header"))?;
+            let channel_header = ChannelHeader::decode(header.channel_header.as_slice())
+                .map_err(malformed("channel header"))?;
+            let signature_header = SignatureHeader::decode(header.signature_header.as_slice())
+                .map_err(malformed("signature header"))?;
+            let payload = ChaincodeProposalPayload::decode(proposal.payload.as_slice())
+                .map_err(malformed("proposal payload"))?;
+            stub.timestamp = channel_header.timestamp;
+            stub.creator = signature_header.creator;
+            stub.transient = payload.transient_map;
+        }
+        Ok(stub)
+    }
+
+    pub(crate) fn take_event(&mut self) -> Option<ChaincodeEvent> {
+        self.event.take()
+    }
+
+    fn call(&self, kind: MessageType, payload: Vec<u8>) -> Result<Vec<u8>, ShimError> {
+        let answer = self.peer.call(ChaincodeMessage {
+            r#type: kind as i32,
+            payload,
+            txid: self.tx_id.clone(),
+            channel_id: self.channel_id.clone(),
+            ..Default::default()
+        })?;
+        match MessageType::try_from(answer.r#type) {
+            Ok(MessageType::Response) => Ok(answer.payload),
+            Ok(MessageType::Error) => Err(ShimError::Peer(
+                String::from_utf8_lossy(&answer.payload).into_owned(),
+            )),
+            _ => Err(ShimError::Protocol(format!(
+                "expected RESPONSE to {}, got type {}",
+                kind.as_str_name(),
+                answer.r#type
+            ))),
+        }
+    }
+
+    fn query(&self, kind: MessageType, payload: Vec<u8>) -> Result<QueryResponse, ShimError> {
+        QueryResponse::decode(self.call(kind, payload)?.as_slice())
+            .map_err(malformed("query response"))
+    }
+
+    // --- the transaction ---
+
+    /// All arguments as bytes; the first is by convention the function name.
+    pub fn args(&self) -> &[Vec<u8>] {
+        &self.args
+    }
+
+    /// All arguments as (lossy) UTF-8 strings.
+    pub fn string_args(&self) -> Vec<String> {
+        self.args
+            .iter()
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect()
+    }
+
+    /// The first argument as the function name and the rest as its parameters.
+    pub fn function_and_parameters(&self) -> (String, Vec<String>) {
+        let mut args = self.string_args().into_iter();
+        (args.next().unwrap_or_default(), args.collect())
+    }
+
+    /// Decorations the peer attached to the input.
+    pub fn decorations(&self) -> &HashMap<String, Vec<u8>> {
+        &self.decorations
+    }
+
+    /// The transaction id.
+    pub fn tx_id(&self) -> &str {
+        &self.tx_id
+    }
+
+    /// The channel the transaction runs on.
+    pub fn channel_id(&self) -> &str {
+        &self.channel_id
+    }
+
+    /// The submitter: an encoded `msp.SerializedIdentity` (MSP id and PEM certificate).
+    pub fn creator(&self) -> &[u8] {
+        &self.creator
+    }
+
+    /// Transient data of the proposal: passed to the chaincode, never written to the ledger.
+    pub fn transient(&self) -> &HashMap<String, Vec<u8>> {
+        &self.transient
+    }
+
+    /// When the client created the transaction.
+    pub fn tx_timestamp(&self) -> Option<Timestamp> {
+        self.timestamp
+    }
+
+    /// The client's signed proposal.
+    pub fn signed_proposal(&self) -> Option<&SignedProposal> {
+        self.signed_proposal.as_ref()
+    }
+
+    /// Emits an event with the transaction; a later call replaces an earlier one.
+    ///
+    /// # Errors
+    /// [`ShimError::InvalidArgument`] for an empty name.
+    pub fn set_event(&mut self, name: &str, payload: Vec<u8>) -> Result<(), ShimError> {
+        if name.is_empty() {
+            return Err(ShimError::InvalidArgument(
+                "event name must not be empty".to_owned(),
+            ));
+        }
+        self.event = Some(ChaincodeEvent {
+            event_name: name.to_owned(),
+            payload,
+            ..Default::default()
+        });
+        Ok(())
+    }
+
+    // --- public state ---
+
+    /// The committed value of `key`, `None` if absent.
+    ///
+    /// # Errors
+    /// The peer's error, or a lost connection.
+    pub fn get_state(&self, key: &str) -> Result<Option<Vec<u8>>, ShimError> {
+        self.get(key, "")
+    }
+
+    fn get(&self, key: &str, collection: &str) -> Result<Option<Vec<u8>>, ShimError> {
+        let value = self.call(
+            MessageType::GetState,
+            GetState {
+                key: key.to_owned(),
+                collection: collection.to_owned(),
+            }
+            .encode_to_vec(),
+        )?;
+        Ok((!value.is_empty()).then_some(value))
+    }
+
+    /// The committed values of several keys in one round trip, in order.
+    ///
+    /// # Errors
+    /// The peer's error, or a lost connection.
+    pub fn get_multiple_states(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, ShimError> {
+        let request = GetStateMultiple {
+            keys: keys.iter().map(|k| (*k).to_owned()).collect(),
+            collection: String::new(),
+        };
+        let result = GetStateMultipleResult::decode(
+            self.call(MessageType::GetStateMultiple, request.encode_to_vec())?
+                .as_slice(),
+        )
+        .map_err(malformed("multiple state result"))?;
+        Ok(result
+            .values
+            .into_iter()
+            .map(|v| (!v.is_empty()).then_some(v))
+            .collect())
+    }
+
+    /// Writes `value` to `key` when the transaction commits.
+    ///
+    /// # Errors
+    /// The peer's error (an empty key, a read-only call), or a lost connection.
+    pub fn put_state(&self, key: &str, value: impl Into<Vec<u8>>) -> Result<(), ShimError> {
+        self.put(key, "", value.into())
+    }
+
+    fn put(&self, key: &str, collection: &str, value: Vec<u8>) -> Result<(), ShimError> {
+        let request = PutState {
+            key: key.to_owned(),
+            value,
+            collection: collection.to_owned(),
+        };
+        self.call(MessageType::PutState, request.encode_to_vec())
+            .map(drop)
+    }
+
+    /// Deletes `key` when the transaction commits.
+    ///
+    /// # Errors
+    /// The peer's error, or a lost connection.
+    pub fn del_state(&self, key: &str) -> Result<(), ShimError> {
+        self.del(key, "")
+    }
+
+    fn del(&self, key: &str, collection: &str) -> Result<(), ShimError> {
+        let request = DelState {
+            key: key.to_owned(),
+            collection: collection.to_owned(),
+        };
+        self.call(MessageType::DelState, request.encode_to_vec())
+            .map(drop)
+    }
+
+    /// Keys in `[start, end)` with their values; an empty `end` runs to the last key.
+    ///
+    /// # Errors
+    /// The peer's error, or a lost connection.
+    pub fn get_state_by_range(
+        &self,
+        start: &str,
+        end: &str,
+    ) -> Result<StateIterator<'a>, ShimError> {
+        self.range(start, end, "", None).map(|(it, _)| it)
+    }
+
+    /// One page of at most `page_size` keys in `[start, end)`, starting at `bookmark` if given.
+    ///
+    /// # Errors
+    /// The peer's error, or a lost connection.
+    pub fn get_state_by_range_with_pagination(
+        &self,
+        start: &str,
+        end: &str,
+        page_size: i32,
+        bookmark: &str,
+    ) -> Result<(StateIterator<'a>, PageInfo), ShimError> {
+        let page = QueryMetadata {
+            page_size,
+            bookmark: bookmark.to_owned(),
+        };
+        let (iterator, info) = self.range(start, end, "", Some(page))?;
+        Ok((
+            iterator,
+            info.unwrap_or(PageInfo {
+                fetched_records_count: 0,
+                bookmark: String::new(),
+            }),
+        ))
+    }
+
+    fn range(
+        &self,
+        start: &str,
+        end: &str,
+        collection: &str,
+        page: Option<QueryMetadata>,
+    ) -> Result<(StateIterator<'a>, Option<PageInfo>), ShimError> {
+        let paginated = page.is_some();
+        let request = GetStateByRange {
+            start_key: start.to_owned(),
+            end_key: end.to_owned(),
+            collection: collection.to_owned(),
+            metadata: page.map(|p| p.encode_to_vec()).unwrap_or_default(),
+        };
+        let batch = self.query(MessageType::GetStateByRange, request.encode_to_vec())?;
+        let iterator = ResultIterator::new(self.peer, &self.channel_id, &self.tx_id, batch);
+        let info = if paginated {
+            Some(iterator.page_info()?)
+        } else {
+            None
+        };
+        Ok((iterator, info))
+    }
+
+    /// Composite keys that start with `object_type` and the given leading `attributes`.
+    ///
+    /// # Errors
+    /// An invalid key part, the peer's error, or a lost connection.
+    pub fn get_state_by_partial_composite_key(
+        &self,
+        object_type: &str,
+        attributes: &[&str],
+    ) -> Result<StateIterator<'a>, ShimError> {
+        let start = create_composite_key(object_type, attributes)?;
+        let end = format!("{start}{MAX_UNICODE_RUNE}");
+        self.range(&start, &end, "", None).map(|(it, _)| it)
+    }
+
+    /// One page of a partial composite key query.
+    ///
+    /// # Errors
+    /// An invalid key part, the peer's error, or a lost connection.
+    pub fn get_state_by_partial_composite_key_with_pagination(
+        &self,
+        object_type: &str,
+        attributes: &[&str],
+        page_size: i32,
+        bookmark: &str,
+    ) -> Result<(StateIterator<'a>, PageInfo), ShimError> {
+        let start = create_composite_key(object_type, attributes)?;
+        let end = format!("{start}{MAX_UNICODE_RUNE}");
+        self.get_state_by_range_with_pagination(&start, &end, page_size, bookmark)
+    }
+
+    /// A rich query on the state database (JSON selector). ccvm's store answers with an error.
+    ///
+    /// # Errors
+    /// The peer's error, or a lost connection.
+    pub fn get_query_result(&self, query: &str) -> Result<StateIterator<'a>, ShimError> {
+        let request = GetQueryResult {
+            query: query.to_owned(),
+            ..Default::default()
+        };
+        let batch = self.query(MessageType::GetQueryResult, request.encode_to_vec())?;
+        Ok(ResultIterator::new(
+            self.peer,
+            &self.channel_id,
+            &self.tx_id,
+            batch,
+        ))
+    }
+
+    /// Every committed change to `key`, newest first.
+    ///
+    /// # Errors
+    /// The peer's error, or a lost connection.
+    pub fn get_history_for_key(&self, key: &str) -> Result<HistoryIterator<'a>, ShimError> {
+        let batch = self.query(
+            MessageType::GetHistoryForKey,
+            GetHistoryForKey {
+                key: key.to_owned(),
+            }
+            .encode_to_vec(),
+        )?;
+        Ok(ResultIterator::new(
+            self.peer,
+            &self.channel_id,
+            &self.tx_id,
+            batch,
+        ))
+    }
+
+    // --- metadata ---
+
+    /// All metadata entries of a key (`collection` empty for public state).
+    ///
+    /// # Errors
+    /// The peer's error, or a lost connection.
+    pub fn get_state_metadata(
+        &self,
+        collection: &str,
+        key: &str,
+    ) -> Result<HashMap<String, Vec<u8>>, ShimError> {
+        let request = GetStateMetadata {
+            key: key.to_owned(),
+            collection: collection.to_owned(),
+        };
+        let result = StateMetadataResult::decode(
+            self.call(MessageType::GetStateMetadata, request.encode_to_vec())?
+                .as_slice(),
+        )
+        .map_err(malformed("state metadata"))?;
+        Ok(result
+            .entries
+            .into_iter()
+            .map(|e| (e.metakey, e.value))
+            .collect())
+    }
+
+    /// Sets one metadata entry of a key.
+    ///
+    /// # Errors
+    /// The peer's error, or a lost connection.
+    pub fn put_state_metadata(
+        &self,
+        collection: &str,
+        key: &str,
+        name: &str,
+        value: Vec<u8>,
+    ) -> Result<(), ShimError> {
+        let request = PutStateMetadata {
+            key: key.to_owned(),
+            collection: collection.to_owned(),
+            metadata: Some(StateMetadata {
+                metakey: name.to_owned(),
+                value,
+            }),
+        };
+        self.call(MessageType::PutStateMetadata, request.encode_to_vec())
+            .map(drop)
+    }
+
+    /// The key-level endorsement policy of a public key.
+    ///
+    /// # Errors
+    /// The peer's error, or a lost connection.
+    pub fn get_state_validation_parameter(&self, key: &str) -> Result<Option<Vec<u8>>, ShimError> {
+        Ok(self
+            .get_state_metadata("", key)?
+            .remove(VALIDATION_PARAMETER))
+    }
+
+    /// Sets the key-level endorsement policy of a public key.
+    ///
+    /// # Errors
+    /// The peer's error, or a lost connection.
+    pub fn set_state_validation_parameter(
+        &self,
+        key: &str,
+        policy: Vec<u8>,
+    ) -> Result<(), ShimError> {
+        self.put_state_metadata("", key, VALIDATION_PARAMETER, policy)
+    }
+
+    // --- private data ---
+
+    /// The committed private value of `key` in `collection`.
+    ///
+    /// # Errors
+    /// The peer's error, or a lost connection.
+    pub fn get_private_data(
+        &self,
+        collection: &str,
+        key: &str,
+    ) -> Result<Option<Vec<u8>>, ShimError> {
+        require_collection(collection)?;
+        self.get(key, collection)
+    }
+
+    /// The SHA-256 of a private value, readable by peers outside the collection too.
+    ///
+    /// # Errors
+    /// The peer's error, or a lost connection.
+    pub fn get_private_data_hash(
+        &self,
+        collection: &str,
+        key: &str,
+    ) -> Result<Option<Vec<u8>>, ShimError> {
+        require_collection(collection)?;
+        let request = GetState {
+            key: key.to_owned(),
+            collection: collection.to_owned(),
+        };
+        let hash = self.call(MessageType::GetPrivateDataHash, request.encode_to_vec())?;
+        Ok((!hash.is_empty()).then_some(hash))
+    }
+
+    /// Writes a private value; only its hash goes on the chain.
+    ///
+    /// # Errors
+    /// The peer's error, or a lost connection.
+    pub fn put_private_data(
+        &self,
+        collection: &str,
+        key: &str,
+        value: impl Into<Vec<u8>>,
+    ) -> Result<(), ShimError> {
+        require_collection(collection)?;
+        self.put(key, collection, value.into())
+    }
+
+    /// Deletes a private value.
+    ///
+    /// # Errors
+    /// The peer's error, or a lost connection.
+    pub fn del_private_data(&self, collection: &str, key: &str) -> Result<(), ShimError> {
+        require_collection(collection)?;
+        self.del(key, collection)
+    }
+
+    /// Deletes a private value and purges it from the private store.
+    ///
+    /// # Errors
+    /// The peer's error, or a lost connection.
+    pub fn purge_private_data(&self, collection: &str, key: &str) -> Result<(), ShimError> {
+        require_collection(collection)?;
+        let request = PurgePrivateState {
+            key: key.to_owned(),
+            collection: collection.to_owned(),
+        };
+        self.call(MessageType::PurgePrivateData, request.encode_to_vec())
+            .map(drop)
+    }
+
+    /// Private keys in `[start, end)` of a collection.
+    ///
+    /// # Errors
+    /// The peer's error, or a lost connection.
+    pub fn get_private_data_by_range(
+        &self,
+        collection: &str,
+        start: &str,
+        end: &str,
+    ) -> Result<StateIterator<'a>, ShimError> {
+        require_collection(collection)?;
+        self.range(start, end, collection, None).map(|(it, _)| it)
+    }
+
+    // --- other chaincodes ---
+
+    /// Calls another chaincode in this transaction. On the same channel (`channel` empty) it
+    /// shares this transaction's reads and writes; on another channel it may only read.
+    ///
+    /// # Errors
+    /// The callee's failure, the peer's error, or a lost connection.
+    pub fn invoke_chaincode(
+        &self,
+        name: &str,
+        args: &[&[u8]],
+        channel: &str,
+    ) -> Result<Response, ShimError> {
+        let target = if channel.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{name}/{channel}")
+        };
+        let spec = ChaincodeSpec {
+            chaincode_id: Some(ChaincodeId {
+                name: target,
+                ..Default::default()
+            }),
+            input: Some(ChaincodeInput {
+                args: args.iter().map(|a| a.to_vec()).collect(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let answer = self.call(MessageType::InvokeChaincode, spec.encode_to_vec())?;
+        let completed =
+            ChaincodeMessage::decode(answer.as_slice()).map_err(malformed("chaincode message"))?;
+        if completed.r#type != MessageType::Completed as i32 {
+            return Err(ShimError::Peer(
+                String::from_utf8_lossy(&completed.payload).into_owned(),
+            ));
+        }
+        let response = ccvm_proto::protos::Response::decode(completed.payload.as_slice())
+            .map_err(malformed("response"))?;
+        Ok(Response {
+            status: response.status,
+            message: response.message,
+            payload: response.payload,
+        })
+    }
+}
+
+fn require_collection(collection: &str) -> Result<(), ShimError> {
+    if collection.is_empty() {
+        Err(ShimError::InvalidArgument(
+            "collection must not be an empty string".to_owned(),
+        ))
+    } else {
+        Ok(())
+    }
+}

@@ -1,0 +1,90 @@
+//! Errors of the chaincode layer.
+
+use std::time::Duration;
+
+use crate::ledger::LedgerError;
+
+/// What can go wrong talking to a chaincode.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChaincodeError {
+    /// No chaincode of that name is registered with this peer.
+    #[error("chaincode {name} is not running on this peer")]
+    NotRunning {
+        /// The chaincode asked for.
+        name: String,
+    },
+    /// A chaincode tried to register a name that is already registered.
+    #[error("chaincode {name} is already registered")]
+    AlreadyRegistered {
+        /// The name in the REGISTER message.
+        name: String,
+    },
+    /// A chaincode registered without having been launched by this peer (outside dev mode).
+    #[error(
+        "chaincode {name} was not launched by this peer; start the node with --dev to accept it"
+    )]
+    NotLaunched {
+        /// The name in the REGISTER message.
+        name: String,
+    },
+    /// A transaction id already has a running transaction on this chaincode and channel.
+    #[error("[{channel}-{short_tx}] transaction is already running on chaincode {chaincode}")]
+    DuplicateTx {
+        /// The channel.
+        channel: String,
+        /// The chaincode.
+        chaincode: String,
+        /// The first 8 characters of the transaction id.
+        short_tx: String,
+    },
+    /// The chaincode did not answer within the execute timeout.
+    #[error("[{channel}-{short_tx}] chaincode {chaincode} timed out after {timeout:?}")]
+    Timeout {
+        /// The channel.
+        channel: String,
+        /// The chaincode.
+        chaincode: String,
+        /// The first 8 characters of the transaction id.
+        short_tx: String,
+        /// The timeout that expired.
+        timeout: Duration,
+    },
+    /// The chaincode's stream ended while a transaction was waiting on it.
+    #[error("chaincode {chaincode} disconnected: {reason}")]
+    Disconnected {
+        /// The chaincode.
+        chaincode: String,
+        /// Why the stream ended.
+        reason: String,
+    },
+    /// The chaincode answered a transaction with an ERROR message.
+    #[error("chaincode {chaincode} failed: {message}")]
+    Failed {
+        /// The chaincode.
+        chaincode: String,
+        /// The ERROR payload.
+        message: String,
+    },
+    /// A message could not be decoded or was not valid in the handler's state.
+    #[error("protocol: {0}")]
+    Protocol(String),
+    /// The ledger failed underneath a chaincode request.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+}
+
+impl ChaincodeError {
+    /// Whether the chaincode did not answer in time.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Self::Timeout { .. })
+    }
+}
+
+/// The chaincode layer's result.
+pub type Result<T, E = ChaincodeError> = std::result::Result<T, E>;
+
+/// The first 8 characters of a transaction id, as used in log lines and errors.
+pub(crate) fn short_tx(tx_id: &str) -> String {
+    tx_id.chars().take(8).collect()
+}

@@ -1,0 +1,273 @@
+//! The peer-side handler of one chaincode connection.
+//!
+//! States: created until REGISTER arrives, then ready (REGISTERED and READY are sent back at
+//! once). A message that is wrong for the state gets an ERROR reply with its transaction id and
+//! the stream goes on; a chaincode that may not register gets an ERROR and the stream closes.
+
+use std::sync::{Arc, Mutex};
+
+use ccvm_proto::Message;
+use ccvm_proto::MessageType;
+use ccvm_proto::protos::{ChaincodeId, ChaincodeMessage, ChaincodeSpec};
+use tokio::sync::mpsc;
+use tokio_stream::{Stream, StreamExt};
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use super::error::{ChaincodeError, short_tx};
+use super::message::{bare, error_reply, reply, type_name};
+use super::registry::HandlerHandle;
+use super::requests;
+use super::support::{ChaincodeSupport, ExecuteRequest};
+use super::tx_context::{TxContext, TxContexts};
+
+/// Drives one chaincode connection: a stream of messages in, a sink of messages out.
+pub struct Handler {
+    support: ChaincodeSupport,
+    outbound: mpsc::Sender<ChaincodeMessage>,
+    contexts: Arc<TxContexts>,
+    registered: Option<HandlerHandle>,
+}
+
+impl Handler {
+    /// A handler that replies through `outbound`.
+    pub fn new(support: ChaincodeSupport, outbound: mpsc::Sender<ChaincodeMessage>) -> Self {
+        Self {
+            support,
+            outbound,
+            contexts: Arc::default(),
+            registered: None,
+        }
+    }
+
+    /// Serves the connection until the chaincode's stream ends or fails (`Err` carries the
+    /// reason, which is logged). On return the chaincode is deregistered and its waiting
+    /// transactions fail with a disconnect.
+    pub async fn serve<S>(mut self, mut inbound: S)
+    where
+        S: Stream<Item = Result<ChaincodeMessage, String>> + Unpin + Send,
+    {
+        let mut keepalive = self.support.config().keepalive.map(tokio::time::interval);
+        let reason = loop {
+            let next = match keepalive.as_mut() {
+                Some(timer) => tokio::select! {
+                    next = inbound.next() => next,
+                    _ = timer.tick() => {
+                        if self.registered.is_some() && self.send(bare(MessageType::Keepalive)).await.is_err() {
+                            break "outbound stream closed".to_owned();
+                        }
+                        continue;
+                    }
+                },
+                None => inbound.next().await,
+            };
+            let message = match next {
+                None => break "stream ended".to_owned(),
+                Some(Err(reason)) => break reason,
+                Some(Ok(message)) => message,
+            };
+            let outcome = if self.registered.is_some() {
+                self.handle_ready(message).await
+            } else {
+                self.handle_created(message).await
+            };
+            if let Err(reason) = outcome {
+                break reason;
+            }
+        };
+        match self.registered.take() {
+            Some(handle) => {
+                info!(chaincode = handle.name(), %reason, "chaincode disconnected");
+                self.support.registry().deregister(&handle);
+            }
+            None => debug!(%reason, "unregistered chaincode stream ended"),
+        }
+        self.contexts.close_all();
+    }
+
+    async fn send(&self, message: ChaincodeMessage) -> Result<(), String> {
+        self.outbound
+            .send(message)
+            .await
+            .map_err(|_| "outbound stream closed".to_owned())
+    }
+
+    /// Before registration only REGISTER is accepted.
+    async fn handle_created(&mut self, message: ChaincodeMessage) -> Result<(), String> {
+        if message.r#type != MessageType::Register as i32 {
+            let text = format!(
+                "chaincode handler in state created cannot handle {}",
+                type_name(message.r#type)
+            );
+            return self.send(error_reply(&message, text)).await;
+        }
+        let name = match ChaincodeId::decode(message.payload.as_slice()) {
+            Ok(id) if !id.name.is_empty() => id.name,
+            Ok(_) => {
+                return self
+                    .refuse(&message, "REGISTER carries no chaincode name")
+                    .await;
+            }
+            Err(e) => {
+                return self
+                    .refuse(&message, format!("malformed REGISTER: {e}"))
+                    .await;
+            }
+        };
+        if !self.support.config().dev_mode {
+            let refusal = ChaincodeError::NotLaunched { name };
+            return self.refuse(&message, refusal).await;
+        }
+        let handle = HandlerHandle::new(
+            name.clone(),
+            self.outbound.clone(),
+            Arc::clone(&self.contexts),
+        );
+        if let Err(refusal) = self.support.registry().register(handle.clone()) {
+            return self.refuse(&message, refusal).await;
+        }
+        self.registered = Some(handle);
+        info!(chaincode = %name, "chaincode registered");
+        self.send(reply(&message, MessageType::Registered, Vec::new()))
+            .await?;
+        self.send(reply(&message, MessageType::Ready, Vec::new()))
+            .await
+    }
+
+    async fn refuse(
+        &self,
+        message: &ChaincodeMessage,
+        why: impl std::fmt::Display,
+    ) -> Result<(), String> {
+        let why = why.to_string();
+        warn!(%why, "chaincode registration refused");
+        self.send(error_reply(message, &why)).await?;
+        Err(why)
+    }
+
+    async fn handle_ready(&mut self, message: ChaincodeMessage) -> Result<(), String> {
+        let Ok(kind) = MessageType::try_from(message.r#type) else {
+            let text = format!("unknown message type {}", message.r#type);
+            return self.send(error_reply(&message, text)).await;
+        };
+        match kind {
+            MessageType::Completed | MessageType::Error => {
+                match self.contexts.get(&message.channel_id, &message.txid) {
+                    Some(context) => {
+                        context.complete(message);
+                    }
+                    None => warn!(
+                        channel = %message.channel_id, tx = %short_tx(&message.txid),
+                        "{} for a transaction that is not running", kind.as_str_name()
+                    ),
+                }
+                Ok(())
+            }
+            MessageType::Keepalive => Ok(()),
+            MessageType::InvokeChaincode => {
+                let Some(context) = self.contexts.get(&message.channel_id, &message.txid) else {
+                    return self.send(no_transaction(&message)).await;
+                };
+                let support = self.support.clone();
+                let outbound = self.outbound.clone();
+                let span = info_span!("invoke_chaincode", channel = %message.channel_id, tx = %short_tx(&message.txid));
+                tokio::spawn(
+                    async move {
+                        let answer = invoke_chaincode(&support, &context, &message).await;
+                        let _ = outbound.send(answer).await;
+                    }
+                    .instrument(span),
+                );
+                Ok(())
+            }
+            MessageType::GetState
+            | MessageType::GetStateMultiple
+            | MessageType::PutState
+            | MessageType::DelState
+            | MessageType::WriteBatchState
+            | MessageType::GetStateByRange
+            | MessageType::QueryStateNext
+            | MessageType::QueryStateClose
+            | MessageType::GetQueryResult
+            | MessageType::GetHistoryForKey
+            | MessageType::GetStateMetadata
+            | MessageType::PutStateMetadata
+            | MessageType::GetPrivateDataHash
+            | MessageType::PurgePrivateData => {
+                let answer = match self.contexts.get(&message.channel_id, &message.txid) {
+                    None => no_transaction(&message),
+                    Some(context) => match requests::serve(&context, kind, &message) {
+                        Ok(payload) => reply(&message, MessageType::Response, payload),
+                        Err(text) => {
+                            debug!(tx = %short_tx(&message.txid), %text, "{} failed", kind.as_str_name());
+                            error_reply(&message, text)
+                        }
+                    },
+                };
+                self.send(answer).await
+            }
+            MessageType::Undefined
+            | MessageType::Register
+            | MessageType::Registered
+            | MessageType::Init
+            | MessageType::Ready
+            | MessageType::Transaction
+            | MessageType::Response => {
+                let text = format!(
+                    "chaincode handler in state ready cannot handle {}",
+                    kind.as_str_name()
+                );
+                self.send(error_reply(&message, text)).await
+            }
+        }
+    }
+}
+
+fn no_transaction(message: &ChaincodeMessage) -> ChaincodeMessage {
+    error_reply(
+        message,
+        format!(
+            "no ongoing transaction {} on channel {}",
+            message.txid, message.channel_id
+        ),
+    )
+}
+
+/// Runs a chaincode-to-chaincode call. On the same channel the callee shares the caller's
+/// simulator; on another channel it gets its own and may only read. The RESPONSE payload is the
+/// callee's encoded COMPLETED message, as Fabric does.
+async fn invoke_chaincode(
+    support: &ChaincodeSupport,
+    caller: &TxContext,
+    message: &ChaincodeMessage,
+) -> ChaincodeMessage {
+    let spec = match ChaincodeSpec::decode(message.payload.as_slice()) {
+        Ok(spec) => spec,
+        Err(e) => return error_reply(message, format!("malformed INVOKE_CHAINCODE: {e}")),
+    };
+    let target = spec.chaincode_id.map(|id| id.name).unwrap_or_default();
+    let (name, channel) = match target.split_once('/') {
+        Some((name, channel)) if !channel.is_empty() => (name, channel),
+        _ => (target.as_str(), caller.channel.as_str()),
+    };
+    let (simulator, read_only) = if channel == caller.channel {
+        (Arc::clone(&caller.simulator), caller.read_only)
+    } else {
+        match support.ledger().new_simulator(channel, &caller.tx_id) {
+            Ok(simulator) => (Arc::new(Mutex::new(simulator)), true),
+            Err(e) => return error_reply(message, e),
+        }
+    };
+    let request = ExecuteRequest {
+        channel: channel.to_owned(),
+        chaincode: name.to_owned(),
+        tx_id: caller.tx_id.clone(),
+        input: spec.input.unwrap_or_default(),
+        signed_proposal: caller.signed_proposal.clone(),
+        simulator,
+        read_only,
+    };
+    match support.execute(request).await {
+        Ok(completed) => reply(message, MessageType::Response, completed.encode_to_vec()),
+        Err(e) => error_reply(message, e),
+    }
+}

@@ -1,0 +1,175 @@
+//! The registry of connected chaincodes and the handle used to run transactions on one.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ccvm_proto::Message;
+use ccvm_proto::MessageType;
+use ccvm_proto::protos::ChaincodeMessage;
+use tokio::sync::mpsc;
+
+use super::error::{ChaincodeError, Result, short_tx};
+use super::support::ExecuteRequest;
+use super::tx_context::{NewTx, TxContexts};
+
+static NEXT_HANDLE_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A registered chaincode: where to send it messages and its running transactions.
+#[derive(Clone)]
+pub struct HandlerHandle {
+    id: u64,
+    name: String,
+    outbound: mpsc::Sender<ChaincodeMessage>,
+    pub(crate) contexts: Arc<TxContexts>,
+}
+
+impl HandlerHandle {
+    pub(crate) fn new(
+        name: String,
+        outbound: mpsc::Sender<ChaincodeMessage>,
+        contexts: Arc<TxContexts>,
+    ) -> Self {
+        Self {
+            id: NEXT_HANDLE_ID.fetch_add(1, Ordering::Relaxed),
+            name,
+            outbound,
+            contexts,
+        }
+    }
+
+    /// The name the chaincode registered with.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Sends a TRANSACTION (or INIT) and waits for COMPLETED, at most `timeout`.
+    ///
+    /// # Errors
+    /// [`ChaincodeError::DuplicateTx`], [`ChaincodeError::Timeout`],
+    /// [`ChaincodeError::Disconnected`], or [`ChaincodeError::Failed`] when the chaincode answers
+    /// with ERROR.
+    pub async fn execute(
+        &self,
+        request: ExecuteRequest,
+        timeout: Duration,
+    ) -> Result<ChaincodeMessage> {
+        let short = short_tx(&request.tx_id);
+        let (_, done) = self
+            .contexts
+            .open(NewTx {
+                channel: request.channel.clone(),
+                tx_id: request.tx_id.clone(),
+                namespace: self.namespace().to_owned(),
+                signed_proposal: request.signed_proposal.clone(),
+                simulator: request.simulator,
+                read_only: request.read_only,
+            })
+            .ok_or_else(|| ChaincodeError::DuplicateTx {
+                channel: request.channel.clone(),
+                chaincode: self.name.clone(),
+                short_tx: short.clone(),
+            })?;
+        let kind = if request.input.is_init {
+            MessageType::Init
+        } else {
+            MessageType::Transaction
+        };
+        let message = ChaincodeMessage {
+            r#type: kind as i32,
+            payload: request.input.encode_to_vec(),
+            txid: request.tx_id.clone(),
+            proposal: request.signed_proposal,
+            channel_id: request.channel.clone(),
+            ..Default::default()
+        };
+        let outcome = match self.outbound.send(message).await {
+            Ok(()) => Some(tokio::time::timeout(timeout, done).await),
+            Err(_) => None,
+        };
+        self.contexts.close(&request.channel, &request.tx_id);
+        match outcome {
+            None | Some(Ok(Err(_))) => Err(ChaincodeError::Disconnected {
+                chaincode: self.name.clone(),
+                reason: "stream closed during the transaction".to_owned(),
+            }),
+            Some(Err(_)) => Err(ChaincodeError::Timeout {
+                channel: request.channel,
+                chaincode: self.name.clone(),
+                short_tx: short,
+                timeout,
+            }),
+            Some(Ok(Ok(reply))) if reply.r#type == MessageType::Error as i32 => {
+                Err(ChaincodeError::Failed {
+                    chaincode: self.name.clone(),
+                    message: String::from_utf8_lossy(&reply.payload).into_owned(),
+                })
+            }
+            Some(Ok(Ok(reply))) => Ok(reply),
+        }
+    }
+
+    /// How many transactions the chaincode is running now.
+    pub fn running_transactions(&self) -> usize {
+        self.contexts.len()
+    }
+
+    /// The ledger namespace of the chaincode: its name without a `:version` suffix.
+    pub fn namespace(&self) -> &str {
+        self.name.split(':').next().unwrap_or(&self.name)
+    }
+}
+
+/// Connected chaincodes by registered name.
+#[derive(Clone, Default)]
+pub struct HandlerRegistry {
+    handlers: Arc<Mutex<HashMap<String, HandlerHandle>>>,
+}
+
+impl HandlerRegistry {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, HandlerHandle>> {
+        self.handlers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds a handler.
+    ///
+    /// # Errors
+    /// [`ChaincodeError::AlreadyRegistered`] when the name is taken.
+    pub fn register(&self, handle: HandlerHandle) -> Result<()> {
+        let mut handlers = self.lock();
+        if handlers.contains_key(&handle.name) {
+            return Err(ChaincodeError::AlreadyRegistered { name: handle.name });
+        }
+        handlers.insert(handle.name.clone(), handle);
+        Ok(())
+    }
+
+    /// Removes the handler, if it is still the one registered under its name.
+    pub fn deregister(&self, handle: &HandlerHandle) {
+        let mut handlers = self.lock();
+        if handlers
+            .get(&handle.name)
+            .is_some_and(|h| h.id == handle.id)
+        {
+            handlers.remove(&handle.name);
+        }
+    }
+
+    /// The handler for a chaincode: an exact registered name, or `name` matching the part of a
+    /// registered `name:version` before the colon.
+    pub fn get(&self, name: &str) -> Option<HandlerHandle> {
+        let handlers = self.lock();
+        handlers
+            .get(name)
+            .or_else(|| handlers.values().find(|h| h.namespace() == name))
+            .cloned()
+    }
+
+    /// The names of all registered chaincodes, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.lock().keys().cloned().collect();
+        names.sort();
+        names
+    }
+}

@@ -1,0 +1,120 @@
+//! The entry point for running a transaction on a chaincode.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ccvm_proto::protos::{ChaincodeInput, ChaincodeMessage, SignedProposal};
+
+use super::error::{ChaincodeError, Result};
+use super::registry::HandlerRegistry;
+use super::tx_context::SharedSimulator;
+use crate::ledger::Ledger;
+
+/// Fabric's default `chaincode.executetimeout`: how long a transaction may run.
+pub const DEFAULT_EXECUTE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Largest `ChaincodeMessage` accepted from a chaincode: Fabric's default gRPC limit of 100 MiB.
+/// Larger messages close the stream with a logged reason.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 100 * 1024 * 1024;
+
+/// How the peer treats chaincodes.
+#[derive(Debug, Clone)]
+pub struct SupportConfig {
+    /// How long a transaction may run before it fails with a timeout.
+    pub execute_timeout: Duration,
+    /// Accept chaincodes that connect on their own and register under any name.
+    pub dev_mode: bool,
+    /// Send KEEPALIVE at this interval; `None` (the default) never sends it, because Fabric's
+    /// Node shim mishandles it.
+    pub keepalive: Option<Duration>,
+    /// Largest message accepted from a chaincode.
+    pub max_message_bytes: usize,
+}
+
+impl Default for SupportConfig {
+    fn default() -> Self {
+        Self {
+            execute_timeout: DEFAULT_EXECUTE_TIMEOUT,
+            dev_mode: false,
+            keepalive: None,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+        }
+    }
+}
+
+/// One transaction to run on a chaincode.
+pub struct ExecuteRequest {
+    /// The channel the transaction runs on.
+    pub channel: String,
+    /// The chaincode's name.
+    pub chaincode: String,
+    /// The transaction id.
+    pub tx_id: String,
+    /// The arguments, `is_init` set for INIT.
+    pub input: ChaincodeInput,
+    /// The client's proposal, given to the chaincode for creator, transient data and timestamp.
+    pub signed_proposal: Option<SignedProposal>,
+    /// Where the transaction's reads and writes are recorded.
+    pub simulator: SharedSimulator,
+    /// Refuse writes (a call into another channel).
+    pub read_only: bool,
+}
+
+/// What a chaincode answered: its COMPLETED message.
+pub type ExecuteResult = ChaincodeMessage;
+
+/// Runs transactions on registered chaincodes. Cheap to clone.
+#[derive(Clone)]
+pub struct ChaincodeSupport {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    registry: HandlerRegistry,
+    ledger: Ledger,
+    config: SupportConfig,
+}
+
+impl ChaincodeSupport {
+    /// Support over `ledger` with the given settings.
+    pub fn new(ledger: Ledger, config: SupportConfig) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                registry: HandlerRegistry::default(),
+                ledger,
+                config,
+            }),
+        }
+    }
+
+    /// The registry of connected chaincodes.
+    pub fn registry(&self) -> &HandlerRegistry {
+        &self.inner.registry
+    }
+
+    /// The ledger transactions run against.
+    pub fn ledger(&self) -> &Ledger {
+        &self.inner.ledger
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &SupportConfig {
+        &self.inner.config
+    }
+
+    /// Runs one transaction and returns the chaincode's COMPLETED message.
+    ///
+    /// # Errors
+    /// [`ChaincodeError::NotRunning`] for an unknown chaincode; otherwise as
+    /// [`super::HandlerHandle::execute`].
+    pub async fn execute(&self, request: ExecuteRequest) -> Result<ExecuteResult> {
+        let handle = self.inner.registry.get(&request.chaincode).ok_or_else(|| {
+            ChaincodeError::NotRunning {
+                name: request.chaincode.clone(),
+            }
+        })?;
+        handle
+            .execute(request, self.inner.config.execute_timeout)
+            .await
+    }
+}

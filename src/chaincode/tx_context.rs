@@ -1,0 +1,128 @@
+//! Transaction contexts: what the peer knows about a transaction while a chaincode runs it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use ccvm_proto::protos::{ChaincodeMessage, SignedProposal};
+use tokio::sync::oneshot;
+
+use super::queries::QueryIterator;
+use crate::ledger::TxSimulator;
+
+/// A simulator shared by a transaction and the chaincodes it invokes on the same channel.
+pub type SharedSimulator = Arc<Mutex<TxSimulator>>;
+
+/// One running transaction on one chaincode.
+pub(crate) struct TxContext {
+    pub channel: String,
+    pub tx_id: String,
+    pub namespace: String,
+    pub signed_proposal: Option<SignedProposal>,
+    pub simulator: SharedSimulator,
+    /// Whether writes are refused (a call into another channel is read-only).
+    pub read_only: bool,
+    iterators: Mutex<HashMap<String, QueryIterator>>,
+    next_iterator: Mutex<u64>,
+    done: Mutex<Option<oneshot::Sender<ChaincodeMessage>>>,
+}
+
+impl TxContext {
+    /// Locks the simulator; a poisoned lock is recovered since the simulator holds no invariant a
+    /// panic could break halfway.
+    pub fn simulator(&self) -> MutexGuard<'_, TxSimulator> {
+        self.simulator.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A fresh id for an iterator of this transaction.
+    pub fn new_iterator_id(&self) -> String {
+        let mut next = lock(&self.next_iterator);
+        *next += 1;
+        format!("{}-{}", self.tx_id, *next)
+    }
+
+    /// Takes an open iterator out to advance it; put it back with [`Self::put_iterator`].
+    pub fn take_iterator(&self, id: &str) -> Option<QueryIterator> {
+        lock(&self.iterators).remove(id)
+    }
+
+    /// Keeps an iterator open under `id` (new, or returned after [`Self::take_iterator`]).
+    pub fn put_iterator(&self, id: String, iterator: QueryIterator) {
+        lock(&self.iterators).insert(id, iterator);
+    }
+
+    /// Hands the chaincode's final message to the waiting executor. Returns false if none waits.
+    pub fn complete(&self, message: ChaincodeMessage) -> bool {
+        lock(&self.done)
+            .take()
+            .is_some_and(|waiter| waiter.send(message).is_ok())
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What a new transaction context is made from.
+pub(crate) struct NewTx {
+    pub channel: String,
+    pub tx_id: String,
+    pub namespace: String,
+    pub signed_proposal: Option<SignedProposal>,
+    pub simulator: SharedSimulator,
+    pub read_only: bool,
+}
+
+/// The running transactions of one handler, keyed by channel and transaction id.
+#[derive(Default)]
+pub(crate) struct TxContexts {
+    contexts: Mutex<HashMap<(String, String), Arc<TxContext>>>,
+}
+
+impl TxContexts {
+    /// Opens a context, or returns `None` when the transaction id is already running.
+    pub fn open(&self, tx: NewTx) -> Option<(Arc<TxContext>, oneshot::Receiver<ChaincodeMessage>)> {
+        let (sender, receiver) = oneshot::channel();
+        let key = (tx.channel.clone(), tx.tx_id.clone());
+        let mut contexts = lock(&self.contexts);
+        if contexts.contains_key(&key) {
+            return None;
+        }
+        let context = Arc::new(TxContext {
+            channel: tx.channel,
+            tx_id: tx.tx_id,
+            namespace: tx.namespace,
+            signed_proposal: tx.signed_proposal,
+            simulator: tx.simulator,
+            read_only: tx.read_only,
+            iterators: Mutex::default(),
+            next_iterator: Mutex::default(),
+            done: Mutex::new(Some(sender)),
+        });
+        contexts.insert(key, Arc::clone(&context));
+        Some((context, receiver))
+    }
+
+    /// The context of a running transaction.
+    pub fn get(&self, channel: &str, tx_id: &str) -> Option<Arc<TxContext>> {
+        lock(&self.contexts)
+            .get(&(channel.to_owned(), tx_id.to_owned()))
+            .cloned()
+    }
+
+    /// How many transactions are running.
+    pub fn len(&self) -> usize {
+        lock(&self.contexts).len()
+    }
+
+    /// Ends a transaction; its iterators are dropped with it.
+    pub fn close(&self, channel: &str, tx_id: &str) {
+        lock(&self.contexts).remove(&(channel.to_owned(), tx_id.to_owned()));
+    }
+
+    /// Ends every transaction, dropping their waiters so that executors see the disconnect.
+    pub fn close_all(&self) {
+        for (_, context) in lock(&self.contexts).drain() {
+            lock(&context.done).take();
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! The `ccvm` command line, in the style of Fabric's `peer` command. Parses arguments, calls the
+//! library, prints; holds no logic of its own.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use crate::client::{Client, parse_ctor_args};
+use crate::config::{Config, DEFAULT_DATA_DIR, DEFAULT_LISTEN};
+use crate::identity::Identity;
+use crate::node::{CLIENT_IDENTITY_DIR, Node};
+
+#[derive(Parser)]
+#[command(
+    name = "ccvm",
+    version,
+    about = "A Fabric-compatible chaincode runtime"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a peer node.
+    #[command(subcommand)]
+    Node(NodeCommand),
+    /// Call chaincode on a running node.
+    #[command(subcommand)]
+    Chaincode(ChaincodeCommand),
+}
+
+#[derive(Subcommand)]
+enum NodeCommand {
+    /// Start the node and serve until interrupted.
+    Start(StartArgs),
+}
+
+#[derive(Args)]
+struct StartArgs {
+    /// Accept chaincodes started by hand (they register under their own name).
+    #[arg(long)]
+    dev: bool,
+    /// Directory of the ledger and identities [default: ./ccvm-data].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Client address (endorser and committer) [default: 127.0.0.1:7051].
+    #[arg(long)]
+    listen: Option<String>,
+    /// Address chaincodes dial [default: 127.0.0.1:7052].
+    #[arg(long)]
+    chaincode_listen: Option<String>,
+    /// YAML configuration file; `CCVM_*` variables override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum ChaincodeCommand {
+    /// Endorse and commit a transaction; prints status and payload.
+    Invoke(CallArgs),
+    /// Endorse without committing; prints the payload as-is.
+    Query(CallArgs),
+}
+
+#[derive(Args)]
+struct CallArgs {
+    /// The node's client address.
+    #[arg(long, default_value = DEFAULT_LISTEN)]
+    peer: String,
+    /// The channel.
+    #[arg(short = 'C', long = "channelID")]
+    channel: String,
+    /// The chaincode name.
+    #[arg(short = 'n', long = "name")]
+    name: String,
+    /// Arguments: '{"Args":["fn","a1"]}' or '{"function":"fn","Args":["a1"]}'.
+    #[arg(short = 'c', long = "ctor")]
+    ctor: String,
+    /// Transient data as a JSON object of strings.
+    #[arg(long)]
+    transient: Option<String>,
+    /// The node's data directory, where the development client identity is.
+    #[arg(long, default_value = DEFAULT_DATA_DIR)]
+    data_dir: PathBuf,
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("Error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = std::env::var("CCVM_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "info".to_owned());
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Node(NodeCommand::Start(args)) => start(args).await,
+        Command::Chaincode(ChaincodeCommand::Invoke(args)) => call(args, true).await,
+        Command::Chaincode(ChaincodeCommand::Query(args)) => call(args, false).await,
+    }
+}
+
+async fn start(args: StartArgs) -> anyhow::Result<()> {
+    let mut config = Config::load(args.config.as_deref()).context("loading configuration")?;
+    config.dev_mode |= args.dev;
+    if let Some(dir) = args.data_dir {
+        config.data_dir = dir;
+    }
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if let Some(listen) = args.chaincode_listen {
+        config.chaincode_listen = listen;
+    }
+    let node = Node::start(&config).await?;
+    println!(
+        "ccvm node listening: peer {} chaincode {}",
+        node.peer_addr(),
+        node.chaincode_addr()
+    );
+    node.run_until(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
+    Ok(())
+}
+
+async fn call(args: CallArgs, commit: bool) -> anyhow::Result<()> {
+    let ctor = parse_ctor_args(&args.ctor)?;
+    let transient = match &args.transient {
+        Some(json) => serde_json::from_str::<std::collections::HashMap<String, String>>(json)
+            .context("--transient must be a JSON object of strings")?
+            .into_iter()
+            .map(|(k, v)| (k, v.into_bytes()))
+            .collect(),
+        None => Default::default(),
+    };
+    let identity = Identity::load(&args.data_dir.join(CLIENT_IDENTITY_DIR))
+        .context("loading the client identity (start the node once to create it)")?;
+    let client = Client::connect(&args.peer, identity).await?;
+    let mut stdout = std::io::stdout().lock();
+    if commit {
+        let committed = client
+            .invoke(&args.channel, &args.name, ctor, transient)
+            .await?;
+        writeln!(stdout, "status: {}", committed.response.status)?;
+        writeln!(
+            stdout,
+            "payload: {}",
+            String::from_utf8_lossy(&committed.response.payload)
+        )?;
+        eprintln!(
+            "committed transaction {} in block {}",
+            committed.tx_id, committed.block
+        );
+    } else {
+        let response = client
+            .query(&args.channel, &args.name, ctor, transient)
+            .await?;
+        stdout.write_all(&response.payload)?;
+        writeln!(stdout)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,368 @@
+//! A client of a ccvm node: builds and signs proposals like Fabric's SDKs, asks the endorser, and
+//! submits endorsed transactions to the committer. The CLI, the tests and the benchmarks use it.
+
+use std::collections::HashMap;
+
+use ccvm_proto::Message;
+use ccvm_proto::ccvm::SubmitResponse;
+use ccvm_proto::ccvm::committer_client::CommitterClient;
+use ccvm_proto::common::{ChannelHeader, Envelope, Header, HeaderType, Payload, SignatureHeader};
+use ccvm_proto::protos::endorser_client::EndorserClient;
+use ccvm_proto::protos::{
+    ChaincodeActionPayload, ChaincodeEndorsedAction, ChaincodeHeaderExtension, ChaincodeId,
+    ChaincodeInput, ChaincodeInvocationSpec, ChaincodeProposalPayload, ChaincodeSpec, Proposal,
+    ProposalResponse, Response, SignedProposal, Transaction, TransactionAction, TxValidationCode,
+    chaincode_spec,
+};
+use rand::RngCore;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::identity::Identity;
+use crate::node::{ERROR_THRESHOLD, compute_tx_id};
+
+/// What can go wrong for a client.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The node could not be reached.
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        /// The address dialed.
+        addr: String,
+        /// The transport error.
+        source: tonic::transport::Error,
+    },
+    /// A call to the node failed.
+    #[error("{0}")]
+    Rpc(#[from] tonic::Status),
+    /// The chaincode (or the endorser) answered with an error status.
+    #[error("chaincode returned status {status}: {message}")]
+    Chaincode {
+        /// The status, 400 or higher.
+        status: i32,
+        /// The message.
+        message: String,
+    },
+    /// The transaction was committed but marked invalid.
+    #[error("transaction {tx_id} is invalid: {code}")]
+    Invalid {
+        /// The transaction id.
+        tx_id: String,
+        /// The validation code's name.
+        code: String,
+    },
+    /// The arguments given are not `{"Args":[...]}` or `{"function":...,"Args":[...]}`.
+    #[error("invalid chaincode arguments: {0}")]
+    Args(String),
+}
+
+/// A signed proposal and the parts needed later to build its transaction.
+pub struct TxProposal {
+    /// The transaction id.
+    pub tx_id: String,
+    /// The channel.
+    pub channel: String,
+    /// What goes to the endorser.
+    pub signed: SignedProposal,
+    header: Header,
+    payload_without_transient: Vec<u8>,
+}
+
+/// The outcome of an invoke: the chaincode's response and where it was committed.
+#[derive(Debug, Clone)]
+pub struct Committed {
+    /// The chaincode's response.
+    pub response: Response,
+    /// The transaction id.
+    pub tx_id: String,
+    /// The block it was written into.
+    pub block: u64,
+}
+
+/// A connection to a node, signing as one identity.
+pub struct Client {
+    endorser: EndorserClient<Channel>,
+    committer: CommitterClient<Channel>,
+    identity: Identity,
+}
+
+impl Client {
+    /// Connects to the node at `addr` (`host:port`).
+    ///
+    /// # Errors
+    /// [`ClientError::Connect`] when the node does not answer.
+    pub async fn connect(addr: &str, identity: Identity) -> Result<Self, ClientError> {
+        let connect_error = |source| ClientError::Connect {
+            addr: addr.to_owned(),
+            source,
+        };
+        let channel = Endpoint::from_shared(format!("http://{addr}"))
+            .map_err(connect_error)?
+            .tcp_nodelay(true)
+            .connect()
+            .await
+            .map_err(connect_error)?;
+        Ok(Self {
+            endorser: EndorserClient::new(channel.clone()),
+            committer: CommitterClient::new(channel),
+            identity,
+        })
+    }
+
+    /// Builds and signs a proposal to call `chaincode` with `args` on `channel`.
+    pub fn proposal(
+        &self,
+        channel: &str,
+        chaincode: &str,
+        args: Vec<Vec<u8>>,
+        transient: HashMap<String, Vec<u8>>,
+    ) -> TxProposal {
+        let creator = self.identity.serialized();
+        let mut nonce = vec![0u8; 24];
+        rand::rng().fill_bytes(&mut nonce);
+        let tx_id = compute_tx_id(&nonce, &creator);
+        let chaincode_id = ChaincodeId {
+            name: chaincode.to_owned(),
+            ..Default::default()
+        };
+        let channel_header = ChannelHeader {
+            r#type: HeaderType::EndorserTransaction as i32,
+            timestamp: Some(prost_types::Timestamp::from(std::time::SystemTime::now())),
+            channel_id: channel.to_owned(),
+            tx_id: tx_id.clone(),
+            extension: ChaincodeHeaderExtension {
+                chaincode_id: Some(chaincode_id.clone()),
+            }
+            .encode_to_vec(),
+            ..Default::default()
+        };
+        let header = Header {
+            channel_header: channel_header.encode_to_vec(),
+            signature_header: SignatureHeader { creator, nonce }.encode_to_vec(),
+        };
+        let invocation = ChaincodeInvocationSpec {
+            chaincode_spec: Some(ChaincodeSpec {
+                r#type: chaincode_spec::Type::Undefined as i32,
+                chaincode_id: Some(chaincode_id),
+                input: Some(ChaincodeInput {
+                    args,
+                    ..Default::default()
+                }),
+                timeout: 0,
+            }),
+        };
+        let input = invocation.encode_to_vec();
+        let payload_without_transient = ChaincodeProposalPayload {
+            input: input.clone(),
+            transient_map: HashMap::new(),
+        }
+        .encode_to_vec();
+        let proposal = Proposal {
+            header: header.encode_to_vec(),
+            payload: ChaincodeProposalPayload {
+                input,
+                transient_map: transient,
+            }
+            .encode_to_vec(),
+            extension: Vec::new(),
+        };
+        let proposal_bytes = proposal.encode_to_vec();
+        let signature = self.identity.sign(&proposal_bytes);
+        TxProposal {
+            tx_id,
+            channel: channel.to_owned(),
+            signed: SignedProposal {
+                proposal_bytes,
+                signature,
+            },
+            header,
+            payload_without_transient,
+        }
+    }
+
+    /// Sends a proposal to the endorser and returns its raw answer.
+    ///
+    /// # Errors
+    /// [`ClientError::Rpc`] when the call fails.
+    pub async fn endorse(&self, proposal: &TxProposal) -> Result<ProposalResponse, ClientError> {
+        let mut endorser = self.endorser.clone();
+        Ok(endorser
+            .process_proposal(proposal.signed.clone())
+            .await?
+            .into_inner())
+    }
+
+    /// Wraps an endorsed proposal into a signed transaction and submits it for commit.
+    ///
+    /// # Errors
+    /// [`ClientError::Rpc`] when the call fails.
+    pub async fn submit(
+        &self,
+        proposal: &TxProposal,
+        endorsed: &ProposalResponse,
+    ) -> Result<SubmitResponse, ClientError> {
+        let action = ChaincodeActionPayload {
+            chaincode_proposal_payload: proposal.payload_without_transient.clone(),
+            action: Some(ChaincodeEndorsedAction {
+                proposal_response_payload: endorsed.payload.clone(),
+                endorsements: endorsed.endorsement.clone().into_iter().collect(),
+            }),
+        };
+        let transaction = Transaction {
+            actions: vec![TransactionAction {
+                header: proposal.header.signature_header.clone(),
+                payload: action.encode_to_vec(),
+            }],
+        };
+        let payload = Payload {
+            header: Some(proposal.header.clone()),
+            data: transaction.encode_to_vec(),
+        }
+        .encode_to_vec();
+        let signature = self.identity.sign(&payload);
+        let mut committer = self.committer.clone();
+        Ok(committer
+            .submit(Envelope { payload, signature })
+            .await?
+            .into_inner())
+    }
+
+    /// Runs a chaincode function without committing and returns its response.
+    ///
+    /// # Errors
+    /// [`ClientError::Chaincode`] for an error status; [`ClientError::Rpc`] when the call fails.
+    pub async fn query(
+        &self,
+        channel: &str,
+        chaincode: &str,
+        args: Vec<Vec<u8>>,
+        transient: HashMap<String, Vec<u8>>,
+    ) -> Result<Response, ClientError> {
+        let proposal = self.proposal(channel, chaincode, args, transient);
+        let endorsed = self.endorse(&proposal).await?;
+        successful(&endorsed)
+    }
+
+    /// Runs a chaincode function, then commits its endorsed result.
+    ///
+    /// # Errors
+    /// [`ClientError::Chaincode`] for an error status, [`ClientError::Invalid`] when commit
+    /// rejects the transaction, [`ClientError::Rpc`] when a call fails.
+    pub async fn invoke(
+        &self,
+        channel: &str,
+        chaincode: &str,
+        args: Vec<Vec<u8>>,
+        transient: HashMap<String, Vec<u8>>,
+    ) -> Result<Committed, ClientError> {
+        let proposal = self.proposal(channel, chaincode, args, transient);
+        let endorsed = self.endorse(&proposal).await?;
+        let response = successful(&endorsed)?;
+        let submitted = self.submit(&proposal, &endorsed).await?;
+        check_valid(&submitted)?;
+        Ok(Committed {
+            response,
+            tx_id: submitted.tx_id,
+            block: submitted.block_number,
+        })
+    }
+}
+
+/// The chaincode response of an endorsement, or the error it carries.
+///
+/// # Errors
+/// [`ClientError::Chaincode`] for a missing response or an error status.
+pub fn successful(endorsed: &ProposalResponse) -> Result<Response, ClientError> {
+    let response = endorsed.response.clone().unwrap_or_default();
+    if response.status >= ERROR_THRESHOLD || response.status == 0 {
+        return Err(ClientError::Chaincode {
+            status: response.status,
+            message: response.message,
+        });
+    }
+    Ok(response)
+}
+
+/// Fails unless the committer marked the transaction valid.
+///
+/// # Errors
+/// [`ClientError::Invalid`] with the validation code's name.
+pub fn check_valid(submitted: &SubmitResponse) -> Result<(), ClientError> {
+    let code = TxValidationCode::try_from(submitted.validation_code)
+        .unwrap_or(TxValidationCode::InvalidOtherReason);
+    if code == TxValidationCode::Valid {
+        Ok(())
+    } else {
+        Err(ClientError::Invalid {
+            tx_id: submitted.tx_id.clone(),
+            code: code.as_str_name().to_owned(),
+        })
+    }
+}
+
+/// Parses Fabric's `-c` argument: `{"Args":["fn","a1",...]}` or `{"function":"fn","Args":[...]}`
+/// (key case ignored, as Fabric's CLI does).
+///
+/// # Errors
+/// [`ClientError::Args`] when the JSON has another shape.
+pub fn parse_ctor_args(json: &str) -> Result<Vec<Vec<u8>>, ClientError> {
+    let value: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| ClientError::Args(e.to_string()))?;
+    let object = value
+        .as_object()
+        .ok_or_else(|| ClientError::Args("expected a JSON object".to_owned()))?;
+    let field = |name: &str| {
+        object
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    };
+    let mut args = Vec::new();
+    if let Some(function) = field("function") {
+        let function = function
+            .as_str()
+            .ok_or_else(|| ClientError::Args("\"function\" must be a string".to_owned()))?;
+        args.push(function.as_bytes().to_vec());
+    }
+    if let Some(list) = field("args") {
+        let list = list
+            .as_array()
+            .ok_or_else(|| ClientError::Args("\"Args\" must be an array".to_owned()))?;
+        for item in list {
+            let text = item
+                .as_str()
+                .ok_or_else(|| ClientError::Args("each of \"Args\" must be a string".to_owned()))?;
+            args.push(text.as_bytes().to_vec());
+        }
+    }
+    if args.is_empty() {
+        return Err(ClientError::Args("no \"Args\" given".to_owned()));
+    }
+    Ok(args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ctor_args_accept_both_fabric_forms() -> anyhow::Result<()> {
+        assert_eq!(
+            parse_ctor_args(r#"{"Args":["put","k","v"]}"#)?,
+            vec![b"put".to_vec(), b"k".to_vec(), b"v".to_vec()]
+        );
+        assert_eq!(
+            parse_ctor_args(r#"{"function":"get","Args":["k"]}"#)?,
+            vec![b"get".to_vec(), b"k".to_vec()]
+        );
+        assert_eq!(parse_ctor_args(r#"{"args":["x"]}"#)?, vec![b"x".to_vec()]);
+        Ok(())
+    }
+
+    #[test]
+    fn ctor_args_reject_other_shapes() {
+        for bad in ["[]", "{}", r#"{"Args":"x"}"#, r#"{"Args":[1]}"#, "not json"] {
+            assert!(parse_ctor_args(bad).is_err(), "{bad} was accepted");
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! The node's configuration: one typed struct with defaults that work on a laptop, overridden
+//! by a YAML file and then by `CCVM_*` environment variables (nested keys joined with `__`, as in
+//! `CCVM_CHAINCODE__EXECUTE_TIMEOUT_MS=5000`).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Yaml};
+use serde::{Deserialize, Serialize};
+
+use crate::chaincode::{DEFAULT_EXECUTE_TIMEOUT, DEFAULT_MAX_MESSAGE_BYTES, SupportConfig};
+use crate::identity::DEFAULT_MSP_ID;
+
+/// Where a node listens for clients by default (Fabric's peer port).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7051";
+/// Where a node listens for chaincodes by default (Fabric's chaincode port).
+pub const DEFAULT_CHAINCODE_LISTEN: &str = "127.0.0.1:7052";
+/// Where a node keeps its ledger and identities by default.
+pub const DEFAULT_DATA_DIR: &str = "ccvm-data";
+/// Most transactions cut into one block: bounds the work of one store transaction while
+/// letting a loaded node commit thousands of transactions per fsync.
+pub const DEFAULT_MAX_BLOCK_TXS: usize = 500;
+
+/// Everything a node needs to start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Ledger and identities live here.
+    pub data_dir: PathBuf,
+    /// Address of the endorser and committer services.
+    pub listen: String,
+    /// Address of the `ChaincodeSupport` service chaincodes dial.
+    pub chaincode_listen: String,
+    /// Accept chaincodes started by hand under any name.
+    pub dev_mode: bool,
+    /// MSP id of the node's development identities.
+    pub msp_id: String,
+    /// How chaincodes are run.
+    pub chaincode: ChaincodeSettings,
+    /// How blocks are cut.
+    pub commit: CommitSettings,
+}
+
+/// Chaincode settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ChaincodeSettings {
+    /// How long one transaction may run, in milliseconds.
+    pub execute_timeout_ms: u64,
+    /// Interval of KEEPALIVE messages to chaincodes in milliseconds; unset sends none.
+    pub keepalive_ms: Option<u64>,
+    /// Largest message accepted from a chaincode, in bytes.
+    pub max_message_bytes: usize,
+}
+
+/// Block cutting settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CommitSettings {
+    /// Most transactions in one block.
+    pub max_block_txs: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            listen: DEFAULT_LISTEN.to_owned(),
+            chaincode_listen: DEFAULT_CHAINCODE_LISTEN.to_owned(),
+            dev_mode: false,
+            msp_id: DEFAULT_MSP_ID.to_owned(),
+            chaincode: ChaincodeSettings::default(),
+            commit: CommitSettings::default(),
+        }
+    }
+}
+
+impl Default for ChaincodeSettings {
+    fn default() -> Self {
+        Self {
+            execute_timeout_ms: u64::try_from(DEFAULT_EXECUTE_TIMEOUT.as_millis())
+                .unwrap_or(u64::MAX),
+            keepalive_ms: None,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+        }
+    }
+}
+
+impl Default for CommitSettings {
+    fn default() -> Self {
+        Self {
+            max_block_txs: DEFAULT_MAX_BLOCK_TXS,
+        }
+    }
+}
+
+impl Config {
+    /// Defaults, then the YAML file if given, then `CCVM_*` environment variables.
+    ///
+    /// # Errors
+    /// Fails when the file cannot be read or a value has the wrong type.
+    pub fn load(file: Option<&Path>) -> Result<Self, Box<figment::Error>> {
+        let mut figment = Figment::from(Serialized::defaults(Self::default()));
+        if let Some(file) = file {
+            if !file.exists() {
+                return Err(Box::new(figment::Error::from(format!(
+                    "config file {} not found",
+                    file.display()
+                ))));
+            }
+            figment = figment.merge(Yaml::file(file));
+        }
+        figment
+            .merge(Env::prefixed("CCVM_").split("__").ignore(&["log"]))
+            .extract()
+            .map_err(Box::new)
+    }
+
+    /// The chaincode layer's part of the configuration.
+    pub fn support(&self) -> SupportConfig {
+        SupportConfig {
+            execute_timeout: Duration::from_millis(self.chaincode.execute_timeout_ms),
+            dev_mode: self.dev_mode,
+            keepalive: self.chaincode.keepalive_ms.map(Duration::from_millis),
+            max_message_bytes: self.chaincode.max_message_bytes,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[expect(
+        clippy::result_large_err,
+        reason = "figment's Jail fixes the closure's error type"
+    )]
+    fn environment_overrides_file_and_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "ccvm.yaml",
+                "dev_mode: true\nchaincode:\n  execute_timeout_ms: 1000\n",
+            )?;
+            jail.set_env("CCVM_CHAINCODE__EXECUTE_TIMEOUT_MS", "2500");
+            let config = Config::load(Some(Path::new("ccvm.yaml"))).map_err(|e| e.to_string())?;
+            assert!(config.dev_mode);
+            assert_eq!(config.chaincode.execute_timeout_ms, 2500);
+            assert_eq!(config.listen, DEFAULT_LISTEN);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn missing_config_file_is_a_clear_error() {
+        let err = Config::load(Some(Path::new("/nonexistent/ccvm.yaml"))).unwrap_err();
+        assert!(err.to_string().contains("not found"), "{err}");
+    }
+}

@@ -1,0 +1,422 @@
+//! Commit: validates each transaction of a block against the current state (duplicate tx id,
+//! MVCC read conflicts, phantom reads) and applies the valid ones, all in one store transaction.
+
+use std::collections::{BTreeMap, HashSet};
+use std::ops::Bound;
+
+use ccvm_proto::common::{
+    Block, BlockData, BlockHeader, BlockMetadata, BlockchainInfo, ChannelHeader, Envelope,
+    HeaderType, Payload,
+};
+use ccvm_proto::kvrwset::{self, range_query_info::ReadsInfo};
+use ccvm_proto::protos::{
+    ChaincodeAction, ChaincodeActionPayload, ProposalResponsePayload, Transaction, TxValidationCode,
+};
+use ccvm_proto::rwset::TxReadWriteSet;
+use prost::Message;
+use redb::{ReadableTable, Table};
+use sha2::{Digest, Sha256};
+
+use super::error::{LedgerError, Result};
+use super::records::{HistoryRecord, Version, VersionedValue};
+use super::store::{BLOCKS, CHAINS, HISTORY, Ledger, PRIVATE, STATE, TXIDS};
+
+/// A private read recorded during simulation, checked again at commit.
+#[derive(Debug, Clone)]
+pub struct PrivateRead {
+    /// The chaincode namespace.
+    pub namespace: String,
+    /// The collection.
+    pub collection: String,
+    /// The key read.
+    pub key: String,
+    /// The version seen; `None` when the key was absent.
+    pub version: Option<Version>,
+}
+
+/// A private write recorded during simulation.
+#[derive(Debug, Clone)]
+pub struct PrivateWrite {
+    /// The chaincode namespace.
+    pub namespace: String,
+    /// The collection.
+    pub collection: String,
+    /// The key written.
+    pub key: String,
+    /// The new value; `None` deletes.
+    pub value: Option<Vec<u8>>,
+    /// Whether the delete also purges the key's history from the private store.
+    pub purge: bool,
+}
+
+/// A transaction's private data: kept by the endorsing node, never written into blocks.
+#[derive(Debug, Clone, Default)]
+pub struct PrivateWrites {
+    /// Private reads, for MVCC validation.
+    pub reads: Vec<PrivateRead>,
+    /// Private writes, applied when the transaction is valid.
+    pub writes: Vec<PrivateWrite>,
+}
+
+/// A transaction waiting to be committed.
+#[derive(Debug, Clone)]
+pub struct PendingTx {
+    /// The signed transaction envelope, as it goes into the block.
+    pub envelope: Envelope,
+    /// Its private data, if the endorsement produced any.
+    pub private: PrivateWrites,
+}
+
+/// What commit decided about one transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxOutcome {
+    /// The transaction id from the channel header (empty if it could not be read).
+    pub tx_id: String,
+    /// Valid, or why not.
+    pub code: TxValidationCode,
+    /// The block the transaction was written into.
+    pub block: u64,
+}
+
+/// A transaction's content once unpacked from its envelope.
+struct UnpackedTx {
+    tx_id: String,
+    timestamp: Option<prost_types::Timestamp>,
+    rwset: TxReadWriteSet,
+}
+
+impl Ledger {
+    /// Appends one block holding `txs` to the channel, applying the writes of the valid ones.
+    ///
+    /// # Errors
+    /// Fails when the channel does not exist or the store cannot be written; then nothing of the
+    /// block is stored.
+    pub fn commit_block(&self, channel: &str, txs: Vec<PendingTx>) -> Result<Vec<TxOutcome>> {
+        let txn = self.db.begin_write()?;
+        let outcomes;
+        {
+            let mut chains = txn.open_table(CHAINS)?;
+            let info = match chains.get(channel)? {
+                Some(raw) => BlockchainInfo::decode(raw.value())
+                    .map_err(LedgerError::decode("chain info"))?,
+                None => return Err(LedgerError::UnknownChannel(channel.to_owned())),
+            };
+            let number = info.height;
+            let mut tables = Tables {
+                state: txn.open_table(STATE)?,
+                private: txn.open_table(PRIVATE)?,
+                history: txn.open_table(HISTORY)?,
+                txids: txn.open_table(TXIDS)?,
+            };
+            let mut seen = HashSet::new();
+            let mut codes = Vec::with_capacity(txs.len());
+            let mut data = Vec::with_capacity(txs.len());
+            let mut results = Vec::with_capacity(txs.len());
+            for (position, tx) in txs.iter().enumerate() {
+                let version = Version {
+                    block: number,
+                    tx: position as u64,
+                };
+                let (tx_id, code) = tables.validate_and_apply(channel, tx, version, &mut seen)?;
+                codes.push(code as u8);
+                data.push(tx.envelope.encode_to_vec());
+                results.push(TxOutcome {
+                    tx_id,
+                    code,
+                    block: number,
+                });
+            }
+            let block = build_block(number, info.current_block_hash.clone(), data, codes);
+            let hash = block_hash(block.header.as_ref().expect("built with a header"));
+            txn.open_table(BLOCKS)?
+                .insert((channel, number), block.encode_to_vec().as_slice())?;
+            let next = BlockchainInfo {
+                height: number + 1,
+                current_block_hash: hash,
+                previous_block_hash: info.current_block_hash,
+            };
+            chains.insert(channel, next.encode_to_vec().as_slice())?;
+            outcomes = results;
+        }
+        txn.commit()?;
+        Ok(outcomes)
+    }
+}
+
+/// The write tables one commit uses.
+struct Tables<'t> {
+    state: Table<'t, (&'static str, &'static str, &'static str), &'static [u8]>,
+    private: Table<'t, (&'static str, &'static str, &'static str, &'static str), &'static [u8]>,
+    history: Table<'t, (&'static str, &'static str, &'static str, u64, u64), &'static [u8]>,
+    txids: Table<'t, (&'static str, &'static str), (u64, u64, i32)>,
+}
+
+impl Tables<'_> {
+    fn validate_and_apply(
+        &mut self,
+        channel: &str,
+        tx: &PendingTx,
+        version: Version,
+        seen: &mut HashSet<String>,
+    ) -> Result<(String, TxValidationCode)> {
+        let unpacked = match unpack(channel, &tx.envelope) {
+            Ok(unpacked) => unpacked,
+            Err(code) => return Ok((String::new(), code)),
+        };
+        let tx_id = unpacked.tx_id.clone();
+        if self.txids.get((channel, tx_id.as_str()))?.is_some() || !seen.insert(tx_id.clone()) {
+            return Ok((tx_id, TxValidationCode::DuplicateTxid));
+        }
+        let code = self.check_reads(channel, &unpacked.rwset, &tx.private)?;
+        if code == TxValidationCode::Valid {
+            self.apply(channel, &unpacked, &tx.private, version)?;
+        }
+        self.txids.insert(
+            (channel, tx_id.as_str()),
+            (version.block, version.tx, code as i32),
+        )?;
+        Ok((tx_id, code))
+    }
+
+    fn current(&self, channel: &str, ns: &str, key: &str) -> Result<Option<VersionedValue>> {
+        self.state
+            .get((channel, ns, key))?
+            .map(|raw| VersionedValue::decode(raw.value()))
+            .transpose()
+            .map_err(LedgerError::decode("state value"))
+    }
+
+    fn check_reads(
+        &self,
+        channel: &str,
+        rwset: &TxReadWriteSet,
+        private: &PrivateWrites,
+    ) -> Result<TxValidationCode> {
+        for ns in &rwset.ns_rwset {
+            let Ok(kv) = kvrwset::KvrwSet::decode(ns.rwset.as_slice()) else {
+                return Ok(TxValidationCode::BadRwset);
+            };
+            for read in &kv.reads {
+                let now = self
+                    .current(channel, &ns.namespace, &read.key)?
+                    .map(|v| v.version());
+                if now != read.version.map(Version::from) {
+                    return Ok(TxValidationCode::MvccReadConflict);
+                }
+            }
+            for range in &kv.range_queries_info {
+                if !self.range_unchanged(channel, &ns.namespace, range)? {
+                    return Ok(TxValidationCode::PhantomReadConflict);
+                }
+            }
+        }
+        for read in &private.reads {
+            let now = self
+                .private
+                .get((
+                    channel,
+                    read.namespace.as_str(),
+                    read.collection.as_str(),
+                    read.key.as_str(),
+                ))?
+                .map(|raw| VersionedValue::decode(raw.value()))
+                .transpose()
+                .map_err(LedgerError::decode("private value"))?
+                .map(|v| v.version());
+            if now != read.version {
+                return Ok(TxValidationCode::MvccReadConflict);
+            }
+        }
+        Ok(TxValidationCode::Valid)
+    }
+
+    /// Whether a range read during simulation still yields the same keys and versions, up to
+    /// the last key read (or to the range's end when the iterator was exhausted).
+    fn range_unchanged(
+        &self,
+        channel: &str,
+        ns: &str,
+        range: &kvrwset::RangeQueryInfo,
+    ) -> Result<bool> {
+        let Some(ReadsInfo::RawReads(reads)) = &range.reads_info else {
+            return Ok(false);
+        };
+        let next_ns = format!("{ns}\0");
+        let end = match (range.itr_exhausted, reads.kv_reads.last()) {
+            (false, Some(last)) => Bound::Included((channel, ns, last.key.as_str())),
+            _ if range.end_key.is_empty() => Bound::Excluded((channel, next_ns.as_str(), "")),
+            _ => Bound::Excluded((channel, ns, range.end_key.as_str())),
+        };
+        if !range.end_key.is_empty() && range.start_key >= range.end_key {
+            return Ok(reads.kv_reads.is_empty());
+        }
+        let start = Bound::Included((channel, ns, range.start_key.as_str()));
+        let mut expected = reads.kv_reads.iter();
+        for entry in self.state.range((start, end))? {
+            let (k, v) = entry?;
+            let value =
+                VersionedValue::decode(v.value()).map_err(LedgerError::decode("state value"))?;
+            match expected.next() {
+                Some(read)
+                    if read.key == k.value().2
+                        && read.version.map(Version::from) == Some(value.version()) => {}
+                _ => return Ok(false),
+            }
+        }
+        Ok(expected.next().is_none())
+    }
+
+    fn apply(
+        &mut self,
+        channel: &str,
+        tx: &UnpackedTx,
+        private: &PrivateWrites,
+        version: Version,
+    ) -> Result<()> {
+        for ns in &tx.rwset.ns_rwset {
+            let kv = kvrwset::KvrwSet::decode(ns.rwset.as_slice())
+                .map_err(LedgerError::decode("read-write set"))?;
+            let mut metadata: BTreeMap<&str, BTreeMap<String, Vec<u8>>> = kv
+                .metadata_writes
+                .iter()
+                .map(|m| {
+                    let entries = m.entries.iter().map(|e| (e.name.clone(), e.value.clone()));
+                    (m.key.as_str(), entries.collect())
+                })
+                .collect();
+            for write in &kv.writes {
+                let key = write.key.as_str();
+                let previous = self.current(channel, &ns.namespace, key)?;
+                if write.is_delete {
+                    self.state.remove((channel, ns.namespace.as_str(), key))?;
+                    metadata.remove(key);
+                } else {
+                    let kept = previous.map(|p| p.metadata).unwrap_or_default();
+                    let stored = VersionedValue {
+                        value: write.value.clone(),
+                        block: version.block,
+                        tx: version.tx,
+                        metadata: metadata.remove(key).unwrap_or(kept),
+                    };
+                    self.state.insert(
+                        (channel, ns.namespace.as_str(), key),
+                        stored.encode_to_vec().as_slice(),
+                    )?;
+                }
+                let record = HistoryRecord {
+                    tx_id: tx.tx_id.clone(),
+                    value: write.value.clone(),
+                    timestamp: tx.timestamp,
+                    is_delete: write.is_delete,
+                };
+                self.history.insert(
+                    (
+                        channel,
+                        ns.namespace.as_str(),
+                        key,
+                        version.block,
+                        version.tx,
+                    ),
+                    record.encode_to_vec().as_slice(),
+                )?;
+            }
+            for (key, entries) in metadata {
+                if let Some(mut existing) = self.current(channel, &ns.namespace, key)? {
+                    existing.metadata = entries;
+                    existing.block = version.block;
+                    existing.tx = version.tx;
+                    self.state.insert(
+                        (channel, ns.namespace.as_str(), key),
+                        existing.encode_to_vec().as_slice(),
+                    )?;
+                }
+            }
+        }
+        for write in &private.writes {
+            let key = (
+                channel,
+                write.namespace.as_str(),
+                write.collection.as_str(),
+                write.key.as_str(),
+            );
+            match &write.value {
+                Some(value) => {
+                    let stored = VersionedValue {
+                        value: value.clone(),
+                        block: version.block,
+                        tx: version.tx,
+                        metadata: BTreeMap::new(),
+                    };
+                    self.private
+                        .insert(key, stored.encode_to_vec().as_slice())?;
+                }
+                None => {
+                    self.private.remove(key)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Unpacks an endorser transaction down to its read-write set, or says why it is invalid.
+fn unpack(channel: &str, envelope: &Envelope) -> Result<UnpackedTx, TxValidationCode> {
+    let payload =
+        Payload::decode(envelope.payload.as_slice()).map_err(|_| TxValidationCode::BadPayload)?;
+    let header = payload.header.ok_or(TxValidationCode::BadCommonHeader)?;
+    let channel_header = ChannelHeader::decode(header.channel_header.as_slice())
+        .map_err(|_| TxValidationCode::BadChannelHeader)?;
+    if channel_header.channel_id != channel {
+        return Err(TxValidationCode::TargetChainNotFound);
+    }
+    if channel_header.r#type != HeaderType::EndorserTransaction as i32 {
+        return Err(TxValidationCode::UnknownTxType);
+    }
+    if channel_header.tx_id.is_empty() {
+        return Err(TxValidationCode::BadProposalTxid);
+    }
+    let transaction =
+        Transaction::decode(payload.data.as_slice()).map_err(|_| TxValidationCode::BadPayload)?;
+    let action = transaction
+        .actions
+        .first()
+        .ok_or(TxValidationCode::NilTxaction)?;
+    let action_payload = ChaincodeActionPayload::decode(action.payload.as_slice())
+        .map_err(|_| TxValidationCode::BadPayload)?;
+    let endorsed = action_payload.action.ok_or(TxValidationCode::NilTxaction)?;
+    let response_payload =
+        ProposalResponsePayload::decode(endorsed.proposal_response_payload.as_slice())
+            .map_err(|_| TxValidationCode::BadResponsePayload)?;
+    let chaincode_action = ChaincodeAction::decode(response_payload.extension.as_slice())
+        .map_err(|_| TxValidationCode::BadResponsePayload)?;
+    let rwset = TxReadWriteSet::decode(chaincode_action.results.as_slice())
+        .map_err(|_| TxValidationCode::BadRwset)?;
+    Ok(UnpackedTx {
+        tx_id: channel_header.tx_id,
+        timestamp: channel_header.timestamp,
+        rwset,
+    })
+}
+
+fn build_block(number: u64, previous_hash: Vec<u8>, data: Vec<Vec<u8>>, codes: Vec<u8>) -> Block {
+    let mut hasher = Sha256::new();
+    for tx in &data {
+        hasher.update(tx);
+    }
+    let mut metadata = vec![Vec::new(); 5];
+    metadata[ccvm_proto::common::BlockMetadataIndex::TransactionsFilter as usize] = codes;
+    Block {
+        header: Some(BlockHeader {
+            number,
+            previous_hash,
+            data_hash: hasher.finalize().to_vec(),
+        }),
+        data: Some(BlockData { data }),
+        metadata: Some(BlockMetadata { metadata }),
+    }
+}
+
+/// A block's hash: SHA-256 of its encoded header (which carries the previous hash).
+fn block_hash(header: &BlockHeader) -> Vec<u8> {
+    Sha256::digest(header.encode_to_vec()).to_vec()
+}

@@ -1,0 +1,18 @@
+//! The ledger: world state with MVCC versions, private data, key history, and the block store,
+//! all in one embedded `redb` database so that every commit is one atomic store transaction.
+//!
+//! Chaincode never touches the store directly: a [`TxSimulator`] reads a consistent snapshot and
+//! records a read-write set; [`Ledger::commit_block`] validates those sets (MVCC and phantom
+//! reads) and applies the valid ones. This module knows nothing about chaincode or transports.
+
+mod commit;
+mod error;
+mod records;
+mod simulator;
+mod store;
+
+pub use commit::{PendingTx, PrivateWrites, TxOutcome};
+pub use error::{LedgerError, Result};
+pub use records::{HistoryItem, Version};
+pub use simulator::{RangeScan, SimulationResults, TxSimulator};
+pub use store::{DEFAULT_CHANNEL, Ledger};

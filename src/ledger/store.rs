@@ -1,0 +1,160 @@
+//! The embedded store: table layout, channels, and the block store.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use ccvm_proto::common::{Block, BlockchainInfo};
+use prost::Message;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+use super::error::{LedgerError, Result};
+use super::simulator::TxSimulator;
+
+/// The channel every node has from its first start.
+pub const DEFAULT_CHANNEL: &str = "mychannel";
+
+/// World state: (channel, namespace, key) → encoded `VersionedValue`.
+pub(crate) const STATE: TableDefinition<(&str, &str, &str), &[u8]> = TableDefinition::new("state");
+/// Private data: (channel, namespace, collection, key) → encoded `VersionedValue`.
+pub(crate) const PRIVATE: TableDefinition<(&str, &str, &str, &str), &[u8]> =
+    TableDefinition::new("private_state");
+/// History index: (channel, namespace, key, block, tx) → encoded `HistoryRecord`.
+pub(crate) const HISTORY: TableDefinition<(&str, &str, &str, u64, u64), &[u8]> =
+    TableDefinition::new("history");
+/// Block store: (channel, number) → encoded `common.Block`.
+pub(crate) const BLOCKS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("blocks");
+/// Transaction index: (channel, tx id) → (block, position, validation code).
+pub(crate) const TXIDS: TableDefinition<(&str, &str), (u64, u64, i32)> =
+    TableDefinition::new("txids");
+/// Channels: name → encoded `common.BlockchainInfo`.
+pub(crate) const CHAINS: TableDefinition<&str, &[u8]> = TableDefinition::new("chains");
+
+/// A node's ledger: every channel's state, history and blocks in one store.
+///
+/// Cheap to clone; clones share the store.
+#[derive(Clone)]
+pub struct Ledger {
+    pub(crate) db: Arc<Database>,
+}
+
+impl Ledger {
+    /// Opens (or creates) the ledger in `dir`, creating the default channel on first use.
+    ///
+    /// # Errors
+    /// Fails when the directory or the store cannot be created or opened.
+    pub fn open(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(|e| LedgerError::Store(e.into()))?;
+        let db = Database::create(dir.join("ledger.redb"))?;
+        let ledger = Self { db: Arc::new(db) };
+        ledger.create_tables()?;
+        if !ledger.has_channel(DEFAULT_CHANNEL)? {
+            ledger.create_channel(DEFAULT_CHANNEL)?;
+        }
+        Ok(ledger)
+    }
+
+    fn create_tables(&self) -> Result<()> {
+        let txn = self.db.begin_write()?;
+        txn.open_table(STATE)?;
+        txn.open_table(PRIVATE)?;
+        txn.open_table(HISTORY)?;
+        txn.open_table(BLOCKS)?;
+        txn.open_table(TXIDS)?;
+        txn.open_table(CHAINS)?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Creates an empty channel; creating one that exists changes nothing.
+    ///
+    /// # Errors
+    /// Fails when the store cannot be written.
+    pub fn create_channel(&self, channel: &str) -> Result<()> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut chains = txn.open_table(CHAINS)?;
+            if chains.get(channel)?.is_none() {
+                chains.insert(
+                    channel,
+                    BlockchainInfo::default().encode_to_vec().as_slice(),
+                )?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Whether the channel exists.
+    ///
+    /// # Errors
+    /// Fails when the store cannot be read.
+    pub fn has_channel(&self, channel: &str) -> Result<bool> {
+        let txn = self.db.begin_read()?;
+        Ok(txn.open_table(CHAINS)?.get(channel)?.is_some())
+    }
+
+    /// The names of all channels.
+    ///
+    /// # Errors
+    /// Fails when the store cannot be read.
+    pub fn channels(&self) -> Result<Vec<String>> {
+        let txn = self.db.begin_read()?;
+        let chains = txn.open_table(CHAINS)?;
+        let mut names = Vec::new();
+        for entry in chains.iter()? {
+            names.push(entry?.0.value().to_owned());
+        }
+        Ok(names)
+    }
+
+    /// Height and hashes of the channel's chain.
+    ///
+    /// # Errors
+    /// [`LedgerError::UnknownChannel`] for a channel that does not exist.
+    pub fn chain_info(&self, channel: &str) -> Result<BlockchainInfo> {
+        let txn = self.db.begin_read()?;
+        let chains = txn.open_table(CHAINS)?;
+        let raw = chains
+            .get(channel)?
+            .ok_or_else(|| LedgerError::UnknownChannel(channel.to_owned()))?;
+        BlockchainInfo::decode(raw.value()).map_err(LedgerError::decode("chain info"))
+    }
+
+    /// The block with that number.
+    ///
+    /// # Errors
+    /// [`LedgerError::NoSuchBlock`] when the chain is not that high.
+    pub fn block(&self, channel: &str, number: u64) -> Result<Block> {
+        let txn = self.db.begin_read()?;
+        let blocks = txn.open_table(BLOCKS)?;
+        let raw = blocks
+            .get((channel, number))?
+            .ok_or_else(|| LedgerError::NoSuchBlock {
+                channel: channel.to_owned(),
+                number,
+            })?;
+        Block::decode(raw.value()).map_err(LedgerError::decode("block"))
+    }
+
+    /// The validation code a committed transaction received, if the channel has it.
+    ///
+    /// # Errors
+    /// Fails when the store cannot be read.
+    pub fn tx_validation_code(&self, channel: &str, tx_id: &str) -> Result<Option<i32>> {
+        let txn = self.db.begin_read()?;
+        let txids = txn.open_table(TXIDS)?;
+        Ok(txids.get((channel, tx_id))?.map(|v| v.value().2))
+    }
+
+    /// A simulator for one transaction on the channel, reading the current committed state.
+    ///
+    /// # Errors
+    /// [`LedgerError::UnknownChannel`] for a channel that does not exist.
+    pub fn new_simulator(&self, channel: &str, tx_id: &str) -> Result<TxSimulator> {
+        let txn = self.db.begin_read()?;
+        if txn.open_table(CHAINS)?.get(channel)?.is_none() {
+            return Err(LedgerError::UnknownChannel(channel.to_owned()));
+        }
+        TxSimulator::new(txn, channel, tx_id)
+    }
+}

@@ -1,0 +1,21 @@
+//! ccvm: a Hyperledger Fabric-compatible chaincode runtime.
+//!
+//! The layers, each depending only on those below it:
+//!
+//! - [`cli`] parses the `ccvm` command line and prints; it holds no logic of its own.
+//! - [`node`] wires configuration, the ledger, chaincode support and the gRPC servers into a
+//!   running peer.
+//! - [`chaincode`] is the peer side of the `ChaincodeMessage` protocol: the [`chaincode::Handler`]
+//!   state machine, transaction contexts, and the registry of connected chaincodes. It sees only
+//!   a stream of messages in and out; gRPC is one transport adapted onto it.
+//! - [`ledger`] keeps world state with MVCC versions, history and blocks in an embedded store.
+
+pub mod chaincode;
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod identity;
+pub mod ledger;
+pub mod node;
+
+pub use ccvm_proto as proto;

@@ -1,0 +1,5 @@
+//! The `ccvm` command.
+
+fn main() -> std::process::ExitCode {
+    ccvm::cli::main()
+}

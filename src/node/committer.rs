@@ -1,0 +1,183 @@
+//! Ordering and committing for a single-node network: submitted transactions are cut into
+//! blocks by one task and committed to the ledger; `ccvm.Committer/Submit` waits for the outcome.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use ccvm_proto::Message;
+use ccvm_proto::ccvm::SubmitResponse;
+use ccvm_proto::ccvm::committer_server::{self, CommitterServer};
+use ccvm_proto::common::{ChannelHeader, Envelope, Payload};
+use tokio::sync::{mpsc, oneshot};
+use tonic::{Request, Response, Status};
+use tracing::{info, warn};
+
+use crate::ledger::{Ledger, PendingTx, PrivateWrites, TxOutcome};
+
+/// Submissions waiting to be cut into a block before `Submit` callers wait for room.
+const SUBMIT_QUEUE: usize = 4096;
+
+/// Private data of endorsed transactions, held until the transaction commits (Fabric's
+/// transient store). Lost on restart, like an uncommitted proposal.
+#[derive(Default)]
+pub(crate) struct TransientStore {
+    pending: Mutex<HashMap<String, PrivateWrites>>,
+}
+
+impl TransientStore {
+    pub fn put(&self, tx_id: &str, private: PrivateWrites) {
+        if private.reads.is_empty() && private.writes.is_empty() {
+            return;
+        }
+        self.lock().insert(tx_id.to_owned(), private);
+    }
+
+    pub fn take(&self, tx_id: &str) -> PrivateWrites {
+        self.lock().remove(tx_id).unwrap_or_default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, PrivateWrites>> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+struct Submission {
+    channel: String,
+    tx: PendingTx,
+    done: oneshot::Sender<Result<TxOutcome, String>>,
+}
+
+/// Cuts submitted transactions into blocks and commits them.
+#[derive(Clone)]
+pub(crate) struct BlockCutter {
+    queue: mpsc::Sender<Submission>,
+}
+
+impl BlockCutter {
+    /// Starts the cutting task on the current runtime.
+    pub fn start(ledger: Ledger, max_block_txs: usize) -> Self {
+        let (queue, submissions) = mpsc::channel(SUBMIT_QUEUE);
+        tokio::spawn(cut_blocks(ledger, submissions, max_block_txs.max(1)));
+        Self { queue }
+    }
+
+    async fn submit(&self, channel: String, tx: PendingTx) -> Result<TxOutcome, String> {
+        let (done, outcome) = oneshot::channel();
+        self.queue
+            .send(Submission { channel, tx, done })
+            .await
+            .map_err(|_| "the node is shutting down".to_owned())?;
+        outcome
+            .await
+            .map_err(|_| "the node is shutting down".to_owned())?
+    }
+}
+
+/// Takes whatever is queued (up to a block's worth), commits it per channel, and answers.
+async fn cut_blocks(
+    ledger: Ledger,
+    mut submissions: mpsc::Receiver<Submission>,
+    max_block_txs: usize,
+) {
+    while let Some(first) = submissions.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < max_block_txs {
+            match submissions.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let mut by_channel: Vec<(String, Vec<Submission>)> = Vec::new();
+        for submission in batch {
+            match by_channel
+                .iter_mut()
+                .find(|(channel, _)| *channel == submission.channel)
+            {
+                Some((_, group)) => group.push(submission),
+                None => by_channel.push((submission.channel.clone(), vec![submission])),
+            }
+        }
+        for (channel, group) in by_channel {
+            let (txs, waiters): (Vec<_>, Vec<_>) =
+                group.into_iter().map(|s| (s.tx, s.done)).unzip();
+            let ledger = ledger.clone();
+            let name = channel.clone();
+            let committed =
+                tokio::task::spawn_blocking(move || ledger.commit_block(&name, txs)).await;
+            match committed {
+                Ok(Ok(outcomes)) => {
+                    info!(%channel, block = outcomes.first().map(|o| o.block), txs = outcomes.len(), "committed block");
+                    for (waiter, outcome) in waiters.into_iter().zip(outcomes) {
+                        let _ = waiter.send(Ok(outcome));
+                    }
+                }
+                Ok(Err(e)) => {
+                    warn!(%channel, error = %e, "block commit failed");
+                    for waiter in waiters {
+                        let _ = waiter.send(Err(format!("commit failed: {e}")));
+                    }
+                }
+                Err(e) => {
+                    warn!(%channel, error = %e, "block commit task failed");
+                    for waiter in waiters {
+                        let _ = waiter.send(Err("commit failed".to_owned()));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The `ccvm.Committer` service.
+pub struct CommitterService {
+    cutter: BlockCutter,
+    ledger: Ledger,
+    transient: std::sync::Arc<TransientStore>,
+}
+
+impl CommitterService {
+    pub(crate) fn server(
+        cutter: BlockCutter,
+        ledger: Ledger,
+        transient: std::sync::Arc<TransientStore>,
+    ) -> CommitterServer<Self> {
+        CommitterServer::new(Self {
+            cutter,
+            ledger,
+            transient,
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl committer_server::Committer for CommitterService {
+    async fn submit(&self, request: Request<Envelope>) -> Result<Response<SubmitResponse>, Status> {
+        let envelope = request.into_inner();
+        let header = Payload::decode(envelope.payload.as_slice())
+            .ok()
+            .and_then(|payload| payload.header)
+            .and_then(|header| ChannelHeader::decode(header.channel_header.as_slice()).ok())
+            .ok_or_else(|| Status::invalid_argument("envelope has no readable channel header"))?;
+        match self.ledger.has_channel(&header.channel_id) {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(Status::not_found(format!(
+                    "channel {} does not exist",
+                    header.channel_id
+                )));
+            }
+            Err(e) => return Err(Status::internal(e.to_string())),
+        }
+        let private = self.transient.take(&header.tx_id);
+        let outcome = self
+            .cutter
+            .submit(header.channel_id, PendingTx { envelope, private })
+            .await
+            .map_err(Status::unavailable)?;
+        Ok(Response::new(SubmitResponse {
+            tx_id: outcome.tx_id,
+            validation_code: outcome.code as i32,
+            block_number: outcome.block,
+        }))
+    }
+}

@@ -1,0 +1,221 @@
+//! A running peer: configuration → ledger → chaincode support → gRPC servers.
+//!
+//! [`Node::start`] binds both listeners before it returns, so callers (and tests using port 0)
+//! can read the bound addresses at once.
+
+mod committer;
+mod endorser;
+mod proposal;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+use tracing::info;
+
+use crate::chaincode::ChaincodeSupport;
+use crate::chaincode::grpc::ChaincodeSupportService;
+use crate::config::Config;
+use crate::identity::{Identity, IdentityError};
+use crate::ledger::{Ledger, LedgerError};
+use committer::{BlockCutter, CommitterService, TransientStore};
+use endorser::EndorserService;
+
+pub use endorser::ERROR_THRESHOLD;
+pub use proposal::compute_tx_id;
+
+/// Where the node keeps the identity it endorses with, under the data directory.
+pub const PEER_IDENTITY_DIR: &str = "identities/peer";
+/// Where the node keeps the development identity clients sign with, under the data directory.
+pub const CLIENT_IDENTITY_DIR: &str = "identities/client";
+
+/// Why a node could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// The ledger could not be opened.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// An identity could not be created or loaded.
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    /// A listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A gRPC server failed.
+    #[error("{server} server: {source}")]
+    Serve {
+        /// Which server.
+        server: &'static str,
+        /// The transport error.
+        source: tonic::transport::Error,
+    },
+    /// A server task panicked.
+    #[error("server task crashed: {0}")]
+    Crashed(String),
+}
+
+/// A started node. Dropping it does not stop it; call [`Node::shutdown`].
+pub struct Node {
+    peer_addr: SocketAddr,
+    chaincode_addr: SocketAddr,
+    support: ChaincodeSupport,
+    stop: Vec<oneshot::Sender<()>>,
+    servers: Vec<JoinHandle<Result<(), NodeError>>>,
+}
+
+impl Node {
+    /// Opens the ledger, creates the development identities on first start, and serves the
+    /// endorser, committer and chaincode support services.
+    ///
+    /// # Errors
+    /// Fails when the data directory, the ledger or an address cannot be used.
+    pub async fn start(config: &Config) -> Result<Self, NodeError> {
+        let ledger = Ledger::open(&config.data_dir.join("ledger"))?;
+        let identity = Identity::load_or_create(
+            &config.data_dir.join(PEER_IDENTITY_DIR),
+            &config.msp_id,
+            "peer0",
+        )?;
+        Identity::load_or_create(
+            &config.data_dir.join(CLIENT_IDENTITY_DIR),
+            &config.msp_id,
+            "admin",
+        )?;
+        let support = ChaincodeSupport::new(ledger.clone(), config.support());
+        let transient = Arc::new(TransientStore::default());
+        let cutter = BlockCutter::start(ledger.clone(), config.commit.max_block_txs);
+
+        let peer_listener = bind(&config.listen).await?;
+        let chaincode_listener = bind(&config.chaincode_listen).await?;
+        let peer_addr = local_addr(&peer_listener, &config.listen)?;
+        let chaincode_addr = local_addr(&chaincode_listener, &config.chaincode_listen)?;
+
+        let (stop_peer, peer_stopped) = oneshot::channel::<()>();
+        let (stop_chaincode, chaincode_stopped) = oneshot::channel::<()>();
+        let peer_router = tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .add_service(EndorserService::server(
+                support.clone(),
+                Arc::new(identity),
+                Arc::clone(&transient),
+            ))
+            .add_service(CommitterService::server(cutter, ledger, transient));
+        let chaincode_router = tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .add_service(ChaincodeSupportService::server(support.clone()));
+        let peer_server = tokio::spawn(async move {
+            peer_router
+                .serve_with_incoming_shutdown(TcpListenerStream::new(peer_listener), async {
+                    let _ = peer_stopped.await;
+                })
+                .await
+                .map_err(|source| NodeError::Serve {
+                    server: "peer",
+                    source,
+                })
+        });
+        let chaincode_server = tokio::spawn(async move {
+            chaincode_router
+                .serve_with_incoming_shutdown(TcpListenerStream::new(chaincode_listener), async {
+                    let _ = chaincode_stopped.await;
+                })
+                .await
+                .map_err(|source| NodeError::Serve {
+                    server: "chaincode",
+                    source,
+                })
+        });
+        info!(%peer_addr, %chaincode_addr, dev_mode = config.dev_mode, "node started");
+        Ok(Self {
+            peer_addr,
+            chaincode_addr,
+            support,
+            stop: vec![stop_peer, stop_chaincode],
+            servers: vec![peer_server, chaincode_server],
+        })
+    }
+
+    /// The address clients reach the endorser and committer on.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer_addr
+    }
+
+    /// The address chaincodes dial.
+    pub fn chaincode_addr(&self) -> SocketAddr {
+        self.chaincode_addr
+    }
+
+    /// Chaincode support, for inspecting registered chaincodes.
+    pub fn support(&self) -> &ChaincodeSupport {
+        &self.support
+    }
+
+    /// Serves until `signal` resolves, then shuts down; returns early if a server fails.
+    ///
+    /// # Errors
+    /// The error of a server that stopped on its own.
+    pub async fn run_until(
+        mut self,
+        signal: impl std::future::Future<Output = ()>,
+    ) -> Result<(), NodeError> {
+        let (first, second) = self.servers.split_at_mut(1);
+        let failed = tokio::select! {
+            () = signal => None,
+            result = &mut first[0] => Some(result),
+            result = &mut second[0] => Some(result),
+        };
+        match failed {
+            None => self.shutdown().await,
+            Some(result) => {
+                for stop in self.stop {
+                    let _ = stop.send(());
+                }
+                joined(result)
+            }
+        }
+    }
+
+    /// Stops accepting connections and waits for the servers to finish.
+    ///
+    /// # Errors
+    /// The first server error.
+    pub async fn shutdown(self) -> Result<(), NodeError> {
+        for stop in self.stop {
+            let _ = stop.send(());
+        }
+        for server in self.servers {
+            joined(server.await)?;
+        }
+        info!("node stopped");
+        Ok(())
+    }
+}
+
+fn joined(result: Result<Result<(), NodeError>, tokio::task::JoinError>) -> Result<(), NodeError> {
+    result.map_err(|e| NodeError::Crashed(e.to_string()))?
+}
+
+async fn bind(addr: &str) -> Result<TcpListener, NodeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| NodeError::Bind {
+            addr: addr.to_owned(),
+            source,
+        })
+}
+
+fn local_addr(listener: &TcpListener, addr: &str) -> Result<SocketAddr, NodeError> {
+    listener.local_addr().map_err(|source| NodeError::Bind {
+        addr: addr.to_owned(),
+        source,
+    })
+}

@@ -1,0 +1,85 @@
+//! Unpacking a client's signed proposal into what the endorser needs.
+
+use ccvm_proto::Message;
+use ccvm_proto::common::{ChannelHeader, Header, HeaderType, SignatureHeader};
+use ccvm_proto::protos::{
+    ChaincodeHeaderExtension, ChaincodeInput, ChaincodeInvocationSpec, ChaincodeProposalPayload,
+    Proposal, SignedProposal,
+};
+use sha2::{Digest, Sha256};
+
+/// A chaincode proposal, decoded and checked.
+pub(crate) struct UnpackedProposal {
+    pub channel: String,
+    pub tx_id: String,
+    pub chaincode: String,
+    pub input: ChaincodeInput,
+    /// SHA-256 over the header and the payload without its transient data.
+    pub hash: Vec<u8>,
+}
+
+impl UnpackedProposal {
+    /// Decodes and checks a proposal: an endorser transaction whose id is the hash of its nonce
+    /// and creator, naming a chaincode.
+    pub fn parse(signed: &SignedProposal) -> Result<Self, String> {
+        let proposal = decode::<Proposal>(&signed.proposal_bytes, "proposal")?;
+        let header = decode::<Header>(&proposal.header, "proposal header")?;
+        let channel_header = decode::<ChannelHeader>(&header.channel_header, "channel header")?;
+        let signature_header =
+            decode::<SignatureHeader>(&header.signature_header, "signature header")?;
+        if channel_header.r#type != HeaderType::EndorserTransaction as i32 {
+            return Err(format!(
+                "unsupported proposal header type {}",
+                channel_header.r#type
+            ));
+        }
+        if signature_header.creator.is_empty() || signature_header.nonce.is_empty() {
+            return Err("proposal has no creator or nonce".to_owned());
+        }
+        let expected = compute_tx_id(&signature_header.nonce, &signature_header.creator);
+        if channel_header.tx_id != expected {
+            return Err(format!(
+                "invalid transaction id {}: expected {expected}",
+                channel_header.tx_id
+            ));
+        }
+        let extension =
+            decode::<ChaincodeHeaderExtension>(&channel_header.extension, "header extension")?;
+        let payload = decode::<ChaincodeProposalPayload>(&proposal.payload, "proposal payload")?;
+        let invocation = decode::<ChaincodeInvocationSpec>(&payload.input, "invocation spec")?;
+        let spec = invocation.chaincode_spec.unwrap_or_default();
+        let chaincode = extension
+            .chaincode_id
+            .or(spec.chaincode_id)
+            .map(|id| id.name)
+            .filter(|name| !name.is_empty())
+            .ok_or("proposal names no chaincode")?;
+        let without_transient = ChaincodeProposalPayload {
+            input: payload.input,
+            transient_map: Default::default(),
+        };
+        let mut hasher = Sha256::new();
+        hasher.update(&header.channel_header);
+        hasher.update(&header.signature_header);
+        hasher.update(without_transient.encode_to_vec());
+        Ok(Self {
+            channel: channel_header.channel_id,
+            tx_id: channel_header.tx_id,
+            chaincode,
+            input: spec.input.unwrap_or_default(),
+            hash: hasher.finalize().to_vec(),
+        })
+    }
+}
+
+/// Fabric's transaction id: hex SHA-256 of nonce followed by the serialized creator.
+pub fn compute_tx_id(nonce: &[u8], creator: &[u8]) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(nonce);
+    hasher.update(creator);
+    hex::encode(hasher.finalize())
+}
+
+fn decode<M: Message + Default>(bytes: &[u8], what: &str) -> Result<M, String> {
+    M::decode(bytes).map_err(|e| format!("malformed {what}: {e}"))
+}

@@ -1,0 +1,270 @@
+//! Starts real components for the tests: a node on `127.0.0.1:0` with a temporary data directory,
+//! and chaincode processes (the Rust examples, Node chaincodes on fabric-shim) that dial it.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use ccvm::client::{Client, Committed};
+use ccvm::config::Config;
+use ccvm::identity::Identity;
+use ccvm::node::{CLIENT_IDENTITY_DIR, Node};
+use ccvm::proto::protos::Response;
+use tempfile::TempDir;
+use tokio::process::{Child, Command};
+
+/// The channel every node has.
+pub const CHANNEL: &str = "mychannel";
+/// How long a chaincode may take to register before a test fails.
+const REGISTER_DEADLINE: Duration = Duration::from_secs(60);
+
+/// A node running in this process, with a client signing as its development identity.
+pub struct TestNode {
+    node: Option<Node>,
+    config: Config,
+    _data: TempDir,
+    pub client: Client,
+}
+
+impl TestNode {
+    /// A dev-mode node with default settings.
+    pub async fn start() -> Result<Self> {
+        Self::start_with(|_| {}).await
+    }
+
+    /// A dev-mode node with settings adjusted by `adjust`.
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Result<Self> {
+        let data = tempfile::tempdir()?;
+        let mut config = Config {
+            data_dir: data.path().to_owned(),
+            listen: "127.0.0.1:0".to_owned(),
+            chaincode_listen: "127.0.0.1:0".to_owned(),
+            dev_mode: true,
+            ..Config::default()
+        };
+        adjust(&mut config);
+        let (node, client) = launch(&config).await?;
+        Ok(Self {
+            node: Some(node),
+            config,
+            _data: data,
+            client,
+        })
+    }
+
+    fn node(&self) -> &Node {
+        self.node.as_ref().expect("node is running")
+    }
+
+    /// Where chaincodes dial.
+    pub fn chaincode_addr(&self) -> String {
+        self.node().chaincode_addr().to_string()
+    }
+
+    /// The node itself.
+    pub fn inner(&self) -> &Node {
+        self.node()
+    }
+
+    /// Stops the node and starts it again on the same data directory and ports.
+    pub async fn restart(&mut self) -> Result<()> {
+        let node = self.node.take().expect("node is running");
+        self.config.listen = node.peer_addr().to_string();
+        self.config.chaincode_listen = node.chaincode_addr().to_string();
+        node.shutdown().await?;
+        let (node, client) = launch(&self.config).await?;
+        self.node = Some(node);
+        self.client = client;
+        Ok(())
+    }
+
+    /// Waits until a chaincode of that name has registered.
+    pub async fn wait_registered(&self, name: &str) -> Result<()> {
+        let deadline = Instant::now() + REGISTER_DEADLINE;
+        while self.node().support().registry().get(name).is_none() {
+            if Instant::now() > deadline {
+                bail!("chaincode {name} did not register within {REGISTER_DEADLINE:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Ok(())
+    }
+
+    /// Waits until the chaincode is running at least one transaction.
+    pub async fn wait_until_running_tx(&self, name: &str) -> Result<()> {
+        let deadline = Instant::now() + REGISTER_DEADLINE;
+        while self
+            .node()
+            .support()
+            .registry()
+            .get(name)
+            .is_none_or(|h| h.running_transactions() == 0)
+        {
+            if Instant::now() > deadline {
+                bail!("chaincode {name} never ran a transaction");
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Ok(())
+    }
+
+    /// Waits until no chaincode of that name is registered.
+    pub async fn wait_deregistered(&self, name: &str) -> Result<()> {
+        let deadline = Instant::now() + REGISTER_DEADLINE;
+        while self.node().support().registry().get(name).is_some() {
+            if Instant::now() > deadline {
+                bail!("chaincode {name} stayed registered");
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Ok(())
+    }
+
+    /// Endorses and commits; fails on an error status or an invalid transaction.
+    pub async fn invoke(&self, chaincode: &str, args: &[&str]) -> Result<Committed> {
+        Ok(self
+            .client
+            .invoke(CHANNEL, chaincode, to_args(args), HashMap::new())
+            .await?)
+    }
+
+    /// Endorses without committing; fails on an error status.
+    pub async fn query(&self, chaincode: &str, args: &[&str]) -> Result<Response> {
+        Ok(self
+            .client
+            .query(CHANNEL, chaincode, to_args(args), HashMap::new())
+            .await?)
+    }
+
+    /// The query's payload as text.
+    pub async fn query_text(&self, chaincode: &str, args: &[&str]) -> Result<String> {
+        let response = self.query(chaincode, args).await?;
+        Ok(String::from_utf8(response.payload)?)
+    }
+
+    /// The query's payload as JSON.
+    pub async fn query_json(&self, chaincode: &str, args: &[&str]) -> Result<serde_json::Value> {
+        let response = self.query(chaincode, args).await?;
+        Ok(serde_json::from_slice(&response.payload)?)
+    }
+}
+
+async fn launch(config: &Config) -> Result<(Node, Client)> {
+    let node = Node::start(config).await?;
+    let identity = Identity::load(&config.data_dir.join(CLIENT_IDENTITY_DIR))?;
+    let client = Client::connect(&node.peer_addr().to_string(), identity).await?;
+    Ok((node, client))
+}
+
+/// Arguments as the bytes a proposal carries.
+pub fn to_args(args: &[&str]) -> Vec<Vec<u8>> {
+    args.iter().map(|a| a.as_bytes().to_vec()).collect()
+}
+
+/// A chaincode process, killed when dropped.
+pub struct ChaincodeProcess {
+    child: Child,
+}
+
+impl ChaincodeProcess {
+    /// Waits for the process to exit on its own.
+    pub async fn wait(&mut self) -> Result<std::process::ExitStatus> {
+        Ok(self.child.wait().await?)
+    }
+
+    /// Kills the process (SIGKILL) and reaps it.
+    pub async fn kill(&mut self) -> Result<()> {
+        self.child.kill().await?;
+        Ok(())
+    }
+}
+
+impl Drop for ChaincodeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target directory")
+        .to_owned()
+}
+
+/// Builds the Rust example chaincodes once per test run and returns the path of one.
+pub fn example_binary(name: &str) -> Result<PathBuf> {
+    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let status = std::process::Command::new(env!("CARGO"))
+                .args(["build", "--quiet", "-p", "kv", "-p", "asset-transfer"])
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .status()
+                .map_err(|e| e.to_string())?;
+            if status.success() {
+                Ok(())
+            } else {
+                Err(format!("building the examples failed: {status}"))
+            }
+        })
+        .clone()
+        .map_err(anyhow::Error::msg)?;
+    Ok(target_dir().join(name))
+}
+
+/// Starts a Rust example chaincode registering as `name` with the node.
+pub fn rust_chaincode(node: &TestNode, binary: &str, name: &str) -> Result<ChaincodeProcess> {
+    let path = example_binary(binary)?;
+    let child = Command::new(&path)
+        .args(["--peer.address", &node.chaincode_addr()])
+        .env("CORE_CHAINCODE_ID_NAME", name)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {}", path.display()))?;
+    Ok(ChaincodeProcess { child })
+}
+
+/// The directory of the Node chaincodes and their `node_modules`.
+fn node_dir() -> Result<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/node");
+    if !dir.join("node_modules/fabric-shim").exists() {
+        bail!(
+            "fabric-shim is not installed: run `npm ci` in {}",
+            dir.display()
+        );
+    }
+    Ok(dir)
+}
+
+/// Starts a Node chaincode on Fabric's fabric-shim: `shim-kv.js` (low-level API) or the
+/// fabric-contract-api contract in `contract.js`.
+pub fn node_chaincode(node: &TestNode, script: &str, name: &str) -> Result<ChaincodeProcess> {
+    let dir = node_dir()?;
+    let mut command = Command::new("node");
+    if script == "contract.js" {
+        command.args([
+            "node_modules/fabric-shim/cli.js",
+            "start",
+            "--module-path",
+            ".",
+        ]);
+    } else {
+        command.arg(script);
+    }
+    let child = command
+        .args(["--peer.address", &node.chaincode_addr()])
+        .env("CORE_CHAINCODE_ID_NAME", name)
+        .env("CORE_CHAINCODE_LOGGING_LEVEL", "warning")
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting node (is Node.js installed?)")?;
+    Ok(ChaincodeProcess { child })
+}

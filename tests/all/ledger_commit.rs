@@ -1,0 +1,140 @@
+//! Commit on a real node: MVCC validation, duplicate transactions, durability across restarts.
+
+use std::collections::HashMap;
+
+use anyhow::Result;
+use ccvm::client::successful;
+use ccvm::proto::protos::TxValidationCode;
+
+use crate::harness::{CHANNEL, TestNode, rust_chaincode, to_args};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_whose_read_changed_is_committed_invalid() -> Result<()> {
+    let node = TestNode::start().await?;
+    let _basic = rust_chaincode(&node, "asset-transfer", "basic:1.0")?;
+    node.wait_registered("basic").await?;
+    node.invoke("basic", &["CreateAsset", "car", "red", "1", "Ann", "10"])
+        .await?;
+
+    let to_bob = node.client.proposal(
+        CHANNEL,
+        "basic",
+        to_args(&["TransferAsset", "car", "Bob"]),
+        HashMap::new(),
+    );
+    let to_cid = node.client.proposal(
+        CHANNEL,
+        "basic",
+        to_args(&["TransferAsset", "car", "Cid"]),
+        HashMap::new(),
+    );
+    let bob_endorsed = node.client.endorse(&to_bob).await?;
+    let cid_endorsed = node.client.endorse(&to_cid).await?;
+    successful(&bob_endorsed)?;
+    successful(&cid_endorsed)?;
+
+    let first = node.client.submit(&to_bob, &bob_endorsed).await?;
+    let second = node.client.submit(&to_cid, &cid_endorsed).await?;
+    assert_eq!(first.validation_code, TxValidationCode::Valid as i32);
+    assert_eq!(
+        second.validation_code,
+        TxValidationCode::MvccReadConflict as i32
+    );
+    let asset = node.query_json("basic", &["ReadAsset", "car"]).await?;
+    assert_eq!(
+        asset["Owner"], "Bob",
+        "the invalid transaction wrote nothing"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_range_that_gained_a_key_is_a_phantom_read() -> Result<()> {
+    let node = TestNode::start().await?;
+    let _kv = rust_chaincode(&node, "kv", "kv:1.0")?;
+    node.wait_registered("kv").await?;
+    node.invoke("kv", &["putmany", "p", "3"]).await?;
+
+    let ranged = node
+        .client
+        .proposal(CHANNEL, "kv", to_args(&["range", "p", "q"]), HashMap::new());
+    let endorsed = node.client.endorse(&ranged).await?;
+    node.invoke("kv", &["put", "p00001x", "new"]).await?;
+    let outcome = node.client.submit(&ranged, &endorsed).await?;
+    assert_eq!(
+        outcome.validation_code,
+        TxValidationCode::PhantomReadConflict as i32
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_submitted_twice_commits_once() -> Result<()> {
+    let node = TestNode::start().await?;
+    let _kv = rust_chaincode(&node, "kv", "kv:1.0")?;
+    node.wait_registered("kv").await?;
+
+    let proposal = node.client.proposal(
+        CHANNEL,
+        "kv",
+        to_args(&["put", "once", "1"]),
+        HashMap::new(),
+    );
+    let endorsed = node.client.endorse(&proposal).await?;
+    let first = node.client.submit(&proposal, &endorsed).await?;
+    let second = node.client.submit(&proposal, &endorsed).await?;
+    assert_eq!(first.validation_code, TxValidationCode::Valid as i32);
+    assert_eq!(
+        second.validation_code,
+        TxValidationCode::DuplicateTxid as i32
+    );
+    assert_ne!(first.block_number, second.block_number);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_proposal_cannot_run_twice_at_once() -> Result<()> {
+    let node = TestNode::start_with(|config| config.chaincode.execute_timeout_ms = 2000).await?;
+    let _kv = rust_chaincode(&node, "kv", "kv:1.0")?;
+    node.wait_registered("kv").await?;
+
+    let proposal = node
+        .client
+        .proposal(CHANNEL, "kv", to_args(&["hang"]), HashMap::new());
+    let first = node.client.endorse(&proposal);
+    let second = async {
+        node.wait_until_running_tx("kv").await?;
+        Ok::<_, anyhow::Error>(node.client.endorse(&proposal).await?)
+    };
+    let (first, second) = tokio::join!(first, second);
+    let second = successful(&second?).unwrap_err();
+    assert!(
+        second
+            .to_string()
+            .contains("transaction is already running"),
+        "{second}"
+    );
+    let first = successful(&first?).unwrap_err();
+    assert!(first.to_string().contains("timed out"), "{first}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_state_and_blocks_survive_a_restart() -> Result<()> {
+    let mut node = TestNode::start().await?;
+    let kv = rust_chaincode(&node, "kv", "kv:1.0")?;
+    node.wait_registered("kv").await?;
+    node.invoke("kv", &["put", "durable", "yes"]).await?;
+    let last = node.invoke("kv", &["put", "durable", "still"]).await?;
+    drop(kv);
+
+    node.restart().await?;
+    let _kv = rust_chaincode(&node, "kv", "kv:1.0")?;
+    node.wait_registered("kv").await?;
+    assert_eq!(node.query_text("kv", &["get", "durable"]).await?, "still");
+    let info = node.inner().support().ledger().chain_info(CHANNEL)?;
+    assert_eq!(info.height, last.block + 1);
+    let history = node.query_json("kv", &["history", "durable"]).await?;
+    assert_eq!(history.as_array().map(Vec::len), Some(2));
+    Ok(())
+}

@@ -1,0 +1,8 @@
+//! ccvm's integration tests: one binary, a module per area, real components throughout (a real
+//! node on loopback, real chaincode processes built from `examples/`, Fabric's own Node shim).
+
+mod harness;
+mod ledger_commit;
+mod malformed;
+mod node_shim;
+mod rust_chaincode;
