@@ -192,15 +192,12 @@ impl Client {
             .into_inner())
     }
 
-    /// Wraps an endorsed proposal into a signed transaction and submits it for commit.
-    ///
-    /// # Errors
-    /// [`ClientError::Rpc`] when the call fails.
-    pub async fn submit(
+    /// Wraps an endorsed proposal into a transaction envelope signed by this client.
+    pub fn transaction_envelope(
         &self,
         proposal: &TxProposal,
         endorsed: &ProposalResponse,
-    ) -> Result<SubmitResponse, ClientError> {
+    ) -> Envelope {
         let action = ChaincodeActionPayload {
             chaincode_proposal_payload: proposal.payload_without_transient.clone(),
             action: Some(ChaincodeEndorsedAction {
@@ -220,11 +217,29 @@ impl Client {
         }
         .encode_to_vec();
         let signature = self.identity.sign(&payload);
+        Envelope { payload, signature }
+    }
+
+    /// Submits a transaction envelope for commit and waits for the outcome.
+    ///
+    /// # Errors
+    /// [`ClientError::Rpc`] when the call fails or the committer refuses the envelope.
+    pub async fn submit_envelope(&self, envelope: Envelope) -> Result<SubmitResponse, ClientError> {
         let mut committer = self.committer.clone();
-        Ok(committer
-            .submit(Envelope { payload, signature })
-            .await?
-            .into_inner())
+        Ok(committer.submit(envelope).await?.into_inner())
+    }
+
+    /// Wraps an endorsed proposal into a signed transaction and submits it for commit.
+    ///
+    /// # Errors
+    /// [`ClientError::Rpc`] when the call fails.
+    pub async fn submit(
+        &self,
+        proposal: &TxProposal,
+        endorsed: &ProposalResponse,
+    ) -> Result<SubmitResponse, ClientError> {
+        self.submit_envelope(self.transaction_envelope(proposal, endorsed))
+            .await
     }
 
     /// Runs a chaincode function without committing and returns its response.

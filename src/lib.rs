@@ -16,6 +16,7 @@ pub mod client;
 pub mod config;
 pub mod identity;
 pub mod ledger;
+pub mod msp;
 pub mod node;
 
 pub use ccvm_proto as proto;

@@ -45,7 +45,7 @@ impl chaincode_support_server::ChaincodeSupport for ChaincodeSupportService {
             .map(|next| next.map_err(|status| status.message().to_owned()));
         let (outbound, replies) = mpsc::channel(OUTBOUND_BUFFER);
         let handler = Handler::new(self.support.clone(), outbound);
-        tokio::spawn(handler.serve(inbound));
+        self.support.spawn(handler.serve(inbound));
         Ok(Response::new(Box::pin(
             ReceiverStream::new(replies).map(Ok),
         )))

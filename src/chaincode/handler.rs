@@ -48,17 +48,15 @@ impl Handler {
     {
         let mut keepalive = self.support.config().keepalive.map(tokio::time::interval);
         let reason = loop {
-            let next = match keepalive.as_mut() {
-                Some(timer) => tokio::select! {
-                    next = inbound.next() => next,
-                    _ = timer.tick() => {
-                        if self.registered.is_some() && self.send(bare(MessageType::Keepalive)).await.is_err() {
-                            break "outbound stream closed".to_owned();
-                        }
-                        continue;
+            let next = tokio::select! {
+                () = self.support.stopping() => break "the peer is shutting down".to_owned(),
+                next = inbound.next() => next,
+                () = tick(keepalive.as_mut()) => {
+                    if self.registered.is_some() && self.send(bare(MessageType::Keepalive)).await.is_err() {
+                        break "outbound stream closed".to_owned();
                     }
-                },
-                None => inbound.next().await,
+                    continue;
+                }
             };
             let message = match next {
                 None => break "stream ended".to_owned(),
@@ -170,7 +168,7 @@ impl Handler {
                 let support = self.support.clone();
                 let outbound = self.outbound.clone();
                 let span = info_span!("invoke_chaincode", channel = %message.channel_id, tx = %short_tx(&message.txid));
-                tokio::spawn(
+                self.support.spawn(
                     async move {
                         let answer = invoke_chaincode(&support, &context, &message).await;
                         let _ = outbound.send(answer).await;
@@ -219,6 +217,16 @@ impl Handler {
                 self.send(error_reply(&message, text)).await
             }
         }
+    }
+}
+
+/// The next keepalive tick, or never when keepalive is off.
+async fn tick(timer: Option<&mut tokio::time::Interval>) {
+    match timer {
+        Some(timer) => {
+            timer.tick().await;
+        }
+        None => std::future::pending().await,
     }
 }
 

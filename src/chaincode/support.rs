@@ -5,6 +5,9 @@ use std::time::Duration;
 
 use ccvm_proto::protos::{ChaincodeInput, ChaincodeMessage, SignedProposal};
 
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
 use super::error::{ChaincodeError, Result};
 use super::registry::HandlerRegistry;
 use super::tx_context::SharedSimulator;
@@ -73,6 +76,8 @@ struct Inner {
     registry: HandlerRegistry,
     ledger: Ledger,
     config: SupportConfig,
+    stopping: CancellationToken,
+    tasks: TaskTracker,
 }
 
 impl ChaincodeSupport {
@@ -81,6 +86,8 @@ impl ChaincodeSupport {
         Self {
             inner: Arc::new(Inner {
                 registry: HandlerRegistry::default(),
+                stopping: CancellationToken::new(),
+                tasks: TaskTracker::new(),
                 ledger,
                 config,
             }),
@@ -100,6 +107,28 @@ impl ChaincodeSupport {
     /// The settings.
     pub fn config(&self) -> &SupportConfig {
         &self.inner.config
+    }
+
+    /// Runs a task that belongs to chaincode support (a connection's handler, a chaincode call),
+    /// so that [`Self::stop`] waits for it.
+    pub(crate) fn spawn<F>(&self, task: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.inner.tasks.spawn(task);
+    }
+
+    /// Resolves when the peer is shutting down.
+    pub(crate) fn stopping(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
+        self.inner.stopping.cancelled()
+    }
+
+    /// Disconnects every chaincode, fails their open transactions, and waits until all
+    /// connection tasks have ended.
+    pub async fn stop(&self) {
+        self.inner.stopping.cancel();
+        self.inner.tasks.close();
+        self.inner.tasks.wait().await;
     }
 
     /// Runs one transaction and returns the chaincode's COMPLETED message.

@@ -420,3 +420,206 @@ fn build_block(number: u64, previous_hash: Vec<u8>, data: Vec<Vec<u8>>, codes: V
 fn block_hash(header: &BlockHeader) -> Vec<u8> {
     Sha256::digest(header.encode_to_vec()).to_vec()
 }
+
+#[cfg(test)]
+mod tests {
+    use ccvm_proto::common::Header;
+    use ccvm_proto::protos::{ChaincodeEndorsedAction, TransactionAction};
+
+    use super::*;
+    use crate::ledger::{DEFAULT_CHANNEL, RangeScan};
+
+    /// An endorser transaction envelope carrying `results`, as a client would submit it.
+    fn envelope(tx_id: &str, results: &TxReadWriteSet) -> Envelope {
+        let action = ChaincodeAction {
+            results: results.encode_to_vec(),
+            ..Default::default()
+        };
+        let response_payload = ProposalResponsePayload {
+            extension: action.encode_to_vec(),
+            ..Default::default()
+        };
+        let action_payload = ChaincodeActionPayload {
+            action: Some(ChaincodeEndorsedAction {
+                proposal_response_payload: response_payload.encode_to_vec(),
+                endorsements: Vec::new(),
+            }),
+            ..Default::default()
+        };
+        let transaction = Transaction {
+            actions: vec![TransactionAction {
+                header: Vec::new(),
+                payload: action_payload.encode_to_vec(),
+            }],
+        };
+        let channel_header = ChannelHeader {
+            r#type: HeaderType::EndorserTransaction as i32,
+            channel_id: DEFAULT_CHANNEL.to_owned(),
+            tx_id: tx_id.to_owned(),
+            ..Default::default()
+        };
+        let payload = Payload {
+            header: Some(Header {
+                channel_header: channel_header.encode_to_vec(),
+                signature_header: Vec::new(),
+            }),
+            data: transaction.encode_to_vec(),
+        };
+        Envelope {
+            payload: payload.encode_to_vec(),
+            signature: Vec::new(),
+        }
+    }
+
+    fn commit_one(
+        ledger: &Ledger,
+        tx_id: &str,
+        simulate: impl FnOnce(&mut crate::ledger::TxSimulator),
+    ) -> anyhow::Result<TxOutcome> {
+        let mut simulator = ledger.new_simulator(DEFAULT_CHANNEL, tx_id)?;
+        simulate(&mut simulator);
+        let results = simulator.take_results();
+        let tx = PendingTx {
+            envelope: envelope(tx_id, &results.public),
+            private: results.private,
+        };
+        Ok(ledger.commit_block(DEFAULT_CHANNEL, vec![tx])?.remove(0))
+    }
+
+    #[test]
+    fn reads_see_committed_state_not_pending_writes() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let ledger = Ledger::open(dir.path())?;
+        let mut simulator = ledger.new_simulator(DEFAULT_CHANNEL, "t1")?;
+        simulator.put_state("cc", "k", b"v".to_vec());
+        assert_eq!(simulator.get_state("cc", "k")?, None);
+        Ok(())
+    }
+
+    #[test]
+    fn commit_versions_values_and_keeps_history() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let ledger = Ledger::open(dir.path())?;
+        assert_eq!(
+            commit_one(&ledger, "t1", |s| s.put_state("cc", "k", b"one".to_vec()))?.code,
+            TxValidationCode::Valid
+        );
+        assert_eq!(
+            commit_one(&ledger, "t2", |s| s.put_state("cc", "k", b"two".to_vec()))?.code,
+            TxValidationCode::Valid
+        );
+        assert_eq!(
+            commit_one(&ledger, "t3", |s| s.delete_state("cc", "k"))?.code,
+            TxValidationCode::Valid
+        );
+
+        let simulator = ledger.new_simulator(DEFAULT_CHANNEL, "t4")?;
+        let history = simulator.history("cc", "k", None, 10)?;
+        let seen: Vec<(&str, bool, u64)> = history
+            .iter()
+            .map(|h| (h.tx_id.as_str(), h.is_delete, h.version.block))
+            .collect();
+        assert_eq!(seen, [("t3", true, 2), ("t2", false, 1), ("t1", false, 0)]);
+        let older = simulator.history("cc", "k", Some(history[0].version), 1)?;
+        assert_eq!(
+            older[0].tx_id, "t2",
+            "history resumes after a given version"
+        );
+        assert_eq!(ledger.chain_info(DEFAULT_CHANNEL)?.height, 3);
+        Ok(())
+    }
+
+    #[test]
+    fn a_stale_read_is_an_mvcc_conflict_and_writes_nothing() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let ledger = Ledger::open(dir.path())?;
+        commit_one(&ledger, "t1", |s| s.put_state("cc", "k", b"one".to_vec()))?;
+        let mut stale = ledger.new_simulator(DEFAULT_CHANNEL, "t2")?;
+        stale.get_state("cc", "k")?;
+        stale.put_state("cc", "other", b"x".to_vec());
+        commit_one(&ledger, "t3", |s| s.put_state("cc", "k", b"two".to_vec()))?;
+
+        let results = stale.take_results();
+        let tx = PendingTx {
+            envelope: envelope("t2", &results.public),
+            private: results.private,
+        };
+        let outcome = ledger.commit_block(DEFAULT_CHANNEL, vec![tx])?.remove(0);
+        assert_eq!(outcome.code, TxValidationCode::MvccReadConflict);
+        assert_eq!(
+            ledger
+                .new_simulator(DEFAULT_CHANNEL, "t4")?
+                .get_state("cc", "other")?,
+            None
+        );
+        assert_eq!(
+            ledger.tx_validation_code(DEFAULT_CHANNEL, "t2")?,
+            Some(TxValidationCode::MvccReadConflict as i32)
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn metadata_survives_value_writes_and_dies_with_the_key() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let ledger = Ledger::open(dir.path())?;
+        commit_one(&ledger, "t1", |s| s.put_state("cc", "k", b"v".to_vec()))?;
+        commit_one(&ledger, "t2", |s| {
+            s.put_state_metadata("cc", "", "k", "policy", b"p".to_vec())
+                .expect("public metadata")
+        })?;
+        commit_one(&ledger, "t3", |s| s.put_state("cc", "k", b"v2".to_vec()))?;
+        let mut simulator = ledger.new_simulator(DEFAULT_CHANNEL, "t4")?;
+        assert_eq!(
+            simulator.get_state_metadata("cc", "", "k")?.get("policy"),
+            Some(&b"p".to_vec())
+        );
+        commit_one(&ledger, "t5", |s| s.delete_state("cc", "k"))?;
+        commit_one(&ledger, "t6", |s| s.put_state("cc", "k", b"v3".to_vec()))?;
+        let mut simulator = ledger.new_simulator(DEFAULT_CHANNEL, "t7")?;
+        assert!(simulator.get_state_metadata("cc", "", "k")?.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn range_scans_page_and_stop_at_the_end_key() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let ledger = Ledger::open(dir.path())?;
+        commit_one(&ledger, "t1", |s| {
+            for key in ["a", "b", "c", "d"] {
+                s.put_state("cc", key, key.as_bytes().to_vec());
+            }
+            s.put_state("other", "b", b"elsewhere".to_vec());
+        })?;
+        let mut simulator = ledger.new_simulator(DEFAULT_CHANNEL, "t2")?;
+        let mut scan = RangeScan::new("cc", "", "b", "", Some(2));
+        let page: Vec<String> = simulator
+            .scan_range(&mut scan, 100)?
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(page, ["b", "c"]);
+        assert_eq!(scan.bookmark(), "d");
+        assert!(!scan.has_more());
+        let mut scan = RangeScan::new("cc", "", "a", "c", None);
+        let keys: Vec<String> = simulator
+            .scan_range(&mut scan, 1)?
+            .into_iter()
+            .chain(simulator.scan_range(&mut scan, 1)?)
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(keys, ["a", "b"]);
+        assert!(!scan.has_more());
+        Ok(())
+    }
+
+    #[test]
+    fn an_unknown_channel_commits_nothing() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let ledger = Ledger::open(dir.path())?;
+        let err = ledger.commit_block("nochannel", Vec::new()).unwrap_err();
+        assert!(matches!(err, LedgerError::UnknownChannel(name) if name == "nochannel"));
+        assert!(!ledger.has_channel("nochannel")?);
+        Ok(())
+    }
+}

@@ -2,17 +2,19 @@
 //! blocks by one task and committed to the ledger; `ccvm.Committer/Submit` waits for the outcome.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use ccvm_proto::Message;
 use ccvm_proto::ccvm::SubmitResponse;
 use ccvm_proto::ccvm::committer_server::{self, CommitterServer};
-use ccvm_proto::common::{ChannelHeader, Envelope, Payload};
+use ccvm_proto::common::{ChannelHeader, Envelope, Payload, SignatureHeader};
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
 use crate::ledger::{Ledger, PendingTx, PrivateWrites, TxOutcome};
+use crate::msp::SignatureVerifier;
 
 /// Submissions waiting to be cut into a block before `Submit` callers wait for room.
 const SUBMIT_QUEUE: usize = 4096;
@@ -54,11 +56,11 @@ pub(crate) struct BlockCutter {
 }
 
 impl BlockCutter {
-    /// Starts the cutting task on the current runtime.
-    pub fn start(ledger: Ledger, max_block_txs: usize) -> Self {
+    /// Starts the cutting task on the current runtime; it ends once every clone is dropped.
+    pub fn start(ledger: Ledger, max_block_txs: usize) -> (Self, JoinHandle<()>) {
         let (queue, submissions) = mpsc::channel(SUBMIT_QUEUE);
-        tokio::spawn(cut_blocks(ledger, submissions, max_block_txs.max(1)));
-        Self { queue }
+        let task = tokio::spawn(cut_blocks(ledger, submissions, max_block_txs.max(1)));
+        (Self { queue }, task)
     }
 
     async fn submit(&self, channel: String, tx: PendingTx) -> Result<TxOutcome, String> {
@@ -132,19 +134,22 @@ async fn cut_blocks(
 pub struct CommitterService {
     cutter: BlockCutter,
     ledger: Ledger,
-    transient: std::sync::Arc<TransientStore>,
+    transient: Arc<TransientStore>,
+    verifier: Arc<SignatureVerifier>,
 }
 
 impl CommitterService {
     pub(crate) fn server(
         cutter: BlockCutter,
         ledger: Ledger,
-        transient: std::sync::Arc<TransientStore>,
+        transient: Arc<TransientStore>,
+        verifier: Arc<SignatureVerifier>,
     ) -> CommitterServer<Self> {
         CommitterServer::new(Self {
             cutter,
             ledger,
             transient,
+            verifier,
         })
     }
 }
@@ -153,11 +158,18 @@ impl CommitterService {
 impl committer_server::Committer for CommitterService {
     async fn submit(&self, request: Request<Envelope>) -> Result<Response<SubmitResponse>, Status> {
         let envelope = request.into_inner();
-        let header = Payload::decode(envelope.payload.as_slice())
+        let (header, creator) = Payload::decode(envelope.payload.as_slice())
             .ok()
             .and_then(|payload| payload.header)
-            .and_then(|header| ChannelHeader::decode(header.channel_header.as_slice()).ok())
-            .ok_or_else(|| Status::invalid_argument("envelope has no readable channel header"))?;
+            .and_then(|header| {
+                let channel = ChannelHeader::decode(header.channel_header.as_slice()).ok()?;
+                let signature = SignatureHeader::decode(header.signature_header.as_slice()).ok()?;
+                Some((channel, signature.creator))
+            })
+            .ok_or_else(|| Status::invalid_argument("envelope has no readable header"))?;
+        self.verifier
+            .verify(&creator, &envelope.payload, &envelope.signature)
+            .map_err(|why| Status::permission_denied(format!("access denied: {why}")))?;
         match self.ledger.has_channel(&header.channel_id) {
             Ok(true) => {}
             Ok(false) => {

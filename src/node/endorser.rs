@@ -15,6 +15,7 @@ use super::committer::TransientStore;
 use super::proposal::UnpackedProposal;
 use crate::chaincode::{ChaincodeSupport, ExecuteRequest};
 use crate::identity::Identity;
+use crate::msp::SignatureVerifier;
 
 /// Chaincode statuses from here up are errors and are not endorsed (Fabric's `ERRORTHRESHOLD`).
 pub const ERROR_THRESHOLD: i32 = 400;
@@ -26,6 +27,7 @@ pub struct EndorserService {
     support: ChaincodeSupport,
     identity: Arc<Identity>,
     transient: Arc<TransientStore>,
+    verifier: Arc<SignatureVerifier>,
 }
 
 impl EndorserService {
@@ -34,16 +36,21 @@ impl EndorserService {
         support: ChaincodeSupport,
         identity: Arc<Identity>,
         transient: Arc<TransientStore>,
+        verifier: Arc<SignatureVerifier>,
     ) -> EndorserServer<Self> {
         EndorserServer::new(Self {
             support,
             identity,
             transient,
+            verifier,
         })
     }
 
     async fn endorse(&self, signed: SignedProposal) -> Result<ProposalResponse, String> {
         let proposal = UnpackedProposal::parse(&signed)?;
+        self.verifier
+            .verify(&proposal.creator, &signed.proposal_bytes, &signed.signature)
+            .map_err(|why| format!("access denied: {why}"))?;
         let simulator = self
             .support
             .ledger()

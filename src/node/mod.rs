@@ -13,6 +13,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
 use tracing::info;
 
@@ -21,6 +22,7 @@ use crate::chaincode::grpc::ChaincodeSupportService;
 use crate::config::Config;
 use crate::identity::{Identity, IdentityError};
 use crate::ledger::{Ledger, LedgerError};
+use crate::msp::SignatureVerifier;
 use committer::{BlockCutter, CommitterService, TransientStore};
 use endorser::EndorserService;
 
@@ -70,6 +72,7 @@ pub struct Node {
     support: ChaincodeSupport,
     stop: Vec<oneshot::Sender<()>>,
     servers: Vec<JoinHandle<Result<(), NodeError>>>,
+    cutter_task: JoinHandle<()>,
 }
 
 impl Node {
@@ -92,7 +95,8 @@ impl Node {
         )?;
         let support = ChaincodeSupport::new(ledger.clone(), config.support());
         let transient = Arc::new(TransientStore::default());
-        let cutter = BlockCutter::start(ledger.clone(), config.commit.max_block_txs);
+        let verifier = Arc::new(SignatureVerifier::default());
+        let (cutter, cutter_task) = BlockCutter::start(ledger.clone(), config.commit.max_block_txs);
 
         let peer_listener = bind(&config.listen).await?;
         let chaincode_listener = bind(&config.chaincode_listen).await?;
@@ -102,19 +106,20 @@ impl Node {
         let (stop_peer, peer_stopped) = oneshot::channel::<()>();
         let (stop_chaincode, chaincode_stopped) = oneshot::channel::<()>();
         let peer_router = tonic::transport::Server::builder()
-            .tcp_nodelay(true)
             .add_service(EndorserService::server(
                 support.clone(),
                 Arc::new(identity),
                 Arc::clone(&transient),
+                Arc::clone(&verifier),
             ))
-            .add_service(CommitterService::server(cutter, ledger, transient));
+            .add_service(CommitterService::server(
+                cutter, ledger, transient, verifier,
+            ));
         let chaincode_router = tonic::transport::Server::builder()
-            .tcp_nodelay(true)
             .add_service(ChaincodeSupportService::server(support.clone()));
         let peer_server = tokio::spawn(async move {
             peer_router
-                .serve_with_incoming_shutdown(TcpListenerStream::new(peer_listener), async {
+                .serve_with_incoming_shutdown(incoming(peer_listener), async {
                     let _ = peer_stopped.await;
                 })
                 .await
@@ -125,7 +130,7 @@ impl Node {
         });
         let chaincode_server = tokio::spawn(async move {
             chaincode_router
-                .serve_with_incoming_shutdown(TcpListenerStream::new(chaincode_listener), async {
+                .serve_with_incoming_shutdown(incoming(chaincode_listener), async {
                     let _ = chaincode_stopped.await;
                 })
                 .await
@@ -141,6 +146,7 @@ impl Node {
             support,
             stop: vec![stop_peer, stop_chaincode],
             servers: vec![peer_server, chaincode_server],
+            cutter_task,
         })
     }
 
@@ -179,12 +185,14 @@ impl Node {
                 for stop in self.stop {
                     let _ = stop.send(());
                 }
+                self.support.stop().await;
                 joined(result)
             }
         }
     }
 
-    /// Stops accepting connections and waits for the servers to finish.
+    /// Stops accepting connections, disconnects every chaincode, and waits until the servers,
+    /// the connections and the committer have finished, so that the ledger is closed on return.
     ///
     /// # Errors
     /// The first server error.
@@ -192,16 +200,34 @@ impl Node {
         for stop in self.stop {
             let _ = stop.send(());
         }
+        self.support.stop().await;
+        let mut first_error = Ok(());
         for server in self.servers {
-            joined(server.await)?;
+            let result = joined(server.await);
+            if first_error.is_ok() {
+                first_error = result;
+            }
         }
+        let _ = self.cutter_task.await;
         info!("node stopped");
-        Ok(())
+        first_error
     }
 }
 
 fn joined(result: Result<Result<(), NodeError>, tokio::task::JoinError>) -> Result<(), NodeError> {
     result.map_err(|e| NodeError::Crashed(e.to_string()))?
+}
+
+/// Accepted connections with Nagle's algorithm off: request and reply messages are small, and
+/// waiting to coalesce them costs a delayed-ACK round (about 40 ms) per message.
+fn incoming(
+    listener: TcpListener,
+) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    TcpListenerStream::new(listener).map(|accepted| {
+        let stream = accepted?;
+        stream.set_nodelay(true)?;
+        Ok(stream)
+    })
 }
 
 async fn bind(addr: &str) -> Result<TcpListener, NodeError> {

@@ -14,6 +14,8 @@ pub(crate) struct UnpackedProposal {
     pub tx_id: String,
     pub chaincode: String,
     pub input: ChaincodeInput,
+    /// The encoded `msp.SerializedIdentity` of the submitter.
+    pub creator: Vec<u8>,
     /// SHA-256 over the header and the payload without its transient data.
     pub hash: Vec<u8>,
 }
@@ -67,6 +69,7 @@ impl UnpackedProposal {
             tx_id: channel_header.tx_id,
             chaincode,
             input: spec.input.unwrap_or_default(),
+            creator: signature_header.creator,
             hash: hasher.finalize().to_vec(),
         })
     }

@@ -196,13 +196,18 @@ fn target_dir() -> PathBuf {
         .to_owned()
 }
 
-/// Builds the Rust example chaincodes once per test run and returns the path of one.
+/// Builds the Rust example chaincodes once per run, in the profile of the running test or bench,
+/// and returns the path of one.
 pub fn example_binary(name: &str) -> Result<PathBuf> {
     static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
     BUILT
         .get_or_init(|| {
-            let status = std::process::Command::new(env!("CARGO"))
-                .args(["build", "--quiet", "-p", "kv", "-p", "asset-transfer"])
+            let mut build = std::process::Command::new(env!("CARGO"));
+            build.args(["build", "--quiet", "-p", "kv", "-p", "asset-transfer"]);
+            if target_dir().ends_with("release") {
+                build.arg("--release");
+            }
+            let status = build
                 .current_dir(env!("CARGO_MANIFEST_DIR"))
                 .status()
                 .map_err(|e| e.to_string())?;

@@ -138,3 +138,35 @@ async fn committed_state_and_blocks_survive_a_restart() -> Result<()> {
     assert_eq!(history.as_array().map(Vec::len), Some(2));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_signatures_are_refused_by_endorser_and_committer() -> Result<()> {
+    let node = TestNode::start().await?;
+    let _kv = rust_chaincode(&node, "kv", "kv:1.0")?;
+    node.wait_registered("kv").await?;
+
+    let mut forged = node.client.proposal(
+        CHANNEL,
+        "kv",
+        to_args(&["put", "k", "forged"]),
+        HashMap::new(),
+    );
+    forged.signed.signature[10] ^= 0xff;
+    let refused = successful(&node.client.endorse(&forged).await?).unwrap_err();
+    assert!(refused.to_string().contains("access denied"), "{refused}");
+
+    let proposal = node
+        .client
+        .proposal(CHANNEL, "kv", to_args(&["put", "k", "v"]), HashMap::new());
+    let endorsed = node.client.endorse(&proposal).await?;
+    let mut envelope = node.client.transaction_envelope(&proposal, &endorsed);
+    envelope.signature.reverse();
+    let refused = node.client.submit_envelope(envelope).await.unwrap_err();
+    assert!(refused.to_string().contains("access denied"), "{refused}");
+    assert_eq!(
+        node.query_text("kv", &["get", "k"]).await?,
+        "",
+        "nothing was committed"
+    );
+    Ok(())
+}

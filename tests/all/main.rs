@@ -3,6 +3,6 @@
 
 mod harness;
 mod ledger_commit;
-mod malformed;
 mod node_shim;
+mod raw_chaincode;
 mod rust_chaincode;

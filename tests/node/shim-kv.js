@@ -30,6 +30,10 @@ const functions = {
     async del(stub, [key]) {
         await stub.deleteState(key);
     },
+    async bump(stub, [key]) {
+        const count = Number((await stub.getState(key)).toString() || '0');
+        await stub.putState(key, Buffer.from(String(count + 1)));
+    },
     async putmany(stub, [prefix, count]) {
         for (let i = 0; i < Number(count); i++) {
             await stub.putState(prefix + String(i).padStart(5, '0'), Buffer.from('v' + i));

@@ -38,6 +38,14 @@ fn dispatch(stub: &mut Stub<'_>, function: &str, params: &[&str]) -> Result<Vec<
             .map(|()| Vec::new()),
         "get" => Ok(stub.get_state(arg(params, 0)?)?.unwrap_or_default()),
         "del" => stub.del_state(arg(params, 0)?).map(|()| Vec::new()),
+        "bump" => {
+            let key = arg(params, 0)?;
+            let count = stub.get_state(key)?.map_or(0, |v| {
+                String::from_utf8_lossy(&v).parse::<u64>().unwrap_or(0)
+            });
+            stub.put_state(key, (count + 1).to_string())
+                .map(|()| Vec::new())
+        }
         "getmulti" => {
             let values = stub.get_multiple_states(params)?;
             let values: Vec<String> = values

@@ -1,12 +1,16 @@
-//! Bad input on the chaincode stream: each mistake gets a clear error, and other chaincodes and
-//! transactions keep running. A raw gRPC client plays the misbehaving chaincode.
+//! The chaincode stream played by a raw gRPC client: bad input gets a clear error while other
+//! chaincodes and transactions keep running, and messages no shim here sends (WRITE_BATCH_STATE)
+//! work.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use ccvm::proto::protos::chaincode_support_client::ChaincodeSupportClient;
-use ccvm::proto::protos::{ChaincodeId, ChaincodeMessage, GetState, Response};
+use ccvm::proto::protos::{
+    ChaincodeId, ChaincodeMessage, GetState, GetStateMultiple, GetStateMultipleResult, Response,
+    StateMetadata, WriteBatchState, WriteRecord, write_record,
+};
 use ccvm::proto::{Message, MessageType};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -225,5 +229,108 @@ async fn undecodable_bytes_close_only_their_stream() -> Result<()> {
 
     node.invoke("kv", &["put", "after", "garbage"]).await?;
     assert_eq!(node.query_text("kv", &["get", "after"]).await?, "garbage");
+    Ok(())
+}
+
+/// Answers the next transaction by running `requests` in it, then completing with `payload`.
+async fn serve_one(
+    raw: &mut RawChaincode,
+    requests: Vec<(MessageType, Vec<u8>)>,
+    payload: &[u8],
+) -> Result<Vec<ChaincodeMessage>> {
+    let transaction = raw.expect(MessageType::Transaction).await?;
+    let mut answers = Vec::new();
+    for (kind, body) in requests {
+        raw.send(kind, &transaction.txid, body).await?;
+        answers.push(raw.expect(MessageType::Response).await?);
+    }
+    let response = Response {
+        status: 200,
+        message: String::new(),
+        payload: payload.to_vec(),
+    };
+    raw.send(
+        MessageType::Completed,
+        &transaction.txid,
+        response.encode_to_vec(),
+    )
+    .await?;
+    Ok(answers)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_batches_and_multiple_gets_work_end_to_end() -> Result<()> {
+    let node = TestNode::start().await?;
+    let mut raw = RawChaincode::connect(&node).await?;
+    raw.register("raw").await?;
+
+    let record = |kind: write_record::Type, key: &str, value: &[u8]| WriteRecord {
+        key: key.to_owned(),
+        value: value.to_vec(),
+        r#type: kind as i32,
+        ..Default::default()
+    };
+    let mut policy = record(write_record::Type::PutStateMetadata, "a", b"");
+    policy.metadata = Some(StateMetadata {
+        metakey: "VALIDATION_PARAMETER".into(),
+        value: b"p".to_vec(),
+    });
+    let batch = WriteBatchState {
+        rec: vec![
+            record(write_record::Type::PutState, "a", b"1"),
+            record(write_record::Type::PutState, "b", b"2"),
+            record(write_record::Type::PutState, "c", b"3"),
+            policy,
+        ],
+    };
+    let invoke = node
+        .client
+        .invoke(CHANNEL, "raw", to_args(&["batch"]), HashMap::new());
+    let (committed, served) = tokio::join!(
+        invoke,
+        serve_one(
+            &mut raw,
+            vec![(MessageType::WriteBatchState, batch.encode_to_vec())],
+            b"batched"
+        )
+    );
+    served?;
+    assert_eq!(committed?.response.payload, b"batched");
+
+    let delete = WriteBatchState {
+        rec: vec![record(write_record::Type::DelState, "c", b"")],
+    };
+    let invoke = node
+        .client
+        .invoke(CHANNEL, "raw", to_args(&["delete"]), HashMap::new());
+    let (committed, served) = tokio::join!(
+        invoke,
+        serve_one(
+            &mut raw,
+            vec![(MessageType::WriteBatchState, delete.encode_to_vec())],
+            b""
+        )
+    );
+    served?;
+    committed?;
+
+    let get = GetStateMultiple {
+        keys: vec!["a".into(), "b".into(), "c".into()],
+        collection: String::new(),
+    };
+    let query = node
+        .client
+        .query(CHANNEL, "raw", to_args(&["read"]), HashMap::new());
+    let (queried, served) = tokio::join!(
+        query,
+        serve_one(
+            &mut raw,
+            vec![(MessageType::GetStateMultiple, get.encode_to_vec())],
+            b"read"
+        )
+    );
+    queried?;
+    let values = GetStateMultipleResult::decode(served?[0].payload.as_slice())?.values;
+    assert_eq!(values, [b"1".to_vec(), b"2".to_vec(), Vec::new()]);
     Ok(())
 }
