@@ -3,6 +3,9 @@
 //! transaction reads one key and writes it back (`bump`), then completes.
 //!
 //! Run: `cargo bench --bench tx`. Prints one table; the figures are this machine's.
+//! `CCVM_BENCH_FILTER=text` runs only the rows whose label (`path mode in-flight`) contains the
+//! text, and `CCVM_BENCH_TRANSACTIONS=n` changes how many transactions a row measures (for
+//! profiling one row).
 
 #[allow(dead_code, reason = "the bench uses part of the test harness")]
 #[path = "../tests/all/harness.rs"]
@@ -17,8 +20,8 @@ use ccvm::client::{check_valid, successful};
 use harness::{CHANNEL, TestNode, node_chaincode, rust_chaincode, to_args};
 use tokio::sync::Semaphore;
 
-/// Transactions measured per row, after a warm-up of a tenth as many.
-const TRANSACTIONS: usize = 4000;
+/// Transactions measured per row by default, after a warm-up of a tenth as many.
+const DEFAULT_TRANSACTIONS: usize = 4000;
 
 struct Row {
     path: &'static str,
@@ -86,11 +89,18 @@ async fn bench_path(
     chaincode: &str,
     rows: &mut Vec<Row>,
 ) -> Result<()> {
+    let filter = std::env::var("CCVM_BENCH_FILTER").unwrap_or_default();
+    let count = std::env::var("CCVM_BENCH_TRANSACTIONS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(DEFAULT_TRANSACTIONS);
     for (mode, commit) in [("endorse", false), ("endorse+commit", true)] {
         for in_flight in [1, 16] {
-            measure(node, chaincode, TRANSACTIONS / 10, in_flight, commit).await?;
-            let (latencies, elapsed) =
-                measure(node, chaincode, TRANSACTIONS, in_flight, commit).await?;
+            if !format!("{path} {mode} {in_flight}").contains(&filter) {
+                continue;
+            }
+            measure(node, chaincode, count / 10, in_flight, commit).await?;
+            let (latencies, elapsed) = measure(node, chaincode, count, in_flight, commit).await?;
             rows.push(Row {
                 path,
                 mode,

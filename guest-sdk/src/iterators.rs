@@ -2,14 +2,12 @@
 
 use std::marker::PhantomData;
 
-use ccvm_proto::protos::{
-    ChaincodeMessage, QueryResponse, QueryResponseMetadata, QueryStateClose, QueryStateNext,
-};
+use ccvm_proto::protos::{QueryResponse, QueryResponseMetadata, QueryStateClose, QueryStateNext};
 use ccvm_proto::queryresult::Kv;
 use ccvm_proto::{Message, MessageType};
 
 use crate::error::ShimError;
-use crate::shim::PeerCall;
+use crate::shim::{PeerCall, request};
 
 pub use ccvm_proto::queryresult::KeyModification;
 
@@ -65,19 +63,8 @@ impl<'a, T> ResultIterator<'a, T> {
     }
 
     fn request(&self, kind: MessageType, payload: Vec<u8>) -> Result<QueryResponse, ShimError> {
-        let answer = self.peer.call(ChaincodeMessage {
-            r#type: kind as i32,
-            payload,
-            txid: self.tx_id.clone(),
-            channel_id: self.channel_id.clone(),
-            ..Default::default()
-        })?;
-        if answer.r#type == MessageType::Error as i32 {
-            return Err(ShimError::Peer(
-                String::from_utf8_lossy(&answer.payload).into_owned(),
-            ));
-        }
-        QueryResponse::decode(answer.payload.as_slice())
+        let answer = request(self.peer, &self.channel_id, &self.tx_id, kind, payload)?;
+        QueryResponse::decode(answer.as_slice())
             .map_err(|e| ShimError::Protocol(format!("malformed query response: {e}")))
     }
 

@@ -20,6 +20,35 @@ pub trait PeerCall {
     fn call(&self, request: ChaincodeMessage) -> Result<ChaincodeMessage, ShimError>;
 }
 
+/// Sends one request of a transaction and returns the RESPONSE payload; an ERROR answer
+/// becomes [`ShimError::Peer`] with the peer's text.
+pub(crate) fn request(
+    peer: &dyn PeerCall,
+    channel_id: &str,
+    tx_id: &str,
+    kind: MessageType,
+    payload: Vec<u8>,
+) -> Result<Vec<u8>, ShimError> {
+    let answer = peer.call(ChaincodeMessage {
+        r#type: kind as i32,
+        payload,
+        txid: tx_id.to_owned(),
+        channel_id: channel_id.to_owned(),
+        ..Default::default()
+    })?;
+    match MessageType::try_from(answer.r#type) {
+        Ok(MessageType::Response) => Ok(answer.payload),
+        Ok(MessageType::Error) => Err(ShimError::Peer(
+            String::from_utf8_lossy(&answer.payload).into_owned(),
+        )),
+        _ => Err(ShimError::Protocol(format!(
+            "expected RESPONSE to {}, got type {}",
+            kind.as_str_name(),
+            answer.r#type
+        ))),
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Created,

@@ -16,7 +16,7 @@ use crate::chaincode::Response;
 use crate::composite::{MAX_UNICODE_RUNE, create_composite_key};
 use crate::error::ShimError;
 use crate::iterators::{HistoryIterator, PageInfo, ResultIterator, StateIterator};
-use crate::shim::{PeerCall, Transaction};
+use crate::shim::{PeerCall, Transaction, request};
 
 /// The metadata key of a key-level endorsement policy, as Fabric names it.
 const VALIDATION_PARAMETER: &str = "VALIDATION_PARAMETER";
@@ -82,24 +82,7 @@ impl<'a> Stub<'a> {
     }
 
     fn call(&self, kind: MessageType, payload: Vec<u8>) -> Result<Vec<u8>, ShimError> {
-        let answer = self.peer.call(ChaincodeMessage {
-            r#type: kind as i32,
-            payload,
-            txid: self.tx_id.clone(),
-            channel_id: self.channel_id.clone(),
-            ..Default::default()
-        })?;
-        match MessageType::try_from(answer.r#type) {
-            Ok(MessageType::Response) => Ok(answer.payload),
-            Ok(MessageType::Error) => Err(ShimError::Peer(
-                String::from_utf8_lossy(&answer.payload).into_owned(),
-            )),
-            _ => Err(ShimError::Protocol(format!(
-                "expected RESPONSE to {}, got type {}",
-                kind.as_str_name(),
-                answer.r#type
-            ))),
-        }
+        request(self.peer, &self.channel_id, &self.tx_id, kind, payload)
     }
 
     fn query(&self, kind: MessageType, payload: Vec<u8>) -> Result<QueryResponse, ShimError> {

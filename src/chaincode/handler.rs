@@ -255,12 +255,12 @@ async fn invoke_chaincode(
     let target = spec.chaincode_id.map(|id| id.name).unwrap_or_default();
     let (name, channel) = match target.split_once('/') {
         Some((name, channel)) if !channel.is_empty() => (name, channel),
-        _ => (target.as_str(), caller.channel.as_str()),
+        _ => (target.as_str(), caller.tx.channel.as_str()),
     };
-    let (simulator, read_only) = if channel == caller.channel {
-        (Arc::clone(&caller.simulator), caller.read_only)
+    let (simulator, read_only) = if channel == caller.tx.channel {
+        (Arc::clone(&caller.tx.simulator), caller.tx.read_only)
     } else {
-        match support.ledger().new_simulator(channel, &caller.tx_id) {
+        match support.ledger().new_simulator(channel, &caller.tx.tx_id) {
             Ok(simulator) => (Arc::new(Mutex::new(simulator)), true),
             Err(e) => return error_reply(message, e),
         }
@@ -268,9 +268,9 @@ async fn invoke_chaincode(
     let request = ExecuteRequest {
         channel: channel.to_owned(),
         chaincode: name.to_owned(),
-        tx_id: caller.tx_id.clone(),
+        tx_id: caller.tx.tx_id.clone(),
         input: spec.input.unwrap_or_default(),
-        signed_proposal: caller.signed_proposal.clone(),
+        signed_proposal: caller.tx.signed_proposal.clone(),
         simulator,
         read_only,
     };

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 
 use super::error::{ChaincodeError, Result, short_tx};
 use super::support::ExecuteRequest;
-use super::tx_context::{NewTx, TxContexts};
+use super::tx_context::{TxContexts, TxInfo};
 
 static NEXT_HANDLE_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -58,7 +58,7 @@ impl HandlerHandle {
         let short = short_tx(&request.tx_id);
         let (_, done) = self
             .contexts
-            .open(NewTx {
+            .open(TxInfo {
                 channel: request.channel.clone(),
                 tx_id: request.tx_id.clone(),
                 namespace: self.namespace().to_owned(),

@@ -45,7 +45,7 @@ pub(crate) fn serve(
             require_collection(&req.collection)?;
             let hash = context
                 .simulator()
-                .get_private_data_hash(&context.namespace, &req.collection, &req.key)
+                .get_private_data_hash(&context.tx.namespace, &req.collection, &req.key)
                 .map_err(|e| e.to_string())?;
             Ok(hash.unwrap_or_default())
         }
@@ -92,7 +92,7 @@ pub(crate) fn serve(
             let req: GetStateMetadata = decode(payload)?;
             let entries = context
                 .simulator()
-                .get_state_metadata(&context.namespace, &req.collection, &req.key)
+                .get_state_metadata(&context.tx.namespace, &req.collection, &req.key)
                 .map_err(|e| e.to_string())?
                 .into_iter()
                 .map(|(metakey, value)| StateMetadata { metakey, value })
@@ -125,7 +125,7 @@ pub(crate) fn serve(
                 .as_ref()
                 .map(|p| usize::try_from(p.page_size.max(0)).unwrap_or(0));
             let scan = RangeScan::new(
-                &context.namespace,
+                &context.tx.namespace,
                 &req.collection,
                 start,
                 &req.end_key,
@@ -144,7 +144,7 @@ pub(crate) fn serve(
             open_iterator(
                 context,
                 QueryIterator::History {
-                    namespace: context.namespace.clone(),
+                    namespace: context.tx.namespace.clone(),
                     key: req.key,
                     before: None,
                     done: false,
@@ -199,7 +199,7 @@ fn require_collection(collection: &str) -> Result<(), RequestError> {
 }
 
 fn require_writable(context: &TxContext) -> Result<(), RequestError> {
-    if context.read_only {
+    if context.tx.read_only {
         Err("writes are not allowed in a chaincode called from another channel".to_owned())
     } else {
         Ok(())
@@ -209,9 +209,9 @@ fn require_writable(context: &TxContext) -> Result<(), RequestError> {
 fn get(context: &TxContext, collection: &str, key: &str) -> Result<Option<Vec<u8>>, RequestError> {
     let mut simulator = context.simulator();
     let found = if collection.is_empty() {
-        simulator.get_state(&context.namespace, key)
+        simulator.get_state(&context.tx.namespace, key)
     } else {
-        simulator.get_private_data(&context.namespace, collection, key)
+        simulator.get_private_data(&context.tx.namespace, collection, key)
     };
     found.map_err(|e| e.to_string())
 }
@@ -226,9 +226,9 @@ fn put(
     require_key(key)?;
     let mut simulator = context.simulator();
     if collection.is_empty() {
-        simulator.put_state(&context.namespace, key, value);
+        simulator.put_state(&context.tx.namespace, key, value);
     } else {
-        simulator.put_private_data(&context.namespace, collection, key, value);
+        simulator.put_private_data(&context.tx.namespace, collection, key, value);
     }
     Ok(())
 }
@@ -238,9 +238,9 @@ fn delete(context: &TxContext, collection: &str, key: &str) -> Result<(), Reques
     require_key(key)?;
     let mut simulator = context.simulator();
     if collection.is_empty() {
-        simulator.delete_state(&context.namespace, key);
+        simulator.delete_state(&context.tx.namespace, key);
     } else {
-        simulator.delete_private_data(&context.namespace, collection, key);
+        simulator.delete_private_data(&context.tx.namespace, collection, key);
     }
     Ok(())
 }
@@ -251,7 +251,7 @@ fn purge(context: &TxContext, collection: &str, key: &str) -> Result<(), Request
     require_collection(collection)?;
     context
         .simulator()
-        .purge_private_data(&context.namespace, collection, key);
+        .purge_private_data(&context.tx.namespace, collection, key);
     Ok(())
 }
 
@@ -266,7 +266,7 @@ fn put_metadata(
     context
         .simulator()
         .put_state_metadata(
-            &context.namespace,
+            &context.tx.namespace,
             collection,
             key,
             &metadata.metakey,

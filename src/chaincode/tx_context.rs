@@ -14,13 +14,7 @@ pub type SharedSimulator = Arc<Mutex<TxSimulator>>;
 
 /// One running transaction on one chaincode.
 pub(crate) struct TxContext {
-    pub channel: String,
-    pub tx_id: String,
-    pub namespace: String,
-    pub signed_proposal: Option<SignedProposal>,
-    pub simulator: SharedSimulator,
-    /// Whether writes are refused (a call into another channel is read-only).
-    pub read_only: bool,
+    pub tx: TxInfo,
     iterators: Mutex<HashMap<String, QueryIterator>>,
     next_iterator: Mutex<u64>,
     done: Mutex<Option<oneshot::Sender<ChaincodeMessage>>>,
@@ -30,14 +24,14 @@ impl TxContext {
     /// Locks the simulator; a poisoned lock is recovered since the simulator holds no invariant a
     /// panic could break halfway.
     pub fn simulator(&self) -> MutexGuard<'_, TxSimulator> {
-        self.simulator.lock().unwrap_or_else(|e| e.into_inner())
+        self.tx.simulator.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// A fresh id for an iterator of this transaction.
     pub fn new_iterator_id(&self) -> String {
         let mut next = lock(&self.next_iterator);
         *next += 1;
-        format!("{}-{}", self.tx_id, *next)
+        format!("{}-{}", self.tx.tx_id, *next)
     }
 
     /// Takes an open iterator out to advance it; put it back with [`Self::put_iterator`].
@@ -62,13 +56,15 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// What a new transaction context is made from.
-pub(crate) struct NewTx {
+/// What the peer knows about a running transaction.
+pub(crate) struct TxInfo {
     pub channel: String,
     pub tx_id: String,
+    /// The chaincode's ledger namespace.
     pub namespace: String,
     pub signed_proposal: Option<SignedProposal>,
     pub simulator: SharedSimulator,
+    /// Whether writes are refused (a call into another channel is read-only).
     pub read_only: bool,
 }
 
@@ -80,7 +76,10 @@ pub(crate) struct TxContexts {
 
 impl TxContexts {
     /// Opens a context, or returns `None` when the transaction id is already running.
-    pub fn open(&self, tx: NewTx) -> Option<(Arc<TxContext>, oneshot::Receiver<ChaincodeMessage>)> {
+    pub fn open(
+        &self,
+        tx: TxInfo,
+    ) -> Option<(Arc<TxContext>, oneshot::Receiver<ChaincodeMessage>)> {
         let (sender, receiver) = oneshot::channel();
         let key = (tx.channel.clone(), tx.tx_id.clone());
         let mut contexts = lock(&self.contexts);
@@ -88,12 +87,7 @@ impl TxContexts {
             return None;
         }
         let context = Arc::new(TxContext {
-            channel: tx.channel,
-            tx_id: tx.tx_id,
-            namespace: tx.namespace,
-            signed_proposal: tx.signed_proposal,
-            simulator: tx.simulator,
-            read_only: tx.read_only,
+            tx,
             iterators: Mutex::default(),
             next_iterator: Mutex::default(),
             done: Mutex::new(Some(sender)),

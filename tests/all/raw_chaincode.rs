@@ -334,3 +334,18 @@ async fn write_batches_and_multiple_gets_work_end_to_end() -> Result<()> {
     assert_eq!(values, [b"1".to_vec(), b"2".to_vec(), Vec::new()]);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keepalive_is_sent_only_when_configured() -> Result<()> {
+    let quiet = TestNode::start().await?;
+    let mut raw = RawChaincode::connect(&quiet).await?;
+    raw.register("raw").await?;
+    let nothing = tokio::time::timeout(Duration::from_millis(300), raw.inbound.message()).await;
+    assert!(nothing.is_err(), "an unconfigured node sent {nothing:?}");
+
+    let chatty = TestNode::start_with(|config| config.chaincode.keepalive_ms = Some(50)).await?;
+    let mut raw = RawChaincode::connect(&chatty).await?;
+    raw.register("raw").await?;
+    raw.expect(MessageType::Keepalive).await?;
+    Ok(())
+}
