@@ -14,6 +14,7 @@ pub mod chaincode;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod container;
 pub mod identity;
 pub mod ledger;
 pub mod msp;

@@ -4,7 +4,8 @@
 //! [`start`] from `main`. Inside `invoke`, the [`Stub`] reads and writes the ledger with plain
 //! blocking calls: `stub.get_state("k")?`. The same source builds natively, where the shim dials
 //! the peer's `ChaincodeSupport.Register` stream over gRPC (feature `grpc`), and for
-//! `wasm32-wasip2`, where ccvm runs it inside the peer.
+//! `wasm32-wasip2`, where ccvm runs it inside the peer and the shim talks to the peer through the
+//! host functions of `wit/chaincode.wit`.
 //!
 //! ```no_run
 //! use ccvm_guest_sdk::{Chaincode, Response, Stub};
@@ -37,18 +38,22 @@
 mod chaincode;
 mod composite;
 mod error;
-#[cfg(feature = "grpc")]
+#[cfg(all(feature = "grpc", not(target_family = "wasm")))]
 mod grpc;
 mod iterators;
 mod shim;
 mod stub;
+#[cfg(target_family = "wasm")]
+mod wasm;
 
 pub use ccvm_proto as proto;
 pub use chaincode::{Chaincode, Response};
 pub use composite::{create_composite_key, split_composite_key};
 pub use error::ShimError;
-#[cfg(feature = "grpc")]
+#[cfg(all(feature = "grpc", not(target_family = "wasm")))]
 pub use grpc::{PeerSettings, serve, start};
 pub use iterators::{HistoryIterator, KeyModification, PageInfo, StateIterator};
 pub use shim::{Action, PeerCall, Shim, Transaction, run_transaction};
 pub use stub::Stub;
+#[cfg(target_family = "wasm")]
+pub use wasm::start;

@@ -92,7 +92,10 @@ impl HandlerHandle {
         match outcome {
             None | Some(Ok(Err(_))) => Err(ChaincodeError::Disconnected {
                 chaincode: self.name.clone(),
-                reason: "stream closed during the transaction".to_owned(),
+                reason: self
+                    .contexts
+                    .closed_because()
+                    .unwrap_or_else(|| "stream closed during the transaction".to_owned()),
             }),
             Some(Err(_)) => Err(ChaincodeError::Timeout {
                 channel: request.channel,

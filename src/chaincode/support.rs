@@ -8,9 +8,13 @@ use ccvm_proto::protos::{ChaincodeInput, ChaincodeMessage, SignedProposal};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use tokio_stream::wrappers::ReceiverStream;
+
 use super::error::{ChaincodeError, Result};
+use super::handler::Handler;
 use super::registry::HandlerRegistry;
 use super::tx_context::SharedSimulator;
+use crate::container::StreamConnector;
 use crate::ledger::Ledger;
 
 /// Fabric's default `chaincode.executetimeout`: how long a transaction may run.
@@ -129,6 +133,16 @@ impl ChaincodeSupport {
         self.inner.stopping.cancel();
         self.inner.tasks.close();
         self.inner.tasks.wait().await;
+    }
+
+    /// Connects chaincodes a VM launched: each stream gets a [`Handler`] that accepts the
+    /// registration under the name it was launched as.
+    pub fn connector(&self) -> StreamConnector {
+        let support = self.clone();
+        Arc::new(move |name, inbound, outbound| {
+            let handler = Handler::launched(support.clone(), outbound, name);
+            support.spawn(handler.serve(ReceiverStream::new(inbound)));
+        })
     }
 
     /// Runs one transaction and returns the chaincode's COMPLETED message.

@@ -72,6 +72,7 @@ pub(crate) struct TxInfo {
 #[derive(Default)]
 pub(crate) struct TxContexts {
     contexts: Mutex<HashMap<(String, String), Arc<TxContext>>>,
+    closed_because: Mutex<Option<String>>,
 }
 
 impl TxContexts {
@@ -113,8 +114,15 @@ impl TxContexts {
         lock(&self.contexts).remove(&(channel.to_owned(), tx_id.to_owned()));
     }
 
-    /// Ends every transaction, dropping their waiters so that executors see the disconnect.
-    pub fn close_all(&self) {
+    /// Why the connection ended, once it has.
+    pub fn closed_because(&self) -> Option<String> {
+        lock(&self.closed_because).clone()
+    }
+
+    /// Ends every transaction because the connection ended, dropping their waiters so that
+    /// executors see the disconnect and its reason.
+    pub fn close_all(&self, reason: &str) {
+        *lock(&self.closed_because) = Some(reason.to_owned());
         for (_, context) in lock(&self.contexts).drain() {
             lock(&context.done).take();
         }

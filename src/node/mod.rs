@@ -20,6 +20,7 @@ use tracing::info;
 use crate::chaincode::ChaincodeSupport;
 use crate::chaincode::grpc::ChaincodeSupportService;
 use crate::config::Config;
+use crate::container::inproc::{InprocError, InprocVm};
 use crate::identity::{Identity, IdentityError};
 use crate::ledger::{Ledger, LedgerError};
 use crate::msp::SignatureVerifier;
@@ -41,6 +42,9 @@ pub enum NodeError {
     /// The ledger could not be opened.
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    /// The wasm engine could not be set up.
+    #[error(transparent)]
+    Inproc(#[from] InprocError),
     /// An identity could not be created or loaded.
     #[error(transparent)]
     Identity(#[from] IdentityError),
@@ -70,6 +74,7 @@ pub struct Node {
     peer_addr: SocketAddr,
     chaincode_addr: SocketAddr,
     support: ChaincodeSupport,
+    inproc: InprocVm,
     stop: Vec<oneshot::Sender<()>>,
     servers: Vec<JoinHandle<Result<(), NodeError>>>,
     cutter_task: JoinHandle<()>,
@@ -94,6 +99,7 @@ impl Node {
             "admin",
         )?;
         let support = ChaincodeSupport::new(ledger.clone(), config.support());
+        let inproc = InprocVm::new(support.connector())?;
         let transient = Arc::new(TransientStore::default());
         let verifier = Arc::new(SignatureVerifier::default());
         let (cutter, cutter_task) = BlockCutter::start(ledger.clone(), config.commit.max_block_txs);
@@ -144,6 +150,7 @@ impl Node {
             peer_addr,
             chaincode_addr,
             support,
+            inproc,
             stop: vec![stop_peer, stop_chaincode],
             servers: vec![peer_server, chaincode_server],
             cutter_task,
@@ -163,6 +170,11 @@ impl Node {
     /// Chaincode support, for inspecting registered chaincodes.
     pub fn support(&self) -> &ChaincodeSupport {
         &self.support
+    }
+
+    /// The VM that runs wasm system chaincode inside this node.
+    pub fn inproc(&self) -> &InprocVm {
+        &self.inproc
     }
 
     /// Serves until `signal` resolves, then shuts down; returns early if a server fails.

@@ -273,3 +273,39 @@ pub fn node_chaincode(node: &TestNode, script: &str, name: &str) -> Result<Chain
         .context("starting node (is Node.js installed?)")?;
     Ok(ChaincodeProcess { child })
 }
+
+/// Builds a Rust example for `wasm32-wasip2` once per run and returns the component's bytes.
+pub fn wasm_example(name: &str) -> Result<Vec<u8>> {
+    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let status = std::process::Command::new(env!("CARGO"))
+                .args([
+                    "build",
+                    "--quiet",
+                    "--release",
+                    "--target",
+                    "wasm32-wasip2",
+                    "-p",
+                    "kv",
+                    "-p",
+                    "asset-transfer",
+                ])
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .status()
+                .map_err(|e| e.to_string())?;
+            if status.success() {
+                Ok(())
+            } else {
+                Err(format!("building the wasm examples failed: {status}"))
+            }
+        })
+        .clone()
+        .map_err(anyhow::Error::msg)?;
+    let path = target_dir()
+        .parent()
+        .expect("target root")
+        .join("wasm32-wasip2/release")
+        .join(format!("{name}.wasm"));
+    std::fs::read(&path).with_context(|| format!("reading {}", path.display()))
+}

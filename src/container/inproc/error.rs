@@ -1,0 +1,21 @@
+//! Errors of the inproc VM.
+
+/// What can go wrong loading or running a wasm chaincode.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InprocError {
+    /// The bytes are not a valid component for this engine.
+    #[error("chaincode {chaincode}: invalid wasm component: {reason}")]
+    Compile {
+        /// The chaincode.
+        chaincode: String,
+        /// Why compilation failed.
+        reason: String,
+    },
+    /// The engine could not be configured.
+    #[error("wasm engine: {0}")]
+    Engine(String),
+}
+
+/// The inproc VM's result.
+pub type Result<T, E = InprocError> = std::result::Result<T, E>;

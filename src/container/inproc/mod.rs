@@ -1,0 +1,15 @@
+//! The inproc VM: system chaincode compiled to a `wasm32-wasip2` component and run by wasmtime
+//! inside the peer. The guest's shim talks to the peer through the host functions of
+//! `wit/chaincode.wit`, which carry encoded `ChaincodeMessage`s over in-process channels.
+//!
+//! Only this module names wasmtime. `engine` owns the engine settings, `host` the host
+//! functions and per-instance state, `instance` starting and running one guest.
+
+mod engine;
+mod error;
+mod host;
+mod instance;
+
+pub use engine::InprocVm;
+pub use error::{InprocError, Result};
+pub use instance::{GuestExit, InstanceHandle};

@@ -1,0 +1,126 @@
+//! The inproc VM: the very `kv` example, compiled to a `wasm32-wasip2` component, runs inside
+//! the node and serves transactions through the same Handler as a gRPC chaincode.
+
+use anyhow::Result;
+use ccvm::container::inproc::GuestExit;
+use serde_json::json;
+
+use crate::harness::{TestNode, rust_chaincode, wasm_example};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wasm_chaincode_serves_every_stub_call_inside_the_peer() -> Result<()> {
+    let node = TestNode::start_with(|config| config.dev_mode = false).await?;
+    let vm = node.inner().inproc();
+    let component = vm.compile("wasmkv", &wasm_example("kv")?)?;
+    let _instance = vm.start("wasmkv:1.0", &component);
+    node.wait_registered("wasmkv").await?;
+
+    node.invoke("wasmkv", &["put", "color", "blue"]).await?;
+    assert_eq!(node.query_text("wasmkv", &["get", "color"]).await?, "blue");
+    node.invoke("wasmkv", &["putmany", "key", "230"]).await?;
+    assert_eq!(
+        node.query_json("wasmkv", &["range", "key", ""])
+            .await?
+            .as_array()
+            .map(Vec::len),
+        Some(230)
+    );
+    let page = node
+        .query_json("wasmkv", &["page", "key", "", "100", "key00100"])
+        .await?;
+    assert_eq!(
+        (page["count"].clone(), page["bookmark"].clone()),
+        (json!(100), json!("key00200"))
+    );
+    let history = node.query_json("wasmkv", &["history", "color"]).await?;
+    assert_eq!(history.as_array().map(Vec::len), Some(1));
+    node.invoke("wasmkv", &["pput", "secrets", "pin", "42"])
+        .await?;
+    assert_eq!(
+        node.query_text("wasmkv", &["pget", "secrets", "pin"])
+            .await?,
+        "42"
+    );
+    node.invoke("wasmkv", &["cput", "owner", "ann", "car", "red"])
+        .await?;
+    assert_eq!(
+        node.query_json("wasmkv", &["cquery", "owner", "ann"])
+            .await?,
+        json!(["red"])
+    );
+    let info = node.query_json("wasmkv", &["txinfo"]).await?;
+    assert_eq!(info["signed"], true);
+    let failed = node
+        .query("wasmkv", &["fail", "wasm says no"])
+        .await
+        .unwrap_err();
+    assert!(failed.to_string().contains("wasm says no"), "{failed}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wasm_and_native_chaincodes_invoke_each_other() -> Result<()> {
+    let node = TestNode::start().await?;
+    let vm = node.inner().inproc();
+    let component = vm.compile("wasmkv", &wasm_example("kv")?)?;
+    let _wasm = vm.start("wasmkv:1.0", &component);
+    let _native = rust_chaincode(&node, "kv", "kv:1.0")?;
+    node.wait_registered("wasmkv").await?;
+    node.wait_registered("kv").await?;
+
+    node.invoke("wasmkv", &["call", "kv", "put", "k", "from-wasm"])
+        .await?;
+    assert_eq!(node.query_text("kv", &["get", "k"]).await?, "from-wasm");
+    node.invoke("kv", &["call", "wasmkv", "put", "k", "from-native"])
+        .await?;
+    assert_eq!(
+        node.query_text("wasmkv", &["get", "k"]).await?,
+        "from-native"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_trap_fails_its_transaction_and_the_peer_keeps_serving() -> Result<()> {
+    let node = TestNode::start().await?;
+    let vm = node.inner().inproc();
+    let component = vm.compile("wasmkv", &wasm_example("kv")?)?;
+    let instance = vm.start("wasmkv:1.0", &component);
+    let _native = rust_chaincode(&node, "kv", "kv:1.0")?;
+    node.wait_registered("wasmkv").await?;
+    node.wait_registered("kv").await?;
+
+    let trapped = node.query("wasmkv", &["panic"]).await.unwrap_err();
+    assert!(
+        trapped
+            .to_string()
+            .contains("wasm chaincode wasmkv:1.0 ended: Trapped"),
+        "{trapped}"
+    );
+    assert!(matches!(instance.wait().await, GuestExit::Trapped(_)));
+    node.wait_deregistered("wasmkv").await?;
+
+    node.invoke("kv", &["put", "native", "unaffected"]).await?;
+    let _again = vm.start("wasmkv:1.0", &component);
+    node.wait_registered("wasmkv").await?;
+    node.invoke("wasmkv", &["put", "after", "trap"]).await?;
+    assert_eq!(node.query_text("wasmkv", &["get", "after"]).await?, "trap");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bytes_that_are_not_a_component_are_refused() -> Result<()> {
+    let node = TestNode::start().await?;
+    let error = node
+        .inner()
+        .inproc()
+        .compile("junk", b"\0asm not really")
+        .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("chaincode junk: invalid wasm component"),
+        "{error}"
+    );
+    Ok(())
+}
