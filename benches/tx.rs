@@ -1,6 +1,11 @@
-//! Transaction latency and throughput over gRPC loopback: the Rust `kv` example against the same
-//! work in Fabric's Node shim (`tests/node/shim-kv.js`, when its packages are installed). Each
-//! transaction reads one key and writes it back (`bump`), then completes.
+//! Transaction latency and throughput of the same chaincode work three ways: the `kv` example
+//! compiled to wasm and run by the inproc VM, the same source as a native process over gRPC
+//! loopback, and Fabric's Node shim (`tests/node/shim-kv.js`, when its packages are installed).
+//! Each transaction reads one key and writes it back (`bump`), then completes.
+//!
+//! Modes: `execute` runs the transaction through chaincode support alone (the chaincode runtime:
+//! no client, no signatures); `endorse` adds the client's gRPC call to the endorser, which
+//! verifies the proposal and signs the endorsement; `endorse+commit` also orders and commits.
 //!
 //! Run: `cargo bench --bench tx`. Prints one table; the figures are this machine's.
 //! `CCVM_BENCH_FILTER=text` runs only the rows whose label (`path mode in-flight`) contains the
@@ -12,21 +17,38 @@
 mod harness;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use ccvm::client::{check_valid, successful};
-use harness::{CHANNEL, TestNode, node_chaincode, rust_chaincode, to_args};
+use ccvm::chaincode::ExecuteRequest;
+use ccvm::client::{TxProposal, check_valid, successful};
+use ccvm::proto::protos::ChaincodeInput;
+use harness::{CHANNEL, TestNode, node_chaincode, rust_chaincode, to_args, wasm_example};
 use tokio::sync::Semaphore;
 
 /// Transactions measured per row by default, after a warm-up of a tenth as many.
 const DEFAULT_TRANSACTIONS: usize = 4000;
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Execute,
+    Endorse,
+    EndorseAndCommit,
+}
+
+impl Mode {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Execute => "execute",
+            Self::Endorse => "endorse",
+            Self::EndorseAndCommit => "endorse+commit",
+        }
+    }
+}
+
 struct Row {
-    path: &'static str,
-    mode: &'static str,
-    in_flight: usize,
+    label: String,
     latencies: Vec<Duration>,
     elapsed: Duration,
 }
@@ -44,36 +66,88 @@ impl Row {
     }
 }
 
-/// Runs `count` transactions, `in_flight` at a time; `commit` also submits each for commit.
+/// One transaction, prepared (and, for the endorser, signed) before the clock starts.
+enum Prepared {
+    Execute { key: String },
+    Proposal(TxProposal),
+}
+
+fn prepare(node: &TestNode, chaincode: &str, key: String, mode: Mode) -> Prepared {
+    match mode {
+        Mode::Execute => Prepared::Execute { key },
+        Mode::Endorse | Mode::EndorseAndCommit => Prepared::Proposal(node.client.proposal(
+            CHANNEL,
+            chaincode,
+            to_args(&["bump", &key]),
+            HashMap::new(),
+        )),
+    }
+}
+
+/// Runs one transaction in `mode` and returns how long it took.
+async fn one(node: &TestNode, chaincode: &str, prepared: Prepared, mode: Mode) -> Result<Duration> {
+    let proposal = match prepared {
+        Prepared::Proposal(proposal) => proposal,
+        Prepared::Execute { key } => {
+            let support = node.inner().support();
+            let tx_id = format!("bench-{key}");
+            let simulator = support.ledger().new_simulator(CHANNEL, &tx_id)?;
+            let begun = Instant::now();
+            support
+                .execute(ExecuteRequest {
+                    channel: CHANNEL.to_owned(),
+                    chaincode: chaincode.to_owned(),
+                    tx_id,
+                    input: ChaincodeInput {
+                        args: to_args(&["bump", &key]),
+                        ..Default::default()
+                    },
+                    signed_proposal: None,
+                    simulator: Arc::new(Mutex::new(simulator)),
+                    read_only: false,
+                })
+                .await?;
+            return Ok(begun.elapsed());
+        }
+    };
+    let begun = Instant::now();
+    let endorsed = node.client.endorse(&proposal).await?;
+    successful(&endorsed)?;
+    if mode == Mode::EndorseAndCommit {
+        check_valid(&node.client.submit(&proposal, &endorsed).await?)?;
+    }
+    Ok(begun.elapsed())
+}
+
+/// Runs `count` transactions, `in_flight` at a time.
 async fn measure(
     node: &Arc<TestNode>,
     chaincode: &str,
     count: usize,
     in_flight: usize,
-    commit: bool,
+    mode: Mode,
 ) -> Result<(Vec<Duration>, Duration)> {
-    let proposals: Vec<_> = (0..count)
+    let prepared: Vec<Prepared> = (0..count)
         .map(|i| {
-            let key = format!("bench-{chaincode}-{commit}-{in_flight}-{i}");
-            node.client
-                .proposal(CHANNEL, chaincode, to_args(&["bump", &key]), HashMap::new())
+            prepare(
+                node,
+                chaincode,
+                format!("{chaincode}-{}-{in_flight}-{i}", mode.label()),
+                mode,
+            )
         })
         .collect();
     let limit = Arc::new(Semaphore::new(in_flight));
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(count);
-    for proposal in proposals {
+    for transaction in prepared {
         let permit = Arc::clone(&limit).acquire_owned().await?;
         let node = Arc::clone(node);
+        let chaincode = chaincode.to_owned();
         tasks.push(tokio::spawn(async move {
-            let begun = Instant::now();
-            let endorsed = node.client.endorse(&proposal).await?;
-            successful(&endorsed)?;
-            if commit {
-                check_valid(&node.client.submit(&proposal, &endorsed).await?)?;
-            }
+            let took = one(&node, &chaincode, transaction, mode).await;
             drop(permit);
-            Ok::<_, anyhow::Error>(begun.elapsed())
+            took
         }));
     }
     let mut latencies = Vec::with_capacity(count);
@@ -85,7 +159,7 @@ async fn measure(
 
 async fn bench_path(
     node: &Arc<TestNode>,
-    path: &'static str,
+    path: &str,
     chaincode: &str,
     rows: &mut Vec<Row>,
 ) -> Result<()> {
@@ -94,17 +168,21 @@ async fn bench_path(
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(DEFAULT_TRANSACTIONS);
-    for (mode, commit) in [("endorse", false), ("endorse+commit", true)] {
+    for mode in [Mode::Execute, Mode::Endorse, Mode::EndorseAndCommit] {
         for in_flight in [1, 16] {
-            if !format!("{path} {mode} {in_flight}").contains(&filter) {
+            let label = format!("{path:<24} {:<15} {in_flight:>9}", mode.label());
+            if !label
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+                .contains(&filter)
+            {
                 continue;
             }
-            measure(node, chaincode, count / 10, in_flight, commit).await?;
-            let (latencies, elapsed) = measure(node, chaincode, count, in_flight, commit).await?;
+            measure(node, chaincode, count / 10, in_flight, mode).await?;
+            let (latencies, elapsed) = measure(node, chaincode, count, in_flight, mode).await?;
             rows.push(Row {
-                path,
-                mode,
-                in_flight,
+                label,
                 latencies,
                 elapsed,
             });
@@ -119,10 +197,18 @@ fn main() -> Result<()> {
         .build()?;
     runtime.block_on(async {
         let node = Arc::new(TestNode::start().await?);
+        let mut rows = Vec::new();
+
+        let vm = node.inner().inproc();
+        let component = vm.compile("wasmkv", &wasm_example("kv")?)?;
+        let _wasm = vm.start("wasmkv:1.0", &component);
+        node.wait_registered("wasmkv").await?;
+        bench_path(&node, "wasm inproc", "wasmkv", &mut rows).await?;
+
         let _rust = rust_chaincode(&node, "kv", "rustkv:1.0")?;
         node.wait_registered("rustkv").await?;
-        let mut rows = Vec::new();
         bench_path(&node, "rust sdk / grpc", "rustkv", &mut rows).await?;
+
         match node_chaincode(&node, "shim-kv.js", "nodekv:1.0") {
             Ok(_node_cc) => {
                 node.wait_registered("nodekv").await?;
@@ -131,15 +217,13 @@ fn main() -> Result<()> {
             Err(e) => eprintln!("skipping the Node shim: {e}"),
         }
         println!(
-            "\n{:<26} {:<16} {:>9} {:>10} {:>10} {:>10}",
+            "\n{:<24} {:<15} {:>9} {:>10} {:>10} {:>10}",
             "path", "mode", "in flight", "p50 µs", "p99 µs", "tx/s"
         );
         for row in &rows {
             println!(
-                "{:<26} {:<16} {:>9} {:>10.0} {:>10.0} {:>10.0}",
-                row.path,
-                row.mode,
-                row.in_flight,
+                "{} {:>10.1} {:>10.1} {:>10.0}",
+                row.label,
                 row.percentile(0.50).as_secs_f64() * 1e6,
                 row.percentile(0.99).as_secs_f64() * 1e6,
                 row.throughput()

@@ -10,6 +10,7 @@ use figment::providers::{Env, Format, Serialized, Yaml};
 use serde::{Deserialize, Serialize};
 
 use crate::chaincode::{DEFAULT_EXECUTE_TIMEOUT, DEFAULT_MAX_MESSAGE_BYTES, SupportConfig};
+use crate::container::inproc::{DEFAULT_MAX_MEMORY_BYTES, DEFAULT_MAX_STACK_BYTES, InprocLimits};
 use crate::identity::DEFAULT_MSP_ID;
 
 /// Where a node listens for clients by default (Fabric's peer port).
@@ -40,6 +41,27 @@ pub struct Config {
     pub chaincode: ChaincodeSettings,
     /// How blocks are cut.
     pub commit: CommitSettings,
+    /// Sandbox of wasm system chaincode.
+    pub inproc: InprocSettings,
+}
+
+/// Sandbox settings of the inproc wasm VM.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct InprocSettings {
+    /// Most linear memory of one instance, in bytes.
+    pub max_memory_bytes: usize,
+    /// Deepest wasm stack of one instance, in bytes.
+    pub max_stack_bytes: usize,
+}
+
+impl Default for InprocSettings {
+    fn default() -> Self {
+        Self {
+            max_memory_bytes: DEFAULT_MAX_MEMORY_BYTES,
+            max_stack_bytes: DEFAULT_MAX_STACK_BYTES,
+        }
+    }
 }
 
 /// Chaincode settings.
@@ -72,6 +94,7 @@ impl Default for Config {
             msp_id: DEFAULT_MSP_ID.to_owned(),
             chaincode: ChaincodeSettings::default(),
             commit: CommitSettings::default(),
+            inproc: InprocSettings::default(),
         }
     }
 }
@@ -115,6 +138,15 @@ impl Config {
             .merge(Env::prefixed("CCVM_").split("__").ignore(&["log"]))
             .extract()
             .map_err(Box::new)
+    }
+
+    /// The inproc VM's limits; a guest's transaction deadline is the execute timeout.
+    pub fn inproc_limits(&self) -> InprocLimits {
+        InprocLimits {
+            tx_deadline: Duration::from_millis(self.chaincode.execute_timeout_ms),
+            max_memory_bytes: self.inproc.max_memory_bytes,
+            max_stack_bytes: self.inproc.max_stack_bytes,
+        }
     }
 
     /// The chaincode layer's part of the configuration.

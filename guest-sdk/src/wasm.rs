@@ -18,7 +18,7 @@ wit_bindgen::generate!({
     world: "chaincode",
 });
 
-use ccvm::chaincode::peer;
+use self::ccvm::chaincode::peer;
 
 fn send(message: &ChaincodeMessage) -> Result<(), ShimError> {
     peer::send(&message.encode_to_vec()).map_err(ShimError::Disconnected)

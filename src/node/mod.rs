@@ -99,7 +99,7 @@ impl Node {
             "admin",
         )?;
         let support = ChaincodeSupport::new(ledger.clone(), config.support());
-        let inproc = InprocVm::new(support.connector())?;
+        let inproc = InprocVm::new(support.connector(), config.inproc_limits())?;
         let transient = Arc::new(TransientStore::default());
         let verifier = Arc::new(SignatureVerifier::default());
         let (cutter, cutter_task) = BlockCutter::start(ledger.clone(), config.commit.max_block_txs);

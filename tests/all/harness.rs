@@ -290,6 +290,8 @@ pub fn wasm_example(name: &str) -> Result<Vec<u8>> {
                     "kv",
                     "-p",
                     "asset-transfer",
+                    "-p",
+                    "hostile",
                 ])
                 .current_dir(env!("CARGO_MANIFEST_DIR"))
                 .status()

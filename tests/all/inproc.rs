@@ -92,9 +92,9 @@ async fn a_guest_trap_fails_its_transaction_and_the_peer_keeps_serving() -> Resu
 
     let trapped = node.query("wasmkv", &["panic"]).await.unwrap_err();
     assert!(
-        trapped
-            .to_string()
-            .contains("wasm chaincode wasmkv:1.0 ended: Trapped"),
+        trapped.to_string().contains(
+            "wasm chaincode wasmkv:1.0 trapped: wasm trap: wasm `unreachable` instruction executed"
+        ),
         "{trapped}"
     );
     assert!(matches!(instance.wait().await, GuestExit::Trapped(_)));
@@ -122,5 +122,60 @@ async fn bytes_that_are_not_a_component_are_refused() -> Result<()> {
             .contains("chaincode junk: invalid wasm component"),
         "{error}"
     );
+    Ok(())
+}
+
+/// Starts the hostile example as `name` on a node whose transactions may run `timeout_ms`.
+async fn hostile_node(
+    timeout_ms: u64,
+) -> Result<(TestNode, ccvm::container::inproc::InstanceHandle)> {
+    let node =
+        TestNode::start_with(|config| config.chaincode.execute_timeout_ms = timeout_ms).await?;
+    let vm = node.inner().inproc();
+    let component = vm.compile("hostile", &wasm_example("hostile")?)?;
+    let instance = vm.start("hostile:1.0", &component);
+    node.wait_registered("hostile").await?;
+    assert_eq!(
+        node.query_text("hostile", &["hello"]).await?,
+        "well behaved"
+    );
+    Ok((node, instance))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_loop_is_stopped_at_the_deadline() -> Result<()> {
+    let (node, instance) = hostile_node(500).await?;
+    let stopped = node
+        .query("hostile", &["spin"])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        stopped.contains("timed out") || stopped.contains("transaction deadline exceeded"),
+        "the peer's timeout or the guest's deadline, whichever fires first: {stopped}"
+    );
+    assert_eq!(instance.wait().await, GuestExit::Timeout);
+    node.wait_deregistered("hostile").await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_memory_bomb_hits_the_memory_cap() -> Result<()> {
+    let (node, instance) = hostile_node(30_000).await?;
+    let stopped = node.query("hostile", &["hoard"]).await.unwrap_err();
+    assert!(
+        stopped.to_string().contains("memory limit exceeded"),
+        "{stopped}"
+    );
+    assert_eq!(instance.wait().await, GuestExit::MemoryLimit);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runaway_recursion_is_a_stack_overflow() -> Result<()> {
+    let (node, instance) = hostile_node(30_000).await?;
+    let stopped = node.query("hostile", &["recurse"]).await.unwrap_err();
+    assert!(stopped.to_string().contains("stack overflow"), "{stopped}");
+    assert_eq!(instance.wait().await, GuestExit::StackOverflow);
     Ok(())
 }

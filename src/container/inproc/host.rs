@@ -1,10 +1,12 @@
 //! The host side of `wit/chaincode.wit`: the peer channel and logging, per instance.
 
-use ccvm_proto::Message;
 use ccvm_proto::protos::ChaincodeMessage;
+use ccvm_proto::{Message, MessageType};
 use tokio::sync::mpsc;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::limits::{GuestLimiter, TxClock};
 
 wasmtime::component::bindgen!({
     path: "wit",
@@ -12,17 +14,27 @@ wasmtime::component::bindgen!({
     require_store_data_send: true,
 });
 
+use self::ccvm::chaincode::log::Level;
+use self::ccvm::chaincode::{log, peer};
 pub(crate) use Chaincode as Guest;
-use ccvm::chaincode::log::Level;
-use ccvm::chaincode::{log, peer};
 
-/// What one guest instance owns: its WASI context and its two channel ends.
+/// What one guest instance owns: its WASI context, its two channel ends and its limits.
 pub(crate) struct GuestState {
     pub name: String,
     pub wasi: WasiCtx,
     pub table: ResourceTable,
     pub to_peer: mpsc::Sender<Result<ChaincodeMessage, String>>,
     pub from_peer: mpsc::Receiver<ChaincodeMessage>,
+    pub limiter: GuestLimiter,
+    pub clock: TxClock,
+}
+
+fn is_transaction(kind: i32) -> bool {
+    kind == MessageType::Transaction as i32 || kind == MessageType::Init as i32
+}
+
+fn ends_transaction(kind: i32) -> bool {
+    kind == MessageType::Completed as i32 || kind == MessageType::Error as i32
 }
 
 impl WasiView for GuestState {
@@ -39,6 +51,9 @@ impl peer::Host for GuestState {
         let decoded = ChaincodeMessage::decode(message.as_slice())
             .map_err(|e| format!("undecodable message from chaincode {}: {e}", self.name));
         let refused = decoded.as_ref().err().cloned();
+        if decoded.as_ref().is_ok_and(|m| ends_transaction(m.r#type)) {
+            self.clock.finished();
+        }
         self.to_peer
             .blocking_send(decoded)
             .map_err(|_| "the peer closed the channel".to_owned())?;
@@ -46,10 +61,14 @@ impl peer::Host for GuestState {
     }
 
     fn receive(&mut self) -> Result<Vec<u8>, String> {
-        self.from_peer
+        let message = self
+            .from_peer
             .blocking_recv()
-            .map(|message| message.encode_to_vec())
-            .ok_or_else(|| "the peer closed the channel".to_owned())
+            .ok_or_else(|| "the peer closed the channel".to_owned())?;
+        if is_transaction(message.r#type) {
+            self.clock.started();
+        }
+        Ok(message.encode_to_vec())
     }
 }
 

@@ -3,12 +3,13 @@
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
-use wasmtime::Store;
 use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Store, Trap, UpdateDeadline};
 use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi::p2::bindings::sync::Command;
 
 use super::host::GuestState;
+use super::limits::{GuestLimiter, InprocLimits, TxClock};
 use crate::container::StreamConnector;
 
 /// Messages buffered between a guest and its handler in each direction.
@@ -16,13 +17,62 @@ const CHANNEL_BUFFER: usize = 64;
 
 /// How a guest instance ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum GuestExit {
     /// `main` returned successfully (the peer closed the channel).
     Finished,
     /// `main` returned an error.
     Failed,
-    /// The guest trapped; the text names the trap.
+    /// A transaction ran past the deadline and the guest was stopped.
+    Timeout,
+    /// The guest needed more memory than its cap.
+    MemoryLimit,
+    /// The guest exhausted its stack.
+    StackOverflow,
+    /// The guest trapped; the text names the trap and the guest's backtrace.
     Trapped(String),
+}
+
+impl std::fmt::Display for GuestExit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Finished => f.write_str("finished"),
+            Self::Failed => f.write_str("main returned an error"),
+            Self::Timeout => f.write_str("stopped: transaction deadline exceeded"),
+            Self::MemoryLimit => f.write_str("stopped: memory limit exceeded"),
+            Self::StackOverflow => f.write_str("trapped: stack overflow"),
+            Self::Trapped(trap) => write!(f, "trapped: {trap}"),
+        }
+    }
+}
+
+/// The error the epoch callback raises to stop a guest that is past its deadline.
+#[derive(Debug)]
+struct DeadlineExceeded;
+
+impl std::fmt::Display for DeadlineExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("transaction deadline exceeded")
+    }
+}
+
+impl std::error::Error for DeadlineExceeded {}
+
+/// Names why a guest's `main` failed with `error`. The name carries the trap but not the guest's
+/// backtrace, which is logged instead: text that reaches a transaction response must be the same
+/// on every peer.
+fn classify(name: &str, error: &wasmtime::Error, state: &GuestState) -> GuestExit {
+    warn!(chaincode = %name, "wasm chaincode failed: {error:?}");
+    let trap = error.downcast_ref::<Trap>();
+    if error.downcast_ref::<DeadlineExceeded>().is_some() {
+        GuestExit::Timeout
+    } else if trap == Some(&Trap::StackOverflow) {
+        GuestExit::StackOverflow
+    } else if state.limiter.memory_refused {
+        GuestExit::MemoryLimit
+    } else {
+        GuestExit::Trapped(trap.map_or_else(|| error.root_cause().to_string(), Trap::to_string))
+    }
 }
 
 /// A running guest instance.
@@ -46,6 +96,7 @@ pub(super) fn start(
     component: &Component,
     name: &str,
     connector: &StreamConnector,
+    limits: &InprocLimits,
 ) -> InstanceHandle {
     let (to_peer, inbound) = mpsc::channel(CHANNEL_BUFFER);
     let (outbound, from_peer) = mpsc::channel(CHANNEL_BUFFER);
@@ -59,8 +110,20 @@ pub(super) fn start(
         table: ResourceTable::new(),
         to_peer,
         from_peer,
+        limiter: GuestLimiter::new(limits.max_memory_bytes),
+        clock: TxClock::default(),
     };
     let mut store = Store::new(engine, state);
+    store.limiter(|state| &mut state.limiter);
+    let deadline = limits.tx_deadline;
+    store.epoch_deadline_callback(move |store| {
+        if store.data().clock.overdue(deadline) {
+            Err(DeadlineExceeded.into())
+        } else {
+            Ok(UpdateDeadline::Continue(1))
+        }
+    });
+    store.set_epoch_deadline(1);
     let linker = linker.clone();
     let component = component.clone();
     let name = name.to_owned();
@@ -69,15 +132,15 @@ pub(super) fn start(
             Ok(command) => match command.wasi_cli_run().call_run(&mut store) {
                 Ok(Ok(())) => GuestExit::Finished,
                 Ok(Err(())) => GuestExit::Failed,
-                Err(trap) => GuestExit::Trapped(format!("{trap:#}")),
+                Err(error) => classify(&name, &error, store.data()),
             },
-            Err(e) => GuestExit::Trapped(format!("instantiation failed: {e:#}")),
+            Err(e) => GuestExit::Trapped(format!("instantiation failed: {}", e.root_cause())),
         };
         match &exit {
             GuestExit::Finished => info!(chaincode = %name, "wasm chaincode finished"),
             other => {
                 warn!(chaincode = %name, exit = ?other, "wasm chaincode ended");
-                let reason = format!("wasm chaincode {name} ended: {other:?}");
+                let reason = format!("wasm chaincode {name} {other}");
                 let _ = store.data().to_peer.blocking_send(Err(reason));
             }
         }

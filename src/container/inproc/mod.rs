@@ -3,13 +3,17 @@
 //! `wit/chaincode.wit`, which carry encoded `ChaincodeMessage`s over in-process channels.
 //!
 //! Only this module names wasmtime. `engine` owns the engine settings, `host` the host
-//! functions and per-instance state, `instance` starting and running one guest.
+//! functions and per-instance state, `instance` starting and running one guest, `limits` the
+//! sandbox: a wall-clock deadline per transaction (epoch interruption), a memory cap and a stack
+//! cap, each ending the instance with a named [`GuestExit`].
 
 mod engine;
 mod error;
 mod host;
 mod instance;
+mod limits;
 
 pub use engine::InprocVm;
 pub use error::{InprocError, Result};
 pub use instance::{GuestExit, InstanceHandle};
+pub use limits::{DEFAULT_MAX_MEMORY_BYTES, DEFAULT_MAX_STACK_BYTES, EPOCH_TICK, InprocLimits};

@@ -1,0 +1,45 @@
+//! A chaincode that misbehaves on purpose, to show that the inproc VM's sandbox contains it:
+//! `spin` never returns, `hoard` allocates without end, `recurse` never stops recursing. Any
+//! other function answers normally, so a test can tell a contained guest from a broken one.
+//!
+//! Build for the inproc VM: `cargo build --release --target wasm32-wasip2 -p hostile`
+
+use std::hint::black_box;
+
+use ccvm_guest_sdk::{Chaincode, Response, ShimError, Stub};
+
+struct Hostile;
+
+/// Recurses until `n` wraps around: long after any stack is exhausted.
+fn depth(n: u64) -> u64 {
+    if n == u64::MAX {
+        return 0;
+    }
+    black_box(depth(n + 1)).wrapping_add(n)
+}
+
+impl Chaincode for Hostile {
+    fn invoke(&self, stub: &mut Stub<'_>) -> Response {
+        let (function, _) = stub.function_and_parameters();
+        match function.as_str() {
+            "spin" => {
+                let mut counter = 0u64;
+                loop {
+                    counter = black_box(counter.wrapping_add(1));
+                }
+            }
+            "hoard" => {
+                let mut hoard = Vec::new();
+                loop {
+                    hoard.push(black_box(vec![1u8; 1024 * 1024]));
+                }
+            }
+            "recurse" => Response::success(depth(0).to_string()),
+            _ => Response::success("well behaved"),
+        }
+    }
+}
+
+fn main() -> Result<(), ShimError> {
+    ccvm_guest_sdk::start(Hostile)
+}
