@@ -49,6 +49,9 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct InprocSettings {
+    /// A directory of `*.wasm` system chaincodes started with the node, each named after its
+    /// file (`lscc.wasm` registers as `lscc`).
+    pub chaincode_dir: Option<PathBuf>,
     /// Most linear memory of one instance, in bytes.
     pub max_memory_bytes: usize,
     /// Deepest wasm stack of one instance, in bytes.
@@ -58,6 +61,7 @@ pub struct InprocSettings {
 impl Default for InprocSettings {
     fn default() -> Self {
         Self {
+            chaincode_dir: None,
             max_memory_bytes: DEFAULT_MAX_MEMORY_BYTES,
             max_stack_bytes: DEFAULT_MAX_STACK_BYTES,
         }

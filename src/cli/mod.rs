@@ -54,6 +54,9 @@ struct StartArgs {
     /// Address chaincodes dial [default: 127.0.0.1:7052].
     #[arg(long)]
     chaincode_listen: Option<String>,
+    /// Directory of `*.wasm` system chaincodes to run inside the node.
+    #[arg(long)]
+    scc_dir: Option<PathBuf>,
     /// YAML configuration file; `CCVM_*` variables override it.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -139,17 +142,33 @@ async fn start(args: StartArgs) -> anyhow::Result<()> {
     if let Some(listen) = args.chaincode_listen {
         config.chaincode_listen = listen;
     }
+    if let Some(dir) = args.scc_dir {
+        config.inproc.chaincode_dir = Some(dir);
+    }
     let node = Node::start(&config).await?;
     println!(
         "ccvm node listening: peer {} chaincode {}",
         node.peer_addr(),
         node.chaincode_addr()
     );
-    node.run_until(async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await?;
+    node.run_until(shutdown_signal()).await?;
     Ok(())
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM, the signals that stop a node.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut terminate) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
 
 async fn call(args: CallArgs, commit: bool) -> anyhow::Result<()> {

@@ -64,6 +64,14 @@ pub enum NodeError {
         /// The transport error.
         source: tonic::transport::Error,
     },
+    /// The system chaincode directory could not be read.
+    #[error("system chaincode directory {dir}: {source}")]
+    ChaincodeDir {
+        /// The directory.
+        dir: std::path::PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
     /// A server task panicked.
     #[error("server task crashed: {0}")]
     Crashed(String),
@@ -100,6 +108,9 @@ impl Node {
         )?;
         let support = ChaincodeSupport::new(ledger.clone(), config.support());
         let inproc = InprocVm::new(support.connector(), config.inproc_limits())?;
+        if let Some(dir) = &config.inproc.chaincode_dir {
+            start_system_chaincodes(&inproc, dir)?;
+        }
         let transient = Arc::new(TransientStore::default());
         let verifier = Arc::new(SignatureVerifier::default());
         let (cutter, cutter_task) = BlockCutter::start(ledger.clone(), config.commit.max_block_txs);
@@ -228,6 +239,31 @@ impl Node {
 
 fn joined(result: Result<Result<(), NodeError>, tokio::task::JoinError>) -> Result<(), NodeError> {
     result.map_err(|e| NodeError::Crashed(e.to_string()))?
+}
+
+/// Compiles and starts every `*.wasm` in `dir` as a system chaincode named after its file.
+fn start_system_chaincodes(inproc: &InprocVm, dir: &std::path::Path) -> Result<(), NodeError> {
+    let unreadable = |source| NodeError::ChaincodeDir {
+        dir: dir.to_owned(),
+        source,
+    };
+    let mut paths: Vec<_> = std::fs::read_dir(dir)
+        .map_err(unreadable)?
+        .map(|entry| entry.map(|e| e.path()))
+        .collect::<Result<_, _>>()
+        .map_err(unreadable)?;
+    paths.retain(|path| path.extension().is_some_and(|ext| ext == "wasm"));
+    paths.sort();
+    for path in paths {
+        let Some(name) = path.file_stem().and_then(|stem| stem.to_str()) else {
+            continue;
+        };
+        let wasm = std::fs::read(&path).map_err(unreadable)?;
+        let component = inproc.compile(name, &wasm)?;
+        inproc.start(name, &component);
+        info!(chaincode = name, path = %path.display(), "started system chaincode");
+    }
+    Ok(())
 }
 
 /// Accepted connections with Nagle's algorithm off: request and reply messages are small, and

@@ -179,3 +179,20 @@ async fn runaway_recursion_is_a_stack_overflow() -> Result<()> {
     assert_eq!(instance.wait().await, GuestExit::StackOverflow);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_node_starts_every_component_of_its_system_chaincode_directory() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("scc.wasm"), wasm_example("kv")?)?;
+    std::fs::write(dir.path().join("notes.txt"), "not a chaincode")?;
+    let chaincode_dir = dir.path().to_owned();
+    let node = TestNode::start_with(|config| {
+        config.dev_mode = false;
+        config.inproc.chaincode_dir = Some(chaincode_dir);
+    })
+    .await?;
+    node.wait_registered("scc").await?;
+    node.invoke("scc", &["put", "k", "system"]).await?;
+    assert_eq!(node.query_text("scc", &["get", "k"]).await?, "system");
+    Ok(())
+}
