@@ -14,9 +14,9 @@ use tokio_stream::{Stream, StreamExt};
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::error::{ChaincodeError, short_tx};
+use super::immediate::{self, Immediate, no_transaction};
 use super::message::{bare, error_reply, reply, type_name};
 use super::registry::HandlerHandle;
-use super::requests;
 use super::support::{ChaincodeSupport, ExecuteRequest};
 use super::tx_context::{TxContext, TxContexts};
 
@@ -43,13 +43,15 @@ impl Handler {
 
     /// A handler for a chaincode the peer launched as `name`: it may register under that name
     /// outside dev mode too.
-    pub fn launched(
+    pub(crate) fn launched(
         support: ChaincodeSupport,
         outbound: mpsc::Sender<ChaincodeMessage>,
         name: String,
+        contexts: Arc<TxContexts>,
     ) -> Self {
         Self {
             launched_as: Some(name),
+            contexts,
             ..Self::new(support, outbound)
         }
     }
@@ -158,23 +160,16 @@ impl Handler {
     }
 
     async fn handle_ready(&mut self, message: ChaincodeMessage) -> Result<(), String> {
+        let message = match immediate::answer(&self.contexts, message) {
+            Immediate::Reply(reply) => return self.send(reply).await,
+            Immediate::Done => return Ok(()),
+            Immediate::Pending(message) => message,
+        };
         let Ok(kind) = MessageType::try_from(message.r#type) else {
             let text = format!("unknown message type {}", message.r#type);
             return self.send(error_reply(&message, text)).await;
         };
         match kind {
-            MessageType::Completed | MessageType::Error => {
-                match self.contexts.get(&message.channel_id, &message.txid) {
-                    Some(context) => {
-                        context.complete(message);
-                    }
-                    None => warn!(
-                        channel = %message.channel_id, tx = %short_tx(&message.txid),
-                        "{} for a transaction that is not running", kind.as_str_name()
-                    ),
-                }
-                Ok(())
-            }
             MessageType::Keepalive => Ok(()),
             MessageType::InvokeChaincode => {
                 let Some(context) = self.contexts.get(&message.channel_id, &message.txid) else {
@@ -192,39 +187,7 @@ impl Handler {
                 );
                 Ok(())
             }
-            MessageType::GetState
-            | MessageType::GetStateMultiple
-            | MessageType::PutState
-            | MessageType::DelState
-            | MessageType::WriteBatchState
-            | MessageType::GetStateByRange
-            | MessageType::QueryStateNext
-            | MessageType::QueryStateClose
-            | MessageType::GetQueryResult
-            | MessageType::GetHistoryForKey
-            | MessageType::GetStateMetadata
-            | MessageType::PutStateMetadata
-            | MessageType::GetPrivateDataHash
-            | MessageType::PurgePrivateData => {
-                let answer = match self.contexts.get(&message.channel_id, &message.txid) {
-                    None => no_transaction(&message),
-                    Some(context) => match requests::serve(&context, kind, &message) {
-                        Ok(payload) => reply(&message, MessageType::Response, payload),
-                        Err(text) => {
-                            debug!(tx = %short_tx(&message.txid), %text, "{} failed", kind.as_str_name());
-                            error_reply(&message, text)
-                        }
-                    },
-                };
-                self.send(answer).await
-            }
-            MessageType::Undefined
-            | MessageType::Register
-            | MessageType::Registered
-            | MessageType::Init
-            | MessageType::Ready
-            | MessageType::Transaction
-            | MessageType::Response => {
+            _ => {
                 let text = format!(
                     "chaincode handler in state ready cannot handle {}",
                     kind.as_str_name()
@@ -243,16 +206,6 @@ async fn tick(timer: Option<&mut tokio::time::Interval>) {
         }
         None => std::future::pending().await,
     }
-}
-
-fn no_transaction(message: &ChaincodeMessage) -> ChaincodeMessage {
-    error_reply(
-        message,
-        format!(
-            "no ongoing transaction {} on channel {}",
-            message.txid, message.channel_id
-        ),
-    )
 }
 
 /// Runs a chaincode-to-chaincode call. On the same channel the callee shares the caller's

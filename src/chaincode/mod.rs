@@ -12,6 +12,7 @@
 mod error;
 pub mod grpc;
 mod handler;
+mod immediate;
 mod message;
 mod queries;
 mod registry;

@@ -4,17 +4,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ccvm_proto::protos::{ChaincodeInput, ChaincodeMessage, SignedProposal};
-
+use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use tokio_stream::wrappers::ReceiverStream;
-
 use super::error::{ChaincodeError, Result};
 use super::handler::Handler;
+use super::immediate::{self, Immediate};
 use super::registry::HandlerRegistry;
-use super::tx_context::SharedSimulator;
-use crate::container::StreamConnector;
+use super::tx_context::{SharedSimulator, TxContexts};
+use crate::container::{InlinePeer, Offered, StreamConnector};
 use crate::ledger::Ledger;
 
 /// Fabric's default `chaincode.executetimeout`: how long a transaction may run.
@@ -69,6 +68,21 @@ pub struct ExecuteRequest {
 
 /// What a chaincode answered: its COMPLETED message.
 pub type ExecuteResult = ChaincodeMessage;
+
+/// Answers a launched chaincode's state requests and transaction ends inline.
+struct InlineAnswers {
+    contexts: Arc<TxContexts>,
+}
+
+impl InlinePeer for InlineAnswers {
+    fn offer(&self, message: ChaincodeMessage) -> Offered {
+        match immediate::answer(&self.contexts, message) {
+            Immediate::Reply(reply) => Offered::Answered(Some(reply)),
+            Immediate::Done => Offered::Answered(None),
+            Immediate::Pending(message) => Offered::Declined(message),
+        }
+    }
+}
 
 /// Runs transactions on registered chaincodes. Cheap to clone.
 #[derive(Clone)]
@@ -136,12 +150,15 @@ impl ChaincodeSupport {
     }
 
     /// Connects chaincodes a VM launched: each stream gets a [`Handler`] that accepts the
-    /// registration under the name it was launched as.
+    /// registration under the name it was launched as, and the VM gets the means to answer state
+    /// requests inline, on the chaincode's own thread.
     pub fn connector(&self) -> StreamConnector {
         let support = self.clone();
         Arc::new(move |name, inbound, outbound| {
-            let handler = Handler::launched(support.clone(), outbound, name);
+            let contexts = Arc::new(TxContexts::default());
+            let handler = Handler::launched(support.clone(), outbound, name, Arc::clone(&contexts));
             support.spawn(handler.serve(ReceiverStream::new(inbound)));
+            Box::new(InlineAnswers { contexts })
         })
     }
 

@@ -1,5 +1,7 @@
 //! The host side of `wit/chaincode.wit`: the peer channel and logging, per instance.
 
+use std::collections::VecDeque;
+
 use ccvm_proto::protos::ChaincodeMessage;
 use ccvm_proto::{Message, MessageType};
 use tokio::sync::mpsc;
@@ -7,6 +9,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::limits::{GuestLimiter, TxClock};
+use crate::container::{InlinePeer, Offered};
 
 wasmtime::component::bindgen!({
     path: "wit",
@@ -27,6 +30,10 @@ pub(crate) struct GuestState {
     pub from_peer: mpsc::Receiver<ChaincodeMessage>,
     pub limiter: GuestLimiter,
     pub clock: TxClock,
+    /// Answers state requests on this thread.
+    pub inline: Box<dyn InlinePeer>,
+    /// Inline answers waiting for the guest's next `receive`.
+    pub answered: VecDeque<ChaincodeMessage>,
 }
 
 fn is_transaction(kind: i32) -> bool {
@@ -48,19 +55,33 @@ impl WasiView for GuestState {
 
 impl peer::Host for GuestState {
     fn send(&mut self, message: Vec<u8>) -> Result<(), String> {
-        let decoded = ChaincodeMessage::decode(message.as_slice())
-            .map_err(|e| format!("undecodable message from chaincode {}: {e}", self.name));
-        let refused = decoded.as_ref().err().cloned();
-        if decoded.as_ref().is_ok_and(|m| ends_transaction(m.r#type)) {
+        let message = match ChaincodeMessage::decode(message.as_slice()) {
+            Ok(message) => message,
+            Err(e) => {
+                let refused = format!("undecodable message from chaincode {}: {e}", self.name);
+                let _ = self.to_peer.blocking_send(Err(refused.clone()));
+                return Err(refused);
+            }
+        };
+        if ends_transaction(message.r#type) {
             self.clock.finished();
         }
-        self.to_peer
-            .blocking_send(decoded)
-            .map_err(|_| "the peer closed the channel".to_owned())?;
-        refused.map_or(Ok(()), Err)
+        match self.inline.offer(message) {
+            Offered::Answered(answer) => {
+                self.answered.extend(answer);
+                Ok(())
+            }
+            Offered::Declined(message) => self
+                .to_peer
+                .blocking_send(Ok(message))
+                .map_err(|_| "the peer closed the channel".to_owned()),
+        }
     }
 
     fn receive(&mut self) -> Result<Vec<u8>, String> {
+        if let Some(answer) = self.answered.pop_front() {
+            return Ok(answer.encode_to_vec());
+        }
         let message = self
             .from_peer
             .blocking_recv()

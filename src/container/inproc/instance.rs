@@ -1,5 +1,7 @@
 //! Starting and running one guest instance on a blocking thread.
 
+use std::collections::VecDeque;
+
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
@@ -100,7 +102,7 @@ pub(super) fn start(
 ) -> InstanceHandle {
     let (to_peer, inbound) = mpsc::channel(CHANNEL_BUFFER);
     let (outbound, from_peer) = mpsc::channel(CHANNEL_BUFFER);
-    connector(name.to_owned(), inbound, outbound);
+    let inline = connector(name.to_owned(), inbound, outbound);
     let wasi = WasiCtx::builder()
         .env("CORE_CHAINCODE_ID_NAME", name)
         .build();
@@ -112,6 +114,8 @@ pub(super) fn start(
         from_peer,
         limiter: GuestLimiter::new(limits.max_memory_bytes),
         clock: TxClock::default(),
+        inline,
+        answered: VecDeque::new(),
     };
     let mut store = Store::new(engine, state);
     store.limiter(|state| &mut state.limiter);
