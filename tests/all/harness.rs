@@ -196,29 +196,39 @@ fn target_dir() -> PathBuf {
         .to_owned()
 }
 
+/// The examples every build below compiles.
+const EXAMPLES: [&str; 6] = ["-p", "kv", "-p", "asset-transfer", "-p", "hostile"];
+
+/// Runs `cargo build` with `args` at most once per `cell`, remembering the outcome.
+fn build_once(cell: &OnceLock<Result<(), String>>, args: &[&str]) -> Result<()> {
+    cell.get_or_init(|| {
+        let status = std::process::Command::new(env!("CARGO"))
+            .args(["build", "--quiet"])
+            .args(args)
+            .args(EXAMPLES)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .map_err(|e| e.to_string())?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("building the examples {args:?} failed: {status}"))
+        }
+    })
+    .clone()
+    .map_err(anyhow::Error::msg)
+}
+
 /// Builds the Rust example chaincodes once per run, in the profile of the running test or bench,
 /// and returns the path of one.
 pub fn example_binary(name: &str) -> Result<PathBuf> {
     static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let mut build = std::process::Command::new(env!("CARGO"));
-            build.args(["build", "--quiet", "-p", "kv", "-p", "asset-transfer"]);
-            if target_dir().ends_with("release") {
-                build.arg("--release");
-            }
-            let status = build
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
-                .status()
-                .map_err(|e| e.to_string())?;
-            if status.success() {
-                Ok(())
-            } else {
-                Err(format!("building the examples failed: {status}"))
-            }
-        })
-        .clone()
-        .map_err(anyhow::Error::msg)?;
+    let profile: &[&str] = if target_dir().ends_with("release") {
+        &["--release"]
+    } else {
+        &[]
+    };
+    build_once(&BUILT, profile)?;
     Ok(target_dir().join(name))
 }
 
@@ -277,33 +287,7 @@ pub fn node_chaincode(node: &TestNode, script: &str, name: &str) -> Result<Chain
 /// Builds a Rust example for `wasm32-wasip2` once per run and returns the component's bytes.
 pub fn wasm_example(name: &str) -> Result<Vec<u8>> {
     static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let status = std::process::Command::new(env!("CARGO"))
-                .args([
-                    "build",
-                    "--quiet",
-                    "--release",
-                    "--target",
-                    "wasm32-wasip2",
-                    "-p",
-                    "kv",
-                    "-p",
-                    "asset-transfer",
-                    "-p",
-                    "hostile",
-                ])
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
-                .status()
-                .map_err(|e| e.to_string())?;
-            if status.success() {
-                Ok(())
-            } else {
-                Err(format!("building the wasm examples failed: {status}"))
-            }
-        })
-        .clone()
-        .map_err(anyhow::Error::msg)?;
+    build_once(&BUILT, &["--release", "--target", "wasm32-wasip2"])?;
     let path = target_dir()
         .parent()
         .expect("target root")
