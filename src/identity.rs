@@ -4,6 +4,8 @@
 
 use std::fs;
 use std::io;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use ccvm_proto::Message;
@@ -146,7 +148,18 @@ fn create(dir: &Path, msp_id: &str, common_name: &str) -> Result<(), IdentityErr
         path: dir.to_owned(),
         source,
     })?;
-    write(KEY_FILE, &key.serialize_pem())?;
+    let key_path = dir.join(KEY_FILE);
+    fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&key_path)
+        .and_then(|mut file| file.write_all(key.serialize_pem().as_bytes()))
+        .map_err(|source| IdentityError::Io {
+            path: key_path,
+            source,
+        })?;
     write(MSP_ID_FILE, msp_id)?;
     write(CERT_FILE, &cert.pem())
 }

@@ -196,3 +196,14 @@ async fn the_node_starts_every_component_of_its_system_chaincode_directory() -> 
     assert_eq!(node.query_text("scc", &["get", "k"]).await?, "system");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_sees_a_frozen_clock() -> Result<()> {
+    let (node, _instance) = hostile_node(30_000).await?;
+    assert_eq!(
+        node.query_text("hostile", &["clock"]).await?,
+        "0",
+        "the Unix epoch, on every peer"
+    );
+    Ok(())
+}

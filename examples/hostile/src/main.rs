@@ -1,6 +1,7 @@
 //! A chaincode that misbehaves on purpose, to show that the inproc VM's sandbox contains it:
-//! `spin` never returns, `hoard` allocates without end, `recurse` never stops recursing. Any
-//! other function answers normally, so a test can tell a contained guest from a broken one.
+//! `spin` never returns, `hoard` allocates without end, `recurse` never stops recursing, `clock`
+//! reads the host's time. Any other function answers normally, so a test can tell a contained
+//! guest from a broken one.
 //!
 //! Build for the inproc VM: `cargo build --release --target wasm32-wasip2 -p hostile`
 
@@ -35,6 +36,16 @@ impl Chaincode for Hostile {
                 }
             }
             "recurse" => Response::success(depth(0).to_string()),
+            "clock" => {
+                let since_epoch =
+                    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+                Response::success(
+                    since_epoch
+                        .map(|d| d.as_secs())
+                        .unwrap_or(u64::MAX)
+                        .to_string(),
+                )
+            }
             _ => Response::success("well behaved"),
         }
     }

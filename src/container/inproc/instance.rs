@@ -7,9 +7,9 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Store, Trap, UpdateDeadline};
-use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi::p2::bindings::sync::Command;
 
+use super::determinism::guest_wasi;
 use super::host::GuestState;
 use super::limits::{GuestLimiter, InprocLimits, TxClock};
 use crate::container::StreamConnector;
@@ -103,9 +103,7 @@ pub(super) fn start(
     let (to_peer, inbound) = mpsc::channel(CHANNEL_BUFFER);
     let (outbound, from_peer) = mpsc::channel(CHANNEL_BUFFER);
     let inline = connector(name.to_owned(), inbound, outbound);
-    let wasi = WasiCtx::builder()
-        .env("CORE_CHAINCODE_ID_NAME", name)
-        .build();
+    let wasi = guest_wasi(name);
     let state = GuestState {
         name: name.to_owned(),
         wasi,

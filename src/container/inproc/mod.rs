@@ -5,8 +5,10 @@
 //! Only this module names wasmtime. `engine` owns the engine settings, `host` the host
 //! functions and per-instance state, `instance` starting and running one guest, `limits` the
 //! sandbox: a wall-clock deadline per transaction (epoch interruption), a memory cap and a stack
-//! cap, each ending the instance with a named [`GuestExit`].
+//! cap, each ending the instance with a named [`GuestExit`]; `determinism` what WASI shows the
+//! guest (frozen clocks, fixed randomness, no files or sockets).
 
+mod determinism;
 mod engine;
 mod error;
 mod host;
