@@ -9,7 +9,9 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Yaml};
 use serde::{Deserialize, Serialize};
 
-use crate::chaincode::{DEFAULT_EXECUTE_TIMEOUT, DEFAULT_MAX_MESSAGE_BYTES, SupportConfig};
+use crate::chaincode::{
+    DEFAULT_EXECUTE_TIMEOUT, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_STARTUP_TIMEOUT, SupportConfig,
+};
 use crate::container::inproc::{DEFAULT_MAX_MEMORY_BYTES, DEFAULT_MAX_STACK_BYTES, InprocLimits};
 use crate::identity::DEFAULT_MSP_ID;
 
@@ -74,6 +76,8 @@ impl Default for InprocSettings {
 pub struct ChaincodeSettings {
     /// How long one transaction may run, in milliseconds.
     pub execute_timeout_ms: u64,
+    /// How long a launched chaincode may take to register, in milliseconds.
+    pub startup_timeout_ms: u64,
     /// Interval of KEEPALIVE messages to chaincodes in milliseconds; unset sends none.
     pub keepalive_ms: Option<u64>,
     /// Largest message accepted from a chaincode, in bytes.
@@ -107,6 +111,8 @@ impl Default for ChaincodeSettings {
     fn default() -> Self {
         Self {
             execute_timeout_ms: u64::try_from(DEFAULT_EXECUTE_TIMEOUT.as_millis())
+                .unwrap_or(u64::MAX),
+            startup_timeout_ms: u64::try_from(DEFAULT_STARTUP_TIMEOUT.as_millis())
                 .unwrap_or(u64::MAX),
             keepalive_ms: None,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
@@ -157,6 +163,7 @@ impl Config {
     pub fn support(&self) -> SupportConfig {
         SupportConfig {
             execute_timeout: Duration::from_millis(self.chaincode.execute_timeout_ms),
+            startup_timeout: Duration::from_millis(self.chaincode.startup_timeout_ms),
             dev_mode: self.dev_mode,
             keepalive: self.chaincode.keepalive_ms.map(Duration::from_millis),
             max_message_bytes: self.chaincode.max_message_bytes,

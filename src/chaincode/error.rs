@@ -14,6 +14,22 @@ pub enum ChaincodeError {
         /// The chaincode asked for.
         name: String,
     },
+    /// The VM could not start the chaincode, or it ended before registering.
+    #[error("chaincode {name} could not be launched: {reason}")]
+    LaunchFailed {
+        /// The chaincode.
+        name: String,
+        /// Why, e.g. "exited before registering: trapped: ...".
+        reason: String,
+    },
+    /// The chaincode did not register within the startup timeout.
+    #[error("chaincode {name} did not register within {timeout:?}")]
+    StartupTimeout {
+        /// The chaincode.
+        name: String,
+        /// The startup timeout.
+        timeout: Duration,
+    },
     /// A chaincode tried to register a name that is already registered.
     #[error("chaincode {name} is already registered")]
     AlreadyRegistered {

@@ -13,6 +13,7 @@ mod error;
 pub mod grpc;
 mod handler;
 mod immediate;
+mod launch;
 mod message;
 mod queries;
 mod registry;
@@ -24,6 +25,6 @@ pub use error::{ChaincodeError, Result};
 pub use handler::Handler;
 pub use registry::{HandlerHandle, HandlerRegistry};
 pub use support::{
-    ChaincodeSupport, DEFAULT_EXECUTE_TIMEOUT, DEFAULT_MAX_MESSAGE_BYTES, ExecuteRequest,
-    ExecuteResult, SupportConfig,
+    ChaincodeSupport, DEFAULT_EXECUTE_TIMEOUT, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_STARTUP_TIMEOUT,
+    ExecuteRequest, ExecuteResult, SupportConfig,
 };

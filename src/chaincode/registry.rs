@@ -8,7 +8,7 @@ use std::time::Duration;
 use ccvm_proto::Message;
 use ccvm_proto::MessageType;
 use ccvm_proto::protos::ChaincodeMessage;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 use super::error::{ChaincodeError, Result, short_tx};
 use super::support::ExecuteRequest;
@@ -128,6 +128,7 @@ impl HandlerHandle {
 #[derive(Clone, Default)]
 pub struct HandlerRegistry {
     handlers: Arc<Mutex<HashMap<String, HandlerHandle>>>,
+    registered: Arc<Notify>,
 }
 
 impl HandlerRegistry {
@@ -145,7 +146,21 @@ impl HandlerRegistry {
             return Err(ChaincodeError::AlreadyRegistered { name: handle.name });
         }
         handlers.insert(handle.name.clone(), handle);
+        self.registered.notify_waiters();
         Ok(())
+    }
+
+    /// Resolves once a chaincode of that name is registered.
+    pub async fn registered(&self, name: &str) -> HandlerHandle {
+        loop {
+            let notified = self.registered.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(handle) = self.get(name) {
+                return handle;
+            }
+            notified.await;
+        }
     }
 
     /// Removes the handler, if it is still the one registered under its name.

@@ -8,16 +8,20 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::error::{ChaincodeError, Result};
+use super::error::Result;
 use super::handler::Handler;
 use super::immediate::{self, Immediate};
-use super::registry::HandlerRegistry;
+use super::launch::Launcher;
+use super::registry::{HandlerHandle, HandlerRegistry};
 use super::tx_context::{SharedSimulator, TxContexts};
-use crate::container::{InlinePeer, Offered, StreamConnector};
+use crate::container::{InlinePeer, Offered, StreamConnector, Vm};
 use crate::ledger::Ledger;
 
 /// Fabric's default `chaincode.executetimeout`: how long a transaction may run.
 pub const DEFAULT_EXECUTE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Fabric's default `chaincode.startuptimeout`: how long a launched chaincode may take to register.
+pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Largest `ChaincodeMessage` accepted from a chaincode: Fabric's default gRPC limit of 100 MiB.
 /// Larger messages close the stream with a logged reason.
@@ -28,6 +32,8 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 100 * 1024 * 1024;
 pub struct SupportConfig {
     /// How long a transaction may run before it fails with a timeout.
     pub execute_timeout: Duration,
+    /// How long a launched chaincode may take to register.
+    pub startup_timeout: Duration,
     /// Accept chaincodes that connect on their own and register under any name.
     pub dev_mode: bool,
     /// Send KEEPALIVE at this interval; `None` (the default) never sends it, because Fabric's
@@ -41,6 +47,7 @@ impl Default for SupportConfig {
     fn default() -> Self {
         Self {
             execute_timeout: DEFAULT_EXECUTE_TIMEOUT,
+            startup_timeout: DEFAULT_STARTUP_TIMEOUT,
             dev_mode: false,
             keepalive: None,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
@@ -96,6 +103,7 @@ struct Inner {
     config: SupportConfig,
     stopping: CancellationToken,
     tasks: TaskTracker,
+    launcher: Launcher,
 }
 
 impl ChaincodeSupport {
@@ -106,6 +114,7 @@ impl ChaincodeSupport {
                 registry: HandlerRegistry::default(),
                 stopping: CancellationToken::new(),
                 tasks: TaskTracker::new(),
+                launcher: Launcher::default(),
                 ledger,
                 config,
             }),
@@ -144,6 +153,7 @@ impl ChaincodeSupport {
     /// Disconnects every chaincode, fails their open transactions, and waits until all
     /// connection tasks have ended.
     pub async fn stop(&self) {
+        self.inner.launcher.forget_vm();
         self.inner.stopping.cancel();
         self.inner.tasks.close();
         self.inner.tasks.wait().await;
@@ -152,27 +162,54 @@ impl ChaincodeSupport {
     /// Connects chaincodes a VM launched: each stream gets a [`Handler`] that accepts the
     /// registration under the name it was launched as, and the VM gets the means to answer state
     /// requests inline, on the chaincode's own thread.
+    ///
+    /// The connector holds support weakly, since the VM it is given to is held by support: once
+    /// support is gone, a new chaincode's streams are dropped and it ends.
     pub fn connector(&self) -> StreamConnector {
-        let support = self.clone();
+        let support = Arc::downgrade(&self.inner);
         Arc::new(move |name, inbound, outbound| {
             let contexts = Arc::new(TxContexts::default());
-            let handler = Handler::launched(support.clone(), outbound, name, Arc::clone(&contexts));
-            support.spawn(handler.serve(ReceiverStream::new(inbound)));
+            if let Some(inner) = support.upgrade() {
+                let support = ChaincodeSupport { inner };
+                let handler =
+                    Handler::launched(support.clone(), outbound, name, Arc::clone(&contexts));
+                support.spawn(handler.serve(ReceiverStream::new(inbound)));
+            }
             Box::new(InlineAnswers { contexts })
         })
+    }
+
+    /// Lets this support launch the chaincodes `vm` has, on first use and after they end.
+    pub fn set_vm(&self, vm: Arc<dyn Vm>) {
+        self.inner.launcher.set_vm(vm);
+    }
+
+    /// The handler of a chaincode, launching it first if it is not running but the VM has it.
+    /// Concurrent launches of one chaincode start it once.
+    ///
+    /// # Errors
+    /// [`ChaincodeError::NotRunning`] for a chaincode nobody can start,
+    /// [`ChaincodeError::LaunchFailed`] or [`ChaincodeError::StartupTimeout`].
+    pub async fn launch(&self, name: &str) -> Result<HandlerHandle> {
+        if let Some(handle) = self.inner.registry.get(name) {
+            return Ok(handle);
+        }
+        self.inner
+            .launcher
+            .launch(
+                name,
+                &self.inner.registry,
+                self.inner.config.startup_timeout,
+            )
+            .await
     }
 
     /// Runs one transaction and returns the chaincode's COMPLETED message.
     ///
     /// # Errors
-    /// [`ChaincodeError::NotRunning`] for an unknown chaincode; otherwise as
-    /// [`super::HandlerHandle::execute`].
+    /// As [`Self::launch`], then as [`super::HandlerHandle::execute`].
     pub async fn execute(&self, request: ExecuteRequest) -> Result<ExecuteResult> {
-        let handle = self.inner.registry.get(&request.chaincode).ok_or_else(|| {
-            ChaincodeError::NotRunning {
-                name: request.chaincode.clone(),
-            }
-        })?;
+        let handle = self.launch(&request.chaincode).await?;
         handle
             .execute(request, self.inner.config.execute_timeout)
             .await

@@ -6,8 +6,31 @@
 
 pub mod inproc;
 
+use std::future::Future;
+use std::pin::Pin;
+
 use ccvm_proto::protos::ChaincodeMessage;
 use tokio::sync::mpsc;
+
+/// A chaincode a VM started.
+pub struct Started {
+    /// Asks the chaincode to stop; it ends soon after.
+    pub stop: Box<dyn Fn() + Send + Sync>,
+    /// Resolves when the chaincode has ended, saying how ("trapped: ...", "exited with 1").
+    pub exited: Pin<Box<dyn Future<Output = String> + Send>>,
+}
+
+/// A kind of VM: starts the chaincodes it has.
+pub trait Vm: Send + Sync {
+    /// Whether this VM can start a chaincode of that name.
+    fn has(&self, name: &str) -> bool;
+
+    /// Starts the chaincode `name`; it connects through the VM's [`StreamConnector`].
+    ///
+    /// # Errors
+    /// Why it could not be started.
+    fn start(&self, name: &str) -> Result<Started, String>;
+}
 
 /// Messages from a chaincode; an `Err` ends the stream with its reason.
 pub type InboundMessages = mpsc::Receiver<Result<ChaincodeMessage, String>>;

@@ -15,11 +15,12 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::chaincode::ChaincodeSupport;
 use crate::chaincode::grpc::ChaincodeSupportService;
 use crate::config::Config;
+use crate::container::Vm;
 use crate::container::inproc::{InprocError, InprocVm};
 use crate::identity::{Identity, IdentityError};
 use crate::ledger::{Ledger, LedgerError};
@@ -82,7 +83,7 @@ pub struct Node {
     peer_addr: SocketAddr,
     chaincode_addr: SocketAddr,
     support: ChaincodeSupport,
-    inproc: InprocVm,
+    inproc: Arc<InprocVm>,
     stop: Vec<oneshot::Sender<()>>,
     servers: Vec<JoinHandle<Result<(), NodeError>>>,
     cutter_task: JoinHandle<()>,
@@ -107,9 +108,18 @@ impl Node {
             "admin",
         )?;
         let support = ChaincodeSupport::new(ledger.clone(), config.support());
-        let inproc = InprocVm::new(support.connector(), config.inproc_limits())?;
+        let inproc = Arc::new(InprocVm::new(support.connector(), config.inproc_limits())?);
+        support.set_vm(Arc::clone(&inproc) as Arc<dyn Vm>);
         if let Some(dir) = &config.inproc.chaincode_dir {
-            start_system_chaincodes(&inproc, dir)?;
+            install_system_chaincodes(&inproc, dir)?;
+            for name in inproc.installed() {
+                let support = support.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = support.launch(&name).await {
+                        warn!(chaincode = %name, error = %e, "system chaincode did not start");
+                    }
+                });
+            }
         }
         let transient = Arc::new(TransientStore::default());
         let verifier = Arc::new(SignatureVerifier::default());
@@ -241,8 +251,8 @@ fn joined(result: Result<Result<(), NodeError>, tokio::task::JoinError>) -> Resu
     result.map_err(|e| NodeError::Crashed(e.to_string()))?
 }
 
-/// Compiles and starts every `*.wasm` in `dir` as a system chaincode named after its file.
-fn start_system_chaincodes(inproc: &InprocVm, dir: &std::path::Path) -> Result<(), NodeError> {
+/// Compiles and installs every `*.wasm` in `dir` as a system chaincode named after its file.
+fn install_system_chaincodes(inproc: &InprocVm, dir: &std::path::Path) -> Result<(), NodeError> {
     let unreadable = |source| NodeError::ChaincodeDir {
         dir: dir.to_owned(),
         source,
@@ -260,8 +270,8 @@ fn start_system_chaincodes(inproc: &InprocVm, dir: &std::path::Path) -> Result<(
         };
         let wasm = std::fs::read(&path).map_err(unreadable)?;
         let component = inproc.compile(name, &wasm)?;
-        inproc.start(name, &component);
-        info!(chaincode = name, path = %path.display(), "started system chaincode");
+        inproc.install(name, component);
+        info!(chaincode = name, path = %path.display(), "installed system chaincode");
     }
     Ok(())
 }

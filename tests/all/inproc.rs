@@ -207,3 +207,67 @@ async fn a_guest_sees_a_frozen_clock() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trapped_system_chaincode_is_relaunched_on_the_next_call() -> Result<()> {
+    let node = TestNode::start_with(|config| config.dev_mode = false).await?;
+    let vm = node.inner().inproc();
+    vm.install("scc", vm.compile("scc", &wasm_example("kv")?)?);
+
+    node.invoke("scc", &["put", "k", "before"]).await?;
+    assert_eq!(vm.instances_started(), 1, "the first call launched it");
+    let trapped = node.query("scc", &["panic"]).await.unwrap_err();
+    assert!(trapped.to_string().contains("trapped"), "{trapped}");
+    node.wait_deregistered("scc").await?;
+    assert_eq!(node.query_text("scc", &["get", "k"]).await?, "before");
+    assert_eq!(
+        vm.instances_started(),
+        2,
+        "the call after the trap launched a new instance"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_first_calls_launch_one_instance() -> Result<()> {
+    let node = TestNode::start().await?;
+    let vm = node.inner().inproc();
+    vm.install("scc", vm.compile("scc", &wasm_example("kv")?)?);
+
+    let (a, b, c, d) = tokio::join!(
+        node.query_text("scc", &["get", "a"]),
+        node.query_text("scc", &["get", "b"]),
+        node.query_text("scc", &["get", "c"]),
+        node.query_text("scc", &["get", "d"]),
+    );
+    for answer in [a, b, c, d] {
+        assert_eq!(answer?, "");
+    }
+    assert_eq!(vm.instances_started(), 1);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_that_never_registers_fails_its_launch() -> Result<()> {
+    let node = TestNode::start_with(|config| config.chaincode.startup_timeout_ms = 300).await?;
+    let vm = node.inner().inproc();
+    let component = vm.compile("hostile", &wasm_example("hostile")?)?;
+    vm.install("quitter", component.clone());
+    vm.install("silent", component);
+
+    let quit = node.query("quitter", &["hello"]).await.unwrap_err();
+    assert!(
+        quit.to_string().contains(
+            "chaincode quitter could not be launched: ended before registering: finished"
+        ),
+        "{quit}"
+    );
+    let silent = node.query("silent", &["hello"]).await.unwrap_err();
+    assert!(
+        silent
+            .to_string()
+            .contains("chaincode silent did not register within 300ms"),
+        "{silent}"
+    );
+    Ok(())
+}

@@ -1,7 +1,8 @@
 //! A chaincode that misbehaves on purpose, to show that the inproc VM's sandbox contains it:
 //! `spin` never returns, `hoard` allocates without end, `recurse` never stops recursing, `clock`
 //! reads the host's time. Any other function answers normally, so a test can tell a contained
-//! guest from a broken one.
+//! guest from a broken one. Launched as `quitter` it ends at once, as `silent` it never
+//! registers.
 //!
 //! Build for the inproc VM: `cargo build --release --target wasm32-wasip2 -p hostile`
 
@@ -51,6 +52,13 @@ impl Chaincode for Hostile {
     }
 }
 
+/// Registered as `quitter` it ends before registering; as `silent` it never registers.
 fn main() -> Result<(), ShimError> {
-    ccvm_guest_sdk::start(Hostile)
+    match std::env::var("CORE_CHAINCODE_ID_NAME").as_deref() {
+        Ok("quitter") => Ok(()),
+        Ok("silent") => loop {
+            std::hint::spin_loop();
+        },
+        _ => ccvm_guest_sdk::start(Hostile),
+    }
 }

@@ -1,7 +1,8 @@
 //! The engine settings and the entry point of the inproc VM.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine};
@@ -10,7 +11,7 @@ use super::error::{InprocError, Result};
 use super::host::{Guest, GuestState};
 use super::instance::{self, InstanceHandle};
 use super::limits::{EPOCH_TICK, InprocLimits};
-use crate::container::StreamConnector;
+use crate::container::{Started, StreamConnector, Vm};
 
 /// Compiles and runs wasm chaincode components.
 ///
@@ -23,6 +24,8 @@ pub struct InprocVm {
     connector: StreamConnector,
     limits: InprocLimits,
     ticker_stop: Arc<AtomicBool>,
+    installed: Mutex<HashMap<String, Component>>,
+    instances_started: AtomicUsize,
 }
 
 impl Drop for InprocVm {
@@ -72,6 +75,8 @@ impl InprocVm {
             connector,
             limits,
             ticker_stop,
+            installed: Mutex::default(),
+            instances_started: AtomicUsize::new(0),
         })
     }
 
@@ -86,8 +91,31 @@ impl InprocVm {
         })
     }
 
+    /// Makes `component` the system chaincode `name`, started by the peer when first called and
+    /// again after it ends. A later install of the same name replaces it for future starts.
+    pub fn install(&self, name: &str, component: Component) {
+        self.lock_installed().insert(name.to_owned(), component);
+    }
+
+    /// The names of the installed system chaincodes, sorted.
+    pub fn installed(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.lock_installed().keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// How many instances this VM has started.
+    pub fn instances_started(&self) -> usize {
+        self.instances_started.load(Ordering::Relaxed)
+    }
+
+    fn lock_installed(&self) -> std::sync::MutexGuard<'_, HashMap<String, Component>> {
+        self.installed.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Starts an instance of `component` that registers as `name`, on a thread of its own.
     pub fn start(&self, name: &str, component: &Component) -> InstanceHandle {
+        self.instances_started.fetch_add(1, Ordering::Relaxed);
         instance::start(
             &self.engine,
             &self.linker,
@@ -96,5 +124,25 @@ impl InprocVm {
             &self.connector,
             &self.limits,
         )
+    }
+}
+
+impl Vm for InprocVm {
+    fn has(&self, name: &str) -> bool {
+        self.lock_installed().contains_key(name)
+    }
+
+    fn start(&self, name: &str) -> std::result::Result<Started, String> {
+        let component = self
+            .lock_installed()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| format!("no system chaincode {name} is installed"))?;
+        let instance = InprocVm::start(self, name, &component);
+        let stop = instance.stop_flag();
+        Ok(Started {
+            stop: Box::new(move || stop.store(true, Ordering::Relaxed)),
+            exited: Box::pin(async move { instance.wait().await.to_string() }),
+        })
     }
 }

@@ -1,6 +1,8 @@
 //! Starting and running one guest instance on a blocking thread.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -31,6 +33,8 @@ pub enum GuestExit {
     MemoryLimit,
     /// The guest exhausted its stack.
     StackOverflow,
+    /// The peer stopped the guest.
+    Stopped,
     /// The guest trapped; the text names the trap and the guest's backtrace.
     Trapped(String),
 }
@@ -43,10 +47,23 @@ impl std::fmt::Display for GuestExit {
             Self::Timeout => f.write_str("stopped: transaction deadline exceeded"),
             Self::MemoryLimit => f.write_str("stopped: memory limit exceeded"),
             Self::StackOverflow => f.write_str("trapped: stack overflow"),
+            Self::Stopped => f.write_str("stopped by the peer"),
             Self::Trapped(trap) => write!(f, "trapped: {trap}"),
         }
     }
 }
+
+/// The error the epoch callback raises to stop a guest the peer asked to stop.
+#[derive(Debug)]
+struct StopRequested;
+
+impl std::fmt::Display for StopRequested {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("stopped by the peer")
+    }
+}
+
+impl std::error::Error for StopRequested {}
 
 /// The error the epoch callback raises to stop a guest that is past its deadline.
 #[derive(Debug)]
@@ -68,6 +85,8 @@ fn classify(name: &str, error: &wasmtime::Error, state: &GuestState) -> GuestExi
     let trap = error.downcast_ref::<Trap>();
     if error.downcast_ref::<DeadlineExceeded>().is_some() {
         GuestExit::Timeout
+    } else if error.downcast_ref::<StopRequested>().is_some() {
+        GuestExit::Stopped
     } else if trap == Some(&Trap::StackOverflow) {
         GuestExit::StackOverflow
     } else if state.limiter.memory_refused {
@@ -80,9 +99,22 @@ fn classify(name: &str, error: &wasmtime::Error, state: &GuestState) -> GuestExi
 /// A running guest instance.
 pub struct InstanceHandle {
     task: JoinHandle<GuestExit>,
+    stop: Arc<AtomicBool>,
 }
 
 impl InstanceHandle {
+    /// Asks the guest to stop: it traps at its next epoch check, within [`EPOCH_TICK`].
+    ///
+    /// [`EPOCH_TICK`]: super::EPOCH_TICK
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// A flag that stops the guest when set, for a stopper that outlives this handle.
+    pub(super) fn stop_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.stop)
+    }
+
     /// Waits until the instance ends.
     pub async fn wait(self) -> GuestExit {
         self.task
@@ -118,8 +150,12 @@ pub(super) fn start(
     let mut store = Store::new(engine, state);
     store.limiter(|state| &mut state.limiter);
     let deadline = limits.tx_deadline;
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop_requested = Arc::clone(&stop);
     store.epoch_deadline_callback(move |store| {
-        if store.data().clock.overdue(deadline) {
+        if stop_requested.load(Ordering::Relaxed) {
+            Err(StopRequested.into())
+        } else if store.data().clock.overdue(deadline) {
             Err(DeadlineExceeded.into())
         } else {
             Ok(UpdateDeadline::Continue(1))
@@ -148,5 +184,5 @@ pub(super) fn start(
         }
         exit
     });
-    InstanceHandle { task }
+    InstanceHandle { task, stop }
 }

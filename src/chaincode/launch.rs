@@ -1,0 +1,125 @@
+//! Launching a chaincode on demand, as Fabric's runtime launcher does: the first caller starts
+//! it on the VM and waits for whichever comes first, its registration, its end, or the startup
+//! timeout; callers arriving meanwhile wait on that same launch.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use super::error::{ChaincodeError, Result};
+use super::registry::{HandlerHandle, HandlerRegistry};
+use crate::container::Vm;
+
+/// How a launch ended: `Ok` once the chaincode registered.
+type Outcome = Option<Result<(), LaunchError>>;
+
+/// A launch failure, shared by every caller that waited on it.
+#[derive(Debug, Clone)]
+enum LaunchError {
+    Failed(String),
+    TimedOut(Duration),
+}
+
+/// The VM and the launches under way.
+#[derive(Default)]
+pub(crate) struct Launcher {
+    vm: Mutex<Option<Arc<dyn Vm>>>,
+    under_way: Mutex<HashMap<String, watch::Receiver<Outcome>>>,
+}
+
+impl Launcher {
+    pub fn set_vm(&self, vm: Arc<dyn Vm>) {
+        *lock(&self.vm) = Some(vm);
+    }
+
+    /// Drops the VM at shutdown, so that its engine and epoch thread end with the node.
+    pub fn forget_vm(&self) {
+        lock(&self.vm).take();
+    }
+
+    pub async fn launch(
+        &self,
+        name: &str,
+        registry: &HandlerRegistry,
+        timeout: Duration,
+    ) -> Result<HandlerHandle> {
+        let vm = lock(&self.vm).clone().filter(|vm| vm.has(name));
+        let Some(vm) = vm else {
+            return Err(ChaincodeError::NotRunning {
+                name: name.to_owned(),
+            });
+        };
+        let (mut outcome, leader) = {
+            let mut under_way = lock(&self.under_way);
+            match under_way.get(name) {
+                Some(waiting) => (waiting.clone(), None),
+                None => {
+                    let (done, waiting) = watch::channel(None);
+                    under_way.insert(name.to_owned(), waiting.clone());
+                    (waiting, Some(done))
+                }
+            }
+        };
+        if let Some(done) = leader {
+            let result = start_and_wait(vm.as_ref(), name, registry, timeout).await;
+            lock(&self.under_way).remove(name);
+            done.send_replace(Some(result));
+        }
+        let result = outcome
+            .wait_for(Option::is_some)
+            .await
+            .map(|outcome| outcome.clone().unwrap_or(Ok(())))
+            .unwrap_or_else(|_| Err(LaunchError::Failed("the launch was abandoned".to_owned())));
+        match result {
+            Ok(()) => registry
+                .get(name)
+                .ok_or_else(|| ChaincodeError::LaunchFailed {
+                    name: name.to_owned(),
+                    reason: "claimed to start the chaincode but could not find its handler"
+                        .to_owned(),
+                }),
+            Err(LaunchError::Failed(reason)) => Err(ChaincodeError::LaunchFailed {
+                name: name.to_owned(),
+                reason,
+            }),
+            Err(LaunchError::TimedOut(timeout)) => Err(ChaincodeError::StartupTimeout {
+                name: name.to_owned(),
+                timeout,
+            }),
+        }
+    }
+}
+
+/// Starts `name` and waits for its registration, its end, or the timeout (which stops it).
+async fn start_and_wait(
+    vm: &dyn Vm,
+    name: &str,
+    registry: &HandlerRegistry,
+    timeout: Duration,
+) -> Result<(), LaunchError> {
+    let started = vm.start(name).map_err(LaunchError::Failed)?;
+    let mut exited = started.exited;
+    tokio::select! {
+        _ = registry.registered(name) => {
+            info!(chaincode = name, "launched");
+            tokio::spawn(async move {
+                let why = exited.await;
+                info!(chaincode = %why, "launched chaincode ended");
+            });
+            Ok(())
+        }
+        why = &mut exited => Err(LaunchError::Failed(format!("ended before registering: {why}"))),
+        () = tokio::time::sleep(timeout) => {
+            warn!(chaincode = name, ?timeout, "chaincode did not register in time; stopping it");
+            (started.stop)();
+            Err(LaunchError::TimedOut(timeout))
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
