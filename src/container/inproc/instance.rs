@@ -54,28 +54,14 @@ impl std::fmt::Display for GuestExit {
 }
 
 /// The error the epoch callback raises to stop a guest the peer asked to stop.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("stopped by the peer")]
 struct StopRequested;
 
-impl std::fmt::Display for StopRequested {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("stopped by the peer")
-    }
-}
-
-impl std::error::Error for StopRequested {}
-
 /// The error the epoch callback raises to stop a guest that is past its deadline.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("transaction deadline exceeded")]
 struct DeadlineExceeded;
-
-impl std::fmt::Display for DeadlineExceeded {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("transaction deadline exceeded")
-    }
-}
-
-impl std::error::Error for DeadlineExceeded {}
 
 /// Names why a guest's `main` failed with `error`. The name carries the trap but not the guest's
 /// backtrace, which is logged instead: text that reaches a transaction response must be the same
