@@ -19,5 +19,6 @@ pub mod identity;
 pub mod ledger;
 pub mod msp;
 pub mod node;
+mod sync;
 
 pub use ccvm_proto as proto;

@@ -11,6 +11,8 @@ use ccvm_proto::Message;
 use ccvm_proto::msp::SerializedIdentity;
 use ring::signature::{ECDSA_P256_SHA256_ASN1, UnparsedPublicKey};
 
+use crate::sync::lock;
+
 /// Most identities whose parsed key is kept; a cache that fills up is emptied, which bounds the
 /// memory a client cycling through identities can take.
 const MAX_CACHED_IDENTITIES: usize = 1024;
@@ -40,7 +42,7 @@ impl SignatureVerifier {
     }
 
     fn public_key(&self, serialized_identity: &[u8]) -> Result<Vec<u8>, String> {
-        let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        let mut keys = lock(&self.keys);
         if let Some(key) = keys.get(serialized_identity) {
             return Ok(key.clone());
         }

@@ -3,7 +3,7 @@
 //! timeout; callers arriving meanwhile wait on that same launch.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -12,6 +12,7 @@ use tracing::{info, warn};
 use super::error::{ChaincodeError, Result};
 use super::registry::{HandlerHandle, HandlerRegistry};
 use crate::container::Vm;
+use crate::sync::lock;
 
 /// How a launch ended: `Ok` once the chaincode registered.
 type Outcome = Option<Result<(), LaunchError>>;
@@ -105,10 +106,6 @@ async fn start_and_wait(
     tokio::select! {
         _ = registry.registered(name) => {
             info!(chaincode = name, "launched");
-            tokio::spawn(async move {
-                let why = exited.await;
-                info!(chaincode = %why, "launched chaincode ended");
-            });
             Ok(())
         }
         why = &mut exited => Err(LaunchError::Failed(format!("ended before registering: {why}"))),
@@ -118,8 +115,4 @@ async fn start_and_wait(
             Err(LaunchError::TimedOut(timeout))
         }
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -13,6 +13,7 @@ use tokio::sync::{Notify, mpsc};
 use super::error::{ChaincodeError, Result, short_tx};
 use super::support::ExecuteRequest;
 use super::tx_context::{TxContexts, TxInfo};
+use crate::sync::lock;
 
 static NEXT_HANDLE_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -132,16 +133,12 @@ pub struct HandlerRegistry {
 }
 
 impl HandlerRegistry {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, HandlerHandle>> {
-        self.handlers.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// Adds a handler.
     ///
     /// # Errors
     /// [`ChaincodeError::AlreadyRegistered`] when the name is taken.
     pub fn register(&self, handle: HandlerHandle) -> Result<()> {
-        let mut handlers = self.lock();
+        let mut handlers = lock(&self.handlers);
         if handlers.contains_key(&handle.name) {
             return Err(ChaincodeError::AlreadyRegistered { name: handle.name });
         }
@@ -165,7 +162,7 @@ impl HandlerRegistry {
 
     /// Removes the handler, if it is still the one registered under its name.
     pub fn deregister(&self, handle: &HandlerHandle) {
-        let mut handlers = self.lock();
+        let mut handlers = lock(&self.handlers);
         if handlers
             .get(&handle.name)
             .is_some_and(|h| h.id == handle.id)
@@ -177,7 +174,7 @@ impl HandlerRegistry {
     /// The handler for a chaincode: an exact registered name, or `name` matching the part of a
     /// registered `name:version` before the colon.
     pub fn get(&self, name: &str) -> Option<HandlerHandle> {
-        let handlers = self.lock();
+        let handlers = lock(&self.handlers);
         handlers
             .get(name)
             .or_else(|| handlers.values().find(|h| h.namespace() == name))
@@ -186,7 +183,7 @@ impl HandlerRegistry {
 
     /// The names of all registered chaincodes, sorted.
     pub fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.lock().keys().cloned().collect();
+        let mut names: Vec<String> = lock(&self.handlers).keys().cloned().collect();
         names.sort();
         names
     }

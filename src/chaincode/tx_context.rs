@@ -8,6 +8,7 @@ use tokio::sync::oneshot;
 
 use super::queries::QueryIterator;
 use crate::ledger::TxSimulator;
+use crate::sync::lock;
 
 /// A simulator shared by a transaction and the chaincodes it invokes on the same channel.
 pub type SharedSimulator = Arc<Mutex<TxSimulator>>;
@@ -24,7 +25,7 @@ impl TxContext {
     /// Locks the simulator; a poisoned lock is recovered since the simulator holds no invariant a
     /// panic could break halfway.
     pub fn simulator(&self) -> MutexGuard<'_, TxSimulator> {
-        self.tx.simulator.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.tx.simulator)
     }
 
     /// A fresh id for an iterator of this transaction.
@@ -50,10 +51,6 @@ impl TxContext {
             .take()
             .is_some_and(|waiter| waiter.send(message).is_ok())
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// What the peer knows about a running transaction.

@@ -15,6 +15,7 @@ use tracing::{info, warn};
 
 use crate::ledger::{Ledger, PendingTx, PrivateWrites, TxOutcome};
 use crate::msp::SignatureVerifier;
+use crate::sync::lock;
 
 /// Submissions waiting to be cut into a block before `Submit` callers wait for room.
 const SUBMIT_QUEUE: usize = 4096;
@@ -31,15 +32,11 @@ impl TransientStore {
         if private.reads.is_empty() && private.writes.is_empty() {
             return;
         }
-        self.lock().insert(tx_id.to_owned(), private);
+        lock(&self.pending).insert(tx_id.to_owned(), private);
     }
 
     pub fn take(&self, tx_id: &str) -> PrivateWrites {
-        self.lock().remove(tx_id).unwrap_or_default()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, PrivateWrites>> {
-        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.pending).remove(tx_id).unwrap_or_default()
     }
 }
 

@@ -16,6 +16,7 @@ use super::proposal::UnpackedProposal;
 use crate::chaincode::{ChaincodeSupport, ExecuteRequest};
 use crate::identity::Identity;
 use crate::msp::SignatureVerifier;
+use crate::sync::lock;
 
 /// Chaincode statuses from here up are errors and are not endorsed (Fabric's `ERRORTHRESHOLD`).
 pub const ERROR_THRESHOLD: i32 = 400;
@@ -79,10 +80,7 @@ impl EndorserService {
                 ..Default::default()
             });
         }
-        let results = simulator
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take_results();
+        let results = lock(&simulator).take_results();
         self.transient.put(&proposal.tx_id, results.private);
         let action = ChaincodeAction {
             results: results.public.encode_to_vec(),

@@ -12,6 +12,7 @@ use super::host::{Guest, GuestState};
 use super::instance::{self, InstanceHandle};
 use super::limits::{EPOCH_TICK, InprocLimits};
 use crate::container::{Started, StreamConnector, Vm};
+use crate::sync::lock;
 
 /// Compiles and runs wasm chaincode components.
 ///
@@ -94,12 +95,12 @@ impl InprocVm {
     /// Makes `component` the system chaincode `name`, started by the peer when first called and
     /// again after it ends. A later install of the same name replaces it for future starts.
     pub fn install(&self, name: &str, component: Component) {
-        self.lock_installed().insert(name.to_owned(), component);
+        lock(&self.installed).insert(name.to_owned(), component);
     }
 
     /// The names of the installed system chaincodes, sorted.
     pub fn installed(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.lock_installed().keys().cloned().collect();
+        let mut names: Vec<String> = lock(&self.installed).keys().cloned().collect();
         names.sort();
         names
     }
@@ -107,10 +108,6 @@ impl InprocVm {
     /// How many instances this VM has started.
     pub fn instances_started(&self) -> usize {
         self.instances_started.load(Ordering::Relaxed)
-    }
-
-    fn lock_installed(&self) -> std::sync::MutexGuard<'_, HashMap<String, Component>> {
-        self.installed.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Starts an instance of `component` that registers as `name`, on a thread of its own.
@@ -129,12 +126,11 @@ impl InprocVm {
 
 impl Vm for InprocVm {
     fn has(&self, name: &str) -> bool {
-        self.lock_installed().contains_key(name)
+        lock(&self.installed).contains_key(name)
     }
 
     fn start(&self, name: &str) -> std::result::Result<Started, String> {
-        let component = self
-            .lock_installed()
+        let component = lock(&self.installed)
             .get(name)
             .cloned()
             .ok_or_else(|| format!("no system chaincode {name} is installed"))?;
