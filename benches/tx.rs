@@ -25,7 +25,6 @@ use ccvm::chaincode::ExecuteRequest;
 use ccvm::client::{TxProposal, check_valid, successful};
 use ccvm::proto::protos::ChaincodeInput;
 use harness::{CHANNEL, TestNode, node_chaincode, rust_chaincode, to_args, wasm_example};
-use tokio::sync::Semaphore;
 
 /// Transactions measured per row by default, after a warm-up of a tenth as many.
 const DEFAULT_TRANSACTIONS: usize = 4000;
@@ -119,7 +118,8 @@ async fn one(node: &TestNode, chaincode: &str, prepared: Prepared, mode: Mode) -
     Ok(begun.elapsed())
 }
 
-/// Runs `count` transactions, `in_flight` at a time.
+/// Runs `count` transactions with `in_flight` clients, each a task of the runtime that sends its
+/// next transaction as soon as its last one is done.
 async fn measure(
     node: &Arc<TestNode>,
     chaincode: &str,
@@ -137,22 +137,28 @@ async fn measure(
             )
         })
         .collect();
-    let limit = Arc::new(Semaphore::new(in_flight));
+    let queue = Arc::new(Mutex::new(prepared));
     let started = Instant::now();
-    let mut tasks = Vec::with_capacity(count);
-    for transaction in prepared {
-        let permit = Arc::clone(&limit).acquire_owned().await?;
-        let node = Arc::clone(node);
-        let chaincode = chaincode.to_owned();
-        tasks.push(tokio::spawn(async move {
-            let took = one(&node, &chaincode, transaction, mode).await;
-            drop(permit);
-            took
-        }));
-    }
+    let clients: Vec<_> = (0..in_flight)
+        .map(|_| {
+            let node = Arc::clone(node);
+            let queue = Arc::clone(&queue);
+            let chaincode = chaincode.to_owned();
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                loop {
+                    let next = queue.lock().expect("queue lock").pop();
+                    let Some(transaction) = next else {
+                        return anyhow::Ok(latencies);
+                    };
+                    latencies.push(one(&node, &chaincode, transaction, mode).await?);
+                }
+            })
+        })
+        .collect();
     let mut latencies = Vec::with_capacity(count);
-    for task in tasks {
-        latencies.push(task.await??);
+    for client in clients {
+        latencies.extend(client.await??);
     }
     Ok((latencies, started.elapsed()))
 }

@@ -140,12 +140,14 @@ impl Handler {
         if let Err(refusal) = self.support.registry().register(handle.clone()) {
             return self.refuse(&message, refusal).await;
         }
-        self.registered = Some(handle);
+        self.registered = Some(handle.clone());
         info!(chaincode = %name, "chaincode registered");
         self.send(reply(&message, MessageType::Registered, Vec::new()))
             .await?;
         self.send(reply(&message, MessageType::Ready, Vec::new()))
-            .await
+            .await?;
+        self.support.registry().ready(&handle);
+        Ok(())
     }
 
     async fn refuse(

@@ -125,15 +125,22 @@ impl HandlerHandle {
     }
 }
 
+/// A registered handler, and whether the chaincode has been told it is ready. Until then no
+/// transaction may be sent to it: it would reach the chaincode before REGISTERED and READY.
+struct Registered {
+    handle: HandlerHandle,
+    ready: bool,
+}
+
 /// Connected chaincodes by registered name.
 #[derive(Clone, Default)]
 pub struct HandlerRegistry {
-    handlers: Arc<Mutex<HashMap<String, HandlerHandle>>>,
+    handlers: Arc<Mutex<HashMap<String, Registered>>>,
     registered: Arc<Notify>,
 }
 
 impl HandlerRegistry {
-    /// Adds a handler.
+    /// Claims the handler's name; the handler serves transactions once [`Self::ready`] is called.
     ///
     /// # Errors
     /// [`ChaincodeError::AlreadyRegistered`] when the name is taken.
@@ -142,12 +149,28 @@ impl HandlerRegistry {
         if handlers.contains_key(&handle.name) {
             return Err(ChaincodeError::AlreadyRegistered { name: handle.name });
         }
-        handlers.insert(handle.name.clone(), handle);
-        self.registered.notify_waiters();
+        handlers.insert(
+            handle.name.clone(),
+            Registered {
+                handle,
+                ready: false,
+            },
+        );
         Ok(())
     }
 
-    /// Resolves once a chaincode of that name is registered.
+    /// Opens a registered handler to transactions, once its chaincode has been sent READY.
+    pub fn ready(&self, handle: &HandlerHandle) {
+        if let Some(entry) = lock(&self.handlers)
+            .get_mut(&handle.name)
+            .filter(|entry| entry.handle.id == handle.id)
+        {
+            entry.ready = true;
+        }
+        self.registered.notify_waiters();
+    }
+
+    /// Resolves once a chaincode of that name is registered and ready.
     pub async fn registered(&self, name: &str) -> HandlerHandle {
         loop {
             let notified = self.registered.notified();
@@ -165,25 +188,30 @@ impl HandlerRegistry {
         let mut handlers = lock(&self.handlers);
         if handlers
             .get(&handle.name)
-            .is_some_and(|h| h.id == handle.id)
+            .is_some_and(|entry| entry.handle.id == handle.id)
         {
             handlers.remove(&handle.name);
         }
     }
 
-    /// The handler for a chaincode: an exact registered name, or `name` matching the part of a
-    /// registered `name:version` before the colon.
+    /// The ready handler for a chaincode: an exact registered name, or `name` matching the part
+    /// of a registered `name:version` before the colon.
     pub fn get(&self, name: &str) -> Option<HandlerHandle> {
         let handlers = lock(&self.handlers);
         handlers
             .get(name)
-            .or_else(|| handlers.values().find(|h| h.namespace() == name))
-            .cloned()
+            .or_else(|| handlers.values().find(|e| e.handle.namespace() == name))
+            .filter(|entry| entry.ready)
+            .map(|entry| entry.handle.clone())
     }
 
-    /// The names of all registered chaincodes, sorted.
+    /// The names of all ready chaincodes, sorted.
     pub fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> = lock(&self.handlers).keys().cloned().collect();
+        let mut names: Vec<String> = lock(&self.handlers)
+            .values()
+            .filter(|entry| entry.ready)
+            .map(|entry| entry.handle.name.clone())
+            .collect();
         names.sort();
         names
     }

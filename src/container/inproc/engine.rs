@@ -14,6 +14,9 @@ use super::limits::{EPOCH_TICK, InprocLimits};
 use crate::container::{Started, StreamConnector, Vm};
 use crate::sync::lock;
 
+/// Stack left on a guest's fiber for the host functions it calls, beyond the wasm stack cap.
+const HOST_STACK_BYTES: usize = 1024 * 1024;
+
 /// Compiles and runs wasm chaincode components.
 ///
 /// One engine serves every instance; execution is deterministic: NaNs are canonicalised,
@@ -61,10 +64,11 @@ impl InprocVm {
             .cranelift_nan_canonicalization(true)
             .wasm_relaxed_simd(false)
             .epoch_interruption(true)
-            .max_wasm_stack(limits.max_stack_bytes);
+            .max_wasm_stack(limits.max_stack_bytes)
+            .async_stack_size(limits.max_stack_bytes + HOST_STACK_BYTES);
         let engine = Engine::new(&config).map_err(|e| InprocError::Engine(e.to_string()))?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| InprocError::Engine(e.to_string()))?;
         Guest::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
             .map_err(|e| InprocError::Engine(e.to_string()))?;
@@ -110,7 +114,7 @@ impl InprocVm {
         self.instances_started.load(Ordering::Relaxed)
     }
 
-    /// Starts an instance of `component` that registers as `name`, on a thread of its own.
+    /// Starts an instance of `component` that registers as `name`, as a task of its own.
     pub fn start(&self, name: &str, component: &Component) -> InstanceHandle {
         self.instances_started.fetch_add(1, Ordering::Relaxed);
         instance::start(
@@ -135,9 +139,9 @@ impl Vm for InprocVm {
             .cloned()
             .ok_or_else(|| format!("no system chaincode {name} is installed"))?;
         let instance = InprocVm::start(self, name, &component);
-        let stop = instance.stop_flag();
+        let stop = instance.stop_token();
         Ok(Started {
-            stop: Box::new(move || stop.store(true, Ordering::Relaxed)),
+            stop: Box::new(move || stop.cancel()),
             exited: Box::pin(async move { instance.wait().await.to_string() }),
         })
     }

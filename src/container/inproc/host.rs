@@ -15,6 +15,10 @@ wasmtime::component::bindgen!({
     path: "wit",
     world: "chaincode",
     require_store_data_send: true,
+    imports: {
+        "ccvm:chaincode/peer.send": async,
+        "ccvm:chaincode/peer.receive": async,
+    },
 });
 
 use self::ccvm::chaincode::log::Level;
@@ -30,7 +34,7 @@ pub(crate) struct GuestState {
     pub from_peer: mpsc::Receiver<ChaincodeMessage>,
     pub limiter: GuestLimiter,
     pub clock: TxClock,
-    /// Answers state requests on this thread.
+    /// Answers state requests on the guest's own task.
     pub inline: Box<dyn InlinePeer>,
     /// Inline answers waiting for the guest's next `receive`.
     pub answered: VecDeque<ChaincodeMessage>,
@@ -54,12 +58,12 @@ impl WasiView for GuestState {
 }
 
 impl peer::Host for GuestState {
-    fn send(&mut self, message: Vec<u8>) -> Result<(), String> {
+    async fn send(&mut self, message: Vec<u8>) -> Result<(), String> {
         let message = match ChaincodeMessage::decode(message.as_slice()) {
             Ok(message) => message,
             Err(e) => {
                 let refused = format!("undecodable message from chaincode {}: {e}", self.name);
-                let _ = self.to_peer.blocking_send(Err(refused.clone()));
+                let _ = self.to_peer.send(Err(refused.clone())).await;
                 return Err(refused);
             }
         };
@@ -73,18 +77,20 @@ impl peer::Host for GuestState {
             }
             Offered::Declined(message) => self
                 .to_peer
-                .blocking_send(Ok(message))
+                .send(Ok(message))
+                .await
                 .map_err(|_| "the peer closed the channel".to_owned()),
         }
     }
 
-    fn receive(&mut self) -> Result<Vec<u8>, String> {
+    async fn receive(&mut self) -> Result<Vec<u8>, String> {
         if let Some(answer) = self.answered.pop_front() {
             return Ok(answer.encode_to_vec());
         }
         let message = self
             .from_peer
-            .blocking_recv()
+            .recv()
+            .await
             .ok_or_else(|| "the peer closed the channel".to_owned())?;
         if is_transaction(message.r#type) {
             self.clock.started();

@@ -1,15 +1,19 @@
-//! Starting and running one guest instance on a blocking thread.
+//! Starting and running one guest instance as a task of the peer's runtime.
+//!
+//! The guest's `main` runs on a wasmtime fiber inside an ordinary tokio task: when it waits in
+//! `receive`, the fiber suspends and the worker thread is free. A transaction handed to the guest
+//! wakes its task on the thread that sent it, so a guest and the handler answering it share a
+//! thread and no transaction pays for an OS thread wake-up.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Store, Trap, UpdateDeadline};
-use wasmtime_wasi::p2::bindings::sync::Command;
+use wasmtime_wasi::p2::bindings::Command;
 
 use super::determinism::guest_wasi;
 use super::host::GuestState;
@@ -53,11 +57,6 @@ impl std::fmt::Display for GuestExit {
     }
 }
 
-/// The error the epoch callback raises to stop a guest the peer asked to stop.
-#[derive(Debug, thiserror::Error)]
-#[error("stopped by the peer")]
-struct StopRequested;
-
 /// The error the epoch callback raises to stop a guest that is past its deadline.
 #[derive(Debug, thiserror::Error)]
 #[error("transaction deadline exceeded")]
@@ -71,8 +70,6 @@ fn classify(name: &str, error: &wasmtime::Error, state: &GuestState) -> GuestExi
     let trap = error.downcast_ref::<Trap>();
     if error.downcast_ref::<DeadlineExceeded>().is_some() {
         GuestExit::Timeout
-    } else if error.downcast_ref::<StopRequested>().is_some() {
-        GuestExit::Stopped
     } else if trap == Some(&Trap::StackOverflow) {
         GuestExit::StackOverflow
     } else if state.limiter.memory_refused {
@@ -85,31 +82,50 @@ fn classify(name: &str, error: &wasmtime::Error, state: &GuestState) -> GuestExi
 /// A running guest instance.
 pub struct InstanceHandle {
     task: JoinHandle<GuestExit>,
-    stop: Arc<AtomicBool>,
+    stop: CancellationToken,
 }
 
 impl InstanceHandle {
-    /// Asks the guest to stop: it traps at its next epoch check, within [`EPOCH_TICK`].
+    /// Stops the guest: a waiting guest at once, a computing one at its next epoch check, within
+    /// [`EPOCH_TICK`].
     ///
     /// [`EPOCH_TICK`]: super::EPOCH_TICK
     pub fn stop(&self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.stop.cancel();
     }
 
-    /// A flag that stops the guest when set, for a stopper that outlives this handle.
-    pub(super) fn stop_flag(&self) -> Arc<AtomicBool> {
-        Arc::clone(&self.stop)
+    /// A token that stops the guest when cancelled, for a stopper that outlives this handle.
+    pub(super) fn stop_token(&self) -> CancellationToken {
+        self.stop.clone()
     }
 
     /// Waits until the instance ends.
     pub async fn wait(self) -> GuestExit {
         self.task
             .await
-            .unwrap_or_else(|e| GuestExit::Trapped(format!("instance thread failed: {e}")))
+            .unwrap_or_else(|e| GuestExit::Trapped(format!("instance task failed: {e}")))
     }
 }
 
-/// Connects a new instance to the peer and runs its `main` on a blocking thread.
+/// Instantiates `component` in `store` and runs the guest's `main` to its end.
+async fn run_guest(
+    store: &mut Store<GuestState>,
+    component: &Component,
+    linker: &Linker<GuestState>,
+    name: &str,
+) -> GuestExit {
+    let command = match Command::instantiate_async(&mut *store, component, linker).await {
+        Ok(command) => command,
+        Err(e) => return GuestExit::Trapped(format!("instantiation failed: {}", e.root_cause())),
+    };
+    match command.wasi_cli_run().call_run(&mut *store).await {
+        Ok(Ok(())) => GuestExit::Finished,
+        Ok(Err(())) => GuestExit::Failed,
+        Err(error) => classify(name, &error, store.data()),
+    }
+}
+
+/// Connects a new instance to the peer and spawns its `main` as a task.
 pub(super) fn start(
     engine: &wasmtime::Engine,
     linker: &Linker<GuestState>,
@@ -136,36 +152,33 @@ pub(super) fn start(
     let mut store = Store::new(engine, state);
     store.limiter(|state| &mut state.limiter);
     let deadline = limits.tx_deadline;
-    let stop = Arc::new(AtomicBool::new(false));
-    let stop_requested = Arc::clone(&stop);
     store.epoch_deadline_callback(move |store| {
-        if stop_requested.load(Ordering::Relaxed) {
-            Err(StopRequested.into())
-        } else if store.data().clock.overdue(deadline) {
+        if store.data().clock.overdue(deadline) {
             Err(DeadlineExceeded.into())
         } else {
-            Ok(UpdateDeadline::Continue(1))
+            Ok(UpdateDeadline::YieldCustom(
+                1,
+                Box::pin(tokio::task::yield_now()),
+            ))
         }
     });
     store.set_epoch_deadline(1);
     let linker = linker.clone();
     let component = component.clone();
     let name = name.to_owned();
-    let task = tokio::task::spawn_blocking(move || {
-        let exit = match Command::instantiate(&mut store, &component, &linker) {
-            Ok(command) => match command.wasi_cli_run().call_run(&mut store) {
-                Ok(Ok(())) => GuestExit::Finished,
-                Ok(Err(())) => GuestExit::Failed,
-                Err(error) => classify(&name, &error, store.data()),
-            },
-            Err(e) => GuestExit::Trapped(format!("instantiation failed: {}", e.root_cause())),
+    let stop = CancellationToken::new();
+    let stopped = stop.clone();
+    let task = tokio::spawn(async move {
+        let exit = tokio::select! {
+            exit = run_guest(&mut store, &component, &linker, &name) => exit,
+            () = stopped.cancelled() => GuestExit::Stopped,
         };
         match &exit {
             GuestExit::Finished => info!(chaincode = %name, "wasm chaincode finished"),
             other => {
                 warn!(chaincode = %name, exit = ?other, "wasm chaincode ended");
                 let reason = format!("wasm chaincode {name} {other}");
-                let _ = store.data().to_peer.blocking_send(Err(reason));
+                let _ = store.data().to_peer.send(Err(reason)).await;
             }
         }
         exit
