@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 use crate::chaincode::{
     DEFAULT_EXECUTE_TIMEOUT, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_STARTUP_TIMEOUT, SupportConfig,
 };
-use crate::container::inproc::{DEFAULT_MAX_MEMORY_BYTES, DEFAULT_MAX_STACK_BYTES, InprocLimits};
+use crate::container::inproc::{
+    DEFAULT_MAX_INSTANCES, DEFAULT_MAX_MEMORY_BYTES, DEFAULT_MAX_STACK_BYTES, InprocLimits,
+};
 use crate::identity::DEFAULT_MSP_ID;
 
 /// Where a node listens for clients by default (Fabric's peer port).
@@ -58,6 +60,8 @@ pub struct InprocSettings {
     pub max_memory_bytes: usize,
     /// Deepest wasm stack of one instance, in bytes.
     pub max_stack_bytes: usize,
+    /// Most wasm instances alive at once.
+    pub max_instances: u32,
 }
 
 impl Default for InprocSettings {
@@ -66,6 +70,7 @@ impl Default for InprocSettings {
             chaincode_dir: None,
             max_memory_bytes: DEFAULT_MAX_MEMORY_BYTES,
             max_stack_bytes: DEFAULT_MAX_STACK_BYTES,
+            max_instances: DEFAULT_MAX_INSTANCES,
         }
     }
 }
@@ -156,6 +161,7 @@ impl Config {
             tx_deadline: Duration::from_millis(self.chaincode.execute_timeout_ms),
             max_memory_bytes: self.inproc.max_memory_bytes,
             max_stack_bytes: self.inproc.max_stack_bytes,
+            max_instances: self.inproc.max_instances,
         }
     }
 

@@ -33,6 +33,8 @@ pub use proposal::compute_tx_id;
 
 /// Where the node keeps the identity it endorses with, under the data directory.
 pub const PEER_IDENTITY_DIR: &str = "identities/peer";
+/// Where the node keeps compiled wasm components, under the data directory.
+pub const WASM_CACHE_DIR: &str = "wasm-cache";
 /// Where the node keeps the development identity clients sign with, under the data directory.
 pub const CLIENT_IDENTITY_DIR: &str = "identities/client";
 
@@ -108,7 +110,11 @@ impl Node {
             "admin",
         )?;
         let support = ChaincodeSupport::new(ledger.clone(), config.support());
-        let inproc = Arc::new(InprocVm::new(support.connector(), config.inproc_limits())?);
+        let inproc = Arc::new(InprocVm::new(
+            support.connector(),
+            config.inproc_limits(),
+            Some(config.data_dir.join(WASM_CACHE_DIR)),
+        )?);
         support.set_vm(Arc::clone(&inproc) as Arc<dyn Vm>);
         if let Some(dir) = &config.inproc.chaincode_dir {
             install_system_chaincodes(&inproc, dir)?;
@@ -270,8 +276,11 @@ fn install_system_chaincodes(inproc: &InprocVm, dir: &std::path::Path) -> Result
         };
         let wasm = std::fs::read(&path).map_err(unreadable)?;
         let component = inproc.compile(name, &wasm)?;
+        info!(
+            chaincode = name, path = %path.display(), compiled = ?component.cache_outcome(),
+            "installed system chaincode"
+        );
         inproc.install(name, component);
-        info!(chaincode = name, path = %path.display(), "installed system chaincode");
     }
     Ok(())
 }

@@ -1,12 +1,15 @@
 //! The engine settings and the entry point of the inproc VM.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Engine};
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime_wasi::p2::bindings::CommandPre;
 
+use super::cache::{CacheOutcome, ComponentCache};
 use super::error::{InprocError, Result};
 use super::host::{Guest, GuestState};
 use super::instance::{self, InstanceHandle};
@@ -16,19 +19,48 @@ use crate::sync::lock;
 
 /// Stack left on a guest's fiber for the host functions it calls, beyond the wasm stack cap.
 const HOST_STACK_BYTES: usize = 1024 * 1024;
+/// Core wasm instances one guest component may create (a Rust guest has its program, the WASI
+/// adapter and the small shim modules that link them).
+const CORE_INSTANCES_PER_GUEST: u32 = 8;
+/// Linear memories one guest component may define.
+const MEMORIES_PER_GUEST: u32 = 2;
+/// Tables one guest component may define.
+const TABLES_PER_GUEST: u32 = 4;
+
+/// A chaincode component compiled and linked against the host, ready to start in microseconds.
+#[derive(Clone)]
+pub struct Compiled {
+    pre: CommandPre<GuestState>,
+    outcome: CacheOutcome,
+}
+
+impl std::fmt::Debug for Compiled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Compiled")
+            .field("outcome", &self.outcome)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Compiled {
+    /// Where the compiled code came from.
+    pub fn cache_outcome(&self) -> CacheOutcome {
+        self.outcome
+    }
+}
 
 /// Compiles and runs wasm chaincode components.
 ///
 /// One engine serves every instance; execution is deterministic: NaNs are canonicalised,
-/// relaxed SIMD is off, and threads are not compiled in. Each instance runs within
-/// [`InprocLimits`].
+/// relaxed SIMD is off, and threads are not compiled in. Instances come from a pool sized by
+/// [`InprocLimits::max_instances`], and each runs within the other [`InprocLimits`].
 pub struct InprocVm {
-    engine: Engine,
     linker: Linker<GuestState>,
     connector: StreamConnector,
     limits: InprocLimits,
     ticker_stop: Arc<AtomicBool>,
-    installed: Mutex<HashMap<String, Component>>,
+    cache: ComponentCache,
+    installed: Mutex<HashMap<String, Compiled>>,
     instances_started: AtomicUsize,
 }
 
@@ -52,12 +84,30 @@ fn start_epoch_ticker(engine: Engine, stop: Arc<AtomicBool>) -> Result<()> {
         .map_err(|e| InprocError::Engine(format!("cannot start the epoch thread: {e}")))
 }
 
+/// The instance pool: room for `max_instances` guests, each within the memory cap.
+fn pool(limits: &InprocLimits) -> PoolingAllocationConfig {
+    let guests = limits.max_instances;
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_component_instances(guests)
+        .total_core_instances(guests.saturating_mul(CORE_INSTANCES_PER_GUEST))
+        .total_memories(guests.saturating_mul(MEMORIES_PER_GUEST))
+        .total_tables(guests.saturating_mul(TABLES_PER_GUEST))
+        .total_stacks(guests)
+        .max_memory_size(limits.max_memory_bytes);
+    pool
+}
+
 impl InprocVm {
-    /// A VM whose chaincodes are connected to the peer through `connector`.
+    /// A VM whose chaincodes are connected to the peer through `connector`; compiled components
+    /// are cached in `cache_dir` when one is given.
     ///
     /// # Errors
     /// [`InprocError::Engine`] when wasmtime refuses the configuration.
-    pub fn new(connector: StreamConnector, limits: InprocLimits) -> Result<Self> {
+    pub fn new(
+        connector: StreamConnector,
+        limits: InprocLimits,
+        cache_dir: Option<PathBuf>,
+    ) -> Result<Self> {
         let mut config = Config::new();
         config
             .wasm_component_model(true)
@@ -65,8 +115,9 @@ impl InprocVm {
             .wasm_relaxed_simd(false)
             .epoch_interruption(true)
             .max_wasm_stack(limits.max_stack_bytes)
-            .async_stack_size(limits.max_stack_bytes + HOST_STACK_BYTES);
-        let engine = Engine::new(&config).map_err(|e| InprocError::Engine(e.to_string()))?;
+            .async_stack_size(limits.max_stack_bytes + HOST_STACK_BYTES)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool(&limits)));
+        let engine = Engine::new(&config).map_err(|e| InprocError::Engine(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| InprocError::Engine(e.to_string()))?;
@@ -75,30 +126,35 @@ impl InprocVm {
         let ticker_stop = Arc::new(AtomicBool::new(false));
         start_epoch_ticker(engine.clone(), Arc::clone(&ticker_stop))?;
         Ok(Self {
-            engine,
             linker,
             connector,
             limits,
             ticker_stop,
+            cache: ComponentCache::new(engine, cache_dir),
             installed: Mutex::default(),
             instances_started: AtomicUsize::new(0),
         })
     }
 
-    /// Compiles a chaincode component.
+    /// Compiles a chaincode component (or takes it from the cache) and links it to the host.
     ///
     /// # Errors
-    /// [`InprocError::Compile`] for bytes that are not a valid component.
-    pub fn compile(&self, chaincode: &str, wasm: &[u8]) -> Result<Component> {
-        Component::new(&self.engine, wasm).map_err(|e| InprocError::Compile {
+    /// [`InprocError::Compile`] for bytes that are not a valid component, or a component that
+    /// needs more than the host offers.
+    pub fn compile(&self, chaincode: &str, wasm: &[u8]) -> Result<Compiled> {
+        let (component, outcome) = self.cache.get(chaincode, wasm)?;
+        let refused = |e: wasmtime::Error| InprocError::Compile {
             chaincode: chaincode.to_owned(),
             reason: format!("{e:#}"),
-        })
+        };
+        let pre = self.linker.instantiate_pre(&component).map_err(refused)?;
+        let pre = CommandPre::new(pre).map_err(refused)?;
+        Ok(Compiled { pre, outcome })
     }
 
     /// Makes `component` the system chaincode `name`, started by the peer when first called and
     /// again after it ends. A later install of the same name replaces it for future starts.
-    pub fn install(&self, name: &str, component: Component) {
+    pub fn install(&self, name: &str, component: Compiled) {
         lock(&self.installed).insert(name.to_owned(), component);
     }
 
@@ -115,16 +171,9 @@ impl InprocVm {
     }
 
     /// Starts an instance of `component` that registers as `name`, as a task of its own.
-    pub fn start(&self, name: &str, component: &Component) -> InstanceHandle {
+    pub fn start(&self, name: &str, component: &Compiled) -> InstanceHandle {
         self.instances_started.fetch_add(1, Ordering::Relaxed);
-        instance::start(
-            &self.engine,
-            &self.linker,
-            component,
-            name,
-            &self.connector,
-            &self.limits,
-        )
+        instance::start(&component.pre, name, &self.connector, &self.limits)
     }
 }
 

@@ -11,9 +11,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
-use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::component::ResourceTable;
 use wasmtime::{Store, Trap, UpdateDeadline};
-use wasmtime_wasi::p2::bindings::Command;
+use wasmtime_wasi::p2::bindings::CommandPre;
 
 use super::determinism::guest_wasi;
 use super::host::GuestState;
@@ -107,14 +107,13 @@ impl InstanceHandle {
     }
 }
 
-/// Instantiates `component` in `store` and runs the guest's `main` to its end.
+/// Instantiates the guest in `store` and runs its `main` to its end.
 async fn run_guest(
     store: &mut Store<GuestState>,
-    component: &Component,
-    linker: &Linker<GuestState>,
+    pre: &CommandPre<GuestState>,
     name: &str,
 ) -> GuestExit {
-    let command = match Command::instantiate_async(&mut *store, component, linker).await {
+    let command = match pre.instantiate_async(&mut *store).await {
         Ok(command) => command,
         Err(e) => return GuestExit::Trapped(format!("instantiation failed: {}", e.root_cause())),
     };
@@ -127,9 +126,7 @@ async fn run_guest(
 
 /// Connects a new instance to the peer and spawns its `main` as a task.
 pub(super) fn start(
-    engine: &wasmtime::Engine,
-    linker: &Linker<GuestState>,
-    component: &Component,
+    pre: &CommandPre<GuestState>,
     name: &str,
     connector: &StreamConnector,
     limits: &InprocLimits,
@@ -149,7 +146,7 @@ pub(super) fn start(
         inline,
         answered: VecDeque::new(),
     };
-    let mut store = Store::new(engine, state);
+    let mut store = Store::new(pre.engine(), state);
     store.limiter(|state| &mut state.limiter);
     let deadline = limits.tx_deadline;
     store.epoch_deadline_callback(move |store| {
@@ -163,14 +160,13 @@ pub(super) fn start(
         }
     });
     store.set_epoch_deadline(1);
-    let linker = linker.clone();
-    let component = component.clone();
+    let pre = pre.clone();
     let name = name.to_owned();
     let stop = CancellationToken::new();
     let stopped = stop.clone();
     let task = tokio::spawn(async move {
         let exit = tokio::select! {
-            exit = run_guest(&mut store, &component, &linker, &name) => exit,
+            exit = run_guest(&mut store, &pre, &name) => exit,
             () = stopped.cancelled() => GuestExit::Stopped,
         };
         match &exit {

@@ -10,6 +10,9 @@ pub const DEFAULT_MAX_MEMORY_BYTES: usize = 64 * 1024 * 1024;
 /// Deepest wasm stack a guest may use: wasmtime's own default, enough for ordinary recursion and
 /// small enough that runaway recursion traps at once.
 pub const DEFAULT_MAX_STACK_BYTES: usize = 512 * 1024;
+/// Most guest instances alive at once: the size of the instance pool. Each reserves address
+/// space, not memory, until it runs.
+pub const DEFAULT_MAX_INSTANCES: u32 = 1024;
 /// How often the engine's epoch advances; a guest's deadline is checked at this granularity.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
@@ -22,6 +25,8 @@ pub struct InprocLimits {
     pub max_memory_bytes: usize,
     /// Deepest wasm stack, in bytes.
     pub max_stack_bytes: usize,
+    /// Most instances alive at once; starting one more fails.
+    pub max_instances: u32,
 }
 
 impl Default for InprocLimits {
@@ -30,6 +35,7 @@ impl Default for InprocLimits {
             tx_deadline: crate::chaincode::DEFAULT_EXECUTE_TIMEOUT,
             max_memory_bytes: DEFAULT_MAX_MEMORY_BYTES,
             max_stack_bytes: DEFAULT_MAX_STACK_BYTES,
+            max_instances: DEFAULT_MAX_INSTANCES,
         }
     }
 }

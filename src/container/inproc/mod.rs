@@ -3,11 +3,13 @@
 //! `wit/chaincode.wit`, which carry encoded `ChaincodeMessage`s over in-process channels.
 //!
 //! Only this module names wasmtime. `engine` owns the engine settings, `host` the host
-//! functions and per-instance state, `instance` starting and running one guest, `limits` the
+//! functions and per-instance state, `cache` compiled components in memory and on disk,
+//! `instance` starting and running one guest, `limits` the
 //! sandbox: a wall-clock deadline per transaction (epoch interruption), a memory cap and a stack
 //! cap, each ending the instance with a named [`GuestExit`]; `determinism` what WASI shows the
 //! guest (frozen clocks, fixed randomness, no files or sockets).
 
+mod cache;
 mod determinism;
 mod engine;
 mod error;
@@ -15,7 +17,11 @@ mod host;
 mod instance;
 mod limits;
 
-pub use engine::InprocVm;
+pub use cache::CacheOutcome;
+pub use engine::{Compiled, InprocVm};
 pub use error::{InprocError, Result};
 pub use instance::{GuestExit, InstanceHandle};
-pub use limits::{DEFAULT_MAX_MEMORY_BYTES, DEFAULT_MAX_STACK_BYTES, EPOCH_TICK, InprocLimits};
+pub use limits::{
+    DEFAULT_MAX_INSTANCES, DEFAULT_MAX_MEMORY_BYTES, DEFAULT_MAX_STACK_BYTES, EPOCH_TICK,
+    InprocLimits,
+};

@@ -1,0 +1,123 @@
+//! What starting wasm system chaincode costs: compiling the `kv` example, loading it compiled
+//! from the node's disk cache after a restart, launching an instance of the cached component to
+//! READY through chaincode support (from a task of the node's runtime, as a transaction would
+//! launch it), and the memory of many resident instances.
+//!
+//! Run: `cargo bench --bench launch`. Prints one table; the figures are this machine's.
+//! `CCVM_BENCH_INSTANCES=n` changes how many instances are launched (1000 by default).
+
+#[allow(dead_code, reason = "the bench uses part of the test harness")]
+#[path = "../tests/all/harness.rs"]
+mod harness;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, ensure};
+use ccvm::container::inproc::CacheOutcome;
+use harness::{TestNode, wasm_example};
+
+/// Instances launched and kept resident by default.
+const DEFAULT_INSTANCES: u32 = 1000;
+
+/// This process's resident set, in bytes.
+fn resident_bytes() -> Result<u64> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .context("no VmRSS in /proc/self/status")?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()?;
+    Ok(kib * 1024)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn main() -> Result<()> {
+    let instances = std::env::var("CCVM_BENCH_INSTANCES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(DEFAULT_INSTANCES);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let mut node = TestNode::start_with(|config| {
+            config.inproc.max_instances = instances + 1;
+        })
+        .await?;
+        let wasm = wasm_example("kv")?;
+
+        let begun = Instant::now();
+        let compiled = node.inner().inproc().compile("kv", &wasm)?;
+        let compile = begun.elapsed();
+        ensure!(compiled.cache_outcome() == CacheOutcome::Compiled);
+
+        node.restart().await?;
+        let begun = Instant::now();
+        let compiled = node.inner().inproc().compile("kv", &wasm)?;
+        let load = begun.elapsed();
+        ensure!(compiled.cache_outcome() == CacheOutcome::Disk);
+
+        let resident_before = resident_bytes()?;
+        let node = Arc::new(node);
+        let launching = Arc::clone(&node);
+        let launches = tokio::spawn(async move {
+            let vm = launching.inner().inproc();
+            let support = launching.inner().support();
+            let mut launches = Vec::with_capacity(instances as usize);
+            for i in 0..instances {
+                let name = format!("kv{i}");
+                vm.install(&name, compiled.clone());
+                let begun = Instant::now();
+                support.launch(&name).await?;
+                launches.push(begun.elapsed());
+            }
+            anyhow::Ok(launches)
+        });
+        let mut launches = launches.await??;
+        let resident_after = resident_bytes()?;
+        ensure!(node.inner().support().registry().names().len() == instances as usize);
+        launches.sort();
+
+        let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
+        println!("\n{:<52} {:>12}", "measure", "value");
+        println!(
+            "{:<52} {:>9.1} ms",
+            "compile kv.wasm (cold)",
+            compile.as_secs_f64() * 1e3
+        );
+        println!(
+            "{:<52} {:>9.1} ms",
+            "load kv from the disk cache",
+            load.as_secs_f64() * 1e3
+        );
+        println!(
+            "{:<52} {:>9.1} µs",
+            "launch cached kv to READY, p50",
+            percentile(&launches, 0.5).as_secs_f64() * 1e6
+        );
+        println!(
+            "{:<52} {:>9.1} µs",
+            "launch cached kv to READY, p99",
+            percentile(&launches, 0.99).as_secs_f64() * 1e6
+        );
+        println!(
+            "{:<52} {:>9.1} MiB",
+            format!("RSS added by {instances} resident instances"),
+            mib(resident_after.saturating_sub(resident_before))
+        );
+        println!(
+            "{:<52} {:>9.1} KiB",
+            "RSS per instance",
+            resident_after.saturating_sub(resident_before) as f64 / 1024.0 / f64::from(instances)
+        );
+        println!("{:<52} {:>9.1} MiB", "process RSS", mib(resident_after));
+        Ok(())
+    })
+}
