@@ -16,6 +16,7 @@ use crate::container::inproc::{
     DEFAULT_MAX_INSTANCES, DEFAULT_MAX_MEMORY_BYTES, DEFAULT_MAX_STACK_BYTES, InprocLimits,
 };
 use crate::identity::DEFAULT_MSP_ID;
+use crate::node::{QSCC, WASM_CACHE_DIR};
 
 /// Where a node listens for clients by default (Fabric's peer port).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7051";
@@ -62,6 +63,10 @@ pub struct InprocSettings {
     pub max_stack_bytes: usize,
     /// Most wasm instances alive at once.
     pub max_instances: u32,
+    /// System chaincodes granted read access to the block store.
+    pub block_readers: Vec<String>,
+    /// Where compiled components are kept; `wasm-cache` in the data directory when unset.
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl Default for InprocSettings {
@@ -71,6 +76,8 @@ impl Default for InprocSettings {
             max_memory_bytes: DEFAULT_MAX_MEMORY_BYTES,
             max_stack_bytes: DEFAULT_MAX_STACK_BYTES,
             max_instances: DEFAULT_MAX_INSTANCES,
+            block_readers: vec![QSCC.to_owned()],
+            cache_dir: None,
         }
     }
 }
@@ -153,6 +160,14 @@ impl Config {
             .merge(Env::prefixed("CCVM_").split("__").ignore(&["log"]))
             .extract()
             .map_err(Box::new)
+    }
+
+    /// Where compiled wasm components are kept.
+    pub fn wasm_cache_dir(&self) -> PathBuf {
+        self.inproc
+            .cache_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join(WASM_CACHE_DIR))
     }
 
     /// The inproc VM's limits; a guest's transaction deadline is the execute timeout.

@@ -101,7 +101,13 @@ async fn start_and_wait(
     registry: &HandlerRegistry,
     timeout: Duration,
 ) -> Result<(), LaunchError> {
-    let started = vm.start(name).map_err(LaunchError::Failed)?;
+    let started = tokio::select! {
+        started = vm.start(name) => started.map_err(LaunchError::Failed)?,
+        () = tokio::time::sleep(timeout) => {
+            warn!(chaincode = name, ?timeout, "chaincode did not start in time");
+            return Err(LaunchError::TimedOut(timeout));
+        }
+    };
     let mut exited = started.exited;
     tokio::select! {
         _ = registry.registered(name) => {

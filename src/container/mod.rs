@@ -20,16 +20,18 @@ pub struct Started {
     pub exited: Pin<Box<dyn Future<Output = String> + Send>>,
 }
 
+/// A start under way: resolves once the chaincode is running (not yet registered), or with why
+/// it could not be started.
+pub type StartFuture<'a> = Pin<Box<dyn Future<Output = Result<Started, String>> + Send + 'a>>;
+
 /// A kind of VM: starts the chaincodes it has.
 pub trait Vm: Send + Sync {
     /// Whether this VM can start a chaincode of that name.
     fn has(&self, name: &str) -> bool;
 
-    /// Starts the chaincode `name`; it connects through the VM's [`StreamConnector`].
-    ///
-    /// # Errors
-    /// Why it could not be started.
-    fn start(&self, name: &str) -> Result<Started, String>;
+    /// Starts the chaincode `name`; it connects through the VM's [`StreamConnector`]. Starting
+    /// may take a while (compiling, building an image), so it is asynchronous.
+    fn start<'a>(&'a self, name: &'a str) -> StartFuture<'a>;
 }
 
 /// Messages from a chaincode; an `Err` ends the stream with its reason.

@@ -18,6 +18,14 @@ pub enum LedgerError {
     /// No channel of that name exists on this node.
     #[error("channel {0} does not exist")]
     UnknownChannel(String),
+    /// No transaction with that id was committed on the channel.
+    #[error("channel {channel} has no transaction {tx_id}")]
+    NoSuchTransaction {
+        /// The channel asked.
+        channel: String,
+        /// The transaction id asked.
+        tx_id: String,
+    },
     /// No block with that number exists on the channel.
     #[error("channel {channel} has no block {number}")]
     NoSuchBlock {

@@ -3,7 +3,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use ccvm_proto::common::{Block, BlockchainInfo};
+use ccvm_proto::common::{Block, BlockchainInfo, Envelope};
+use ccvm_proto::protos::ProcessedTransaction;
 use prost::Message;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
@@ -134,6 +135,55 @@ impl Ledger {
                 number,
             })?;
         Block::decode(raw.value()).map_err(LedgerError::decode("block"))
+    }
+
+    /// A committed transaction: its envelope and validation code.
+    ///
+    /// # Errors
+    /// [`LedgerError::NoSuchTransaction`] when the channel has no such transaction.
+    pub fn transaction(&self, channel: &str, tx_id: &str) -> Result<ProcessedTransaction> {
+        let (block, position, code) = self.locate(channel, tx_id)?;
+        let envelope = self
+            .block(channel, block)?
+            .data
+            .and_then(|data| data.data.into_iter().nth(position))
+            .ok_or_else(|| LedgerError::NoSuchTransaction {
+                channel: channel.to_owned(),
+                tx_id: tx_id.to_owned(),
+            })?;
+        let envelope = Envelope::decode(envelope.as_slice())
+            .map_err(LedgerError::decode("transaction envelope"))?;
+        Ok(ProcessedTransaction {
+            transaction_envelope: Some(envelope),
+            validation_code: code,
+        })
+    }
+
+    /// The block holding a committed transaction.
+    ///
+    /// # Errors
+    /// [`LedgerError::NoSuchTransaction`] when the channel has no such transaction.
+    pub fn block_by_tx_id(&self, channel: &str, tx_id: &str) -> Result<Block> {
+        let (block, _, _) = self.locate(channel, tx_id)?;
+        self.block(channel, block)
+    }
+
+    /// Block number, position in the block and validation code of a committed transaction.
+    fn locate(&self, channel: &str, tx_id: &str) -> Result<(u64, usize, i32)> {
+        let txn = self.db.begin_read()?;
+        let txids = txn.open_table(TXIDS)?;
+        let (block, position, code) = txids
+            .get((channel, tx_id))?
+            .ok_or_else(|| LedgerError::NoSuchTransaction {
+                channel: channel.to_owned(),
+                tx_id: tx_id.to_owned(),
+            })?
+            .value();
+        let position = usize::try_from(position).map_err(|_| LedgerError::NoSuchTransaction {
+            channel: channel.to_owned(),
+            tx_id: tx_id.to_owned(),
+        })?;
+        Ok((block, position, code))
     }
 
     /// The validation code a committed transaction received, if the channel has it.

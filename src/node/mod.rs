@@ -3,9 +3,11 @@
 //! [`Node::start`] binds both listeners before it returns, so callers (and tests using port 0)
 //! can read the bound addresses at once.
 
+mod blocks;
 mod committer;
 mod endorser;
 mod proposal;
+mod system_chaincodes;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,11 +27,13 @@ use crate::container::inproc::{InprocError, InprocVm};
 use crate::identity::{Identity, IdentityError};
 use crate::ledger::{Ledger, LedgerError};
 use crate::msp::SignatureVerifier;
+use blocks::LedgerBlocks;
 use committer::{BlockCutter, CommitterService, TransientStore};
 use endorser::EndorserService;
 
 pub use endorser::ERROR_THRESHOLD;
 pub use proposal::compute_tx_id;
+pub use system_chaincodes::{LIFECYCLE, QSCC, built_in};
 
 /// Where the node keeps the identity it endorses with, under the data directory.
 pub const PEER_IDENTITY_DIR: &str = "identities/peer";
@@ -113,12 +117,15 @@ impl Node {
         let inproc = Arc::new(InprocVm::new(
             support.connector(),
             config.inproc_limits(),
-            Some(config.data_dir.join(WASM_CACHE_DIR)),
+            Some(config.wasm_cache_dir()),
+            Arc::new(LedgerBlocks(ledger.clone())),
         )?);
         support.set_vm(Arc::clone(&inproc) as Arc<dyn Vm>);
+        system_chaincodes::install_built_in(&inproc, &config.inproc.block_readers);
         if let Some(dir) = &config.inproc.chaincode_dir {
-            install_system_chaincodes(&inproc, dir)?;
-            for name in inproc.installed() {
+            let names =
+                system_chaincodes::install_directory(&inproc, dir, &config.inproc.block_readers)?;
+            for name in names {
                 let support = support.clone();
                 tokio::spawn(async move {
                     if let Err(e) = support.launch(&name).await {
@@ -255,34 +262,6 @@ impl Node {
 
 fn joined(result: Result<Result<(), NodeError>, tokio::task::JoinError>) -> Result<(), NodeError> {
     result.map_err(|e| NodeError::Crashed(e.to_string()))?
-}
-
-/// Compiles and installs every `*.wasm` in `dir` as a system chaincode named after its file.
-fn install_system_chaincodes(inproc: &InprocVm, dir: &std::path::Path) -> Result<(), NodeError> {
-    let unreadable = |source| NodeError::ChaincodeDir {
-        dir: dir.to_owned(),
-        source,
-    };
-    let mut paths: Vec<_> = std::fs::read_dir(dir)
-        .map_err(unreadable)?
-        .map(|entry| entry.map(|e| e.path()))
-        .collect::<Result<_, _>>()
-        .map_err(unreadable)?;
-    paths.retain(|path| path.extension().is_some_and(|ext| ext == "wasm"));
-    paths.sort();
-    for path in paths {
-        let Some(name) = path.file_stem().and_then(|stem| stem.to_str()) else {
-            continue;
-        };
-        let wasm = std::fs::read(&path).map_err(unreadable)?;
-        let component = inproc.compile(name, &wasm)?;
-        info!(
-            chaincode = name, path = %path.display(), compiled = ?component.cache_outcome(),
-            "installed system chaincode"
-        );
-        inproc.install(name, component);
-    }
-    Ok(())
 }
 
 /// Accepted connections with Nagle's algorithm off: request and reply messages are small, and

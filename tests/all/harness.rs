@@ -45,6 +45,7 @@ impl TestNode {
             dev_mode: true,
             ..Config::default()
         };
+        config.inproc.cache_dir = Some(target_dir().join("wasm-cache"));
         adjust(&mut config);
         let (node, client) = launch(&config).await?;
         Ok(Self {
@@ -62,6 +63,11 @@ impl TestNode {
     /// Where chaincodes dial.
     pub fn chaincode_addr(&self) -> String {
         self.node().chaincode_addr().to_string()
+    }
+
+    /// The node's configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
     }
 
     /// The node itself.

@@ -7,3 +7,4 @@ mod ledger_commit;
 mod node_shim;
 mod raw_chaincode;
 mod rust_chaincode;
+mod system_chaincodes;

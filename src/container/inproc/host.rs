@@ -1,6 +1,8 @@
-//! The host side of `wit/chaincode.wit`: the peer channel and logging, per instance.
+//! The host side of `wit/chaincode.wit`: the peer channel and logging for every guest, and the
+//! block store for a guest granted it.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use ccvm_proto::protos::ChaincodeMessage;
 use ccvm_proto::{Message, MessageType};
@@ -13,7 +15,7 @@ use crate::container::{InlinePeer, Offered};
 
 wasmtime::component::bindgen!({
     path: "wit",
-    world: "chaincode",
+    world: "query-chaincode",
     require_store_data_send: true,
     imports: {
         "ccvm:chaincode/peer.send": async,
@@ -22,8 +24,35 @@ wasmtime::component::bindgen!({
 });
 
 use self::ccvm::chaincode::log::Level;
-use self::ccvm::chaincode::{log, peer};
-pub(crate) use Chaincode as Guest;
+pub(crate) use self::ccvm::chaincode::{ledger, log, peer};
+
+/// The peer's block store as a guest granted the `ledger` interface reads it. Each method returns
+/// one encoded protobuf message, or why it cannot.
+pub trait BlockStore: Send + Sync {
+    /// The channel's encoded `common.BlockchainInfo`.
+    ///
+    /// # Errors
+    /// An unknown channel, or a store that cannot be read.
+    fn chain_info(&self, channel: &str) -> Result<Vec<u8>, String>;
+
+    /// The encoded `common.Block` with that number.
+    ///
+    /// # Errors
+    /// No such block, or a store that cannot be read.
+    fn block_by_number(&self, channel: &str, number: u64) -> Result<Vec<u8>, String>;
+
+    /// The encoded `common.Block` holding the transaction.
+    ///
+    /// # Errors
+    /// No such transaction, or a store that cannot be read.
+    fn block_by_tx_id(&self, channel: &str, tx_id: &str) -> Result<Vec<u8>, String>;
+
+    /// The encoded `protos.ProcessedTransaction`.
+    ///
+    /// # Errors
+    /// No such transaction, or a store that cannot be read.
+    fn transaction_by_id(&self, channel: &str, tx_id: &str) -> Result<Vec<u8>, String>;
+}
 
 /// What one guest instance owns: its WASI context, its two channel ends and its limits.
 pub(crate) struct GuestState {
@@ -38,6 +67,17 @@ pub(crate) struct GuestState {
     pub inline: Box<dyn InlinePeer>,
     /// Inline answers waiting for the guest's next `receive`.
     pub answered: VecDeque<ChaincodeMessage>,
+    /// The block store, for a guest granted it; the only way to it is the `ledger` interface,
+    /// which is linked only for such a guest.
+    pub blocks: Option<Arc<dyn BlockStore>>,
+}
+
+impl GuestState {
+    fn blocks(&self) -> Result<&dyn BlockStore, String> {
+        self.blocks
+            .as_deref()
+            .ok_or_else(|| format!("chaincode {} may not read the block store", self.name))
+    }
 }
 
 fn is_transaction(kind: i32) -> bool {
@@ -109,5 +149,23 @@ impl log::Host for GuestState {
             Level::Warn => tracing::warn!(chaincode, "{message}"),
             Level::Error => tracing::error!(chaincode, "{message}"),
         }
+    }
+}
+
+impl ledger::Host for GuestState {
+    fn chain_info(&mut self, channel: String) -> Result<Vec<u8>, String> {
+        self.blocks()?.chain_info(&channel)
+    }
+
+    fn block_by_number(&mut self, channel: String, number: u64) -> Result<Vec<u8>, String> {
+        self.blocks()?.block_by_number(&channel, number)
+    }
+
+    fn block_by_tx_id(&mut self, channel: String, tx_id: String) -> Result<Vec<u8>, String> {
+        self.blocks()?.block_by_tx_id(&channel, &tx_id)
+    }
+
+    fn transaction_by_id(&mut self, channel: String, tx_id: String) -> Result<Vec<u8>, String> {
+        self.blocks()?.transaction_by_id(&channel, &tx_id)
     }
 }

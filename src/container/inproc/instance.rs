@@ -6,6 +6,7 @@
 //! thread and no transaction pays for an OS thread wake-up.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -16,7 +17,7 @@ use wasmtime::{Store, Trap, UpdateDeadline};
 use wasmtime_wasi::p2::bindings::CommandPre;
 
 use super::determinism::guest_wasi;
-use super::host::GuestState;
+use super::host::{BlockStore, GuestState};
 use super::limits::{GuestLimiter, InprocLimits, TxClock};
 use crate::container::StreamConnector;
 
@@ -130,6 +131,7 @@ pub(super) fn start(
     name: &str,
     connector: &StreamConnector,
     limits: &InprocLimits,
+    blocks: Option<Arc<dyn BlockStore>>,
 ) -> InstanceHandle {
     let (to_peer, inbound) = mpsc::channel(CHANNEL_BUFFER);
     let (outbound, from_peer) = mpsc::channel(CHANNEL_BUFFER);
@@ -145,6 +147,7 @@ pub(super) fn start(
         clock: TxClock::default(),
         inline,
         answered: VecDeque::new(),
+        blocks,
     };
     let mut store = Store::new(pre.engine(), state);
     store.limiter(|state| &mut state.limiter);

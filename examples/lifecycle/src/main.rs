@@ -1,0 +1,187 @@
+//! The lifecycle system chaincode, `_lifecycle`: which chaincode packages are installed on the
+//! peer, which definitions each organization approved, and which definitions are committed on
+//! the channel. The peer reads a committed definition to decide how to launch a user chaincode.
+//!
+//! Everything is kept in world state through the ordinary stub, so it is endorsed, committed and
+//! versioned like any other state. Arguments and results are JSON:
+//!
+//! | function | arguments | result |
+//! | --- | --- | --- |
+//! | `InstallChaincode` | `{"package_id", "label", "platform"}` | the record |
+//! | `QueryInstalledChaincodes` | | the records |
+//! | `ApproveChaincodeDefinitionForMyOrg` | a definition | the approval |
+//! | `CheckCommitReadiness` | a definition | `{"approvals": {msp id: bool}}` |
+//! | `CommitChaincodeDefinition` | a definition | the definition |
+//! | `QueryChaincodeDefinition` | name | the definition |
+//! | `QueryChaincodeDefinitions` | | the definitions |
+//!
+//! A definition is `{"name", "version", "sequence", "package_id", "platform",
+//! "endorsement_policy", "init_required"}`. Sequences start at 1 and grow by one per commit; a
+//! commit needs the committing organization's approval of exactly that definition.
+
+mod definition;
+
+use ccvm_guest_sdk::proto::msp::SerializedIdentity;
+use ccvm_guest_sdk::{Chaincode, Response, ShimError, Stub, create_composite_key};
+use prost::Message;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use definition::{Approval, Definition, Installed, Readiness};
+
+/// Composite-key object types of the records this chaincode keeps.
+const INSTALLED: &str = "installed";
+const APPROVAL: &str = "approval";
+const DEFINITION: &str = "definition";
+
+struct Lifecycle;
+
+impl Chaincode for Lifecycle {
+    fn invoke(&self, stub: &mut Stub<'_>) -> Response {
+        let (function, params) = stub.function_and_parameters();
+        match dispatch(stub, &function, &params) {
+            Ok(payload) => Response::success(payload),
+            Err(e) => Response::error(e.to_string()),
+        }
+    }
+}
+
+fn dispatch(stub: &Stub<'_>, function: &str, params: &[String]) -> Result<Vec<u8>, ShimError> {
+    match function {
+        "InstallChaincode" => {
+            let installed: Installed = parse(params)?;
+            installed.check()?;
+            put_json(stub, &key(INSTALLED, &[&installed.package_id])?, &installed)?;
+            json(&installed)
+        }
+        "QueryInstalledChaincodes" => json(&all::<Installed>(stub, INSTALLED)?),
+        "ApproveChaincodeDefinitionForMyOrg" => {
+            let definition: Definition = parse(params)?;
+            definition.check()?;
+            let committed = committed(stub, &definition.name)?;
+            definition.check_sequence(committed.as_ref())?;
+            let approval = Approval {
+                msp_id: creator_msp(stub)?,
+                definition,
+            };
+            let sequence = approval.definition.sequence.to_string();
+            let approval_key = key(
+                APPROVAL,
+                &[&approval.definition.name, &sequence, &approval.msp_id],
+            )?;
+            put_json(stub, &approval_key, &approval)?;
+            json(&approval)
+        }
+        "CheckCommitReadiness" => {
+            let definition: Definition = parse(params)?;
+            definition.check()?;
+            json(&readiness(stub, &definition)?)
+        }
+        "CommitChaincodeDefinition" => {
+            let definition: Definition = parse(params)?;
+            definition.check()?;
+            let committed = committed(stub, &definition.name)?;
+            if committed.as_ref().map(|c| c.sequence) == Some(definition.sequence) {
+                return Err(ShimError::InvalidArgument(format!(
+                    "chaincode {} sequence {} is already committed",
+                    definition.name, definition.sequence
+                )));
+            }
+            definition.check_sequence(committed.as_ref())?;
+            let msp_id = creator_msp(stub)?;
+            let approvals = readiness(stub, &definition)?;
+            if approvals.approvals.get(&msp_id) != Some(&true) {
+                return Err(ShimError::InvalidArgument(format!(
+                    "organization {msp_id} has not approved this definition of chaincode {} \
+                     sequence {}",
+                    definition.name, definition.sequence
+                )));
+            }
+            put_json(stub, &key(DEFINITION, &[&definition.name])?, &definition)?;
+            json(&definition)
+        }
+        "QueryChaincodeDefinition" => {
+            let name = params.first().ok_or_else(|| {
+                ShimError::InvalidArgument("QueryChaincodeDefinition needs a name".to_owned())
+            })?;
+            match committed(stub, name)? {
+                Some(definition) => json(&definition),
+                None => Err(ShimError::InvalidArgument(format!(
+                    "chaincode {name} is not defined on channel {}",
+                    stub.channel_id()
+                ))),
+            }
+        }
+        "QueryChaincodeDefinitions" => json(&all::<Definition>(stub, DEFINITION)?),
+        other => Err(ShimError::InvalidArgument(format!(
+            "_lifecycle has no function {other:?}"
+        ))),
+    }
+}
+
+/// Which organizations approved exactly `definition`.
+fn readiness(stub: &Stub<'_>, definition: &Definition) -> Result<Readiness, ShimError> {
+    let sequence = definition.sequence.to_string();
+    let mut readiness = Readiness::default();
+    for entry in
+        stub.get_state_by_partial_composite_key(APPROVAL, &[&definition.name, &sequence])?
+    {
+        let approval: Approval = from_json(&entry?.value)?;
+        let matches = approval.definition == *definition;
+        readiness.approvals.insert(approval.msp_id, matches);
+    }
+    Ok(readiness)
+}
+
+/// The committed definition of a chaincode, if any.
+fn committed(stub: &Stub<'_>, name: &str) -> Result<Option<Definition>, ShimError> {
+    stub.get_state(&key(DEFINITION, &[name])?)?
+        .map(|bytes| from_json(&bytes))
+        .transpose()
+}
+
+/// Every record of one type.
+fn all<T: DeserializeOwned>(stub: &Stub<'_>, object_type: &str) -> Result<Vec<T>, ShimError> {
+    stub.get_state_by_partial_composite_key(object_type, &[])?
+        .map(|entry| from_json(&entry?.value))
+        .collect()
+}
+
+/// The MSP id of the transaction's creator.
+fn creator_msp(stub: &Stub<'_>) -> Result<String, ShimError> {
+    let identity = SerializedIdentity::decode(stub.creator())
+        .map_err(|e| ShimError::InvalidArgument(format!("the creator is not an identity: {e}")))?;
+    if identity.mspid.is_empty() {
+        return Err(ShimError::InvalidArgument(
+            "the creator names no MSP".to_owned(),
+        ));
+    }
+    Ok(identity.mspid)
+}
+
+fn key(object_type: &str, attributes: &[&str]) -> Result<String, ShimError> {
+    create_composite_key(object_type, attributes)
+}
+
+fn parse<T: DeserializeOwned>(params: &[String]) -> Result<T, ShimError> {
+    let text = params
+        .first()
+        .ok_or_else(|| ShimError::InvalidArgument("expected one JSON argument".to_owned()))?;
+    from_json(text.as_bytes())
+}
+
+fn from_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ShimError> {
+    serde_json::from_slice(bytes).map_err(|e| ShimError::InvalidArgument(format!("bad JSON: {e}")))
+}
+
+fn json(value: &impl Serialize) -> Result<Vec<u8>, ShimError> {
+    serde_json::to_vec(value).map_err(|e| ShimError::InvalidArgument(e.to_string()))
+}
+
+fn put_json(stub: &Stub<'_>, key: &str, value: &impl Serialize) -> Result<(), ShimError> {
+    stub.put_state(key, json(value)?)
+}
+
+fn main() -> Result<(), ShimError> {
+    ccvm_guest_sdk::start(Lifecycle)
+}

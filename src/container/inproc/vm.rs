@@ -1,0 +1,167 @@
+//! The inproc VM: the system chaincodes it has, and starting them.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::engine::{new_engine, start_epoch_ticker};
+use super::error::{InprocError, Result};
+use super::host::BlockStore;
+use super::instance::{self, InstanceHandle};
+use super::limits::InprocLimits;
+use super::linking::{Compiled, Linking};
+use crate::container::{StartFuture, Started, StreamConnector, Vm};
+use crate::sync::lock;
+
+/// A system chaincode the VM has: compiled, or bytes compiled on its first start.
+#[derive(Clone)]
+enum Installed {
+    Source { wasm: Arc<[u8]>, reads_blocks: bool },
+    Compiled(Compiled),
+}
+
+/// Runs wasm chaincode components inside the node.
+///
+/// One engine serves every instance (see [`InprocLimits`] for what bounds each). The VM keeps
+/// the node's system chaincodes by name and starts one when the peer launches it.
+pub struct InprocVm {
+    linking: Arc<Linking>,
+    blocks: Arc<dyn BlockStore>,
+    connector: StreamConnector,
+    limits: InprocLimits,
+    ticker_stop: Arc<AtomicBool>,
+    installed: Mutex<HashMap<String, Installed>>,
+    instances_started: AtomicUsize,
+}
+
+impl Drop for InprocVm {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+impl InprocVm {
+    /// A VM whose chaincodes are connected to the peer through `connector`; compiled components
+    /// are cached in `cache_dir` when one is given. A chaincode granted the block store reads
+    /// `blocks`.
+    ///
+    /// # Errors
+    /// [`InprocError::Engine`] when wasmtime refuses the configuration.
+    pub fn new(
+        connector: StreamConnector,
+        limits: InprocLimits,
+        cache_dir: Option<PathBuf>,
+        blocks: Arc<dyn BlockStore>,
+    ) -> Result<Self> {
+        let engine = new_engine(&limits)?;
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        start_epoch_ticker(engine.clone(), Arc::clone(&ticker_stop))?;
+        Ok(Self {
+            linking: Arc::new(Linking::new(engine, cache_dir)?),
+            blocks,
+            connector,
+            limits,
+            ticker_stop,
+            installed: Mutex::default(),
+            instances_started: AtomicUsize::new(0),
+        })
+    }
+
+    /// Compiles a chaincode component (or takes it from the cache) and links it to the host.
+    ///
+    /// # Errors
+    /// [`InprocError::Compile`] for bytes that are not a valid component, or a component that
+    /// imports more than the host offers it.
+    pub fn compile(&self, chaincode: &str, wasm: &[u8]) -> Result<Compiled> {
+        self.linking.link(chaincode, wasm, false)
+    }
+
+    /// Like [`Self::compile`], for a chaincode granted the block store (`ccvm:chaincode/ledger`).
+    ///
+    /// # Errors
+    /// As [`Self::compile`].
+    pub fn compile_block_reader(&self, chaincode: &str, wasm: &[u8]) -> Result<Compiled> {
+        self.linking.link(chaincode, wasm, true)
+    }
+
+    /// Makes `component` the system chaincode `name`, started by the peer when first called and
+    /// again after it ends. A later install of the same name replaces it for future starts.
+    pub fn install(&self, name: &str, component: Compiled) {
+        lock(&self.installed).insert(name.to_owned(), Installed::Compiled(component));
+    }
+
+    /// Like [`Self::install`] for bytes compiled on the chaincode's first start, so that a
+    /// system chaincode nobody calls costs no compile time.
+    pub fn install_source(&self, name: &str, wasm: impl Into<Arc<[u8]>>, reads_blocks: bool) {
+        let source = Installed::Source {
+            wasm: wasm.into(),
+            reads_blocks,
+        };
+        lock(&self.installed).insert(name.to_owned(), source);
+    }
+
+    /// The names of the installed system chaincodes, sorted.
+    pub fn installed(&self) -> Vec<String> {
+        let mut names: Vec<String> = lock(&self.installed).keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// How many instances this VM has started.
+    pub fn instances_started(&self) -> usize {
+        self.instances_started.load(Ordering::Relaxed)
+    }
+
+    /// Starts an instance of `component` that registers as `name`, as a task of its own.
+    pub fn start(&self, name: &str, component: &Compiled) -> InstanceHandle {
+        self.instances_started.fetch_add(1, Ordering::Relaxed);
+        let blocks = component.reads_blocks.then(|| Arc::clone(&self.blocks));
+        instance::start(&component.pre, name, &self.connector, &self.limits, blocks)
+    }
+
+    /// The installed chaincode `name`, compiled on a blocking thread if it is not yet.
+    async fn compiled(&self, name: &str) -> std::result::Result<Compiled, String> {
+        let installed = lock(&self.installed)
+            .get(name)
+            .cloned()
+            .ok_or_else(|| format!("no system chaincode {name} is installed"))?;
+        let (wasm, reads_blocks) = match installed {
+            Installed::Compiled(compiled) => return Ok(compiled),
+            Installed::Source { wasm, reads_blocks } => (wasm, reads_blocks),
+        };
+        let linking = Arc::clone(&self.linking);
+        let chaincode = name.to_owned();
+        let source = Arc::clone(&wasm);
+        let compiled =
+            tokio::task::spawn_blocking(move || linking.link(&chaincode, &source, reads_blocks))
+                .await
+                .map_err(|e| format!("compiling {name} failed: {e}"))?
+                .map_err(|e: InprocError| e.to_string())?;
+        let mut installed = lock(&self.installed);
+        if let Some(entry @ Installed::Source { .. }) = installed.get_mut(name)
+            && matches!(entry, Installed::Source { wasm: current, .. } if Arc::ptr_eq(current, &wasm))
+        {
+            *entry = Installed::Compiled(compiled.clone());
+        }
+        Ok(compiled)
+    }
+}
+
+impl Vm for InprocVm {
+    fn has(&self, name: &str) -> bool {
+        lock(&self.installed).contains_key(name)
+    }
+
+    fn start<'a>(&'a self, name: &'a str) -> StartFuture<'a> {
+        Box::pin(async move {
+            let component = self.compiled(name).await?;
+            let instance = InprocVm::start(self, name, &component);
+            let stop = instance.stop_token();
+            Ok(Started {
+                stop: Box::new(move || stop.cancel()),
+                exited: Box::pin(async move { instance.wait().await.to_string() }),
+            })
+        })
+    }
+}

@@ -1,0 +1,40 @@
+//! The block store as the query system chaincode reads it, through the inproc VM's `ledger`
+//! interface.
+
+use prost::Message;
+
+use crate::container::inproc::BlockStore;
+use crate::ledger::Ledger;
+
+/// The ledger's block store, answering with encoded protobuf messages.
+pub(super) struct LedgerBlocks(pub Ledger);
+
+impl BlockStore for LedgerBlocks {
+    fn chain_info(&self, channel: &str) -> Result<Vec<u8>, String> {
+        self.0
+            .chain_info(channel)
+            .map(|info| info.encode_to_vec())
+            .map_err(|e| e.to_string())
+    }
+
+    fn block_by_number(&self, channel: &str, number: u64) -> Result<Vec<u8>, String> {
+        self.0
+            .block(channel, number)
+            .map(|block| block.encode_to_vec())
+            .map_err(|e| e.to_string())
+    }
+
+    fn block_by_tx_id(&self, channel: &str, tx_id: &str) -> Result<Vec<u8>, String> {
+        self.0
+            .block_by_tx_id(channel, tx_id)
+            .map(|block| block.encode_to_vec())
+            .map_err(|e| e.to_string())
+    }
+
+    fn transaction_by_id(&self, channel: &str, tx_id: &str) -> Result<Vec<u8>, String> {
+        self.0
+            .transaction(channel, tx_id)
+            .map(|processed| processed.encode_to_vec())
+            .map_err(|e| e.to_string())
+    }
+}

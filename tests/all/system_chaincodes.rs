@@ -1,0 +1,253 @@
+//! The system chaincodes built into ccvm: `_lifecycle` keeps chaincode definitions in world
+//! state, `qscc` reads the block store through the `ledger` interface granted to it alone. Both
+//! are wasm, compiled on first use and reached by name like any chaincode.
+
+use anyhow::Result;
+use ccvm::node::{LIFECYCLE, QSCC, built_in};
+use ccvm::proto::common::{Block, BlockchainInfo};
+use ccvm::proto::protos::ProcessedTransaction;
+use prost::Message;
+use serde_json::json;
+
+use crate::harness::{CHANNEL, TestNode, wasm_example};
+
+const PACKAGE_ID: &str =
+    "basic_1.0:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+fn definition(sequence: u64, version: &str) -> String {
+    json!({
+        "name": "basic",
+        "version": version,
+        "sequence": sequence,
+        "package_id": PACKAGE_ID,
+        "platform": "rust",
+        "endorsement_policy": "OR('Org1MSP.member')",
+    })
+    .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lifecycle_installs_approves_and_commits_a_definition() -> Result<()> {
+    let node = TestNode::start_with(|config| config.dev_mode = false).await?;
+    assert_eq!(node.inner().inproc().instances_started(), 0);
+
+    let installed = json!({"package_id": PACKAGE_ID, "label": "basic_1.0", "platform": "rust"});
+    node.invoke(LIFECYCLE, &["InstallChaincode", &installed.to_string()])
+        .await?;
+    let all = node
+        .query_json(LIFECYCLE, &["QueryInstalledChaincodes"])
+        .await?;
+    assert_eq!(all, json!([installed]));
+
+    let early = node
+        .invoke(
+            LIFECYCLE,
+            &["CommitChaincodeDefinition", &definition(1, "1.0")],
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{early:#}").contains("has not approved"),
+        "{early:#}"
+    );
+
+    node.invoke(
+        LIFECYCLE,
+        &["ApproveChaincodeDefinitionForMyOrg", &definition(1, "1.0")],
+    )
+    .await?;
+    let ready = node
+        .query_json(LIFECYCLE, &["CheckCommitReadiness", &definition(1, "1.0")])
+        .await?;
+    assert_eq!(
+        ready["approvals"],
+        json!({ node.config().msp_id.clone(): true })
+    );
+    let other = node
+        .query_json(LIFECYCLE, &["CheckCommitReadiness", &definition(1, "2.0")])
+        .await?;
+    assert_eq!(
+        other["approvals"],
+        json!({ node.config().msp_id.clone(): false })
+    );
+
+    node.invoke(
+        LIFECYCLE,
+        &["CommitChaincodeDefinition", &definition(1, "1.0")],
+    )
+    .await?;
+    let committed = node
+        .query_json(LIFECYCLE, &["QueryChaincodeDefinition", "basic"])
+        .await?;
+    assert_eq!(committed["version"], "1.0");
+    assert_eq!(committed["package_id"], PACKAGE_ID);
+    assert_eq!(committed["sequence"], 1);
+
+    let again = node
+        .invoke(
+            LIFECYCLE,
+            &["CommitChaincodeDefinition", &definition(1, "1.0")],
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{again:#}").contains("already committed"),
+        "{again:#}"
+    );
+    let skipped = node
+        .invoke(
+            LIFECYCLE,
+            &["ApproveChaincodeDefinitionForMyOrg", &definition(3, "3.0")],
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{skipped:#}").contains("expects sequence 2"),
+        "{skipped:#}"
+    );
+    let unknown = node
+        .query(LIFECYCLE, &["QueryChaincodeDefinition", "nothing"])
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{unknown:#}").contains("not defined"),
+        "{unknown:#}"
+    );
+    assert_eq!(node.inner().inproc().instances_started(), 1);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lifecycle_refuses_malformed_definitions() -> Result<()> {
+    let node = TestNode::start().await?;
+    let cases = [
+        (
+            json!({"name": "bad name", "version": "1", "sequence": 1, "platform": "rust"}),
+            "chaincode name",
+        ),
+        (
+            json!({"name": "ok", "version": "1", "sequence": 0, "platform": "rust"}),
+            "sequence starts at 1",
+        ),
+        (
+            json!({"name": "ok", "version": "1", "sequence": 1, "platform": "cobol"}),
+            "platform",
+        ),
+        (json!({"name": "ok"}), "bad JSON"),
+    ];
+    for (definition, expected) in cases {
+        let error = node
+            .invoke(
+                LIFECYCLE,
+                &[
+                    "ApproveChaincodeDefinitionForMyOrg",
+                    &definition.to_string(),
+                ],
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            format!("{error:#}").contains(expected),
+            "{definition}: {error:#}"
+        );
+    }
+    let bad_id = json!({"package_id": "basic:nothex", "label": "basic", "platform": "rust"});
+    let error = node
+        .invoke(LIFECYCLE, &["InstallChaincode", &bad_id.to_string()])
+        .await
+        .unwrap_err();
+    assert!(format!("{error:#}").contains("SHA-256"), "{error:#}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qscc_reads_chain_info_blocks_and_transactions() -> Result<()> {
+    let node = TestNode::start().await?;
+    let installed = json!({"package_id": PACKAGE_ID, "label": "basic_1.0", "platform": "rust"});
+    let committed = node
+        .invoke(LIFECYCLE, &["InstallChaincode", &installed.to_string()])
+        .await?;
+
+    let info = BlockchainInfo::decode(
+        node.query(QSCC, &["GetChainInfo", CHANNEL])
+            .await?
+            .payload
+            .as_slice(),
+    )?;
+    assert_eq!(info.height, committed.block + 1);
+    assert!(!info.current_block_hash.is_empty());
+
+    let number = committed.block.to_string();
+    let block = Block::decode(
+        node.query(QSCC, &["GetBlockByNumber", CHANNEL, &number])
+            .await?
+            .payload
+            .as_slice(),
+    )?;
+    assert_eq!(
+        block.header.as_ref().map(|h| h.number),
+        Some(committed.block)
+    );
+    let by_tx = Block::decode(
+        node.query(QSCC, &["GetBlockByTxID", CHANNEL, &committed.tx_id])
+            .await?
+            .payload
+            .as_slice(),
+    )?;
+    assert_eq!(by_tx, block);
+
+    let processed = ProcessedTransaction::decode(
+        node.query(QSCC, &["GetTransactionByID", CHANNEL, &committed.tx_id])
+            .await?
+            .payload
+            .as_slice(),
+    )?;
+    assert_eq!(processed.validation_code, 0);
+    let envelope = processed.transaction_envelope.expect("an envelope");
+    assert!(
+        block
+            .data
+            .expect("block data")
+            .data
+            .contains(&envelope.encode_to_vec())
+    );
+
+    let missing = node
+        .query(QSCC, &["GetTransactionByID", CHANNEL, "no-such-tx"])
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{missing:#}").contains("has no transaction no-such-tx"),
+        "{missing:#}"
+    );
+    let beyond = node
+        .query(QSCC, &["GetBlockByNumber", CHANNEL, "999"])
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{beyond:#}").contains("has no block 999"),
+        "{beyond:#}"
+    );
+    let channel = node
+        .query(QSCC, &["GetChainInfo", "nochannel"])
+        .await
+        .unwrap_err();
+    assert!(format!("{channel:#}").contains("nochannel"), "{channel:#}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_granted_chaincode_may_import_the_block_store() -> Result<()> {
+    let node = TestNode::start().await?;
+    let vm = node.inner().inproc();
+    let qscc = built_in(QSCC).expect("qscc is built in");
+    let refused = vm.compile("rogue", qscc).unwrap_err();
+    assert!(
+        refused.to_string().contains("ccvm:chaincode/ledger"),
+        "{refused}"
+    );
+    vm.compile_block_reader("granted", qscc)?;
+    let ordinary = wasm_example("kv")?;
+    vm.compile_block_reader("kv-granted", &ordinary)?;
+    Ok(())
+}
