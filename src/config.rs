@@ -50,6 +50,9 @@ pub struct Config {
     pub inproc: InprocSettings,
 }
 
+/// How often the system chaincode directory is checked for changes by default.
+pub const DEFAULT_WATCH_INTERVAL_MS: u64 = 1000;
+
 /// Sandbox settings of the inproc wasm VM.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -67,6 +70,9 @@ pub struct InprocSettings {
     pub block_readers: Vec<String>,
     /// Where compiled components are kept; `wasm-cache` in the data directory when unset.
     pub cache_dir: Option<PathBuf>,
+    /// How often the system chaincode directory is checked for new or changed files, which are
+    /// then reloaded; 0 turns the check off.
+    pub watch_interval_ms: u64,
 }
 
 impl Default for InprocSettings {
@@ -78,6 +84,7 @@ impl Default for InprocSettings {
             max_instances: DEFAULT_MAX_INSTANCES,
             block_readers: vec![QSCC.to_owned()],
             cache_dir: None,
+            watch_interval_ms: DEFAULT_WATCH_INTERVAL_MS,
         }
     }
 }

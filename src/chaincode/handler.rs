@@ -67,6 +67,9 @@ impl Handler {
         let reason = loop {
             let next = tokio::select! {
                 () = self.support.stopping() => break "the peer is shutting down".to_owned(),
+                () = retired_and_idle(self.registered.as_ref()) => {
+                    break "retired: a newer instance took its place".to_owned();
+                }
                 next = inbound.next() => next,
                 () = tick(keepalive.as_mut()) => {
                     if self.registered.is_some() && self.send(bare(MessageType::Keepalive)).await.is_err() {
@@ -201,6 +204,14 @@ impl Handler {
 }
 
 /// The next keepalive tick, or never when keepalive is off.
+/// Resolves once the registered chaincode is retired and idle; never before registration.
+async fn retired_and_idle(registered: Option<&HandlerHandle>) {
+    match registered {
+        Some(handle) => handle.retired_and_idle().await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn tick(timer: Option<&mut tokio::time::Interval>) {
     match timer {
         Some(timer) => {

@@ -9,6 +9,7 @@ use ccvm_proto::Message;
 use ccvm_proto::MessageType;
 use ccvm_proto::protos::ChaincodeMessage;
 use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
 
 use super::error::{ChaincodeError, Result, short_tx};
 use super::support::ExecuteRequest;
@@ -17,6 +18,9 @@ use crate::sync::lock;
 
 static NEXT_HANDLE_ID: AtomicU64 = AtomicU64::new(1);
 
+/// How often a retired chaincode checks whether its last transaction has finished.
+const RETIRE_POLL: Duration = Duration::from_millis(5);
+
 /// A registered chaincode: where to send it messages and its running transactions.
 #[derive(Clone)]
 pub struct HandlerHandle {
@@ -24,6 +28,7 @@ pub struct HandlerHandle {
     name: String,
     outbound: mpsc::Sender<ChaincodeMessage>,
     pub(crate) contexts: Arc<TxContexts>,
+    retired: CancellationToken,
 }
 
 impl HandlerHandle {
@@ -37,6 +42,16 @@ impl HandlerHandle {
             name,
             outbound,
             contexts,
+            retired: CancellationToken::new(),
+        }
+    }
+
+    /// Resolves once the chaincode has been retired (a newer instance takes its place) and has
+    /// no transaction left to finish.
+    pub(crate) async fn retired_and_idle(&self) {
+        self.retired.cancelled().await;
+        while self.running_transactions() > 0 {
+            tokio::time::sleep(RETIRE_POLL).await;
         }
     }
 
@@ -126,10 +141,18 @@ impl HandlerHandle {
 }
 
 /// A registered handler, and whether the chaincode has been told it is ready. Until then no
-/// transaction may be sent to it: it would reach the chaincode before REGISTERED and READY.
+/// transaction may be sent to it: it would reach the chaincode before REGISTERED and READY. A
+/// retiring handler gets no new transactions and gives up its name to the next registration.
 struct Registered {
     handle: HandlerHandle,
     ready: bool,
+    retiring: bool,
+}
+
+impl Registered {
+    fn serves(&self) -> bool {
+        self.ready && !self.retiring
+    }
 }
 
 /// Connected chaincodes by registered name.
@@ -140,13 +163,17 @@ pub struct HandlerRegistry {
 }
 
 impl HandlerRegistry {
-    /// Claims the handler's name; the handler serves transactions once [`Self::ready`] is called.
+    /// Claims the handler's name (taking it from a retiring handler); the handler serves
+    /// transactions once [`Self::ready`] is called.
     ///
     /// # Errors
     /// [`ChaincodeError::AlreadyRegistered`] when the name is taken.
     pub fn register(&self, handle: HandlerHandle) -> Result<()> {
         let mut handlers = lock(&self.handlers);
-        if handlers.contains_key(&handle.name) {
+        if handlers
+            .get(&handle.name)
+            .is_some_and(|entry| !entry.retiring)
+        {
             return Err(ChaincodeError::AlreadyRegistered { name: handle.name });
         }
         handlers.insert(
@@ -154,9 +181,24 @@ impl HandlerRegistry {
             Registered {
                 handle,
                 ready: false,
+                retiring: false,
             },
         );
         Ok(())
+    }
+
+    /// Retires the chaincode registered as exactly `name`: it takes no new transactions,
+    /// finishes those it runs, then its connection closes. Returns whether one was registered.
+    pub fn retire(&self, name: &str) -> bool {
+        let mut handlers = lock(&self.handlers);
+        match handlers.get_mut(name) {
+            Some(entry) if !entry.retiring => {
+                entry.retiring = true;
+                entry.handle.retired.cancel();
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Opens a registered handler to transactions, once its chaincode has been sent READY.
@@ -194,22 +236,22 @@ impl HandlerRegistry {
         }
     }
 
-    /// The ready handler for a chaincode: an exact registered name, or `name` matching the part
+    /// The serving handler for a chaincode: an exact registered name, or `name` matching the part
     /// of a registered `name:version` before the colon.
     pub fn get(&self, name: &str) -> Option<HandlerHandle> {
         let handlers = lock(&self.handlers);
         handlers
             .get(name)
             .or_else(|| handlers.values().find(|e| e.handle.namespace() == name))
-            .filter(|entry| entry.ready)
+            .filter(|entry| entry.serves())
             .map(|entry| entry.handle.clone())
     }
 
-    /// The names of all ready chaincodes, sorted.
+    /// The names of all serving chaincodes, sorted.
     pub fn names(&self) -> Vec<String> {
         let mut names: Vec<String> = lock(&self.handlers)
             .values()
-            .filter(|entry| entry.ready)
+            .filter(|entry| entry.serves())
             .map(|entry| entry.handle.name.clone())
             .collect();
         names.sort();

@@ -204,6 +204,13 @@ impl ChaincodeSupport {
             .await
     }
 
+    /// Retires the running chaincode `name` so that a newer instance can take its place: it
+    /// takes no new transactions (they launch the newer one) and ends once its own are done.
+    /// Returns whether it was running.
+    pub fn retire(&self, name: &str) -> bool {
+        self.inner.registry.retire(name)
+    }
+
     /// Runs one transaction and returns the chaincode's COMPLETED message.
     ///
     /// # Errors

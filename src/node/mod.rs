@@ -11,6 +11,7 @@ mod system_chaincodes;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -30,10 +31,11 @@ use crate::msp::SignatureVerifier;
 use blocks::LedgerBlocks;
 use committer::{BlockCutter, CommitterService, TransientStore};
 use endorser::EndorserService;
+use system_chaincodes::SystemChaincodes;
 
 pub use endorser::ERROR_THRESHOLD;
 pub use proposal::compute_tx_id;
-pub use system_chaincodes::{LIFECYCLE, QSCC, built_in};
+pub use system_chaincodes::{LIFECYCLE, Origin, QSCC, SystemChaincodeStatus, built_in};
 
 /// Where the node keeps the identity it endorses with, under the data directory.
 pub const PEER_IDENTITY_DIR: &str = "identities/peer";
@@ -79,6 +81,17 @@ pub enum NodeError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// No system chaincode of that name is built in or in the directory.
+    #[error("no system chaincode {0} is built in or in the system chaincode directory")]
+    UnknownSystemChaincode(String),
+    /// A reloaded system chaincode did not start.
+    #[error("system chaincode {name} was reloaded but did not start: {reason}")]
+    Reload {
+        /// The chaincode.
+        name: String,
+        /// Why it did not start.
+        reason: String,
+    },
     /// A server task panicked.
     #[error("server task crashed: {0}")]
     Crashed(String),
@@ -90,6 +103,8 @@ pub struct Node {
     chaincode_addr: SocketAddr,
     support: ChaincodeSupport,
     inproc: Arc<InprocVm>,
+    system_chaincodes: SystemChaincodes,
+    watcher: Option<JoinHandle<()>>,
     stop: Vec<oneshot::Sender<()>>,
     servers: Vec<JoinHandle<Result<(), NodeError>>>,
     cutter_task: JoinHandle<()>,
@@ -121,19 +136,24 @@ impl Node {
             Arc::new(LedgerBlocks(ledger.clone())),
         )?);
         support.set_vm(Arc::clone(&inproc) as Arc<dyn Vm>);
-        system_chaincodes::install_built_in(&inproc, &config.inproc.block_readers);
-        if let Some(dir) = &config.inproc.chaincode_dir {
-            let names =
-                system_chaincodes::install_directory(&inproc, dir, &config.inproc.block_readers)?;
-            for name in names {
-                let support = support.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = support.launch(&name).await {
-                        warn!(chaincode = %name, error = %e, "system chaincode did not start");
-                    }
-                });
-            }
+        let system_chaincodes = SystemChaincodes::new(
+            Arc::clone(&inproc),
+            support.clone(),
+            config.inproc.chaincode_dir.clone(),
+            &config.inproc.block_readers,
+        );
+        for name in system_chaincodes.install_all()? {
+            let support = support.clone();
+            tokio::spawn(async move {
+                if let Err(e) = support.launch(&name).await {
+                    warn!(chaincode = %name, error = %e, "system chaincode did not start");
+                }
+            });
         }
+        let watcher = match config.inproc.watch_interval_ms {
+            0 => None,
+            ms => system_chaincodes.watch(Duration::from_millis(ms)),
+        };
         let transient = Arc::new(TransientStore::default());
         let verifier = Arc::new(SignatureVerifier::default());
         let (cutter, cutter_task) = BlockCutter::start(ledger.clone(), config.commit.max_block_txs);
@@ -185,6 +205,8 @@ impl Node {
             chaincode_addr,
             support,
             inproc,
+            system_chaincodes,
+            watcher,
             stop: vec![stop_peer, stop_chaincode],
             servers: vec![peer_server, chaincode_server],
             cutter_task,
@@ -211,6 +233,21 @@ impl Node {
         &self.inproc
     }
 
+    /// The system chaincodes and whether each runs.
+    pub fn system_chaincodes(&self) -> Vec<SystemChaincodeStatus> {
+        self.system_chaincodes.list()
+    }
+
+    /// Compiles the system chaincode `name` again from its file (or its built-in wasm) and swaps
+    /// it in: transactions in flight finish on the old instance, new ones use the new one.
+    ///
+    /// # Errors
+    /// An unknown name, a wasm that does not compile (the old instance keeps serving), or a new
+    /// instance that does not start.
+    pub async fn reload_system_chaincode(&self, name: &str) -> Result<(), NodeError> {
+        self.system_chaincodes.reload(name).await
+    }
+
     /// Serves until `signal` resolves, then shuts down; returns early if a server fails.
     ///
     /// # Errors
@@ -228,6 +265,9 @@ impl Node {
         match failed {
             None => self.shutdown().await,
             Some(result) => {
+                if let Some(watcher) = &self.watcher {
+                    watcher.abort();
+                }
                 for stop in self.stop {
                     let _ = stop.send(());
                 }
@@ -243,6 +283,9 @@ impl Node {
     /// # Errors
     /// The first server error.
     pub async fn shutdown(self) -> Result<(), NodeError> {
+        if let Some(watcher) = &self.watcher {
+            watcher.abort();
+        }
         for stop in self.stop {
             let _ = stop.send(());
         }

@@ -1,12 +1,20 @@
 //! The system chaincodes a node has: the ones built into ccvm, and `*.wasm` components from the
-//! configured directory, which add to them or replace them by name.
+//! configured directory, which add to them or replace them by name. A system chaincode can be
+//! reloaded on the running node (a newer file in the directory, or a reload request):
+//! transactions in flight finish on the old instance, new ones start on the new one.
 
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
-use tracing::info;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
 
 use super::NodeError;
-use crate::container::inproc::InprocVm;
+use crate::chaincode::ChaincodeSupport;
+use crate::container::inproc::{Compiled, InprocVm};
+use crate::sync::lock;
 
 /// The lifecycle system chaincode: installed packages and chaincode definitions.
 pub const LIFECYCLE: &str = "_lifecycle";
@@ -30,53 +38,224 @@ pub fn built_in(name: &str) -> Option<&'static [u8]> {
         .map(|(_, wasm)| *wasm)
 }
 
-/// Installs the built-in system chaincodes, compiled on first use; those named in
-/// `block_readers` may read the block store.
-pub(super) fn install_built_in(inproc: &InprocVm, block_readers: &[String]) {
-    for (name, wasm) in BUILT_IN {
-        inproc.install_source(name, wasm, reads_blocks(name, block_readers));
+/// Where a system chaincode comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// Built into ccvm.
+    BuiltIn,
+    /// A file of the system chaincode directory.
+    File(PathBuf),
+}
+
+/// A system chaincode and whether it runs now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SystemChaincodeStatus {
+    /// Its name.
+    pub name: String,
+    /// Where its wasm comes from.
+    pub origin: Origin,
+    /// Whether an instance is registered and serving.
+    pub running: bool,
+}
+
+/// What a file looked like when last loaded, to notice a newer one.
+type Stamp = (SystemTime, u64);
+
+/// The node's system chaincodes: installs, lists and reloads them.
+#[derive(Clone)]
+pub(super) struct SystemChaincodes {
+    inproc: Arc<InprocVm>,
+    support: ChaincodeSupport,
+    dir: Option<PathBuf>,
+    block_readers: Arc<[String]>,
+    loaded: Arc<Mutex<HashMap<String, Stamp>>>,
+}
+
+impl SystemChaincodes {
+    pub fn new(
+        inproc: Arc<InprocVm>,
+        support: ChaincodeSupport,
+        dir: Option<PathBuf>,
+        block_readers: &[String],
+    ) -> Self {
+        Self {
+            inproc,
+            support,
+            dir,
+            block_readers: block_readers.into(),
+            loaded: Arc::default(),
+        }
     }
-}
 
-fn reads_blocks(name: &str, block_readers: &[String]) -> bool {
-    block_readers.iter().any(|reader| reader == name)
-}
+    fn reads_blocks(&self, name: &str) -> bool {
+        self.block_readers.iter().any(|reader| reader == name)
+    }
 
-/// Compiles and installs every `*.wasm` in `dir` as a system chaincode named after its file;
-/// returns their names.
-pub(super) fn install_directory(
-    inproc: &InprocVm,
-    dir: &Path,
-    block_readers: &[String],
-) -> Result<Vec<String>, NodeError> {
-    let unreadable = |source| NodeError::ChaincodeDir {
-        dir: dir.to_owned(),
-        source,
-    };
-    let mut paths: Vec<_> = std::fs::read_dir(dir)
-        .map_err(unreadable)?
-        .map(|entry| entry.map(|e| e.path()))
-        .collect::<Result<_, _>>()
-        .map_err(unreadable)?;
-    paths.retain(|path| path.extension().is_some_and(|ext| ext == "wasm"));
-    paths.sort();
-    let mut names = Vec::with_capacity(paths.len());
-    for path in paths {
-        let Some(name) = path.file_stem().and_then(|stem| stem.to_str()) else {
-            continue;
+    /// Installs the built-in system chaincodes (compiled on first use), then compiles and
+    /// installs every `*.wasm` of the directory; returns the names from the directory.
+    pub fn install_all(&self) -> Result<Vec<String>, NodeError> {
+        for (name, wasm) in BUILT_IN {
+            self.inproc
+                .install_source(name, wasm, self.reads_blocks(name));
+        }
+        let Some(dir) = &self.dir else {
+            return Ok(Vec::new());
         };
-        let wasm = std::fs::read(&path).map_err(unreadable)?;
-        let component = if reads_blocks(name, block_readers) {
-            inproc.compile_block_reader(name, &wasm)?
+        let files = wasm_files(dir)?;
+        let mut names = Vec::with_capacity(files.len());
+        for (name, path, stamp) in files {
+            let component = self.compile_file(&name, &path)?;
+            self.inproc.install(&name, component);
+            lock(&self.loaded).insert(name.clone(), stamp);
+            names.push(name);
+        }
+        Ok(names)
+    }
+
+    fn compile_file(&self, name: &str, path: &Path) -> Result<Compiled, NodeError> {
+        let wasm = std::fs::read(path).map_err(|source| NodeError::ChaincodeDir {
+            dir: path.to_owned(),
+            source,
+        })?;
+        let component = if self.reads_blocks(name) {
+            self.inproc.compile_block_reader(name, &wasm)?
         } else {
-            inproc.compile(name, &wasm)?
+            self.inproc.compile(name, &wasm)?
         };
         info!(
             chaincode = name, path = %path.display(), compiled = ?component.cache_outcome(),
             "installed system chaincode"
         );
-        inproc.install(name, component);
-        names.push(name.to_owned());
+        Ok(component)
     }
-    Ok(names)
+
+    /// The file that provides `name`, if the directory has one.
+    fn file_of(&self, name: &str) -> Option<PathBuf> {
+        let path = self.dir.as_ref()?.join(format!("{name}.wasm"));
+        path.is_file().then_some(path)
+    }
+
+    /// Every system chaincode, sorted by name.
+    pub fn list(&self) -> Vec<SystemChaincodeStatus> {
+        self.inproc
+            .installed()
+            .into_iter()
+            .map(|name| SystemChaincodeStatus {
+                origin: self.file_of(&name).map_or(Origin::BuiltIn, Origin::File),
+                running: self.support.registry().get(&name).is_some(),
+                name,
+            })
+            .collect()
+    }
+
+    /// Compiles `name` again from its file (or its built-in wasm) and swaps it in: a running
+    /// instance finishes its transactions while the new one starts.
+    ///
+    /// # Errors
+    /// [`NodeError::UnknownSystemChaincode`], or why the new wasm cannot be compiled or
+    /// started; a wasm that does not compile leaves the old instance serving.
+    pub async fn reload(&self, name: &str) -> Result<(), NodeError> {
+        let component = match &self.file_of(name) {
+            Some(path) => {
+                let stamp = stamp(path).ok();
+                let (this, owned, path) = (self.clone(), name.to_owned(), path.clone());
+                let component =
+                    tokio::task::spawn_blocking(move || this.compile_file(&owned, &path))
+                        .await
+                        .map_err(|e| NodeError::Crashed(e.to_string()))??;
+                if let Some(stamp) = stamp {
+                    lock(&self.loaded).insert(name.to_owned(), stamp);
+                }
+                component
+            }
+            None => {
+                let wasm = built_in(name)
+                    .ok_or_else(|| NodeError::UnknownSystemChaincode(name.to_owned()))?;
+                let (inproc, reads, owned) = (
+                    Arc::clone(&self.inproc),
+                    self.reads_blocks(name),
+                    name.to_owned(),
+                );
+                tokio::task::spawn_blocking(move || {
+                    if reads {
+                        inproc.compile_block_reader(&owned, wasm)
+                    } else {
+                        inproc.compile(&owned, wasm)
+                    }
+                })
+                .await
+                .map_err(|e| NodeError::Crashed(e.to_string()))??
+            }
+        };
+        self.inproc.install(name, component);
+        if self.support.retire(name) {
+            self.support
+                .launch(name)
+                .await
+                .map_err(|e| NodeError::Reload {
+                    name: name.to_owned(),
+                    reason: e.to_string(),
+                })?;
+        }
+        info!(chaincode = name, "system chaincode reloaded");
+        Ok(())
+    }
+
+    /// Reloads every system chaincode whose file in the directory is new or has changed, every
+    /// `interval`, until the returned task is aborted.
+    pub fn watch(&self, interval: Duration) -> Option<JoinHandle<()>> {
+        let dir = self.dir.clone()?;
+        let this = self.clone();
+        Some(tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                let files = match wasm_files(&dir) {
+                    Ok(files) => files,
+                    Err(e) => {
+                        warn!("cannot scan the system chaincode directory: {e}");
+                        continue;
+                    }
+                };
+                for (name, _, stamp) in files {
+                    if lock(&this.loaded).get(&name) == Some(&stamp) {
+                        continue;
+                    }
+                    info!(chaincode = %name, "system chaincode file changed; reloading");
+                    lock(&this.loaded).insert(name.clone(), stamp);
+                    if let Err(e) = this.reload(&name).await {
+                        warn!(chaincode = %name, error = %e, "reload failed");
+                    }
+                }
+            }
+        }))
+    }
+}
+
+fn stamp(path: &Path) -> std::io::Result<Stamp> {
+    let metadata = std::fs::metadata(path)?;
+    Ok((metadata.modified()?, metadata.len()))
+}
+
+/// `(name, path, stamp)` of every `*.wasm` in `dir`, sorted by name.
+fn wasm_files(dir: &Path) -> Result<Vec<(String, PathBuf, Stamp)>, NodeError> {
+    let unreadable = |source| NodeError::ChaincodeDir {
+        dir: dir.to_owned(),
+        source,
+    };
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(unreadable)? {
+        let path = entry.map_err(unreadable)?.path();
+        if path.extension().is_none_or(|ext| ext != "wasm") {
+            continue;
+        }
+        let Some(name) = path.file_stem().and_then(|stem| stem.to_str()) else {
+            continue;
+        };
+        let stamp = stamp(&path).map_err(unreadable)?;
+        files.push((name.to_owned(), path.clone(), stamp));
+    }
+    files.sort();
+    Ok(files)
 }

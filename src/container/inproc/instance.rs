@@ -7,6 +7,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -80,6 +81,22 @@ fn classify(name: &str, error: &wasmtime::Error, state: &GuestState) -> GuestExi
     }
 }
 
+/// Counts a live instance for as long as it is held.
+pub(super) struct LiveInstance(Arc<AtomicUsize>);
+
+impl LiveInstance {
+    pub fn new(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(Arc::clone(count))
+    }
+}
+
+impl Drop for LiveInstance {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// A running guest instance.
 pub struct InstanceHandle {
     task: JoinHandle<GuestExit>,
@@ -132,6 +149,7 @@ pub(super) fn start(
     connector: &StreamConnector,
     limits: &InprocLimits,
     blocks: Option<Arc<dyn BlockStore>>,
+    live: LiveInstance,
 ) -> InstanceHandle {
     let (to_peer, inbound) = mpsc::channel(CHANNEL_BUFFER);
     let (outbound, from_peer) = mpsc::channel(CHANNEL_BUFFER);
@@ -168,6 +186,7 @@ pub(super) fn start(
     let stop = CancellationToken::new();
     let stopped = stop.clone();
     let task = tokio::spawn(async move {
+        let _live = live;
         let exit = tokio::select! {
             exit = run_guest(&mut store, &pre, &name) => exit,
             () = stopped.cancelled() => GuestExit::Stopped,

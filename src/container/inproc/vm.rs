@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use super::engine::{new_engine, start_epoch_ticker};
 use super::error::{InprocError, Result};
 use super::host::BlockStore;
-use super::instance::{self, InstanceHandle};
+use super::instance::{self, InstanceHandle, LiveInstance};
 use super::limits::InprocLimits;
 use super::linking::{Compiled, Linking};
 use crate::container::{StartFuture, Started, StreamConnector, Vm};
@@ -33,6 +33,7 @@ pub struct InprocVm {
     ticker_stop: Arc<AtomicBool>,
     installed: Mutex<HashMap<String, Installed>>,
     instances_started: AtomicUsize,
+    instances_live: Arc<AtomicUsize>,
 }
 
 impl Drop for InprocVm {
@@ -65,6 +66,7 @@ impl InprocVm {
             ticker_stop,
             installed: Mutex::default(),
             instances_started: AtomicUsize::new(0),
+            instances_live: Arc::default(),
         })
     }
 
@@ -113,11 +115,24 @@ impl InprocVm {
         self.instances_started.load(Ordering::Relaxed)
     }
 
+    /// How many instances are alive now.
+    pub fn instances_live(&self) -> usize {
+        self.instances_live.load(Ordering::Relaxed)
+    }
+
     /// Starts an instance of `component` that registers as `name`, as a task of its own.
     pub fn start(&self, name: &str, component: &Compiled) -> InstanceHandle {
         self.instances_started.fetch_add(1, Ordering::Relaxed);
         let blocks = component.reads_blocks.then(|| Arc::clone(&self.blocks));
-        instance::start(&component.pre, name, &self.connector, &self.limits, blocks)
+        let live = LiveInstance::new(&self.instances_live);
+        instance::start(
+            &component.pre,
+            name,
+            &self.connector,
+            &self.limits,
+            blocks,
+            live,
+        )
     }
 
     /// The installed chaincode `name`, compiled on a blocking thread if it is not yet.
