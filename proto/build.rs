@@ -10,6 +10,7 @@ const PROTO_FILES: &[&str] = &[
     "ledger/rwset/rwset.proto",
     "ledger/rwset/kvrwset/kv_rwset.proto",
     "ccvm/committer.proto",
+    "ccvm/admin.proto",
 ];
 
 fn main() -> anyhow::Result<()> {

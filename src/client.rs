@@ -4,8 +4,11 @@
 use std::collections::HashMap;
 
 use ccvm_proto::Message;
-use ccvm_proto::ccvm::SubmitResponse;
+use ccvm_proto::ccvm::admin_client::AdminClient;
 use ccvm_proto::ccvm::committer_client::CommitterClient;
+use ccvm_proto::ccvm::{
+    ListSystemChaincodesRequest, ReloadSystemChaincodeRequest, SubmitResponse, SystemChaincode,
+};
 use ccvm_proto::common::{ChannelHeader, Envelope, Header, HeaderType, Payload, SignatureHeader};
 use ccvm_proto::protos::endorser_client::EndorserClient;
 use ccvm_proto::protos::{
@@ -56,6 +59,62 @@ pub enum ClientError {
     Args(String),
 }
 
+/// Opens a gRPC channel to a node.
+async fn dial(addr: &str) -> Result<Channel, ClientError> {
+    let connect_error = |source| ClientError::Connect {
+        addr: addr.to_owned(),
+        source,
+    };
+    Endpoint::from_shared(format!("http://{addr}"))
+        .map_err(connect_error)?
+        .tcp_nodelay(true)
+        .connect()
+        .await
+        .map_err(connect_error)
+}
+
+/// A connection to a node's operator service, `ccvm.Admin`.
+pub struct Admin {
+    client: AdminClient<Channel>,
+}
+
+impl Admin {
+    /// Connects to the node at `addr` (its client address).
+    ///
+    /// # Errors
+    /// [`ClientError::Connect`] when the node cannot be reached.
+    pub async fn connect(addr: &str) -> Result<Self, ClientError> {
+        Ok(Self {
+            client: AdminClient::new(dial(addr).await?),
+        })
+    }
+
+    /// The node's system chaincodes.
+    ///
+    /// # Errors
+    /// [`ClientError::Rpc`] when the call fails.
+    pub async fn system_chaincodes(&mut self) -> Result<Vec<SystemChaincode>, ClientError> {
+        let list = self
+            .client
+            .list_system_chaincodes(ListSystemChaincodesRequest {})
+            .await?;
+        Ok(list.into_inner().chaincodes)
+    }
+
+    /// Reloads a system chaincode on the node.
+    ///
+    /// # Errors
+    /// [`ClientError::Rpc`] with the node's reason when it cannot.
+    pub async fn reload_system_chaincode(&mut self, name: &str) -> Result<(), ClientError> {
+        self.client
+            .reload_system_chaincode(ReloadSystemChaincodeRequest {
+                name: name.to_owned(),
+            })
+            .await?;
+        Ok(())
+    }
+}
+
 /// A signed proposal and the parts needed later to build its transaction.
 pub struct TxProposal {
     /// The transaction id.
@@ -92,16 +151,7 @@ impl Client {
     /// # Errors
     /// [`ClientError::Connect`] when the node does not answer.
     pub async fn connect(addr: &str, identity: Identity) -> Result<Self, ClientError> {
-        let connect_error = |source| ClientError::Connect {
-            addr: addr.to_owned(),
-            source,
-        };
-        let channel = Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(connect_error)?
-            .tcp_nodelay(true)
-            .connect()
-            .await
-            .map_err(connect_error)?;
+        let channel = dial(addr).await?;
         Ok(Self {
             endorser: EndorserClient::new(channel.clone()),
             committer: CommitterClient::new(channel),

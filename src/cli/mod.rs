@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
-use crate::client::{Client, parse_ctor_args};
+use crate::client::{Admin, Client, parse_ctor_args};
 use crate::config::{Config, DEFAULT_DATA_DIR, DEFAULT_LISTEN};
 use crate::identity::Identity;
 use crate::node::{CLIENT_IDENTITY_DIR, Node};
@@ -32,6 +32,30 @@ enum Command {
     /// Call chaincode on a running node.
     #[command(subcommand)]
     Chaincode(ChaincodeCommand),
+    /// The system chaincodes of a running node.
+    #[command(subcommand)]
+    Scc(SccCommand),
+}
+
+#[derive(Subcommand)]
+enum SccCommand {
+    /// List the system chaincodes, where each comes from, and whether it runs.
+    List(PeerArgs),
+    /// Compile a system chaincode again from its file (or the built-in wasm) and swap it in;
+    /// transactions in flight finish on the old instance.
+    Reload {
+        /// The system chaincode.
+        name: String,
+        #[command(flatten)]
+        peer: PeerArgs,
+    },
+}
+
+#[derive(Args)]
+struct PeerArgs {
+    /// The node's client address.
+    #[arg(long, default_value = DEFAULT_LISTEN)]
+    peer: String,
 }
 
 #[derive(Subcommand)]
@@ -127,7 +151,31 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Node(NodeCommand::Start(args)) => start(args).await,
         Command::Chaincode(ChaincodeCommand::Invoke(args)) => call(args, true).await,
         Command::Chaincode(ChaincodeCommand::Query(args)) => call(args, false).await,
+        Command::Scc(SccCommand::List(args)) => list_system_chaincodes(&args.peer).await,
+        Command::Scc(SccCommand::Reload { name, peer }) => {
+            Admin::connect(&peer.peer)
+                .await?
+                .reload_system_chaincode(&name)
+                .await?;
+            println!("reloaded {name}");
+            Ok(())
+        }
     }
+}
+
+async fn list_system_chaincodes(peer: &str) -> anyhow::Result<()> {
+    let chaincodes = Admin::connect(peer).await?.system_chaincodes().await?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{:<20} {:<8} origin", "name", "state")?;
+    for chaincode in chaincodes {
+        let state = if chaincode.running { "running" } else { "idle" };
+        writeln!(
+            stdout,
+            "{:<20} {state:<8} {}",
+            chaincode.name, chaincode.origin
+        )?;
+    }
+    Ok(())
 }
 
 async fn start(args: StartArgs) -> anyhow::Result<()> {

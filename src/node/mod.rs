@@ -3,6 +3,7 @@
 //! [`Node::start`] binds both listeners before it returns, so callers (and tests using port 0)
 //! can read the bound addresses at once.
 
+mod admin;
 mod blocks;
 mod committer;
 mod endorser;
@@ -28,6 +29,7 @@ use crate::container::inproc::{InprocError, InprocVm};
 use crate::identity::{Identity, IdentityError};
 use crate::ledger::{Ledger, LedgerError};
 use crate::msp::SignatureVerifier;
+use admin::AdminService;
 use blocks::LedgerBlocks;
 use committer::{BlockCutter, CommitterService, TransientStore};
 use endorser::EndorserService;
@@ -174,7 +176,8 @@ impl Node {
             ))
             .add_service(CommitterService::server(
                 cutter, ledger, transient, verifier,
-            ));
+            ))
+            .add_service(AdminService::server(system_chaincodes.clone()));
         let chaincode_router = tonic::transport::Server::builder()
             .add_service(ChaincodeSupportService::server(support.clone()));
         let peer_server = tokio::spawn(async move {

@@ -1,0 +1,84 @@
+//! The `ccvm` binary against a running node: system chaincodes listed, reloaded and queried by
+//! name like any other chaincode.
+
+use std::process::Output;
+
+use anyhow::Result;
+use ccvm::node::{LIFECYCLE, QSCC};
+
+use crate::harness::{CHANNEL, TestNode};
+
+async fn ccvm(args: &[&str]) -> Result<Output> {
+    Ok(tokio::process::Command::new(env!("CARGO_BIN_EXE_ccvm"))
+        .args(args)
+        .env("CCVM_LOG", "warn")
+        .output()
+        .await?)
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scc_list_reload_and_query_through_the_command_line() -> Result<()> {
+    let node = TestNode::start().await?;
+    let peer = node.inner().peer_addr().to_string();
+    let data_dir = node.config().data_dir.display().to_string();
+
+    let listed = ccvm(&["scc", "list", "--peer", &peer]).await?;
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    let text = stdout(&listed);
+    for name in [LIFECYCLE, QSCC] {
+        let line = text
+            .lines()
+            .find(|line| line.starts_with(name))
+            .unwrap_or_else(|| panic!("{name} listed in {text}"));
+        assert!(line.contains("idle") && line.contains("built-in"), "{line}");
+    }
+
+    let args = r#"{"Args":["QueryChaincodeDefinitions"]}"#;
+    let query = ccvm(&[
+        "chaincode",
+        "query",
+        "--peer",
+        &peer,
+        "--data-dir",
+        &data_dir,
+        "-C",
+        CHANNEL,
+        "-n",
+        LIFECYCLE,
+        "-c",
+        args,
+    ])
+    .await?;
+    assert!(query.status.success(), "{}", stderr(&query));
+    assert_eq!(stdout(&query).trim(), "[]");
+
+    let listed = stdout(&ccvm(&["scc", "list", "--peer", &peer]).await?);
+    assert!(
+        listed
+            .lines()
+            .any(|line| line.starts_with(LIFECYCLE) && line.contains("running")),
+        "{listed}"
+    );
+
+    let reloaded = ccvm(&["scc", "reload", LIFECYCLE, "--peer", &peer]).await?;
+    assert!(reloaded.status.success(), "{}", stderr(&reloaded));
+    assert_eq!(stdout(&reloaded).trim(), format!("reloaded {LIFECYCLE}"));
+    assert_eq!(node.inner().inproc().instances_started(), 2);
+
+    let unknown = ccvm(&["scc", "reload", "nothing", "--peer", &peer]).await?;
+    assert!(!unknown.status.success());
+    assert!(
+        stderr(&unknown).contains("no system chaincode nothing"),
+        "{}",
+        stderr(&unknown)
+    );
+    Ok(())
+}
