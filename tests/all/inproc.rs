@@ -59,15 +59,23 @@ async fn wasm_chaincode_serves_every_stub_call_inside_the_peer() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn wasm_and_native_chaincodes_invoke_each_other() -> Result<()> {
+async fn wasm_chaincodes_invoke_wasm_and_native_chaincodes() -> Result<()> {
     let node = TestNode::start().await?;
     let vm = node.inner().inproc();
     let component = vm.compile("wasmkv", &wasm_example("kv")?)?;
     let _wasm = vm.start("wasmkv:1.0", &component);
+    let _other_wasm = vm.start("otherkv:1.0", &component);
     let _native = rust_chaincode(&node, "kv", "kv:1.0")?;
     node.wait_registered("wasmkv").await?;
+    node.wait_registered("otherkv").await?;
     node.wait_registered("kv").await?;
 
+    node.invoke("wasmkv", &["call", "otherkv", "put", "k", "wasm-to-wasm"])
+        .await?;
+    assert_eq!(
+        node.query_text("otherkv", &["get", "k"]).await?,
+        "wasm-to-wasm"
+    );
     node.invoke("wasmkv", &["call", "kv", "put", "k", "from-wasm"])
         .await?;
     assert_eq!(node.query_text("kv", &["get", "k"]).await?, "from-wasm");
@@ -168,6 +176,31 @@ async fn a_memory_bomb_hits_the_memory_cap() -> Result<()> {
         "{stopped}"
     );
     assert_eq!(instance.wait().await, GuestExit::MemoryLimit);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_from_a_guest_fails_its_transaction_and_closes_only_its_channel() -> Result<()> {
+    let (node, instance) = hostile_node(30_000).await?;
+    let vm = node.inner().inproc();
+    let _neighbour = vm.start("wasmkv:1.0", &vm.compile("wasmkv", &wasm_example("kv")?)?);
+    node.wait_registered("wasmkv").await?;
+
+    let refused = node.query("hostile", &["babble"]).await.unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("undecodable message from chaincode hostile:1.0"),
+        "{refused}"
+    );
+    assert_eq!(instance.wait().await, GuestExit::Finished);
+    node.wait_deregistered("hostile").await?;
+    node.invoke("wasmkv", &["put", "k", "still serving"])
+        .await?;
+    assert_eq!(
+        node.query_text("wasmkv", &["get", "k"]).await?,
+        "still serving"
+    );
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! A chaincode that misbehaves on purpose, to show that the inproc VM's sandbox contains it:
 //! `spin` never returns, `hoard` allocates without end, `recurse` never stops recursing, `clock`
-//! reads the host's time. Any other function answers normally, so a test can tell a contained
+//! reads the host's time, `babble` (in wasm) sends the peer bytes that are not a message. Any
+//! other function answers normally, so a test can tell a contained
 //! guest from a broken one. Launched as `quitter` it ends at once, as `silent` it never
 //! registers.
 //!
@@ -11,6 +12,31 @@ use std::hint::black_box;
 use ccvm_guest_sdk::{Chaincode, Response, ShimError, Stub};
 
 struct Hostile;
+
+/// The peer channel itself, beneath the SDK's shim.
+#[cfg(target_family = "wasm")]
+mod raw {
+    wit_bindgen::generate!({
+        inline: "
+            package ccvm:hostile;
+
+            world babbler {
+                import ccvm:chaincode/peer@0.1.0;
+            }
+        ",
+        path: "../../wit",
+        world: "ccvm:hostile/babbler",
+        generate_all,
+    });
+
+    /// Sends bytes that do not decode as a `ChaincodeMessage`.
+    pub fn babble() -> String {
+        match ccvm::chaincode::peer::send(&[0xff, 0xff, 0xff, 0xff]) {
+            Ok(()) => "the peer took garbage".to_owned(),
+            Err(refused) => refused,
+        }
+    }
+}
 
 /// Recurses until `n` wraps around: long after any stack is exhausted.
 fn depth(n: u64) -> u64 {
@@ -37,6 +63,8 @@ impl Chaincode for Hostile {
                 }
             }
             "recurse" => Response::success(depth(0).to_string()),
+            #[cfg(target_family = "wasm")]
+            "babble" => Response::error(raw::babble()),
             "clock" => {
                 let since_epoch =
                     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
