@@ -2,6 +2,7 @@
 //! by a YAML file and then by `CCVM_*` environment variables (nested keys joined with `__`, as in
 //! `CCVM_CHAINCODE__EXECUTE_TIMEOUT_MS=5000`).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -70,6 +71,10 @@ pub struct InprocSettings {
     pub block_readers: Vec<String>,
     /// Where compiled components are kept; `wasm-cache` in the data directory when unset.
     pub cache_dir: Option<PathBuf>,
+    /// Host directories granted to chaincodes by name, each seen by the chaincode as `/data`.
+    /// Nothing is granted by default; a granted directory must hold the same files on every
+    /// peer for endorsements to agree.
+    pub data_dirs: BTreeMap<String, PathBuf>,
     /// How often the system chaincode directory is checked for new or changed files, which are
     /// then reloaded; 0 turns the check off.
     pub watch_interval_ms: u64,
@@ -84,6 +89,7 @@ impl Default for InprocSettings {
             max_instances: DEFAULT_MAX_INSTANCES,
             block_readers: vec![QSCC.to_owned()],
             cache_dir: None,
+            data_dirs: BTreeMap::new(),
             watch_interval_ms: DEFAULT_WATCH_INTERVAL_MS,
         }
     }

@@ -138,6 +138,13 @@ impl Node {
             Arc::new(LedgerBlocks(ledger.clone())),
         )?);
         support.set_vm(Arc::clone(&inproc) as Arc<dyn Vm>);
+        for (chaincode, dir) in &config.inproc.data_dirs {
+            std::fs::create_dir_all(dir).map_err(|source| NodeError::ChaincodeDir {
+                dir: dir.clone(),
+                source,
+            })?;
+            inproc.grant_dir(chaincode, dir.clone());
+        }
         let system_chaincodes = SystemChaincodes::new(
             Arc::clone(&inproc),
             support.clone(),

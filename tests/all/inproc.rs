@@ -12,7 +12,7 @@ async fn wasm_chaincode_serves_every_stub_call_inside_the_peer() -> Result<()> {
     let node = TestNode::start_with(|config| config.dev_mode = false).await?;
     let vm = node.inner().inproc();
     let component = vm.compile("wasmkv", &wasm_example("kv")?)?;
-    let _instance = vm.start("wasmkv:1.0", &component);
+    let _instance = vm.start("wasmkv:1.0", &component)?;
     node.wait_registered("wasmkv").await?;
 
     node.invoke("wasmkv", &["put", "color", "blue"]).await?;
@@ -63,8 +63,8 @@ async fn wasm_chaincodes_invoke_wasm_and_native_chaincodes() -> Result<()> {
     let node = TestNode::start().await?;
     let vm = node.inner().inproc();
     let component = vm.compile("wasmkv", &wasm_example("kv")?)?;
-    let _wasm = vm.start("wasmkv:1.0", &component);
-    let _other_wasm = vm.start("otherkv:1.0", &component);
+    let _wasm = vm.start("wasmkv:1.0", &component)?;
+    let _other_wasm = vm.start("otherkv:1.0", &component)?;
     let _native = rust_chaincode(&node, "kv", "kv:1.0")?;
     node.wait_registered("wasmkv").await?;
     node.wait_registered("otherkv").await?;
@@ -93,7 +93,7 @@ async fn a_guest_trap_fails_its_transaction_and_the_peer_keeps_serving() -> Resu
     let node = TestNode::start().await?;
     let vm = node.inner().inproc();
     let component = vm.compile("wasmkv", &wasm_example("kv")?)?;
-    let instance = vm.start("wasmkv:1.0", &component);
+    let instance = vm.start("wasmkv:1.0", &component)?;
     let _native = rust_chaincode(&node, "kv", "kv:1.0")?;
     node.wait_registered("wasmkv").await?;
     node.wait_registered("kv").await?;
@@ -109,7 +109,7 @@ async fn a_guest_trap_fails_its_transaction_and_the_peer_keeps_serving() -> Resu
     node.wait_deregistered("wasmkv").await?;
 
     node.invoke("kv", &["put", "native", "unaffected"]).await?;
-    let _again = vm.start("wasmkv:1.0", &component);
+    let _again = vm.start("wasmkv:1.0", &component)?;
     node.wait_registered("wasmkv").await?;
     node.invoke("wasmkv", &["put", "after", "trap"]).await?;
     assert_eq!(node.query_text("wasmkv", &["get", "after"]).await?, "trap");
@@ -141,7 +141,7 @@ async fn hostile_node(
         TestNode::start_with(|config| config.chaincode.execute_timeout_ms = timeout_ms).await?;
     let vm = node.inner().inproc();
     let component = vm.compile("hostile", &wasm_example("hostile")?)?;
-    let instance = vm.start("hostile:1.0", &component);
+    let instance = vm.start("hostile:1.0", &component)?;
     node.wait_registered("hostile").await?;
     assert_eq!(
         node.query_text("hostile", &["hello"]).await?,
@@ -183,7 +183,7 @@ async fn a_memory_bomb_hits_the_memory_cap() -> Result<()> {
 async fn garbage_from_a_guest_fails_its_transaction_and_closes_only_its_channel() -> Result<()> {
     let (node, instance) = hostile_node(30_000).await?;
     let vm = node.inner().inproc();
-    let _neighbour = vm.start("wasmkv:1.0", &vm.compile("wasmkv", &wasm_example("kv")?)?);
+    let _neighbour = vm.start("wasmkv:1.0", &vm.compile("wasmkv", &wasm_example("kv")?)?)?;
     node.wait_registered("wasmkv").await?;
 
     let refused = node.query("hostile", &["babble"]).await.unwrap_err();
@@ -201,6 +201,51 @@ async fn garbage_from_a_guest_fails_its_transaction_and_closes_only_its_channel(
         node.query_text("wasmkv", &["get", "k"]).await?,
         "still serving"
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_exist_for_a_guest_only_in_the_directory_granted_to_it() -> Result<()> {
+    let granted = tempfile::tempdir()?;
+    std::fs::write(granted.path().join("note.txt"), "granted")?;
+    let secret = granted
+        .path()
+        .parent()
+        .expect("a parent")
+        .join("secret.txt");
+    let dir = granted.path().to_owned();
+    let node = TestNode::start_with(|config| {
+        config.inproc.data_dirs.insert("reader".to_owned(), dir);
+    })
+    .await?;
+    let vm = node.inner().inproc();
+    let component = vm.compile("hostile", &wasm_example("hostile")?)?;
+    vm.install("reader", component.clone());
+    vm.install("hostile", component);
+
+    assert_eq!(
+        node.query_text("reader", &["read", "note.txt"]).await?,
+        "granted"
+    );
+    let escape = node
+        .query("reader", &["read", "../secret.txt"])
+        .await
+        .unwrap_err();
+    assert!(
+        escape
+            .to_string()
+            .contains("cannot read /data/../secret.txt"),
+        "{escape}"
+    );
+    let ungranted = node
+        .query("hostile", &["read", "note.txt"])
+        .await
+        .unwrap_err();
+    assert!(
+        ungranted.to_string().contains("cannot read /data/note.txt"),
+        "{ungranted}"
+    );
+    assert!(!secret.exists());
     Ok(())
 }
 

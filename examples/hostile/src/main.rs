@@ -1,6 +1,6 @@
 //! A chaincode that misbehaves on purpose, to show that the inproc VM's sandbox contains it:
 //! `spin` never returns, `hoard` allocates without end, `recurse` never stops recursing, `clock`
-//! reads the host's time, `babble` (in wasm) sends the peer bytes that are not a message. Any
+//! reads the host's time, `read NAME` reads `/data/NAME`, `babble` (in wasm) sends the peer bytes that are not a message. Any
 //! other function answers normally, so a test can tell a contained
 //! guest from a broken one. Launched as `quitter` it ends at once, as `silent` it never
 //! registers.
@@ -63,6 +63,14 @@ impl Chaincode for Hostile {
                 }
             }
             "recurse" => Response::success(depth(0).to_string()),
+            "read" => {
+                let (_, params) = stub.function_and_parameters();
+                let path = format!("/data/{}", params.first().map_or("", String::as_str));
+                match std::fs::read_to_string(&path) {
+                    Ok(text) => Response::success(text),
+                    Err(e) => Response::error(format!("cannot read {path}: {e}")),
+                }
+            }
             #[cfg(target_family = "wasm")]
             "babble" => Response::error(raw::babble()),
             "clock" => {

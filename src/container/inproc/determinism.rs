@@ -1,10 +1,16 @@
 //! What WASI shows a guest of the world outside: nothing that could differ between peers. Every
 //! peer that endorses a transaction must compute the same result, so the clocks are frozen at
-//! zero and randomness is a fixed stream; there are no files, sockets or name lookups.
+//! zero and randomness is a fixed stream; there are no sockets or name lookups, and no files
+//! unless the operator grants a chaincode a directory (then keeping it the same on every peer is
+//! the operator's part).
 
+use std::path::Path;
 use std::time::Duration;
 
-use wasmtime_wasi::{Deterministic, HostMonotonicClock, HostWallClock, WasiCtx};
+use wasmtime_wasi::{Deterministic, FsPerms, HostMonotonicClock, HostWallClock, WasiCtx};
+
+/// Where a granted directory appears inside the guest.
+pub const GUEST_DATA_DIR: &str = "/data";
 
 /// A clock that always reads zero (the Unix epoch for the wall clock). A chaincode that needs
 /// the time reads the transaction's timestamp from its proposal, which every peer shares.
@@ -31,9 +37,19 @@ impl HostMonotonicClock for FrozenClock {
 }
 
 /// The WASI context of a guest registering as `name`: its name in `CORE_CHAINCODE_ID_NAME`,
-/// frozen clocks, zero randomness, and no other capability.
-pub(crate) fn guest_wasi(name: &str) -> WasiCtx {
-    WasiCtx::builder()
+/// frozen clocks, zero randomness, `granted` (opened through cap-std, confined beneath it) as
+/// [`GUEST_DATA_DIR`] if given, and no other capability.
+///
+/// # Errors
+/// Why `granted` cannot be opened.
+pub(crate) fn guest_wasi(name: &str, granted: Option<&Path>) -> Result<WasiCtx, String> {
+    let mut builder = WasiCtx::builder();
+    if let Some(dir) = granted {
+        builder
+            .preopened_dir(dir, GUEST_DATA_DIR, FsPerms::ReadWrite)
+            .map_err(|e| format!("cannot open {}: {e:#}", dir.display()))?;
+    }
+    Ok(builder
         .env("CORE_CHAINCODE_ID_NAME", name)
         .wall_clock(FrozenClock)
         .monotonic_clock(FrozenClock)
@@ -43,5 +59,5 @@ pub(crate) fn guest_wasi(name: &str) -> WasiCtx {
         .allow_ip_name_lookup(false)
         .allow_tcp(false)
         .allow_udp(false)
-        .build()
+        .build())
 }

@@ -12,6 +12,14 @@ pub enum InprocError {
         /// Why compilation failed.
         reason: String,
     },
+    /// A directory granted to a chaincode could not be opened.
+    #[error("chaincode {chaincode}: granted directory: {reason}")]
+    Grant {
+        /// The chaincode.
+        chaincode: String,
+        /// Why.
+        reason: String,
+    },
     /// The engine could not be configured.
     #[error("wasm engine: {0}")]
     Engine(String),

@@ -6,6 +6,7 @@
 //! thread and no transaction pays for an OS thread wake-up.
 
 use std::collections::VecDeque;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -18,6 +19,7 @@ use wasmtime::{Store, Trap, UpdateDeadline};
 use wasmtime_wasi::p2::bindings::CommandPre;
 
 use super::determinism::guest_wasi;
+use super::error::InprocError;
 use super::host::{BlockStore, GuestState};
 use super::limits::{GuestLimiter, InprocLimits, TxClock};
 use crate::container::StreamConnector;
@@ -149,12 +151,16 @@ pub(super) fn start(
     connector: &StreamConnector,
     limits: &InprocLimits,
     blocks: Option<Arc<dyn BlockStore>>,
+    granted: Option<&Path>,
     live: LiveInstance,
-) -> InstanceHandle {
+) -> Result<InstanceHandle, InprocError> {
+    let wasi = guest_wasi(name, granted).map_err(|reason| InprocError::Grant {
+        chaincode: name.to_owned(),
+        reason,
+    })?;
     let (to_peer, inbound) = mpsc::channel(CHANNEL_BUFFER);
     let (outbound, from_peer) = mpsc::channel(CHANNEL_BUFFER);
     let inline = connector(name.to_owned(), inbound, outbound);
-    let wasi = guest_wasi(name);
     let state = GuestState {
         name: name.to_owned(),
         wasi,
@@ -201,5 +207,5 @@ pub(super) fn start(
         }
         exit
     });
-    InstanceHandle { task, stop }
+    Ok(InstanceHandle { task, stop })
 }

@@ -32,6 +32,7 @@ pub struct InprocVm {
     limits: InprocLimits,
     ticker_stop: Arc<AtomicBool>,
     installed: Mutex<HashMap<String, Installed>>,
+    granted_dirs: Mutex<HashMap<String, PathBuf>>,
     instances_started: AtomicUsize,
     instances_live: Arc<AtomicUsize>,
 }
@@ -65,6 +66,7 @@ impl InprocVm {
             limits,
             ticker_stop,
             installed: Mutex::default(),
+            granted_dirs: Mutex::default(),
             instances_started: AtomicUsize::new(0),
             instances_live: Arc::default(),
         })
@@ -103,6 +105,12 @@ impl InprocVm {
         lock(&self.installed).insert(name.to_owned(), source);
     }
 
+    /// Grants the chaincode `name` (every instance registering as `name` or `name:version`) the
+    /// host directory `dir`, which it sees as `/data`.
+    pub fn grant_dir(&self, name: &str, dir: PathBuf) {
+        lock(&self.granted_dirs).insert(name.to_owned(), dir);
+    }
+
     /// The names of the installed system chaincodes, sorted.
     pub fn installed(&self) -> Vec<String> {
         let mut names: Vec<String> = lock(&self.installed).keys().cloned().collect();
@@ -121,18 +129,33 @@ impl InprocVm {
     }
 
     /// Starts an instance of `component` that registers as `name`, as a task of its own.
-    pub fn start(&self, name: &str, component: &Compiled) -> InstanceHandle {
-        self.instances_started.fetch_add(1, Ordering::Relaxed);
+    ///
+    /// # Errors
+    /// [`InprocError::Grant`] when a directory granted to it cannot be opened.
+    pub fn start(&self, name: &str, component: &Compiled) -> Result<InstanceHandle> {
         let blocks = component.reads_blocks.then(|| Arc::clone(&self.blocks));
+        let granted = {
+            let granted_dirs = lock(&self.granted_dirs);
+            let namespace = name
+                .split_once(':')
+                .map_or(name, |(namespace, _)| namespace);
+            granted_dirs
+                .get(name)
+                .or_else(|| granted_dirs.get(namespace))
+                .cloned()
+        };
         let live = LiveInstance::new(&self.instances_live);
-        instance::start(
+        let instance = instance::start(
             &component.pre,
             name,
             &self.connector,
             &self.limits,
             blocks,
+            granted.as_deref(),
             live,
-        )
+        )?;
+        self.instances_started.fetch_add(1, Ordering::Relaxed);
+        Ok(instance)
     }
 
     /// The installed chaincode `name`, compiled on a blocking thread if it is not yet.
@@ -171,7 +194,7 @@ impl Vm for InprocVm {
     fn start<'a>(&'a self, name: &'a str) -> StartFuture<'a> {
         Box::pin(async move {
             let component = self.compiled(name).await?;
-            let instance = InprocVm::start(self, name, &component);
+            let instance = InprocVm::start(self, name, &component).map_err(|e| e.to_string())?;
             let stop = instance.stop_token();
             Ok(Started {
                 stop: Box::new(move || stop.cancel()),
