@@ -230,6 +230,24 @@ mod tests {
     }
 
     #[test]
+    #[expect(
+        clippy::result_large_err,
+        reason = "figment's Jail fixes the closure's error type"
+    )]
+    fn granted_directories_come_from_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("CCVM_INPROC__DATA_DIRS", "{mycc=/srv/mycc}");
+            let config = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(
+                config.inproc.data_dirs.get("mycc"),
+                Some(&PathBuf::from("/srv/mycc"))
+            );
+            assert_eq!(config.inproc.block_readers, vec![QSCC.to_owned()]);
+            Ok(())
+        });
+    }
+
+    #[test]
     fn missing_config_file_is_a_clear_error() {
         let err = Config::load(Some(Path::new("/nonexistent/ccvm.yaml"))).unwrap_err();
         assert!(err.to_string().contains("not found"), "{err}");
