@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::chaincode::{
     DEFAULT_EXECUTE_TIMEOUT, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_STARTUP_TIMEOUT, SupportConfig,
 };
+use crate::container::docker::DockerSettings;
 use crate::container::inproc::{
     DEFAULT_MAX_INSTANCES, DEFAULT_MAX_MEMORY_BYTES, DEFAULT_MAX_STACK_BYTES, InprocLimits,
 };
@@ -49,6 +50,47 @@ pub struct Config {
     pub commit: CommitSettings,
     /// Sandbox of wasm system chaincode.
     pub inproc: InprocSettings,
+    /// The Docker engine that runs user chaincode.
+    pub docker: DockerConfig,
+}
+
+/// The Docker engine used by default: `DOCKER_HOST` when set, else the local socket.
+fn default_docker_endpoint() -> String {
+    std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".to_owned())
+}
+
+/// Where and how user chaincode containers run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DockerConfig {
+    /// The engine: `unix:///PATH` or `tcp://HOST:PORT`.
+    pub endpoint: String,
+    /// First part of container and image names (Fabric's `peer.networkId`).
+    pub network_id: String,
+    /// Second part of container and image names (Fabric's `peer.id`).
+    pub peer_id: String,
+    /// Memory limit of one container in bytes; 0 for none.
+    pub memory_bytes: i64,
+    /// The containers' log driver.
+    pub log_driver: String,
+    /// Options of the log driver.
+    pub log_options: BTreeMap<String, String>,
+}
+
+impl Default for DockerConfig {
+    fn default() -> Self {
+        Self {
+            endpoint: default_docker_endpoint(),
+            network_id: "dev".to_owned(),
+            peer_id: "peer0".to_owned(),
+            memory_bytes: 2 * 1024 * 1024 * 1024,
+            log_driver: "json-file".to_owned(),
+            log_options: BTreeMap::from([
+                ("max-size".to_owned(), "50m".to_owned()),
+                ("max-file".to_owned(), "5".to_owned()),
+            ]),
+        }
+    }
 }
 
 /// How often the system chaincode directory is checked for changes by default.
@@ -128,6 +170,7 @@ impl Default for Config {
             chaincode: ChaincodeSettings::default(),
             commit: CommitSettings::default(),
             inproc: InprocSettings::default(),
+            docker: DockerConfig::default(),
         }
     }
 }
@@ -181,6 +224,24 @@ impl Config {
             .cache_dir
             .clone()
             .unwrap_or_else(|| self.data_dir.join(WASM_CACHE_DIR))
+    }
+
+    /// The Docker VM's settings; containers dial `peer_address`.
+    pub fn docker_settings(&self, peer_address: String) -> DockerSettings {
+        DockerSettings {
+            endpoint: self.docker.endpoint.clone(),
+            network_id: self.docker.network_id.clone(),
+            peer_id: self.docker.peer_id.clone(),
+            peer_address,
+            memory_bytes: self.docker.memory_bytes,
+            log_driver: self.docker.log_driver.clone(),
+            log_options: self
+                .docker
+                .log_options
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        }
     }
 
     /// The inproc VM's limits; a guest's transaction deadline is the execute timeout.

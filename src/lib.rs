@@ -8,6 +8,8 @@
 //! - [`chaincode`] is the peer side of the `ChaincodeMessage` protocol: the [`chaincode::Handler`]
 //!   state machine, transaction contexts, and the registry of connected chaincodes. It sees only
 //!   a stream of messages in and out; gRPC is one transport adapted onto it.
+//! - [`container`] starts chaincode: the inproc VM (wasm inside the peer) and the Docker VM.
+//! - [`package`] reads and keeps chaincode packages in Fabric's format.
 //! - [`ledger`] keeps world state with MVCC versions, history and blocks in an embedded store.
 
 pub mod chaincode;
@@ -19,6 +21,7 @@ pub mod identity;
 pub mod ledger;
 pub mod msp;
 pub mod node;
+pub mod package;
 mod sync;
 
 pub use ccvm_proto as proto;

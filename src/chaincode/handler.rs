@@ -131,7 +131,9 @@ impl Handler {
                     .await;
             }
         };
-        if !self.support.config().dev_mode && self.launched_as.as_deref() != Some(name.as_str()) {
+        let launched =
+            self.launched_as.as_deref() == Some(name.as_str()) || self.support.expects(&name);
+        if !self.support.config().dev_mode && !launched {
             let refusal = ChaincodeError::NotLaunched { name };
             return self.refuse(&message, refusal).await;
         }

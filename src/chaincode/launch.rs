@@ -24,21 +24,23 @@ enum LaunchError {
     TimedOut(Duration),
 }
 
-/// The VM and the launches under way.
+/// The VMs, in the order they are asked, and the launches under way (at most one per name:
+/// that is the per-chaincode lock).
 #[derive(Default)]
 pub(crate) struct Launcher {
-    vm: Mutex<Option<Arc<dyn Vm>>>,
+    vms: Mutex<Vec<Arc<dyn Vm>>>,
     under_way: Mutex<HashMap<String, watch::Receiver<Outcome>>>,
 }
 
 impl Launcher {
-    pub fn set_vm(&self, vm: Arc<dyn Vm>) {
-        *lock(&self.vm) = Some(vm);
+    /// Adds a VM, asked after those added before it.
+    pub fn add_vm(&self, vm: Arc<dyn Vm>) {
+        lock(&self.vms).push(vm);
     }
 
-    /// Drops the VM at shutdown, so that its engine and epoch thread end with the node.
-    pub fn forget_vm(&self) {
-        lock(&self.vm).take();
+    /// Drops the VMs at shutdown, so that their engines and threads end with the node.
+    pub fn forget_vms(&self) {
+        lock(&self.vms).clear();
     }
 
     pub async fn launch(
@@ -47,7 +49,8 @@ impl Launcher {
         registry: &HandlerRegistry,
         timeout: Duration,
     ) -> Result<HandlerHandle> {
-        let vm = lock(&self.vm).clone().filter(|vm| vm.has(name));
+        let vms = lock(&self.vms).clone();
+        let vm = vms.into_iter().find(|vm| vm.has(name));
         let Some(vm) = vm else {
             return Err(ChaincodeError::NotRunning {
                 name: name.to_owned(),

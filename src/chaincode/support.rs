@@ -1,6 +1,7 @@
 //! The entry point for running a transaction on a chaincode.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ccvm_proto::protos::{ChaincodeInput, ChaincodeMessage, SignedProposal};
@@ -14,8 +15,9 @@ use super::immediate::{self, Immediate};
 use super::launch::Launcher;
 use super::registry::{HandlerHandle, HandlerRegistry};
 use super::tx_context::{SharedSimulator, TxContexts};
-use crate::container::{InlinePeer, Offered, StreamConnector, Vm};
+use crate::container::{InlinePeer, Offered, Registrations, StreamConnector, Vm};
 use crate::ledger::Ledger;
+use crate::sync::lock;
 
 /// Fabric's default `chaincode.executetimeout`: how long a transaction may run.
 pub const DEFAULT_EXECUTE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -104,6 +106,35 @@ struct Inner {
     stopping: CancellationToken,
     tasks: TaskTracker,
     launcher: Launcher,
+    expected: Arc<ExpectedRegistrations>,
+}
+
+/// Names that chaincodes launched outside the peer will register with, counted per name.
+#[derive(Default)]
+struct ExpectedRegistrations {
+    names: Mutex<HashMap<String, usize>>,
+}
+
+impl ExpectedRegistrations {
+    fn contains(&self, name: &str) -> bool {
+        lock(&self.names).contains_key(name)
+    }
+}
+
+impl Registrations for ExpectedRegistrations {
+    fn expect(&self, name: &str) {
+        *lock(&self.names).entry(name.to_owned()).or_default() += 1;
+    }
+
+    fn forget(&self, name: &str) {
+        let mut names = lock(&self.names);
+        if let Some(count) = names.get_mut(name) {
+            *count -= 1;
+            if *count == 0 {
+                names.remove(name);
+            }
+        }
+    }
 }
 
 impl ChaincodeSupport {
@@ -115,6 +146,7 @@ impl ChaincodeSupport {
                 stopping: CancellationToken::new(),
                 tasks: TaskTracker::new(),
                 launcher: Launcher::default(),
+                expected: Arc::default(),
                 ledger,
                 config,
             }),
@@ -153,7 +185,7 @@ impl ChaincodeSupport {
     /// Disconnects every chaincode, fails their open transactions, and waits until all
     /// connection tasks have ended.
     pub async fn stop(&self) {
-        self.inner.launcher.forget_vm();
+        self.inner.launcher.forget_vms();
         self.inner.stopping.cancel();
         self.inner.tasks.close();
         self.inner.tasks.wait().await;
@@ -179,9 +211,21 @@ impl ChaincodeSupport {
         })
     }
 
-    /// Lets this support launch the chaincodes `vm` has, on first use and after they end.
-    pub fn set_vm(&self, vm: Arc<dyn Vm>) {
-        self.inner.launcher.set_vm(vm);
+    /// Lets this support launch the chaincodes `vm` has, on first use and after they end. VMs
+    /// are asked in the order they were added.
+    pub fn add_vm(&self, vm: Arc<dyn Vm>) {
+        self.inner.launcher.add_vm(vm);
+    }
+
+    /// Where a VM that starts chaincode outside the peer announces the names it will register
+    /// with.
+    pub fn registrations(&self) -> Arc<dyn Registrations> {
+        Arc::clone(&self.inner.expected) as Arc<dyn Registrations>
+    }
+
+    /// Whether a chaincode launched outside the peer is expected to register as `name`.
+    pub(crate) fn expects(&self, name: &str) -> bool {
+        self.inner.expected.contains(name)
     }
 
     /// The handler of a chaincode, launching it first if it is not running but the VM has it.

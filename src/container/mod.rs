@@ -1,9 +1,10 @@
-//! Where chaincode runs. The inproc VM runs system chaincode as WebAssembly inside the peer;
-//! (the Docker VM for user chaincode plugs in beside it).
+//! Where chaincode runs. The inproc VM runs system chaincode as WebAssembly inside the peer; the
+//! Docker VM runs user chaincode in containers that dial back over gRPC.
 //!
 //! A VM only starts chaincode and moves its messages: it hands each chaincode's stream of
 //! `ChaincodeMessage`s to a [`StreamConnector`] and knows nothing of what the messages mean.
 
+pub mod docker;
 pub mod inproc;
 
 use std::future::Future;
@@ -59,3 +60,13 @@ pub type StreamConnector = std::sync::Arc<
         + Send
         + Sync,
 >;
+
+/// Which names the peer expects chaincodes it launched elsewhere (in a container) to register
+/// with; outside dev mode a REGISTER under any other name is refused.
+pub trait Registrations: Send + Sync {
+    /// A chaincode about to start will register as `name`.
+    fn expect(&self, name: &str);
+
+    /// The chaincode that was to register as `name` has ended.
+    fn forget(&self, name: &str);
+}

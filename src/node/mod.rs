@@ -9,6 +9,7 @@ mod committer;
 mod endorser;
 mod proposal;
 mod system_chaincodes;
+mod user_chaincodes;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,15 +26,18 @@ use crate::chaincode::ChaincodeSupport;
 use crate::chaincode::grpc::ChaincodeSupportService;
 use crate::config::Config;
 use crate::container::Vm;
+use crate::container::docker::DockerVm;
 use crate::container::inproc::{InprocError, InprocVm};
 use crate::identity::{Identity, IdentityError};
 use crate::ledger::{Ledger, LedgerError};
 use crate::msp::SignatureVerifier;
+use crate::package::PackageStore;
 use admin::AdminService;
 use blocks::LedgerBlocks;
 use committer::{BlockCutter, CommitterService, TransientStore};
 use endorser::EndorserService;
 use system_chaincodes::SystemChaincodes;
+use user_chaincodes::DefinedChaincodes;
 
 pub use endorser::ERROR_THRESHOLD;
 pub use proposal::compute_tx_id;
@@ -41,6 +45,8 @@ pub use system_chaincodes::{LIFECYCLE, Origin, QSCC, SystemChaincodeStatus, buil
 
 /// Where the node keeps the identity it endorses with, under the data directory.
 pub const PEER_IDENTITY_DIR: &str = "identities/peer";
+/// Where the node keeps installed chaincode packages, under the data directory.
+pub const PACKAGES_DIR: &str = "packages";
 /// Where the node keeps compiled wasm components, under the data directory.
 pub const WASM_CACHE_DIR: &str = "wasm-cache";
 /// Where the node keeps the development identity clients sign with, under the data directory.
@@ -106,6 +112,8 @@ pub struct Node {
     support: ChaincodeSupport,
     inproc: Arc<InprocVm>,
     system_chaincodes: SystemChaincodes,
+    packages: PackageStore,
+    docker: Arc<DockerVm>,
     watcher: Option<JoinHandle<()>>,
     stop: Vec<oneshot::Sender<()>>,
     servers: Vec<JoinHandle<Result<(), NodeError>>>,
@@ -137,7 +145,7 @@ impl Node {
             Some(config.wasm_cache_dir()),
             Arc::new(LedgerBlocks(ledger.clone())),
         )?);
-        support.set_vm(Arc::clone(&inproc) as Arc<dyn Vm>);
+        support.add_vm(Arc::clone(&inproc) as Arc<dyn Vm>);
         for (chaincode, dir) in &config.inproc.data_dirs {
             std::fs::create_dir_all(dir).map_err(|source| NodeError::ChaincodeDir {
                 dir: dir.clone(),
@@ -171,6 +179,17 @@ impl Node {
         let chaincode_listener = bind(&config.chaincode_listen).await?;
         let peer_addr = local_addr(&peer_listener, &config.listen)?;
         let chaincode_addr = local_addr(&chaincode_listener, &config.chaincode_listen)?;
+        let packages = PackageStore::new(config.data_dir.join(PACKAGES_DIR));
+        let docker = DockerVm::new(
+            config.docker_settings(chaincode_addr.to_string()),
+            Arc::new(DefinedChaincodes {
+                ledger: ledger.clone(),
+                packages: packages.clone(),
+            }),
+            support.registrations(),
+        );
+        let docker = Arc::new(docker);
+        support.add_vm(Arc::clone(&docker) as Arc<dyn Vm>);
 
         let (stop_peer, peer_stopped) = oneshot::channel::<()>();
         let (stop_chaincode, chaincode_stopped) = oneshot::channel::<()>();
@@ -216,6 +235,8 @@ impl Node {
             support,
             inproc,
             system_chaincodes,
+            packages,
+            docker,
             watcher,
             stop: vec![stop_peer, stop_chaincode],
             servers: vec![peer_server, chaincode_server],
@@ -241,6 +262,16 @@ impl Node {
     /// The VM that runs wasm system chaincode inside this node.
     pub fn inproc(&self) -> &InprocVm {
         &self.inproc
+    }
+
+    /// The chaincode packages installed on this node.
+    pub fn packages(&self) -> &PackageStore {
+        &self.packages
+    }
+
+    /// The VM that runs user chaincode in Docker containers.
+    pub fn docker(&self) -> &DockerVm {
+        &self.docker
     }
 
     /// The system chaincodes and whether each runs.

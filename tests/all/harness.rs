@@ -301,3 +301,36 @@ pub fn wasm_example(name: &str) -> Result<Vec<u8>> {
         .join(format!("{name}.wasm"));
     std::fs::read(&path).with_context(|| format!("reading {}", path.display()))
 }
+
+/// Builds a Rust example as a static `x86_64-unknown-linux-musl` executable once per run, for
+/// `FROM scratch` images, and returns its bytes.
+pub fn static_example(name: &str) -> Result<Vec<u8>> {
+    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+    build_once(
+        &BUILT,
+        &["--release", "--target", "x86_64-unknown-linux-musl"],
+    )?;
+    let path = target_dir()
+        .parent()
+        .expect("target root")
+        .join("x86_64-unknown-linux-musl/release")
+        .join(name);
+    std::fs::read(&path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// The Docker engine the tests use: `CCVM_TEST_DOCKER_HOST`, which `scripts/test.sh` sets after
+/// starting one. Without it the Docker tests are skipped, except in CI, where they must run.
+pub fn docker_endpoint() -> Result<Option<String>> {
+    match std::env::var("CCVM_TEST_DOCKER_HOST") {
+        Ok(endpoint) => Ok(Some(endpoint)),
+        Err(_) if std::env::var_os("CI").is_some() => {
+            bail!("CCVM_TEST_DOCKER_HOST is not set: CI must run the Docker tests")
+        }
+        Err(_) => {
+            eprintln!(
+                "skipping: no Docker engine (set CCVM_TEST_DOCKER_HOST, or run scripts/test.sh)"
+            );
+            Ok(None)
+        }
+    }
+}

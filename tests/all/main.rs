@@ -2,6 +2,7 @@
 //! node on loopback, real chaincode processes built from `examples/`, Fabric's own Node shim).
 
 mod cli;
+mod docker;
 mod harness;
 mod hot_swap;
 mod inproc;

@@ -88,11 +88,13 @@ impl Chaincode for Hostile {
     }
 }
 
-/// Registered as `quitter` it ends before registering; as `silent` it never registers.
+/// Registered as `quitter` (any version) it ends before registering; as `silent` it never
+/// registers.
 fn main() -> Result<(), ShimError> {
-    match std::env::var("CORE_CHAINCODE_ID_NAME").as_deref() {
-        Ok("quitter") => Ok(()),
-        Ok("silent") => loop {
+    let name = std::env::var("CORE_CHAINCODE_ID_NAME").unwrap_or_default();
+    match name.split(':').next() {
+        Some("quitter") => Ok(()),
+        Some("silent") => loop {
             std::hint::spin_loop();
         },
         _ => ccvm_guest_sdk::start(Hostile),

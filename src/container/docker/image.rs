@@ -1,0 +1,112 @@
+//! Images built `FROM scratch` around a chaincode's static files, from a Dockerfile and build
+//! context generated in memory (no registry is needed, nothing is pulled).
+
+use bollard::Docker;
+use bollard::query_parameters::BuildImageOptionsBuilder;
+use futures_util::StreamExt;
+use tracing::debug;
+
+use super::error::DockerError;
+use crate::package::{CodeFile, Package, Platform, write_tar};
+
+/// The executable's path inside the image.
+const ENTRYPOINT: &str = "chaincode";
+
+/// The files of a package's image, with its executable as `chaincode`.
+///
+/// # Errors
+/// [`DockerError::Unrunnable`] for a package this VM cannot run.
+pub(super) fn image_files(name: &str, package: &Package) -> Result<Vec<CodeFile>, DockerError> {
+    let unrunnable = |reason: String| DockerError::Unrunnable {
+        name: name.to_owned(),
+        reason,
+    };
+    match package.platform {
+        Platform::Binary => {
+            let files = package
+                .code_files()
+                .map_err(|e| unrunnable(e.to_string()))?;
+            let executable = files
+                .into_iter()
+                .find(|file| file.path == ENTRYPOINT)
+                .ok_or_else(|| {
+                    unrunnable(format!(
+                        "binary package {} has no `chaincode` file",
+                        package.id
+                    ))
+                })?;
+            Ok(vec![CodeFile::new(ENTRYPOINT, executable.bytes, 0o755)])
+        }
+        other => Err(unrunnable(format!(
+            "the Docker VM does not run {} packages yet",
+            other.as_str()
+        ))),
+    }
+}
+
+/// The Dockerfile of an image holding `files` and running `/chaincode`.
+fn dockerfile(files: &[CodeFile]) -> String {
+    let mut text = String::from("FROM scratch\n");
+    for file in files {
+        text.push_str(&format!("COPY {0} /{0}\n", file.path));
+    }
+    text.push_str(&format!("ENTRYPOINT [\"/{ENTRYPOINT}\"]\n"));
+    text
+}
+
+/// Builds `image` from `files`; the error carries the build's log.
+pub(super) async fn build(
+    docker: &Docker,
+    image: &str,
+    files: Vec<CodeFile>,
+) -> Result<(), DockerError> {
+    let mut context = vec![CodeFile::new(
+        "Dockerfile",
+        dockerfile(&files).into_bytes(),
+        0o644,
+    )];
+    context.extend(files);
+    let tar = write_tar(&context).map_err(|e| DockerError::BuildFailed {
+        image: image.to_owned(),
+        log: e.to_string(),
+    })?;
+    let options = BuildImageOptionsBuilder::default()
+        .t(image)
+        .rm(true)
+        .forcerm(true)
+        .build();
+    let mut progress = docker.build_image(options, None, Some(bollard::body_full(tar.into())));
+    let mut log = String::new();
+    while let Some(step) = progress.next().await {
+        let failed = |reason: String, log: &str| DockerError::BuildFailed {
+            image: image.to_owned(),
+            log: format!("{log}{reason}"),
+        };
+        let info = step.map_err(|e| failed(e.to_string(), &log))?;
+        if let Some(line) = info.stream {
+            debug!(image, "{}", line.trim_end());
+            log.push_str(&line);
+        }
+        if let Some(error) = info.error_detail {
+            let message = error
+                .message
+                .unwrap_or_else(|| "the build failed".to_owned());
+            return Err(failed(message, &log));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_dockerfile_copies_every_file_and_runs_the_chaincode() {
+        let files = [CodeFile::new("chaincode", Vec::new(), 0o755)];
+        assert_eq!(
+            dockerfile(&files),
+            "FROM scratch\nCOPY chaincode /chaincode\nENTRYPOINT [\"/chaincode\"]\n"
+        );
+    }
+}

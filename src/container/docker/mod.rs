@@ -1,0 +1,319 @@
+//! The Docker VM: user chaincode in its own container, built from its installed package into an
+//! image `FROM scratch`, dialing the peer's `ChaincodeSupport.Register` stream over gRPC.
+//!
+//! A start follows Fabric's Docker VM: remove any old container of the name, create the new one
+//! (host networking, so it reaches the peer on loopback; memory and log limits), build the image
+//! first when the engine has none, start it, copy its output into the peer's log, and report its
+//! exit code when it ends. `names` forms container and image names, `image` builds images,
+//! `error` names the engine's failures.
+
+mod error;
+mod image;
+pub mod names;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bollard::Docker;
+use bollard::container::LogOutput;
+use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, KillContainerOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, WaitContainerOptions,
+};
+use futures_util::StreamExt;
+use tokio::sync::OnceCell;
+use tracing::{info, warn};
+
+pub use error::DockerError;
+
+use super::{Registrations, StartFuture, Started, Vm};
+use crate::package::Package;
+
+/// Seconds bollard waits for an answer from the engine.
+const ENGINE_TIMEOUT_SECS: u64 = 120;
+
+/// How the Docker VM names, limits and connects its containers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DockerSettings {
+    /// The engine: `unix:///var/run/docker.sock`, or `tcp://HOST:PORT`.
+    pub endpoint: String,
+    /// First part of container and image names.
+    pub network_id: String,
+    /// Second part of container and image names.
+    pub peer_id: String,
+    /// The address containers dial (`CORE_PEER_ADDRESS`).
+    pub peer_address: String,
+    /// Memory limit of a container, in bytes; 0 for none.
+    pub memory_bytes: i64,
+    /// The containers' log driver and its options.
+    pub log_driver: String,
+    /// Options of the log driver (`max-size`, `max-file` for `json-file`).
+    pub log_options: HashMap<String, String>,
+}
+
+/// What to run for a chaincode name: its package and the name it registers as.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// The name the chaincode registers with (`CORE_CHAINCODE_ID_NAME`).
+    pub registers_as: String,
+    /// The installed package.
+    pub package: Package,
+}
+
+/// Looks up the user chaincodes the Docker VM runs: a committed definition whose package is
+/// installed on this peer.
+pub trait ChaincodeResolver: Send + Sync {
+    /// The package to run as `name`, if `name` is such a chaincode.
+    fn resolve(&self, name: &str) -> Option<Resolved>;
+}
+
+/// Runs user chaincode in Docker containers. It connects to the engine on its first start, so a
+/// node without an engine runs everything else and names the engine when a start needs it.
+pub struct DockerVm {
+    engine: OnceCell<Docker>,
+    settings: DockerSettings,
+    resolver: Arc<dyn ChaincodeResolver>,
+    registrations: Arc<dyn Registrations>,
+    images_built: AtomicUsize,
+    containers_started: AtomicUsize,
+}
+
+/// Connects to the engine at `endpoint` and agrees on an API version with it.
+async fn connect(endpoint: &str) -> Result<Docker, DockerError> {
+    let unreachable = |reason: String| DockerError::Unreachable {
+        endpoint: endpoint.to_owned(),
+        reason,
+    };
+    let docker = if let Some(path) = endpoint.strip_prefix("unix://") {
+        Docker::connect_with_unix(path, ENGINE_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
+    } else if endpoint.starts_with("tcp://") || endpoint.starts_with("http://") {
+        Docker::connect_with_http(endpoint, ENGINE_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
+    } else {
+        return Err(unreachable(
+            "the address must start with unix:// or tcp://".to_owned(),
+        ));
+    }
+    .map_err(|e| unreachable(e.to_string()))?;
+    let docker = docker
+        .negotiate_version()
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
+    docker
+        .ping()
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
+    Ok(docker)
+}
+
+impl DockerVm {
+    /// A VM on the engine of `settings`, running what `resolver` finds; it tells
+    /// `registrations` which names its containers will register as.
+    pub fn new(
+        settings: DockerSettings,
+        resolver: Arc<dyn ChaincodeResolver>,
+        registrations: Arc<dyn Registrations>,
+    ) -> Self {
+        Self {
+            engine: OnceCell::new(),
+            settings,
+            resolver,
+            registrations,
+            images_built: AtomicUsize::new(0),
+            containers_started: AtomicUsize::new(0),
+        }
+    }
+
+    /// How many images this VM has built.
+    pub fn images_built(&self) -> usize {
+        self.images_built.load(Ordering::Relaxed)
+    }
+
+    /// How many containers this VM has started.
+    pub fn containers_started(&self) -> usize {
+        self.containers_started.load(Ordering::Relaxed)
+    }
+
+    /// The container and image names of the package with id `package_id`.
+    pub fn names_of(&self, package_id: &str) -> (String, String) {
+        let settings = &self.settings;
+        (
+            names::container_name(&settings.network_id, &settings.peer_id, package_id),
+            names::image_name(&settings.network_id, &settings.peer_id, package_id),
+        )
+    }
+
+    /// The engine, connected on first use.
+    async fn docker(&self) -> Result<&Docker, DockerError> {
+        self.engine
+            .get_or_try_init(|| async {
+                let docker = connect(&self.settings.endpoint).await?;
+                info!(endpoint = %self.settings.endpoint, "connected to the Docker engine");
+                Ok(docker)
+            })
+            .await
+    }
+
+    fn container_config(&self, image: &str, registers_as: &str) -> ContainerCreateBody {
+        let settings = &self.settings;
+        ContainerCreateBody {
+            image: Some(image.to_owned()),
+            env: Some(vec![
+                format!("CORE_CHAINCODE_ID_NAME={registers_as}"),
+                format!("CORE_PEER_ADDRESS={}", settings.peer_address),
+                "CORE_PEER_TLS_ENABLED=false".to_owned(),
+            ]),
+            host_config: Some(HostConfig {
+                network_mode: Some("host".to_owned()),
+                memory: (settings.memory_bytes > 0).then_some(settings.memory_bytes),
+                log_config: Some(HostConfigLogConfig {
+                    typ: Some(settings.log_driver.clone()),
+                    config: Some(settings.log_options.clone()),
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// Creates the container, building its image first if the engine has none.
+    async fn create(
+        &self,
+        docker: &Docker,
+        name: &str,
+        resolved: &Resolved,
+    ) -> Result<String, DockerError> {
+        let (container, image) = self.names_of(&resolved.package.id);
+        let remove = RemoveContainerOptionsBuilder::default().force(true).build();
+        match docker.remove_container(&container, Some(remove)).await {
+            Ok(()) => info!(chaincode = name, %container, "removed an old container"),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => {}
+            Err(e) => return Err(error::api_error("remove container", &container, e)),
+        }
+        let options = CreateContainerOptionsBuilder::default()
+            .name(&container)
+            .build();
+        let config = self.container_config(&image, &resolved.registers_as);
+        match docker
+            .create_container(Some(options.clone()), config.clone())
+            .await
+            .map_err(|e| error::api_error("create container", &image, e))
+        {
+            Ok(_) => {}
+            Err(DockerError::NoSuchImage(_)) => {
+                info!(chaincode = name, %image, "building the chaincode image");
+                let files = image::image_files(name, &resolved.package)?;
+                image::build(docker, &image, files).await?;
+                self.images_built.fetch_add(1, Ordering::Relaxed);
+                docker
+                    .create_container(Some(options), config)
+                    .await
+                    .map_err(|e| error::api_error("create container", &container, e))?;
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(container)
+    }
+
+    async fn start_container(&self, name: &str) -> Result<Started, DockerError> {
+        let resolved = self
+            .resolver
+            .resolve(name)
+            .ok_or_else(|| DockerError::Unrunnable {
+                name: name.to_owned(),
+                reason: "no committed definition with an installed package".to_owned(),
+            })?;
+        let docker = self.docker().await?;
+        let container = self.create(docker, name, &resolved).await?;
+        self.registrations.expect(&resolved.registers_as);
+        if let Err(e) = docker.start_container(&container, None).await {
+            self.registrations.forget(&resolved.registers_as);
+            return Err(error::api_error("start container", &container, e));
+        }
+        self.containers_started.fetch_add(1, Ordering::Relaxed);
+        info!(chaincode = name, %container, "container started");
+        follow_logs(docker, name, &container);
+        let exited = {
+            let docker = docker.clone();
+            let registrations = Arc::clone(&self.registrations);
+            let container = container.clone();
+            let registers_as = resolved.registers_as.clone();
+            Box::pin(async move {
+                let why = exit_reason(&docker, &container).await;
+                registrations.forget(&registers_as);
+                why
+            })
+        };
+        let stop = {
+            let docker = docker.clone();
+            Box::new(move || {
+                let docker = docker.clone();
+                let container = container.clone();
+                tokio::spawn(async move {
+                    let kill = KillContainerOptionsBuilder::default()
+                        .signal("KILL")
+                        .build();
+                    if let Err(e) = docker.kill_container(&container, Some(kill)).await {
+                        warn!(%container, "cannot kill the container: {e}");
+                    }
+                });
+            })
+        };
+        Ok(Started { stop, exited })
+    }
+}
+
+/// Copies the container's output, line by line, into the peer's log.
+fn follow_logs(docker: &Docker, name: &str, container: &str) {
+    let options = LogsOptionsBuilder::default()
+        .follow(true)
+        .stdout(true)
+        .stderr(true)
+        .build();
+    let mut logs = docker.logs(container, Some(options));
+    let chaincode = name.to_owned();
+    tokio::spawn(async move {
+        while let Some(Ok(output)) = logs.next().await {
+            let (stream, message) = match output {
+                LogOutput::StdErr { message } => ("stderr", message),
+                LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                    ("stdout", message)
+                }
+                LogOutput::StdIn { .. } => continue,
+            };
+            for line in String::from_utf8_lossy(&message).lines() {
+                info!(chaincode = %chaincode, stream, "{line}");
+            }
+        }
+    });
+}
+
+/// Waits for the container to end and says how: "container exited with N".
+async fn exit_reason(docker: &Docker, container: &str) -> String {
+    let mut wait = docker.wait_container(container, None::<WaitContainerOptions>);
+    match wait.next().await {
+        Some(Ok(exit)) => format!("container exited with {}", exit.status_code),
+        Some(Err(bollard::errors::Error::DockerContainerWaitError { code, error })) => {
+            if error.is_empty() {
+                format!("container exited with {code}")
+            } else {
+                format!("container exited with {code}: {error}")
+            }
+        }
+        Some(Err(e)) => format!("lost track of the container: {e}"),
+        None => "lost track of the container".to_owned(),
+    }
+}
+
+impl Vm for DockerVm {
+    fn has(&self, name: &str) -> bool {
+        self.resolver.resolve(name).is_some()
+    }
+
+    fn start<'a>(&'a self, name: &'a str) -> StartFuture<'a> {
+        Box::pin(async move { self.start_container(name).await.map_err(|e| e.to_string()) })
+    }
+}

@@ -1,0 +1,58 @@
+//! Which user chaincodes the Docker VM runs: those whose definition is committed through
+//! `_lifecycle` and whose package is installed on this node.
+
+use serde::Deserialize;
+use tracing::warn;
+
+use super::system_chaincodes::LIFECYCLE;
+use crate::container::docker::{ChaincodeResolver, Resolved};
+use crate::ledger::{DEFAULT_CHANNEL, Ledger};
+use crate::package::PackageStore;
+
+/// The fields of a committed `_lifecycle` definition the peer needs to launch a chaincode.
+#[derive(Debug, Deserialize)]
+struct Definition {
+    name: String,
+    version: String,
+    #[serde(default)]
+    package_id: String,
+}
+
+/// `_lifecycle`'s key of a committed definition: the composite key `definition/NAME`.
+fn definition_key(name: &str) -> String {
+    format!("\u{0}definition\u{0}{name}\u{0}")
+}
+
+/// Resolves a chaincode name through the definitions committed on the node's channel.
+pub(super) struct DefinedChaincodes {
+    pub ledger: Ledger,
+    pub packages: PackageStore,
+}
+
+impl DefinedChaincodes {
+    fn definition(&self, name: &str) -> Option<Definition> {
+        let mut reader = self.ledger.new_simulator(DEFAULT_CHANNEL, "").ok()?;
+        let bytes = reader.get_state(LIFECYCLE, &definition_key(name)).ok()??;
+        serde_json::from_slice(&bytes)
+            .inspect_err(|e| warn!(chaincode = name, "unreadable definition: {e}"))
+            .ok()
+    }
+}
+
+impl ChaincodeResolver for DefinedChaincodes {
+    fn resolve(&self, name: &str) -> Option<Resolved> {
+        let definition = self.definition(name)?;
+        if definition.package_id.is_empty() {
+            return None;
+        }
+        let package = self
+            .packages
+            .get(&definition.package_id)
+            .inspect_err(|e| warn!(chaincode = name, "unreadable package: {e}"))
+            .ok()??;
+        Some(Resolved {
+            registers_as: format!("{}:{}", definition.name, definition.version),
+            package,
+        })
+    }
+}

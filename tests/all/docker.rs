@@ -1,0 +1,178 @@
+//! User chaincode in Docker, against a real engine: a package of the `kv` example as a static
+//! binary is installed, its definition committed through `_lifecycle`, and the first invoke
+//! builds the image `FROM scratch` and launches the container, which dials the node back.
+
+use std::sync::Arc;
+
+use anyhow::Result;
+use ccvm::node::LIFECYCLE;
+use ccvm::package::{CodeFile, Package, Platform};
+use serde_json::json;
+
+use crate::harness::{TestNode, docker_endpoint, static_example};
+
+/// A node (not in dev mode) on the test engine, with names of its own so tests do not share
+/// containers, and settings adjusted by `adjust`.
+async fn docker_node_with(
+    endpoint: String,
+    adjust: impl FnOnce(&mut ccvm::config::Config),
+) -> Result<TestNode> {
+    TestNode::start_with(|config| {
+        config.dev_mode = false;
+        config.docker.endpoint = endpoint;
+        config.docker.network_id = "ccvmtest".to_owned();
+        let unique = config
+            .data_dir
+            .file_name()
+            .and_then(|name| name.to_str())
+            .unwrap_or_default()
+            .trim_start_matches(".tmp")
+            .to_owned();
+        config.docker.peer_id = format!("peer{unique}");
+        adjust(config);
+    })
+    .await
+}
+
+async fn docker_node(endpoint: String) -> Result<TestNode> {
+    docker_node_with(endpoint, |_| {}).await
+}
+
+/// Installs the example `example` as a binary package and commits its definition as `name`;
+/// returns the package id.
+async fn deploy(node: &TestNode, example: &str, name: &str) -> Result<String> {
+    let binary = static_example(example)?;
+    let package = Package::build(
+        &format!("{example}_1.0"),
+        Platform::Binary,
+        &[CodeFile::new("chaincode", binary, 0o755)],
+    )?;
+    let installed = node.inner().packages().install(&package)?;
+    let definition = json!({
+        "name": name,
+        "version": "1.0",
+        "sequence": 1,
+        "package_id": installed.id,
+        "platform": "binary",
+    })
+    .to_string();
+    node.invoke(
+        LIFECYCLE,
+        &["ApproveChaincodeDefinitionForMyOrg", &definition],
+    )
+    .await?;
+    node.invoke(LIFECYCLE, &["CommitChaincodeDefinition", &definition])
+        .await?;
+    Ok(installed.id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_committed_binary_package_runs_in_a_container() -> Result<()> {
+    let Some(endpoint) = docker_endpoint()? else {
+        return Ok(());
+    };
+    let node = docker_node(endpoint).await?;
+    deploy(&node, "kv", "dockerkv").await?;
+
+    node.invoke("dockerkv", &["put", "color", "red"]).await?;
+    assert_eq!(node.query_text("dockerkv", &["get", "color"]).await?, "red");
+    let registered = node.inner().support().registry().names();
+    assert!(
+        registered.contains(&"dockerkv:1.0".to_owned()),
+        "{registered:?}"
+    );
+    assert_eq!(node.inner().docker().images_built(), 1);
+
+    let mut node = node;
+    node.restart().await?;
+    assert_eq!(node.query_text("dockerkv", &["get", "color"]).await?, "red");
+    assert_eq!(
+        node.inner().docker().images_built(),
+        0,
+        "the restarted node reuses the image"
+    );
+    assert_eq!(node.inner().docker().containers_started(), 1);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_first_invokes_start_one_container() -> Result<()> {
+    let Some(endpoint) = docker_endpoint()? else {
+        return Ok(());
+    };
+    let node = docker_node(endpoint).await?;
+    deploy(&node, "kv", "manykv").await?;
+    let (a, b, c, d) = tokio::join!(
+        node.query_text("manykv", &["get", "a"]),
+        node.query_text("manykv", &["get", "b"]),
+        node.query_text("manykv", &["get", "c"]),
+        node.query_text("manykv", &["get", "d"]),
+    );
+    for answer in [a, b, c, d] {
+        assert_eq!(answer?, "");
+    }
+    assert_eq!(node.inner().docker().containers_started(), 1);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_container_fails_its_transaction_and_the_next_call_relaunches() -> Result<()> {
+    let Some(endpoint) = docker_endpoint()? else {
+        return Ok(());
+    };
+    let node = Arc::new(
+        docker_node_with(endpoint.clone(), |config| {
+            config.chaincode.execute_timeout_ms = 600_000;
+        })
+        .await?,
+    );
+    let package_id = deploy(&node, "kv", "killkv").await?;
+    node.invoke("killkv", &["put", "k", "kept"]).await?;
+
+    let hanging = tokio::spawn({
+        let node = Arc::clone(&node);
+        async move { node.query("killkv", &["hang"]).await }
+    });
+    node.wait_until_running_tx("killkv").await?;
+    let (container, _) = node.inner().docker().names_of(&package_id);
+    engine(&endpoint)
+        .await?
+        .kill_container(&container, None)
+        .await?;
+    let failed = hanging.await?.unwrap_err().to_string();
+    assert!(
+        failed.contains("killkv") && !failed.contains("timed out"),
+        "the kill, not the 10-minute timeout, ends it: {failed}"
+    );
+
+    node.wait_deregistered("killkv").await?;
+    assert_eq!(node.query_text("killkv", &["get", "k"]).await?, "kept");
+    assert_eq!(node.inner().docker().containers_started(), 2);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_that_exits_at_start_fails_its_launch_with_the_exit_code() -> Result<()> {
+    let Some(endpoint) = docker_endpoint()? else {
+        return Ok(());
+    };
+    let node = docker_node(endpoint).await?;
+    deploy(&node, "hostile", "quitter").await?;
+    let failed = node
+        .query("quitter", &["hello"])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        failed.contains("could not be launched: ended before registering: container exited with 0"),
+        "{failed}"
+    );
+    Ok(())
+}
+
+/// A client of the test engine, for doing to containers what an operator would.
+async fn engine(endpoint: &str) -> Result<bollard::Docker> {
+    let path = endpoint.trim_start_matches("unix://");
+    let docker = bollard::Docker::connect_with_unix(path, 60, bollard::API_DEFAULT_VERSION)?;
+    Ok(docker.negotiate_version().await?)
+}
