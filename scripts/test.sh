@@ -19,6 +19,7 @@ stop_docker_engine() {
             sleep 1
         done
     fi
+    umount "$root"/exec/netns/* 2>/dev/null || true
     rm -rf "$root" 2>/dev/null || true
 }
 

@@ -7,7 +7,8 @@ use ccvm_proto::Message;
 use ccvm_proto::ccvm::admin_client::AdminClient;
 use ccvm_proto::ccvm::committer_client::CommitterClient;
 use ccvm_proto::ccvm::{
-    ListSystemChaincodesRequest, ReloadSystemChaincodeRequest, SubmitResponse, SystemChaincode,
+    InstallPackageRequest, InstalledPackage, ListPackagesRequest, ListSystemChaincodesRequest,
+    ReloadSystemChaincodeRequest, SubmitResponse, SystemChaincode,
 };
 use ccvm_proto::common::{ChannelHeader, Envelope, Header, HeaderType, Payload, SignatureHeader};
 use ccvm_proto::protos::endorser_client::EndorserClient;
@@ -99,6 +100,30 @@ impl Admin {
             .list_system_chaincodes(ListSystemChaincodesRequest {})
             .await?;
         Ok(list.into_inner().chaincodes)
+    }
+
+    /// Installs a chaincode package file on the node.
+    ///
+    /// # Errors
+    /// [`ClientError::Rpc`] with the node's reason when it refuses the package.
+    pub async fn install_package(
+        &mut self,
+        package: Vec<u8>,
+    ) -> Result<InstalledPackage, ClientError> {
+        let installed = self
+            .client
+            .install_package(InstallPackageRequest { package })
+            .await?;
+        Ok(installed.into_inner())
+    }
+
+    /// The packages installed on the node.
+    ///
+    /// # Errors
+    /// [`ClientError::Rpc`] when the call fails.
+    pub async fn packages(&mut self) -> Result<Vec<InstalledPackage>, ClientError> {
+        let list = self.client.list_packages(ListPackagesRequest {}).await?;
+        Ok(list.into_inner().packages)
     }
 
     /// Reloads a system chaincode on the node.

@@ -1,6 +1,8 @@
 //! The `ccvm` command line, in the style of Fabric's `peer` command. Parses arguments, calls the
 //! library, prints; holds no logic of its own.
 
+mod lifecycle;
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -92,6 +94,16 @@ enum ChaincodeCommand {
     Invoke(CallArgs),
     /// Endorse without committing; prints the payload as-is.
     Query(CallArgs),
+    /// Write a chaincode package (Fabric 2.x format); prints its package id.
+    Package(lifecycle::PackageArgs),
+    /// Install a package on a node and record it in `_lifecycle`; prints its package id.
+    Install(lifecycle::InstallArgs),
+    /// Approve a chaincode definition for this node's organization.
+    Approve(lifecycle::DefinitionArgs),
+    /// Commit an approved chaincode definition; the chaincode runs on its next call.
+    Commit(lifecycle::DefinitionArgs),
+    /// List installed packages and committed definitions.
+    List(lifecycle::TargetArgs),
 }
 
 #[derive(Args)]
@@ -151,6 +163,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Node(NodeCommand::Start(args)) => start(args).await,
         Command::Chaincode(ChaincodeCommand::Invoke(args)) => call(args, true).await,
         Command::Chaincode(ChaincodeCommand::Query(args)) => call(args, false).await,
+        Command::Chaincode(ChaincodeCommand::Package(args)) => lifecycle::package(&args),
+        Command::Chaincode(ChaincodeCommand::Install(args)) => lifecycle::install(&args).await,
+        Command::Chaincode(ChaincodeCommand::Approve(args)) => {
+            lifecycle::define(&args, false).await
+        }
+        Command::Chaincode(ChaincodeCommand::Commit(args)) => lifecycle::define(&args, true).await,
+        Command::Chaincode(ChaincodeCommand::List(args)) => lifecycle::list(&args).await,
         Command::Scc(SccCommand::List(args)) => list_system_chaincodes(&args.peer).await,
         Command::Scc(SccCommand::Reload { name, peer }) => {
             Admin::connect(&peer.peer)
@@ -219,6 +238,13 @@ async fn shutdown_signal() {
     }
 }
 
+/// A client of the node at `peer`, signing with the development identity in `data_dir`.
+async fn client(peer: &str, data_dir: &std::path::Path) -> anyhow::Result<Client> {
+    let identity = Identity::load(&data_dir.join(CLIENT_IDENTITY_DIR))
+        .context("loading the client identity (start the node once to create it)")?;
+    Ok(Client::connect(peer, identity).await?)
+}
+
 async fn call(args: CallArgs, commit: bool) -> anyhow::Result<()> {
     let ctor = parse_ctor_args(&args.ctor)?;
     let transient = match &args.transient {
@@ -229,9 +255,7 @@ async fn call(args: CallArgs, commit: bool) -> anyhow::Result<()> {
             .collect(),
         None => Default::default(),
     };
-    let identity = Identity::load(&args.data_dir.join(CLIENT_IDENTITY_DIR))
-        .context("loading the client identity (start the node once to create it)")?;
-    let client = Client::connect(&args.peer, identity).await?;
+    let client = client(&args.peer, &args.data_dir).await?;
     let mut stdout = std::io::stdout().lock();
     if commit {
         let committed = client

@@ -1,25 +1,43 @@
-//! The `ccvm.Admin` service: what `ccvm scc list` and `ccvm scc reload` call. It reveals only
-//! names and paths, and reloads only what the node already has (its directory and built-ins), so
-//! it accepts no code from the caller.
+//! The `ccvm.Admin` service: what `ccvm scc list|reload` and `ccvm chaincode install|list` call.
+//! System chaincodes are reloaded only from what the node already has (its directory and
+//! built-ins). Installing a package only stores it: it runs once a definition naming it is
+//! committed through `_lifecycle`, which takes an endorsed transaction.
 
 use ccvm_proto::ccvm::admin_server::{self, AdminServer};
 use ccvm_proto::ccvm::{
-    ListSystemChaincodesRequest, ReloadSystemChaincodeRequest, ReloadSystemChaincodeResponse,
-    SystemChaincode, SystemChaincodeList,
+    InstallPackageRequest, InstalledPackage, ListPackagesRequest, ListSystemChaincodesRequest,
+    PackageList, ReloadSystemChaincodeRequest, ReloadSystemChaincodeResponse, SystemChaincode,
+    SystemChaincodeList,
 };
 use tonic::{Request, Response, Status};
 
 use super::NodeError;
 use super::system_chaincodes::{Origin, SystemChaincodes};
+use crate::package::{Package, PackageError, PackageStore};
 
 /// The `ccvm.Admin` service.
 pub(super) struct AdminService {
     system_chaincodes: SystemChaincodes,
+    packages: PackageStore,
 }
 
 impl AdminService {
-    pub fn server(system_chaincodes: SystemChaincodes) -> AdminServer<Self> {
-        AdminServer::new(Self { system_chaincodes })
+    pub fn server(
+        system_chaincodes: SystemChaincodes,
+        packages: PackageStore,
+    ) -> AdminServer<Self> {
+        AdminServer::new(Self {
+            system_chaincodes,
+            packages,
+        })
+    }
+}
+
+fn installed(package: Package) -> InstalledPackage {
+    InstalledPackage {
+        package_id: package.id,
+        label: package.label,
+        platform: package.platform.as_str().to_owned(),
     }
 }
 
@@ -58,5 +76,34 @@ impl admin_server::Admin for AdminService {
             }
             Err(e) => Err(Status::internal(e.to_string())),
         }
+    }
+
+    async fn install_package(
+        &self,
+        request: Request<InstallPackageRequest>,
+    ) -> Result<Response<InstalledPackage>, Status> {
+        let bytes = request.into_inner().package;
+        let packages = self.packages.clone();
+        let result = tokio::task::spawn_blocking(move || packages.install(&bytes))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
+        match result {
+            Ok(package) => Ok(Response::new(installed(package))),
+            Err(e @ PackageError::Store { .. }) => Err(Status::internal(e.to_string())),
+            Err(e) => Err(Status::invalid_argument(e.to_string())),
+        }
+    }
+
+    async fn list_packages(
+        &self,
+        _request: Request<ListPackagesRequest>,
+    ) -> Result<Response<PackageList>, Status> {
+        let packages = self
+            .packages
+            .list()
+            .map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(PackageList {
+            packages: packages.into_iter().map(installed).collect(),
+        }))
     }
 }

@@ -203,7 +203,10 @@ impl Node {
             .add_service(CommitterService::server(
                 cutter, ledger, transient, verifier,
             ))
-            .add_service(AdminService::server(system_chaincodes.clone()));
+            .add_service(AdminService::server(
+                system_chaincodes.clone(),
+                packages.clone(),
+            ));
         let chaincode_router = tonic::transport::Server::builder()
             .add_service(ChaincodeSupportService::server(support.clone()));
         let peer_server = tokio::spawn(async move {

@@ -9,7 +9,7 @@ use ccvm::node::LIFECYCLE;
 use ccvm::package::{CodeFile, Package, Platform};
 use serde_json::json;
 
-use crate::harness::{TestNode, docker_endpoint, static_example};
+use crate::harness::{CHANNEL, TestNode, docker_endpoint, static_example};
 
 /// A node (not in dev mode) on the test engine, with names of its own so tests do not share
 /// containers, and settings adjusted by `adjust`.
@@ -175,4 +175,100 @@ async fn engine(endpoint: &str) -> Result<bollard::Docker> {
     let path = endpoint.trim_start_matches("unix://");
     let docker = bollard::Docker::connect_with_unix(path, 60, bollard::API_DEFAULT_VERSION)?;
     Ok(docker.negotiate_version().await?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_line_packages_installs_approves_commits_and_invokes() -> Result<()> {
+    let Some(endpoint) = docker_endpoint()? else {
+        return Ok(());
+    };
+    let node = docker_node(endpoint).await?;
+    let work = tempfile::tempdir()?;
+    let binary = work.path().join("kv");
+    std::fs::write(&binary, static_example("kv")?)?;
+    let package = work.path().join("kv.tar.gz");
+    let peer = node.inner().peer_addr().to_string();
+    let data_dir = node.config().data_dir.display().to_string();
+    let target = ["--peer", peer.as_str(), "--data-dir", data_dir.as_str()];
+
+    let packaged = ccvm(&[
+        "chaincode",
+        "package",
+        "--label",
+        "kv_1.0",
+        "--lang",
+        "binary",
+        "--path",
+        &binary.display().to_string(),
+        "-o",
+        &package.display().to_string(),
+    ])
+    .await?;
+    let package_id = packaged.trim().to_owned();
+    assert!(package_id.starts_with("kv_1.0:"), "{package_id}");
+    let installed = ccvm(
+        &[
+            &["chaincode", "install", &package.display().to_string()][..],
+            &target,
+        ]
+        .concat(),
+    )
+    .await?;
+    assert_eq!(installed.trim(), package_id);
+    let definition = [
+        "-n",
+        "clikv",
+        "-v",
+        "1.0",
+        "--sequence",
+        "1",
+        "--package-id",
+        package_id.as_str(),
+    ];
+    for step in ["approve", "commit"] {
+        let done = ccvm(&[&["chaincode", step][..], &definition, &target].concat()).await?;
+        assert!(done.contains("clikv 1.0 sequence 1"), "{done}");
+    }
+    let listed = ccvm(&[&["chaincode", "list"][..], &target].concat()).await?;
+    assert!(
+        listed.contains(&format!("{package_id} (binary)")),
+        "{listed}"
+    );
+    assert!(listed.contains("clikv 1.0 sequence 1"), "{listed}");
+
+    let invoked = ccvm(
+        &[
+            &[
+                "chaincode",
+                "invoke",
+                "-C",
+                CHANNEL,
+                "-n",
+                "clikv",
+                "-c",
+                r#"{"Args":["put","k","cli"]}"#,
+            ][..],
+            &target,
+        ]
+        .concat(),
+    )
+    .await?;
+    assert!(invoked.contains("status: 200"), "{invoked}");
+    assert_eq!(node.query_text("clikv", &["get", "k"]).await?, "cli");
+    Ok(())
+}
+
+/// Runs the `ccvm` binary; its stdout, or an error with its stderr.
+async fn ccvm(args: &[&str]) -> Result<String> {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_ccvm"))
+        .args(args)
+        .env("CCVM_LOG", "warn")
+        .output()
+        .await?;
+    anyhow::ensure!(
+        output.status.success(),
+        "ccvm {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(String::from_utf8(output.stdout)?)
 }

@@ -1,0 +1,232 @@
+//! `ccvm chaincode package | install | approve | commit | list`: Fabric's lifecycle steps for a
+//! user chaincode, each a call to the node (installing) or a transaction on `_lifecycle`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use serde_json::json;
+
+use super::client;
+use crate::client::Admin;
+use crate::config::{DEFAULT_DATA_DIR, DEFAULT_LISTEN};
+use crate::ledger::DEFAULT_CHANNEL;
+use crate::node::LIFECYCLE;
+use crate::package::{CodeFile, Package, Platform};
+
+#[derive(Args)]
+pub(super) struct PackageArgs {
+    /// The package's label (letters, digits, `_ . + -`).
+    #[arg(long)]
+    label: String,
+    /// rust (a cargo project directory), binary (a static executable), wasm (a component) or
+    /// ccaas (a connection.json).
+    #[arg(long = "lang", alias = "type")]
+    platform: Platform,
+    /// The code: a directory for rust, a file otherwise.
+    #[arg(long)]
+    path: PathBuf,
+    /// Where to write the package.
+    #[arg(short, long)]
+    output: PathBuf,
+}
+
+#[derive(Args)]
+pub(super) struct InstallArgs {
+    /// The package file.
+    package: PathBuf,
+    #[command(flatten)]
+    target: TargetArgs,
+}
+
+/// The node and the client identity a lifecycle step uses.
+#[derive(Args)]
+pub(super) struct TargetArgs {
+    /// The node's client address.
+    #[arg(long, default_value = DEFAULT_LISTEN)]
+    peer: String,
+    /// The node's data directory, where the development client identity is.
+    #[arg(long, default_value = DEFAULT_DATA_DIR)]
+    data_dir: PathBuf,
+    /// The channel.
+    #[arg(short = 'C', long = "channelID", default_value = DEFAULT_CHANNEL)]
+    channel: String,
+}
+
+#[derive(Args)]
+pub(super) struct DefinitionArgs {
+    /// The chaincode name.
+    #[arg(short = 'n', long)]
+    name: String,
+    /// The chaincode version.
+    #[arg(short = 'v', long)]
+    version: String,
+    /// The definition's sequence: 1, then one more per change.
+    #[arg(long)]
+    sequence: u64,
+    /// The installed package to run.
+    #[arg(long)]
+    package_id: String,
+    /// The endorsement policy, kept as data.
+    #[arg(long, default_value = "")]
+    signature_policy: String,
+    /// Whether Init must be invoked first.
+    #[arg(long)]
+    init_required: bool,
+    #[command(flatten)]
+    target: TargetArgs,
+}
+
+/// The code files of a package of `platform` from `path`.
+fn code_files(platform: Platform, path: &Path) -> anyhow::Result<Vec<CodeFile>> {
+    let read =
+        |path: &Path| std::fs::read(path).with_context(|| format!("reading {}", path.display()));
+    Ok(match platform {
+        Platform::Binary => vec![CodeFile::new("chaincode", read(path)?, 0o755)],
+        Platform::Wasm => vec![CodeFile::new("chaincode.wasm", read(path)?, 0o644)],
+        Platform::Ccaas => vec![CodeFile::new("connection.json", read(path)?, 0o644)],
+        Platform::Rust => {
+            let mut files = Vec::new();
+            project_files(path, path, &mut files)?;
+            files
+        }
+    })
+}
+
+/// Every file of a cargo project beneath `dir`, but its build output and version control.
+fn project_files(root: &Path, dir: &Path, files: &mut Vec<CodeFile>) -> anyhow::Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .collect::<Result<_, _>>()?;
+    entries.sort_by_key(std::fs::DirEntry::file_name);
+    for entry in entries {
+        let path = entry.path();
+        let name = entry.file_name();
+        if name == "target" || name == ".git" {
+            continue;
+        }
+        if entry.file_type()?.is_dir() {
+            project_files(root, &path, files)?;
+        } else {
+            let relative = path.strip_prefix(root)?.to_string_lossy().into_owned();
+            files.push(CodeFile::new(relative, std::fs::read(&path)?, 0o644));
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn package(args: &PackageArgs) -> anyhow::Result<()> {
+    let files = code_files(args.platform, &args.path)?;
+    let bytes = Package::build(&args.label, args.platform, &files)?;
+    std::fs::write(&args.output, &bytes)
+        .with_context(|| format!("writing {}", args.output.display()))?;
+    let package = Package::parse(&bytes)?;
+    println!("{}", package.id);
+    Ok(())
+}
+
+pub(super) async fn install(args: &InstallArgs) -> anyhow::Result<()> {
+    let bytes = std::fs::read(&args.package)
+        .with_context(|| format!("reading {}", args.package.display()))?;
+    let installed = Admin::connect(&args.target.peer)
+        .await?
+        .install_package(bytes)
+        .await?;
+    let record = json!({
+        "package_id": installed.package_id,
+        "label": installed.label,
+        "platform": installed.platform,
+    });
+    client(&args.target.peer, &args.target.data_dir)
+        .await?
+        .invoke(
+            &args.target.channel,
+            LIFECYCLE,
+            vec![
+                b"InstallChaincode".to_vec(),
+                record.to_string().into_bytes(),
+            ],
+            Default::default(),
+        )
+        .await?;
+    println!("{}", installed.package_id);
+    Ok(())
+}
+
+/// Approves (`commit` false) or commits the definition.
+pub(super) async fn define(args: &DefinitionArgs, commit: bool) -> anyhow::Result<()> {
+    let target = &args.target;
+    let packages = Admin::connect(&target.peer).await?.packages().await?;
+    let Some(package) = packages.iter().find(|p| p.package_id == args.package_id) else {
+        bail!(
+            "package {} is not installed on {}",
+            args.package_id,
+            target.peer
+        );
+    };
+    let definition = json!({
+        "name": args.name,
+        "version": args.version,
+        "sequence": args.sequence,
+        "package_id": args.package_id,
+        "platform": package.platform,
+        "endorsement_policy": args.signature_policy,
+        "init_required": args.init_required,
+    });
+    let function = if commit {
+        "CommitChaincodeDefinition"
+    } else {
+        "ApproveChaincodeDefinitionForMyOrg"
+    };
+    let committed = client(&target.peer, &target.data_dir)
+        .await?
+        .invoke(
+            &target.channel,
+            LIFECYCLE,
+            vec![
+                function.as_bytes().to_vec(),
+                definition.to_string().into_bytes(),
+            ],
+            Default::default(),
+        )
+        .await?;
+    let step = if commit { "committed" } else { "approved" };
+    println!(
+        "{step} {} {} sequence {} in block {}",
+        args.name, args.version, args.sequence, committed.block
+    );
+    Ok(())
+}
+
+pub(super) async fn list(target: &TargetArgs) -> anyhow::Result<()> {
+    let packages = Admin::connect(&target.peer).await?.packages().await?;
+    let definitions = client(&target.peer, &target.data_dir)
+        .await?
+        .query(
+            &target.channel,
+            LIFECYCLE,
+            vec![b"QueryChaincodeDefinitions".to_vec()],
+            Default::default(),
+        )
+        .await?;
+    let definitions: Vec<serde_json::Value> = serde_json::from_slice(&definitions.payload)
+        .context("_lifecycle answered with something other than a list")?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "Installed packages:")?;
+    for package in &packages {
+        writeln!(out, "  {} ({})", package.package_id, package.platform)?;
+    }
+    writeln!(out, "Committed definitions on {}:", target.channel)?;
+    for definition in &definitions {
+        writeln!(
+            out,
+            "  {} {} sequence {} package {}",
+            definition["name"].as_str().unwrap_or_default(),
+            definition["version"].as_str().unwrap_or_default(),
+            definition["sequence"],
+            definition["package_id"].as_str().unwrap_or_default(),
+        )?;
+    }
+    Ok(())
+}
