@@ -79,8 +79,8 @@ impl Handler {
                 }
             };
             let message = match next {
-                None => break "stream ended".to_owned(),
-                Some(Err(reason)) => break reason,
+                None => break self.why_lost("stream ended".to_owned()).await,
+                Some(Err(reason)) => break self.why_lost(reason).await,
                 Some(Ok(message)) => message,
             };
             let outcome = if self.registered.is_some() {
@@ -100,6 +100,18 @@ impl Handler {
             None => debug!(%reason, "unregistered chaincode stream ended"),
         }
         self.contexts.close_all(&reason);
+    }
+
+    /// Why the chaincode's stream was lost: how its VM saw it end, when the peer launched it
+    /// and the VM says so in time, else `reason`.
+    async fn why_lost(&self, reason: String) -> String {
+        let Some(handle) = &self.registered else {
+            return reason;
+        };
+        match self.support.exit_reason(handle.namespace()).await {
+            Some(exit) => format!("chaincode {} {exit}", handle.name()),
+            None => reason,
+        }
     }
 
     async fn send(&self, message: ChaincodeMessage) -> Result<(), String> {

@@ -3,6 +3,8 @@
 //! timeout; callers arriving meanwhile wait on that same launch.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,12 +26,19 @@ enum LaunchError {
     TimedOut(Duration),
 }
 
-/// The VMs, in the order they are asked, and the launches under way (at most one per name:
-/// that is the per-chaincode lock).
+/// Resolves when a launched chaincode ends, saying how.
+type Exited = Pin<Box<dyn Future<Output = String> + Send>>;
+
+/// How a launched chaincode ended, once it has.
+type ExitReport = watch::Receiver<Option<String>>;
+
+/// The VMs, in the order they are asked, the launches under way (at most one per name: that is
+/// the per-chaincode lock), and how each launched chaincode ended.
 #[derive(Default)]
 pub(crate) struct Launcher {
     vms: Mutex<Vec<Arc<dyn Vm>>>,
     under_way: Mutex<HashMap<String, watch::Receiver<Outcome>>>,
+    exits: Mutex<HashMap<String, ExitReport>>,
 }
 
 impl Launcher {
@@ -41,6 +50,23 @@ impl Launcher {
     /// Drops the VMs at shutdown, so that their engines and threads end with the node.
     pub fn forget_vms(&self) {
         lock(&self.vms).clear();
+    }
+
+    /// Records how the chaincode launched as `name` ends, when it does.
+    fn watch_exit(&self, name: &str, exited: Exited) {
+        let (report, reported) = watch::channel(None);
+        lock(&self.exits).insert(name.to_owned(), reported);
+        tokio::spawn(async move {
+            report.send_replace(Some(exited.await));
+        });
+    }
+
+    /// Why the chaincode launched as `name` ended, waiting up to `patience` for its VM to say:
+    /// a connection that drops usually does so a moment before the VM sees the exit.
+    pub async fn exit_reason(&self, name: &str, patience: Duration) -> Option<String> {
+        let mut report = lock(&self.exits).get(name).cloned()?;
+        let ended = tokio::time::timeout(patience, report.wait_for(Option::is_some)).await;
+        ended.ok()?.ok()?.clone()
     }
 
     pub async fn launch(
@@ -68,7 +94,9 @@ impl Launcher {
             }
         };
         if let Some(done) = leader {
-            let result = start_and_wait(vm.as_ref(), name, registry, timeout).await;
+            let result = start_and_wait(vm.as_ref(), name, registry, timeout)
+                .await
+                .map(|exited| self.watch_exit(name, exited));
             lock(&self.under_way).remove(name);
             done.send_replace(Some(result));
         }
@@ -103,7 +131,7 @@ async fn start_and_wait(
     name: &str,
     registry: &HandlerRegistry,
     timeout: Duration,
-) -> Result<(), LaunchError> {
+) -> Result<Exited, LaunchError> {
     let started = tokio::select! {
         started = vm.start(name) => started.map_err(LaunchError::Failed)?,
         () = tokio::time::sleep(timeout) => {
@@ -115,7 +143,7 @@ async fn start_and_wait(
     tokio::select! {
         _ = registry.registered(name) => {
             info!(chaincode = name, "launched");
-            Ok(())
+            Ok(exited)
         }
         why = &mut exited => Err(LaunchError::Failed(format!("ended before registering: {why}"))),
         () = tokio::time::sleep(timeout) => {

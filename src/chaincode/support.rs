@@ -25,6 +25,10 @@ pub const DEFAULT_EXECUTE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Fabric's default `chaincode.startuptimeout`: how long a launched chaincode may take to register.
 pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// How long a dropped connection waits for its VM to say how the chaincode ended, so that its
+/// transactions fail with that ("container exited with 137") rather than "stream ended".
+pub const EXIT_REPORT_PATIENCE: Duration = Duration::from_secs(2);
+
 /// Largest `ChaincodeMessage` accepted from a chaincode: Fabric's default gRPC limit of 100 MiB.
 /// Larger messages close the stream with a logged reason.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 100 * 1024 * 1024;
@@ -221,6 +225,15 @@ impl ChaincodeSupport {
     /// with.
     pub fn registrations(&self) -> Arc<dyn Registrations> {
         Arc::clone(&self.inner.expected) as Arc<dyn Registrations>
+    }
+
+    /// Why the chaincode launched as `name` ended (its container's exit code, say), if its VM
+    /// reports it within [`EXIT_REPORT_PATIENCE`].
+    pub(crate) async fn exit_reason(&self, name: &str) -> Option<String> {
+        self.inner
+            .launcher
+            .exit_reason(name, EXIT_REPORT_PATIENCE)
+            .await
     }
 
     /// Whether a chaincode launched outside the peer is expected to register as `name`.
