@@ -3,6 +3,9 @@
 //! READY through chaincode support (from a task of the node's runtime, as a transaction would
 //! launch it), and the memory of many resident instances.
 //!
+//! With `CCVM_TEST_DOCKER_HOST` naming an engine it also measures user chaincode in Docker: the
+//! first launch of a binary package (building its image) and launches from the cached image.
+//!
 //! Run: `cargo bench --bench launch`. Prints one table; the figures are this machine's.
 //! `CCVM_BENCH_INSTANCES=n` changes how many instances are launched (1000 by default).
 
@@ -15,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
 use ccvm::container::inproc::CacheOutcome;
-use harness::{TestNode, wasm_example};
+use harness::{TestNode, deploy, docker_endpoint, docker_node_with, wasm_example};
 
 /// Instances launched and kept resident by default.
 const DEFAULT_INSTANCES: u32 = 1000;
@@ -49,6 +52,7 @@ fn main() -> Result<()> {
     runtime.block_on(async {
         let mut node = TestNode::start_with(|config| {
             config.inproc.max_instances = instances + 1;
+            config.inproc.cache_dir = None;
         })
         .await?;
         let wasm = wasm_example("kv")?;
@@ -118,6 +122,62 @@ fn main() -> Result<()> {
             resident_after.saturating_sub(resident_before) as f64 / 1024.0 / f64::from(instances)
         );
         println!("{:<52} {:>9.1} MiB", "process RSS", mib(resident_after));
+        if let Some(endpoint) = docker_endpoint()? {
+            docker_launches(endpoint).await?;
+        }
         Ok(())
     })
+}
+
+/// Relaunches of user chaincode from its cached image, measured.
+const DOCKER_RELAUNCHES: usize = 5;
+
+/// Times the first launch of a binary package in Docker (image build included), then launches
+/// from the cached image after killing the container.
+async fn docker_launches(endpoint: String) -> Result<()> {
+    let node = docker_node_with(endpoint.clone(), |_| {}).await?;
+    let package_id = deploy(&node, "kv", "launchkv").await?;
+    let support = node.inner().support();
+    let begun = Instant::now();
+    support.launch("launchkv").await?;
+    let first = begun.elapsed();
+    ensure!(node.inner().docker().images_built() == 1);
+
+    let (container, _) = node.inner().docker().names_of(&package_id);
+    let engine = bollard::Docker::connect_with_unix(
+        endpoint.trim_start_matches("unix://"),
+        60,
+        bollard::API_DEFAULT_VERSION,
+    )?
+    .negotiate_version()
+    .await?;
+    let mut relaunches = Vec::with_capacity(DOCKER_RELAUNCHES);
+    for _ in 0..DOCKER_RELAUNCHES {
+        engine.kill_container(&container, None).await?;
+        node.wait_deregistered("launchkv").await?;
+        let begun = Instant::now();
+        support.launch("launchkv").await?;
+        relaunches.push(begun.elapsed());
+    }
+    ensure!(
+        node.inner().docker().images_built() == 1,
+        "relaunches reuse the image"
+    );
+    relaunches.sort();
+    println!(
+        "{:<52} {:>9.1} ms",
+        "docker: first launch to READY (image build included)",
+        first.as_secs_f64() * 1e3
+    );
+    println!(
+        "{:<52} {:>9.1} ms",
+        "docker: launch from the cached image to READY, p50",
+        percentile(&relaunches, 0.5).as_secs_f64() * 1e3
+    );
+    println!(
+        "{:<52} {:>9.1} ms",
+        "docker: launch from the cached image to READY, max",
+        relaunches.last().map_or(0.0, |d| d.as_secs_f64() * 1e3)
+    );
+    Ok(())
 }

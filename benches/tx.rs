@@ -1,6 +1,8 @@
-//! Transaction latency and throughput of the same chaincode work three ways: the `kv` example
+//! Transaction latency and throughput of the same chaincode work several ways: the `kv` example
 //! compiled to wasm and run by the inproc VM, the same source as a native process over gRPC
-//! loopback, and Fabric's Node shim (`tests/node/shim-kv.js`, when its packages are installed).
+//! loopback, the same source as a static binary in a Docker container (when
+//! `CCVM_TEST_DOCKER_HOST` names an engine), and Fabric's Node shim (`tests/node/shim-kv.js`,
+//! when its packages are installed).
 //! Each transaction reads one key and writes it back (`bump`), then completes.
 //!
 //! Modes: `execute` runs the transaction through chaincode support alone (the chaincode runtime:
@@ -24,7 +26,10 @@ use anyhow::Result;
 use ccvm::chaincode::ExecuteRequest;
 use ccvm::client::{TxProposal, check_valid, successful};
 use ccvm::proto::protos::ChaincodeInput;
-use harness::{CHANNEL, TestNode, node_chaincode, rust_chaincode, to_args, wasm_example};
+use harness::{
+    CHANNEL, TestNode, deploy, docker_endpoint, docker_node_with, node_chaincode, rust_chaincode,
+    to_args, wasm_example,
+};
 
 /// Transactions measured per row by default, after a warm-up of a tenth as many.
 const DEFAULT_TRANSACTIONS: usize = 4000;
@@ -214,6 +219,13 @@ fn main() -> Result<()> {
         let _rust = rust_chaincode(&node, "kv", "rustkv:1.0")?;
         node.wait_registered("rustkv").await?;
         bench_path(&node, "rust sdk / grpc", "rustkv", &mut rows).await?;
+
+        if let Some(endpoint) = docker_endpoint()? {
+            let docker_node = Arc::new(docker_node_with(endpoint, |_| {}).await?);
+            deploy(&docker_node, "kv", "dockerkv").await?;
+            docker_node.query("dockerkv", &["get", "warm-up"]).await?;
+            bench_path(&docker_node, "rust sdk / docker", "dockerkv", &mut rows).await?;
+        }
 
         match node_chaincode(&node, "shim-kv.js", "nodekv:1.0") {
             Ok(_node_cc) => {

@@ -5,65 +5,13 @@
 use std::sync::Arc;
 
 use anyhow::Result;
-use ccvm::node::LIFECYCLE;
-use ccvm::package::{CodeFile, Package, Platform};
-use serde_json::json;
 
-use crate::harness::{CHANNEL, TestNode, docker_endpoint, static_example};
-
-/// A node (not in dev mode) on the test engine, with names of its own so tests do not share
-/// containers, and settings adjusted by `adjust`.
-async fn docker_node_with(
-    endpoint: String,
-    adjust: impl FnOnce(&mut ccvm::config::Config),
-) -> Result<TestNode> {
-    TestNode::start_with(|config| {
-        config.dev_mode = false;
-        config.docker.endpoint = endpoint;
-        config.docker.network_id = "ccvmtest".to_owned();
-        let unique = config
-            .data_dir
-            .file_name()
-            .and_then(|name| name.to_str())
-            .unwrap_or_default()
-            .trim_start_matches(".tmp")
-            .to_owned();
-        config.docker.peer_id = format!("peer{unique}");
-        adjust(config);
-    })
-    .await
-}
+use crate::harness::{
+    CHANNEL, TestNode, deploy, docker_endpoint, docker_node_with, static_example,
+};
 
 async fn docker_node(endpoint: String) -> Result<TestNode> {
     docker_node_with(endpoint, |_| {}).await
-}
-
-/// Installs the example `example` as a binary package and commits its definition as `name`;
-/// returns the package id.
-async fn deploy(node: &TestNode, example: &str, name: &str) -> Result<String> {
-    let binary = static_example(example)?;
-    let package = Package::build(
-        &format!("{example}_1.0"),
-        Platform::Binary,
-        &[CodeFile::new("chaincode", binary, 0o755)],
-    )?;
-    let installed = node.inner().packages().install(&package)?;
-    let definition = json!({
-        "name": name,
-        "version": "1.0",
-        "sequence": 1,
-        "package_id": installed.id,
-        "platform": "binary",
-    })
-    .to_string();
-    node.invoke(
-        LIFECYCLE,
-        &["ApproveChaincodeDefinitionForMyOrg", &definition],
-    )
-    .await?;
-    node.invoke(LIFECYCLE, &["CommitChaincodeDefinition", &definition])
-        .await?;
-    Ok(installed.id)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,8 +11,10 @@ use anyhow::{Context, Result, bail};
 use ccvm::client::{Client, Committed};
 use ccvm::config::Config;
 use ccvm::identity::Identity;
-use ccvm::node::{CLIENT_IDENTITY_DIR, Node};
+use ccvm::node::{CLIENT_IDENTITY_DIR, LIFECYCLE, Node};
+use ccvm::package::{CodeFile, Package, Platform};
 use ccvm::proto::protos::Response;
+use serde_json::json;
 use tempfile::TempDir;
 use tokio::process::{Child, Command};
 
@@ -333,4 +335,55 @@ pub fn docker_endpoint() -> Result<Option<String>> {
             Ok(None)
         }
     }
+}
+
+/// Installs the example `example` as a binary package and commits its definition as `name`;
+/// returns the package id.
+pub async fn deploy(node: &TestNode, example: &str, name: &str) -> Result<String> {
+    let binary = static_example(example)?;
+    let package = Package::build(
+        &format!("{example}_1.0"),
+        Platform::Binary,
+        &[CodeFile::new("chaincode", binary, 0o755)],
+    )?;
+    let installed = node.inner().packages().install(&package)?;
+    let definition = json!({
+        "name": name,
+        "version": "1.0",
+        "sequence": 1,
+        "package_id": installed.id,
+        "platform": "binary",
+    })
+    .to_string();
+    node.invoke(
+        LIFECYCLE,
+        &["ApproveChaincodeDefinitionForMyOrg", &definition],
+    )
+    .await?;
+    node.invoke(LIFECYCLE, &["CommitChaincodeDefinition", &definition])
+        .await?;
+    Ok(installed.id)
+}
+
+/// A node (not in dev mode) on the test engine, with names of its own so tests do not share
+/// containers, and settings adjusted by `adjust`.
+pub async fn docker_node_with(
+    endpoint: String,
+    adjust: impl FnOnce(&mut Config),
+) -> Result<TestNode> {
+    TestNode::start_with(|config| {
+        config.dev_mode = false;
+        config.docker.endpoint = endpoint;
+        config.docker.network_id = "ccvmtest".to_owned();
+        let unique = config
+            .data_dir
+            .file_name()
+            .and_then(|name| name.to_str())
+            .unwrap_or_default()
+            .trim_start_matches(".tmp")
+            .to_owned();
+        config.docker.peer_id = format!("peer{unique}");
+        adjust(config);
+    })
+    .await
 }
