@@ -149,6 +149,9 @@ pub struct ChaincodeSettings {
     pub keepalive_ms: Option<u64>,
     /// Largest message accepted from a chaincode, in bytes.
     pub max_message_bytes: usize,
+    /// Mutual TLS on the chaincode listener, with a certificate per launched chaincode; unset
+    /// means on outside dev mode (where chaincodes are started by hand) and off in it.
+    pub tls: Option<bool>,
 }
 
 /// Block cutting settings.
@@ -184,6 +187,7 @@ impl Default for ChaincodeSettings {
                 .unwrap_or(u64::MAX),
             keepalive_ms: None,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            tls: None,
         }
     }
 }
@@ -262,7 +266,13 @@ impl Config {
             dev_mode: self.dev_mode,
             keepalive: self.chaincode.keepalive_ms.map(Duration::from_millis),
             max_message_bytes: self.chaincode.max_message_bytes,
+            require_client_certs: self.chaincode_tls(),
         }
+    }
+
+    /// Whether the chaincode listener serves mutual TLS.
+    pub fn chaincode_tls(&self) -> bool {
+        self.chaincode.tls.unwrap_or(!self.dev_mode)
     }
 }
 

@@ -44,6 +44,17 @@ pub enum ChaincodeError {
         /// The name in the REGISTER message.
         name: String,
     },
+    /// A chaincode registered under a name its client certificate was not issued for.
+    #[error(
+        "chaincode registering as {name} presented {}",
+        certificate.as_deref().map_or_else(|| "no client certificate".to_owned(), |cn| format!("a certificate issued to {cn}"))
+    )]
+    WrongCertificate {
+        /// The name in the REGISTER message.
+        name: String,
+        /// The common name of its certificate, if it presented one.
+        certificate: Option<String>,
+    },
     /// A transaction id already has a running transaction on this chaincode and channel.
     #[error("[{channel}-{short_tx}] transaction is already running on chaincode {chaincode}")]
     DuplicateTx {

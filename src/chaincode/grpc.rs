@@ -40,14 +40,25 @@ impl chaincode_support_server::ChaincodeSupport for ChaincodeSupportService {
         &self,
         request: Request<Streaming<ChaincodeMessage>>,
     ) -> Result<Response<Self::RegisterStream>, Status> {
+        let authenticated_as = request
+            .peer_certs()
+            .and_then(|certs| certs.first().and_then(|cert| common_name(cert)));
         let inbound = request
             .into_inner()
             .map(|next| next.map_err(|status| status.message().to_owned()));
         let (outbound, replies) = mpsc::channel(OUTBOUND_BUFFER);
-        let handler = Handler::new(self.support.clone(), outbound);
+        let handler =
+            Handler::new(self.support.clone(), outbound).authenticated_as(authenticated_as);
         self.support.spawn(handler.serve(inbound));
         Ok(Response::new(Box::pin(
             ReceiverStream::new(replies).map(Ok),
         )))
     }
+}
+
+/// The common name of a DER certificate's subject.
+fn common_name(der: &[u8]) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let name = cert.subject().iter_common_name().next()?;
+    name.as_str().ok().map(str::to_owned)
 }

@@ -27,6 +27,7 @@ pub struct Handler {
     contexts: Arc<TxContexts>,
     registered: Option<HandlerHandle>,
     launched_as: Option<String>,
+    authenticated_as: Option<String>,
 }
 
 impl Handler {
@@ -38,7 +39,15 @@ impl Handler {
             contexts: Arc::default(),
             registered: None,
             launched_as: None,
+            authenticated_as: None,
         }
+    }
+
+    /// The common name of the client certificate the chaincode connected with, if any.
+    #[must_use]
+    pub fn authenticated_as(mut self, name: Option<String>) -> Self {
+        self.authenticated_as = name;
+        self
     }
 
     /// A handler for a chaincode the peer launched as `name`: it may register under that name
@@ -143,6 +152,16 @@ impl Handler {
                     .await;
             }
         };
+        if self.support.config().require_client_certs
+            && self.launched_as.is_none()
+            && self.authenticated_as.as_deref() != Some(name.as_str())
+        {
+            let refusal = ChaincodeError::WrongCertificate {
+                name,
+                certificate: self.authenticated_as.clone(),
+            };
+            return self.refuse(&message, refusal).await;
+        }
         let launched =
             self.launched_as.as_deref() == Some(name.as_str()) || self.support.expects(&name);
         if !self.support.config().dev_mode && !launched {

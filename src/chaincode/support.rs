@@ -47,6 +47,9 @@ pub struct SupportConfig {
     pub keepalive: Option<Duration>,
     /// Largest message accepted from a chaincode.
     pub max_message_bytes: usize,
+    /// A chaincode dialing in must register under the name of its client certificate (the
+    /// listener then serves mutual TLS).
+    pub require_client_certs: bool,
 }
 
 impl Default for SupportConfig {
@@ -56,6 +59,7 @@ impl Default for SupportConfig {
             startup_timeout: DEFAULT_STARTUP_TIMEOUT,
             dev_mode: false,
             keepalive: None,
+            require_client_certs: false,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
         }
     }

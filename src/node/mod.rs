@@ -9,6 +9,7 @@ mod committer;
 mod endorser;
 mod proposal;
 mod system_chaincodes;
+mod tls;
 mod user_chaincodes;
 
 use std::net::SocketAddr;
@@ -37,6 +38,7 @@ use blocks::LedgerBlocks;
 use committer::{BlockCutter, CommitterService, TransientStore};
 use endorser::EndorserService;
 use system_chaincodes::SystemChaincodes;
+use tls::{ChaincodeCa, TlsError};
 use user_chaincodes::DefinedChaincodes;
 
 pub use endorser::ERROR_THRESHOLD;
@@ -45,6 +47,8 @@ pub use system_chaincodes::{LIFECYCLE, Origin, QSCC, SystemChaincodeStatus, buil
 
 /// Where the node keeps the identity it endorses with, under the data directory.
 pub const PEER_IDENTITY_DIR: &str = "identities/peer";
+/// Where the node keeps the CA of its chaincode listener, under the data directory.
+pub const CHAINCODE_CA_DIR: &str = "tls/chaincode";
 /// Where the node keeps installed chaincode packages, under the data directory.
 pub const PACKAGES_DIR: &str = "packages";
 /// Where the node keeps compiled wasm components, under the data directory.
@@ -100,6 +104,9 @@ pub enum NodeError {
         /// Why it did not start.
         reason: String,
     },
+    /// The chaincode listener's TLS could not be set up.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     /// A server task panicked.
     #[error("server task crashed: {0}")]
     Crashed(String),
@@ -180,6 +187,19 @@ impl Node {
         let peer_addr = local_addr(&peer_listener, &config.listen)?;
         let chaincode_addr = local_addr(&chaincode_listener, &config.chaincode_listen)?;
         let packages = PackageStore::new(config.data_dir.join(PACKAGES_DIR));
+        let chaincode_ca = if config.chaincode_tls() {
+            let mut names = vec!["127.0.0.1".to_owned(), "localhost".to_owned()];
+            let listen_ip = chaincode_addr.ip().to_string();
+            if !names.contains(&listen_ip) {
+                names.push(listen_ip);
+            }
+            Some(Arc::new(ChaincodeCa::load_or_create(
+                &config.data_dir.join(CHAINCODE_CA_DIR),
+                names,
+            )?))
+        } else {
+            None
+        };
         let docker = DockerVm::new(
             config.docker_settings(chaincode_addr.to_string()),
             Arc::new(DefinedChaincodes {
@@ -187,6 +207,9 @@ impl Node {
                 packages: packages.clone(),
             }),
             support.registrations(),
+            chaincode_ca
+                .clone()
+                .map(|ca| ca as Arc<dyn crate::container::docker::CertIssuer>),
         );
         let docker = Arc::new(docker);
         support.add_vm(Arc::clone(&docker) as Arc<dyn Vm>);
@@ -207,8 +230,17 @@ impl Node {
                 system_chaincodes.clone(),
                 packages.clone(),
             ));
-        let chaincode_router = tonic::transport::Server::builder()
-            .add_service(ChaincodeSupportService::server(support.clone()));
+        let mut chaincode_server = tonic::transport::Server::builder();
+        if let Some(ca) = &chaincode_ca {
+            chaincode_server = chaincode_server
+                .tls_config(ca.server_tls())
+                .map_err(|source| NodeError::Serve {
+                    server: "chaincode",
+                    source,
+                })?;
+        }
+        let chaincode_router =
+            chaincode_server.add_service(ChaincodeSupportService::server(support.clone()));
         let peer_server = tokio::spawn(async move {
             peer_router
                 .serve_with_incoming_shutdown(incoming(peer_listener), async {

@@ -64,7 +64,10 @@ pub(crate) fn read_tar_gz(bytes: &[u8]) -> Result<Vec<CodeFile>, PackageError> {
 }
 
 /// A gzipped tar of `files`.
-pub(crate) fn write_tar_gz(files: &[CodeFile]) -> Result<Vec<u8>, PackageError> {
+///
+/// # Errors
+/// [`PackageError::Malformed`] when a file cannot be written into the archive.
+pub fn write_tar_gz(files: &[CodeFile]) -> Result<Vec<u8>, PackageError> {
     let mut gzip = GzEncoder::new(Vec::new(), Compression::default());
     append_files(&mut gzip, files)?;
     gzip.finish().map_err(malformed)

@@ -8,7 +8,7 @@ mod store;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-pub use archive::{CodeFile, write_tar};
+pub use archive::{CodeFile, write_tar, write_tar_gz};
 pub use store::PackageStore;
 
 /// Why a package is refused.

@@ -20,7 +20,7 @@ use bollard::container::LogOutput;
 use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, KillContainerOptionsBuilder, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder, WaitContainerOptions,
+    RemoveContainerOptionsBuilder, UploadToContainerOptionsBuilder, WaitContainerOptions,
 };
 use futures_util::StreamExt;
 use tokio::sync::OnceCell;
@@ -29,7 +29,7 @@ use tracing::{info, warn};
 pub use error::DockerError;
 
 use super::{Registrations, StartFuture, Started, Vm};
-use crate::package::Package;
+use crate::package::{CodeFile, Package, write_tar_gz};
 
 /// Seconds bollard waits for an answer from the engine.
 const ENGINE_TIMEOUT_SECS: u64 = 120;
@@ -62,6 +62,29 @@ pub struct Resolved {
     pub package: Package,
 }
 
+/// What a launched chaincode needs for mutual TLS with the peer, all PEM.
+#[derive(Debug, Clone)]
+pub struct ClientCredentials {
+    /// Its client certificate, whose common name is the name it registers with.
+    pub cert_pem: String,
+    /// Its private key.
+    pub key_pem: String,
+    /// The CA certificate the peer's listener is signed by.
+    pub root_pem: String,
+}
+
+/// Issues a client certificate to each chaincode the VM launches.
+pub trait CertIssuer: Send + Sync {
+    /// Credentials for a chaincode registering as `name`.
+    ///
+    /// # Errors
+    /// Why none could be issued.
+    fn issue(&self, name: &str) -> Result<ClientCredentials, String>;
+}
+
+/// Where Fabric's convention puts a chaincode's TLS files inside its container.
+const TLS_DIR: &str = "etc/hyperledger/fabric";
+
 /// Looks up the user chaincodes the Docker VM runs: a committed definition whose package is
 /// installed on this peer.
 pub trait ChaincodeResolver: Send + Sync {
@@ -76,6 +99,7 @@ pub struct DockerVm {
     settings: DockerSettings,
     resolver: Arc<dyn ChaincodeResolver>,
     registrations: Arc<dyn Registrations>,
+    tls: Option<Arc<dyn CertIssuer>>,
     images_built: AtomicUsize,
     containers_started: AtomicUsize,
 }
@@ -109,17 +133,20 @@ async fn connect(endpoint: &str) -> Result<Docker, DockerError> {
 
 impl DockerVm {
     /// A VM on the engine of `settings`, running what `resolver` finds; it tells
-    /// `registrations` which names its containers will register as.
+    /// `registrations` which names its containers will register as. With `tls`, each container
+    /// gets a client certificate of its own and dials the peer over mutual TLS.
     pub fn new(
         settings: DockerSettings,
         resolver: Arc<dyn ChaincodeResolver>,
         registrations: Arc<dyn Registrations>,
+        tls: Option<Arc<dyn CertIssuer>>,
     ) -> Self {
         Self {
             engine: OnceCell::new(),
             settings,
             resolver,
             registrations,
+            tls,
             images_built: AtomicUsize::new(0),
             containers_started: AtomicUsize::new(0),
         }
@@ -157,13 +184,23 @@ impl DockerVm {
 
     fn container_config(&self, image: &str, registers_as: &str) -> ContainerCreateBody {
         let settings = &self.settings;
+        let mut env = vec![
+            format!("CORE_CHAINCODE_ID_NAME={registers_as}"),
+            format!("CORE_PEER_ADDRESS={}", settings.peer_address),
+        ];
+        if self.tls.is_some() {
+            env.extend([
+                "CORE_PEER_TLS_ENABLED=true".to_owned(),
+                format!("CORE_TLS_CLIENT_KEY_PATH=/{TLS_DIR}/client.key"),
+                format!("CORE_TLS_CLIENT_CERT_PATH=/{TLS_DIR}/client.crt"),
+                format!("CORE_PEER_TLS_ROOTCERT_FILE=/{TLS_DIR}/peer.crt"),
+            ]);
+        } else {
+            env.push("CORE_PEER_TLS_ENABLED=false".to_owned());
+        }
         ContainerCreateBody {
             image: Some(image.to_owned()),
-            env: Some(vec![
-                format!("CORE_CHAINCODE_ID_NAME={registers_as}"),
-                format!("CORE_PEER_ADDRESS={}", settings.peer_address),
-                "CORE_PEER_TLS_ENABLED=false".to_owned(),
-            ]),
+            env: Some(env),
             host_config: Some(HostConfig {
                 network_mode: Some("host".to_owned()),
                 memory: (settings.memory_bytes > 0).then_some(settings.memory_bytes),
@@ -218,6 +255,55 @@ impl DockerVm {
         Ok(container)
     }
 
+    /// Copies a fresh client certificate, its key and the peer's CA into the container, as
+    /// Fabric does: the key and certificate base64-encoded PEM, the CA plain PEM.
+    async fn upload_credentials(
+        &self,
+        docker: &Docker,
+        container: &str,
+        issuer: &dyn CertIssuer,
+        registers_as: &str,
+    ) -> Result<(), DockerError> {
+        use base64::Engine as _;
+        let credentials = issuer
+            .issue(registers_as)
+            .map_err(|reason| DockerError::Unrunnable {
+                name: registers_as.to_owned(),
+                reason,
+            })?;
+        let encode = |pem: &str| {
+            base64::engine::general_purpose::STANDARD
+                .encode(pem)
+                .into_bytes()
+        };
+        let files = [
+            CodeFile::new(
+                format!("{TLS_DIR}/client.key"),
+                encode(&credentials.key_pem),
+                0o600,
+            ),
+            CodeFile::new(
+                format!("{TLS_DIR}/client.crt"),
+                encode(&credentials.cert_pem),
+                0o644,
+            ),
+            CodeFile::new(
+                format!("{TLS_DIR}/peer.crt"),
+                credentials.root_pem.into_bytes(),
+                0o644,
+            ),
+        ];
+        let tar = write_tar_gz(&files).map_err(|e| DockerError::Api {
+            action: "upload TLS files",
+            reason: e.to_string(),
+        })?;
+        let options = UploadToContainerOptionsBuilder::default().path("/").build();
+        docker
+            .upload_to_container(container, Some(options), bollard::body_full(tar.into()))
+            .await
+            .map_err(|e| error::api_error("upload TLS files", container, e))
+    }
+
     async fn start_container(&self, name: &str) -> Result<Started, DockerError> {
         let resolved = self
             .resolver
@@ -228,6 +314,10 @@ impl DockerVm {
             })?;
         let docker = self.docker().await?;
         let container = self.create(docker, name, &resolved).await?;
+        if let Some(issuer) = &self.tls {
+            self.upload_credentials(docker, &container, issuer.as_ref(), &resolved.registers_as)
+                .await?;
+        }
         self.registrations.expect(&resolved.registers_as);
         if let Err(e) = docker.start_container(&container, None).await {
             self.registrations.forget(&resolved.registers_as);

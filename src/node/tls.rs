@@ -1,0 +1,134 @@
+//! Mutual TLS between the node and the chaincodes it launches: a CA the node creates on its first
+//! start, a server certificate for the chaincode listener, and a client certificate per launched
+//! chaincode whose common name is the name it must register with.
+
+use std::io::Write;
+use std::path::Path;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose,
+};
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+
+use crate::container::docker::{CertIssuer, ClientCredentials};
+
+/// The CA's common name; its certificate is rebuilt from it and the stored key when issuing.
+const CA_NAME: &str = "ccvm chaincode CA";
+
+/// Why the chaincode CA could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsError {
+    /// A file of the CA could not be read or written.
+    #[error("chaincode CA file {path}: {source}")]
+    File {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A key or certificate could not be made or read.
+    #[error("chaincode CA: {0}")]
+    Certificate(#[from] rcgen::Error),
+}
+
+fn ca_params() -> Result<CertificateParams, rcgen::Error> {
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params.distinguished_name = DistinguishedName::new();
+    params.distinguished_name.push(DnType::CommonName, CA_NAME);
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    Ok(params)
+}
+
+/// The node's chaincode CA and the listener's certificate.
+pub(super) struct ChaincodeCa {
+    ca_cert_pem: String,
+    ca_key: KeyPair,
+    server: Identity,
+}
+
+impl ChaincodeCa {
+    /// Loads the CA from `dir`, creating it on first use, and issues the listener a certificate
+    /// for `server_names` (IP addresses and host names).
+    ///
+    /// # Errors
+    /// A CA file that cannot be read or written, or a key that cannot be used.
+    pub fn load_or_create(dir: &Path, server_names: Vec<String>) -> Result<Self, TlsError> {
+        let cert_path = dir.join("ca.crt");
+        let key_path = dir.join("ca.key");
+        let file_error = |path: &Path| {
+            let path = path.to_owned();
+            move |source| TlsError::File { path, source }
+        };
+        let (ca_cert_pem, ca_key) = if key_path.exists() {
+            let key = std::fs::read_to_string(&key_path).map_err(file_error(&key_path))?;
+            let cert = std::fs::read_to_string(&cert_path).map_err(file_error(&cert_path))?;
+            (cert, KeyPair::from_pem(&key)?)
+        } else {
+            let key = KeyPair::generate()?;
+            let cert = ca_params()?.self_signed(&key)?.pem();
+            std::fs::create_dir_all(dir).map_err(file_error(dir))?;
+            write_private(&key_path, &key.serialize_pem()).map_err(file_error(&key_path))?;
+            std::fs::write(&cert_path, &cert).map_err(file_error(&cert_path))?;
+            (cert, key)
+        };
+        let mut params = CertificateParams::new(server_names)?;
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "ccvm chaincode listener");
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let server_key = KeyPair::generate()?;
+        let issuer = Issuer::new(ca_params()?, &ca_key);
+        let server_cert = params.signed_by(&server_key, &issuer)?;
+        Ok(Self {
+            ca_cert_pem,
+            ca_key,
+            server: Identity::from_pem(server_cert.pem(), server_key.serialize_pem()),
+        })
+    }
+
+    /// The chaincode listener's TLS: this CA's certificate, and a client certificate from this
+    /// CA required of every chaincode.
+    pub fn server_tls(&self) -> ServerTlsConfig {
+        ServerTlsConfig::new()
+            .identity(self.server.clone())
+            .client_ca_root(Certificate::from_pem(&self.ca_cert_pem))
+            .client_auth_optional(false)
+    }
+}
+
+impl CertIssuer for ChaincodeCa {
+    fn issue(&self, name: &str) -> Result<ClientCredentials, String> {
+        let issue = || -> Result<ClientCredentials, rcgen::Error> {
+            let mut params = CertificateParams::new(Vec::<String>::new())?;
+            params.distinguished_name.push(DnType::CommonName, name);
+            params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+            let key = KeyPair::generate()?;
+            let issuer = Issuer::new(ca_params()?, &self.ca_key);
+            let cert = params.signed_by(&key, &issuer)?;
+            Ok(ClientCredentials {
+                cert_pem: cert.pem(),
+                key_pem: key.serialize_pem(),
+                root_pem: self.ca_cert_pem.clone(),
+            })
+        };
+        issue().map_err(|e| format!("cannot issue a certificate to {name}: {e}"))
+    }
+}
+
+/// Writes a file only its owner can read.
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?
+        .write_all(text.as_bytes())
+}
