@@ -7,8 +7,8 @@ use ccvm_proto::Message;
 use ccvm_proto::ccvm::admin_client::AdminClient;
 use ccvm_proto::ccvm::committer_client::CommitterClient;
 use ccvm_proto::ccvm::{
-    InstallPackageRequest, InstalledPackage, ListPackagesRequest, ListSystemChaincodesRequest,
-    ReloadSystemChaincodeRequest, SubmitResponse, SystemChaincode,
+    InstallPackageRequest, InstalledPackage, ListPackagesRequest, ListRunningRequest,
+    ListSystemChaincodesRequest, ReloadSystemChaincodeRequest, SubmitResponse, SystemChaincode,
 };
 use ccvm_proto::common::{ChannelHeader, Envelope, Header, HeaderType, Payload, SignatureHeader};
 use ccvm_proto::protos::endorser_client::EndorserClient;
@@ -124,6 +124,15 @@ impl Admin {
     pub async fn packages(&mut self) -> Result<Vec<InstalledPackage>, ClientError> {
         let list = self.client.list_packages(ListPackagesRequest {}).await?;
         Ok(list.into_inner().packages)
+    }
+
+    /// The names of the chaincodes registered with the node now.
+    ///
+    /// # Errors
+    /// [`ClientError::Rpc`] when the call fails.
+    pub async fn running(&mut self) -> Result<Vec<String>, ClientError> {
+        let running = self.client.list_running(ListRunningRequest {}).await?;
+        Ok(running.into_inner().names)
     }
 
     /// Reloads a system chaincode on the node.

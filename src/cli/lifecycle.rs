@@ -200,7 +200,9 @@ pub(super) async fn define(args: &DefinitionArgs, commit: bool) -> anyhow::Resul
 }
 
 pub(super) async fn list(target: &TargetArgs) -> anyhow::Result<()> {
-    let packages = Admin::connect(&target.peer).await?.packages().await?;
+    let mut admin = Admin::connect(&target.peer).await?;
+    let packages = admin.packages().await?;
+    let running = admin.running().await?;
     let definitions = client(&target.peer, &target.data_dir)
         .await?
         .query(
@@ -227,6 +229,10 @@ pub(super) async fn list(target: &TargetArgs) -> anyhow::Result<()> {
             definition["sequence"],
             definition["package_id"].as_str().unwrap_or_default(),
         )?;
+    }
+    writeln!(out, "Running chaincodes:")?;
+    for name in &running {
+        writeln!(out, "  {name}")?;
     }
     Ok(())
 }

@@ -1,9 +1,11 @@
 //! Where chaincode runs. The inproc VM runs system chaincode as WebAssembly inside the peer; the
-//! Docker VM runs user chaincode in containers that dial back over gRPC.
+//! Docker VM runs user chaincode in containers that dial back over gRPC; the ccaas VM dials
+//! chaincode that runs as a service elsewhere.
 //!
 //! A VM only starts chaincode and moves its messages: it hands each chaincode's stream of
 //! `ChaincodeMessage`s to a [`StreamConnector`] and knows nothing of what the messages mean.
 
+pub mod ccaas;
 pub mod docker;
 pub mod inproc;
 

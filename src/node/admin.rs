@@ -5,30 +5,34 @@
 
 use ccvm_proto::ccvm::admin_server::{self, AdminServer};
 use ccvm_proto::ccvm::{
-    InstallPackageRequest, InstalledPackage, ListPackagesRequest, ListSystemChaincodesRequest,
-    PackageList, ReloadSystemChaincodeRequest, ReloadSystemChaincodeResponse, SystemChaincode,
-    SystemChaincodeList,
+    InstallPackageRequest, InstalledPackage, ListPackagesRequest, ListRunningRequest,
+    ListSystemChaincodesRequest, PackageList, ReloadSystemChaincodeRequest,
+    ReloadSystemChaincodeResponse, RunningChaincodes, SystemChaincode, SystemChaincodeList,
 };
 use tonic::{Request, Response, Status};
 
 use super::NodeError;
 use super::system_chaincodes::{Origin, SystemChaincodes};
+use crate::chaincode::ChaincodeSupport;
 use crate::package::{Package, PackageError, PackageStore};
 
 /// The `ccvm.Admin` service.
 pub(super) struct AdminService {
     system_chaincodes: SystemChaincodes,
     packages: PackageStore,
+    support: ChaincodeSupport,
 }
 
 impl AdminService {
     pub fn server(
         system_chaincodes: SystemChaincodes,
         packages: PackageStore,
+        support: ChaincodeSupport,
     ) -> AdminServer<Self> {
         AdminServer::new(Self {
             system_chaincodes,
             packages,
+            support,
         })
     }
 }
@@ -104,6 +108,15 @@ impl admin_server::Admin for AdminService {
             .map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(PackageList {
             packages: packages.into_iter().map(installed).collect(),
+        }))
+    }
+
+    async fn list_running(
+        &self,
+        _request: Request<ListRunningRequest>,
+    ) -> Result<Response<RunningChaincodes>, Status> {
+        Ok(Response::new(RunningChaincodes {
+            names: self.support.registry().names(),
         }))
     }
 }

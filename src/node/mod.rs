@@ -27,7 +27,8 @@ use crate::chaincode::ChaincodeSupport;
 use crate::chaincode::grpc::ChaincodeSupportService;
 use crate::config::Config;
 use crate::container::Vm;
-use crate::container::docker::DockerVm;
+use crate::container::ccaas::CcaasVm;
+use crate::container::docker::{ChaincodeResolver, DockerVm};
 use crate::container::inproc::{InprocError, InprocVm};
 use crate::identity::{Identity, IdentityError};
 use crate::ledger::{Ledger, LedgerError};
@@ -200,12 +201,17 @@ impl Node {
         } else {
             None
         };
+        let defined: Arc<dyn ChaincodeResolver> = Arc::new(DefinedChaincodes {
+            ledger: ledger.clone(),
+            packages: packages.clone(),
+        });
+        support.add_vm(Arc::new(CcaasVm::new(
+            Arc::clone(&defined),
+            support.connector(),
+        )));
         let docker = DockerVm::new(
             config.docker_settings(chaincode_addr.to_string()),
-            Arc::new(DefinedChaincodes {
-                ledger: ledger.clone(),
-                packages: packages.clone(),
-            }),
+            defined,
             support.registrations(),
             chaincode_ca
                 .clone()
@@ -229,6 +235,7 @@ impl Node {
             .add_service(AdminService::server(
                 system_chaincodes.clone(),
                 packages.clone(),
+                support.clone(),
             ));
         let mut chaincode_server = tonic::transport::Server::builder();
         if let Some(ca) = &chaincode_ca {

@@ -183,6 +183,10 @@ async fn the_command_line_packages_installs_approves_commits_and_invokes() -> Re
         "{listed}"
     );
     assert!(listed.contains("clikv 1.0 sequence 1"), "{listed}");
+    assert!(
+        !listed.contains("clikv:1.0"),
+        "not running before its first call: {listed}"
+    );
 
     let invoked = ccvm(
         &[
@@ -202,6 +206,8 @@ async fn the_command_line_packages_installs_approves_commits_and_invokes() -> Re
     )
     .await?;
     assert!(invoked.contains("status: 200"), "{invoked}");
+    let listed = ccvm(&[&["chaincode", "list"][..], &target].concat()).await?;
+    assert!(listed.contains("  clikv:1.0"), "running after it: {listed}");
     assert_eq!(node.query_text("clikv", &["get", "k"]).await?, "cli");
     Ok(())
 }

@@ -337,6 +337,32 @@ pub fn docker_endpoint() -> Result<Option<String>> {
     }
 }
 
+/// Approves and commits version 1.0, sequence 1 of chaincode `name`, running the installed
+/// package `package_id` of `platform`.
+pub async fn commit_definition(
+    node: &TestNode,
+    name: &str,
+    package_id: &str,
+    platform: Platform,
+) -> Result<()> {
+    let definition = json!({
+        "name": name,
+        "version": "1.0",
+        "sequence": 1,
+        "package_id": package_id,
+        "platform": platform.as_str(),
+    })
+    .to_string();
+    node.invoke(
+        LIFECYCLE,
+        &["ApproveChaincodeDefinitionForMyOrg", &definition],
+    )
+    .await?;
+    node.invoke(LIFECYCLE, &["CommitChaincodeDefinition", &definition])
+        .await?;
+    Ok(())
+}
+
 /// Installs the example `example` as a binary package and commits its definition as `name`;
 /// returns the package id.
 pub async fn deploy(node: &TestNode, example: &str, name: &str) -> Result<String> {
@@ -347,21 +373,7 @@ pub async fn deploy(node: &TestNode, example: &str, name: &str) -> Result<String
         &[CodeFile::new("chaincode", binary, 0o755)],
     )?;
     let installed = node.inner().packages().install(&package)?;
-    let definition = json!({
-        "name": name,
-        "version": "1.0",
-        "sequence": 1,
-        "package_id": installed.id,
-        "platform": "binary",
-    })
-    .to_string();
-    node.invoke(
-        LIFECYCLE,
-        &["ApproveChaincodeDefinitionForMyOrg", &definition],
-    )
-    .await?;
-    node.invoke(LIFECYCLE, &["CommitChaincodeDefinition", &definition])
-        .await?;
+    commit_definition(node, name, &installed.id, Platform::Binary).await?;
     Ok(installed.id)
 }
 
@@ -386,4 +398,20 @@ pub async fn docker_node_with(
         adjust(config);
     })
     .await
+}
+
+/// Starts Fabric's Node shim as a chaincode server (chaincode as a service) on `address`, with
+/// package id `ccid`; the node dials it.
+pub fn node_chaincode_server(address: &str, ccid: &str) -> Result<ChaincodeProcess> {
+    let child = Command::new("node")
+        .arg("shim-kv.js")
+        .env("CHAINCODE_SERVER_ADDRESS", address)
+        .env("CORE_CHAINCODE_ID_NAME", ccid)
+        .env("CORE_CHAINCODE_LOGGING_LEVEL", "warning")
+        .current_dir(node_dir()?)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting node (is Node.js installed?)")?;
+    Ok(ChaincodeProcess { child })
 }

@@ -1,6 +1,7 @@
 //! ccvm's integration tests: one binary, a module per area, real components throughout (a real
 //! node on loopback, real chaincode processes built from `examples/`, Fabric's own Node shim).
 
+mod ccaas;
 mod chaincode_tls;
 mod cli;
 mod docker;

@@ -130,4 +130,13 @@ class NodeKeyValue {
     }
 }
 
-shim.start(new NodeKeyValue());
+if (process.env.CHAINCODE_SERVER_ADDRESS) {
+    // Chaincode as a service: the peer dials this address. fabric-shim 2.5 warns that start()
+    // is unnecessary, but does not listen without it.
+    shim.server(new NodeKeyValue(), {
+        ccid: process.env.CORE_CHAINCODE_ID_NAME,
+        address: process.env.CHAINCODE_SERVER_ADDRESS,
+    }).start();
+} else {
+    shim.start(new NodeKeyValue());
+}

@@ -29,7 +29,7 @@ use tracing::{info, warn};
 pub use error::DockerError;
 
 use super::{Registrations, StartFuture, Started, Vm};
-use crate::package::{CodeFile, Package, write_tar_gz};
+use crate::package::{CodeFile, Package, Platform, write_tar_gz};
 
 /// Seconds bollard waits for an answer from the engine.
 const ENGINE_TIMEOUT_SECS: u64 = 120;
@@ -400,7 +400,9 @@ async fn exit_reason(docker: &Docker, container: &str) -> String {
 
 impl Vm for DockerVm {
     fn has(&self, name: &str) -> bool {
-        self.resolver.resolve(name).is_some()
+        self.resolver
+            .resolve(name)
+            .is_some_and(|resolved| resolved.package.platform != Platform::Ccaas)
     }
 
     fn start<'a>(&'a self, name: &'a str) -> StartFuture<'a> {

@@ -1,0 +1,221 @@
+//! Chaincode as a service (Fabric 2.4+): a `ccaas` package holds only `connection.json`, and
+//! the peer dials the chaincode's `protos.Chaincode/Connect` instead of starting anything. The
+//! chaincode may run anywhere the peer can reach: another machine, Kubernetes, a test process.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ccvm_proto::protos::chaincode_client::ChaincodeClient;
+use ccvm_proto::protos::{ChaincodeId, ChaincodeMessage};
+use ccvm_proto::{Message, MessageType};
+use serde::Deserialize;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+use tracing::{info, warn};
+
+use super::docker::{ChaincodeResolver, Resolved};
+use super::{StartFuture, Started, StreamConnector, Vm};
+use crate::package::Platform;
+
+/// Messages buffered in each direction between the chaincode's stream and its handler.
+const BUFFER: usize = 256;
+/// How long a dial may take when `connection.json` does not say.
+const DEFAULT_DIAL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `connection.json`, as Fabric defines it.
+#[derive(Debug, Deserialize)]
+struct Connection {
+    address: String,
+    #[serde(default)]
+    dial_timeout: Option<String>,
+    #[serde(default)]
+    tls_required: bool,
+    #[serde(default)]
+    client_auth_required: bool,
+    #[serde(default)]
+    client_key: String,
+    #[serde(default)]
+    client_cert: String,
+    #[serde(default)]
+    root_cert: String,
+}
+
+/// A duration such as `10s`, `500ms` or `1m`.
+fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().ok()?;
+    match unit {
+        "ms" => Some(Duration::from_millis(number)),
+        "s" => Some(Duration::from_secs(number)),
+        "m" => Some(Duration::from_secs(number * 60)),
+        _ => None,
+    }
+}
+
+impl Connection {
+    fn from_package(resolved: &Resolved) -> Result<Self, String> {
+        let files = resolved.package.code_files().map_err(|e| e.to_string())?;
+        let file = files
+            .iter()
+            .find(|file| file.path == "connection.json")
+            .ok_or_else(|| {
+                format!(
+                    "ccaas package {} has no connection.json",
+                    resolved.package.id
+                )
+            })?;
+        serde_json::from_slice(&file.bytes).map_err(|e| format!("connection.json: {e}"))
+    }
+
+    fn endpoint(&self) -> Result<Endpoint, String> {
+        let scheme = if self.tls_required { "https" } else { "http" };
+        let timeout = match &self.dial_timeout {
+            Some(text) => parse_duration(text)
+                .ok_or_else(|| format!("dial_timeout {text:?} is not a duration like 10s"))?,
+            None => DEFAULT_DIAL_TIMEOUT,
+        };
+        let mut endpoint = Endpoint::from_shared(format!("{scheme}://{}", self.address))
+            .map_err(|e| format!("address {}: {e}", self.address))?
+            .connect_timeout(timeout)
+            .tcp_nodelay(true);
+        if self.tls_required {
+            let mut tls =
+                ClientTlsConfig::new().ca_certificate(Certificate::from_pem(&self.root_cert));
+            if self.client_auth_required {
+                tls = tls.identity(Identity::from_pem(&self.client_cert, &self.client_key));
+            }
+            endpoint = endpoint.tls_config(tls).map_err(|e| format!("TLS: {e}"))?;
+        }
+        Ok(endpoint)
+    }
+}
+
+/// Dials chaincode served elsewhere and hands its stream to the peer.
+pub struct CcaasVm {
+    resolver: Arc<dyn ChaincodeResolver>,
+    connector: StreamConnector,
+}
+
+impl CcaasVm {
+    /// A VM that reaches the `ccaas` packages `resolver` finds and connects their streams to
+    /// the peer through `connector`.
+    pub fn new(resolver: Arc<dyn ChaincodeResolver>, connector: StreamConnector) -> Self {
+        Self {
+            resolver,
+            connector,
+        }
+    }
+
+    fn resolve(&self, name: &str) -> Option<Resolved> {
+        self.resolver
+            .resolve(name)
+            .filter(|resolved| resolved.package.platform == Platform::Ccaas)
+    }
+
+    async fn dial(&self, name: &str) -> Result<Started, String> {
+        let resolved = self
+            .resolve(name)
+            .ok_or_else(|| format!("{name} is not a ccaas chaincode"))?;
+        let connection = Connection::from_package(&resolved)?;
+        let channel = connection.endpoint()?.connect().await.map_err(|e| {
+            format!(
+                "cannot reach chaincode {name} at {}: {e}",
+                connection.address
+            )
+        })?;
+        let (to_chaincode, outbound) = mpsc::channel(BUFFER);
+        let mut inbound = ChaincodeClient::new(channel)
+            .connect(ReceiverStream::new(outbound))
+            .await
+            .map_err(|status| {
+                format!(
+                    "chaincode {name} refused the connection: {}",
+                    status.message()
+                )
+            })?
+            .into_inner();
+        info!(chaincode = name, address = %connection.address, "connected to chaincode as a service");
+        let (to_handler, from_chaincode) = mpsc::channel(BUFFER);
+        drop((self.connector)(
+            resolved.registers_as.clone(),
+            from_chaincode,
+            to_chaincode,
+        ));
+        let stopped = CancellationToken::new();
+        let stop = stopped.clone();
+        let registers_as = resolved.registers_as;
+        let pump = tokio::spawn(async move {
+            let why = loop {
+                let next = tokio::select! {
+                    () = stopped.cancelled() => break "disconnected by the peer".to_owned(),
+                    next = inbound.message() => next,
+                };
+                let message = match next {
+                    Ok(Some(message)) => as_registered(message, &registers_as),
+                    Ok(None) => break "closed its stream".to_owned(),
+                    Err(status) => break format!("stream failed: {}", status.message()),
+                };
+                if to_handler.send(Ok(message)).await.is_err() {
+                    break "its handler ended".to_owned();
+                }
+            };
+            let _ = to_handler
+                .send(Err(format!("chaincode {registers_as} {why}")))
+                .await;
+            why
+        });
+        Ok(Started {
+            stop: Box::new(move || stop.cancel()),
+            exited: Box::pin(async move {
+                pump.await
+                    .unwrap_or_else(|e| format!("connection task failed: {e}"))
+            }),
+        })
+    }
+}
+
+/// A REGISTER names the chaincode as the peer knows it: the peer dialed this address for that
+/// chaincode, whatever id (Fabric shims send the package id) the service claims.
+fn as_registered(mut message: ChaincodeMessage, registers_as: &str) -> ChaincodeMessage {
+    if message.r#type == MessageType::Register as i32 {
+        let claimed = ChaincodeId::decode(message.payload.as_slice())
+            .map(|id| id.name)
+            .unwrap_or_default();
+        if claimed != registers_as {
+            warn!(%claimed, registers_as, "chaincode as a service registers under its definition's name");
+        }
+        message.payload = ChaincodeId {
+            name: registers_as.to_owned(),
+            ..Default::default()
+        }
+        .encode_to_vec();
+    }
+    message
+}
+
+impl Vm for CcaasVm {
+    fn has(&self, name: &str) -> bool {
+        self.resolve(name).is_some()
+    }
+
+    fn start<'a>(&'a self, name: &'a str) -> StartFuture<'a> {
+        Box::pin(self.dial(name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dial_timeouts_read_like_fabrics() {
+        assert_eq!(parse_duration("10s"), Some(Duration::from_secs(10)));
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("soon"), None);
+    }
+}
