@@ -75,6 +75,8 @@ pub struct DockerConfig {
     pub log_driver: String,
     /// Options of the log driver.
     pub log_options: BTreeMap<String, String>,
+    /// Where cargo builds `rust` packages; `rust-build` in the data directory when unset.
+    pub rust_target_dir: Option<PathBuf>,
 }
 
 impl Default for DockerConfig {
@@ -89,6 +91,7 @@ impl Default for DockerConfig {
                 ("max-size".to_owned(), "50m".to_owned()),
                 ("max-file".to_owned(), "5".to_owned()),
             ]),
+            rust_target_dir: None,
         }
     }
 }
@@ -245,6 +248,11 @@ impl Config {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
+            rust_target_dir: self
+                .docker
+                .rust_target_dir
+                .clone()
+                .unwrap_or_else(|| self.data_dir.join("rust-build")),
         }
     }
 

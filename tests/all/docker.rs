@@ -6,8 +6,10 @@ use std::sync::Arc;
 
 use anyhow::Result;
 
+use ccvm::package::{CodeFile, Package, Platform};
+
 use crate::harness::{
-    CHANNEL, TestNode, deploy, docker_endpoint, docker_node_with, static_example,
+    CHANNEL, TestNode, commit_definition, deploy, docker_endpoint, docker_node_with, static_example,
 };
 
 async fn docker_node(endpoint: String) -> Result<TestNode> {
@@ -225,4 +227,57 @@ async fn ccvm(args: &[&str]) -> Result<String> {
         String::from_utf8_lossy(&output.stderr)
     );
     Ok(String::from_utf8(output.stdout)?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rust_package_is_built_on_the_host_and_runs_in_a_container() -> Result<()> {
+    let Some(endpoint) = docker_endpoint()? else {
+        return Ok(());
+    };
+    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let build_dir = workspace.join("target");
+    let node = docker_node_with(endpoint, move |config| {
+        config.docker.rust_target_dir = Some(build_dir);
+    })
+    .await?;
+    let manifest = format!(
+        r#"[package]
+name = "rustkv"
+version = "0.1.0"
+edition = "2024"
+
+[dependencies]
+ccvm-guest-sdk = {{ path = "{}", features = ["grpc"] }}
+serde = "1"
+serde_json = "1"
+
+[workspace]
+"#,
+        workspace.join("guest-sdk").display()
+    );
+    let project = [
+        CodeFile::new("Cargo.toml", manifest.into_bytes(), 0o644),
+        CodeFile::new(
+            "Cargo.lock",
+            std::fs::read(workspace.join("Cargo.lock"))?,
+            0o644,
+        ),
+        CodeFile::new(
+            "src/main.rs",
+            std::fs::read(workspace.join("examples/kv/src/main.rs"))?,
+            0o644,
+        ),
+    ];
+    let package = Package::build("rustkv_1.0", Platform::Rust, &project)?;
+    let installed = node.inner().packages().install(&package)?;
+    commit_definition(&node, "rustkv", &installed.id, Platform::Rust).await?;
+
+    node.invoke("rustkv", &["put", "built", "on the host"])
+        .await?;
+    assert_eq!(
+        node.query_text("rustkv", &["get", "built"]).await?,
+        "on the host"
+    );
+    assert_eq!(node.inner().docker().images_built(), 1);
+    Ok(())
 }

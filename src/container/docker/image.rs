@@ -12,11 +12,17 @@ use crate::package::{CodeFile, Package, Platform, write_tar};
 /// The executable's path inside the image.
 const ENTRYPOINT: &str = "chaincode";
 
-/// The files of a package's image, with its executable as `chaincode`.
+/// The files of a package's image, with its executable as `chaincode`; a `rust` package is
+/// built first, sharing `rust_target_dir` between builds.
 ///
 /// # Errors
-/// [`DockerError::Unrunnable`] for a package this VM cannot run.
-pub(super) fn image_files(name: &str, package: &Package) -> Result<Vec<CodeFile>, DockerError> {
+/// [`DockerError::Unrunnable`] for a package this VM cannot run, [`DockerError::BuildFailed`]
+/// with cargo's output for a project that does not build.
+pub(super) async fn image_files(
+    name: &str,
+    package: &Package,
+    rust_target_dir: &std::path::Path,
+) -> Result<Vec<CodeFile>, DockerError> {
     let unrunnable = |reason: String| DockerError::Unrunnable {
         name: name.to_owned(),
         reason,
@@ -36,6 +42,10 @@ pub(super) fn image_files(name: &str, package: &Package) -> Result<Vec<CodeFile>
                     ))
                 })?;
             Ok(vec![CodeFile::new(ENTRYPOINT, executable.bytes, 0o755)])
+        }
+        Platform::Rust => {
+            let executable = super::rust_build::build(name, package, rust_target_dir).await?;
+            Ok(vec![CodeFile::new(ENTRYPOINT, executable, 0o755)])
         }
         other => Err(unrunnable(format!(
             "the Docker VM does not run {} packages yet",

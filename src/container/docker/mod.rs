@@ -4,12 +4,13 @@
 //! A start follows Fabric's Docker VM: remove any old container of the name, create the new one
 //! (host networking, so it reaches the peer on loopback; memory and log limits), build the image
 //! first when the engine has none, start it, copy its output into the peer's log, and report its
-//! exit code when it ends. `names` forms container and image names, `image` builds images,
-//! `error` names the engine's failures.
+//! exit code when it ends. `names` forms container and image names, `image` builds images
+//! (`rust_build` compiles a `rust` package first), `error` names the engine's failures.
 
 mod error;
 mod image;
 pub mod names;
+mod rust_build;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -51,6 +52,8 @@ pub struct DockerSettings {
     pub log_driver: String,
     /// Options of the log driver (`max-size`, `max-file` for `json-file`).
     pub log_options: HashMap<String, String>,
+    /// Where cargo builds `rust` packages, shared between builds.
+    pub rust_target_dir: std::path::PathBuf,
 }
 
 /// What to run for a chaincode name: its package and the name it registers as.
@@ -242,7 +245,9 @@ impl DockerVm {
             Ok(_) => {}
             Err(DockerError::NoSuchImage(_)) => {
                 info!(chaincode = name, %image, "building the chaincode image");
-                let files = image::image_files(name, &resolved.package)?;
+                let files =
+                    image::image_files(name, &resolved.package, &self.settings.rust_target_dir)
+                        .await?;
                 image::build(docker, &image, files).await?;
                 self.images_built.fetch_add(1, Ordering::Relaxed);
                 docker
