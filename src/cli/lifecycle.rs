@@ -9,6 +9,7 @@ use clap::Args;
 use serde_json::json;
 
 use super::client;
+use super::progress::spinner;
 use crate::client::Admin;
 use crate::config::{DEFAULT_DATA_DIR, DEFAULT_LISTEN};
 use crate::ledger::DEFAULT_CHANNEL;
@@ -129,6 +130,15 @@ pub(super) fn package(args: &PackageArgs) -> anyhow::Result<()> {
 pub(super) async fn install(args: &InstallArgs) -> anyhow::Result<()> {
     let bytes = std::fs::read(&args.package)
         .with_context(|| format!("reading {}", args.package.display()))?;
+    let waiting = spinner(format!("installing {}", args.package.display()));
+    let installed = install_and_record(args, bytes).await;
+    waiting.finish_and_clear();
+    println!("{}", installed?);
+    Ok(())
+}
+
+/// Stores the package on the node and records it in `_lifecycle`; returns its id.
+async fn install_and_record(args: &InstallArgs, bytes: Vec<u8>) -> anyhow::Result<String> {
     let installed = Admin::connect(&args.target.peer)
         .await?
         .install_package(bytes)
@@ -150,8 +160,7 @@ pub(super) async fn install(args: &InstallArgs) -> anyhow::Result<()> {
             Default::default(),
         )
         .await?;
-    println!("{}", installed.package_id);
-    Ok(())
+    Ok(installed.package_id)
 }
 
 /// Approves (`commit` false) or commits the definition.
@@ -179,6 +188,12 @@ pub(super) async fn define(args: &DefinitionArgs, commit: bool) -> anyhow::Resul
     } else {
         "ApproveChaincodeDefinitionForMyOrg"
     };
+    let (doing, done) = if commit {
+        ("committing", "committed")
+    } else {
+        ("approving", "approved")
+    };
+    let waiting = spinner(format!("{doing} {} {}", args.name, args.version));
     let committed = client(&target.peer, &target.data_dir)
         .await?
         .invoke(
@@ -190,10 +205,11 @@ pub(super) async fn define(args: &DefinitionArgs, commit: bool) -> anyhow::Resul
             ],
             Default::default(),
         )
-        .await?;
-    let step = if commit { "committed" } else { "approved" };
+        .await;
+    waiting.finish_and_clear();
+    let committed = committed?;
     println!(
-        "{step} {} {} sequence {} in block {}",
+        "{done} {} {} sequence {} in block {}",
         args.name, args.version, args.sequence, committed.block
     );
     Ok(())

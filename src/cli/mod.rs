@@ -2,6 +2,7 @@
 //! library, prints; holds no logic of its own.
 
 mod lifecycle;
+mod progress;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -256,11 +257,15 @@ async fn call(args: CallArgs, commit: bool) -> anyhow::Result<()> {
         None => Default::default(),
     };
     let client = client(&args.peer, &args.data_dir).await?;
+    let verb = if commit { "invoking" } else { "querying" };
+    let waiting = progress::spinner(format!("{verb} {} on {}", args.name, args.channel));
     let mut stdout = std::io::stdout().lock();
     if commit {
         let committed = client
             .invoke(&args.channel, &args.name, ctor, transient)
-            .await?;
+            .await;
+        waiting.finish_and_clear();
+        let committed = committed?;
         writeln!(stdout, "status: {}", committed.response.status)?;
         writeln!(
             stdout,
@@ -274,8 +279,9 @@ async fn call(args: CallArgs, commit: bool) -> anyhow::Result<()> {
     } else {
         let response = client
             .query(&args.channel, &args.name, ctor, transient)
-            .await?;
-        stdout.write_all(&response.payload)?;
+            .await;
+        waiting.finish_and_clear();
+        stdout.write_all(&response?.payload)?;
         writeln!(stdout)?;
     }
     Ok(())
