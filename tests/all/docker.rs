@@ -281,3 +281,42 @@ serde_json = "1"
     assert_eq!(node.inner().docker().images_built(), 1);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_package_that_does_not_build_fails_its_launch_with_the_build_log() -> Result<()> {
+    let Some(endpoint) = docker_endpoint()? else {
+        return Ok(());
+    };
+    let build_dir = tempfile::tempdir()?;
+    let build_path = build_dir.path().to_owned();
+    let node = docker_node_with(endpoint, move |config| {
+        config.docker.rust_target_dir = Some(build_path);
+    })
+    .await?;
+    let project = [
+        CodeFile::new(
+            "Cargo.toml",
+            b"[package]\nname = \"broken\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[workspace]\n"
+                .to_vec(),
+            0o644,
+        ),
+        CodeFile::new("src/main.rs", b"fn main() { not_defined_anywhere() }\n".to_vec(), 0o644),
+    ];
+    let package = Package::build("broken_1.0", Platform::Rust, &project)?;
+    let installed = node.inner().packages().install(&package)?;
+    commit_definition(&node, "broken", &installed.id, Platform::Rust).await?;
+
+    let failed = node
+        .query("broken", &["get", "k"])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        failed.contains("could not be launched")
+            && failed.contains("failed")
+            && failed.contains("not_defined_anywhere"),
+        "the launch error carries cargo's output: {failed}"
+    );
+    assert_eq!(node.inner().docker().containers_started(), 0);
+    Ok(())
+}
