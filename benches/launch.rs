@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
 use ccvm::container::inproc::CacheOutcome;
-use harness::{TestNode, deploy, docker_endpoint, docker_node_with, wasm_example};
+use harness::{TestNode, deploy, docker_endpoint, docker_engine, docker_node_with, wasm_example};
 
 /// Instances launched and kept resident by default.
 const DEFAULT_INSTANCES: u32 = 1000;
@@ -144,13 +144,7 @@ async fn docker_launches(endpoint: String) -> Result<()> {
     ensure!(node.inner().docker().images_built() == 1);
 
     let (container, _) = node.inner().docker().names_of(&package_id);
-    let engine = bollard::Docker::connect_with_unix(
-        endpoint.trim_start_matches("unix://"),
-        60,
-        bollard::API_DEFAULT_VERSION,
-    )?
-    .negotiate_version()
-    .await?;
+    let engine = docker_engine(&endpoint).await?;
     let mut relaunches = Vec::with_capacity(DOCKER_RELAUNCHES);
     for _ in 0..DOCKER_RELAUNCHES {
         engine.kill_container(&container, None).await?;

@@ -125,6 +125,17 @@ impl Identity {
     }
 }
 
+/// Writes `text` to a file only its owner can read (a private key).
+pub(crate) fn write_private(path: &Path, text: &str) -> io::Result<()> {
+    fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?
+        .write_all(text.as_bytes())
+}
+
 fn create(dir: &Path, msp_id: &str, common_name: &str) -> Result<(), IdentityError> {
     let invalid = |reason: String| IdentityError::Invalid {
         dir: dir.to_owned(),
@@ -149,17 +160,10 @@ fn create(dir: &Path, msp_id: &str, common_name: &str) -> Result<(), IdentityErr
         source,
     })?;
     let key_path = dir.join(KEY_FILE);
-    fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&key_path)
-        .and_then(|mut file| file.write_all(key.serialize_pem().as_bytes()))
-        .map_err(|source| IdentityError::Io {
-            path: key_path,
-            source,
-        })?;
+    write_private(&key_path, &key.serialize_pem()).map_err(|source| IdentityError::Io {
+        path: key_path,
+        source,
+    })?;
     write(MSP_ID_FILE, msp_id)?;
     write(CERT_FILE, &cert.pem())
 }

@@ -58,17 +58,11 @@ fn parse_duration(text: &str) -> Option<Duration> {
 
 impl Connection {
     fn from_package(resolved: &Resolved) -> Result<Self, String> {
-        let files = resolved.package.code_files().map_err(|e| e.to_string())?;
-        let file = files
-            .iter()
-            .find(|file| file.path == "connection.json")
-            .ok_or_else(|| {
-                format!(
-                    "ccaas package {} has no connection.json",
-                    resolved.package.id
-                )
-            })?;
-        serde_json::from_slice(&file.bytes).map_err(|e| format!("connection.json: {e}"))
+        let file = resolved
+            .package
+            .code_file("connection.json")
+            .map_err(|e| e.to_string())?;
+        serde_json::from_slice(&file).map_err(|e| format!("connection.json: {e}"))
     }
 
     fn endpoint(&self) -> Result<Endpoint, String> {

@@ -112,21 +112,38 @@ impl SystemChaincodes {
         Ok(names)
     }
 
+    /// Compiles `wasm` as `name`, granting the block store if `name` is a block reader.
+    fn compile(&self, name: &str, wasm: &[u8]) -> Result<Compiled, NodeError> {
+        Ok(if self.reads_blocks(name) {
+            self.inproc.compile_block_reader(name, wasm)?
+        } else {
+            self.inproc.compile(name, wasm)?
+        })
+    }
+
     fn compile_file(&self, name: &str, path: &Path) -> Result<Compiled, NodeError> {
         let wasm = std::fs::read(path).map_err(|source| NodeError::ChaincodeDir {
             dir: path.to_owned(),
             source,
         })?;
-        let component = if self.reads_blocks(name) {
-            self.inproc.compile_block_reader(name, &wasm)?
-        } else {
-            self.inproc.compile(name, &wasm)?
-        };
+        let component = self.compile(name, &wasm)?;
         info!(
             chaincode = name, path = %path.display(), compiled = ?component.cache_outcome(),
             "installed system chaincode"
         );
         Ok(component)
+    }
+
+    /// Compiles `name` from `file`, or from its built-in wasm when the directory has none.
+    fn compile_source(&self, name: &str, file: Option<&Path>) -> Result<Compiled, NodeError> {
+        match file {
+            Some(path) => self.compile_file(name, path),
+            None => {
+                let wasm = built_in(name)
+                    .ok_or_else(|| NodeError::UnknownSystemChaincode(name.to_owned()))?;
+                self.compile(name, wasm)
+            }
+        }
     }
 
     /// The file that provides `name`, if the directory has one.
@@ -155,38 +172,16 @@ impl SystemChaincodes {
     /// [`NodeError::UnknownSystemChaincode`], or why the new wasm cannot be compiled or
     /// started; a wasm that does not compile leaves the old instance serving.
     pub async fn reload(&self, name: &str) -> Result<(), NodeError> {
-        let component = match &self.file_of(name) {
-            Some(path) => {
-                let stamp = stamp(path).ok();
-                let (this, owned, path) = (self.clone(), name.to_owned(), path.clone());
-                let component =
-                    tokio::task::spawn_blocking(move || this.compile_file(&owned, &path))
-                        .await
-                        .map_err(|e| NodeError::Crashed(e.to_string()))??;
-                if let Some(stamp) = stamp {
-                    lock(&self.loaded).insert(name.to_owned(), stamp);
-                }
-                component
-            }
-            None => {
-                let wasm = built_in(name)
-                    .ok_or_else(|| NodeError::UnknownSystemChaincode(name.to_owned()))?;
-                let (inproc, reads, owned) = (
-                    Arc::clone(&self.inproc),
-                    self.reads_blocks(name),
-                    name.to_owned(),
-                );
-                tokio::task::spawn_blocking(move || {
-                    if reads {
-                        inproc.compile_block_reader(&owned, wasm)
-                    } else {
-                        inproc.compile(&owned, wasm)
-                    }
-                })
+        let file = self.file_of(name);
+        let stamp = file.as_deref().and_then(|path| stamp(path).ok());
+        let (this, owned) = (self.clone(), name.to_owned());
+        let component =
+            tokio::task::spawn_blocking(move || this.compile_source(&owned, file.as_deref()))
                 .await
-                .map_err(|e| NodeError::Crashed(e.to_string()))??
-            }
-        };
+                .map_err(|e| NodeError::Crashed(e.to_string()))??;
+        if let Some(stamp) = stamp {
+            lock(&self.loaded).insert(name.to_owned(), stamp);
+        }
         self.inproc.install(name, component);
         if self.support.retire(name) {
             self.support

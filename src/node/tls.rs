@@ -2,7 +2,6 @@
 //! start, a server certificate for the chaincode listener, and a client certificate per launched
 //! chaincode whose common name is the name it must register with.
 
-use std::io::Write;
 use std::path::Path;
 
 use rcgen::{
@@ -12,6 +11,7 @@ use rcgen::{
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
 use crate::container::docker::{CertIssuer, ClientCredentials};
+use crate::identity::write_private;
 
 /// The CA's common name; its certificate is rebuilt from it and the stored key when issuing.
 const CA_NAME: &str = "ccvm chaincode CA";
@@ -120,15 +120,4 @@ impl CertIssuer for ChaincodeCa {
         };
         issue().map_err(|e| format!("cannot issue a certificate to {name}: {e}"))
     }
-}
-
-/// Writes a file only its owner can read.
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?
-        .write_all(text.as_bytes())
 }

@@ -1,6 +1,7 @@
 //! Which user chaincodes the Docker VM runs: those whose definition is committed through
 //! `_lifecycle` and whose package is installed on this node.
 
+use ccvm_guest_sdk::create_composite_key;
 use serde::Deserialize;
 use tracing::warn;
 
@@ -18,9 +19,10 @@ struct Definition {
     package_id: String,
 }
 
-/// `_lifecycle`'s key of a committed definition: the composite key `definition/NAME`.
-fn definition_key(name: &str) -> String {
-    format!("\u{0}definition\u{0}{name}\u{0}")
+/// `_lifecycle`'s key of a committed definition: the composite key `definition/NAME`, formed
+/// as the chaincode forms it.
+fn definition_key(name: &str) -> Option<String> {
+    create_composite_key("definition", &[name]).ok()
 }
 
 /// Resolves a chaincode name through the definitions committed on the node's channel.
@@ -32,7 +34,7 @@ pub(super) struct DefinedChaincodes {
 impl DefinedChaincodes {
     fn definition(&self, name: &str) -> Option<Definition> {
         let mut reader = self.ledger.new_simulator(DEFAULT_CHANNEL, "").ok()?;
-        let bytes = reader.get_state(LIFECYCLE, &definition_key(name)).ok()??;
+        let bytes = reader.get_state(LIFECYCLE, &definition_key(name)?).ok()??;
         serde_json::from_slice(&bytes)
             .inspect_err(|e| warn!(chaincode = name, "unreadable definition: {e}"))
             .ok()

@@ -164,6 +164,24 @@ impl Package {
         ])
     }
 
+    /// The contents of one file of `code.tar.gz`.
+    ///
+    /// # Errors
+    /// [`PackageError::Malformed`] when the archive cannot be read or has no such file.
+    pub fn code_file(&self, path: &str) -> Result<Vec<u8>, PackageError> {
+        self.code_files()?
+            .into_iter()
+            .find(|file| file.path == path)
+            .map(|file| file.bytes)
+            .ok_or_else(|| {
+                PackageError::Malformed(format!(
+                    "{} package {} has no {path}",
+                    self.platform.as_str(),
+                    self.id
+                ))
+            })
+    }
+
     /// The files of `code.tar.gz`.
     ///
     /// # Errors

@@ -6,15 +6,7 @@ use std::process::Output;
 use anyhow::Result;
 use ccvm::node::{LIFECYCLE, QSCC};
 
-use crate::harness::{CHANNEL, TestNode};
-
-async fn ccvm(args: &[&str]) -> Result<Output> {
-    Ok(tokio::process::Command::new(env!("CARGO_BIN_EXE_ccvm"))
-        .args(args)
-        .env("CCVM_LOG", "warn")
-        .output()
-        .await?)
-}
+use crate::harness::{CHANNEL, TestNode, run_ccvm as ccvm};
 
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()

@@ -5,11 +5,11 @@
 use std::sync::Arc;
 
 use anyhow::Result;
-
 use ccvm::package::{CodeFile, Package, Platform};
 
 use crate::harness::{
-    CHANNEL, TestNode, commit_definition, deploy, docker_endpoint, docker_node_with, static_example,
+    CHANNEL, TestNode, commit_definition, deploy, docker_endpoint, docker_engine, docker_node_with,
+    run_ccvm, static_example,
 };
 
 async fn docker_node(endpoint: String) -> Result<TestNode> {
@@ -85,7 +85,7 @@ async fn a_killed_container_fails_its_transaction_and_the_next_call_relaunches()
     });
     node.wait_until_running_tx("killkv").await?;
     let (container, _) = node.inner().docker().names_of(&package_id);
-    engine(&endpoint)
+    docker_engine(&endpoint)
         .await?
         .kill_container(&container, None)
         .await?;
@@ -118,13 +118,6 @@ async fn a_container_that_exits_at_start_fails_its_launch_with_the_exit_code() -
         "{failed}"
     );
     Ok(())
-}
-
-/// A client of the test engine, for doing to containers what an operator would.
-async fn engine(endpoint: &str) -> Result<bollard::Docker> {
-    let path = endpoint.trim_start_matches("unix://");
-    let docker = bollard::Docker::connect_with_unix(path, 60, bollard::API_DEFAULT_VERSION)?;
-    Ok(docker.negotiate_version().await?)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -216,11 +209,7 @@ async fn the_command_line_packages_installs_approves_commits_and_invokes() -> Re
 
 /// Runs the `ccvm` binary; its stdout, or an error with its stderr.
 async fn ccvm(args: &[&str]) -> Result<String> {
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_ccvm"))
-        .args(args)
-        .env("CCVM_LOG", "warn")
-        .output()
-        .await?;
+    let output = run_ccvm(args).await?;
     anyhow::ensure!(
         output.status.success(),
         "ccvm {args:?} failed: {}",

@@ -415,3 +415,19 @@ pub fn node_chaincode_server(address: &str, ccid: &str) -> Result<ChaincodeProce
         .context("starting node (is Node.js installed?)")?;
     Ok(ChaincodeProcess { child })
 }
+
+/// Runs the `ccvm` binary with `args`, logging only warnings.
+pub async fn run_ccvm(args: &[&str]) -> Result<std::process::Output> {
+    Ok(Command::new(env!("CARGO_BIN_EXE_ccvm"))
+        .args(args)
+        .env("CCVM_LOG", "warn")
+        .output()
+        .await?)
+}
+
+/// A client of the test engine, for doing to containers what an operator would.
+pub async fn docker_engine(endpoint: &str) -> Result<bollard::Docker> {
+    let path = endpoint.trim_start_matches("unix://");
+    let docker = bollard::Docker::connect_with_unix(path, 60, bollard::API_DEFAULT_VERSION)?;
+    Ok(docker.negotiate_version().await?)
+}

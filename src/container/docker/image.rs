@@ -29,19 +29,10 @@ pub(super) async fn image_files(
     };
     match package.platform {
         Platform::Binary => {
-            let files = package
-                .code_files()
+            let executable = package
+                .code_file(ENTRYPOINT)
                 .map_err(|e| unrunnable(e.to_string()))?;
-            let executable = files
-                .into_iter()
-                .find(|file| file.path == ENTRYPOINT)
-                .ok_or_else(|| {
-                    unrunnable(format!(
-                        "binary package {} has no `chaincode` file",
-                        package.id
-                    ))
-                })?;
-            Ok(vec![CodeFile::new(ENTRYPOINT, executable.bytes, 0o755)])
+            Ok(vec![CodeFile::new(ENTRYPOINT, executable, 0o755)])
         }
         Platform::Rust => {
             let executable = super::rust_build::build(name, package, rust_target_dir).await?;

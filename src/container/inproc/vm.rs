@@ -177,7 +177,7 @@ impl InprocVm {
                 .map_err(|e| format!("compiling {name} failed: {e}"))?
                 .map_err(|e: InprocError| e.to_string())?;
         let mut installed = lock(&self.installed);
-        if let Some(entry @ Installed::Source { .. }) = installed.get_mut(name)
+        if let Some(entry) = installed.get_mut(name)
             && matches!(entry, Installed::Source { wasm: current, .. } if Arc::ptr_eq(current, &wasm))
         {
             *entry = Installed::Compiled(compiled.clone());
