@@ -1,7 +1,9 @@
-//! Builds the system chaincodes ccvm carries (`examples/lifecycle`, `examples/qscc`) for
-//! `wasm32-wasip2`, so that `ccvm node start` has them with no extra step.
+//! Builds what ccvm carries inside its binary, so that `ccvm node start` needs no extra step: the
+//! system chaincodes (`examples/lifecycle`, `examples/qscc`) for `wasm32-wasip2`, and the wasm
+//! runner (`runner/`) as a static `x86_64-unknown-linux-musl` executable that the Docker VM puts
+//! into the image of a `wasm` package.
 //!
-//! They are built by a second cargo with its own target directory (`target/system-chaincode`),
+//! They are built by a second cargo with its own target directory (`target/embedded`),
 //! shared by every profile of this crate, always in release mode.
 
 use std::env;
@@ -9,15 +11,21 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const TARGET: &str = "wasm32-wasip2";
-/// Packages built, each to `<package>.wasm` in `OUT_DIR`.
+const WASM_TARGET: &str = "wasm32-wasip2";
+/// Packages built for [`WASM_TARGET`], each to `<package>.wasm` in `OUT_DIR`.
 const SYSTEM_CHAINCODES: [&str; 2] = ["lifecycle", "qscc"];
-/// Sources the system chaincodes are built from.
-const INPUTS: [&str; 6] = [
+/// The target whose executables run in an empty (`FROM scratch`) image.
+const STATIC_TARGET: &str = "x86_64-unknown-linux-musl";
+/// The runner package, built for [`STATIC_TARGET`] to `ccvm-wasm-runner` in `OUT_DIR`.
+const RUNNER: &str = "ccvm-wasm-runner";
+/// Sources of what is built here.
+const INPUTS: [&str; 8] = [
     "examples/lifecycle",
     "examples/qscc",
     "guest-sdk",
     "proto",
+    "runner",
+    "sandbox",
     "wit",
     "Cargo.lock",
 ];
@@ -40,16 +48,32 @@ fn main() {
             manifest_dir.join(input).display()
         );
     }
-    check_target_installed();
+    check_target_installed(WASM_TARGET);
+    check_target_installed(STATIC_TARGET);
 
-    let target_dir = system_chaincode_target_dir(&out_dir);
+    let target_dir = embedded_target_dir(&out_dir);
+    cargo_build(&manifest_dir, &target_dir, WASM_TARGET, &SYSTEM_CHAINCODES);
+    for package in SYSTEM_CHAINCODES {
+        copy_built(
+            &target_dir,
+            WASM_TARGET,
+            &format!("{package}.wasm"),
+            &out_dir,
+        );
+    }
+    cargo_build(&manifest_dir, &target_dir, STATIC_TARGET, &[RUNNER]);
+    copy_built(&target_dir, STATIC_TARGET, RUNNER, &out_dir);
+}
+
+/// Builds `packages` for `target` in release mode with a cargo of its own.
+fn cargo_build(manifest_dir: &Path, target_dir: &Path, target: &str, packages: &[&str]) {
     let cargo = env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
     let mut build = Command::new(cargo);
     build
-        .current_dir(&manifest_dir)
-        .args(["build", "--release", "--target", TARGET, "--target-dir"])
-        .arg(&target_dir);
-    for package in SYSTEM_CHAINCODES {
+        .current_dir(manifest_dir)
+        .args(["build", "--release", "--target", target, "--target-dir"])
+        .arg(target_dir);
+    for package in packages {
         build.args(["--package", package]);
     }
     for variable in HOST_ONLY_ENV {
@@ -57,47 +81,45 @@ fn main() {
     }
     let status = build
         .status()
-        .unwrap_or_else(|e| panic!("cannot run cargo to build the system chaincodes: {e}"));
+        .unwrap_or_else(|e| panic!("cannot run cargo to build {packages:?}: {e}"));
     assert!(
         status.success(),
-        "building the system chaincodes for {TARGET} failed ({status}); see the output above"
+        "building {packages:?} for {target} failed ({status}); see the output above"
     );
-    for package in SYSTEM_CHAINCODES {
-        let built = target_dir
-            .join(TARGET)
-            .join("release")
-            .join(format!("{package}.wasm"));
-        let embedded = out_dir.join(format!("{package}.wasm"));
-        std::fs::copy(&built, &embedded).unwrap_or_else(|e| {
-            panic!(
-                "cannot copy {} to {}: {e}",
-                built.display(),
-                embedded.display()
-            )
-        });
-    }
 }
 
-/// `target/system-chaincode` beside this build's profile directories: `OUT_DIR` is
+/// Copies the built `file` into `out_dir`, where the crate embeds it.
+fn copy_built(target_dir: &Path, target: &str, file: &str, out_dir: &Path) {
+    let built = target_dir.join(target).join("release").join(file);
+    let embedded = out_dir.join(file);
+    std::fs::copy(&built, &embedded).unwrap_or_else(|e| {
+        panic!(
+            "cannot copy {} to {}: {e}",
+            built.display(),
+            embedded.display()
+        )
+    });
+}
+
+/// `target/embedded` beside this build's profile directories: `OUT_DIR` is
 /// `<target>/[<triple>/]<profile>/build/<crate>-<hash>/out`.
-fn system_chaincode_target_dir(out_dir: &Path) -> PathBuf {
+fn embedded_target_dir(out_dir: &Path) -> PathBuf {
     out_dir
         .ancestors()
         .nth(4)
         .unwrap_or(out_dir)
-        .join("system-chaincode")
+        .join("embedded")
 }
 
-/// Fails with the command that fixes it when the standard library for `wasm32-wasip2` is
-/// missing.
-fn check_target_installed() {
+/// Fails with the command that fixes it when the standard library for `target` is missing.
+fn check_target_installed(target: &str) {
     let rustc = env::var_os("RUSTC").unwrap_or_else(|| OsString::from("rustc"));
     let Ok(output) = Command::new(rustc).args(["--print", "sysroot"]).output() else {
         return;
     };
     let sysroot = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
     assert!(
-        sysroot.join("lib/rustlib").join(TARGET).exists(),
-        "the {TARGET} target is not installed; run `rustup target add {TARGET}`"
+        sysroot.join("lib/rustlib").join(target).exists(),
+        "the {target} target is not installed; run `rustup target add {target}`"
     );
 }

@@ -253,6 +253,7 @@ impl Config {
                 .rust_target_dir
                 .clone()
                 .unwrap_or_else(|| self.data_dir.join("rust-build")),
+            wasm_limits: self.inproc_limits(),
         }
     }
 

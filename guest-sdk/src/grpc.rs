@@ -181,21 +181,13 @@ pub async fn serve(
     chaincode: Arc<dyn Chaincode + Send + Sync>,
     settings: PeerSettings,
 ) -> Result<(), ShimError> {
-    let channel = connect(&settings).await?;
-    let mut client = ChaincodeSupportClient::new(channel)
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let mut shim = Shim::new(settings.chaincode_name.clone());
     let (outbound, to_peer) = mpsc::channel(OUTBOUND_BUFFER);
     outbound
         .send(shim.register_message())
         .await
         .map_err(|_| ShimError::Disconnected("stream to peer closed".to_owned()))?;
-    let mut inbound = client
-        .register(ReceiverStream::new(to_peer))
-        .await
-        .map_err(|status| ShimError::Disconnected(status.message().to_owned()))?
-        .into_inner();
+    let mut inbound = open_stream(&settings, to_peer).await?;
     let waiters: Waiters = Arc::default();
     let result = loop {
         let message = match inbound.message().await {
@@ -233,6 +225,26 @@ pub async fn serve(
     };
     lock(&waiters).clear();
     result
+}
+
+/// Dials the peer and opens its `ChaincodeSupport.Register` stream: `to_peer` carries the
+/// chaincode's messages, starting with its REGISTER; the stream returned carries the peer's.
+///
+/// # Errors
+/// A failed connection, or a peer that refuses the stream.
+pub async fn open_stream(
+    settings: &PeerSettings,
+    to_peer: mpsc::Receiver<ChaincodeMessage>,
+) -> Result<tonic::Streaming<ChaincodeMessage>, ShimError> {
+    let channel = connect(settings).await?;
+    let mut client = ChaincodeSupportClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    client
+        .register(ReceiverStream::new(to_peer))
+        .await
+        .map(tonic::Response::into_inner)
+        .map_err(|status| ShimError::Disconnected(status.message().to_owned()))
 }
 
 async fn connect(settings: &PeerSettings) -> Result<tonic::transport::Channel, ShimError> {

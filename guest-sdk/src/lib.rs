@@ -51,7 +51,7 @@ pub use chaincode::{Chaincode, Response};
 pub use composite::{create_composite_key, split_composite_key};
 pub use error::ShimError;
 #[cfg(all(feature = "grpc", not(target_family = "wasm")))]
-pub use grpc::{PeerSettings, serve, start};
+pub use grpc::{PeerSettings, open_stream, serve, start};
 pub use iterators::{HistoryIterator, KeyModification, PageInfo, StateIterator};
 pub use shim::{Action, PeerCall, Shim, Transaction, run_transaction};
 pub use stub::Stub;

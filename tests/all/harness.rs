@@ -377,6 +377,23 @@ pub async fn deploy(node: &TestNode, example: &str, name: &str) -> Result<String
     Ok(installed.id)
 }
 
+/// Installs the example `example`, built for `wasm32-wasip2`, as a `wasm` package and commits
+/// its definition as `name`; returns the package id.
+pub async fn deploy_wasm(node: &TestNode, example: &str, name: &str) -> Result<String> {
+    let package = Package::build(
+        &format!("{example}_wasm_1.0"),
+        Platform::Wasm,
+        &[CodeFile::new(
+            "chaincode.wasm",
+            wasm_example(example)?,
+            0o644,
+        )],
+    )?;
+    let installed = node.inner().packages().install(&package)?;
+    commit_definition(node, name, &installed.id, Platform::Wasm).await?;
+    Ok(installed.id)
+}
+
 /// A node (not in dev mode) on the test engine, with names of its own so tests do not share
 /// containers, and settings adjusted by `adjust`.
 pub async fn docker_node_with(

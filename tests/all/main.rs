@@ -5,6 +5,7 @@ mod ccaas;
 mod chaincode_tls;
 mod cli;
 mod docker;
+mod docker_wasm;
 mod harness;
 mod hot_swap;
 mod inproc;

@@ -7,13 +7,15 @@ use futures_util::StreamExt;
 use tracing::debug;
 
 use super::error::DockerError;
+use super::wasm_runner;
 use crate::package::{CodeFile, Package, Platform, write_tar};
 
 /// The executable's path inside the image.
 const ENTRYPOINT: &str = "chaincode";
 
-/// The files of a package's image, with its executable as `chaincode`; a `rust` package is
-/// built first, sharing `rust_target_dir` between builds.
+/// The files of a package's image, with its executable as `chaincode`: a `binary` package's
+/// own, a `rust` package's built first (sharing `rust_target_dir` between builds), or for a
+/// `wasm` package the wasm runner beside the component.
 ///
 /// # Errors
 /// [`DockerError::Unrunnable`] for a package this VM cannot run, [`DockerError::BuildFailed`]
@@ -38,10 +40,18 @@ pub(super) async fn image_files(
             let executable = super::rust_build::build(name, package, rust_target_dir).await?;
             Ok(vec![CodeFile::new(ENTRYPOINT, executable, 0o755)])
         }
-        other => Err(unrunnable(format!(
-            "the Docker VM does not run {} packages yet",
-            other.as_str()
-        ))),
+        Platform::Wasm => {
+            let component = package
+                .code_file(wasm_runner::COMPONENT_PATH)
+                .map_err(|e| unrunnable(e.to_string()))?;
+            Ok(vec![
+                CodeFile::new(ENTRYPOINT, wasm_runner::EXECUTABLE.to_vec(), 0o755),
+                CodeFile::new(wasm_runner::COMPONENT_PATH, component, 0o644),
+            ])
+        }
+        Platform::Ccaas => Err(unrunnable(
+            "a ccaas package is served elsewhere, not run in a container".to_owned(),
+        )),
     }
 }
 

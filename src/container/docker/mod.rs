@@ -11,6 +11,7 @@ mod error;
 mod image;
 pub mod names;
 mod rust_build;
+mod wasm_runner;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -30,6 +31,7 @@ use tracing::{info, warn};
 pub use error::DockerError;
 
 use super::{Registrations, StartFuture, Started, Vm};
+use crate::container::inproc::InprocLimits;
 use crate::package::{CodeFile, Package, Platform, write_tar_gz};
 
 /// Seconds bollard waits for an answer from the engine.
@@ -54,6 +56,8 @@ pub struct DockerSettings {
     pub log_options: HashMap<String, String>,
     /// Where cargo builds `rust` packages, shared between builds.
     pub rust_target_dir: std::path::PathBuf,
+    /// The sandbox limits of `wasm` packages, the same as the inproc VM's guests have.
+    pub wasm_limits: InprocLimits,
 }
 
 /// What to run for a chaincode name: its package and the name it registers as.
@@ -185,12 +189,15 @@ impl DockerVm {
             .await
     }
 
-    fn container_config(&self, image: &str, registers_as: &str) -> ContainerCreateBody {
+    fn container_config(&self, image: &str, resolved: &Resolved) -> ContainerCreateBody {
         let settings = &self.settings;
         let mut env = vec![
-            format!("CORE_CHAINCODE_ID_NAME={registers_as}"),
+            format!("CORE_CHAINCODE_ID_NAME={}", resolved.registers_as),
             format!("CORE_PEER_ADDRESS={}", settings.peer_address),
         ];
+        if resolved.package.platform == Platform::Wasm {
+            env.extend(wasm_runner::limits_env(&settings.wasm_limits));
+        }
         if self.tls.is_some() {
             env.extend([
                 "CORE_PEER_TLS_ENABLED=true".to_owned(),
@@ -236,7 +243,7 @@ impl DockerVm {
         let options = CreateContainerOptionsBuilder::default()
             .name(&container)
             .build();
-        let config = self.container_config(&image, &resolved.registers_as);
+        let config = self.container_config(&image, resolved);
         match docker
             .create_container(Some(options.clone()), config.clone())
             .await

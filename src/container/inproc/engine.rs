@@ -1,12 +1,13 @@
 //! The engine settings: deterministic code, epoch interruption, and the instance pool.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use ccvm_sandbox::deterministic_config;
+use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::error::{InprocError, Result};
-use super::limits::{EPOCH_TICK, InprocLimits};
+use super::limits::InprocLimits;
 
 /// Stack left on a guest's fiber for the host functions it calls, beyond the wasm stack cap.
 const HOST_STACK_BYTES: usize = 1024 * 1024;
@@ -31,38 +32,24 @@ fn pool(limits: &InprocLimits) -> PoolingAllocationConfig {
     pool
 }
 
-/// The engine every guest of a node runs on. Execution is deterministic: NaNs are canonicalised,
-/// relaxed SIMD is off, and threads are not compiled in. Instances come from a pool sized by
-/// [`InprocLimits::max_instances`].
+/// The engine every guest of a node runs on, with the sandbox's deterministic settings. Instances
+/// come from a pool sized by [`InprocLimits::max_instances`].
 ///
 /// # Errors
 /// [`InprocError::Engine`] when wasmtime refuses the configuration.
 pub(super) fn new_engine(limits: &InprocLimits) -> Result<Engine> {
-    let mut config = Config::new();
+    let mut config = deterministic_config(limits.max_stack_bytes);
     config
-        .wasm_component_model(true)
-        .cranelift_nan_canonicalization(true)
-        .wasm_relaxed_simd(false)
-        .epoch_interruption(true)
-        .max_wasm_stack(limits.max_stack_bytes)
         .async_stack_size(limits.max_stack_bytes + HOST_STACK_BYTES)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool(limits)));
     Engine::new(&config).map_err(|e| InprocError::Engine(format!("{e:#}")))
 }
 
-/// Advances the engine's epoch every [`EPOCH_TICK`] until `stop` is set.
+/// Advances the engine's epoch until `stop` is set.
 ///
 /// # Errors
 /// [`InprocError::Engine`] when the thread cannot be started.
 pub(super) fn start_epoch_ticker(engine: Engine, stop: Arc<AtomicBool>) -> Result<()> {
-    std::thread::Builder::new()
-        .name("ccvm-epoch".to_owned())
-        .spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(EPOCH_TICK);
-                engine.increment_epoch();
-            }
-        })
-        .map(drop)
+    ccvm_sandbox::start_epoch_ticker(engine, stop)
         .map_err(|e| InprocError::Engine(format!("cannot start the epoch thread: {e}")))
 }

@@ -4,14 +4,14 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use ccvm_proto::Message;
 use ccvm_proto::protos::ChaincodeMessage;
-use ccvm_proto::{Message, MessageType};
 use tokio::sync::mpsc;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::limits::{GuestLimiter, TxClock};
 use crate::container::{InlinePeer, Offered};
+use ccvm_sandbox::{GuestLimiter, TxClock};
 
 wasmtime::component::bindgen!({
     path: "wit",
@@ -80,14 +80,6 @@ impl GuestState {
     }
 }
 
-fn is_transaction(kind: i32) -> bool {
-    kind == MessageType::Transaction as i32 || kind == MessageType::Init as i32
-}
-
-fn ends_transaction(kind: i32) -> bool {
-    kind == MessageType::Completed as i32 || kind == MessageType::Error as i32
-}
-
 impl WasiView for GuestState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
@@ -107,9 +99,7 @@ impl peer::Host for GuestState {
                 return Err(refused);
             }
         };
-        if ends_transaction(message.r#type) {
-            self.clock.finished();
-        }
+        self.clock.sent(message.r#type);
         match self.inline.offer(message) {
             Offered::Answered(answer) => {
                 self.answered.extend(answer);
@@ -132,9 +122,7 @@ impl peer::Host for GuestState {
             .recv()
             .await
             .ok_or_else(|| "the peer closed the channel".to_owned())?;
-        if is_transaction(message.r#type) {
-            self.clock.started();
-        }
+        self.clock.received(message.r#type);
         Ok(message.encode_to_vec())
     }
 }

@@ -10,78 +10,22 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use ccvm_sandbox::{DeadlineExceeded, GuestExit, GuestLimiter, TxClock, classify, guest_wasi};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use wasmtime::component::ResourceTable;
-use wasmtime::{Store, Trap, UpdateDeadline};
+use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi::p2::bindings::CommandPre;
 
-use super::determinism::guest_wasi;
 use super::error::InprocError;
 use super::host::{BlockStore, GuestState};
-use super::limits::{GuestLimiter, InprocLimits, TxClock};
+use super::limits::InprocLimits;
 use crate::container::StreamConnector;
 
 /// Messages buffered between a guest and its handler in each direction.
 const CHANNEL_BUFFER: usize = 64;
-
-/// How a guest instance ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum GuestExit {
-    /// `main` returned successfully (the peer closed the channel).
-    Finished,
-    /// `main` returned an error.
-    Failed,
-    /// A transaction ran past the deadline and the guest was stopped.
-    Timeout,
-    /// The guest needed more memory than its cap.
-    MemoryLimit,
-    /// The guest exhausted its stack.
-    StackOverflow,
-    /// The peer stopped the guest.
-    Stopped,
-    /// The guest trapped; the text names the trap and the guest's backtrace.
-    Trapped(String),
-}
-
-impl std::fmt::Display for GuestExit {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Finished => f.write_str("finished"),
-            Self::Failed => f.write_str("main returned an error"),
-            Self::Timeout => f.write_str("stopped: transaction deadline exceeded"),
-            Self::MemoryLimit => f.write_str("stopped: memory limit exceeded"),
-            Self::StackOverflow => f.write_str("trapped: stack overflow"),
-            Self::Stopped => f.write_str("stopped by the peer"),
-            Self::Trapped(trap) => write!(f, "trapped: {trap}"),
-        }
-    }
-}
-
-/// The error the epoch callback raises to stop a guest that is past its deadline.
-#[derive(Debug, thiserror::Error)]
-#[error("transaction deadline exceeded")]
-struct DeadlineExceeded;
-
-/// Names why a guest's `main` failed with `error`. The name carries the trap but not the guest's
-/// backtrace, which is logged instead: text that reaches a transaction response must be the same
-/// on every peer.
-fn classify(name: &str, error: &wasmtime::Error, state: &GuestState) -> GuestExit {
-    warn!(chaincode = %name, "wasm chaincode failed: {error:?}");
-    let trap = error.downcast_ref::<Trap>();
-    if error.downcast_ref::<DeadlineExceeded>().is_some() {
-        GuestExit::Timeout
-    } else if trap == Some(&Trap::StackOverflow) {
-        GuestExit::StackOverflow
-    } else if state.limiter.memory_refused {
-        GuestExit::MemoryLimit
-    } else {
-        GuestExit::Trapped(trap.map_or_else(|| error.root_cause().to_string(), Trap::to_string))
-    }
-}
 
 /// Counts a live instance for as long as it is held.
 pub(super) struct LiveInstance(Arc<AtomicUsize>);
@@ -140,7 +84,7 @@ async fn run_guest(
     match command.wasi_cli_run().call_run(&mut *store).await {
         Ok(Ok(())) => GuestExit::Finished,
         Ok(Err(())) => GuestExit::Failed,
-        Err(error) => classify(name, &error, store.data()),
+        Err(error) => classify(name, &error, store.data().limiter.memory_refused),
     }
 }
 

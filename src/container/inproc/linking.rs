@@ -43,7 +43,7 @@ pub(super) struct Linking {
     block_reader_linker: Linker<GuestState>,
 }
 
-/// A linker with what every chaincode guest may import: WASI (as `determinism` configures it),
+/// A linker with what every chaincode guest may import: WASI (as the sandbox configures it),
 /// the peer channel and logging.
 fn chaincode_linker(engine: &Engine) -> wasmtime::Result<Linker<GuestState>> {
     let mut linker = Linker::new(engine);

@@ -6,13 +6,12 @@
 //! owns the engine settings and the instance pool; `linking` and `cache` turn wasm into a
 //! component linked against the host, compiled once and kept in memory and on disk; `host` the
 //! host functions and per-instance state (the block store only for a guest granted it);
-//! `instance` starting and running one guest; `limits` the sandbox: a wall-clock deadline per
-//! transaction (epoch interruption), a memory cap and a stack cap, each ending the instance with
-//! a named [`GuestExit`]; `determinism` what WASI shows the guest (frozen clocks, fixed
-//! randomness, no files or sockets).
+//! `instance` starting and running one guest; `limits` the sandbox limits and pool size. The
+//! sandbox itself (deterministic settings, a wall-clock deadline per transaction, the memory and
+//! stack caps, each ending the instance with a named [`GuestExit`], and what WASI shows the
+//! guest) is `ccvm-sandbox`, shared with the wasm runner that runs user chaincode in Docker.
 
 mod cache;
-mod determinism;
 mod engine;
 mod error;
 mod host;
@@ -22,12 +21,10 @@ mod linking;
 mod vm;
 
 pub use cache::CacheOutcome;
+pub use ccvm_sandbox::{DEFAULT_MAX_MEMORY_BYTES, DEFAULT_MAX_STACK_BYTES, EPOCH_TICK, GuestExit};
 pub use error::{InprocError, Result};
 pub use host::BlockStore;
-pub use instance::{GuestExit, InstanceHandle};
-pub use limits::{
-    DEFAULT_MAX_INSTANCES, DEFAULT_MAX_MEMORY_BYTES, DEFAULT_MAX_STACK_BYTES, EPOCH_TICK,
-    InprocLimits,
-};
+pub use instance::InstanceHandle;
+pub use limits::{DEFAULT_MAX_INSTANCES, InprocLimits};
 pub use linking::Compiled;
 pub use vm::InprocVm;

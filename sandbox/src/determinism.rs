@@ -7,10 +7,26 @@
 use std::path::Path;
 use std::time::Duration;
 
+use wasmtime::Config;
 use wasmtime_wasi::{Deterministic, FsPerms, HostMonotonicClock, HostWallClock, WasiCtx};
 
 /// Where a granted directory appears inside the guest.
 pub const GUEST_DATA_DIR: &str = "/data";
+
+/// Engine settings under which every peer computes the same result: NaNs are canonicalised,
+/// relaxed SIMD (whose results vary by CPU) is off, threads are not compiled in, and a guest can
+/// be interrupted at each epoch tick; the wasm stack is capped at `max_stack_bytes`.
+#[must_use]
+pub fn deterministic_config(max_stack_bytes: usize) -> Config {
+    let mut config = Config::new();
+    config
+        .wasm_component_model(true)
+        .cranelift_nan_canonicalization(true)
+        .wasm_relaxed_simd(false)
+        .epoch_interruption(true)
+        .max_wasm_stack(max_stack_bytes);
+    config
+}
 
 /// A clock that always reads zero (the Unix epoch for the wall clock). A chaincode that needs
 /// the time reads the transaction's timestamp from its proposal, which every peer shares.
@@ -42,7 +58,7 @@ impl HostMonotonicClock for FrozenClock {
 ///
 /// # Errors
 /// Why `granted` cannot be opened.
-pub(crate) fn guest_wasi(name: &str, granted: Option<&Path>) -> Result<WasiCtx, String> {
+pub fn guest_wasi(name: &str, granted: Option<&Path>) -> Result<WasiCtx, String> {
     let mut builder = WasiCtx::builder();
     if let Some(dir) = granted {
         builder

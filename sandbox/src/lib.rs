@@ -1,0 +1,16 @@
+//! The sandbox every ccvm wasm chaincode runs in, whether inside the peer (the inproc VM) or in
+//! a container (the wasm runner): engine settings under which every peer computes the same
+//! result (`determinism`), what WASI shows the guest (frozen clocks, fixed randomness, no files
+//! or sockets), the memory cap and the per-transaction deadline (`limits`), and how an instance
+//! ended (`exit`).
+
+mod determinism;
+mod exit;
+mod limits;
+
+pub use determinism::{GUEST_DATA_DIR, deterministic_config, guest_wasi};
+pub use exit::{DeadlineExceeded, GuestExit, classify};
+pub use limits::{
+    DEFAULT_MAX_MEMORY_BYTES, DEFAULT_MAX_STACK_BYTES, EPOCH_TICK, GuestLimiter, TxClock,
+    ends_transaction, runner_env, start_epoch_ticker, starts_transaction,
+};

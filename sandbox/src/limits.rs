@@ -1,0 +1,146 @@
+//! The sandbox limits of a guest instance: the resource limiter that enforces its memory cap, and
+//! the clock that tells when a transaction has run past its deadline.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use ccvm_proto::MessageType;
+use wasmtime::{Engine, ResourceLimiter, StoreLimits, StoreLimitsBuilder};
+
+/// Most linear memory one guest instance may use. A system chaincode's working set is a few MiB;
+/// 64 MiB leaves ample room and stops a memory bomb long before it hurts the peer.
+pub const DEFAULT_MAX_MEMORY_BYTES: usize = 64 * 1024 * 1024;
+/// Deepest wasm stack a guest may use: wasmtime's own default, enough for ordinary recursion and
+/// small enough that runaway recursion traps at once.
+pub const DEFAULT_MAX_STACK_BYTES: usize = 512 * 1024;
+/// How often the engine's epoch advances; a guest's deadline is checked at this granularity.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Advances `engine`'s epoch every [`EPOCH_TICK`], on a thread of its own, until `stop` is set.
+///
+/// # Errors
+/// Why the thread cannot be started.
+pub fn start_epoch_ticker(engine: Engine, stop: Arc<AtomicBool>) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("ccvm-epoch".to_owned())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(EPOCH_TICK);
+                engine.increment_epoch();
+            }
+        })
+        .map(drop)
+}
+
+/// The environment variables that carry a guest's limits to the wasm runner in a container.
+pub mod runner_env {
+    /// Longest a transaction may compute, in milliseconds.
+    pub const TX_DEADLINE_MS: &str = "CCVM_WASM_TX_DEADLINE_MS";
+    /// Most linear memory, in bytes.
+    pub const MAX_MEMORY_BYTES: &str = "CCVM_WASM_MAX_MEMORY_BYTES";
+    /// Deepest wasm stack, in bytes.
+    pub const MAX_STACK_BYTES: &str = "CCVM_WASM_MAX_STACK_BYTES";
+}
+
+/// Enforces the memory cap and remembers whether it refused a growth, so that the trap that
+/// follows can be named.
+pub struct GuestLimiter {
+    limits: StoreLimits,
+    /// Set once a growth beyond the cap has been refused.
+    pub memory_refused: bool,
+}
+
+impl GuestLimiter {
+    /// A limiter allowing at most `max_memory_bytes` of linear memory.
+    #[must_use]
+    pub fn new(max_memory_bytes: usize) -> Self {
+        Self {
+            limits: StoreLimitsBuilder::new()
+                .memory_size(max_memory_bytes)
+                .build(),
+            memory_refused: false,
+        }
+    }
+}
+
+impl ResourceLimiter for GuestLimiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = self.limits.memory_growing(current, desired, maximum)?;
+        if !allowed {
+            self.memory_refused = true;
+            tracing::warn!(
+                current,
+                desired,
+                "refused to grow a wasm chaincode's memory"
+            );
+        }
+        Ok(allowed)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.limits.table_growing(current, desired, maximum)
+    }
+}
+
+/// Whether a message of type `kind` from the peer hands the guest a transaction.
+#[must_use]
+pub fn starts_transaction(kind: i32) -> bool {
+    kind == MessageType::Transaction as i32 || kind == MessageType::Init as i32
+}
+
+/// Whether a message of type `kind` from the guest is a transaction's last.
+#[must_use]
+pub fn ends_transaction(kind: i32) -> bool {
+    kind == MessageType::Completed as i32 || kind == MessageType::Error as i32
+}
+
+/// Tracks whether the guest is working on a transaction and since when.
+#[derive(Debug, Default)]
+pub struct TxClock {
+    running: usize,
+    since: Option<Instant>,
+}
+
+impl TxClock {
+    /// The guest was handed a transaction (it may queue it behind the one it runs).
+    fn started(&mut self) {
+        self.running += 1;
+        self.since.get_or_insert_with(Instant::now);
+    }
+
+    /// The guest finished a transaction; a queued one starts now.
+    fn finished(&mut self) {
+        self.running = self.running.saturating_sub(1);
+        self.since = (self.running > 0).then(Instant::now);
+    }
+
+    /// Notes a message the peer hands the guest: a transaction starts the clock.
+    pub fn received(&mut self, kind: i32) {
+        if starts_transaction(kind) {
+            self.started();
+        }
+    }
+
+    /// Notes a message the guest sends: a transaction's last message stops the clock.
+    pub fn sent(&mut self, kind: i32) {
+        if ends_transaction(kind) {
+            self.finished();
+        }
+    }
+
+    /// Whether the current transaction has run longer than `deadline`.
+    pub fn overdue(&self, deadline: Duration) -> bool {
+        self.since.is_some_and(|since| since.elapsed() > deadline)
+    }
+}

@@ -1,0 +1,84 @@
+//! `wasm` packages in Docker: the component runs in its container under ccvm's wasm runner, in
+//! the same sandbox as the peer's own wasm guests, and dials the node back over mutual TLS.
+
+use anyhow::Result;
+
+use crate::harness::{deploy_wasm, docker_endpoint, docker_node_with};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wasm_package_runs_in_a_container_under_the_runner() -> Result<()> {
+    let Some(endpoint) = docker_endpoint()? else {
+        return Ok(());
+    };
+    let node = docker_node_with(endpoint, |_| {}).await?;
+    deploy_wasm(&node, "kv", "wasmkv").await?;
+
+    node.invoke("wasmkv", &["put", "color", "teal"]).await?;
+    assert_eq!(node.query_text("wasmkv", &["get", "color"]).await?, "teal");
+    let registered = node.inner().support().registry().names();
+    assert!(
+        registered.contains(&"wasmkv:1.0".to_owned()),
+        "{registered:?}"
+    );
+    assert_eq!(node.inner().docker().images_built(), 1);
+    assert_eq!(node.inner().docker().containers_started(), 1);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wasm_memory_bomb_in_a_container_fails_its_transaction_and_the_next_call_relaunches()
+-> Result<()> {
+    let Some(endpoint) = docker_endpoint()? else {
+        return Ok(());
+    };
+    let node = docker_node_with(endpoint, |config| {
+        config.inproc.max_memory_bytes = 16 * 1024 * 1024;
+    })
+    .await?;
+    deploy_wasm(&node, "hostile", "wasmbomb").await?;
+
+    let stopped = node
+        .query("wasmbomb", &["hoard"])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        stopped.contains("wasm chaincode wasmbomb:1.0 stopped: memory limit exceeded"),
+        "the runner names the sandbox limit: {stopped}"
+    );
+    node.wait_deregistered("wasmbomb").await?;
+    assert_eq!(
+        node.query_text("wasmbomb", &["hello"]).await?,
+        "well behaved"
+    );
+    assert_eq!(node.inner().docker().containers_started(), 2);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wasm_endless_loop_in_a_container_is_stopped_at_its_deadline() -> Result<()> {
+    let Some(endpoint) = docker_endpoint()? else {
+        return Ok(());
+    };
+    let node = docker_node_with(endpoint, |config| {
+        config.chaincode.execute_timeout_ms = 1_000;
+    })
+    .await?;
+    deploy_wasm(&node, "hostile", "wasmspin").await?;
+
+    let stopped = node
+        .query("wasmspin", &["spin"])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        stopped.contains("timed out") || stopped.contains("transaction deadline exceeded"),
+        "the peer's timeout or the runner's deadline, whichever fires first: {stopped}"
+    );
+    node.wait_deregistered("wasmspin").await?;
+    assert_eq!(
+        node.query_text("wasmspin", &["hello"]).await?,
+        "well behaved"
+    );
+    Ok(())
+}
