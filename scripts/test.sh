@@ -23,18 +23,45 @@ stop_docker_engine() {
     rm -rf "$root" 2>/dev/null || true
 }
 
+# A CA, a server certificate for 127.0.0.1 and a client certificate in `dir`, laid out as
+# Docker's DOCKER_CERT_PATH (ca.pem, cert.pem, key.pem) plus the server's pair.
+make_engine_certificates() {
+    local dir=$1
+    local key=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+    openssl req -x509 "${key[@]}" -keyout "$dir/ca-key.pem" -out "$dir/ca.pem" -days 2 \
+        -subj /CN=ccvm-test-engine-ca 2>/dev/null
+    openssl req "${key[@]}" -keyout "$dir/server-key.pem" -out "$dir/server.csr" \
+        -subj /CN=127.0.0.1 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >"$dir/server.ext"
+    openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca-key.pem" \
+        -CAcreateserial -days 2 -extfile "$dir/server.ext" -out "$dir/server-cert.pem" 2>/dev/null
+    openssl req "${key[@]}" -keyout "$dir/key.pem" -out "$dir/client.csr" \
+        -subj /CN=ccvm-test-client 2>/dev/null
+    printf 'extendedKeyUsage=clientAuth\n' >"$dir/client.ext"
+    openssl x509 -req -in "$dir/client.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca-key.pem" \
+        -CAcreateserial -days 2 -extfile "$dir/client.ext" -out "$dir/cert.pem" 2>/dev/null
+}
+
 # A Docker engine of the tests' own, as Debian's docker.io runs it without a bridge or
-# iptables: containers use host networking to reach the node on loopback.
+# iptables: containers use host networking to reach the node on loopback. It listens on a unix
+# socket and, for the remote-engine tests, on a loopback TCP port that requires mutual TLS.
 start_docker_engine() {
-    local root
+    local root port
     root=$(mktemp -d /tmp/ccvm-docker.XXXXXX)
+    port=$((20000 + RANDOM % 20000))
+    mkdir "$root/certs"
+    make_engine_certificates "$root/certs"
     dockerd --storage-driver=vfs --iptables=false --ip6tables=false --bridge=none \
-        -H "unix://$root/docker.sock" --data-root "$root/data" --exec-root "$root/exec" \
-        --pidfile "$root/docker.pid" >"$root/dockerd.log" 2>&1 &
+        -H "unix://$root/docker.sock" -H "tcp://127.0.0.1:$port" --tlsverify \
+        --tlscacert "$root/certs/ca.pem" --tlscert "$root/certs/server-cert.pem" \
+        --tlskey "$root/certs/server-key.pem" --data-root "$root/data" \
+        --exec-root "$root/exec" --pidfile "$root/docker.pid" >"$root/dockerd.log" 2>&1 &
     trap "stop_docker_engine '$root'" EXIT
     for _ in $(seq 60); do
         if docker -H "unix://$root/docker.sock" version >/dev/null 2>&1; then
             export CCVM_TEST_DOCKER_HOST="unix://$root/docker.sock"
+            export CCVM_TEST_DOCKER_TLS_HOST="tcp://127.0.0.1:$port"
+            export CCVM_TEST_DOCKER_CERT_PATH="$root/certs"
             return
         fi
         sleep 1

@@ -59,12 +59,22 @@ fn default_docker_endpoint() -> String {
     std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".to_owned())
 }
 
+/// The engine's TLS files by default: `DOCKER_CERT_PATH` when `DOCKER_TLS_VERIFY` is set, as the
+/// Docker command line reads them.
+fn default_docker_cert_path() -> Option<PathBuf> {
+    std::env::var_os("DOCKER_TLS_VERIFY").filter(|v| !v.is_empty())?;
+    std::env::var_os("DOCKER_CERT_PATH").map(PathBuf::from)
+}
+
 /// Where and how user chaincode containers run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct DockerConfig {
     /// The engine: `unix:///PATH` or `tcp://HOST:PORT`.
     pub endpoint: String,
+    /// For a `tcp://` engine that requires TLS: the directory of `ca.pem`, `cert.pem` and
+    /// `key.pem`, as Docker's `DOCKER_CERT_PATH`.
+    pub cert_path: Option<PathBuf>,
     /// First part of container and image names (Fabric's `peer.networkId`).
     pub network_id: String,
     /// Second part of container and image names (Fabric's `peer.id`).
@@ -83,6 +93,7 @@ impl Default for DockerConfig {
     fn default() -> Self {
         Self {
             endpoint: default_docker_endpoint(),
+            cert_path: default_docker_cert_path(),
             network_id: "dev".to_owned(),
             peer_id: "peer0".to_owned(),
             memory_bytes: 2 * 1024 * 1024 * 1024,
@@ -237,6 +248,7 @@ impl Config {
     pub fn docker_settings(&self, peer_address: String) -> DockerSettings {
         DockerSettings {
             endpoint: self.docker.endpoint.clone(),
+            cert_path: self.docker.cert_path.clone(),
             network_id: self.docker.network_id.clone(),
             peer_id: self.docker.peer_id.clone(),
             peer_address,

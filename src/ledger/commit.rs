@@ -15,11 +15,11 @@ use ccvm_proto::protos::{
 use ccvm_proto::rwset::TxReadWriteSet;
 use prost::Message;
 use redb::{ReadableTable, Table};
-use sha2::{Digest, Sha256};
 
+use super::block_hash::{data_hash, header_hash};
 use super::error::{LedgerError, Result};
 use super::records::{HistoryRecord, Version, VersionedValue};
-use super::store::{BLOCKS, CHAINS, HISTORY, Ledger, PRIVATE, STATE, TXIDS};
+use super::store::{BLOCK_HASHES, BLOCKS, CHAINS, HISTORY, Ledger, PRIVATE, STATE, TXIDS};
 
 /// A private read recorded during simulation, checked again at commit.
 #[derive(Debug, Clone)]
@@ -127,9 +127,11 @@ impl Ledger {
                 });
             }
             let block = build_block(number, info.current_block_hash.clone(), data, codes);
-            let hash = block_hash(block.header.as_ref().expect("built with a header"));
+            let hash = header_hash(block.header.as_ref().expect("built with a header"));
             txn.open_table(BLOCKS)?
                 .insert((channel, number), block.encode_to_vec().as_slice())?;
+            txn.open_table(BLOCK_HASHES)?
+                .insert((channel, hash.as_slice()), number)?;
             let next = BlockchainInfo {
                 height: number + 1,
                 current_block_hash: hash,
@@ -399,26 +401,17 @@ fn unpack(channel: &str, envelope: &Envelope) -> Result<UnpackedTx, TxValidation
 }
 
 fn build_block(number: u64, previous_hash: Vec<u8>, data: Vec<Vec<u8>>, codes: Vec<u8>) -> Block {
-    let mut hasher = Sha256::new();
-    for tx in &data {
-        hasher.update(tx);
-    }
     let mut metadata = vec![Vec::new(); 5];
     metadata[ccvm_proto::common::BlockMetadataIndex::TransactionsFilter as usize] = codes;
     Block {
         header: Some(BlockHeader {
             number,
             previous_hash,
-            data_hash: hasher.finalize().to_vec(),
+            data_hash: data_hash(&data),
         }),
         data: Some(BlockData { data }),
         metadata: Some(BlockMetadata { metadata }),
     }
-}
-
-/// A block's hash: SHA-256 of its encoded header (which carries the previous hash).
-fn block_hash(header: &BlockHeader) -> Vec<u8> {
-    Sha256::digest(header.encode_to_vec()).to_vec()
 }
 
 #[cfg(test)]

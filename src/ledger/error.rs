@@ -34,6 +34,14 @@ pub enum LedgerError {
         /// The block number asked.
         number: u64,
     },
+    /// No block with that header hash exists on the channel.
+    #[error("channel {channel} has no block with hash {hash}")]
+    NoSuchBlockHash {
+        /// The channel asked.
+        channel: String,
+        /// The hash asked, in hex.
+        hash: String,
+    },
     /// A simulator was used after its results were taken or for a write it cannot record.
     #[error("{0}")]
     Simulation(String),

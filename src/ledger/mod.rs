@@ -5,6 +5,7 @@
 //! records a read-write set; [`Ledger::commit_block`] validates those sets (MVCC and phantom
 //! reads) and applies the valid ones. This module knows nothing about chaincode or transports.
 
+mod block_hash;
 mod commit;
 mod error;
 mod records;

@@ -24,6 +24,9 @@ pub(crate) const HISTORY: TableDefinition<(&str, &str, &str, u64, u64), &[u8]> =
     TableDefinition::new("history");
 /// Block store: (channel, number) → encoded `common.Block`.
 pub(crate) const BLOCKS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("blocks");
+/// Block hash index: (channel, header hash) → block number.
+pub(crate) const BLOCK_HASHES: TableDefinition<(&str, &[u8]), u64> =
+    TableDefinition::new("block_hashes");
 /// Transaction index: (channel, tx id) → (block, position, validation code).
 pub(crate) const TXIDS: TableDefinition<(&str, &str), (u64, u64, i32)> =
     TableDefinition::new("txids");
@@ -60,6 +63,7 @@ impl Ledger {
         txn.open_table(PRIVATE)?;
         txn.open_table(HISTORY)?;
         txn.open_table(BLOCKS)?;
+        txn.open_table(BLOCK_HASHES)?;
         txn.open_table(TXIDS)?;
         txn.open_table(CHAINS)?;
         txn.commit()?;
@@ -135,6 +139,25 @@ impl Ledger {
                 number,
             })?;
         Block::decode(raw.value()).map_err(LedgerError::decode("block"))
+    }
+
+    /// The block whose header hash is `hash`.
+    ///
+    /// # Errors
+    /// [`LedgerError::NoSuchBlockHash`] when the channel has no such block.
+    pub fn block_by_hash(&self, channel: &str, hash: &[u8]) -> Result<Block> {
+        let number = {
+            let txn = self.db.begin_read()?;
+            let hashes = txn.open_table(BLOCK_HASHES)?;
+            let found = hashes.get((channel, hash))?;
+            found
+                .ok_or_else(|| LedgerError::NoSuchBlockHash {
+                    channel: channel.to_owned(),
+                    hash: hex::encode(hash),
+                })?
+                .value()
+        };
+        self.block(channel, number)
     }
 
     /// A committed transaction: its envelope and validation code.

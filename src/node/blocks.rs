@@ -24,6 +24,13 @@ impl BlockStore for LedgerBlocks {
             .map_err(|e| e.to_string())
     }
 
+    fn block_by_hash(&self, channel: &str, hash: &[u8]) -> Result<Vec<u8>, String> {
+        self.0
+            .block_by_hash(channel, hash)
+            .map(|block| block.encode_to_vec())
+            .map_err(|e| e.to_string())
+    }
+
     fn block_by_tx_id(&self, channel: &str, tx_id: &str) -> Result<Vec<u8>, String> {
         self.0
             .block_by_tx_id(channel, tx_id)

@@ -9,7 +9,7 @@ use ccvm::package::{CodeFile, Package, Platform};
 
 use crate::harness::{
     CHANNEL, TestNode, commit_definition, deploy, docker_endpoint, docker_engine, docker_node_with,
-    run_ccvm, static_example,
+    docker_tls_endpoint, run_ccvm, static_example,
 };
 
 async fn docker_node(endpoint: String) -> Result<TestNode> {
@@ -42,6 +42,40 @@ async fn a_committed_binary_package_runs_in_a_container() -> Result<()> {
         "the restarted node reuses the image"
     );
     assert_eq!(node.inner().docker().containers_started(), 1);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_engine_is_reached_over_mutual_tls() -> Result<()> {
+    let Some((endpoint, certs)) = docker_tls_endpoint()? else {
+        return Ok(());
+    };
+    let node = docker_node_with(endpoint.clone(), |config| {
+        config.docker.cert_path = Some(certs);
+    })
+    .await?;
+    deploy(&node, "kv", "remotekv").await?;
+    node.invoke("remotekv", &["put", "where", "remote"]).await?;
+    assert_eq!(
+        node.query_text("remotekv", &["get", "where"]).await?,
+        "remote"
+    );
+    assert_eq!(node.inner().docker().containers_started(), 1);
+
+    let without_certs = docker_node_with(endpoint.clone(), |config| {
+        config.docker.cert_path = None;
+    })
+    .await?;
+    deploy(&without_certs, "kv", "plainkv").await?;
+    let refused = without_certs
+        .query("plainkv", &["get", "where"])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains(&format!("cannot reach the Docker engine at {endpoint}")),
+        "{refused}"
+    );
     Ok(())
 }
 

@@ -141,9 +141,14 @@ impl TestNode {
 
     /// Endorses without committing; fails on an error status.
     pub async fn query(&self, chaincode: &str, args: &[&str]) -> Result<Response> {
+        self.query_bytes(chaincode, to_args(args)).await
+    }
+
+    /// A query whose arguments are raw bytes.
+    pub async fn query_bytes(&self, chaincode: &str, args: Vec<Vec<u8>>) -> Result<Response> {
         Ok(self
             .client
-            .query(CHANNEL, chaincode, to_args(args), HashMap::new())
+            .query(CHANNEL, chaincode, args, HashMap::new())
             .await?)
     }
 
@@ -332,6 +337,25 @@ pub fn docker_endpoint() -> Result<Option<String>> {
             eprintln!(
                 "skipping: no Docker engine (set CCVM_TEST_DOCKER_HOST, or run scripts/test.sh)"
             );
+            Ok(None)
+        }
+    }
+}
+
+/// The test engine's TCP listener that requires mutual TLS, and the directory of the client's
+/// `ca.pem`, `cert.pem` and `key.pem` (`CCVM_TEST_DOCKER_TLS_HOST`, `CCVM_TEST_DOCKER_CERT_PATH`,
+/// set by `scripts/test.sh`). Skipped without them, except in CI.
+pub fn docker_tls_endpoint() -> Result<Option<(String, PathBuf)>> {
+    match (
+        std::env::var("CCVM_TEST_DOCKER_TLS_HOST"),
+        std::env::var_os("CCVM_TEST_DOCKER_CERT_PATH"),
+    ) {
+        (Ok(endpoint), Some(certs)) => Ok(Some((endpoint, PathBuf::from(certs)))),
+        _ if std::env::var_os("CI").is_some() => {
+            bail!("CCVM_TEST_DOCKER_TLS_HOST is not set: CI must run the remote engine tests")
+        }
+        _ => {
+            eprintln!("skipping: no TLS Docker engine (run scripts/test.sh)");
             Ok(None)
         }
     }

@@ -237,6 +237,59 @@ async fn qscc_reads_chain_info_blocks_and_transactions() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qscc_follows_the_chain_by_block_hash() -> Result<()> {
+    let node = TestNode::start().await?;
+    for label in ["first", "second"] {
+        let installed = json!({"package_id": format!("{label}:{}", "ab".repeat(32)), "label": label, "platform": "rust"});
+        node.invoke(LIFECYCLE, &["InstallChaincode", &installed.to_string()])
+            .await?;
+    }
+    let info = BlockchainInfo::decode(
+        node.query(QSCC, &["GetChainInfo", CHANNEL])
+            .await?
+            .payload
+            .as_slice(),
+    )?;
+    let newest = node
+        .query_bytes(
+            QSCC,
+            vec![
+                b"GetBlockByHash".to_vec(),
+                CHANNEL.as_bytes().to_vec(),
+                info.current_block_hash.clone(),
+            ],
+        )
+        .await?;
+    let newest = Block::decode(newest.payload.as_slice())?;
+    let header = newest.header.expect("a header");
+    assert_eq!(header.number, info.height - 1);
+
+    let previous_hex = hex::encode(&header.previous_hash);
+    assert_eq!(header.previous_hash, info.previous_block_hash);
+    let previous = Block::decode(
+        node.query(QSCC, &["GetBlockByHash", CHANNEL, &previous_hex])
+            .await?
+            .payload
+            .as_slice(),
+    )?;
+    assert_eq!(
+        previous.header.map(|h| h.number),
+        Some(header.number - 1),
+        "each block names the one before it by hash"
+    );
+
+    let unknown = node
+        .query(QSCC, &["GetBlockByHash", CHANNEL, &"00".repeat(32)])
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{unknown:#}").contains("has no block with hash 0000"),
+        "{unknown:#}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_a_granted_chaincode_may_import_the_block_store() -> Result<()> {
     let node = TestNode::start().await?;
     let vm = node.inner().inproc();

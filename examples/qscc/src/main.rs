@@ -7,6 +7,7 @@
 //! | --- | --- |
 //! | `GetChainInfo` | channel |
 //! | `GetBlockByNumber` | channel, number |
+//! | `GetBlockByHash` | channel, header hash (32 raw bytes, or 64 hex digits) |
 //! | `GetBlockByTxID` | channel, transaction id |
 //! | `GetTransactionByID` | channel, transaction id |
 //!
@@ -29,11 +30,40 @@ mod query {
     impl Chaincode for Qscc {
         fn invoke(&self, stub: &mut Stub<'_>) -> Response {
             let (function, params) = stub.function_and_parameters();
-            match answer(&function, &params) {
+            let answered = if function == "GetBlockByHash" {
+                block_by_hash(stub.args())
+            } else {
+                answer(&function, &params)
+            };
+            match answered {
                 Ok(payload) => Response::success(payload),
                 Err(e) => Response::error(e),
             }
         }
+    }
+
+    /// Fabric passes the hash as raw bytes; a command line can pass it in hex.
+    fn block_by_hash(args: &[Vec<u8>]) -> Result<Vec<u8>, String> {
+        let [_, channel, hash, ..] = args else {
+            return Err(format!(
+                "GetBlockByHash needs 2 arguments, got {}",
+                args.len().saturating_sub(1)
+            ));
+        };
+        let channel =
+            std::str::from_utf8(channel).map_err(|_| "the channel name is not UTF-8".to_owned())?;
+        let hash = match hash.len() {
+            64 => decode_hex(hash).ok_or_else(|| "the block hash is not hex".to_owned())?,
+            _ => hash.clone(),
+        };
+        ledger::block_by_hash(channel, &hash)
+    }
+
+    fn decode_hex(text: &[u8]) -> Option<Vec<u8>> {
+        let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+        text.chunks(2)
+            .map(|pair| Some(digit(pair[0])? << 4 | digit(*pair.get(1)?)?))
+            .collect()
     }
 
     fn answer(function: &str, params: &[String]) -> Result<Vec<u8>, String> {

@@ -14,6 +14,7 @@ mod rust_build;
 mod wasm_runner;
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -42,6 +43,9 @@ const ENGINE_TIMEOUT_SECS: u64 = 120;
 pub struct DockerSettings {
     /// The engine: `unix:///var/run/docker.sock`, or `tcp://HOST:PORT`.
     pub endpoint: String,
+    /// For a `tcp://` engine: the directory of `ca.pem`, `cert.pem` and `key.pem` to reach it
+    /// over mutual TLS.
+    pub cert_path: Option<std::path::PathBuf>,
     /// First part of container and image names.
     pub network_id: String,
     /// Second part of container and image names.
@@ -111,14 +115,24 @@ pub struct DockerVm {
     containers_started: AtomicUsize,
 }
 
-/// Connects to the engine at `endpoint` and agrees on an API version with it.
-async fn connect(endpoint: &str) -> Result<Docker, DockerError> {
+/// Connects to the engine at `endpoint` (over mutual TLS with the files in `cert_path`, for a
+/// `tcp://` engine) and agrees on an API version with it.
+async fn connect(endpoint: &str, cert_path: Option<&Path>) -> Result<Docker, DockerError> {
     let unreachable = |reason: String| DockerError::Unreachable {
         endpoint: endpoint.to_owned(),
         reason,
     };
     let docker = if let Some(path) = endpoint.strip_prefix("unix://") {
         Docker::connect_with_unix(path, ENGINE_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
+    } else if let (Some(dir), true) = (cert_path, endpoint.starts_with("tcp://")) {
+        Docker::connect_with_ssl(
+            endpoint,
+            &dir.join("key.pem"),
+            &dir.join("cert.pem"),
+            &dir.join("ca.pem"),
+            ENGINE_TIMEOUT_SECS,
+            bollard::API_DEFAULT_VERSION,
+        )
     } else if endpoint.starts_with("tcp://") || endpoint.starts_with("http://") {
         Docker::connect_with_http(endpoint, ENGINE_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
     } else {
@@ -182,7 +196,8 @@ impl DockerVm {
     async fn docker(&self) -> Result<&Docker, DockerError> {
         self.engine
             .get_or_try_init(|| async {
-                let docker = connect(&self.settings.endpoint).await?;
+                let settings = &self.settings;
+                let docker = connect(&settings.endpoint, settings.cert_path.as_deref()).await?;
                 info!(endpoint = %self.settings.endpoint, "connected to the Docker engine");
                 Ok(docker)
             })

@@ -41,6 +41,12 @@ pub trait BlockStore: Send + Sync {
     /// No such block, or a store that cannot be read.
     fn block_by_number(&self, channel: &str, number: u64) -> Result<Vec<u8>, String>;
 
+    /// The encoded `common.Block` with that header hash.
+    ///
+    /// # Errors
+    /// No such block, or a store that cannot be read.
+    fn block_by_hash(&self, channel: &str, hash: &[u8]) -> Result<Vec<u8>, String>;
+
     /// The encoded `common.Block` holding the transaction.
     ///
     /// # Errors
@@ -147,6 +153,10 @@ impl ledger::Host for GuestState {
 
     fn block_by_number(&mut self, channel: String, number: u64) -> Result<Vec<u8>, String> {
         self.blocks()?.block_by_number(&channel, number)
+    }
+
+    fn block_by_hash(&mut self, channel: String, hash: Vec<u8>) -> Result<Vec<u8>, String> {
+        self.blocks()?.block_by_hash(&channel, &hash)
     }
 
     fn block_by_tx_id(&mut self, channel: String, tx_id: String) -> Result<Vec<u8>, String> {
