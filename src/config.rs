@@ -244,14 +244,13 @@ impl Config {
             .unwrap_or_else(|| self.data_dir.join(WASM_CACHE_DIR))
     }
 
-    /// The Docker VM's settings; containers dial `peer_address`.
-    pub fn docker_settings(&self, peer_address: String) -> DockerSettings {
+    /// The Docker VM's settings.
+    pub fn docker_settings(&self) -> DockerSettings {
         DockerSettings {
             endpoint: self.docker.endpoint.clone(),
             cert_path: self.docker.cert_path.clone(),
             network_id: self.docker.network_id.clone(),
             peer_id: self.docker.peer_id.clone(),
-            peer_address,
             memory_bytes: self.docker.memory_bytes,
             log_driver: self.docker.log_driver.clone(),
             log_options: self

@@ -112,7 +112,7 @@ fn run() -> Result<(), String> {
     let (inbound, from_peer) = mpsc::channel(RELAY_BUFFER);
     let relayed = runtime.spawn(relay(settings, outbound, inbound));
 
-    let wasi = guest_wasi(&name, None)?;
+    let wasi = guest_wasi(&[("CORE_CHAINCODE_ID_NAME".to_owned(), name.clone())], None)?;
     let mut store = Store::new(
         &engine,
         GuestState {

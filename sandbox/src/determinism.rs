@@ -52,13 +52,13 @@ impl HostMonotonicClock for FrozenClock {
     }
 }
 
-/// The WASI context of a guest registering as `name`: its name in `CORE_CHAINCODE_ID_NAME`,
+/// The WASI context of a guest with environment `env` (its name in `CORE_CHAINCODE_ID_NAME`):
 /// frozen clocks, zero randomness, `granted` (opened through cap-std, confined beneath it) as
 /// [`GUEST_DATA_DIR`] if given, and no other capability.
 ///
 /// # Errors
 /// Why `granted` cannot be opened.
-pub fn guest_wasi(name: &str, granted: Option<&Path>) -> Result<WasiCtx, String> {
+pub fn guest_wasi(env: &[(String, String)], granted: Option<&Path>) -> Result<WasiCtx, String> {
     let mut builder = WasiCtx::builder();
     if let Some(dir) = granted {
         builder
@@ -66,7 +66,7 @@ pub fn guest_wasi(name: &str, granted: Option<&Path>) -> Result<WasiCtx, String>
             .map_err(|e| format!("cannot open {}: {e:#}", dir.display()))?;
     }
     Ok(builder
-        .env("CORE_CHAINCODE_ID_NAME", name)
+        .envs(env)
         .wall_clock(FrozenClock)
         .monotonic_clock(FrozenClock)
         .secure_random(Deterministic::new(vec![0]))

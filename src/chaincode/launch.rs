@@ -1,6 +1,7 @@
-//! Launching a chaincode on demand, as Fabric's runtime launcher does: the first caller starts
-//! it on the VM and waits for whichever comes first, its registration, its end, or the startup
-//! timeout; callers arriving meanwhile wait on that same launch.
+//! Launching a chaincode on demand, as Fabric's runtime launcher does: the first caller picks
+//! the VM that has it, builds its launch configuration (the container runtime step), starts it
+//! and waits for whichever comes first, its registration, its end, or the startup timeout;
+//! callers arriving meanwhile wait on that same launch.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -13,7 +14,7 @@ use tracing::{info, warn};
 
 use super::error::{ChaincodeError, Result};
 use super::registry::{HandlerHandle, HandlerRegistry};
-use crate::container::Vm;
+use crate::container::{ContainerRuntime, LaunchConfig, Vm};
 use crate::sync::lock;
 
 /// How a launch ended: `Ok` once the chaincode registered.
@@ -32,11 +33,13 @@ type Exited = Pin<Box<dyn Future<Output = String> + Send>>;
 /// How a launched chaincode ended, once it has.
 type ExitReport = watch::Receiver<Option<String>>;
 
-/// The VMs, in the order they are asked, the launches under way (at most one per name: that is
-/// the per-chaincode lock), and how each launched chaincode ended.
+/// The VMs, in the order they are asked, the container runtime that configures what they start,
+/// the launches under way (at most one per name: that is the per-chaincode lock), and how each
+/// launched chaincode ended.
 #[derive(Default)]
 pub(crate) struct Launcher {
     vms: Mutex<Vec<Arc<dyn Vm>>>,
+    runtime: Mutex<Arc<ContainerRuntime>>,
     under_way: Mutex<HashMap<String, watch::Receiver<Outcome>>>,
     exits: Mutex<HashMap<String, ExitReport>>,
 }
@@ -45,6 +48,11 @@ impl Launcher {
     /// Adds a VM, asked after those added before it.
     pub fn add_vm(&self, vm: Arc<dyn Vm>) {
         lock(&self.vms).push(vm);
+    }
+
+    /// Sets where chaincodes that dial the peer find it, and who issues their certificates.
+    pub fn set_runtime(&self, runtime: ContainerRuntime) {
+        *lock(&self.runtime) = Arc::new(runtime);
     }
 
     /// Drops the VMs at shutdown, so that their engines and threads end with the node.
@@ -76,8 +84,10 @@ impl Launcher {
         timeout: Duration,
     ) -> Result<HandlerHandle> {
         let vms = lock(&self.vms).clone();
-        let vm = vms.into_iter().find(|vm| vm.has(name));
-        let Some(vm) = vm else {
+        let found = vms
+            .into_iter()
+            .find_map(|vm| vm.target(name).map(|target| (vm, target)));
+        let Some((vm, target)) = found else {
             return Err(ChaincodeError::NotRunning {
                 name: name.to_owned(),
             });
@@ -94,9 +104,13 @@ impl Launcher {
             }
         };
         if let Some(done) = leader {
-            let result = start_and_wait(vm.as_ref(), name, registry, timeout)
-                .await
-                .map(|exited| self.watch_exit(name, exited));
+            let runtime = Arc::clone(&lock(&self.runtime));
+            let result = match runtime.launch_config(&target) {
+                Ok(config) => start_and_wait(vm.as_ref(), name, &config, registry, timeout)
+                    .await
+                    .map(|exited| self.watch_exit(name, exited)),
+                Err(reason) => Err(LaunchError::Failed(reason)),
+            };
             lock(&self.under_way).remove(name);
             done.send_replace(Some(result));
         }
@@ -129,11 +143,12 @@ impl Launcher {
 async fn start_and_wait(
     vm: &dyn Vm,
     name: &str,
+    config: &LaunchConfig,
     registry: &HandlerRegistry,
     timeout: Duration,
 ) -> Result<Exited, LaunchError> {
     let started = tokio::select! {
-        started = vm.start(name) => started.map_err(LaunchError::Failed)?,
+        started = vm.start(name, config) => started.map_err(LaunchError::Failed)?,
         () = tokio::time::sleep(timeout) => {
             warn!(chaincode = name, ?timeout, "chaincode did not start in time");
             return Err(LaunchError::TimedOut(timeout));

@@ -15,7 +15,7 @@ use super::immediate::{self, Immediate};
 use super::launch::Launcher;
 use super::registry::{HandlerHandle, HandlerRegistry};
 use super::tx_context::{SharedSimulator, TxContexts};
-use crate::container::{InlinePeer, Offered, Registrations, StreamConnector, Vm};
+use crate::container::{ContainerRuntime, InlinePeer, Offered, Registrations, StreamConnector, Vm};
 use crate::ledger::Ledger;
 use crate::sync::lock;
 
@@ -223,6 +223,12 @@ impl ChaincodeSupport {
     /// are asked in the order they were added.
     pub fn add_vm(&self, vm: Arc<dyn Vm>) {
         self.inner.launcher.add_vm(vm);
+    }
+
+    /// Sets the container runtime step of launches: where chaincodes that dial the peer find
+    /// it, and who issues their client certificates.
+    pub fn set_container_runtime(&self, runtime: ContainerRuntime) {
+        self.inner.launcher.set_runtime(runtime);
     }
 
     /// Where a VM that starts chaincode outside the peer announces the names it will register

@@ -16,7 +16,7 @@ use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 use tracing::{info, warn};
 
 use super::docker::{ChaincodeResolver, Resolved};
-use super::{StartFuture, Started, StreamConnector, Vm};
+use super::{LaunchConfig, StartFuture, Started, StreamConnector, Target, Vm};
 use crate::package::Platform;
 
 /// Messages buffered in each direction between the chaincode's stream and its handler.
@@ -110,7 +110,8 @@ impl CcaasVm {
             .filter(|resolved| resolved.package.platform == Platform::Ccaas)
     }
 
-    async fn dial(&self, name: &str) -> Result<Started, String> {
+    /// Dials the chaincode `name` and connects its stream as `registers_as`.
+    async fn dial(&self, name: &str, registers_as: &str) -> Result<Started, String> {
         let resolved = self
             .resolve(name)
             .ok_or_else(|| format!("{name} is not a ccaas chaincode"))?;
@@ -135,13 +136,13 @@ impl CcaasVm {
         info!(chaincode = name, address = %connection.address, "connected to chaincode as a service");
         let (to_handler, from_chaincode) = mpsc::channel(BUFFER);
         drop((self.connector)(
-            resolved.registers_as.clone(),
+            registers_as.to_owned(),
             from_chaincode,
             to_chaincode,
         ));
         let stopped = CancellationToken::new();
         let stop = stopped.clone();
-        let registers_as = resolved.registers_as;
+        let registers_as = registers_as.to_owned();
         let pump = tokio::spawn(async move {
             let why = loop {
                 let next = tokio::select! {
@@ -192,12 +193,15 @@ fn as_registered(mut message: ChaincodeMessage, registers_as: &str) -> Chaincode
 }
 
 impl Vm for CcaasVm {
-    fn has(&self, name: &str) -> bool {
-        self.resolve(name).is_some()
+    fn target(&self, name: &str) -> Option<Target> {
+        self.resolve(name).map(|resolved| Target {
+            registers_as: resolved.registers_as,
+            connection: super::Connection::Served,
+        })
     }
 
-    fn start<'a>(&'a self, name: &'a str) -> StartFuture<'a> {
-        Box::pin(self.dial(name))
+    fn start<'a>(&'a self, name: &'a str, config: &'a LaunchConfig) -> StartFuture<'a> {
+        Box::pin(self.dial(name, &config.registers_as))
     }
 }
 

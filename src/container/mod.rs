@@ -8,12 +8,17 @@
 pub mod ccaas;
 pub mod docker;
 pub mod inproc;
+pub mod launch_config;
 
 use std::future::Future;
 use std::pin::Pin;
 
 use ccvm_proto::protos::ChaincodeMessage;
 use tokio::sync::mpsc;
+
+pub use launch_config::{
+    CertIssuer, ClientCredentials, Connection, ContainerRuntime, LaunchConfig, Target,
+};
 
 /// A chaincode a VM started.
 pub struct Started {
@@ -29,12 +34,13 @@ pub type StartFuture<'a> = Pin<Box<dyn Future<Output = Result<Started, String>> 
 
 /// A kind of VM: starts the chaincodes it has.
 pub trait Vm: Send + Sync {
-    /// Whether this VM can start a chaincode of that name.
-    fn has(&self, name: &str) -> bool;
+    /// What this VM would run for the name, if it has such a chaincode.
+    fn target(&self, name: &str) -> Option<Target>;
 
-    /// Starts the chaincode `name`; it connects through the VM's [`StreamConnector`]. Starting
-    /// may take a while (compiling, building an image), so it is asynchronous.
-    fn start<'a>(&'a self, name: &'a str) -> StartFuture<'a>;
+    /// Starts the chaincode `name` with `config` (built for its [`Target`]); it connects
+    /// through the VM's [`StreamConnector`] or dials the peer. Starting may take a while
+    /// (compiling, building an image), so it is asynchronous.
+    fn start<'a>(&'a self, name: &'a str, config: &'a LaunchConfig) -> StartFuture<'a>;
 }
 
 /// Messages from a chaincode; an `Err` ends the stream with its reason.

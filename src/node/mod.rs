@@ -26,10 +26,10 @@ use tracing::{info, warn};
 use crate::chaincode::ChaincodeSupport;
 use crate::chaincode::grpc::ChaincodeSupportService;
 use crate::config::Config;
-use crate::container::Vm;
 use crate::container::ccaas::CcaasVm;
 use crate::container::docker::{ChaincodeResolver, DockerVm};
 use crate::container::inproc::{InprocError, InprocVm};
+use crate::container::{CertIssuer, ContainerRuntime, Vm};
 use crate::identity::{Identity, IdentityError};
 use crate::ledger::{Ledger, LedgerError};
 use crate::msp::SignatureVerifier;
@@ -209,14 +209,11 @@ impl Node {
             Arc::clone(&defined),
             support.connector(),
         )));
-        let docker = DockerVm::new(
-            config.docker_settings(chaincode_addr.to_string()),
-            defined,
-            support.registrations(),
-            chaincode_ca
-                .clone()
-                .map(|ca| ca as Arc<dyn crate::container::docker::CertIssuer>),
-        );
+        support.set_container_runtime(ContainerRuntime::new(
+            chaincode_addr.to_string(),
+            chaincode_ca.clone().map(|ca| ca as Arc<dyn CertIssuer>),
+        ));
+        let docker = DockerVm::new(config.docker_settings(), defined, support.registrations());
         let docker = Arc::new(docker);
         support.add_vm(Arc::clone(&docker) as Arc<dyn Vm>);
 

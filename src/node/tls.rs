@@ -10,7 +10,7 @@ use rcgen::{
 };
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
-use crate::container::docker::{CertIssuer, ClientCredentials};
+use crate::container::{CertIssuer, ClientCredentials};
 use crate::identity::write_private;
 
 /// The CA's common name; its certificate is rebuilt from it and the stored key when issuing.

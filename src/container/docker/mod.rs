@@ -31,7 +31,7 @@ use tracing::{info, warn};
 
 pub use error::DockerError;
 
-use super::{Registrations, StartFuture, Started, Vm};
+use super::{Connection, LaunchConfig, Registrations, StartFuture, Started, Target, Vm};
 use crate::container::inproc::InprocLimits;
 use crate::package::{CodeFile, Package, Platform, write_tar_gz};
 
@@ -50,8 +50,6 @@ pub struct DockerSettings {
     pub network_id: String,
     /// Second part of container and image names.
     pub peer_id: String,
-    /// The address containers dial (`CORE_PEER_ADDRESS`).
-    pub peer_address: String,
     /// Memory limit of a container, in bytes; 0 for none.
     pub memory_bytes: i64,
     /// The containers' log driver and its options.
@@ -73,29 +71,6 @@ pub struct Resolved {
     pub package: Package,
 }
 
-/// What a launched chaincode needs for mutual TLS with the peer, all PEM.
-#[derive(Debug, Clone)]
-pub struct ClientCredentials {
-    /// Its client certificate, whose common name is the name it registers with.
-    pub cert_pem: String,
-    /// Its private key.
-    pub key_pem: String,
-    /// The CA certificate the peer's listener is signed by.
-    pub root_pem: String,
-}
-
-/// Issues a client certificate to each chaincode the VM launches.
-pub trait CertIssuer: Send + Sync {
-    /// Credentials for a chaincode registering as `name`.
-    ///
-    /// # Errors
-    /// Why none could be issued.
-    fn issue(&self, name: &str) -> Result<ClientCredentials, String>;
-}
-
-/// Where Fabric's convention puts a chaincode's TLS files inside its container.
-const TLS_DIR: &str = "etc/hyperledger/fabric";
-
 /// Looks up the user chaincodes the Docker VM runs: a committed definition whose package is
 /// installed on this peer.
 pub trait ChaincodeResolver: Send + Sync {
@@ -110,7 +85,6 @@ pub struct DockerVm {
     settings: DockerSettings,
     resolver: Arc<dyn ChaincodeResolver>,
     registrations: Arc<dyn Registrations>,
-    tls: Option<Arc<dyn CertIssuer>>,
     images_built: AtomicUsize,
     containers_started: AtomicUsize,
 }
@@ -154,20 +128,17 @@ async fn connect(endpoint: &str, cert_path: Option<&Path>) -> Result<Docker, Doc
 
 impl DockerVm {
     /// A VM on the engine of `settings`, running what `resolver` finds; it tells
-    /// `registrations` which names its containers will register as. With `tls`, each container
-    /// gets a client certificate of its own and dials the peer over mutual TLS.
+    /// `registrations` which names its containers will register as.
     pub fn new(
         settings: DockerSettings,
         resolver: Arc<dyn ChaincodeResolver>,
         registrations: Arc<dyn Registrations>,
-        tls: Option<Arc<dyn CertIssuer>>,
     ) -> Self {
         Self {
             engine: OnceCell::new(),
             settings,
             resolver,
             registrations,
-            tls,
             images_built: AtomicUsize::new(0),
             containers_started: AtomicUsize::new(0),
         }
@@ -204,27 +175,22 @@ impl DockerVm {
             .await
     }
 
-    fn container_config(&self, image: &str, resolved: &Resolved) -> ContainerCreateBody {
+    /// The container: `config`'s command and environment (and a `wasm` package's sandbox
+    /// limits), host networking, and the memory and log settings.
+    fn container_config(
+        &self,
+        image: &str,
+        resolved: &Resolved,
+        config: &LaunchConfig,
+    ) -> ContainerCreateBody {
         let settings = &self.settings;
-        let mut env = vec![
-            format!("CORE_CHAINCODE_ID_NAME={}", resolved.registers_as),
-            format!("CORE_PEER_ADDRESS={}", settings.peer_address),
-        ];
+        let mut env = config.env_strings();
         if resolved.package.platform == Platform::Wasm {
             env.extend(wasm_runner::limits_env(&settings.wasm_limits));
         }
-        if self.tls.is_some() {
-            env.extend([
-                "CORE_PEER_TLS_ENABLED=true".to_owned(),
-                format!("CORE_TLS_CLIENT_KEY_PATH=/{TLS_DIR}/client.key"),
-                format!("CORE_TLS_CLIENT_CERT_PATH=/{TLS_DIR}/client.crt"),
-                format!("CORE_PEER_TLS_ROOTCERT_FILE=/{TLS_DIR}/peer.crt"),
-            ]);
-        } else {
-            env.push("CORE_PEER_TLS_ENABLED=false".to_owned());
-        }
         ContainerCreateBody {
             image: Some(image.to_owned()),
+            cmd: Some(config.args.clone()),
             env: Some(env),
             host_config: Some(HostConfig {
                 network_mode: Some("host".to_owned()),
@@ -245,6 +211,7 @@ impl DockerVm {
         docker: &Docker,
         name: &str,
         resolved: &Resolved,
+        launch: &LaunchConfig,
     ) -> Result<String, DockerError> {
         let (container, image) = self.names_of(&resolved.package.id);
         let remove = RemoveContainerOptionsBuilder::default().force(true).build();
@@ -258,7 +225,7 @@ impl DockerVm {
         let options = CreateContainerOptionsBuilder::default()
             .name(&container)
             .build();
-        let config = self.container_config(&image, resolved);
+        let config = self.container_config(&image, resolved, launch);
         match docker
             .create_container(Some(options.clone()), config.clone())
             .await
@@ -282,56 +249,39 @@ impl DockerVm {
         Ok(container)
     }
 
-    /// Copies a fresh client certificate, its key and the peer's CA into the container, as
-    /// Fabric does: the key and certificate base64-encoded PEM, the CA plain PEM.
-    async fn upload_credentials(
+    /// Copies the launch configuration's files (its TLS credentials) into the container.
+    async fn upload_files(
         &self,
         docker: &Docker,
         container: &str,
-        issuer: &dyn CertIssuer,
-        registers_as: &str,
+        files: &[CodeFile],
     ) -> Result<(), DockerError> {
-        use base64::Engine as _;
-        let credentials = issuer
-            .issue(registers_as)
-            .map_err(|reason| DockerError::Unrunnable {
-                name: registers_as.to_owned(),
-                reason,
-            })?;
-        let encode = |pem: &str| {
-            base64::engine::general_purpose::STANDARD
-                .encode(pem)
-                .into_bytes()
-        };
-        let files = [
-            CodeFile::new(
-                format!("{TLS_DIR}/client.key"),
-                encode(&credentials.key_pem),
-                0o600,
-            ),
-            CodeFile::new(
-                format!("{TLS_DIR}/client.crt"),
-                encode(&credentials.cert_pem),
-                0o644,
-            ),
-            CodeFile::new(
-                format!("{TLS_DIR}/peer.crt"),
-                credentials.root_pem.into_bytes(),
-                0o644,
-            ),
-        ];
-        let tar = write_tar_gz(&files).map_err(|e| DockerError::Api {
-            action: "upload TLS files",
+        let relative: Vec<CodeFile> = files
+            .iter()
+            .map(|file| {
+                CodeFile::new(
+                    file.path.trim_start_matches('/'),
+                    file.bytes.clone(),
+                    file.mode,
+                )
+            })
+            .collect();
+        let tar = write_tar_gz(&relative).map_err(|e| DockerError::Api {
+            action: "upload files",
             reason: e.to_string(),
         })?;
         let options = UploadToContainerOptionsBuilder::default().path("/").build();
         docker
             .upload_to_container(container, Some(options), bollard::body_full(tar.into()))
             .await
-            .map_err(|e| error::api_error("upload TLS files", container, e))
+            .map_err(|e| error::api_error("upload files", container, e))
     }
 
-    async fn start_container(&self, name: &str) -> Result<Started, DockerError> {
+    async fn start_container(
+        &self,
+        name: &str,
+        launch: &LaunchConfig,
+    ) -> Result<Started, DockerError> {
         let resolved = self
             .resolver
             .resolve(name)
@@ -340,14 +290,13 @@ impl DockerVm {
                 reason: "no committed definition with an installed package".to_owned(),
             })?;
         let docker = self.docker().await?;
-        let container = self.create(docker, name, &resolved).await?;
-        if let Some(issuer) = &self.tls {
-            self.upload_credentials(docker, &container, issuer.as_ref(), &resolved.registers_as)
-                .await?;
+        let container = self.create(docker, name, &resolved, launch).await?;
+        if !launch.files.is_empty() {
+            self.upload_files(docker, &container, &launch.files).await?;
         }
-        self.registrations.expect(&resolved.registers_as);
+        self.registrations.expect(&launch.registers_as);
         if let Err(e) = docker.start_container(&container, None).await {
-            self.registrations.forget(&resolved.registers_as);
+            self.registrations.forget(&launch.registers_as);
             return Err(error::api_error("start container", &container, e));
         }
         self.containers_started.fetch_add(1, Ordering::Relaxed);
@@ -357,7 +306,7 @@ impl DockerVm {
             let docker = docker.clone();
             let registrations = Arc::clone(&self.registrations);
             let container = container.clone();
-            let registers_as = resolved.registers_as.clone();
+            let registers_as = launch.registers_as.clone();
             Box::pin(async move {
                 let why = exit_reason(&docker, &container).await;
                 registrations.forget(&registers_as);
@@ -426,13 +375,21 @@ async fn exit_reason(docker: &Docker, container: &str) -> String {
 }
 
 impl Vm for DockerVm {
-    fn has(&self, name: &str) -> bool {
+    fn target(&self, name: &str) -> Option<Target> {
         self.resolver
             .resolve(name)
-            .is_some_and(|resolved| resolved.package.platform != Platform::Ccaas)
+            .filter(|resolved| resolved.package.platform != Platform::Ccaas)
+            .map(|resolved| Target {
+                registers_as: resolved.registers_as,
+                connection: Connection::DialsPeer,
+            })
     }
 
-    fn start<'a>(&'a self, name: &'a str) -> StartFuture<'a> {
-        Box::pin(async move { self.start_container(name).await.map_err(|e| e.to_string()) })
+    fn start<'a>(&'a self, name: &'a str, config: &'a LaunchConfig) -> StartFuture<'a> {
+        Box::pin(async move {
+            self.start_container(name, config)
+                .await
+                .map_err(|e| e.to_string())
+        })
     }
 }

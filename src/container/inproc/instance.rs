@@ -88,17 +88,25 @@ async fn run_guest(
     }
 }
 
-/// Connects a new instance to the peer and spawns its `main` as a task.
+/// What one instance is given beyond the peer channel: its WASI environment, the block store if
+/// it may read it, and a host directory if one is granted to it.
+pub(super) struct Grants<'a> {
+    pub env: &'a [(String, String)],
+    pub blocks: Option<Arc<dyn BlockStore>>,
+    pub dir: Option<&'a Path>,
+}
+
+/// Connects a new instance launched as `name` to the peer and spawns its `main` as a task.
 pub(super) fn start(
     pre: &CommandPre<GuestState>,
     name: &str,
+    grants: Grants<'_>,
     connector: &StreamConnector,
     limits: &InprocLimits,
-    blocks: Option<Arc<dyn BlockStore>>,
-    granted: Option<&Path>,
     live: LiveInstance,
 ) -> Result<InstanceHandle, InprocError> {
-    let wasi = guest_wasi(name, granted).map_err(|reason| InprocError::Grant {
+    let Grants { env, blocks, dir } = grants;
+    let wasi = guest_wasi(env, dir).map_err(|reason| InprocError::Grant {
         chaincode: name.to_owned(),
         reason,
     })?;

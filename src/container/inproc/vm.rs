@@ -8,10 +8,13 @@ use std::sync::{Arc, Mutex};
 use super::engine::{new_engine, start_epoch_ticker};
 use super::error::{InprocError, Result};
 use super::host::BlockStore;
-use super::instance::{self, InstanceHandle, LiveInstance};
+use super::instance::{self, Grants, InstanceHandle, LiveInstance};
 use super::limits::InprocLimits;
 use super::linking::{Compiled, Linking};
-use crate::container::{StartFuture, Started, StreamConnector, Vm};
+use crate::container::launch_config::CHAINCODE_ID_ENV;
+use crate::container::{
+    Connection, LaunchConfig, StartFuture, Started, StreamConnector, Target, Vm,
+};
 use crate::sync::lock;
 
 /// A system chaincode the VM has: compiled, or bytes compiled on its first start.
@@ -133,6 +136,17 @@ impl InprocVm {
     /// # Errors
     /// [`InprocError::Grant`] when a directory granted to it cannot be opened.
     pub fn start(&self, name: &str, component: &Compiled) -> Result<InstanceHandle> {
+        let env = [(CHAINCODE_ID_ENV.to_owned(), name.to_owned())];
+        self.start_with_env(name, &env, component)
+    }
+
+    /// Starts an instance of `component` launched as `name`, whose WASI environment is `env`.
+    fn start_with_env(
+        &self,
+        name: &str,
+        env: &[(String, String)],
+        component: &Compiled,
+    ) -> Result<InstanceHandle> {
         let blocks = component.reads_blocks.then(|| Arc::clone(&self.blocks));
         let granted = {
             let granted_dirs = lock(&self.granted_dirs);
@@ -148,10 +162,13 @@ impl InprocVm {
         let instance = instance::start(
             &component.pre,
             name,
+            Grants {
+                env,
+                blocks,
+                dir: granted.as_deref(),
+            },
             &self.connector,
             &self.limits,
-            blocks,
-            granted.as_deref(),
             live,
         )?;
         self.instances_started.fetch_add(1, Ordering::Relaxed);
@@ -187,14 +204,19 @@ impl InprocVm {
 }
 
 impl Vm for InprocVm {
-    fn has(&self, name: &str) -> bool {
-        lock(&self.installed).contains_key(name)
+    fn target(&self, name: &str) -> Option<Target> {
+        lock(&self.installed).contains_key(name).then(|| Target {
+            registers_as: name.to_owned(),
+            connection: Connection::InProcess,
+        })
     }
 
-    fn start<'a>(&'a self, name: &'a str) -> StartFuture<'a> {
+    fn start<'a>(&'a self, name: &'a str, config: &'a LaunchConfig) -> StartFuture<'a> {
         Box::pin(async move {
             let component = self.compiled(name).await?;
-            let instance = InprocVm::start(self, name, &component).map_err(|e| e.to_string())?;
+            let instance = self
+                .start_with_env(name, &config.env, &component)
+                .map_err(|e| e.to_string())?;
             let stop = instance.stop_token();
             Ok(Started {
                 stop: Box::new(move || stop.cancel()),
