@@ -1,7 +1,9 @@
 //! What starting wasm system chaincode costs: compiling the `kv` example, loading it compiled
 //! from the node's disk cache after a restart, launching an instance of the cached component to
 //! READY through chaincode support (from a task of the node's runtime, as a transaction would
-//! launch it), and the memory of many resident instances.
+//! launch it) into a fresh pool slot while the others stay resident, relaunching one after its
+//! instance ended (the slot it left is reused, as after a trap or a reload), and the memory of
+//! many resident instances.
 //!
 //! With `CCVM_TEST_DOCKER_HOST` naming an engine it also measures user chaincode in Docker: the
 //! first launch of a binary package (building its image) and launches from the cached image.
@@ -22,6 +24,8 @@ use harness::{TestNode, deploy, docker_endpoint, docker_engine, docker_node_with
 
 /// Instances launched and kept resident by default.
 const DEFAULT_INSTANCES: u32 = 1000;
+/// Times one chaincode is retired and launched again.
+const RELAUNCHES: usize = 300;
 
 /// This process's resident set, in bytes.
 fn resident_bytes() -> Result<u64> {
@@ -51,7 +55,7 @@ fn main() -> Result<()> {
         .build()?;
     runtime.block_on(async {
         let mut node = TestNode::start_with(|config| {
-            config.inproc.max_instances = instances + 1;
+            config.inproc.max_instances = instances + 8;
             config.inproc.cache_dir = None;
         })
         .await?;
@@ -70,6 +74,7 @@ fn main() -> Result<()> {
 
         let resident_before = resident_bytes()?;
         let node = Arc::new(node);
+        let relaunched = compiled.clone();
         let launching = Arc::clone(&node);
         let launches = tokio::spawn(async move {
             let vm = launching.inner().inproc();
@@ -86,7 +91,29 @@ fn main() -> Result<()> {
         });
         let mut launches = launches.await??;
         let resident_after = resident_bytes()?;
-        ensure!(node.inner().support().registry().names().len() == instances as usize);
+        let relaunching = Arc::clone(&node);
+        let mut relaunches = tokio::spawn(async move {
+            let vm = relaunching.inner().inproc();
+            let support = relaunching.inner().support();
+            vm.install("relaunched", relaunched);
+            support.launch("relaunched").await?;
+            let live = vm.instances_live();
+            let mut relaunches = Vec::with_capacity(RELAUNCHES);
+            for _ in 0..RELAUNCHES {
+                support.retire("relaunched");
+                relaunching.wait_deregistered("relaunched").await?;
+                while vm.instances_live() >= live {
+                    tokio::task::yield_now().await;
+                }
+                let begun = Instant::now();
+                support.launch("relaunched").await?;
+                relaunches.push(begun.elapsed());
+            }
+            anyhow::Ok(relaunches)
+        })
+        .await??;
+        relaunches.sort();
+        ensure!(node.inner().support().registry().names().len() == instances as usize + 1);
         launches.sort();
 
         let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
@@ -103,13 +130,23 @@ fn main() -> Result<()> {
         );
         println!(
             "{:<52} {:>9.1} µs",
-            "launch cached kv to READY, p50",
+            "launch cached kv to READY in a fresh slot, p50",
             percentile(&launches, 0.5).as_secs_f64() * 1e6
         );
         println!(
             "{:<52} {:>9.1} µs",
-            "launch cached kv to READY, p99",
+            "launch cached kv to READY in a fresh slot, p99",
             percentile(&launches, 0.99).as_secs_f64() * 1e6
+        );
+        println!(
+            "{:<52} {:>9.1} µs",
+            "relaunch kv to READY after its instance ended, p50",
+            percentile(&relaunches, 0.5).as_secs_f64() * 1e6
+        );
+        println!(
+            "{:<52} {:>9.1} µs",
+            "relaunch kv to READY after its instance ended, p99",
+            percentile(&relaunches, 0.99).as_secs_f64() * 1e6
         );
         println!(
             "{:<52} {:>9.1} MiB",

@@ -19,6 +19,17 @@ const MEMORIES_PER_GUEST: u32 = 2;
 /// Tables one guest component may define.
 const TABLES_PER_GUEST: u32 = 4;
 
+/// Slots an ended instance leaves warm for the next instance of its component: a relaunch
+/// after a trap or a reload reuses one without faulting its pages in again.
+const WARM_SLOTS: u32 = 16;
+/// Bytes of a warm slot's linear memory kept resident (zeroed rather than returned to the
+/// kernel): a Rust guest's stack (the first MiB) and the data and heap pages just above it.
+const MEMORY_KEPT_RESIDENT: usize = 2 * 1024 * 1024;
+/// Bytes of a warm slot's tables kept resident.
+const TABLES_KEPT_RESIDENT: usize = 64 * 1024;
+/// Bytes of a warm slot's host stack kept resident.
+const STACK_KEPT_RESIDENT: usize = 256 * 1024;
+
 /// The instance pool: room for `max_instances` guests, each within the memory cap.
 fn pool(limits: &InprocLimits) -> PoolingAllocationConfig {
     let guests = limits.max_instances;
@@ -28,7 +39,11 @@ fn pool(limits: &InprocLimits) -> PoolingAllocationConfig {
         .total_memories(guests.saturating_mul(MEMORIES_PER_GUEST))
         .total_tables(guests.saturating_mul(TABLES_PER_GUEST))
         .total_stacks(guests)
-        .max_memory_size(limits.max_memory_bytes);
+        .max_memory_size(limits.max_memory_bytes)
+        .max_unused_warm_slots(WARM_SLOTS)
+        .linear_memory_keep_resident(MEMORY_KEPT_RESIDENT)
+        .table_keep_resident(TABLES_KEPT_RESIDENT)
+        .async_stack_keep_resident(STACK_KEPT_RESIDENT);
     pool
 }
 
