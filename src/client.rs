@@ -7,8 +7,9 @@ use ccvm_proto::Message;
 use ccvm_proto::ccvm::admin_client::AdminClient;
 use ccvm_proto::ccvm::committer_client::CommitterClient;
 use ccvm_proto::ccvm::{
-    InstallPackageRequest, InstalledPackage, ListPackagesRequest, ListRunningRequest,
-    ListSystemChaincodesRequest, ReloadSystemChaincodeRequest, SubmitResponse, SystemChaincode,
+    InstallPackageRequest, InstalledPackage, LaunchEvent, LaunchRequest, ListPackagesRequest,
+    ListRunningRequest, ListSystemChaincodesRequest, ReloadSystemChaincodeRequest, SubmitResponse,
+    SystemChaincode,
 };
 use ccvm_proto::common::{ChannelHeader, Envelope, Header, HeaderType, Payload, SignatureHeader};
 use ccvm_proto::protos::endorser_client::EndorserClient;
@@ -100,6 +101,24 @@ impl Admin {
             .list_system_chaincodes(ListSystemChaincodesRequest {})
             .await?;
         Ok(list.into_inner().chaincodes)
+    }
+
+    /// Launches the chaincode `name` unless it runs, streaming the steps of the launch; the
+    /// last event says how it ended.
+    ///
+    /// # Errors
+    /// [`ClientError::Rpc`] when the call fails.
+    pub async fn launch(
+        &mut self,
+        name: &str,
+    ) -> Result<tonic::Streaming<LaunchEvent>, ClientError> {
+        let events = self
+            .client
+            .launch(LaunchRequest {
+                name: name.to_owned(),
+            })
+            .await?;
+        Ok(events.into_inner())
     }
 
     /// Installs a chaincode package file on the node.

@@ -14,7 +14,7 @@ use tracing::{info, warn};
 
 use super::error::{ChaincodeError, Result};
 use super::registry::{HandlerHandle, HandlerRegistry};
-use crate::container::{ContainerRuntime, LaunchConfig, Vm};
+use crate::container::{ContainerRuntime, LaunchConfig, LaunchProgress, LaunchStage, Vm};
 use crate::sync::lock;
 
 /// How a launch ended: `Ok` once the chaincode registered.
@@ -40,6 +40,7 @@ type ExitReport = watch::Receiver<Option<String>>;
 pub(crate) struct Launcher {
     vms: Mutex<Vec<Arc<dyn Vm>>>,
     runtime: Mutex<Arc<ContainerRuntime>>,
+    progress: LaunchProgress,
     under_way: Mutex<HashMap<String, watch::Receiver<Outcome>>>,
     exits: Mutex<HashMap<String, ExitReport>>,
 }
@@ -53,6 +54,11 @@ impl Launcher {
     /// Sets where chaincodes that dial the peer find it, and who issues their certificates.
     pub fn set_runtime(&self, runtime: ContainerRuntime) {
         *lock(&self.runtime) = Arc::new(runtime);
+    }
+
+    /// Where launches report their steps.
+    pub fn progress(&self) -> &LaunchProgress {
+        &self.progress
     }
 
     /// Drops the VMs at shutdown, so that their engines and threads end with the node.
@@ -104,6 +110,8 @@ impl Launcher {
             }
         };
         if let Some(done) = leader {
+            self.progress
+                .report(name, LaunchStage::Starting, target.registers_as.clone());
             let runtime = Arc::clone(&lock(&self.runtime));
             let result = match runtime.launch_config(&target) {
                 Ok(config) => start_and_wait(vm.as_ref(), name, &config, registry, timeout)

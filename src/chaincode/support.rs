@@ -15,7 +15,9 @@ use super::immediate::{self, Immediate};
 use super::launch::Launcher;
 use super::registry::{HandlerHandle, HandlerRegistry};
 use super::tx_context::{SharedSimulator, TxContexts};
-use crate::container::{ContainerRuntime, InlinePeer, Offered, Registrations, StreamConnector, Vm};
+use crate::container::{
+    ContainerRuntime, InlinePeer, LaunchProgress, Offered, Registrations, StreamConnector, Vm,
+};
 use crate::ledger::Ledger;
 use crate::sync::lock;
 
@@ -223,6 +225,11 @@ impl ChaincodeSupport {
     /// are asked in the order they were added.
     pub fn add_vm(&self, vm: Arc<dyn Vm>) {
         self.inner.launcher.add_vm(vm);
+    }
+
+    /// Where launches report their steps; VMs report theirs here too.
+    pub fn launch_progress(&self) -> &LaunchProgress {
+        self.inner.launcher.progress()
     }
 
     /// Sets the container runtime step of launches: where chaincodes that dial the peer find

@@ -1,10 +1,13 @@
-//! A spinner on stderr while the node works: a first call to a chaincode may build its image and
+//! Progress on stderr while the node works: a first call to a chaincode may build its image and
 //! start its container, which takes a moment. Nothing is drawn when stderr is not a terminal.
 
 use std::io::IsTerminal;
 use std::time::Duration;
 
+use ccvm_proto::ccvm::launch_event::Stage;
 use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::client::Admin;
 
 /// A spinner saying `message`, with the time spent; clear it with `finish_and_clear`.
 pub(super) fn spinner(message: String) -> ProgressBar {
@@ -13,10 +16,40 @@ pub(super) fn spinner(message: String) -> ProgressBar {
     } else {
         ProgressBar::hidden()
     };
-    if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} ({elapsed})") {
+    if let Ok(style) = ProgressStyle::with_template("{spinner} [{elapsed}] {wide_msg}") {
         bar.set_style(style);
     }
     bar.set_message(message);
     bar.enable_steady_tick(Duration::from_millis(100));
     bar
+}
+
+/// Launches the chaincode `name` on the node at `peer` unless it runs, showing each step (an
+/// image build's output line by line) on a spinner. A node that cannot say is not waited for:
+/// the call that follows launches the chaincode itself and reports any failure.
+pub(super) async fn launch(peer: &str, name: &str) {
+    let Ok(mut admin) = Admin::connect(peer).await else {
+        return;
+    };
+    let Ok(mut events) = admin.launch(name).await else {
+        return;
+    };
+    let bar = spinner(format!("launching {name}"));
+    while let Ok(Some(event)) = events.message().await {
+        let detail = event.detail;
+        match Stage::try_from(event.stage) {
+            Ok(Stage::Starting) => bar.set_message(format!("launching {detail}")),
+            Ok(Stage::Building) => bar.set_message(format!("building the image of {name}")),
+            Ok(Stage::BuildOutput) => {
+                if detail.starts_with("Step ") {
+                    bar.println(format!("  {detail}"));
+                }
+                bar.set_message(format!("building: {detail}"));
+            }
+            Ok(Stage::Creating) => bar.set_message(format!("creating the container of {name}")),
+            Ok(Stage::Started) => bar.set_message(format!("waiting for {name} to register")),
+            Ok(Stage::Registered | Stage::Running | Stage::Failed) | Err(_) => break,
+        }
+    }
+    bar.finish_and_clear();
 }

@@ -9,6 +9,7 @@ pub mod ccaas;
 pub mod docker;
 pub mod inproc;
 pub mod launch_config;
+pub mod progress;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -19,6 +20,7 @@ use tokio::sync::mpsc;
 pub use launch_config::{
     CertIssuer, ClientCredentials, Connection, ContainerRuntime, LaunchConfig, Target,
 };
+pub use progress::{LaunchEvent, LaunchProgress, LaunchStage};
 
 /// A chaincode a VM started.
 pub struct Started {

@@ -5,13 +5,14 @@
 
 use ccvm_proto::ccvm::admin_server::{self, AdminServer};
 use ccvm_proto::ccvm::{
-    InstallPackageRequest, InstalledPackage, ListPackagesRequest, ListRunningRequest,
-    ListSystemChaincodesRequest, PackageList, ReloadSystemChaincodeRequest,
+    InstallPackageRequest, InstalledPackage, LaunchRequest, ListPackagesRequest,
+    ListRunningRequest, ListSystemChaincodesRequest, PackageList, ReloadSystemChaincodeRequest,
     ReloadSystemChaincodeResponse, RunningChaincodes, SystemChaincode, SystemChaincodeList,
 };
 use tonic::{Request, Response, Status};
 
 use super::NodeError;
+use super::launch_stream::{self, LaunchEvents};
 use super::system_chaincodes::{Origin, SystemChaincodes};
 use crate::chaincode::ChaincodeSupport;
 use crate::package::{Package, PackageError, PackageStore};
@@ -109,6 +110,19 @@ impl admin_server::Admin for AdminService {
         Ok(Response::new(PackageList {
             packages: packages.into_iter().map(installed).collect(),
         }))
+    }
+
+    type LaunchStream = LaunchEvents;
+
+    async fn launch(
+        &self,
+        request: Request<LaunchRequest>,
+    ) -> Result<Response<Self::LaunchStream>, Status> {
+        let name = request.into_inner().name;
+        Ok(Response::new(launch_stream::launch(
+            self.support.clone(),
+            name,
+        )))
     }
 
     async fn list_running(

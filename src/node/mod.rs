@@ -7,6 +7,7 @@ mod admin;
 mod blocks;
 mod committer;
 mod endorser;
+mod launch_stream;
 mod proposal;
 mod system_chaincodes;
 mod tls;
@@ -213,7 +214,12 @@ impl Node {
             chaincode_addr.to_string(),
             chaincode_ca.clone().map(|ca| ca as Arc<dyn CertIssuer>),
         ));
-        let docker = DockerVm::new(config.docker_settings(), defined, support.registrations());
+        let docker = DockerVm::new(
+            config.docker_settings(),
+            defined,
+            support.registrations(),
+            support.launch_progress().clone(),
+        );
         let docker = Arc::new(docker);
         support.add_vm(Arc::clone(&docker) as Arc<dyn Vm>);
 

@@ -5,7 +5,9 @@
 use std::sync::Arc;
 
 use anyhow::Result;
+use ccvm::client::Admin;
 use ccvm::package::{CodeFile, Package, Platform};
+use ccvm_proto::ccvm::launch_event::Stage;
 
 use crate::harness::{
     CHANNEL, TestNode, commit_definition, deploy, docker_endpoint, docker_engine, docker_node_with,
@@ -76,6 +78,56 @@ async fn a_remote_engine_is_reached_over_mutual_tls() -> Result<()> {
         refused.contains(&format!("cannot reach the Docker engine at {endpoint}")),
         "{refused}"
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_launch_streams_its_steps_and_the_image_build() -> Result<()> {
+    let Some(endpoint) = docker_endpoint()? else {
+        return Ok(());
+    };
+    let node = docker_node(endpoint).await?;
+    deploy(&node, "kv", "watchedkv").await?;
+    let mut admin = Admin::connect(&node.inner().peer_addr().to_string()).await?;
+
+    let mut events = admin.launch("watchedkv").await?;
+    let mut stages = Vec::new();
+    let mut output = Vec::new();
+    while let Some(event) = events.message().await? {
+        let stage = Stage::try_from(event.stage)?;
+        if stage == Stage::BuildOutput {
+            output.push(event.detail);
+        } else if stages.last() != Some(&stage) {
+            stages.push(stage);
+        }
+    }
+    assert_eq!(
+        stages,
+        [
+            Stage::Starting,
+            Stage::Creating,
+            Stage::Building,
+            Stage::Started,
+            Stage::Registered
+        ]
+    );
+    assert!(
+        output
+            .iter()
+            .any(|line| line.contains("COPY chaincode /chaincode")),
+        "the build's own output reaches the watcher: {output:?}"
+    );
+    assert_eq!(node.query_text("watchedkv", &["get", "k"]).await?, "");
+
+    let mut again = admin.launch("watchedkv").await?;
+    let only = again.message().await?.expect("one event");
+    assert_eq!(Stage::try_from(only.stage)?, Stage::Running);
+    assert!(again.message().await?.is_none());
+
+    let mut unknown = admin.launch("nosuchcc").await?;
+    let failed = unknown.message().await?.expect("one event");
+    assert_eq!(Stage::try_from(failed.stage)?, Stage::Failed);
+    assert!(failed.detail.contains("nosuchcc"), "{}", failed.detail);
     Ok(())
 }
 

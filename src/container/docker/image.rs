@@ -65,11 +65,13 @@ fn dockerfile(files: &[CodeFile]) -> String {
     text
 }
 
-/// Builds `image` from `files`; the error carries the build's log.
+/// Builds `image` from `files`, handing each line of the build's output to `on_line`; the error
+/// carries the build's log.
 pub(super) async fn build(
     docker: &Docker,
     image: &str,
     files: Vec<CodeFile>,
+    on_line: &(dyn Fn(&str) + Sync),
 ) -> Result<(), DockerError> {
     let mut context = vec![CodeFile::new(
         "Dockerfile",
@@ -95,7 +97,11 @@ pub(super) async fn build(
         };
         let info = step.map_err(|e| failed(e.to_string(), &log))?;
         if let Some(line) = info.stream {
-            debug!(image, "{}", line.trim_end());
+            let trimmed = line.trim_end();
+            debug!(image, "{trimmed}");
+            if !trimmed.is_empty() {
+                on_line(trimmed);
+            }
             log.push_str(&line);
         }
         if let Some(error) = info.error_detail {

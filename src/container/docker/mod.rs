@@ -31,7 +31,10 @@ use tracing::{info, warn};
 
 pub use error::DockerError;
 
-use super::{Connection, LaunchConfig, Registrations, StartFuture, Started, Target, Vm};
+use super::{
+    Connection, LaunchConfig, LaunchProgress, LaunchStage, Registrations, StartFuture, Started,
+    Target, Vm,
+};
 use crate::container::inproc::InprocLimits;
 use crate::package::{CodeFile, Package, Platform, write_tar_gz};
 
@@ -85,6 +88,7 @@ pub struct DockerVm {
     settings: DockerSettings,
     resolver: Arc<dyn ChaincodeResolver>,
     registrations: Arc<dyn Registrations>,
+    progress: LaunchProgress,
     images_built: AtomicUsize,
     containers_started: AtomicUsize,
 }
@@ -128,17 +132,20 @@ async fn connect(endpoint: &str, cert_path: Option<&Path>) -> Result<Docker, Doc
 
 impl DockerVm {
     /// A VM on the engine of `settings`, running what `resolver` finds; it tells
-    /// `registrations` which names its containers will register as.
+    /// `registrations` which names its containers will register as, and reports the steps of
+    /// its launches (image builds included) to `progress`.
     pub fn new(
         settings: DockerSettings,
         resolver: Arc<dyn ChaincodeResolver>,
         registrations: Arc<dyn Registrations>,
+        progress: LaunchProgress,
     ) -> Self {
         Self {
             engine: OnceCell::new(),
             settings,
             resolver,
             registrations,
+            progress,
             images_built: AtomicUsize::new(0),
             containers_started: AtomicUsize::new(0),
         }
@@ -226,6 +233,8 @@ impl DockerVm {
             .name(&container)
             .build();
         let config = self.container_config(&image, resolved, launch);
+        self.progress
+            .report(name, LaunchStage::Creating, container.clone());
         match docker
             .create_container(Some(options.clone()), config.clone())
             .await
@@ -234,10 +243,15 @@ impl DockerVm {
             Ok(_) => {}
             Err(DockerError::NoSuchImage(_)) => {
                 info!(chaincode = name, %image, "building the chaincode image");
+                self.progress
+                    .report(name, LaunchStage::Building, image.clone());
                 let files =
                     image::image_files(name, &resolved.package, &self.settings.rust_target_dir)
                         .await?;
-                image::build(docker, &image, files).await?;
+                image::build(docker, &image, files, &|line| {
+                    self.progress.report(name, LaunchStage::BuildOutput, line);
+                })
+                .await?;
                 self.images_built.fetch_add(1, Ordering::Relaxed);
                 docker
                     .create_container(Some(options), config)
@@ -300,6 +314,8 @@ impl DockerVm {
             return Err(error::api_error("start container", &container, e));
         }
         self.containers_started.fetch_add(1, Ordering::Relaxed);
+        self.progress
+            .report(name, LaunchStage::Started, container.clone());
         info!(chaincode = name, %container, "container started");
         follow_logs(docker, name, &container);
         let exited = {
