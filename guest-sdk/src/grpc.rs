@@ -140,7 +140,9 @@ fn decode_base64_pem(contents: &[u8]) -> Result<Vec<u8>, ShimError> {
 /// A missing setting, a failed connection, or a refused registration.
 pub fn start<C: Chaincode + Send + Sync + 'static>(chaincode: C) -> Result<(), ShimError> {
     let settings = PeerSettings::from_env_and_args()?;
-    let runtime = tokio::runtime::Runtime::new()
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
         .map_err(|e| ShimError::Config(format!("cannot start a runtime: {e}")))?;
     runtime.block_on(serve(Arc::new(chaincode), settings))
 }
