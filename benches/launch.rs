@@ -20,7 +20,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
 use ccvm::container::inproc::CacheOutcome;
-use harness::{TestNode, deploy, docker_endpoint, docker_engine, docker_node_with, wasm_example};
+use harness::{
+    TestNode, deploy, deploy_wasm, docker_endpoint, docker_engine, docker_node_with, wasm_example,
+};
 
 /// Instances launched and kept resident by default.
 const DEFAULT_INSTANCES: u32 = 1000;
@@ -169,46 +171,61 @@ fn main() -> Result<()> {
 /// Relaunches of user chaincode from its cached image, measured.
 const DOCKER_RELAUNCHES: usize = 5;
 
-/// Times the first launch of a binary package in Docker (image build included), then launches
-/// from the cached image after killing the container.
-async fn docker_launches(endpoint: String) -> Result<()> {
-    let node = docker_node_with(endpoint.clone(), |_| {}).await?;
-    let package_id = deploy(&node, "kv", "launchkv").await?;
+/// Times the first launch of a package in Docker (image build included), then launches from the
+/// cached image after killing the container; `label` names the rows.
+async fn docker_launches_of(
+    node: &TestNode,
+    endpoint: &str,
+    name: &str,
+    package_id: &str,
+    label: &str,
+) -> Result<()> {
     let support = node.inner().support();
+    let built_before = node.inner().docker().images_built();
     let begun = Instant::now();
-    support.launch("launchkv").await?;
+    support.launch(name).await?;
     let first = begun.elapsed();
-    ensure!(node.inner().docker().images_built() == 1);
+    ensure!(node.inner().docker().images_built() == built_before + 1);
 
-    let (container, _) = node.inner().docker().names_of(&package_id);
-    let engine = docker_engine(&endpoint).await?;
+    let (container, _) = node.inner().docker().names_of(package_id);
+    let engine = docker_engine(endpoint).await?;
     let mut relaunches = Vec::with_capacity(DOCKER_RELAUNCHES);
     for _ in 0..DOCKER_RELAUNCHES {
         engine.kill_container(&container, None).await?;
-        node.wait_deregistered("launchkv").await?;
+        node.wait_deregistered(name).await?;
         let begun = Instant::now();
-        support.launch("launchkv").await?;
+        support.launch(name).await?;
         relaunches.push(begun.elapsed());
     }
     ensure!(
-        node.inner().docker().images_built() == 1,
+        node.inner().docker().images_built() == built_before + 1,
         "relaunches reuse the image"
     );
     relaunches.sort();
     println!(
         "{:<52} {:>9.1} ms",
-        "docker: first launch to READY (image build included)",
+        format!("{label}: first launch to READY (image build included)"),
         first.as_secs_f64() * 1e3
     );
     println!(
         "{:<52} {:>9.1} ms",
-        "docker: launch from the cached image to READY, p50",
+        format!("{label}: launch from the cached image, p50"),
         percentile(&relaunches, 0.5).as_secs_f64() * 1e3
     );
     println!(
         "{:<52} {:>9.1} ms",
-        "docker: launch from the cached image to READY, max",
+        format!("{label}: launch from the cached image, max"),
         relaunches.last().map_or(0.0, |d| d.as_secs_f64() * 1e3)
     );
     Ok(())
+}
+
+/// User chaincode in Docker: a static binary package, and the same chaincode as a wasm package
+/// under the wasm runner.
+async fn docker_launches(endpoint: String) -> Result<()> {
+    let node = docker_node_with(endpoint.clone(), |_| {}).await?;
+    let binary = deploy(&node, "kv", "launchkv").await?;
+    docker_launches_of(&node, &endpoint, "launchkv", &binary, "docker binary").await?;
+    let wasm = deploy_wasm(&node, "kv", "launchwasmkv").await?;
+    docker_launches_of(&node, &endpoint, "launchwasmkv", &wasm, "docker wasm").await
 }

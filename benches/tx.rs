@@ -1,7 +1,7 @@
 //! Transaction latency and throughput of the same chaincode work several ways: the `kv` example
 //! compiled to wasm and run by the inproc VM, the same source as a native process over gRPC
-//! loopback, the same source as a static binary in a Docker container (when
-//! `CCVM_TEST_DOCKER_HOST` names an engine), and Fabric's Node shim (`tests/node/shim-kv.js`,
+//! loopback, the same source as a static binary in a Docker container and as wasm under the wasm
+//! runner in a container (when `CCVM_TEST_DOCKER_HOST` names an engine), and Fabric's Node shim (`tests/node/shim-kv.js`,
 //! when its packages are installed).
 //! Each transaction reads one key and writes it back (`bump`), then completes.
 //!
@@ -27,8 +27,8 @@ use ccvm::chaincode::ExecuteRequest;
 use ccvm::client::{TxProposal, check_valid, successful};
 use ccvm::proto::protos::ChaincodeInput;
 use harness::{
-    CHANNEL, TestNode, deploy, docker_endpoint, docker_node_with, node_chaincode, rust_chaincode,
-    to_args, wasm_example,
+    CHANNEL, TestNode, deploy, deploy_wasm, docker_endpoint, docker_node_with, node_chaincode,
+    rust_chaincode, to_args, wasm_example,
 };
 
 /// Transactions measured per row by default, after a warm-up of a tenth as many.
@@ -225,6 +225,9 @@ fn main() -> Result<()> {
             deploy(&docker_node, "kv", "dockerkv").await?;
             docker_node.query("dockerkv", &["get", "warm-up"]).await?;
             bench_path(&docker_node, "rust sdk / docker", "dockerkv", &mut rows).await?;
+            deploy_wasm(&docker_node, "kv", "runnerkv").await?;
+            docker_node.query("runnerkv", &["get", "warm-up"]).await?;
+            bench_path(&docker_node, "wasm runner / docker", "runnerkv", &mut rows).await?;
         }
 
         match node_chaincode(&node, "shim-kv.js", "nodekv:1.0") {

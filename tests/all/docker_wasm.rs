@@ -3,7 +3,9 @@
 
 use anyhow::Result;
 
-use crate::harness::{deploy_wasm, docker_endpoint, docker_node_with};
+use ccvm::package::{CodeFile, Package, Platform};
+
+use crate::harness::{commit_definition, deploy_wasm, docker_endpoint, docker_node_with};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wasm_package_runs_in_a_container_under_the_runner() -> Result<()> {
@@ -80,5 +82,36 @@ async fn a_wasm_endless_loop_in_a_container_is_stopped_at_its_deadline() -> Resu
         node.query_text("wasmspin", &["hello"]).await?,
         "well behaved"
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wasm_package_that_is_not_a_component_fails_its_launch_naming_why() -> Result<()> {
+    let Some(endpoint) = docker_endpoint()? else {
+        return Ok(());
+    };
+    let node = docker_node_with(endpoint, |_| {}).await?;
+    let package = Package::build(
+        "notwasm_1.0",
+        Platform::Wasm,
+        &[CodeFile::new(
+            "chaincode.wasm",
+            b"#!/bin/sh\n".to_vec(),
+            0o644,
+        )],
+    )?;
+    let installed = node.inner().packages().install(&package)?;
+    commit_definition(&node, "notwasm", &installed.id, Platform::Wasm).await?;
+
+    let failed = node
+        .query("notwasm", &["get", "k"])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        failed.contains("chaincode.wasm is not a wasm component"),
+        "{failed}"
+    );
+    assert_eq!(node.inner().docker().images_built(), 0);
     Ok(())
 }

@@ -44,6 +44,7 @@ pub(super) async fn image_files(
             let component = package
                 .code_file(wasm_runner::COMPONENT_PATH)
                 .map_err(|e| unrunnable(e.to_string()))?;
+            wasm_runner::check_component(&component).map_err(unrunnable)?;
             Ok(vec![
                 CodeFile::new(ENTRYPOINT, wasm_runner::EXECUTABLE.to_vec(), 0o755),
                 CodeFile::new(wasm_runner::COMPONENT_PATH, component, 0o644),
