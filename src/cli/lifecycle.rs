@@ -56,6 +56,28 @@ pub(super) struct TargetArgs {
 }
 
 #[derive(Args)]
+pub(super) struct DeployArgs {
+    /// The chaincode name.
+    #[arg(short = 'n', long)]
+    name: String,
+    /// The chaincode version.
+    #[arg(short = 'v', long, default_value = "1.0")]
+    version: String,
+    /// rust (a cargo project directory), binary (a static executable), wasm (a component) or
+    /// ccaas (a connection.json).
+    #[arg(long = "lang", alias = "type")]
+    platform: Platform,
+    /// The code: a directory for rust, a file otherwise.
+    #[arg(long)]
+    path: PathBuf,
+    /// The package's label; NAME_VERSION by default.
+    #[arg(long)]
+    label: Option<String>,
+    #[command(flatten)]
+    target: TargetArgs,
+}
+
+#[derive(Args)]
 pub(super) struct DefinitionArgs {
     /// The chaincode name.
     #[arg(short = 'n', long)]
@@ -131,15 +153,15 @@ pub(super) async fn install(args: &InstallArgs) -> anyhow::Result<()> {
     let bytes = std::fs::read(&args.package)
         .with_context(|| format!("reading {}", args.package.display()))?;
     let waiting = spinner(format!("installing {}", args.package.display()));
-    let installed = install_and_record(args, bytes).await;
+    let installed = install_and_record(&args.target, bytes).await;
     waiting.finish_and_clear();
     println!("{}", installed?);
     Ok(())
 }
 
 /// Stores the package on the node and records it in `_lifecycle`; returns its id.
-async fn install_and_record(args: &InstallArgs, bytes: Vec<u8>) -> anyhow::Result<String> {
-    let installed = Admin::connect(&args.target.peer)
+async fn install_and_record(target: &TargetArgs, bytes: Vec<u8>) -> anyhow::Result<String> {
+    let installed = Admin::connect(&target.peer)
         .await?
         .install_package(bytes)
         .await?;
@@ -148,10 +170,10 @@ async fn install_and_record(args: &InstallArgs, bytes: Vec<u8>) -> anyhow::Resul
         "label": installed.label,
         "platform": installed.platform,
     });
-    client(&args.target.peer, &args.target.data_dir)
+    client(&target.peer, &target.data_dir)
         .await?
         .invoke(
-            &args.target.channel,
+            &target.channel,
             LIFECYCLE,
             vec![
                 b"InstallChaincode".to_vec(),
@@ -161,6 +183,37 @@ async fn install_and_record(args: &InstallArgs, bytes: Vec<u8>) -> anyhow::Resul
         )
         .await?;
     Ok(installed.package_id)
+}
+
+/// Approves (`commit` false) or commits `definition` through `_lifecycle`; returns the block
+/// that holds the transaction.
+async fn submit_definition(
+    target: &TargetArgs,
+    definition: &serde_json::Value,
+    commit: bool,
+) -> anyhow::Result<u64> {
+    let function = if commit {
+        "CommitChaincodeDefinition"
+    } else {
+        "ApproveChaincodeDefinitionForMyOrg"
+    };
+    let doing = if commit { "committing" } else { "approving" };
+    let name = definition["name"].as_str().unwrap_or_default();
+    let waiting = spinner(format!("{doing} {name}"));
+    let committed = client(&target.peer, &target.data_dir)
+        .await?
+        .invoke(
+            &target.channel,
+            LIFECYCLE,
+            vec![
+                function.as_bytes().to_vec(),
+                definition.to_string().into_bytes(),
+            ],
+            Default::default(),
+        )
+        .await;
+    waiting.finish_and_clear();
+    Ok(committed?.block)
 }
 
 /// Approves (`commit` false) or commits the definition.
@@ -183,34 +236,11 @@ pub(super) async fn define(args: &DefinitionArgs, commit: bool) -> anyhow::Resul
         "endorsement_policy": args.signature_policy,
         "init_required": args.init_required,
     });
-    let function = if commit {
-        "CommitChaincodeDefinition"
-    } else {
-        "ApproveChaincodeDefinitionForMyOrg"
-    };
-    let (doing, done) = if commit {
-        ("committing", "committed")
-    } else {
-        ("approving", "approved")
-    };
-    let waiting = spinner(format!("{doing} {} {}", args.name, args.version));
-    let committed = client(&target.peer, &target.data_dir)
-        .await?
-        .invoke(
-            &target.channel,
-            LIFECYCLE,
-            vec![
-                function.as_bytes().to_vec(),
-                definition.to_string().into_bytes(),
-            ],
-            Default::default(),
-        )
-        .await;
-    waiting.finish_and_clear();
-    let committed = committed?;
+    let block = submit_definition(target, &definition, commit).await?;
+    let done = if commit { "committed" } else { "approved" };
     println!(
-        "{done} {} {} sequence {} in block {}",
-        args.name, args.version, args.sequence, committed.block
+        "{done} {} {} sequence {} in block {block}",
+        args.name, args.version, args.sequence
     );
     Ok(())
 }
@@ -249,6 +279,63 @@ pub(super) async fn list(target: &TargetArgs) -> anyhow::Result<()> {
     writeln!(out, "Running chaincodes:")?;
     for name in &running {
         writeln!(out, "  {name}")?;
+    }
+    Ok(())
+}
+
+/// The sequence the next definition of `name` takes: one more than the committed one, or 1.
+async fn next_sequence(target: &TargetArgs, name: &str) -> anyhow::Result<u64> {
+    let response = client(&target.peer, &target.data_dir)
+        .await?
+        .query(
+            &target.channel,
+            LIFECYCLE,
+            vec![b"QueryChaincodeDefinitions".to_vec()],
+            Default::default(),
+        )
+        .await?;
+    let definitions: Vec<serde_json::Value> = serde_json::from_slice(&response.payload)
+        .context("the node's chaincode definitions are not a JSON list")?;
+    let committed = definitions
+        .iter()
+        .filter(|definition| definition["name"] == name)
+        .filter_map(|definition| definition["sequence"].as_u64())
+        .max()
+        .unwrap_or(0);
+    Ok(committed + 1)
+}
+
+/// Packages, installs, approves and commits a chaincode in one step (a single-node network has
+/// one organization to approve), then launches it, showing its image build.
+pub(super) async fn deploy(args: &DeployArgs) -> anyhow::Result<()> {
+    let label = args
+        .label
+        .clone()
+        .unwrap_or_else(|| format!("{}_{}", args.name, args.version));
+    let files = code_files(args.platform, &args.path)?;
+    let bytes = Package::build(&label, args.platform, &files)?;
+    let waiting = spinner(format!("installing {label}"));
+    let installed = install_and_record(&args.target, bytes).await;
+    waiting.finish_and_clear();
+    let package_id = installed?;
+    let sequence = next_sequence(&args.target, &args.name).await?;
+    let definition = json!({
+        "name": args.name,
+        "version": args.version,
+        "sequence": sequence,
+        "package_id": package_id,
+        "platform": args.platform.as_str(),
+        "endorsement_policy": "",
+        "init_required": false,
+    });
+    submit_definition(&args.target, &definition, false).await?;
+    let block = submit_definition(&args.target, &definition, true).await?;
+    println!(
+        "deployed {} {} sequence {sequence} in block {block}: package {package_id}",
+        args.name, args.version
+    );
+    if let Err(reason) = super::progress::launch(&args.target.peer, &args.name).await {
+        bail!("{} is deployed but did not start: {reason}", args.name);
     }
     Ok(())
 }

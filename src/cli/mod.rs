@@ -99,6 +99,8 @@ enum ChaincodeCommand {
     Package(lifecycle::PackageArgs),
     /// Install a package on a node and record it in `_lifecycle`; prints its package id.
     Install(lifecycle::InstallArgs),
+    /// Package, install, approve and commit a chaincode in one step, then start it.
+    Deploy(lifecycle::DeployArgs),
     /// Approve a chaincode definition for this node's organization.
     Approve(lifecycle::DefinitionArgs),
     /// Commit an approved chaincode definition; the chaincode runs on its next call.
@@ -166,6 +168,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Chaincode(ChaincodeCommand::Query(args)) => call(args, false).await,
         Command::Chaincode(ChaincodeCommand::Package(args)) => lifecycle::package(&args),
         Command::Chaincode(ChaincodeCommand::Install(args)) => lifecycle::install(&args).await,
+        Command::Chaincode(ChaincodeCommand::Deploy(args)) => lifecycle::deploy(&args).await,
         Command::Chaincode(ChaincodeCommand::Approve(args)) => {
             lifecycle::define(&args, false).await
         }
@@ -257,7 +260,7 @@ async fn call(args: CallArgs, commit: bool) -> anyhow::Result<()> {
         None => Default::default(),
     };
     let client = client(&args.peer, &args.data_dir).await?;
-    progress::launch(&args.peer, &args.name).await;
+    let _ = progress::launch(&args.peer, &args.name).await;
     let verb = if commit { "invoking" } else { "querying" };
     let waiting = progress::spinner(format!("{verb} {} on {}", args.name, args.channel));
     let mut stdout = std::io::stdout().lock();

@@ -25,15 +25,16 @@ pub(super) fn spinner(message: String) -> ProgressBar {
 }
 
 /// Launches the chaincode `name` on the node at `peer` unless it runs, showing each step (an
-/// image build's output line by line) on a spinner. A node that cannot say is not waited for:
-/// the call that follows launches the chaincode itself and reports any failure.
-pub(super) async fn launch(peer: &str, name: &str) {
+/// image build's output line by line) on a spinner; an error says why the launch failed. A node
+/// that cannot say is not waited for: a call that follows launches the chaincode itself.
+pub(super) async fn launch(peer: &str, name: &str) -> Result<(), String> {
     let Ok(mut admin) = Admin::connect(peer).await else {
-        return;
+        return Ok(());
     };
     let Ok(mut events) = admin.launch(name).await else {
-        return;
+        return Ok(());
     };
+    let mut outcome = Ok(());
     let bar = spinner(format!("launching {name}"));
     while let Ok(Some(event)) = events.message().await {
         let detail = event.detail;
@@ -48,8 +49,13 @@ pub(super) async fn launch(peer: &str, name: &str) {
             }
             Ok(Stage::Creating) => bar.set_message(format!("creating the container of {name}")),
             Ok(Stage::Started) => bar.set_message(format!("waiting for {name} to register")),
-            Ok(Stage::Registered | Stage::Running | Stage::Failed) | Err(_) => break,
+            Ok(Stage::Failed) => {
+                outcome = Err(detail);
+                break;
+            }
+            Ok(Stage::Registered | Stage::Running) | Err(_) => break,
         }
     }
     bar.finish_and_clear();
+    outcome
 }

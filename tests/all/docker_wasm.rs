@@ -5,7 +5,9 @@ use anyhow::Result;
 
 use ccvm::package::{CodeFile, Package, Platform};
 
-use crate::harness::{commit_definition, deploy_wasm, docker_endpoint, docker_node_with};
+use crate::harness::{
+    commit_definition, deploy_wasm, docker_endpoint, docker_node_with, run_ccvm, wasm_example,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wasm_package_runs_in_a_container_under_the_runner() -> Result<()> {
@@ -113,5 +115,55 @@ async fn a_wasm_package_that_is_not_a_component_fails_its_launch_naming_why() ->
         "{failed}"
     );
     assert_eq!(node.inner().docker().images_built(), 0);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_deploy_command_packages_installs_defines_and_starts_a_wasm_chaincode() -> Result<()> {
+    let Some(endpoint) = docker_endpoint()? else {
+        return Ok(());
+    };
+    let node = docker_node_with(endpoint, |_| {}).await?;
+    let work = tempfile::tempdir()?;
+    let component = work.path().join("kv.wasm");
+    std::fs::write(&component, wasm_example("kv")?)?;
+    let peer = node.inner().peer_addr().to_string();
+    let data_dir = node.config().data_dir.display().to_string();
+    let deploy = [
+        "chaincode",
+        "deploy",
+        "-n",
+        "onestep",
+        "--lang",
+        "wasm",
+        "--path",
+        &component.display().to_string(),
+        "--peer",
+        &peer,
+        "--data-dir",
+        &data_dir,
+    ];
+
+    let first = run_ccvm(&deploy).await?;
+    let stdout = String::from_utf8(first.stdout)?;
+    assert!(first.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("deployed onestep 1.0 sequence 1") && stdout.contains("onestep_1.0:"),
+        "{stdout}"
+    );
+    let registered = node.inner().support().registry().names();
+    assert!(
+        registered.contains(&"onestep:1.0".to_owned()),
+        "started by the deploy, before any call: {registered:?}"
+    );
+    node.invoke("onestep", &["put", "k", "v"]).await?;
+    assert_eq!(node.query_text("onestep", &["get", "k"]).await?, "v");
+
+    let again = run_ccvm(&deploy).await?;
+    let stdout = String::from_utf8(again.stdout)?;
+    assert!(
+        stdout.contains("deployed onestep 1.0 sequence 2"),
+        "a redeploy defines the next sequence: {stdout}"
+    );
     Ok(())
 }
