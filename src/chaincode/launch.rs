@@ -14,7 +14,7 @@ use tracing::{info, warn};
 
 use super::error::{ChaincodeError, Result};
 use super::registry::{HandlerHandle, HandlerRegistry};
-use crate::container::{ContainerRuntime, LaunchConfig, LaunchProgress, LaunchStage, Vm};
+use crate::container::{ContainerRuntime, LaunchConfig, LaunchProgress, LaunchStage, Target, Vm};
 use crate::sync::lock;
 
 /// How a launch ended: `Ok` once the chaincode registered.
@@ -114,9 +114,11 @@ impl Launcher {
                 .report(name, LaunchStage::Starting, target.registers_as.clone());
             let runtime = Arc::clone(&lock(&self.runtime));
             let result = match runtime.launch_config(&target) {
-                Ok(config) => start_and_wait(vm.as_ref(), name, &config, registry, timeout)
-                    .await
-                    .map(|exited| self.watch_exit(name, exited)),
+                Ok(config) => {
+                    start_and_wait(vm.as_ref(), name, &target, &config, registry, timeout)
+                        .await
+                        .map(|exited| self.watch_exit(name, exited))
+                }
                 Err(reason) => Err(LaunchError::Failed(reason)),
             };
             lock(&self.under_way).remove(name);
@@ -151,12 +153,13 @@ impl Launcher {
 async fn start_and_wait(
     vm: &dyn Vm,
     name: &str,
+    target: &Target,
     config: &LaunchConfig,
     registry: &HandlerRegistry,
     timeout: Duration,
 ) -> Result<Exited, LaunchError> {
     let started = tokio::select! {
-        started = vm.start(name, config) => started.map_err(LaunchError::Failed)?,
+        started = vm.start(name, target, config) => started.map_err(LaunchError::Failed)?,
         () = tokio::time::sleep(timeout) => {
             warn!(chaincode = name, ?timeout, "chaincode did not start in time");
             return Err(LaunchError::TimedOut(timeout));

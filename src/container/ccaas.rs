@@ -15,9 +15,9 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 use tracing::{info, warn};
 
-use super::docker::{ChaincodeResolver, Resolved};
+use super::docker::ChaincodeResolver;
 use super::{LaunchConfig, StartFuture, Started, StreamConnector, Target, Vm};
-use crate::package::Platform;
+use crate::package::{Package, Platform};
 
 /// Messages buffered in each direction between the chaincode's stream and its handler.
 const BUFFER: usize = 256;
@@ -57,9 +57,8 @@ fn parse_duration(text: &str) -> Option<Duration> {
 }
 
 impl Connection {
-    fn from_package(resolved: &Resolved) -> Result<Self, String> {
-        let file = resolved
-            .package
+    fn from_package(package: &Package) -> Result<Self, String> {
+        let file = package
             .code_file("connection.json")
             .map_err(|e| e.to_string())?;
         serde_json::from_slice(&file).map_err(|e| format!("connection.json: {e}"))
@@ -104,18 +103,16 @@ impl CcaasVm {
         }
     }
 
-    fn resolve(&self, name: &str) -> Option<Resolved> {
-        self.resolver
-            .resolve(name)
-            .filter(|resolved| resolved.package.platform == Platform::Ccaas)
-    }
-
-    /// Dials the chaincode `name` and connects its stream as `registers_as`.
-    async fn dial(&self, name: &str, registers_as: &str) -> Result<Started, String> {
-        let resolved = self
-            .resolve(name)
-            .ok_or_else(|| format!("{name} is not a ccaas chaincode"))?;
-        let connection = Connection::from_package(&resolved)?;
+    /// Dials the chaincode `name`, served as `package` says, and connects its stream as
+    /// `registers_as`.
+    async fn dial(
+        &self,
+        name: &str,
+        package: Option<&Package>,
+        registers_as: &str,
+    ) -> Result<Started, String> {
+        let package = package.ok_or_else(|| format!("{name} is not a ccaas chaincode"))?;
+        let connection = Connection::from_package(package)?;
         let channel = connection.endpoint()?.connect().await.map_err(|e| {
             format!(
                 "cannot reach chaincode {name} at {}: {e}",
@@ -194,14 +191,23 @@ fn as_registered(mut message: ChaincodeMessage, registers_as: &str) -> Chaincode
 
 impl Vm for CcaasVm {
     fn target(&self, name: &str) -> Option<Target> {
-        self.resolve(name).map(|resolved| Target {
-            registers_as: resolved.registers_as,
-            connection: super::Connection::Served,
-        })
+        self.resolver
+            .resolve(name)
+            .filter(|resolved| resolved.package.platform == Platform::Ccaas)
+            .map(|resolved| Target {
+                registers_as: resolved.registers_as,
+                connection: super::Connection::Served,
+                package: Some(resolved.package),
+            })
     }
 
-    fn start<'a>(&'a self, name: &'a str, config: &'a LaunchConfig) -> StartFuture<'a> {
-        Box::pin(self.dial(name, &config.registers_as))
+    fn start<'a>(
+        &'a self,
+        name: &'a str,
+        target: &'a Target,
+        config: &'a LaunchConfig,
+    ) -> StartFuture<'a> {
+        Box::pin(self.dial(name, target.package.as_ref(), &config.registers_as))
     }
 }
 

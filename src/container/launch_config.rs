@@ -9,7 +9,7 @@ use std::sync::Arc;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
-use crate::package::CodeFile;
+use crate::package::{CodeFile, Package};
 
 /// The variable that names the chaincode to its shim.
 pub const CHAINCODE_ID_ENV: &str = "CORE_CHAINCODE_ID_NAME";
@@ -28,13 +28,16 @@ pub enum Connection {
     Served,
 }
 
-/// What a VM would run for a chaincode name.
+/// What a VM would run for a chaincode name, as found once per launch and handed back to the VM
+/// that starts it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     /// The name the chaincode registers with.
     pub registers_as: String,
     /// How it reaches the peer.
     pub connection: Connection,
+    /// The installed package a user chaincode runs; none for one the peer carries itself.
+    pub package: Option<Package>,
 }
 
 /// What a chaincode is started with.
@@ -170,6 +173,7 @@ mod tests {
         Target {
             registers_as: "basic:1.0".to_owned(),
             connection,
+            package: None,
         }
     }
 

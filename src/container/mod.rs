@@ -39,10 +39,15 @@ pub trait Vm: Send + Sync {
     /// What this VM would run for the name, if it has such a chaincode.
     fn target(&self, name: &str) -> Option<Target>;
 
-    /// Starts the chaincode `name` with `config` (built for its [`Target`]); it connects
-    /// through the VM's [`StreamConnector`] or dials the peer. Starting may take a while
-    /// (compiling, building an image), so it is asynchronous.
-    fn start<'a>(&'a self, name: &'a str, config: &'a LaunchConfig) -> StartFuture<'a>;
+    /// Starts the chaincode `name` as `target` (what [`Vm::target`] found) with `config` (built
+    /// for it); it connects through the VM's [`StreamConnector`] or dials the peer. Starting
+    /// may take a while (compiling, building an image), so it is asynchronous.
+    fn start<'a>(
+        &'a self,
+        name: &'a str,
+        target: &'a Target,
+        config: &'a LaunchConfig,
+    ) -> StartFuture<'a>;
 }
 
 /// Messages from a chaincode; an `Err` ends the stream with its reason.

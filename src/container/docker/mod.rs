@@ -187,12 +187,12 @@ impl DockerVm {
     fn container_config(
         &self,
         image: &str,
-        resolved: &Resolved,
+        package: &Package,
         config: &LaunchConfig,
     ) -> ContainerCreateBody {
         let settings = &self.settings;
         let mut env = config.env_strings();
-        if resolved.package.platform == Platform::Wasm {
+        if package.platform == Platform::Wasm {
             env.extend(wasm_runner::limits_env(&settings.wasm_limits));
         }
         ContainerCreateBody {
@@ -217,10 +217,10 @@ impl DockerVm {
         &self,
         docker: &Docker,
         name: &str,
-        resolved: &Resolved,
+        package: &Package,
         launch: &LaunchConfig,
     ) -> Result<String, DockerError> {
-        let (container, image) = self.names_of(&resolved.package.id);
+        let (container, image) = self.names_of(&package.id);
         let remove = RemoveContainerOptionsBuilder::default().force(true).build();
         match docker.remove_container(&container, Some(remove)).await {
             Ok(()) => info!(chaincode = name, %container, "removed an old container"),
@@ -232,7 +232,7 @@ impl DockerVm {
         let options = CreateContainerOptionsBuilder::default()
             .name(&container)
             .build();
-        let config = self.container_config(&image, resolved, launch);
+        let config = self.container_config(&image, package, launch);
         self.progress
             .report(name, LaunchStage::Creating, container.clone());
         match docker
@@ -246,8 +246,7 @@ impl DockerVm {
                 self.progress
                     .report(name, LaunchStage::Building, image.clone());
                 let files =
-                    image::image_files(name, &resolved.package, &self.settings.rust_target_dir)
-                        .await?;
+                    image::image_files(name, package, &self.settings.rust_target_dir).await?;
                 image::build(docker, &image, files, &|line| {
                     self.progress.report(name, LaunchStage::BuildOutput, line);
                 })
@@ -294,17 +293,18 @@ impl DockerVm {
     async fn start_container(
         &self,
         name: &str,
+        target: &Target,
         launch: &LaunchConfig,
     ) -> Result<Started, DockerError> {
-        let resolved = self
-            .resolver
-            .resolve(name)
+        let package = target
+            .package
+            .as_ref()
             .ok_or_else(|| DockerError::Unrunnable {
                 name: name.to_owned(),
                 reason: "no committed definition with an installed package".to_owned(),
             })?;
         let docker = self.docker().await?;
-        let container = self.create(docker, name, &resolved, launch).await?;
+        let container = self.create(docker, name, package, launch).await?;
         if !launch.files.is_empty() {
             self.upload_files(docker, &container, &launch.files).await?;
         }
@@ -398,12 +398,18 @@ impl Vm for DockerVm {
             .map(|resolved| Target {
                 registers_as: resolved.registers_as,
                 connection: Connection::DialsPeer,
+                package: Some(resolved.package),
             })
     }
 
-    fn start<'a>(&'a self, name: &'a str, config: &'a LaunchConfig) -> StartFuture<'a> {
+    fn start<'a>(
+        &'a self,
+        name: &'a str,
+        target: &'a Target,
+        config: &'a LaunchConfig,
+    ) -> StartFuture<'a> {
         Box::pin(async move {
-            self.start_container(name, config)
+            self.start_container(name, target, config)
                 .await
                 .map_err(|e| e.to_string())
         })

@@ -208,10 +208,16 @@ impl Vm for InprocVm {
         lock(&self.installed).contains_key(name).then(|| Target {
             registers_as: name.to_owned(),
             connection: Connection::InProcess,
+            package: None,
         })
     }
 
-    fn start<'a>(&'a self, name: &'a str, config: &'a LaunchConfig) -> StartFuture<'a> {
+    fn start<'a>(
+        &'a self,
+        name: &'a str,
+        _target: &'a Target,
+        config: &'a LaunchConfig,
+    ) -> StartFuture<'a> {
         Box::pin(async move {
             let component = self.compiled(name).await?;
             let instance = self
