@@ -249,17 +249,7 @@ pub(super) async fn list(target: &TargetArgs) -> anyhow::Result<()> {
     let mut admin = Admin::connect(&target.peer).await?;
     let packages = admin.packages().await?;
     let running = admin.running().await?;
-    let definitions = client(&target.peer, &target.data_dir)
-        .await?
-        .query(
-            &target.channel,
-            LIFECYCLE,
-            vec![b"QueryChaincodeDefinitions".to_vec()],
-            Default::default(),
-        )
-        .await?;
-    let definitions: Vec<serde_json::Value> = serde_json::from_slice(&definitions.payload)
-        .context("_lifecycle answered with something other than a list")?;
+    let definitions = committed_definitions(target).await?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "Installed packages:")?;
     for package in &packages {
@@ -283,8 +273,8 @@ pub(super) async fn list(target: &TargetArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The sequence the next definition of `name` takes: one more than the committed one, or 1.
-async fn next_sequence(target: &TargetArgs, name: &str) -> anyhow::Result<u64> {
+/// The chaincode definitions committed on the target's channel, as `_lifecycle` lists them.
+async fn committed_definitions(target: &TargetArgs) -> anyhow::Result<Vec<serde_json::Value>> {
     let response = client(&target.peer, &target.data_dir)
         .await?
         .query(
@@ -294,9 +284,14 @@ async fn next_sequence(target: &TargetArgs, name: &str) -> anyhow::Result<u64> {
             Default::default(),
         )
         .await?;
-    let definitions: Vec<serde_json::Value> = serde_json::from_slice(&response.payload)
-        .context("the node's chaincode definitions are not a JSON list")?;
-    let committed = definitions
+    serde_json::from_slice(&response.payload)
+        .context("_lifecycle answered with something other than a list")
+}
+
+/// The sequence the next definition of `name` takes: one more than the committed one, or 1.
+async fn next_sequence(target: &TargetArgs, name: &str) -> anyhow::Result<u64> {
+    let committed = committed_definitions(target)
+        .await?
         .iter()
         .filter(|definition| definition["name"] == name)
         .filter_map(|definition| definition["sequence"].as_u64())
