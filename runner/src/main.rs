@@ -18,7 +18,7 @@ use std::time::Duration;
 use ccvm_guest_sdk::{PeerSettings, open_stream};
 use ccvm_proto::protos::ChaincodeMessage;
 use ccvm_sandbox::{
-    DeadlineExceeded, GuestExit, GuestLimiter, TxClock, classify, deterministic_config, guest_wasi,
+    GuestExit, GuestLimiter, TxClock, classify, deterministic_config, guest_wasi,
     start_epoch_ticker,
 };
 use tokio::sync::mpsc;
@@ -128,11 +128,8 @@ fn run() -> Result<(), String> {
     store.limiter(|state| &mut state.limiter);
     let deadline = limits.tx_deadline;
     store.epoch_deadline_callback(move |store| {
-        if store.data().clock.overdue(deadline) {
-            Err(DeadlineExceeded.into())
-        } else {
-            Ok(UpdateDeadline::Continue(1))
-        }
+        store.data().clock.check_deadline(deadline)?;
+        Ok(UpdateDeadline::Continue(1))
     });
     store.set_epoch_deadline(1);
     let stop_ticker = Arc::new(AtomicBool::new(false));

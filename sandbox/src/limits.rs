@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use ccvm_proto::MessageType;
 use wasmtime::{Engine, ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 
+use crate::exit::DeadlineExceeded;
+
 /// Most linear memory one guest instance may use. A system chaincode's working set is a few MiB;
 /// 64 MiB leaves ample room and stops a memory bomb long before it hurts the peer.
 pub const DEFAULT_MAX_MEMORY_BYTES: usize = 64 * 1024 * 1024;
@@ -139,8 +141,15 @@ impl TxClock {
         }
     }
 
-    /// Whether the current transaction has run longer than `deadline`.
-    pub fn overdue(&self, deadline: Duration) -> bool {
-        self.since.is_some_and(|since| since.elapsed() > deadline)
+    /// An epoch check: [`DeadlineExceeded`], which stops the guest, once the current
+    /// transaction has run longer than `deadline`.
+    ///
+    /// # Errors
+    /// [`DeadlineExceeded`] past the deadline.
+    pub fn check_deadline(&self, deadline: Duration) -> Result<(), DeadlineExceeded> {
+        match self.since {
+            Some(since) if since.elapsed() > deadline => Err(DeadlineExceeded),
+            _ => Ok(()),
+        }
     }
 }

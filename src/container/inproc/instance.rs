@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use ccvm_sandbox::{DeadlineExceeded, GuestExit, GuestLimiter, TxClock, classify, guest_wasi};
+use ccvm_sandbox::{GuestExit, GuestLimiter, TxClock, classify, guest_wasi};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -129,14 +129,11 @@ pub(super) fn start(
     store.limiter(|state| &mut state.limiter);
     let deadline = limits.tx_deadline;
     store.epoch_deadline_callback(move |store| {
-        if store.data().clock.overdue(deadline) {
-            Err(DeadlineExceeded.into())
-        } else {
-            Ok(UpdateDeadline::YieldCustom(
-                1,
-                Box::pin(tokio::task::yield_now()),
-            ))
-        }
+        store.data().clock.check_deadline(deadline)?;
+        Ok(UpdateDeadline::YieldCustom(
+            1,
+            Box::pin(tokio::task::yield_now()),
+        ))
     });
     store.set_epoch_deadline(1);
     let pre = pre.clone();
