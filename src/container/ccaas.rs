@@ -194,11 +194,7 @@ impl Vm for CcaasVm {
         self.resolver
             .resolve(name)
             .filter(|resolved| resolved.package.platform == Platform::Ccaas)
-            .map(|resolved| Target {
-                registers_as: resolved.registers_as,
-                connection: super::Connection::Served,
-                package: Some(resolved.package),
-            })
+            .map(|resolved| resolved.into_target(super::Connection::Served))
     }
 
     fn start<'a>(

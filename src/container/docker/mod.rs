@@ -74,6 +74,17 @@ pub struct Resolved {
     pub package: Package,
 }
 
+impl Resolved {
+    /// The launch target of this chaincode, reaching the peer by `connection`.
+    pub fn into_target(self, connection: Connection) -> Target {
+        Target {
+            registers_as: self.registers_as,
+            connection,
+            package: Some(self.package),
+        }
+    }
+}
+
 /// Looks up the user chaincodes the Docker VM runs: a committed definition whose package is
 /// installed on this peer.
 pub trait ChaincodeResolver: Send + Sync {
@@ -395,11 +406,7 @@ impl Vm for DockerVm {
         self.resolver
             .resolve(name)
             .filter(|resolved| resolved.package.platform != Platform::Ccaas)
-            .map(|resolved| Target {
-                registers_as: resolved.registers_as,
-                connection: Connection::DialsPeer,
-                package: Some(resolved.package),
-            })
+            .map(|resolved| resolved.into_target(Connection::DialsPeer))
     }
 
     fn start<'a>(
