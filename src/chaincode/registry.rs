@@ -155,10 +155,56 @@ impl Registered {
     }
 }
 
+/// Registered handlers by name, and their names by ledger namespace, so that a chaincode
+/// registered as `name:version` is found by `name` without a scan of every handler.
+#[derive(Default)]
+struct Handlers {
+    by_name: HashMap<String, Registered>,
+    by_namespace: HashMap<String, Vec<String>>,
+}
+
+impl Handlers {
+    /// Adds `entry`, replacing a handler registered under the same name.
+    fn insert(&mut self, entry: Registered) {
+        let name = entry.handle.name.clone();
+        let namespace = entry.handle.namespace().to_owned();
+        if self.by_name.insert(name.clone(), entry).is_none() {
+            self.by_namespace.entry(namespace).or_default().push(name);
+        }
+    }
+
+    fn remove(&mut self, name: &str) {
+        let Some(entry) = self.by_name.remove(name) else {
+            return;
+        };
+        let namespace = entry.handle.namespace();
+        if let Some(names) = self.by_namespace.get_mut(namespace) {
+            names.retain(|registered| registered != name);
+            if names.is_empty() {
+                self.by_namespace.remove(namespace);
+            }
+        }
+    }
+
+    /// The serving handler registered as exactly `name`, or else one registered as
+    /// `name:version`.
+    fn serving(&self, name: &str) -> Option<&HandlerHandle> {
+        if let Some(entry) = self.by_name.get(name) {
+            return entry.serves().then_some(&entry.handle);
+        }
+        self.by_namespace
+            .get(name)?
+            .iter()
+            .filter_map(|registered| self.by_name.get(registered))
+            .find(|entry| entry.serves())
+            .map(|entry| &entry.handle)
+    }
+}
+
 /// Connected chaincodes by registered name.
 #[derive(Clone, Default)]
 pub struct HandlerRegistry {
-    handlers: Arc<Mutex<HashMap<String, Registered>>>,
+    handlers: Arc<Mutex<Handlers>>,
     registered: Arc<Notify>,
 }
 
@@ -171,19 +217,17 @@ impl HandlerRegistry {
     pub fn register(&self, handle: HandlerHandle) -> Result<()> {
         let mut handlers = lock(&self.handlers);
         if handlers
+            .by_name
             .get(&handle.name)
             .is_some_and(|entry| !entry.retiring)
         {
             return Err(ChaincodeError::AlreadyRegistered { name: handle.name });
         }
-        handlers.insert(
-            handle.name.clone(),
-            Registered {
-                handle,
-                ready: false,
-                retiring: false,
-            },
-        );
+        handlers.insert(Registered {
+            handle,
+            ready: false,
+            retiring: false,
+        });
         Ok(())
     }
 
@@ -191,7 +235,7 @@ impl HandlerRegistry {
     /// finishes those it runs, then its connection closes. Returns whether one was registered.
     pub fn retire(&self, name: &str) -> bool {
         let mut handlers = lock(&self.handlers);
-        match handlers.get_mut(name) {
+        match handlers.by_name.get_mut(name) {
             Some(entry) if !entry.retiring => {
                 entry.retiring = true;
                 entry.handle.retired.cancel();
@@ -204,6 +248,7 @@ impl HandlerRegistry {
     /// Opens a registered handler to transactions, once its chaincode has been sent READY.
     pub fn ready(&self, handle: &HandlerHandle) {
         if let Some(entry) = lock(&self.handlers)
+            .by_name
             .get_mut(&handle.name)
             .filter(|entry| entry.handle.id == handle.id)
         {
@@ -229,6 +274,7 @@ impl HandlerRegistry {
     pub fn deregister(&self, handle: &HandlerHandle) {
         let mut handlers = lock(&self.handlers);
         if handlers
+            .by_name
             .get(&handle.name)
             .is_some_and(|entry| entry.handle.id == handle.id)
         {
@@ -239,22 +285,73 @@ impl HandlerRegistry {
     /// The serving handler for a chaincode: an exact registered name, or `name` matching the part
     /// of a registered `name:version` before the colon.
     pub fn get(&self, name: &str) -> Option<HandlerHandle> {
-        let handlers = lock(&self.handlers);
-        handlers
-            .get(name)
-            .or_else(|| handlers.values().find(|e| e.handle.namespace() == name))
-            .filter(|entry| entry.serves())
-            .map(|entry| entry.handle.clone())
+        lock(&self.handlers).serving(name).cloned()
     }
 
     /// The names of all serving chaincodes, sorted.
     pub fn names(&self) -> Vec<String> {
         let mut names: Vec<String> = lock(&self.handlers)
+            .by_name
             .values()
             .filter(|entry| entry.serves())
             .map(|entry| entry.handle.name.clone())
             .collect();
         names.sort();
         names
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn handle(name: &str) -> HandlerHandle {
+        let (outbound, _) = mpsc::channel(1);
+        HandlerHandle::new(name.to_owned(), outbound, Arc::default())
+    }
+
+    fn ready(registry: &HandlerRegistry, name: &str) -> Result<HandlerHandle> {
+        let handle = handle(name);
+        registry.register(handle.clone())?;
+        registry.ready(&handle);
+        Ok(handle)
+    }
+
+    #[test]
+    fn a_versioned_name_is_found_by_its_namespace_until_it_leaves() -> Result<()> {
+        let registry = HandlerRegistry::default();
+        let first = ready(&registry, "cc:1.0")?;
+        ready(&registry, "other:1.0")?;
+        assert_eq!(registry.get("cc").map(|h| h.id), Some(first.id));
+        assert_eq!(registry.get("cc:1.0").map(|h| h.id), Some(first.id));
+        assert!(registry.get("cc:2.0").is_none());
+
+        assert!(registry.retire("cc:1.0"));
+        assert!(registry.get("cc").is_none(), "a retiring handler serves nothing");
+        let second = ready(&registry, "cc:2.0")?;
+        assert_eq!(registry.get("cc").map(|h| h.id), Some(second.id));
+
+        registry.deregister(&first);
+        registry.deregister(&second);
+        assert!(registry.get("cc").is_none());
+        assert_eq!(registry.names(), vec!["other:1.0".to_owned()]);
+        Ok(())
+    }
+
+    #[test]
+    fn a_retiring_handler_gives_up_its_name_once() -> Result<()> {
+        let registry = HandlerRegistry::default();
+        let old = ready(&registry, "cc")?;
+        assert!(matches!(
+            registry.register(handle("cc")),
+            Err(ChaincodeError::AlreadyRegistered { .. })
+        ));
+        registry.retire("cc");
+        let new = ready(&registry, "cc")?;
+        registry.deregister(&old);
+        assert_eq!(registry.get("cc").map(|h| h.id), Some(new.id));
+        registry.deregister(&new);
+        assert!(registry.names().is_empty());
+        Ok(())
     }
 }
