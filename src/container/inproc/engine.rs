@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use ccvm_sandbox::deterministic_config;
-use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::error::{InprocError, Result};
 use super::limits::InprocLimits;
@@ -22,8 +22,10 @@ const TABLES_PER_GUEST: u32 = 4;
 /// Slots an ended instance leaves warm for the next instance of its component: a relaunch
 /// after a trap or a reload reuses one without faulting its pages in again.
 const WARM_SLOTS: u32 = 16;
-/// Bytes of a warm slot's linear memory kept resident (zeroed rather than returned to the
-/// kernel): a Rust guest's stack (the first MiB) and the data and heap pages just above it.
+/// Bytes of a warm slot's linear memory kept resident (reset in place rather than returned to
+/// the kernel). Where the kernel offers `PAGEMAP_SCAN` (Linux 6.7 and later) these are the pages
+/// the guest dirtied, wherever they are; elsewhere the lowest addresses: a Rust guest's stack
+/// (the first MiB) and the data and heap pages just above it.
 const MEMORY_KEPT_RESIDENT: usize = 2 * 1024 * 1024;
 /// Bytes of a warm slot's tables kept resident.
 const TABLES_KEPT_RESIDENT: usize = 64 * 1024;
@@ -43,7 +45,8 @@ fn pool(limits: &InprocLimits) -> PoolingAllocationConfig {
         .max_unused_warm_slots(WARM_SLOTS)
         .linear_memory_keep_resident(MEMORY_KEPT_RESIDENT)
         .table_keep_resident(TABLES_KEPT_RESIDENT)
-        .async_stack_keep_resident(STACK_KEPT_RESIDENT);
+        .async_stack_keep_resident(STACK_KEPT_RESIDENT)
+        .pagemap_scan(Enabled::Auto);
     pool
 }
 
