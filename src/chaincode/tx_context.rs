@@ -65,10 +65,14 @@ pub(crate) struct TxInfo {
     pub read_only: bool,
 }
 
+/// Running transactions by channel, then transaction id, so that a lookup by `&str` builds no
+/// key. A channel's map stays once made: a handler sees few channels.
+type ByChannel = HashMap<String, HashMap<String, Arc<TxContext>>>;
+
 /// The running transactions of one handler, keyed by channel and transaction id.
 #[derive(Default)]
 pub(crate) struct TxContexts {
-    contexts: Mutex<HashMap<(String, String), Arc<TxContext>>>,
+    contexts: Mutex<ByChannel>,
     closed_because: Mutex<Option<String>>,
 }
 
@@ -78,37 +82,41 @@ impl TxContexts {
         &self,
         tx: TxInfo,
     ) -> Option<(Arc<TxContext>, oneshot::Receiver<ChaincodeMessage>)> {
-        let (sender, receiver) = oneshot::channel();
-        let key = (tx.channel.clone(), tx.tx_id.clone());
         let mut contexts = lock(&self.contexts);
-        if contexts.contains_key(&key) {
+        let channel = match contexts.get_mut(tx.channel.as_str()) {
+            Some(channel) => channel,
+            None => contexts.entry(tx.channel.clone()).or_default(),
+        };
+        if channel.contains_key(tx.tx_id.as_str()) {
             return None;
         }
+        let (sender, receiver) = oneshot::channel();
+        let tx_id = tx.tx_id.clone();
         let context = Arc::new(TxContext {
             tx,
             iterators: Mutex::default(),
             next_iterator: Mutex::default(),
             done: Mutex::new(Some(sender)),
         });
-        contexts.insert(key, Arc::clone(&context));
+        channel.insert(tx_id, Arc::clone(&context));
         Some((context, receiver))
     }
 
     /// The context of a running transaction.
     pub fn get(&self, channel: &str, tx_id: &str) -> Option<Arc<TxContext>> {
-        lock(&self.contexts)
-            .get(&(channel.to_owned(), tx_id.to_owned()))
-            .cloned()
+        lock(&self.contexts).get(channel)?.get(tx_id).cloned()
     }
 
     /// How many transactions are running.
     pub fn len(&self) -> usize {
-        lock(&self.contexts).len()
+        lock(&self.contexts).values().map(HashMap::len).sum()
     }
 
     /// Ends a transaction; its iterators are dropped with it.
     pub fn close(&self, channel: &str, tx_id: &str) {
-        lock(&self.contexts).remove(&(channel.to_owned(), tx_id.to_owned()));
+        if let Some(running) = lock(&self.contexts).get_mut(channel) {
+            running.remove(tx_id);
+        }
     }
 
     /// Why the connection ended, once it has.
@@ -120,7 +128,7 @@ impl TxContexts {
     /// executors see the disconnect and its reason.
     pub fn close_all(&self, reason: &str) {
         *lock(&self.closed_because) = Some(reason.to_owned());
-        for (_, context) in lock(&self.contexts).drain() {
+        for context in lock(&self.contexts).drain().flat_map(|(_, running)| running.into_values()) {
             lock(&context.done).take();
         }
     }
