@@ -3,6 +3,7 @@
 //!
 //! Like Fabric, reads see committed state only, never the transaction's own pending writes.
 
+use std::cell::OnceCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 
@@ -121,12 +122,16 @@ pub struct SimulationResults {
 }
 
 /// Records one transaction's reads and writes against a snapshot of committed state.
+///
+/// The private data and history tables are opened on first use: most transactions read
+/// neither.
 pub struct TxSimulator {
     channel: String,
     tx_id: String,
+    txn: ReadTransaction,
     state: StateTable,
-    private: PrivateTable,
-    history: HistoryTable,
+    private: OnceCell<PrivateTable>,
+    history: OnceCell<HistoryTable>,
     namespaces: BTreeMap<String, NamespaceRecord>,
 }
 
@@ -136,10 +141,27 @@ impl TxSimulator {
             channel: channel.to_owned(),
             tx_id: tx_id.to_owned(),
             state: txn.open_table(STATE)?,
-            private: txn.open_table(PRIVATE)?,
-            history: txn.open_table(HISTORY)?,
+            txn,
+            private: OnceCell::new(),
+            history: OnceCell::new(),
             namespaces: BTreeMap::new(),
         })
+    }
+
+    fn private_table(&self) -> Result<&PrivateTable> {
+        if let Some(table) = self.private.get() {
+            return Ok(table);
+        }
+        let table = self.txn.open_table(PRIVATE)?;
+        Ok(self.private.get_or_init(|| table))
+    }
+
+    fn history_table(&self) -> Result<&HistoryTable> {
+        if let Some(table) = self.history.get() {
+            return Ok(table);
+        }
+        let table = self.txn.open_table(HISTORY)?;
+        Ok(self.history.get_or_init(|| table))
     }
 
     /// The channel this transaction runs on.
@@ -177,7 +199,7 @@ impl TxSimulator {
         key: &str,
     ) -> Result<Option<VersionedValue>> {
         let raw = self
-            .private
+            .private_table()?
             .get((self.channel.as_str(), namespace, collection, key))?;
         raw.map(|raw| VersionedValue::decode(raw.value()))
             .transpose()
@@ -396,7 +418,7 @@ impl TxSimulator {
             } else {
                 Bound::Excluded((channel, ns, coll, scan.end.as_str()))
             };
-            for entry in self.private.range((lower, upper))? {
+            for entry in self.private_table()?.range((lower, upper))? {
                 let (k, v) = entry?;
                 if !push(k.value().3, v.value())? {
                     break;
@@ -448,7 +470,7 @@ impl TxSimulator {
             None => Bound::Included((channel, namespace, key, u64::MAX, u64::MAX)),
         };
         let mut items = Vec::new();
-        for entry in self.history.range((lower, upper))?.rev().take(limit) {
+        for entry in self.history_table()?.range((lower, upper))?.rev().take(limit) {
             let (k, v) = entry?;
             let (_, _, _, block, tx) = k.value();
             let record =
