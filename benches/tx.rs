@@ -9,9 +9,12 @@
 //! no client, no signatures); `endorse` adds the client's gRPC call to the endorser, which
 //! verifies the proposal and signs the endorsement; `endorse+commit` also orders and commits.
 //!
-//! Run: `cargo bench --bench tx`. Prints one table; the figures are this machine's.
+//! Run: `cargo bench --bench tx`. Prints one table; the figures are this machine's. Each row is
+//! measured several times (`CCVM_BENCH_RUNS`, 3 by default) and shows the median run's figures
+//! and the range of its throughput, so that one run disturbed by the machine does not stand for
+//! the path.
 //! `CCVM_BENCH_FILTER=text` runs only the rows whose label (`path mode in-flight`) contains the
-//! text, and `CCVM_BENCH_TRANSACTIONS=n` changes how many transactions a row measures (for
+//! text, and `CCVM_BENCH_TRANSACTIONS=n` changes how many transactions a run measures (for
 //! profiling one row).
 
 #[allow(dead_code, reason = "the bench uses part of the test harness")]
@@ -31,8 +34,10 @@ use harness::{
     rust_chaincode, to_args, wasm_example,
 };
 
-/// Transactions measured per row by default, after a warm-up of a tenth as many.
+/// Transactions measured per run by default, after a warm-up of a tenth as many.
 const DEFAULT_TRANSACTIONS: usize = 4000;
+/// Runs measured per row by default.
+const DEFAULT_RUNS: usize = 3;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -51,13 +56,13 @@ impl Mode {
     }
 }
 
-struct Row {
-    label: String,
+/// One measured run of a row: each transaction's latency, and how long all took.
+struct Run {
     latencies: Vec<Duration>,
     elapsed: Duration,
 }
 
-impl Row {
+impl Run {
     fn percentile(&self, p: f64) -> Duration {
         let mut sorted = self.latencies.clone();
         sorted.sort();
@@ -68,6 +73,36 @@ impl Row {
     fn throughput(&self) -> f64 {
         self.latencies.len() as f64 / self.elapsed.as_secs_f64()
     }
+}
+
+struct Row {
+    label: String,
+    runs: Vec<Run>,
+}
+
+impl Row {
+    /// The median over the runs of a figure of each run.
+    fn median(&self, figure: impl Fn(&Run) -> f64) -> f64 {
+        let mut figures: Vec<f64> = self.runs.iter().map(figure).collect();
+        figures.sort_by(f64::total_cmp);
+        figures[figures.len() / 2]
+    }
+
+    /// The lowest and highest throughput of the runs.
+    fn throughput_range(&self) -> (f64, f64) {
+        self.runs.iter().map(Run::throughput).fold(
+            (f64::INFINITY, f64::NEG_INFINITY),
+            |(low, high), tx_s| (low.min(tx_s), high.max(tx_s)),
+        )
+    }
+}
+
+fn env_count(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(default)
 }
 
 /// One transaction, prepared (and, for the endorser, signed) before the clock starts.
@@ -175,10 +210,8 @@ async fn bench_path(
     rows: &mut Vec<Row>,
 ) -> Result<()> {
     let filter = std::env::var("CCVM_BENCH_FILTER").unwrap_or_default();
-    let count = std::env::var("CCVM_BENCH_TRANSACTIONS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(DEFAULT_TRANSACTIONS);
+    let count = env_count("CCVM_BENCH_TRANSACTIONS", DEFAULT_TRANSACTIONS);
+    let runs = env_count("CCVM_BENCH_RUNS", DEFAULT_RUNS);
     for mode in [Mode::Execute, Mode::Endorse, Mode::EndorseAndCommit] {
         for in_flight in [1, 16] {
             let label = format!("{path:<24} {:<15} {in_flight:>9}", mode.label());
@@ -191,11 +224,17 @@ async fn bench_path(
                 continue;
             }
             measure(node, chaincode, count / 10, in_flight, mode).await?;
-            let (latencies, elapsed) = measure(node, chaincode, count, in_flight, mode).await?;
+            let mut measured = Vec::with_capacity(runs);
+            for _ in 0..runs {
+                let (latencies, elapsed) = measure(node, chaincode, count, in_flight, mode).await?;
+                measured.push(Run {
+                    latencies,
+                    elapsed,
+                });
+            }
             rows.push(Row {
                 label,
-                latencies,
-                elapsed,
+                runs: measured,
             });
         }
     }
@@ -238,16 +277,18 @@ fn main() -> Result<()> {
             Err(e) => eprintln!("skipping the Node shim: {e}"),
         }
         println!(
-            "\n{:<24} {:<15} {:>9} {:>10} {:>10} {:>10}",
-            "path", "mode", "in flight", "p50 µs", "p99 µs", "tx/s"
+            "\n{:<24} {:<15} {:>9} {:>10} {:>10} {:>10} {:>17}",
+            "path", "mode", "in flight", "p50 µs", "p99 µs", "tx/s", "tx/s range"
         );
         for row in &rows {
+            let (low, high) = row.throughput_range();
             println!(
-                "{} {:>10.1} {:>10.1} {:>10.0}",
+                "{} {:>10.1} {:>10.1} {:>10.0} {:>17}",
                 row.label,
-                row.percentile(0.50).as_secs_f64() * 1e6,
-                row.percentile(0.99).as_secs_f64() * 1e6,
-                row.throughput()
+                row.median(|run| run.percentile(0.50).as_secs_f64() * 1e6),
+                row.median(|run| run.percentile(0.99).as_secs_f64() * 1e6),
+                row.median(Run::throughput),
+                format!("{low:.0}–{high:.0}"),
             );
         }
         Ok(())
