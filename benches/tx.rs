@@ -90,10 +90,12 @@ impl Row {
 
     /// The lowest and highest throughput of the runs.
     fn throughput_range(&self) -> (f64, f64) {
-        self.runs.iter().map(Run::throughput).fold(
-            (f64::INFINITY, f64::NEG_INFINITY),
-            |(low, high), tx_s| (low.min(tx_s), high.max(tx_s)),
-        )
+        self.runs
+            .iter()
+            .map(Run::throughput)
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(low, high), tx_s| {
+                (low.min(tx_s), high.max(tx_s))
+            })
     }
 }
 
@@ -227,10 +229,7 @@ async fn bench_path(
             let mut measured = Vec::with_capacity(runs);
             for _ in 0..runs {
                 let (latencies, elapsed) = measure(node, chaincode, count, in_flight, mode).await?;
-                measured.push(Run {
-                    latencies,
-                    elapsed,
-                });
+                measured.push(Run { latencies, elapsed });
             }
             rows.push(Row {
                 label,

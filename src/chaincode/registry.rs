@@ -327,7 +327,10 @@ mod tests {
         assert!(registry.get("cc:2.0").is_none());
 
         assert!(registry.retire("cc:1.0"));
-        assert!(registry.get("cc").is_none(), "a retiring handler serves nothing");
+        assert!(
+            registry.get("cc").is_none(),
+            "a retiring handler serves nothing"
+        );
         let second = ready(&registry, "cc:2.0")?;
         assert_eq!(registry.get("cc").map(|h| h.id), Some(second.id));
 

@@ -128,7 +128,10 @@ impl TxContexts {
     /// executors see the disconnect and its reason.
     pub fn close_all(&self, reason: &str) {
         *lock(&self.closed_because) = Some(reason.to_owned());
-        for context in lock(&self.contexts).drain().flat_map(|(_, running)| running.into_values()) {
+        for context in lock(&self.contexts)
+            .drain()
+            .flat_map(|(_, running)| running.into_values())
+        {
             lock(&context.done).take();
         }
     }

@@ -470,7 +470,12 @@ impl TxSimulator {
             None => Bound::Included((channel, namespace, key, u64::MAX, u64::MAX)),
         };
         let mut items = Vec::new();
-        for entry in self.history_table()?.range((lower, upper))?.rev().take(limit) {
+        for entry in self
+            .history_table()?
+            .range((lower, upper))?
+            .rev()
+            .take(limit)
+        {
             let (k, v) = entry?;
             let (_, _, _, block, tx) = k.value();
             let record =
