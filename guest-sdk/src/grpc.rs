@@ -1,20 +1,21 @@
 //! The native transport: the shim dials the peer's `ChaincodeSupport.Register` stream over gRPC.
-//! Each transaction runs on a blocking thread, so stub calls simply wait for the peer's answer.
+//! Each transaction runs on a transaction thread of the shim's own (see `tx_threads`), so stub
+//! calls simply wait for the peer's answer.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use base64::Engine;
 use base64::prelude::BASE64_STANDARD;
 use ccvm_proto::protos::ChaincodeMessage;
 use ccvm_proto::protos::chaincode_support_client::ChaincodeSupportClient;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 
 use crate::chaincode::Chaincode;
 use crate::error::ShimError;
-use crate::shim::{Action, PeerCall, Shim, run_transaction};
+use crate::shim::{Action, Shim};
+use crate::tx_threads::TxThreads;
 
 /// Messages buffered towards the peer.
 const OUTBOUND_BUFFER: usize = 256;
@@ -147,34 +148,6 @@ pub fn start<C: Chaincode + Send + Sync + 'static>(chaincode: C) -> Result<(), S
     runtime.block_on(serve(Arc::new(chaincode), settings))
 }
 
-type Waiters = Arc<Mutex<HashMap<(String, String), oneshot::Sender<ChaincodeMessage>>>>;
-
-fn lock(
-    waiters: &Waiters,
-) -> std::sync::MutexGuard<'_, HashMap<(String, String), oneshot::Sender<ChaincodeMessage>>> {
-    waiters.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// A transaction's line to the peer: sends on the shared stream, waits for its own answer.
-struct NativePeer {
-    outbound: mpsc::Sender<ChaincodeMessage>,
-    waiters: Waiters,
-    key: (String, String),
-}
-
-impl PeerCall for NativePeer {
-    fn call(&self, request: ChaincodeMessage) -> Result<ChaincodeMessage, ShimError> {
-        let (answer, answered) = oneshot::channel();
-        lock(&self.waiters).insert(self.key.clone(), answer);
-        self.outbound
-            .blocking_send(request)
-            .map_err(|_| ShimError::Disconnected("stream to peer closed".to_owned()))?;
-        answered
-            .blocking_recv()
-            .map_err(|_| ShimError::Disconnected("stream to peer closed".to_owned()))
-    }
-}
-
 /// Registers with the peer and serves transactions until the peer closes the stream.
 ///
 /// # Errors
@@ -190,43 +163,37 @@ pub async fn serve(
         .await
         .map_err(|_| ShimError::Disconnected("stream to peer closed".to_owned()))?;
     let mut inbound = open_stream(&settings, to_peer).await?;
-    let waiters: Waiters = Arc::default();
-    let result = loop {
-        let message = match inbound.message().await {
-            Ok(Some(message)) => message,
-            Ok(None) => break Ok(()),
-            Err(status) => break Err(ShimError::Disconnected(status.message().to_owned())),
+    let (mut threads, mut ended) = TxThreads::new(chaincode, outbound.clone());
+    loop {
+        let message = tokio::select! {
+            message = inbound.message() => message,
+            Some(finished) = ended.recv() => {
+                if outbound.send(threads.finish(finished)).await.is_err() {
+                    return Err(ShimError::Disconnected("stream to peer closed".to_owned()));
+                }
+                continue;
+            }
         };
-        match shim.handle(message) {
-            Ok(Action::Nothing) => {}
-            Ok(Action::Send(reply)) => {
-                if outbound.send(reply).await.is_err() {
-                    break Err(ShimError::Disconnected("stream to peer closed".to_owned()));
-                }
+        let message = match message {
+            Ok(Some(message)) => message,
+            Ok(None) => return Ok(()),
+            Err(status) => return Err(ShimError::Disconnected(status.message().to_owned())),
+        };
+        let reply = match shim.handle(message)? {
+            Action::Nothing => None,
+            Action::Send(reply) => Some(reply),
+            Action::Deliver(answer) => {
+                threads.deliver(answer);
+                None
             }
-            Ok(Action::Deliver(answer)) => {
-                let key = (answer.channel_id.clone(), answer.txid.clone());
-                if let Some(waiter) = lock(&waiters).remove(&key) {
-                    let _ = waiter.send(answer);
-                }
-            }
-            Ok(Action::Run(transaction)) => {
-                let peer = NativePeer {
-                    outbound: outbound.clone(),
-                    waiters: Arc::clone(&waiters),
-                    key: (transaction.channel_id.clone(), transaction.tx_id.clone()),
-                };
-                let chaincode = Arc::clone(&chaincode);
-                tokio::task::spawn_blocking(move || {
-                    let done = run_transaction(chaincode.as_ref(), transaction, &peer);
-                    let _ = peer.outbound.blocking_send(done);
-                });
-            }
-            Err(e) => break Err(e),
+            Action::Run(transaction) => threads.run(transaction),
+        };
+        if let Some(reply) = reply
+            && outbound.send(reply).await.is_err()
+        {
+            return Err(ShimError::Disconnected("stream to peer closed".to_owned()));
         }
-    };
-    lock(&waiters).clear();
-    result
+    }
 }
 
 /// Dials the peer and opens its `ChaincodeSupport.Register` stream: `to_peer` carries the

@@ -43,6 +43,8 @@ mod grpc;
 mod iterators;
 mod shim;
 mod stub;
+#[cfg(all(feature = "grpc", not(target_family = "wasm")))]
+mod tx_threads;
 #[cfg(target_family = "wasm")]
 mod wasm;
 

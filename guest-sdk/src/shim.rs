@@ -71,6 +71,19 @@ pub struct Transaction {
     pub proposal: Option<SignedProposal>,
 }
 
+impl Transaction {
+    /// The ERROR message that fails this transaction with `text`.
+    pub fn error(&self, text: String) -> ChaincodeMessage {
+        ChaincodeMessage {
+            r#type: MessageType::Error as i32,
+            payload: text.into_bytes(),
+            txid: self.tx_id.clone(),
+            channel_id: self.channel_id.clone(),
+            ..Default::default()
+        }
+    }
+}
+
 /// What the transport should do with a message from the peer.
 #[derive(Debug)]
 pub enum Action {
