@@ -72,15 +72,20 @@ pub struct Transaction {
 }
 
 impl Transaction {
-    /// The ERROR message that fails this transaction with `text`.
-    pub fn error(&self, text: String) -> ChaincodeMessage {
+    /// A message of `kind` that answers this transaction.
+    fn reply(&self, kind: MessageType, payload: Vec<u8>) -> ChaincodeMessage {
         ChaincodeMessage {
-            r#type: MessageType::Error as i32,
-            payload: text.into_bytes(),
+            r#type: kind as i32,
+            payload,
             txid: self.tx_id.clone(),
             channel_id: self.channel_id.clone(),
             ..Default::default()
         }
+    }
+
+    /// The ERROR message that fails this transaction with `text`.
+    pub fn error(&self, text: String) -> ChaincodeMessage {
+        self.reply(MessageType::Error, text.into_bytes())
     }
 }
 
@@ -199,16 +204,9 @@ pub fn run_transaction(
     transaction: Transaction,
     peer: &dyn PeerCall,
 ) -> ChaincodeMessage {
-    let reply = |kind: MessageType, payload: Vec<u8>| ChaincodeMessage {
-        r#type: kind as i32,
-        payload,
-        txid: transaction.tx_id.clone(),
-        channel_id: transaction.channel_id.clone(),
-        ..Default::default()
-    };
     let mut stub = match Stub::new(peer, &transaction) {
         Ok(stub) => stub,
-        Err(e) => return reply(MessageType::Error, e.to_string().into_bytes()),
+        Err(e) => return transaction.error(e.to_string()),
     };
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         if transaction.is_init {
@@ -219,7 +217,7 @@ pub fn run_transaction(
     }));
     match outcome {
         Ok(response) => {
-            let mut completed = reply(
+            let mut completed = transaction.reply(
                 MessageType::Completed,
                 ccvm_proto::protos::Response::from(response).encode_to_vec(),
             );
@@ -232,10 +230,7 @@ pub fn run_transaction(
                 .map(|s| (*s).to_owned())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".to_owned());
-            reply(
-                MessageType::Error,
-                format!("chaincode panicked: {why}").into_bytes(),
-            )
+            transaction.error(format!("chaincode panicked: {why}"))
         }
     }
 }
