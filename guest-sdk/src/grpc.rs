@@ -148,6 +148,11 @@ pub fn start<C: Chaincode + Send + Sync + 'static>(chaincode: C) -> Result<(), S
     runtime.block_on(serve(Arc::new(chaincode), settings))
 }
 
+/// The error of a send or wait on the stream to the peer once it has closed.
+pub(crate) fn stream_closed() -> ShimError {
+    ShimError::Disconnected("stream to peer closed".to_owned())
+}
+
 /// Registers with the peer and serves transactions until the peer closes the stream.
 ///
 /// # Errors
@@ -161,7 +166,7 @@ pub async fn serve(
     outbound
         .send(shim.register_message())
         .await
-        .map_err(|_| ShimError::Disconnected("stream to peer closed".to_owned()))?;
+        .map_err(|_| stream_closed())?;
     let mut inbound = open_stream(&settings, to_peer).await?;
     let (mut threads, mut ended) = TxThreads::new(chaincode, outbound.clone());
     loop {
@@ -169,7 +174,7 @@ pub async fn serve(
             message = inbound.message() => message,
             Some(finished) = ended.recv() => {
                 if outbound.send(threads.finish(finished)).await.is_err() {
-                    return Err(ShimError::Disconnected("stream to peer closed".to_owned()));
+                    return Err(stream_closed());
                 }
                 continue;
             }
@@ -191,7 +196,7 @@ pub async fn serve(
         if let Some(reply) = reply
             && outbound.send(reply).await.is_err()
         {
-            return Err(ShimError::Disconnected("stream to peer closed".to_owned()));
+            return Err(stream_closed());
         }
     }
 }

@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 
 use crate::chaincode::Chaincode;
 use crate::error::ShimError;
+use crate::grpc::stream_closed;
 use crate::shim::{PeerCall, Transaction, run_transaction};
 
 /// A transaction's channel and id.
@@ -31,7 +32,6 @@ pub(crate) struct Finished {
 struct TxThread {
     transactions: std_mpsc::Sender<Transaction>,
     answers: std_mpsc::Sender<ChaincodeMessage>,
-    running: Option<TxKey>,
 }
 
 /// The transaction threads of one connection.
@@ -78,15 +78,13 @@ impl TxThreads {
                 }
             },
         };
-        let thread = &mut self.threads[index];
-        if let Err(refused) = thread.transactions.send(transaction) {
+        if let Err(refused) = self.threads[index].transactions.send(transaction) {
             return Some(
                 refused
                     .0
                     .error("the transaction thread has ended".to_owned()),
             );
         }
-        thread.running = Some(key.clone());
         self.running.insert(key, index);
         None
     }
@@ -102,10 +100,9 @@ impl TxThreads {
 
     /// Takes a thread back once its transaction has ended; returns the message that ends it.
     pub fn finish(&mut self, finished: Finished) -> ChaincodeMessage {
-        let thread = &mut self.threads[finished.thread];
-        if let Some(key) = thread.running.take() {
-            self.running.remove(&key);
-        }
+        let done = &finished.done;
+        self.running
+            .remove(&(done.channel_id.clone(), done.txid.clone()));
         self.idle.push(finished.thread);
         finished.done
     }
@@ -137,7 +134,6 @@ impl TxThreads {
         self.threads.push(TxThread {
             transactions,
             answers,
-            running: None,
         });
         Ok(index)
     }
@@ -152,9 +148,10 @@ struct ThreadPeer {
 
 impl PeerCall for ThreadPeer {
     fn call(&self, request: ChaincodeMessage) -> Result<ChaincodeMessage, ShimError> {
-        let closed = || ShimError::Disconnected("stream to peer closed".to_owned());
-        self.outbound.blocking_send(request).map_err(|_| closed())?;
-        self.answers.recv().map_err(|_| closed())
+        self.outbound
+            .blocking_send(request)
+            .map_err(|_| stream_closed())?;
+        self.answers.recv().map_err(|_| stream_closed())
     }
 }
 
