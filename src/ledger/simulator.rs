@@ -10,7 +10,7 @@ use std::ops::Bound;
 use ccvm_proto::kvrwset::{self, RangeQueryInfo, range_query_info::ReadsInfo};
 use ccvm_proto::rwset::{self, TxReadWriteSet};
 use prost::Message;
-use redb::{ReadOnlyTable, ReadTransaction};
+use redb::{Key, ReadOnlyTable, ReadTransaction, TableDefinition, Value};
 use sha2::{Digest, Sha256};
 
 use super::commit::{PrivateRead, PrivateWrite, PrivateWrites};
@@ -23,6 +23,19 @@ type PrivateTable =
     ReadOnlyTable<(&'static str, &'static str, &'static str, &'static str), &'static [u8]>;
 type HistoryTable =
     ReadOnlyTable<(&'static str, &'static str, &'static str, u64, u64), &'static [u8]>;
+
+/// The table `definition` of `txn`, opened into `cell` on first use.
+fn open_once<'a, K: Key + 'static, V: Value + 'static>(
+    txn: &ReadTransaction,
+    cell: &'a OnceCell<ReadOnlyTable<K, V>>,
+    definition: TableDefinition<K, V>,
+) -> Result<&'a ReadOnlyTable<K, V>> {
+    if let Some(table) = cell.get() {
+        return Ok(table);
+    }
+    let table = txn.open_table(definition)?;
+    Ok(cell.get_or_init(|| table))
+}
 
 /// The public reads and writes of one namespace.
 #[derive(Default)]
@@ -149,19 +162,11 @@ impl TxSimulator {
     }
 
     fn private_table(&self) -> Result<&PrivateTable> {
-        if let Some(table) = self.private.get() {
-            return Ok(table);
-        }
-        let table = self.txn.open_table(PRIVATE)?;
-        Ok(self.private.get_or_init(|| table))
+        open_once(&self.txn, &self.private, PRIVATE)
     }
 
     fn history_table(&self) -> Result<&HistoryTable> {
-        if let Some(table) = self.history.get() {
-            return Ok(table);
-        }
-        let table = self.txn.open_table(HISTORY)?;
-        Ok(self.history.get_or_init(|| table))
+        open_once(&self.txn, &self.history, HISTORY)
     }
 
     /// The channel this transaction runs on.
