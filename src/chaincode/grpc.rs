@@ -51,7 +51,7 @@ impl chaincode_support_server::ChaincodeSupport for ChaincodeSupportService {
             Handler::new(self.support.clone(), outbound).authenticated_as(authenticated_as);
         self.support.spawn(handler.serve(inbound));
         Ok(Response::new(Box::pin(
-            ReceiverStream::new(replies).map(Ok),
+            ReceiverStream::new(replies).map(|reply| Ok(*reply)),
         )))
     }
 }

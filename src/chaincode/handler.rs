@@ -9,7 +9,6 @@ use std::sync::{Arc, Mutex};
 use ccvm_proto::Message;
 use ccvm_proto::MessageType;
 use ccvm_proto::protos::{ChaincodeId, ChaincodeMessage, ChaincodeSpec};
-use tokio::sync::mpsc;
 use tokio_stream::{Stream, StreamExt};
 use tracing::{Instrument, debug, info, info_span, warn};
 
@@ -19,11 +18,12 @@ use super::message::{bare, error_reply, reply, type_name};
 use super::registry::HandlerHandle;
 use super::support::{ChaincodeSupport, ExecuteRequest};
 use super::tx_context::{TxContext, TxContexts};
+use crate::container::OutboundMessages;
 
 /// Drives one chaincode connection: a stream of messages in, a sink of messages out.
 pub struct Handler {
     support: ChaincodeSupport,
-    outbound: mpsc::Sender<ChaincodeMessage>,
+    outbound: OutboundMessages,
     contexts: Arc<TxContexts>,
     registered: Option<HandlerHandle>,
     launched_as: Option<String>,
@@ -32,7 +32,7 @@ pub struct Handler {
 
 impl Handler {
     /// A handler that replies through `outbound`, for a chaincode that dialled in on its own.
-    pub fn new(support: ChaincodeSupport, outbound: mpsc::Sender<ChaincodeMessage>) -> Self {
+    pub fn new(support: ChaincodeSupport, outbound: OutboundMessages) -> Self {
         Self {
             support,
             outbound,
@@ -54,7 +54,7 @@ impl Handler {
     /// outside dev mode too.
     pub(crate) fn launched(
         support: ChaincodeSupport,
-        outbound: mpsc::Sender<ChaincodeMessage>,
+        outbound: OutboundMessages,
         name: String,
         contexts: Arc<TxContexts>,
     ) -> Self {
@@ -125,7 +125,7 @@ impl Handler {
 
     async fn send(&self, message: ChaincodeMessage) -> Result<(), String> {
         self.outbound
-            .send(message)
+            .send(Box::new(message))
             .await
             .map_err(|_| "outbound stream closed".to_owned())
     }
@@ -219,7 +219,7 @@ impl Handler {
                 self.support.spawn(
                     async move {
                         let answer = invoke_chaincode(&support, &context, &message).await;
-                        let _ = outbound.send(answer).await;
+                        let _ = outbound.send(Box::new(answer)).await;
                     }
                     .instrument(span),
                 );

@@ -8,12 +8,13 @@ use std::time::Duration;
 use ccvm_proto::Message;
 use ccvm_proto::MessageType;
 use ccvm_proto::protos::ChaincodeMessage;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::error::{ChaincodeError, Result, short_tx};
 use super::support::ExecuteRequest;
 use super::tx_context::{TxContexts, TxInfo};
+use crate::container::OutboundMessages;
 use crate::sync::lock;
 
 static NEXT_HANDLE_ID: AtomicU64 = AtomicU64::new(1);
@@ -26,17 +27,13 @@ const RETIRE_POLL: Duration = Duration::from_millis(5);
 pub struct HandlerHandle {
     id: u64,
     name: String,
-    outbound: mpsc::Sender<ChaincodeMessage>,
+    outbound: OutboundMessages,
     pub(crate) contexts: Arc<TxContexts>,
     retired: CancellationToken,
 }
 
 impl HandlerHandle {
-    pub(crate) fn new(
-        name: String,
-        outbound: mpsc::Sender<ChaincodeMessage>,
-        contexts: Arc<TxContexts>,
-    ) -> Self {
+    pub(crate) fn new(name: String, outbound: OutboundMessages, contexts: Arc<TxContexts>) -> Self {
         Self {
             id: NEXT_HANDLE_ID.fetch_add(1, Ordering::Relaxed),
             name,
@@ -100,7 +97,7 @@ impl HandlerHandle {
             channel_id: request.channel.clone(),
             ..Default::default()
         };
-        let outcome = match self.outbound.send(message).await {
+        let outcome = match self.outbound.send(Box::new(message)).await {
             Ok(()) => Some(tokio::time::timeout(timeout, done).await),
             Err(_) => None,
         };

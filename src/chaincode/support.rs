@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ccvm_proto::protos::{ChaincodeInput, ChaincodeMessage, SignedProposal};
+use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -215,7 +216,11 @@ impl ChaincodeSupport {
                 let support = ChaincodeSupport { inner };
                 let handler =
                     Handler::launched(support.clone(), outbound, name, Arc::clone(&contexts));
-                support.spawn(handler.serve(ReceiverStream::new(inbound)));
+                support.spawn(
+                    handler.serve(
+                        ReceiverStream::new(inbound).map(|next| next.map(|message| *message)),
+                    ),
+                );
             }
             Box::new(InlineAnswers { contexts })
         })

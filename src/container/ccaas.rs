@@ -10,6 +10,7 @@ use ccvm_proto::protos::{ChaincodeId, ChaincodeMessage};
 use ccvm_proto::{Message, MessageType};
 use serde::Deserialize;
 use tokio::sync::mpsc;
+use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
@@ -121,7 +122,7 @@ impl CcaasVm {
         })?;
         let (to_chaincode, outbound) = mpsc::channel(BUFFER);
         let mut inbound = ChaincodeClient::new(channel)
-            .connect(ReceiverStream::new(outbound))
+            .connect(ReceiverStream::new(outbound).map(|message: Box<ChaincodeMessage>| *message))
             .await
             .map_err(|status| {
                 format!(
@@ -151,7 +152,7 @@ impl CcaasVm {
                     Ok(None) => break "closed its stream".to_owned(),
                     Err(status) => break format!("stream failed: {}", status.message()),
                 };
-                if to_handler.send(Ok(message)).await.is_err() {
+                if to_handler.send(Ok(Box::new(message))).await.is_err() {
                     break "its handler ended".to_owned();
                 }
             };

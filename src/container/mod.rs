@@ -51,7 +51,14 @@ pub trait Vm: Send + Sync {
 }
 
 /// Messages from a chaincode; an `Err` ends the stream with its reason.
-pub type InboundMessages = mpsc::Receiver<Result<ChaincodeMessage, String>>;
+///
+/// Messages travel boxed between the peer and a chaincode: a channel allocates room for 32
+/// messages at a time, which for unboxed messages would be 8 KiB per direction and connection
+/// before the first message.
+pub type InboundMessages = mpsc::Receiver<Result<Box<ChaincodeMessage>, String>>;
+
+/// The sink for messages to a chaincode (boxed, as [`InboundMessages`] says why).
+pub type OutboundMessages = mpsc::Sender<Box<ChaincodeMessage>>;
 
 /// What the peer did with a message offered inline.
 pub enum Offered {
@@ -71,9 +78,7 @@ pub trait InlinePeer: Send + Sync {
 /// Hands a started chaincode's streams to the peer: `(name it was launched as, messages from the
 /// chaincode, sink for messages to it)`; returns the connection's inline side.
 pub type StreamConnector = std::sync::Arc<
-    dyn Fn(String, InboundMessages, mpsc::Sender<ChaincodeMessage>) -> Box<dyn InlinePeer>
-        + Send
-        + Sync,
+    dyn Fn(String, InboundMessages, OutboundMessages) -> Box<dyn InlinePeer> + Send + Sync,
 >;
 
 /// Which names the peer expects chaincodes it launched elsewhere (in a container) to register

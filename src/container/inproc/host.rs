@@ -65,8 +65,8 @@ pub(crate) struct GuestState {
     pub name: String,
     pub wasi: WasiCtx,
     pub table: ResourceTable,
-    pub to_peer: mpsc::Sender<Result<ChaincodeMessage, String>>,
-    pub from_peer: mpsc::Receiver<ChaincodeMessage>,
+    pub to_peer: mpsc::Sender<Result<Box<ChaincodeMessage>, String>>,
+    pub from_peer: mpsc::Receiver<Box<ChaincodeMessage>>,
     pub limiter: GuestLimiter,
     pub clock: TxClock,
     /// Answers state requests on the guest's own task.
@@ -113,7 +113,7 @@ impl peer::Host for GuestState {
             }
             Offered::Declined(message) => self
                 .to_peer
-                .send(Ok(message))
+                .send(Ok(Box::new(message)))
                 .await
                 .map_err(|_| "the peer closed the channel".to_owned()),
         }
