@@ -303,7 +303,7 @@ mod tests {
     use super::*;
 
     fn handle(name: &str) -> HandlerHandle {
-        let (outbound, _) = mpsc::channel(1);
+        let (outbound, _) = tokio::sync::mpsc::channel(1);
         HandlerHandle::new(name.to_owned(), outbound, Arc::default())
     }
 

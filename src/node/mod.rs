@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -124,6 +124,8 @@ pub struct Node {
     packages: PackageStore,
     docker: Arc<DockerVm>,
     watcher: Option<JoinHandle<()>>,
+    preparation: JoinHandle<()>,
+    prepared: watch::Receiver<bool>,
     stop: Vec<oneshot::Sender<()>>,
     servers: Vec<JoinHandle<Result<(), NodeError>>>,
     cutter_task: JoinHandle<()>,
@@ -168,7 +170,9 @@ impl Node {
             config.inproc.chaincode_dir.clone(),
             &config.inproc.block_readers,
         );
-        for name in system_chaincodes.install_all()? {
+        let from_dir = system_chaincodes.install_all()?;
+        let (preparation, prepared) = system_chaincodes.prepare_built_ins(&from_dir);
+        for name in from_dir {
             let support = support.clone();
             tokio::spawn(async move {
                 if let Err(e) = support.launch(&name).await {
@@ -283,10 +287,27 @@ impl Node {
             packages,
             docker,
             watcher,
+            preparation,
+            prepared,
             stop: vec![stop_peer, stop_chaincode],
             servers: vec![peer_server, chaincode_server],
             cutter_task,
         })
+    }
+
+    /// Resolves once the built-in system chaincodes have been readied for a fast first launch,
+    /// which the node does in the background from its start ([`InprocVm::prepare`]).
+    pub async fn system_chaincodes_prepared(&self) {
+        let mut prepared = self.prepared.clone();
+        let _ = prepared.wait_for(|done| *done).await;
+    }
+
+    /// Stops the directory watcher and the preparation of system chaincodes.
+    fn stop_background_tasks(&self) {
+        if let Some(watcher) = &self.watcher {
+            watcher.abort();
+        }
+        self.preparation.abort();
     }
 
     /// The address clients reach the endorser and committer on.
@@ -351,9 +372,7 @@ impl Node {
         match failed {
             None => self.shutdown().await,
             Some(result) => {
-                if let Some(watcher) = &self.watcher {
-                    watcher.abort();
-                }
+                self.stop_background_tasks();
                 for stop in self.stop {
                     let _ = stop.send(());
                 }
@@ -369,9 +388,7 @@ impl Node {
     /// # Errors
     /// The first server error.
     pub async fn shutdown(self) -> Result<(), NodeError> {
-        if let Some(watcher) = &self.watcher {
-            watcher.abort();
-        }
+        self.stop_background_tasks();
         for stop in self.stop {
             let _ = stop.send(());
         }

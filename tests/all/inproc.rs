@@ -349,3 +349,37 @@ async fn a_guest_that_never_registers_fails_its_launch() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preparing_rehearses_a_launch_and_names_why_a_guest_was_not_ready() -> Result<()> {
+    let node = TestNode::start().await?;
+    node.inner().system_chaincodes_prepared().await;
+    let vm = node.inner().inproc();
+    let component = vm.compile("hostile", &wasm_example("hostile")?)?;
+    for name in ["hostile", "quitter", "silent"] {
+        vm.install(name, component.clone());
+    }
+
+    vm.prepare("hostile").await.map_err(anyhow::Error::msg)?;
+    let quit = vm.prepare("quitter").await.unwrap_err();
+    assert!(
+        quit.contains("rehearsing the launch of quitter failed: it ended: finished"),
+        "{quit}"
+    );
+    let silent = vm.prepare("silent").await.unwrap_err();
+    assert!(silent.contains("it was not ready within 5s"), "{silent}");
+    let unknown = vm.prepare("nothing").await.unwrap_err();
+    assert!(
+        unknown.contains("no system chaincode nothing is installed"),
+        "{unknown}"
+    );
+    assert_eq!(vm.instances_started(), 0, "rehearsals are not launches");
+    assert_eq!(vm.instances_live(), 0, "no rehearsal outlives its call");
+
+    assert_eq!(
+        node.query_text("hostile", &["hello"]).await?,
+        "well behaved"
+    );
+    assert_eq!(vm.instances_started(), 1);
+    Ok(())
+}

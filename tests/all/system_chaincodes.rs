@@ -29,7 +29,12 @@ fn definition(sequence: u64, version: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lifecycle_installs_approves_and_commits_a_definition() -> Result<()> {
     let node = TestNode::start_with(|config| config.dev_mode = false).await?;
-    assert_eq!(node.inner().inproc().instances_started(), 0);
+    node.inner().system_chaincodes_prepared().await;
+    assert_eq!(
+        node.inner().inproc().instances_started(),
+        0,
+        "preparing starts no instance"
+    );
 
     let installed = json!({"package_id": PACKAGE_ID, "label": "basic_1.0", "platform": "rust"});
     node.invoke(LIFECYCLE, &["InstallChaincode", &installed.to_string()])

@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use super::limits::InprocLimits;
 use crate::container::{InlinePeer, Offered};
 use ccvm_sandbox::{GuestLimiter, TxClock};
 
@@ -60,6 +61,12 @@ pub trait BlockStore: Send + Sync {
     fn transaction_by_id(&self, channel: &str, tx_id: &str) -> Result<Vec<u8>, String>;
 }
 
+/// A guest's ends of its two channels to the peer: messages to it, and messages from it.
+pub(super) type GuestEnds = (
+    mpsc::Sender<Result<Box<ChaincodeMessage>, String>>,
+    mpsc::Receiver<Box<ChaincodeMessage>>,
+);
+
 /// What one guest instance owns: its WASI context, its two channel ends and its limits.
 pub(crate) struct GuestState {
     pub name: String,
@@ -83,6 +90,32 @@ impl GuestState {
         self.blocks
             .as_deref()
             .ok_or_else(|| format!("chaincode {} may not read the block store", self.name))
+    }
+}
+
+impl GuestState {
+    /// The state of a new guest launched as `name`, holding its ends of the channels to the
+    /// peer and offering its messages to `inline` first.
+    pub fn new(
+        name: &str,
+        wasi: WasiCtx,
+        (to_peer, from_peer): GuestEnds,
+        inline: Box<dyn InlinePeer>,
+        limits: &InprocLimits,
+        blocks: Option<Arc<dyn BlockStore>>,
+    ) -> Self {
+        Self {
+            name: name.to_owned(),
+            wasi,
+            table: ResourceTable::new(),
+            to_peer,
+            from_peer,
+            limiter: GuestLimiter::new(limits.max_memory_bytes),
+            clock: TxClock::default(),
+            inline,
+            answered: VecDeque::new(),
+            blocks,
+        }
     }
 }
 

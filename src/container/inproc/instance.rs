@@ -5,24 +5,22 @@
 //! wakes its task on the thread that sent it, so a guest and the handler answering it share a
 //! thread and no transaction pays for an OS thread wake-up.
 
-use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use ccvm_sandbox::{GuestExit, GuestLimiter, TxClock, classify, guest_wasi};
+use ccvm_sandbox::{GuestExit, classify, guest_wasi};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
-use wasmtime::component::ResourceTable;
 use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi::p2::bindings::CommandPre;
 
 use super::error::InprocError;
-use super::host::{BlockStore, GuestState};
+use super::host::{BlockStore, GuestEnds, GuestState};
 use super::limits::InprocLimits;
-use crate::container::StreamConnector;
+use crate::container::{InboundMessages, OutboundMessages, StreamConnector};
 
 /// Messages buffered between a guest and its handler in each direction.
 const CHANNEL_BUFFER: usize = 64;
@@ -72,7 +70,7 @@ impl InstanceHandle {
 }
 
 /// Instantiates the guest in `store` and runs its `main` to its end.
-async fn run_guest(
+pub(super) async fn run_guest(
     store: &mut Store<GuestState>,
     pre: &CommandPre<GuestState>,
     name: &str,
@@ -96,6 +94,34 @@ pub(super) struct Grants<'a> {
     pub dir: Option<&'a Path>,
 }
 
+/// New channels between a guest and the peer: the guest's ends, and the peer's.
+pub(super) fn guest_channels() -> (GuestEnds, (InboundMessages, OutboundMessages)) {
+    let (to_peer, inbound) = mpsc::channel(CHANNEL_BUFFER);
+    let (outbound, from_peer) = mpsc::channel(CHANNEL_BUFFER);
+    ((to_peer, from_peer), (inbound, outbound))
+}
+
+/// A store for one guest of `pre` holding `state`, within `limits`: its memory cap, and its
+/// transaction deadline checked at each epoch tick, where the guest also yields to other tasks.
+pub(super) fn sandboxed_store(
+    pre: &CommandPre<GuestState>,
+    state: GuestState,
+    limits: &InprocLimits,
+) -> Store<GuestState> {
+    let mut store = Store::new(pre.engine(), state);
+    store.limiter(|state| &mut state.limiter);
+    let deadline = limits.tx_deadline;
+    store.epoch_deadline_callback(move |store| {
+        store.data().clock.check_deadline(deadline)?;
+        Ok(UpdateDeadline::YieldCustom(
+            1,
+            Box::pin(tokio::task::yield_now()),
+        ))
+    });
+    store.set_epoch_deadline(1);
+    store
+}
+
 /// Connects a new instance launched as `name` to the peer and spawns its `main` as a task.
 pub(super) fn start(
     pre: &CommandPre<GuestState>,
@@ -110,32 +136,10 @@ pub(super) fn start(
         chaincode: name.to_owned(),
         reason,
     })?;
-    let (to_peer, inbound) = mpsc::channel(CHANNEL_BUFFER);
-    let (outbound, from_peer) = mpsc::channel(CHANNEL_BUFFER);
+    let (guest_ends, (inbound, outbound)) = guest_channels();
     let inline = connector(name.to_owned(), inbound, outbound);
-    let state = GuestState {
-        name: name.to_owned(),
-        wasi,
-        table: ResourceTable::new(),
-        to_peer,
-        from_peer,
-        limiter: GuestLimiter::new(limits.max_memory_bytes),
-        clock: TxClock::default(),
-        inline,
-        answered: VecDeque::new(),
-        blocks,
-    };
-    let mut store = Store::new(pre.engine(), state);
-    store.limiter(|state| &mut state.limiter);
-    let deadline = limits.tx_deadline;
-    store.epoch_deadline_callback(move |store| {
-        store.data().clock.check_deadline(deadline)?;
-        Ok(UpdateDeadline::YieldCustom(
-            1,
-            Box::pin(tokio::task::yield_now()),
-        ))
-    });
-    store.set_epoch_deadline(1);
+    let state = GuestState::new(name, wasi, guest_ends, inline, limits, blocks);
+    let mut store = sandboxed_store(pre, state, limits);
     let pre = pre.clone();
     let name = name.to_owned();
     let stop = CancellationToken::new();

@@ -6,7 +6,8 @@
 //! owns the engine settings and the instance pool; `linking` and `cache` turn wasm into a
 //! component linked against the host, compiled once and kept in memory and on disk; `host` the
 //! host functions and per-instance state (the block store only for a guest granted it);
-//! `instance` starting and running one guest; `limits` the sandbox limits and pool size. The
+//! `instance` starting and running one guest; `rehearsal` readying a pool slot for a
+//! chaincode's first launch; `limits` the sandbox limits and pool size. The
 //! sandbox itself (deterministic settings, a wall-clock deadline per transaction, the memory and
 //! stack caps, each ending the instance with a named [`GuestExit`], and what WASI shows the
 //! guest) is `ccvm-sandbox`, shared with the wasm runner that runs user chaincode in Docker.
@@ -18,6 +19,7 @@ mod host;
 mod instance;
 mod limits;
 mod linking;
+mod rehearsal;
 mod vm;
 
 pub use cache::CacheOutcome;

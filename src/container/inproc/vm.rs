@@ -11,6 +11,7 @@ use super::host::BlockStore;
 use super::instance::{self, Grants, InstanceHandle, LiveInstance};
 use super::limits::InprocLimits;
 use super::linking::{Compiled, Linking};
+use super::rehearsal;
 use crate::container::launch_config::CHAINCODE_ID_ENV;
 use crate::container::{
     Connection, LaunchConfig, StartFuture, Started, StreamConnector, Target, Vm,
@@ -173,6 +174,20 @@ impl InprocVm {
         )?;
         self.instances_started.fetch_add(1, Ordering::Relaxed);
         Ok(instance)
+    }
+
+    /// Readies the installed chaincode `name` for a fast first launch: compiles it if it is
+    /// installed as source, then rehearses a launch (runs an instance up to READY against a
+    /// stand-in peer and drops it), which leaves a pool slot warm for its component. The
+    /// rehearsal is not counted as a started or live instance.
+    ///
+    /// # Errors
+    /// Why `name` could not be compiled, or why its instance did not get to READY.
+    pub async fn prepare(&self, name: &str) -> std::result::Result<(), String> {
+        let component = self.compiled(name).await?;
+        rehearsal::rehearse(&component.pre, name, &self.limits)
+            .await
+            .map_err(|why| format!("rehearsing the launch of {name} failed: {why}"))
     }
 
     /// The installed chaincode `name`, compiled on a blocking thread if it is not yet.

@@ -1,0 +1,87 @@
+//! Rehearsing a launch, so that a chaincode's first real launch is as fast as a relaunch.
+//!
+//! A launch into a pool slot no instance has used costs about three times a relaunch: the
+//! kernel maps the slot's memory and faults in every page the guest, its fiber stack and its
+//! tables touch on the way to READY. A rehearsal pays that ahead of time: it runs an instance up
+//! to READY against a stand-in peer and drops it. The slot it leaves stays warm for the
+//! component, its touched pages kept resident and reset, so the next launch reuses it.
+
+use std::time::Duration;
+
+use ccvm_proto::MessageType;
+use ccvm_proto::protos::ChaincodeMessage;
+use ccvm_sandbox::guest_wasi;
+use wasmtime_wasi::p2::bindings::CommandPre;
+
+use super::host::GuestState;
+use super::instance::{guest_channels, run_guest, sandboxed_store};
+use super::limits::InprocLimits;
+use crate::container::launch_config::CHAINCODE_ID_ENV;
+use crate::container::{InboundMessages, InlinePeer, Offered, OutboundMessages};
+
+/// How long a rehearsal may take before it is given up.
+const REHEARSAL_LIMIT: Duration = Duration::from_secs(5);
+
+/// Runs an instance of `pre` launched as `name` up to READY, then drops it.
+///
+/// # Errors
+/// Why the guest did not get to READY: it failed to instantiate, ended, sent something other
+/// than REGISTER, or took longer than [`REHEARSAL_LIMIT`].
+pub(super) async fn rehearse(
+    pre: &CommandPre<GuestState>,
+    name: &str,
+    limits: &InprocLimits,
+) -> Result<(), String> {
+    let wasi = guest_wasi(&[(CHAINCODE_ID_ENV.to_owned(), name.to_owned())], None)?;
+    let (guest_ends, (mut inbound, outbound)) = guest_channels();
+    let state = GuestState::new(name, wasi, guest_ends, Box::new(StandIn), limits, None);
+    let mut store = sandboxed_store(pre, state, limits);
+    let rehearsal = async {
+        tokio::select! {
+            exit = run_guest(&mut store, pre, name) => Err(format!("it ended: {exit}")),
+            ready = stand_in_peer(&mut inbound, &outbound) => ready,
+        }
+    };
+    tokio::time::timeout(REHEARSAL_LIMIT, rehearsal)
+        .await
+        .map_err(|_| format!("it was not ready within {REHEARSAL_LIMIT:?}"))?
+}
+
+/// Plays the peer's side of a registration: takes REGISTER, answers REGISTERED and READY, and
+/// returns once the guest has taken both (it then waits for its first transaction).
+async fn stand_in_peer(
+    inbound: &mut InboundMessages,
+    outbound: &OutboundMessages,
+) -> Result<(), String> {
+    let register = match inbound.recv().await {
+        Some(Ok(message)) => message,
+        Some(Err(why)) => return Err(why),
+        None => return Err("it closed its channel".to_owned()),
+    };
+    if register.r#type != MessageType::Register as i32 {
+        return Err(format!("it sent message type {} first", register.r#type));
+    }
+    for kind in [MessageType::Registered, MessageType::Ready] {
+        let message = ChaincodeMessage {
+            r#type: kind as i32,
+            ..Default::default()
+        };
+        outbound
+            .send(Box::new(message))
+            .await
+            .map_err(|_| "it closed its channel".to_owned())?;
+    }
+    while outbound.capacity() < outbound.max_capacity() {
+        tokio::task::yield_now().await;
+    }
+    Ok(())
+}
+
+/// The stand-in peer answers nothing inline.
+struct StandIn;
+
+impl InlinePeer for StandIn {
+    fn offer(&self, message: ChaincodeMessage) -> Offered {
+        Offered::Declined(message)
+    }
+}
