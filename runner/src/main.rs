@@ -11,8 +11,6 @@ mod host;
 mod limits;
 
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use ccvm_guest_sdk::{PeerSettings, open_stream};
@@ -132,12 +130,11 @@ fn run() -> Result<(), String> {
         Ok(UpdateDeadline::Continue(1))
     });
     store.set_epoch_deadline(1);
-    let stop_ticker = Arc::new(AtomicBool::new(false));
-    start_epoch_ticker(engine, Arc::clone(&stop_ticker))
-        .map_err(|e| format!("cannot start the epoch thread: {e}"))?;
+    let ticker =
+        start_epoch_ticker(engine).map_err(|e| format!("cannot start the epoch thread: {e}"))?;
 
     let exit = run_guest(&mut store, &pre, &name);
-    stop_ticker.store(true, Ordering::Relaxed);
+    drop(ticker);
     let mut state = store.into_data();
     if exit != GuestExit::Finished {
         let reason = format!("wasm chaincode {name} {exit}");

@@ -11,6 +11,6 @@ mod limits;
 pub use determinism::{GUEST_DATA_DIR, deterministic_config, guest_wasi};
 pub use exit::{DeadlineExceeded, GuestExit, classify};
 pub use limits::{
-    DEFAULT_MAX_MEMORY_BYTES, DEFAULT_MAX_STACK_BYTES, EPOCH_TICK, GuestLimiter, TxClock,
-    ends_transaction, runner_env, start_epoch_ticker, starts_transaction,
+    DEFAULT_MAX_MEMORY_BYTES, DEFAULT_MAX_STACK_BYTES, EPOCH_TICK, GuestLimiter, TickerHold,
+    TxClock, ends_transaction, runner_env, start_epoch_ticker, starts_transaction,
 };

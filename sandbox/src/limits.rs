@@ -2,7 +2,6 @@
 //! the clock that tells when a transaction has run past its deadline.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use ccvm_proto::MessageType;
@@ -19,20 +18,32 @@ pub const DEFAULT_MAX_STACK_BYTES: usize = 512 * 1024;
 /// How often the engine's epoch advances; a guest's deadline is checked at this granularity.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
-/// Advances `engine`'s epoch every [`EPOCH_TICK`], on a thread of its own, until `stop` is set.
+/// Keeps an engine's epoch ticker running for as long as any clone of it lives. Whoever runs
+/// guests holds one, and so should each guest's store: a guest still computing when the rest
+/// has gone then reaches its next epoch check, where it yields or stops, rather than spinning
+/// forever on the thread that runs it.
+#[derive(Clone, Debug)]
+pub struct TickerHold {
+    _alive: Arc<()>,
+}
+
+/// Advances `engine`'s epoch every [`EPOCH_TICK`], on a thread of its own, until every clone of
+/// the returned hold is dropped.
 ///
 /// # Errors
 /// Why the thread cannot be started.
-pub fn start_epoch_ticker(engine: Engine, stop: Arc<AtomicBool>) -> std::io::Result<()> {
+pub fn start_epoch_ticker(engine: Engine) -> std::io::Result<TickerHold> {
+    let hold = Arc::new(());
+    let held = Arc::downgrade(&hold);
     std::thread::Builder::new()
         .name("ccvm-epoch".to_owned())
         .spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
+            while held.strong_count() > 0 {
                 std::thread::sleep(EPOCH_TICK);
                 engine.increment_epoch();
             }
-        })
-        .map(drop)
+        })?;
+    Ok(TickerHold { _alive: hold })
 }
 
 /// The environment variables that carry a guest's limits to the wasm runner in a container.

@@ -1,8 +1,11 @@
 //! The inproc VM: the very `kv` example, compiled to a `wasm32-wasip2` component, runs inside
 //! the node and serves transactions through the same Handler as a gRPC chaincode.
 
-use anyhow::Result;
-use ccvm::container::inproc::GuestExit;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use ccvm::container::inproc::{BlockStore, GuestExit, InprocLimits, InprocVm};
 use serde_json::json;
 
 use crate::harness::{TestNode, rust_chaincode, wasm_example};
@@ -381,5 +384,52 @@ async fn preparing_rehearses_a_launch_and_names_why_a_guest_was_not_ready() -> R
         "well behaved"
     );
     assert_eq!(vm.instances_started(), 1);
+    Ok(())
+}
+
+/// A block store for a VM whose guests never read it.
+struct NoBlocks;
+
+impl BlockStore for NoBlocks {
+    fn chain_info(&self, _: &str) -> Result<Vec<u8>, String> {
+        Err("no blocks".to_owned())
+    }
+
+    fn block_by_number(&self, _: &str, _: u64) -> Result<Vec<u8>, String> {
+        Err("no blocks".to_owned())
+    }
+
+    fn block_by_hash(&self, _: &str, _: &[u8]) -> Result<Vec<u8>, String> {
+        Err("no blocks".to_owned())
+    }
+
+    fn block_by_tx_id(&self, _: &str, _: &str) -> Result<Vec<u8>, String> {
+        Err("no blocks".to_owned())
+    }
+
+    fn transaction_by_id(&self, _: &str, _: &str) -> Result<Vec<u8>, String> {
+        Err("no blocks".to_owned())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_computing_after_its_vm_is_gone_still_stops() -> Result<()> {
+    let node = TestNode::start().await?;
+    let vm = InprocVm::new(
+        node.inner().support().connector(),
+        InprocLimits::default(),
+        None,
+        Arc::new(NoBlocks),
+    )?;
+    let component = vm.compile("hostile", &wasm_example("hostile")?)?;
+    let instance = vm.start("silent", &component)?;
+    drop((vm, component));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    instance.stop();
+    let exit = tokio::time::timeout(Duration::from_secs(10), instance.wait())
+        .await
+        .context("the guest kept computing: its epoch no longer advanced")?;
+    assert_eq!(exit, GuestExit::Stopped);
     Ok(())
 }

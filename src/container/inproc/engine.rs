@@ -1,9 +1,6 @@
 //! The engine settings: deterministic code, epoch interruption, and the instance pool.
 
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
-
-use ccvm_sandbox::deterministic_config;
+use ccvm_sandbox::{TickerHold, deterministic_config};
 use wasmtime::{Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::error::{InprocError, Result};
@@ -63,11 +60,11 @@ pub(super) fn new_engine(limits: &InprocLimits) -> Result<Engine> {
     Engine::new(&config).map_err(|e| InprocError::Engine(format!("{e:#}")))
 }
 
-/// Advances the engine's epoch until `stop` is set.
+/// Advances the engine's epoch until every clone of the returned hold is dropped.
 ///
 /// # Errors
 /// [`InprocError::Engine`] when the thread cannot be started.
-pub(super) fn start_epoch_ticker(engine: Engine, stop: Arc<AtomicBool>) -> Result<()> {
-    ccvm_sandbox::start_epoch_ticker(engine, stop)
+pub(super) fn start_epoch_ticker(engine: Engine) -> Result<TickerHold> {
+    ccvm_sandbox::start_epoch_ticker(engine)
         .map_err(|e| InprocError::Engine(format!("cannot start the epoch thread: {e}")))
 }

@@ -12,7 +12,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::limits::InprocLimits;
 use crate::container::{InlinePeer, Offered};
-use ccvm_sandbox::{GuestLimiter, TxClock};
+use ccvm_sandbox::{GuestLimiter, TickerHold, TxClock};
 
 wasmtime::component::bindgen!({
     path: "wit",
@@ -83,6 +83,8 @@ pub(crate) struct GuestState {
     /// The block store, for a guest granted it; the only way to it is the `ledger` interface,
     /// which is linked only for such a guest.
     pub blocks: Option<Arc<dyn BlockStore>>,
+    /// Keeps the engine's epoch advancing while the guest lives, even after its VM has gone.
+    _ticker: TickerHold,
 }
 
 impl GuestState {
@@ -95,7 +97,8 @@ impl GuestState {
 
 impl GuestState {
     /// The state of a new guest launched as `name`, holding its ends of the channels to the
-    /// peer and offering its messages to `inline` first.
+    /// peer and offering its messages to `inline` first; `ticker` keeps the epoch advancing for
+    /// as long as the guest lives.
     pub fn new(
         name: &str,
         wasi: WasiCtx,
@@ -103,6 +106,7 @@ impl GuestState {
         inline: Box<dyn InlinePeer>,
         limits: &InprocLimits,
         blocks: Option<Arc<dyn BlockStore>>,
+        ticker: TickerHold,
     ) -> Self {
         Self {
             name: name.to_owned(),
@@ -115,6 +119,7 @@ impl GuestState {
             inline,
             answered: VecDeque::new(),
             blocks,
+            _ticker: ticker,
         }
     }
 }

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use ccvm_sandbox::{GuestExit, classify, guest_wasi};
+use ccvm_sandbox::{GuestExit, TickerHold, classify, guest_wasi};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -129,7 +129,7 @@ pub(super) fn start(
     grants: Grants<'_>,
     connector: &StreamConnector,
     limits: &InprocLimits,
-    live: LiveInstance,
+    (live, ticker): (LiveInstance, TickerHold),
 ) -> Result<InstanceHandle, InprocError> {
     let Grants { env, blocks, dir } = grants;
     let wasi = guest_wasi(env, dir).map_err(|reason| InprocError::Grant {
@@ -138,7 +138,7 @@ pub(super) fn start(
     })?;
     let (guest_ends, (inbound, outbound)) = guest_channels();
     let inline = connector(name.to_owned(), inbound, outbound);
-    let state = GuestState::new(name, wasi, guest_ends, inline, limits, blocks);
+    let state = GuestState::new(name, wasi, guest_ends, inline, limits, blocks, ticker);
     let mut store = sandboxed_store(pre, state, limits);
     let pre = pre.clone();
     let name = name.to_owned();

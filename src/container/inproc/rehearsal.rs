@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use ccvm_proto::MessageType;
 use ccvm_proto::protos::ChaincodeMessage;
-use ccvm_sandbox::guest_wasi;
+use ccvm_sandbox::{TickerHold, guest_wasi};
 use wasmtime_wasi::p2::bindings::CommandPre;
 
 use super::host::GuestState;
@@ -31,10 +31,19 @@ pub(super) async fn rehearse(
     pre: &CommandPre<GuestState>,
     name: &str,
     limits: &InprocLimits,
+    ticker: TickerHold,
 ) -> Result<(), String> {
     let wasi = guest_wasi(&[(CHAINCODE_ID_ENV.to_owned(), name.to_owned())], None)?;
     let (guest_ends, (mut inbound, outbound)) = guest_channels();
-    let state = GuestState::new(name, wasi, guest_ends, Box::new(StandIn), limits, None);
+    let state = GuestState::new(
+        name,
+        wasi,
+        guest_ends,
+        Box::new(StandIn),
+        limits,
+        None,
+        ticker,
+    );
     let mut store = sandboxed_store(pre, state, limits);
     let rehearsal = async {
         tokio::select! {

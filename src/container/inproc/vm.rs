@@ -2,7 +2,9 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use ccvm_sandbox::TickerHold;
 use std::sync::{Arc, Mutex};
 
 use super::engine::{new_engine, start_epoch_ticker};
@@ -34,17 +36,11 @@ pub struct InprocVm {
     blocks: Arc<dyn BlockStore>,
     connector: StreamConnector,
     limits: InprocLimits,
-    ticker_stop: Arc<AtomicBool>,
+    ticker: TickerHold,
     installed: Mutex<HashMap<String, Installed>>,
     granted_dirs: Mutex<HashMap<String, PathBuf>>,
     instances_started: AtomicUsize,
     instances_live: Arc<AtomicUsize>,
-}
-
-impl Drop for InprocVm {
-    fn drop(&mut self) {
-        self.ticker_stop.store(true, Ordering::Relaxed);
-    }
 }
 
 impl InprocVm {
@@ -61,14 +57,13 @@ impl InprocVm {
         blocks: Arc<dyn BlockStore>,
     ) -> Result<Self> {
         let engine = new_engine(&limits)?;
-        let ticker_stop = Arc::new(AtomicBool::new(false));
-        start_epoch_ticker(engine.clone(), Arc::clone(&ticker_stop))?;
+        let ticker = start_epoch_ticker(engine.clone())?;
         Ok(Self {
             linking: Arc::new(Linking::new(engine, cache_dir)?),
             blocks,
             connector,
             limits,
-            ticker_stop,
+            ticker,
             installed: Mutex::default(),
             granted_dirs: Mutex::default(),
             instances_started: AtomicUsize::new(0),
@@ -170,7 +165,7 @@ impl InprocVm {
             },
             &self.connector,
             &self.limits,
-            live,
+            (live, self.ticker.clone()),
         )?;
         self.instances_started.fetch_add(1, Ordering::Relaxed);
         Ok(instance)
@@ -185,7 +180,7 @@ impl InprocVm {
     /// Why `name` could not be compiled, or why its instance did not get to READY.
     pub async fn prepare(&self, name: &str) -> std::result::Result<(), String> {
         let component = self.compiled(name).await?;
-        rehearsal::rehearse(&component.pre, name, &self.limits)
+        rehearsal::rehearse(&component.pre, name, &self.limits, self.ticker.clone())
             .await
             .map_err(|why| format!("rehearsing the launch of {name} failed: {why}"))
     }
