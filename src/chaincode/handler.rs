@@ -8,13 +8,15 @@ use std::sync::{Arc, Mutex};
 
 use ccvm_proto::Message;
 use ccvm_proto::MessageType;
-use ccvm_proto::protos::{ChaincodeId, ChaincodeMessage, ChaincodeSpec};
+use ccvm_proto::protos::{ChaincodeMessage, ChaincodeSpec};
+use tokio::sync::oneshot;
 use tokio_stream::{Stream, StreamExt};
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use super::error::{ChaincodeError, short_tx};
+use super::error::short_tx;
 use super::immediate::{self, Immediate, no_transaction};
 use super::message::{bare, error_reply, reply, type_name};
+use super::registration::{Registrant, accepted};
 use super::registry::HandlerHandle;
 use super::support::{ChaincodeSupport, ExecuteRequest};
 use super::tx_context::{TxContext, TxContexts};
@@ -28,6 +30,10 @@ pub struct Handler {
     registered: Option<HandlerHandle>,
     launched_as: Option<String>,
     authenticated_as: Option<String>,
+    /// Where an inline registration ([`InlineRegistration`]) hands over the chaincode's handle.
+    ///
+    /// [`InlineRegistration`]: super::registration::InlineRegistration
+    inline_registration: Option<oneshot::Receiver<HandlerHandle>>,
 }
 
 impl Handler {
@@ -40,6 +46,7 @@ impl Handler {
             registered: None,
             launched_as: None,
             authenticated_as: None,
+            inline_registration: None,
         }
     }
 
@@ -65,6 +72,16 @@ impl Handler {
         }
     }
 
+    /// Takes the chaincode's registration from `registration` if it is done inline.
+    #[must_use]
+    pub(crate) fn registered_inline(
+        mut self,
+        registration: oneshot::Receiver<HandlerHandle>,
+    ) -> Self {
+        self.inline_registration = Some(registration);
+        self
+    }
+
     /// Serves the connection until the chaincode's stream ends or fails (`Err` carries the
     /// reason, which is logged). On return the chaincode is deregistered and its waiting
     /// transactions fail with a disconnect.
@@ -75,9 +92,14 @@ impl Handler {
         let mut keepalive = self.support.config().keepalive.map(tokio::time::interval);
         let reason = loop {
             let next = tokio::select! {
+                biased;
                 () = self.support.stopping() => break "the peer is shutting down".to_owned(),
                 () = retired_and_idle(self.registered.as_ref()) => {
                     break "retired: a newer instance took its place".to_owned();
+                }
+                handle = registered_inline(&mut self.inline_registration) => {
+                    self.registered = Some(handle);
+                    continue;
                 }
                 next = inbound.next() => next,
                 () = tick(keepalive.as_mut()) => {
@@ -139,49 +161,21 @@ impl Handler {
             );
             return self.send(error_reply(&message, text)).await;
         }
-        let name = match ChaincodeId::decode(message.payload.as_slice()) {
-            Ok(id) if !id.name.is_empty() => id.name,
-            Ok(_) => {
-                return self
-                    .refuse(&message, "REGISTER carries no chaincode name")
-                    .await;
-            }
-            Err(e) => {
-                return self
-                    .refuse(&message, format!("malformed REGISTER: {e}"))
-                    .await;
-            }
+        let registrant = Registrant {
+            support: &self.support,
+            outbound: &self.outbound,
+            contexts: &self.contexts,
+            launched_as: self.launched_as.as_deref(),
+            authenticated_as: self.authenticated_as.as_deref(),
         };
-        if self.support.config().require_client_certs
-            && self.launched_as.is_none()
-            && self.authenticated_as.as_deref() != Some(name.as_str())
-        {
-            let refusal = ChaincodeError::WrongCertificate {
-                name,
-                certificate: self.authenticated_as.clone(),
-            };
-            return self.refuse(&message, refusal).await;
-        }
-        let launched =
-            self.launched_as.as_deref() == Some(name.as_str()) || self.support.expects(&name);
-        if !self.support.config().dev_mode && !launched {
-            let refusal = ChaincodeError::NotLaunched { name };
-            return self.refuse(&message, refusal).await;
-        }
-        let handle = HandlerHandle::new(
-            name.clone(),
-            self.outbound.clone(),
-            Arc::clone(&self.contexts),
-        );
-        if let Err(refusal) = self.support.registry().register(handle.clone()) {
-            return self.refuse(&message, refusal).await;
-        }
+        let handle = match registrant.register(&message) {
+            Ok(handle) => handle,
+            Err(why) => return self.refuse(&message, why).await,
+        };
         self.registered = Some(handle.clone());
-        info!(chaincode = %name, "chaincode registered");
-        self.send(reply(&message, MessageType::Registered, Vec::new()))
-            .await?;
-        self.send(reply(&message, MessageType::Ready, Vec::new()))
-            .await?;
+        for accepted in accepted(&message) {
+            self.send(accepted).await?;
+        }
         self.support.registry().ready(&handle);
         Ok(())
     }
@@ -236,7 +230,21 @@ impl Handler {
     }
 }
 
-/// The next keepalive tick, or never when keepalive is off.
+/// The handle of a chaincode registered inline, once; never if there is none (any more), or
+/// the registration is left to the handler.
+async fn registered_inline(
+    registration: &mut Option<oneshot::Receiver<HandlerHandle>>,
+) -> HandlerHandle {
+    if let Some(receiver) = registration {
+        let registered = receiver.await;
+        *registration = None;
+        if let Ok(handle) = registered {
+            return handle;
+        }
+    }
+    std::future::pending().await
+}
+
 /// Resolves once the registered chaincode is retired and idle; never before registration.
 async fn retired_and_idle(registered: Option<&HandlerHandle>) {
     match registered {
@@ -245,6 +253,7 @@ async fn retired_and_idle(registered: Option<&HandlerHandle>) {
     }
 }
 
+/// The next keepalive tick, or never when keepalive is off.
 async fn tick(timer: Option<&mut tokio::time::Interval>) {
     match timer {
         Some(timer) => {

@@ -4,6 +4,8 @@
 //! the state requests a chaincode makes during a transaction, and routes COMPLETED and ERROR back
 //! to whoever is waiting. It consumes and produces [`ChaincodeMessage`]s only; it knows nothing of
 //! gRPC, wasm or Docker, which are transports adapted onto it ([`grpc`] is one).
+//! A VM that runs its chaincode inside the peer also gets the registration and the state
+//! requests answered inline, on the chaincode's own task (`registration`, `immediate`).
 //! [`ChaincodeSupport`] is the entry point the endorser uses: it finds the registered handler and
 //! executes a transaction on it with a deadline.
 //!
@@ -16,6 +18,7 @@ mod immediate;
 mod launch;
 mod message;
 mod queries;
+mod registration;
 mod registry;
 mod requests;
 mod support;

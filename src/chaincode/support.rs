@@ -1,10 +1,12 @@
 //! The entry point for running a transaction on a chaincode.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use ccvm_proto::MessageType;
 use ccvm_proto::protos::{ChaincodeInput, ChaincodeMessage, SignedProposal};
+use tokio::sync::oneshot;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
@@ -14,6 +16,7 @@ use super::error::Result;
 use super::handler::Handler;
 use super::immediate::{self, Immediate};
 use super::launch::Launcher;
+use super::registration::InlineRegistration;
 use super::registry::{HandlerHandle, HandlerRegistry};
 use super::tx_context::{SharedSimulator, TxContexts};
 use crate::container::{
@@ -92,13 +95,28 @@ pub type ExecuteResult = ChaincodeMessage;
 /// Answers a launched chaincode's state requests and transaction ends inline.
 struct InlineAnswers {
     contexts: Arc<TxContexts>,
+    /// The registration, until the chaincode's first REGISTER.
+    registration: Mutex<Option<InlineRegistration>>,
 }
 
 impl InlinePeer for InlineAnswers {
-    fn offer(&self, message: ChaincodeMessage) -> Offered {
+    fn offer(
+        &self,
+        message: ChaincodeMessage,
+        answers: &mut VecDeque<ChaincodeMessage>,
+    ) -> Offered {
+        if message.r#type == MessageType::Register as i32 {
+            return match lock(&self.registration).take() {
+                Some(registration) => registration.offer(message, answers),
+                None => Offered::Declined(message),
+            };
+        }
         match immediate::answer(&self.contexts, message) {
-            Immediate::Reply(reply) => Offered::Answered(Some(reply)),
-            Immediate::Done => Offered::Answered(None),
+            Immediate::Reply(reply) => {
+                answers.push_back(reply);
+                Offered::Answered
+            }
+            Immediate::Done => Offered::Answered,
             Immediate::Pending(message) => Offered::Declined(message),
         }
     }
@@ -203,8 +221,8 @@ impl ChaincodeSupport {
     }
 
     /// Connects chaincodes a VM launched: each stream gets a [`Handler`] that accepts the
-    /// registration under the name it was launched as, and the VM gets the means to answer state
-    /// requests inline, on the chaincode's own thread.
+    /// registration under the name it was launched as, and the VM gets the means to answer the
+    /// registration and state requests inline, on the chaincode's own thread.
     ///
     /// The connector holds support weakly, since the VM it is given to is held by support: once
     /// support is gone, a new chaincode's streams are dropped and it ends.
@@ -212,17 +230,32 @@ impl ChaincodeSupport {
         let support = Arc::downgrade(&self.inner);
         Arc::new(move |name, inbound, outbound| {
             let contexts = Arc::new(TxContexts::default());
-            if let Some(inner) = support.upgrade() {
-                let support = ChaincodeSupport { inner };
-                let handler =
-                    Handler::launched(support.clone(), outbound, name, Arc::clone(&contexts));
-                support.spawn(
-                    handler.serve(
+            let registration =
+                support.upgrade().map(|inner| {
+                    let support = ChaincodeSupport { inner };
+                    let (registered, registration) = oneshot::channel();
+                    let handler = Handler::launched(
+                        support.clone(),
+                        outbound.clone(),
+                        name.clone(),
+                        Arc::clone(&contexts),
+                    )
+                    .registered_inline(registration);
+                    support.spawn(handler.serve(
                         ReceiverStream::new(inbound).map(|next| next.map(|message| *message)),
-                    ),
-                );
-            }
-            Box::new(InlineAnswers { contexts })
+                    ));
+                    InlineRegistration {
+                        support,
+                        outbound,
+                        contexts: Arc::clone(&contexts),
+                        launched_as: name,
+                        handler: registered,
+                    }
+                });
+            Box::new(InlineAnswers {
+                contexts,
+                registration: Mutex::new(registration),
+            })
         })
     }
 

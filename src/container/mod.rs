@@ -11,6 +11,7 @@ pub mod inproc;
 pub mod launch_config;
 pub mod progress;
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -61,9 +62,13 @@ pub type InboundMessages = mpsc::Receiver<Result<Box<ChaincodeMessage>, String>>
 pub type OutboundMessages = mpsc::Sender<Box<ChaincodeMessage>>;
 
 /// What the peer did with a message offered inline.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "matched as soon as it is returned; boxing would allocate for each declined message"
+)]
 pub enum Offered {
-    /// Handled at once, with the reply to hand back to the chaincode, if any.
-    Answered(Option<ChaincodeMessage>),
+    /// Handled at once; its replies, if any, are queued for the chaincode.
+    Answered,
     /// Not answerable inline; send it down the stream.
     Declined(ChaincodeMessage),
 }
@@ -71,8 +76,9 @@ pub enum Offered {
 /// The peer's inline side of one chaincode connection: a VM whose chaincode runs on a thread of
 /// the peer offers each message here first and saves the hop to the handler's task.
 pub trait InlinePeer: Send + Sync {
-    /// Answers `message` at once if the peer can.
-    fn offer(&self, message: ChaincodeMessage) -> Offered;
+    /// Answers `message` at once if the peer can, queueing the replies in `answers`.
+    fn offer(&self, message: ChaincodeMessage, answers: &mut VecDeque<ChaincodeMessage>)
+    -> Offered;
 }
 
 /// Hands a started chaincode's streams to the peer: `(name it was launched as, messages from the

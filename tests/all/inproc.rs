@@ -329,6 +329,24 @@ async fn concurrent_first_calls_launch_one_instance() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_instance_under_a_taken_name_is_refused_and_the_first_serves_on() -> Result<()> {
+    let node = TestNode::start_with(|config| config.dev_mode = false).await?;
+    let vm = node.inner().inproc();
+    let component = vm.compile("wasmkv", &wasm_example("kv")?)?;
+    let _first = vm.start("twice:1.0", &component)?;
+    node.wait_registered("twice").await?;
+
+    let second = vm.start("twice:1.0", &component)?;
+    let exit = tokio::time::timeout(Duration::from_secs(10), second.wait())
+        .await
+        .context("the refused instance kept running")?;
+    assert_eq!(exit, GuestExit::Failed);
+    node.invoke("twice", &["put", "color", "green"]).await?;
+    assert_eq!(node.query_text("twice", &["get", "color"]).await?, "green");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_guest_that_never_registers_fails_its_launch() -> Result<()> {
     let node = TestNode::start_with(|config| config.chaincode.startup_timeout_ms = 300).await?;
     let vm = node.inner().inproc();

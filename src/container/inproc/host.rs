@@ -144,11 +144,8 @@ impl peer::Host for GuestState {
             }
         };
         self.clock.sent(message.r#type);
-        match self.inline.offer(message) {
-            Offered::Answered(answer) => {
-                self.answered.extend(answer);
-                Ok(())
-            }
+        match self.inline.offer(message, &mut self.answered) {
+            Offered::Answered => Ok(()),
             Offered::Declined(message) => self
                 .to_peer
                 .send(Ok(Box::new(message)))

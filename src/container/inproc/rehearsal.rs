@@ -6,6 +6,7 @@
 //! to READY against a stand-in peer and drops it. The slot it leaves stays warm for the
 //! component, its touched pages kept resident and reset, so the next launch reuses it.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use ccvm_proto::MessageType;
@@ -90,7 +91,7 @@ async fn stand_in_peer(
 struct StandIn;
 
 impl InlinePeer for StandIn {
-    fn offer(&self, message: ChaincodeMessage) -> Offered {
+    fn offer(&self, message: ChaincodeMessage, _: &mut VecDeque<ChaincodeMessage>) -> Offered {
         Offered::Declined(message)
     }
 }

@@ -1,0 +1,120 @@
+//! Judging a chaincode's REGISTER, by the handler of its connection or inline, on the guest's
+//! own task, for a VM that runs the guest inside the peer.
+//!
+//! Inline registration saves a launch the hops to the handler's task and back: the guest gets
+//! REGISTERED and READY as the answer to its REGISTER, and the launch that waits for it is woken
+//! on the same thread. The handler learns of the registration through a one-shot channel before
+//! it reads anything else the chaincode sends.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use ccvm_proto::Message;
+use ccvm_proto::MessageType;
+use ccvm_proto::protos::{ChaincodeId, ChaincodeMessage};
+use tokio::sync::oneshot;
+use tracing::info;
+
+use super::error::ChaincodeError;
+use super::message::reply;
+use super::registry::HandlerHandle;
+use super::support::ChaincodeSupport;
+use super::tx_context::TxContexts;
+use crate::container::{Offered, OutboundMessages};
+
+/// One connection's side of a registration: where its chaincode is reached and what the peer
+/// knows about it.
+pub(crate) struct Registrant<'a> {
+    pub support: &'a ChaincodeSupport,
+    pub outbound: &'a OutboundMessages,
+    pub contexts: &'a Arc<TxContexts>,
+    /// The name the peer launched the chaincode as, if it did.
+    pub launched_as: Option<&'a str>,
+    /// The common name of the chaincode's client certificate, if it showed one.
+    pub authenticated_as: Option<&'a str>,
+}
+
+impl Registrant<'_> {
+    /// Judges the REGISTER `message` and registers its chaincode; returns the new handle, or why
+    /// the chaincode may not register (then nothing is registered).
+    pub fn register(&self, message: &ChaincodeMessage) -> Result<HandlerHandle, String> {
+        let name = match ChaincodeId::decode(message.payload.as_slice()) {
+            Ok(id) if !id.name.is_empty() => id.name,
+            Ok(_) => return Err("REGISTER carries no chaincode name".to_owned()),
+            Err(e) => return Err(format!("malformed REGISTER: {e}")),
+        };
+        let config = self.support.config();
+        if config.require_client_certs
+            && self.launched_as.is_none()
+            && self.authenticated_as != Some(name.as_str())
+        {
+            let refusal = ChaincodeError::WrongCertificate {
+                name,
+                certificate: self.authenticated_as.map(str::to_owned),
+            };
+            return Err(refusal.to_string());
+        }
+        let launched = self.launched_as == Some(name.as_str()) || self.support.expects(&name);
+        if !config.dev_mode && !launched {
+            return Err(ChaincodeError::NotLaunched { name }.to_string());
+        }
+        let handle = HandlerHandle::new(
+            name.clone(),
+            self.outbound.clone(),
+            Arc::clone(self.contexts),
+        );
+        self.support
+            .registry()
+            .register(handle.clone())
+            .map_err(|refusal| refusal.to_string())?;
+        info!(chaincode = %name, "chaincode registered");
+        Ok(handle)
+    }
+}
+
+/// The REGISTERED and READY replies to `register`, in the order the chaincode expects them.
+pub(crate) fn accepted(register: &ChaincodeMessage) -> [ChaincodeMessage; 2] {
+    [
+        reply(register, MessageType::Registered, Vec::new()),
+        reply(register, MessageType::Ready, Vec::new()),
+    ]
+}
+
+/// A connection's registration, waiting to be done inline on the chaincode's first REGISTER.
+pub(crate) struct InlineRegistration {
+    pub support: ChaincodeSupport,
+    pub outbound: OutboundMessages,
+    pub contexts: Arc<TxContexts>,
+    pub launched_as: String,
+    /// Where the connection's handler takes the handle.
+    pub handler: oneshot::Sender<HandlerHandle>,
+}
+
+impl InlineRegistration {
+    /// Registers the chaincode that sent the REGISTER `message` and queues REGISTERED and READY
+    /// in `answers`. A REGISTER it may not make, or one whose handler has gone, is declined: the
+    /// handler then judges it and gives the refusal.
+    pub fn offer(
+        self,
+        message: ChaincodeMessage,
+        answers: &mut VecDeque<ChaincodeMessage>,
+    ) -> Offered {
+        let registrant = Registrant {
+            support: &self.support,
+            outbound: &self.outbound,
+            contexts: &self.contexts,
+            launched_as: Some(&self.launched_as),
+            authenticated_as: None,
+        };
+        let Ok(handle) = registrant.register(&message) else {
+            return Offered::Declined(message);
+        };
+        if self.handler.send(handle.clone()).is_err() {
+            self.support.registry().deregister(&handle);
+            return Offered::Declined(message);
+        }
+        answers.extend(accepted(&message));
+        self.support.registry().ready(&handle);
+        Offered::Answered
+    }
+}
