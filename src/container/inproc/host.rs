@@ -93,9 +93,7 @@ impl GuestState {
             .as_deref()
             .ok_or_else(|| format!("chaincode {} may not read the block store", self.name))
     }
-}
 
-impl GuestState {
     /// The state of a new guest launched as `name`, holding its ends of the channels to the
     /// peer and offering its messages to `inline` first; `ticker` keeps the epoch advancing for
     /// as long as the guest lives.

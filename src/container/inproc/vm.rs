@@ -3,9 +3,9 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use ccvm_sandbox::TickerHold;
-use std::sync::{Arc, Mutex};
 
 use super::engine::{new_engine, start_epoch_ticker};
 use super::error::{InprocError, Result};
