@@ -4,8 +4,6 @@
 //! callers arriving meanwhile wait on that same launch.
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,7 +12,9 @@ use tracing::{info, warn};
 
 use super::error::{ChaincodeError, Result};
 use super::registry::{HandlerHandle, HandlerRegistry};
-use crate::container::{ContainerRuntime, LaunchConfig, LaunchProgress, LaunchStage, Target, Vm};
+use crate::container::{
+    ContainerRuntime, ExitReport, LaunchConfig, LaunchProgress, LaunchStage, Target, Vm,
+};
 use crate::sync::lock;
 
 /// How a launch ended: `Ok` once the chaincode registered.
@@ -26,12 +26,6 @@ enum LaunchError {
     Failed(String),
     TimedOut(Duration),
 }
-
-/// Resolves when a launched chaincode ends, saying how.
-type Exited = Pin<Box<dyn Future<Output = String> + Send>>;
-
-/// How a launched chaincode ended, once it has.
-type ExitReport = watch::Receiver<Option<String>>;
 
 /// The VMs, in the order they are asked, the container runtime that configures what they start,
 /// the launches under way (at most one per name: that is the per-chaincode lock), and how each
@@ -66,21 +60,11 @@ impl Launcher {
         lock(&self.vms).clear();
     }
 
-    /// Records how the chaincode launched as `name` ends, when it does.
-    fn watch_exit(&self, name: &str, exited: Exited) {
-        let (report, reported) = watch::channel(None);
-        lock(&self.exits).insert(name.to_owned(), reported);
-        tokio::spawn(async move {
-            report.send_replace(Some(exited.await));
-        });
-    }
-
     /// Why the chaincode launched as `name` ended, waiting up to `patience` for its VM to say:
     /// a connection that drops usually does so a moment before the VM sees the exit.
     pub async fn exit_reason(&self, name: &str, patience: Duration) -> Option<String> {
         let mut report = lock(&self.exits).get(name).cloned()?;
-        let ended = tokio::time::timeout(patience, report.wait_for(Option::is_some)).await;
-        ended.ok()?.ok()?.clone()
+        tokio::time::timeout(patience, report.ended()).await.ok()
     }
 
     pub async fn launch(
@@ -117,7 +101,9 @@ impl Launcher {
                 Ok(config) => {
                     start_and_wait(vm.as_ref(), name, &target, &config, registry, timeout)
                         .await
-                        .map(|exited| self.watch_exit(name, exited))
+                        .map(|exited| {
+                            lock(&self.exits).insert(name.to_owned(), exited);
+                        })
                 }
                 Err(reason) => Err(LaunchError::Failed(reason)),
             };
@@ -149,7 +135,8 @@ impl Launcher {
     }
 }
 
-/// Starts `name` and waits for its registration, its end, or the timeout (which stops it).
+/// Starts `name` and waits for its registration, its end, or the timeout (which stops it). The
+/// timeout counts from the start, as Fabric's does, and is one timer for the whole launch.
 async fn start_and_wait(
     vm: &dyn Vm,
     name: &str,
@@ -157,22 +144,26 @@ async fn start_and_wait(
     config: &LaunchConfig,
     registry: &HandlerRegistry,
     timeout: Duration,
-) -> Result<Exited, LaunchError> {
+) -> Result<ExitReport, LaunchError> {
+    let deadline = tokio::time::sleep(timeout);
+    tokio::pin!(deadline);
     let started = tokio::select! {
+        biased;
         started = vm.start(name, target, config) => started.map_err(LaunchError::Failed)?,
-        () = tokio::time::sleep(timeout) => {
+        () = &mut deadline => {
             warn!(chaincode = name, ?timeout, "chaincode did not start in time");
             return Err(LaunchError::TimedOut(timeout));
         }
     };
     let mut exited = started.exited;
     tokio::select! {
+        biased;
         _ = registry.registered(name) => {
             info!(chaincode = name, "launched");
             Ok(exited)
         }
-        why = &mut exited => Err(LaunchError::Failed(format!("ended before registering: {why}"))),
-        () = tokio::time::sleep(timeout) => {
+        why = exited.ended() => Err(LaunchError::Failed(format!("ended before registering: {why}"))),
+        () = &mut deadline => {
             warn!(chaincode = name, ?timeout, "chaincode did not register in time; stopping it");
             (started.stop)();
             Err(LaunchError::TimedOut(timeout))

@@ -20,7 +20,8 @@ use super::registration::InlineRegistration;
 use super::registry::{HandlerHandle, HandlerRegistry};
 use super::tx_context::{SharedSimulator, TxContexts};
 use crate::container::{
-    ContainerRuntime, InlinePeer, LaunchProgress, Offered, Registrations, StreamConnector, Vm,
+    ContainerRuntime, InlinePeer, LaunchProgress, Offered, PeerEnd, Registrations, StreamConnector,
+    Vm,
 };
 use crate::ledger::Ledger;
 use crate::sync::lock;
@@ -222,7 +223,8 @@ impl ChaincodeSupport {
 
     /// Connects chaincodes a VM launched: each stream gets a [`Handler`] that accepts the
     /// registration under the name it was launched as, and the VM gets the means to answer the
-    /// registration and state requests inline, on the chaincode's own thread.
+    /// registration and state requests inline, on the chaincode's own thread. The VM runs the
+    /// handler; [`Self::stop`] waits for it all the same.
     ///
     /// The connector holds support weakly, since the VM it is given to is held by support: once
     /// support is gone, a new chaincode's streams are dropped and it ends.
@@ -230,32 +232,42 @@ impl ChaincodeSupport {
         let support = Arc::downgrade(&self.inner);
         Arc::new(move |name, inbound, outbound| {
             let contexts = Arc::new(TxContexts::default());
-            let registration =
-                support.upgrade().map(|inner| {
-                    let support = ChaincodeSupport { inner };
-                    let (registered, registration) = oneshot::channel();
-                    let handler = Handler::launched(
-                        support.clone(),
-                        outbound.clone(),
-                        name.clone(),
-                        Arc::clone(&contexts),
-                    )
-                    .registered_inline(registration);
-                    support.spawn(handler.serve(
-                        ReceiverStream::new(inbound).map(|next| next.map(|message| *message)),
-                    ));
-                    InlineRegistration {
-                        support,
-                        outbound,
-                        contexts: Arc::clone(&contexts),
-                        launched_as: name,
-                        handler: registered,
-                    }
-                });
-            Box::new(InlineAnswers {
-                contexts,
-                registration: Mutex::new(registration),
-            })
+            let Some(inner) = support.upgrade() else {
+                return PeerEnd {
+                    inline: Box::new(InlineAnswers {
+                        contexts,
+                        registration: Mutex::new(None),
+                    }),
+                    serve: Box::pin(std::future::ready(())),
+                };
+            };
+            let support = ChaincodeSupport { inner };
+            let (registered, registration) = oneshot::channel();
+            let handler = Handler::launched(
+                support.clone(),
+                outbound.clone(),
+                name.clone(),
+                Arc::clone(&contexts),
+            )
+            .registered_inline(registration);
+            let serve = support.inner.tasks.track_future(
+                handler
+                    .serve(ReceiverStream::new(inbound).map(|next| next.map(|message| *message))),
+            );
+            let registration = InlineRegistration {
+                support,
+                outbound,
+                contexts: Arc::clone(&contexts),
+                launched_as: name,
+                handler: registered,
+            };
+            PeerEnd {
+                inline: Box::new(InlineAnswers {
+                    contexts,
+                    registration: Mutex::new(Some(registration)),
+                }),
+                serve: Box::pin(serve),
+            }
         })
     }
 

@@ -17,7 +17,7 @@ use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 use tracing::{info, warn};
 
 use super::docker::ChaincodeResolver;
-use super::{LaunchConfig, StartFuture, Started, StreamConnector, Target, Vm};
+use super::{ExitReport, LaunchConfig, StartFuture, Started, StreamConnector, Target, Vm};
 use crate::package::{Package, Platform};
 
 /// Messages buffered in each direction between the chaincode's stream and its handler.
@@ -133,11 +133,8 @@ impl CcaasVm {
             .into_inner();
         info!(chaincode = name, address = %connection.address, "connected to chaincode as a service");
         let (to_handler, from_chaincode) = mpsc::channel(BUFFER);
-        drop((self.connector)(
-            registers_as.to_owned(),
-            from_chaincode,
-            to_chaincode,
-        ));
+        let peer = (self.connector)(registers_as.to_owned(), from_chaincode, to_chaincode);
+        tokio::spawn(peer.serve);
         let stopped = CancellationToken::new();
         let stop = stopped.clone();
         let registers_as = registers_as.to_owned();
@@ -163,7 +160,7 @@ impl CcaasVm {
         });
         Ok(Started {
             stop: Box::new(move || stop.cancel()),
-            exited: Box::pin(async move {
+            exited: ExitReport::watching(async move {
                 pump.await
                     .unwrap_or_else(|e| format!("connection task failed: {e}"))
             }),

@@ -16,7 +16,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use ccvm_proto::protos::ChaincodeMessage;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 pub use launch_config::{
     CertIssuer, ClientCredentials, Connection, ContainerRuntime, LaunchConfig, Target,
@@ -27,8 +27,47 @@ pub use progress::{LaunchEvent, LaunchProgress, LaunchStage};
 pub struct Started {
     /// Asks the chaincode to stop; it ends soon after.
     pub stop: Box<dyn Fn() + Send + Sync>,
-    /// Resolves when the chaincode has ended, saying how ("trapped: ...", "exited with 1").
-    pub exited: Pin<Box<dyn Future<Output = String> + Send>>,
+    /// How the chaincode ended, once it has.
+    pub exited: ExitReport,
+}
+
+/// How a started chaincode ended ("trapped: ...", "container exited with 1"), once it has.
+/// Cheap to clone; every clone sees the same end.
+#[derive(Clone)]
+pub struct ExitReport(watch::Receiver<Option<String>>);
+
+/// Where a VM tells the [`ExitReport`] it handed out how its chaincode ended.
+pub struct ExitNotice(watch::Sender<Option<String>>);
+
+impl ExitReport {
+    /// A report, and the notice that fills it.
+    #[must_use]
+    pub fn new() -> (ExitNotice, Self) {
+        let (notice, report) = watch::channel(None);
+        (ExitNotice(notice), Self(report))
+    }
+
+    /// A report of what `ended` resolves to, awaited by a task of its own.
+    pub fn watching(ended: impl Future<Output = String> + Send + 'static) -> Self {
+        let (notice, report) = Self::new();
+        tokio::spawn(async move { notice.report(ended.await) });
+        report
+    }
+
+    /// Waits until the chaincode has ended and says how.
+    pub async fn ended(&mut self) -> String {
+        match self.0.wait_for(Option::is_some).await {
+            Ok(why) => why.clone().unwrap_or_default(),
+            Err(_) => "ended without saying how".to_owned(),
+        }
+    }
+}
+
+impl ExitNotice {
+    /// Reports how the chaincode ended.
+    pub fn report(self, why: String) {
+        self.0.send_replace(Some(why));
+    }
 }
 
 /// A start under way: resolves once the chaincode is running (not yet registered), or with why
@@ -81,11 +120,19 @@ pub trait InlinePeer: Send + Sync {
     -> Offered;
 }
 
+/// The peer's side of a chaincode connection a VM made.
+pub struct PeerEnd {
+    /// Answers the chaincode's messages inline where it can.
+    pub inline: Box<dyn InlinePeer>,
+    /// Serves the connection until it ends. The VM runs it: on the chaincode's own task where
+    /// the chaincode runs inside the peer, so that a launch spawns one task and not two.
+    pub serve: Pin<Box<dyn Future<Output = ()> + Send>>,
+}
+
 /// Hands a started chaincode's streams to the peer: `(name it was launched as, messages from the
-/// chaincode, sink for messages to it)`; returns the connection's inline side.
-pub type StreamConnector = std::sync::Arc<
-    dyn Fn(String, InboundMessages, OutboundMessages) -> Box<dyn InlinePeer> + Send + Sync,
->;
+/// chaincode, sink for messages to it)`; returns the peer's side of the connection.
+pub type StreamConnector =
+    std::sync::Arc<dyn Fn(String, InboundMessages, OutboundMessages) -> PeerEnd + Send + Sync>;
 
 /// Which names the peer expects chaincodes it launched elsewhere (in a container) to register
 /// with; outside dev mode a REGISTER under any other name is refused.

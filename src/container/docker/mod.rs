@@ -32,8 +32,8 @@ use tracing::{info, warn};
 pub use error::DockerError;
 
 use super::{
-    Connection, LaunchConfig, LaunchProgress, LaunchStage, Registrations, StartFuture, Started,
-    Target, Vm,
+    Connection, ExitReport, LaunchConfig, LaunchProgress, LaunchStage, Registrations, StartFuture,
+    Started, Target, Vm,
 };
 use crate::container::inproc::InprocLimits;
 use crate::package::{CodeFile, Package, Platform, write_tar_gz};
@@ -334,7 +334,7 @@ impl DockerVm {
             let registrations = Arc::clone(&self.registrations);
             let container = container.clone();
             let registers_as = launch.registers_as.clone();
-            Box::pin(async move {
+            ExitReport::watching(async move {
                 let why = exit_reason(&docker, &container).await;
                 registrations.forget(&registers_as);
                 why

@@ -20,7 +20,7 @@ use wasmtime_wasi::p2::bindings::CommandPre;
 use super::error::InprocError;
 use super::host::{BlockStore, GuestEnds, GuestState};
 use super::limits::InprocLimits;
-use crate::container::{InboundMessages, OutboundMessages, StreamConnector};
+use crate::container::{ExitReport, InboundMessages, OutboundMessages, StreamConnector};
 
 /// Messages buffered between a guest and its handler in each direction.
 const CHANNEL_BUFFER: usize = 64;
@@ -45,6 +45,7 @@ impl Drop for LiveInstance {
 pub struct InstanceHandle {
     task: JoinHandle<GuestExit>,
     stop: CancellationToken,
+    exited: ExitReport,
 }
 
 impl InstanceHandle {
@@ -61,6 +62,11 @@ impl InstanceHandle {
         self.stop.clone()
     }
 
+    /// How the guest ended, once it has, for a watcher that outlives this handle.
+    pub(super) fn exit_report(&self) -> ExitReport {
+        self.exited.clone()
+    }
+
     /// Waits until the instance ends.
     pub async fn wait(self) -> GuestExit {
         self.task
@@ -70,16 +76,19 @@ impl InstanceHandle {
 }
 
 /// Instantiates the guest in `store` and runs its `main` to its end.
+///
+/// wasmtime's instantiation and call futures are boxed: held inline they make the instance's
+/// task four times larger, and spawning it copies every byte.
 pub(super) async fn run_guest(
     store: &mut Store<GuestState>,
     pre: &CommandPre<GuestState>,
     name: &str,
 ) -> GuestExit {
-    let command = match pre.instantiate_async(&mut *store).await {
+    let command = match Box::pin(pre.instantiate_async(&mut *store)).await {
         Ok(command) => command,
         Err(e) => return GuestExit::Trapped(format!("instantiation failed: {}", e.root_cause())),
     };
-    match command.wasi_cli_run().call_run(&mut *store).await {
+    match Box::pin(command.wasi_cli_run().call_run(&mut *store)).await {
         Ok(Ok(())) => GuestExit::Finished,
         Ok(Err(())) => GuestExit::Failed,
         Err(error) => classify(name, &error, store.data().limiter.memory_refused),
@@ -122,7 +131,9 @@ pub(super) fn sandboxed_store(
     store
 }
 
-/// Connects a new instance launched as `name` to the peer and spawns its `main` as a task.
+/// Connects a new instance launched as `name` to the peer and spawns its `main` as a task,
+/// which also serves the peer's side of the connection: one task per instance, so the guest and
+/// its handler share a thread and a launch wakes no other worker.
 pub(super) fn start(
     pre: &CommandPre<GuestState>,
     name: &str,
@@ -137,19 +148,21 @@ pub(super) fn start(
         reason,
     })?;
     let (guest_ends, (inbound, outbound)) = guest_channels();
-    let inline = connector(name.to_owned(), inbound, outbound);
-    let state = GuestState::new(name, wasi, guest_ends, inline, limits, blocks, ticker);
+    let peer = connector(name.to_owned(), inbound, outbound);
+    let state = GuestState::new(name, wasi, guest_ends, peer.inline, limits, blocks, ticker);
     let mut store = sandboxed_store(pre, state, limits);
     let pre = pre.clone();
     let name = name.to_owned();
     let stop = CancellationToken::new();
     let stopped = stop.clone();
-    let task = tokio::spawn(async move {
+    let (notice, exited) = ExitReport::new();
+    let guest = async move {
         let _live = live;
         let exit = tokio::select! {
             exit = run_guest(&mut store, &pre, &name) => exit,
             () = stopped.cancelled() => GuestExit::Stopped,
         };
+        notice.report(exit.to_string());
         match &exit {
             GuestExit::Finished => info!(chaincode = %name, "wasm chaincode finished"),
             other => {
@@ -159,6 +172,10 @@ pub(super) fn start(
             }
         }
         exit
+    };
+    let task = tokio::spawn(async move {
+        let (exit, ()) = tokio::join!(guest, peer.serve);
+        exit
     });
-    Ok(InstanceHandle { task, stop })
+    Ok(InstanceHandle { task, stop, exited })
 }

@@ -236,7 +236,7 @@ impl Vm for InprocVm {
             let stop = instance.stop_token();
             Ok(Started {
                 stop: Box::new(move || stop.cancel()),
-                exited: Box::pin(async move { instance.wait().await.to_string() }),
+                exited: instance.exit_report(),
             })
         })
     }
