@@ -13,7 +13,7 @@ use tracing::{info, warn};
 use super::error::{ChaincodeError, Result};
 use super::registry::{HandlerHandle, HandlerRegistry};
 use crate::container::{
-    ContainerRuntime, ExitReport, LaunchConfig, LaunchProgress, LaunchStage, Target, Vm,
+    ContainerRuntime, ExitReport, LaunchConfig, LaunchProgress, LaunchStage, Started, Target, Vm,
 };
 use crate::sync::lock;
 
@@ -136,7 +136,12 @@ impl Launcher {
 }
 
 /// Starts `name` and waits for its registration, its end, or the timeout (which stops it). The
-/// timeout counts from the start, as Fabric's does, and is one timer for the whole launch.
+/// timeout counts from the start, as Fabric's does.
+///
+/// The timer is armed only when needed: arming it wakes the worker thread parked on the
+/// runtime's driver. A start that finishes at once needs none, and neither does a chaincode
+/// that registers within its first run, when its VM can tell when that ends (a wasm guest
+/// registers inline in it).
 async fn start_and_wait(
     vm: &dyn Vm,
     name: &str,
@@ -155,18 +160,62 @@ async fn start_and_wait(
             return Err(LaunchError::TimedOut(timeout));
         }
     };
-    let mut exited = started.exited;
-    tokio::select! {
-        biased;
-        _ = registry.registered(name) => {
+    let Started {
+        stop,
+        mut exited,
+        first_run,
+    } = started;
+    let outcome = {
+        let registration = registered_or_ended(registry, name, &mut exited);
+        tokio::pin!(registration);
+        let first_run = async move {
+            if let Some(ran) = first_run {
+                let _ = ran.await;
+            }
+        };
+        let in_first_run = tokio::select! {
+            biased;
+            outcome = &mut registration => Some(outcome),
+            () = first_run => None,
+        };
+        match in_first_run {
+            Some(outcome) => Some(outcome),
+            None => tokio::select! {
+                biased;
+                outcome = &mut registration => Some(outcome),
+                () = &mut deadline => None,
+            },
+        }
+    };
+    match outcome {
+        Some(Ok(())) => {
             info!(chaincode = name, "launched");
             Ok(exited)
         }
-        why = exited.ended() => Err(LaunchError::Failed(format!("ended before registering: {why}"))),
-        () = &mut deadline => {
-            warn!(chaincode = name, ?timeout, "chaincode did not register in time; stopping it");
-            (started.stop)();
+        Some(Err(why)) => Err(LaunchError::Failed(format!(
+            "ended before registering: {why}"
+        ))),
+        None => {
+            warn!(
+                chaincode = name,
+                ?timeout,
+                "chaincode did not register in time; stopping it"
+            );
+            stop();
             Err(LaunchError::TimedOut(timeout))
         }
+    }
+}
+
+/// Resolves once `name` has registered, or with how the chaincode ended if it ends first.
+async fn registered_or_ended(
+    registry: &HandlerRegistry,
+    name: &str,
+    exited: &mut ExitReport,
+) -> Result<(), String> {
+    tokio::select! {
+        biased;
+        _ = registry.registered(name) => Ok(()),
+        why = exited.ended() => Err(why),
     }
 }

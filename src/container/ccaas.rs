@@ -164,6 +164,7 @@ impl CcaasVm {
                 pump.await
                     .unwrap_or_else(|e| format!("connection task failed: {e}"))
             }),
+            first_run: None,
         })
     }
 }

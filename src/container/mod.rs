@@ -16,7 +16,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use ccvm_proto::protos::ChaincodeMessage;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 pub use launch_config::{
     CertIssuer, ClientCredentials, Connection, ContainerRuntime, LaunchConfig, Target,
@@ -29,6 +29,9 @@ pub struct Started {
     pub stop: Box<dyn Fn() + Send + Sync>,
     /// How the chaincode ended, once it has.
     pub exited: ExitReport,
+    /// Resolves once the chaincode has run as far as it could without waiting, for a VM that
+    /// can tell; a chaincode that registered by then is launched without a startup timer.
+    pub first_run: Option<oneshot::Receiver<()>>,
 }
 
 /// How a started chaincode ended ("trapped: ...", "container exited with 1"), once it has.

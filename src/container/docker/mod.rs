@@ -355,7 +355,11 @@ impl DockerVm {
                 });
             })
         };
-        Ok(Started { stop, exited })
+        Ok(Started {
+            stop,
+            exited,
+            first_run: None,
+        })
     }
 }
 

@@ -5,12 +5,14 @@
 //! wakes its task on the thread that sent it, so a guest and the handler answering it share a
 //! thread and no transaction pays for an OS thread wake-up.
 
+use std::future::{Future, poll_fn};
 use std::path::Path;
+use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ccvm_sandbox::{GuestExit, TickerHold, classify, guest_wasi};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -20,7 +22,7 @@ use wasmtime_wasi::p2::bindings::CommandPre;
 use super::error::InprocError;
 use super::host::{BlockStore, GuestEnds, GuestState};
 use super::limits::InprocLimits;
-use crate::container::{ExitReport, InboundMessages, OutboundMessages, StreamConnector};
+use crate::container::{ExitReport, InboundMessages, OutboundMessages, Started, StreamConnector};
 
 /// Messages buffered between a guest and its handler in each direction.
 const CHANNEL_BUFFER: usize = 64;
@@ -46,6 +48,7 @@ pub struct InstanceHandle {
     task: JoinHandle<GuestExit>,
     stop: CancellationToken,
     exited: ExitReport,
+    first_run: oneshot::Receiver<()>,
 }
 
 impl InstanceHandle {
@@ -57,14 +60,15 @@ impl InstanceHandle {
         self.stop.cancel();
     }
 
-    /// A token that stops the guest when cancelled, for a stopper that outlives this handle.
-    pub(super) fn stop_token(&self) -> CancellationToken {
-        self.stop.clone()
-    }
-
-    /// How the guest ended, once it has, for a watcher that outlives this handle.
-    pub(super) fn exit_report(&self) -> ExitReport {
-        self.exited.clone()
+    /// The instance as a started chaincode: how to stop it, how it ended, and when its first
+    /// run was over.
+    pub(super) fn into_started(self) -> Started {
+        let stop = self.stop;
+        Started {
+            stop: Box::new(move || stop.cancel()),
+            exited: self.exited,
+            first_run: Some(self.first_run),
+        }
     }
 
     /// Waits until the instance ends.
@@ -173,9 +177,33 @@ pub(super) fn start(
         }
         exit
     };
-    let task = tokio::spawn(async move {
-        let (exit, ()) = tokio::join!(guest, peer.serve);
-        exit
-    });
-    Ok(InstanceHandle { task, stop, exited })
+    let (ran, first_run) = oneshot::channel();
+    let task = tokio::spawn(after_first_poll(
+        async move {
+            let (exit, ()) = tokio::join!(guest, peer.serve);
+            exit
+        },
+        ran,
+    ));
+    Ok(InstanceHandle {
+        task,
+        stop,
+        exited,
+        first_run,
+    })
+}
+
+/// Runs `future`, telling `ran` once its first poll is over: it did all it could before it
+/// had to wait, or it ended.
+async fn after_first_poll<F: Future>(future: F, ran: oneshot::Sender<()>) -> F::Output {
+    let mut future = pin!(future);
+    let mut ran = Some(ran);
+    poll_fn(|context| {
+        let poll = future.as_mut().poll(context);
+        if let Some(ran) = ran.take() {
+            let _ = ran.send(());
+        }
+        poll
+    })
+    .await
 }

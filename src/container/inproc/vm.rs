@@ -15,9 +15,7 @@ use super::limits::InprocLimits;
 use super::linking::{Compiled, Linking};
 use super::rehearsal;
 use crate::container::launch_config::CHAINCODE_ID_ENV;
-use crate::container::{
-    Connection, LaunchConfig, StartFuture, Started, StreamConnector, Target, Vm,
-};
+use crate::container::{Connection, LaunchConfig, StartFuture, StreamConnector, Target, Vm};
 use crate::sync::lock;
 
 /// A system chaincode the VM has: compiled, or bytes compiled on its first start.
@@ -233,11 +231,7 @@ impl Vm for InprocVm {
             let instance = self
                 .start_with_env(name, &config.env, &component)
                 .map_err(|e| e.to_string())?;
-            let stop = instance.stop_token();
-            Ok(Started {
-                stop: Box::new(move || stop.cancel()),
-                exited: instance.exit_report(),
-            })
+            Ok(instance.into_started())
         })
     }
 }
