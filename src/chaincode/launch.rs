@@ -30,19 +30,32 @@ enum LaunchError {
 /// The VMs, in the order they are asked, the container runtime that configures what they start,
 /// the launches under way (at most one per name: that is the per-chaincode lock), and how each
 /// launched chaincode ended.
-#[derive(Default)]
 pub(crate) struct Launcher {
-    vms: Mutex<Vec<Arc<dyn Vm>>>,
+    /// Replaced, not changed, when a VM is added, so that a launch takes them with one count.
+    vms: Mutex<Arc<[Arc<dyn Vm>]>>,
     runtime: Mutex<Arc<ContainerRuntime>>,
     progress: LaunchProgress,
     under_way: Mutex<HashMap<String, watch::Receiver<Outcome>>>,
     exits: Mutex<HashMap<String, ExitReport>>,
 }
 
+impl Default for Launcher {
+    fn default() -> Self {
+        Self {
+            vms: Mutex::new(Arc::new([])),
+            runtime: Mutex::default(),
+            progress: LaunchProgress::default(),
+            under_way: Mutex::default(),
+            exits: Mutex::default(),
+        }
+    }
+}
+
 impl Launcher {
     /// Adds a VM, asked after those added before it.
     pub fn add_vm(&self, vm: Arc<dyn Vm>) {
-        lock(&self.vms).push(vm);
+        let mut vms = lock(&self.vms);
+        *vms = vms.iter().cloned().chain([vm]).collect();
     }
 
     /// Sets where chaincodes that dial the peer find it, and who issues their certificates.
@@ -57,7 +70,7 @@ impl Launcher {
 
     /// Drops the VMs at shutdown, so that their engines and threads end with the node.
     pub fn forget_vms(&self) {
-        lock(&self.vms).clear();
+        *lock(&self.vms) = Arc::new([]);
     }
 
     /// Why the chaincode launched as `name` ended, waiting up to `patience` for its VM to say:
@@ -73,10 +86,10 @@ impl Launcher {
         registry: &HandlerRegistry,
         timeout: Duration,
     ) -> Result<HandlerHandle> {
-        let vms = lock(&self.vms).clone();
+        let vms = Arc::clone(&lock(&self.vms));
         let found = vms
-            .into_iter()
-            .find_map(|vm| vm.target(name).map(|target| (vm, target)));
+            .iter()
+            .find_map(|vm| vm.target(name).map(|target| (Arc::clone(vm), target)));
         let Some((vm, target)) = found else {
             return Err(ChaincodeError::NotRunning {
                 name: name.to_owned(),
@@ -95,7 +108,7 @@ impl Launcher {
         };
         if let Some(done) = leader {
             self.progress
-                .report(name, LaunchStage::Starting, target.registers_as.clone());
+                .report(name, LaunchStage::Starting, target.registers_as.as_str());
             let runtime = Arc::clone(&lock(&self.runtime));
             let result = match runtime.launch_config(&target) {
                 Ok(config) => {

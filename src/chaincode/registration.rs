@@ -13,7 +13,7 @@ use ccvm_proto::Message;
 use ccvm_proto::MessageType;
 use ccvm_proto::protos::{ChaincodeId, ChaincodeMessage};
 use tokio::sync::oneshot;
-use tracing::info;
+use tracing::{debug, info};
 
 use super::error::ChaincodeError;
 use super::message::reply;
@@ -28,7 +28,8 @@ pub(crate) struct Registrant<'a> {
     pub support: &'a ChaincodeSupport,
     pub outbound: &'a OutboundMessages,
     pub contexts: &'a Arc<TxContexts>,
-    /// The name the peer launched the chaincode as, if it did.
+    /// The name the peer launched the chaincode as, if it did (its launch is logged, so its
+    /// registration is only logged at debug level).
     pub launched_as: Option<&'a str>,
     /// The common name of the chaincode's client certificate, if it showed one.
     pub authenticated_as: Option<&'a str>,
@@ -67,7 +68,11 @@ impl Registrant<'_> {
             .registry()
             .register(handle.clone())
             .map_err(|refusal| refusal.to_string())?;
-        info!(chaincode = %name, "chaincode registered");
+        if self.launched_as.is_some() {
+            debug!(chaincode = %name, "chaincode registered");
+        } else {
+            info!(chaincode = %name, "chaincode registered");
+        }
         Ok(handle)
     }
 }

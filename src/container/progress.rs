@@ -50,6 +50,9 @@ impl Default for LaunchProgress {
 impl LaunchProgress {
     /// Reports a step of the launch of `chaincode`.
     pub fn report(&self, chaincode: &str, stage: LaunchStage, detail: impl Into<String>) {
+        if self.sender.receiver_count() == 0 {
+            return;
+        }
         let _ = self.sender.send(LaunchEvent {
             chaincode: chaincode.to_owned(),
             stage,
