@@ -80,6 +80,10 @@ pub(crate) struct GuestState {
     pub inline: Box<dyn InlinePeer>,
     /// Inline answers waiting for the guest's next `receive`.
     pub answered: VecDeque<ChaincodeMessage>,
+    /// The guest has come back from waiting in `receive` and not yet met an epoch check: the
+    /// ticks that passed while it waited were not spent computing, so that check does not yield.
+    /// (A `receive` answered at once does not count, so a guest making many calls still yields.)
+    pub resumed: bool,
     /// The block store, for a guest granted it; the only way to it is the `ledger` interface,
     /// which is linked only for such a guest.
     pub blocks: Option<Arc<dyn BlockStore>>,
@@ -116,6 +120,7 @@ impl GuestState {
             clock: TxClock::default(),
             inline,
             answered: VecDeque::new(),
+            resumed: false,
             blocks,
             _ticker: ticker,
         }
@@ -156,11 +161,14 @@ impl peer::Host for GuestState {
         if let Some(answer) = self.answered.pop_front() {
             return Ok(answer.encode_to_vec());
         }
-        let message = self
-            .from_peer
-            .recv()
-            .await
-            .ok_or_else(|| "the peer closed the channel".to_owned())?;
+        let message = match self.from_peer.try_recv() {
+            Ok(message) => message,
+            Err(_) => {
+                let message = self.from_peer.recv().await;
+                self.resumed = true;
+                message.ok_or_else(|| "the peer closed the channel".to_owned())?
+            }
+        };
         self.clock.received(message.r#type);
         Ok(message.encode_to_vec())
     }

@@ -115,7 +115,10 @@ pub(super) fn guest_channels() -> (GuestEnds, (InboundMessages, OutboundMessages
 }
 
 /// A store for one guest of `pre` holding `state`, within `limits`: its memory cap, and its
-/// transaction deadline checked at each epoch tick, where the guest also yields to other tasks.
+/// transaction deadline checked at each epoch tick, where a guest that has computed since its
+/// last check also yields to other tasks. (The first check after a wait comes at once when the
+/// guest waited past a tick; yielding there would only send an idle guest's next transaction
+/// through the scheduler, waking another worker.)
 pub(super) fn sandboxed_store(
     pre: &CommandPre<GuestState>,
     state: GuestState,
@@ -124,8 +127,12 @@ pub(super) fn sandboxed_store(
     let mut store = Store::new(pre.engine(), state);
     store.limiter(|state| &mut state.limiter);
     let deadline = limits.tx_deadline;
-    store.epoch_deadline_callback(move |store| {
-        store.data().clock.check_deadline(deadline)?;
+    store.epoch_deadline_callback(move |mut store| {
+        let state = store.data_mut();
+        state.clock.check_deadline(deadline)?;
+        if std::mem::take(&mut state.resumed) {
+            return Ok(UpdateDeadline::Continue(1));
+        }
         Ok(UpdateDeadline::YieldCustom(
             1,
             Box::pin(tokio::task::yield_now()),
