@@ -1,10 +1,11 @@
 //! What starting wasm system chaincode costs: compiling the `kv` example, loading it compiled
 //! from the node's disk cache after a restart, the first launch of the built-in lifecycle
-//! chaincode after a node start (which readies it in the background), launching an instance of the cached component to
-//! READY through chaincode support (from a task of the node's runtime, as a transaction would
-//! launch it) into a fresh pool slot while the others stay resident, relaunching one after its
-//! instance ended (the slot it left is reused, as after a trap or a reload), and the memory of
-//! many resident instances.
+//! chaincode after a node start (which readies it in the background), launching an instance of
+//! the cached component to READY through chaincode support (from a task of the node's runtime,
+//! as a transaction would launch it) into a fresh pool slot while the others stay resident,
+//! relaunching one after its instance ended (the slot it left is reused, as after a trap or a
+//! reload), a transaction and a relaunch after the process idled, and the memory of many
+//! resident instances.
 //!
 //! With `CCVM_TEST_DOCKER_HOST` naming an engine it also measures user chaincode in Docker: the
 //! first launch of a binary package (building its image) and launches from the cached image.
@@ -16,14 +17,17 @@
 #[path = "../tests/all/harness.rs"]
 mod harness;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
+use ccvm::chaincode::ExecuteRequest;
 use ccvm::container::inproc::CacheOutcome;
 use ccvm::node::LIFECYCLE;
+use ccvm::proto::protos::ChaincodeInput;
 use harness::{
-    TestNode, deploy, deploy_wasm, docker_endpoint, docker_engine, docker_node_with, wasm_example,
+    CHANNEL, TestNode, deploy, deploy_wasm, docker_endpoint, docker_engine, docker_node_with,
+    to_args, wasm_example,
 };
 
 /// Instances launched and kept resident by default.
@@ -32,6 +36,10 @@ const DEFAULT_INSTANCES: u32 = 1000;
 const FIRST_LAUNCHES: usize = 20;
 /// Times one chaincode is retired and launched again.
 const RELAUNCHES: usize = 300;
+/// How long the process idles before each call measured after idling.
+const IDLE: Duration = Duration::from_millis(50);
+/// Calls measured after idling, of each kind.
+const IDLE_ROUNDS: usize = 20;
 
 /// This process's resident set, in bytes.
 fn resident_bytes() -> Result<u64> {
@@ -134,6 +142,9 @@ fn main() -> Result<()> {
         .await??;
         relaunches.sort();
         ensure!(node.inner().support().registry().names().len() == instances as usize + 1);
+        let (mut idle_txs, mut idle_launches) = after_idle(&node, "relaunched").await?;
+        idle_txs.sort();
+        idle_launches.sort();
         launches.sort();
 
         let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
@@ -179,6 +190,16 @@ fn main() -> Result<()> {
             percentile(&relaunches, 0.99).as_secs_f64() * 1e6
         );
         println!(
+            "{:<52} {:>9.1} µs",
+            format!("kv tx after {} ms idle, p50", IDLE.as_millis()),
+            percentile(&idle_txs, 0.5).as_secs_f64() * 1e6
+        );
+        println!(
+            "{:<52} {:>9.1} µs",
+            format!("relaunch kv after {} ms idle, p50", IDLE.as_millis()),
+            percentile(&idle_launches, 0.5).as_secs_f64() * 1e6
+        );
+        println!(
             "{:<52} {:>9.1} MiB",
             format!("RSS added by {instances} resident instances"),
             mib(resident_after.saturating_sub(resident_before))
@@ -194,6 +215,59 @@ fn main() -> Result<()> {
         }
         Ok(())
     })
+}
+
+/// Runs one `bump` transaction on the running chaincode `name` and returns how long it took.
+async fn bump(node: &TestNode, name: &str, round: usize) -> Result<Duration> {
+    let support = node.inner().support();
+    let tx_id = format!("idle-{round}");
+    let simulator = support.ledger().new_simulator(CHANNEL, &tx_id)?;
+    let begun = Instant::now();
+    support
+        .execute(ExecuteRequest {
+            channel: CHANNEL.to_owned(),
+            chaincode: name.to_owned(),
+            tx_id,
+            input: ChaincodeInput {
+                args: to_args(&["bump", "idle"]),
+                ..Default::default()
+            },
+            signed_proposal: None,
+            simulator: Arc::new(Mutex::new(simulator)),
+            read_only: false,
+        })
+        .await?;
+    Ok(begun.elapsed())
+}
+
+/// A transaction, and a relaunch, each after the process has idled for [`IDLE`]: what a call
+/// costs when the caches it needs have gone cold, for comparison with the rows measured in a
+/// loop.
+async fn after_idle(node: &Arc<TestNode>, name: &str) -> Result<(Vec<Duration>, Vec<Duration>)> {
+    let node = Arc::clone(node);
+    let name = name.to_owned();
+    tokio::spawn(async move {
+        let vm = node.inner().inproc();
+        let support = node.inner().support();
+        let mut txs = Vec::with_capacity(IDLE_ROUNDS);
+        let mut launches = Vec::with_capacity(IDLE_ROUNDS);
+        for round in 0..IDLE_ROUNDS {
+            tokio::time::sleep(IDLE).await;
+            txs.push(bump(&node, &name, round).await?);
+            let live = vm.instances_live();
+            support.retire(&name);
+            node.wait_deregistered(&name).await?;
+            while vm.instances_live() >= live {
+                tokio::task::yield_now().await;
+            }
+            tokio::time::sleep(IDLE).await;
+            let begun = Instant::now();
+            support.launch(&name).await?;
+            launches.push(begun.elapsed());
+        }
+        anyhow::Ok((txs, launches))
+    })
+    .await?
 }
 
 /// Relaunches of user chaincode from its cached image, measured.
