@@ -5,6 +5,12 @@
 //! tables touch on the way to READY. A rehearsal pays that ahead of time: it runs an instance up
 //! to READY against a stand-in peer and drops it. The slot it leaves stays warm for the
 //! component, its touched pages kept resident and reset, so the next launch reuses it.
+//!
+//! wasmtime splits a pool of 128 slots or more into shards (one per CPU, up to 16) and gives
+//! each thread one; a thread takes a warm slot only from its own shard. A launch on another
+//! worker than the rehearsal's would find none there and take a never-used slot. So a rehearsal
+//! runs once per worker of the runtime, each as a task of its own, all started together so that
+//! the idle workers take them up.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -12,6 +18,7 @@ use std::time::Duration;
 use ccvm_proto::MessageType;
 use ccvm_proto::protos::ChaincodeMessage;
 use ccvm_sandbox::{TickerHold, guest_wasi};
+use tokio::task::JoinSet;
 use wasmtime_wasi::p2::bindings::CommandPre;
 
 use super::host::GuestState;
@@ -24,12 +31,35 @@ use crate::container::{InboundMessages, InlinePeer, Offered, OutboundMessages};
 /// How long a rehearsal may take before it is given up.
 const REHEARSAL_LIMIT: Duration = Duration::from_secs(5);
 
+/// Rehearses the launch of `pre` as `name` once per worker thread of the current runtime, the
+/// rehearsals running at the same time as tasks of their own (dropped with this future).
+///
+/// # Errors
+/// The first rehearsal's failure, as [`rehearse`] gives it.
+pub(super) async fn rehearse_on_each_worker(
+    pre: &CommandPre<GuestState>,
+    name: &str,
+    limits: &InprocLimits,
+    ticker: &TickerHold,
+) -> Result<(), String> {
+    let mut rehearsals = JoinSet::new();
+    for _ in 0..tokio::runtime::Handle::current().metrics().num_workers() {
+        let (pre, name) = (pre.clone(), name.to_owned());
+        let (limits, ticker) = (limits.clone(), ticker.clone());
+        rehearsals.spawn(async move { rehearse(&pre, &name, &limits, ticker).await });
+    }
+    while let Some(rehearsed) = rehearsals.join_next().await {
+        rehearsed.map_err(|e| format!("the rehearsal failed: {e}"))??;
+    }
+    Ok(())
+}
+
 /// Runs an instance of `pre` launched as `name` up to READY, then drops it.
 ///
 /// # Errors
 /// Why the guest did not get to READY: it failed to instantiate, ended, sent something other
 /// than REGISTER, or took longer than [`REHEARSAL_LIMIT`].
-pub(super) async fn rehearse(
+async fn rehearse(
     pre: &CommandPre<GuestState>,
     name: &str,
     limits: &InprocLimits,

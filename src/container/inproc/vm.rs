@@ -170,15 +170,16 @@ impl InprocVm {
     }
 
     /// Readies the installed chaincode `name` for a fast first launch: compiles it if it is
-    /// installed as source, then rehearses a launch (runs an instance up to READY against a
-    /// stand-in peer and drops it), which leaves a pool slot warm for its component. The
-    /// rehearsal is not counted as a started or live instance.
+    /// installed as source, then rehearses a launch on each worker thread (runs an instance up
+    /// to READY against a stand-in peer and drops it), which leaves a pool slot warm for its
+    /// component wherever the launch runs. Rehearsals are not counted as started or live
+    /// instances.
     ///
     /// # Errors
     /// Why `name` could not be compiled, or why its instance did not get to READY.
     pub async fn prepare(&self, name: &str) -> std::result::Result<(), String> {
         let component = self.compiled(name).await?;
-        rehearsal::rehearse(&component.pre, name, &self.limits, self.ticker.clone())
+        rehearsal::rehearse_on_each_worker(&component.pre, name, &self.limits, &self.ticker)
             .await
             .map_err(|why| format!("rehearsing the launch of {name} failed: {why}"))
     }
