@@ -34,6 +34,9 @@ pub struct Started {
     pub first_run: Option<oneshot::Receiver<()>>,
 }
 
+/// How a chaincode ended whose VM task failed before it could say.
+const TASK_FAILED: &str = "failed: the task running it ended unexpectedly";
+
 /// How a started chaincode ended ("trapped: ...", "container exited with 1"), once it has.
 /// Cheap to clone; every clone sees the same end.
 #[derive(Clone)]
@@ -61,7 +64,7 @@ impl ExitReport {
     pub async fn ended(&mut self) -> String {
         match self.0.wait_for(Option::is_some).await {
             Ok(why) => why.clone().unwrap_or_default(),
-            Err(_) => "ended without saying how".to_owned(),
+            Err(_) => TASK_FAILED.to_owned(),
         }
     }
 }
@@ -70,6 +73,19 @@ impl ExitNotice {
     /// Reports how the chaincode ended.
     pub fn report(self, why: String) {
         self.0.send_replace(Some(why));
+    }
+}
+
+impl Drop for ExitNotice {
+    /// A notice dropped unsent (its task panicked, or was cancelled) still ends the report.
+    fn drop(&mut self) {
+        self.0.send_if_modified(|why| {
+            if why.is_some() {
+                return false;
+            }
+            *why = Some(TASK_FAILED.to_owned());
+            true
+        });
     }
 }
 
@@ -145,4 +161,24 @@ pub trait Registrations: Send + Sync {
 
     /// The chaincode that was to register as `name` has ended.
     fn forget(&self, name: &str);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_exit_notice_dropped_unsent_says_its_task_failed() {
+        let (notice, report) = ExitReport::new();
+        assert_eq!(*report.0.borrow(), None);
+        drop(notice);
+        assert_eq!(report.0.borrow().as_deref(), Some(TASK_FAILED));
+    }
+
+    #[test]
+    fn a_reported_exit_is_kept_when_its_notice_goes() {
+        let (notice, report) = ExitReport::new();
+        notice.report("trapped: unreachable".to_owned());
+        assert_eq!(report.0.borrow().as_deref(), Some("trapped: unreachable"));
+    }
 }
