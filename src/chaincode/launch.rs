@@ -178,57 +178,24 @@ async fn start_and_wait(
         mut exited,
         first_run,
     } = started;
-    let outcome = {
-        let registration = registered_or_ended(registry, name, &mut exited);
-        tokio::pin!(registration);
-        let first_run = async move {
-            if let Some(ran) = first_run {
-                let _ = ran.await;
-            }
-        };
-        let in_first_run = tokio::select! {
-            biased;
-            outcome = &mut registration => Some(outcome),
-            () = first_run => None,
-        };
-        match in_first_run {
-            Some(outcome) => Some(outcome),
-            None => tokio::select! {
-                biased;
-                outcome = &mut registration => Some(outcome),
-                () = &mut deadline => None,
-            },
+    // The deadline is first polled, and so armed, once the first run is over.
+    let timed_out = async {
+        if let Some(ran) = first_run {
+            let _ = ran.await;
         }
+        (&mut deadline).await;
     };
-    match outcome {
-        Some(Ok(())) => {
+    tokio::select! {
+        biased;
+        _ = registry.registered(name) => {
             info!(chaincode = name, "launched");
             Ok(exited)
         }
-        Some(Err(why)) => Err(LaunchError::Failed(format!(
-            "ended before registering: {why}"
-        ))),
-        None => {
-            warn!(
-                chaincode = name,
-                ?timeout,
-                "chaincode did not register in time; stopping it"
-            );
+        why = exited.ended() => Err(LaunchError::Failed(format!("ended before registering: {why}"))),
+        () = timed_out => {
+            warn!(chaincode = name, ?timeout, "chaincode did not register in time; stopping it");
             stop();
             Err(LaunchError::TimedOut(timeout))
         }
-    }
-}
-
-/// Resolves once `name` has registered, or with how the chaincode ended if it ends first.
-async fn registered_or_ended(
-    registry: &HandlerRegistry,
-    name: &str,
-    exited: &mut ExitReport,
-) -> Result<(), String> {
-    tokio::select! {
-        biased;
-        _ = registry.registered(name) => Ok(()),
-        why = exited.ended() => Err(why),
     }
 }
