@@ -4,6 +4,7 @@
 //! can read the bound addresses at once.
 
 mod admin;
+mod background;
 mod blocks;
 mod committer;
 mod endorser;
@@ -36,6 +37,7 @@ use crate::ledger::{Ledger, LedgerError};
 use crate::msp::SignatureVerifier;
 use crate::package::PackageStore;
 use admin::AdminService;
+use background::Background;
 use blocks::LedgerBlocks;
 use committer::{BlockCutter, CommitterService, TransientStore};
 use endorser::EndorserService;
@@ -123,8 +125,7 @@ pub struct Node {
     system_chaincodes: SystemChaincodes,
     packages: PackageStore,
     docker: Arc<DockerVm>,
-    watcher: Option<JoinHandle<()>>,
-    preparation: JoinHandle<()>,
+    background: Background,
     prepared: watch::Receiver<bool>,
     stop: Vec<oneshot::Sender<()>>,
     servers: Vec<JoinHandle<Result<(), NodeError>>>,
@@ -171,19 +172,6 @@ impl Node {
             &config.inproc.block_readers,
         );
         let from_dir = system_chaincodes.install_all()?;
-        let (preparation, prepared) = system_chaincodes.prepare_built_ins(&from_dir);
-        for name in from_dir {
-            let support = support.clone();
-            tokio::spawn(async move {
-                if let Err(e) = support.launch(&name).await {
-                    warn!(chaincode = %name, error = %e, "system chaincode did not start");
-                }
-            });
-        }
-        let watcher = match config.inproc.watch_interval_ms {
-            0 => None,
-            ms => system_chaincodes.watch(Duration::from_millis(ms)),
-        };
         let transient = Arc::new(TransientStore::default());
         let verifier = Arc::new(SignatureVerifier::default());
         let (cutter, cutter_task) = BlockCutter::start(ledger.clone(), config.commit.max_block_txs);
@@ -255,6 +243,8 @@ impl Node {
         }
         let chaincode_router =
             chaincode_server.add_service(ChaincodeSupportService::server(support.clone()));
+        let (background, prepared) =
+            start_background(config, &system_chaincodes, &support, from_dir);
         let peer_server = tokio::spawn(async move {
             peer_router
                 .serve_with_incoming_shutdown(incoming(peer_listener), async {
@@ -286,8 +276,7 @@ impl Node {
             system_chaincodes,
             packages,
             docker,
-            watcher,
-            preparation,
+            background,
             prepared,
             stop: vec![stop_peer, stop_chaincode],
             servers: vec![peer_server, chaincode_server],
@@ -300,14 +289,6 @@ impl Node {
     pub async fn system_chaincodes_prepared(&self) {
         let mut prepared = self.prepared.clone();
         let _ = prepared.wait_for(|done| *done).await;
-    }
-
-    /// Stops the directory watcher and the preparation of system chaincodes.
-    fn stop_background_tasks(&self) {
-        if let Some(watcher) = &self.watcher {
-            watcher.abort();
-        }
-        self.preparation.abort();
     }
 
     /// The address clients reach the endorser and committer on.
@@ -372,23 +353,25 @@ impl Node {
         match failed {
             None => self.shutdown().await,
             Some(result) => {
-                self.stop_background_tasks();
+                self.background.cancel();
                 for stop in self.stop {
                     let _ = stop.send(());
                 }
                 self.support.stop().await;
+                self.background.ended().await;
                 joined(result)
             }
         }
     }
 
     /// Stops accepting connections, disconnects every chaincode, and waits until the servers,
-    /// the connections and the committer have finished, so that the ledger is closed on return.
+    /// the connections, the committer and the background work have finished (a system
+    /// chaincode being compiled finishes compiling), so that the ledger is closed on return.
     ///
     /// # Errors
     /// The first server error.
     pub async fn shutdown(self) -> Result<(), NodeError> {
-        self.stop_background_tasks();
+        self.background.cancel();
         for stop in self.stop {
             let _ = stop.send(());
         }
@@ -401,9 +384,43 @@ impl Node {
             }
         }
         let _ = self.cutter_task.await;
+        self.background.ended().await;
         info!("node stopped");
         first_error
     }
+}
+
+/// Starts the node's background work: readying the built-in system chaincodes, starting those
+/// installed from the directory (`from_dir`) and watching it. The receiver turns true once the
+/// built-ins are ready.
+fn start_background(
+    config: &Config,
+    system_chaincodes: &SystemChaincodes,
+    support: &ChaincodeSupport,
+    from_dir: Vec<String>,
+) -> (Background, watch::Receiver<bool>) {
+    let mut background = Background::new();
+    let (preparation, prepared) =
+        system_chaincodes.prepare_built_ins(&from_dir, background.stop_token());
+    background.add(preparation);
+    for name in from_dir {
+        let (support, stop) = (support.clone(), background.stop_token());
+        background.add(tokio::spawn(async move {
+            tokio::select! {
+                () = stop.cancelled() => {}
+                launched = support.launch(&name) => if let Err(e) = launched {
+                    warn!(chaincode = %name, error = %e, "system chaincode did not start");
+                }
+            }
+        }));
+    }
+    if config.inproc.watch_interval_ms > 0 {
+        let interval = Duration::from_millis(config.inproc.watch_interval_ms);
+        if let Some(watcher) = system_chaincodes.watch(interval, background.stop_token()) {
+            background.add(watcher);
+        }
+    }
+    (background, prepared)
 }
 
 fn joined(result: Result<Result<(), NodeError>, tokio::task::JoinError>) -> Result<(), NodeError> {

@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::NodeError;
@@ -116,10 +117,12 @@ impl SystemChaincodes {
 
     /// Readies the built-in system chaincodes that the directory does not replace (`replaced`
     /// names those installed from it) for a fast first launch, one after another on a task of
-    /// their own: see [`InprocVm::prepare`]. The receiver turns true once all are done.
+    /// their own: see [`InprocVm::prepare`]. The receiver turns true once all are done. Once
+    /// `stop` is cancelled, the task ends after the chaincode it is readying.
     pub fn prepare_built_ins(
         &self,
         replaced: &[String],
+        stop: CancellationToken,
     ) -> (JoinHandle<()>, watch::Receiver<bool>) {
         let names: Vec<&'static str> = BUILT_IN
             .iter()
@@ -130,6 +133,9 @@ impl SystemChaincodes {
         let (done, prepared) = watch::channel(false);
         let task = tokio::spawn(async move {
             for name in names {
+                if stop.is_cancelled() {
+                    return;
+                }
                 match inproc.prepare(name).await {
                     Ok(()) => debug!(chaincode = name, "system chaincode prepared"),
                     Err(why) => warn!(chaincode = name, %why, "system chaincode not prepared"),
@@ -225,15 +231,18 @@ impl SystemChaincodes {
     }
 
     /// Reloads every system chaincode whose file in the directory is new or has changed, every
-    /// `interval`, until the returned task is aborted.
-    pub fn watch(&self, interval: Duration) -> Option<JoinHandle<()>> {
+    /// `interval`, until `stop` is cancelled (a reload under way finishes first).
+    pub fn watch(&self, interval: Duration, stop: CancellationToken) -> Option<JoinHandle<()>> {
         let dir = self.dir.clone()?;
         let this = self.clone();
         Some(tokio::spawn(async move {
             let mut ticks = tokio::time::interval(interval);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                ticks.tick().await;
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    _ = ticks.tick() => {}
+                }
                 let files = match wasm_files(&dir) {
                     Ok(files) => files,
                     Err(e) => {
@@ -242,6 +251,9 @@ impl SystemChaincodes {
                     }
                 };
                 for (name, _, stamp) in files {
+                    if stop.is_cancelled() {
+                        return;
+                    }
                     if lock(&this.loaded).get(&name) == Some(&stamp) {
                         continue;
                     }

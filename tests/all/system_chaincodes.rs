@@ -309,3 +309,26 @@ async fn only_a_granted_chaincode_may_import_the_block_store() -> Result<()> {
     vm.compile_block_reader("kv-granted", &ordinary)?;
     Ok(())
 }
+
+/// Shutting a node down stops its background work and waits for it, so a restart finds the
+/// ledger free and no engine of an earlier start still holds its instance pool (each pool
+/// reserves terabytes of address space; left behind, they run the process out of it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_restarted_while_readying_its_system_chaincodes_starts_every_time() -> Result<()> {
+    let mut node = TestNode::start_with(|config| config.inproc.cache_dir = None).await?;
+    let installed = json!({"package_id": PACKAGE_ID, "label": "basic_1.0", "platform": "rust"});
+    let committed = node
+        .invoke(LIFECYCLE, &["InstallChaincode", &installed.to_string()])
+        .await?;
+    for _ in 0..20 {
+        node.restart().await?;
+    }
+    let info = BlockchainInfo::decode(
+        node.query(QSCC, &["GetChainInfo", CHANNEL])
+            .await?
+            .payload
+            .as_slice(),
+    )?;
+    assert_eq!(info.height, committed.block + 1, "{info:?}");
+    Ok(())
+}
