@@ -74,3 +74,33 @@ async fn scc_list_reload_and_query_through_the_command_line() -> Result<()> {
     );
     Ok(())
 }
+
+/// A node whose process may not reserve the address space of its instance pool (here under
+/// `ulimit -v`) stops at once with an error that says how much it needed and what to lower.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_without_address_space_for_its_pool_says_what_to_lower() -> Result<()> {
+    let data = tempfile::tempdir()?;
+    let start = format!(
+        "ulimit -v 8388608 && exec {} node start --dev --data-dir {} --listen 127.0.0.1:0 \
+         --chaincode-listen 127.0.0.1:0",
+        env!("CARGO_BIN_EXE_ccvm"),
+        data.path().display()
+    );
+    let output = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        tokio::process::Command::new("bash")
+            .args(["-c", &start])
+            .env("CCVM_LOG", "warn")
+            .env("CCVM_INPROC__MAX_INSTANCES", "100")
+            .output(),
+    )
+    .await??;
+    assert!(!output.status.success(), "{}", stdout(&output));
+    let error = stderr(&output);
+    assert!(
+        error.contains("the pool for 100 instances reserves 800 GiB of address space")
+            && error.contains("lower inproc.max_instances"),
+        "{error}"
+    );
+    Ok(())
+}

@@ -16,6 +16,10 @@ const MEMORIES_PER_GUEST: u32 = 2;
 /// Tables one guest component may define.
 const TABLES_PER_GUEST: u32 = 4;
 
+/// Address space reserved for each linear memory: with 4 GiB, a 32-bit guest's loads and
+/// stores need no bounds checks.
+const MEMORY_RESERVATION_BYTES: u64 = 4 << 30;
+
 /// Slots an ended instance leaves warm for the next instance of its component: a relaunch
 /// after a trap or a reload reuses one without faulting its pages in again.
 const WARM_SLOTS: u32 = 16;
@@ -51,13 +55,30 @@ fn pool(limits: &InprocLimits) -> PoolingAllocationConfig {
 /// come from a pool sized by [`InprocLimits::max_instances`].
 ///
 /// # Errors
-/// [`InprocError::Engine`] when wasmtime refuses the configuration.
+/// [`InprocError::Engine`] when the pool has no room for an instance, or wasmtime refuses the
+/// configuration or cannot reserve the address space of the pool.
 pub(super) fn new_engine(limits: &InprocLimits) -> Result<Engine> {
+    if limits.max_instances == 0 {
+        return Err(InprocError::Engine(
+            "inproc.max_instances is 0, so no wasm instance could run: set 1 or more".to_owned(),
+        ));
+    }
     let mut config = deterministic_config(limits.max_stack_bytes);
     config
         .async_stack_size(limits.max_stack_bytes + HOST_STACK_BYTES)
+        .memory_reservation(MEMORY_RESERVATION_BYTES)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool(limits)));
-    Engine::new(&config).map_err(|e| InprocError::Engine(format!("{e:#}")))
+    Engine::new(&config).map_err(|e| {
+        let reserved = u64::from(limits.max_instances)
+            * u64::from(MEMORIES_PER_GUEST)
+            * MEMORY_RESERVATION_BYTES;
+        InprocError::Engine(format!(
+            "{e:#} (the pool for {} instances reserves {} GiB of address space; if the process \
+             may not have that much, lower inproc.max_instances)",
+            limits.max_instances,
+            reserved >> 30
+        ))
+    })
 }
 
 /// Advances the engine's epoch until every clone of the returned hold is dropped.
@@ -67,4 +88,22 @@ pub(super) fn new_engine(limits: &InprocLimits) -> Result<Engine> {
 pub(super) fn start_epoch_ticker(engine: Engine) -> Result<TickerHold> {
     ccvm_sandbox::start_epoch_ticker(engine)
         .map_err(|e| InprocError::Engine(format!("cannot start the epoch thread: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pool_without_room_for_an_instance_is_refused() {
+        let limits = InprocLimits {
+            max_instances: 0,
+            ..InprocLimits::default()
+        };
+        let refused = new_engine(&limits).expect_err("an empty pool");
+        assert!(
+            refused.to_string().contains("inproc.max_instances is 0"),
+            "{refused}"
+        );
+    }
 }
