@@ -26,6 +26,17 @@ fn definition(sequence: u64, version: &str) -> String {
     .to_string()
 }
 
+/// The installation of the `basic_1.0` package, as `_lifecycle` records it.
+fn basic_installed() -> serde_json::Value {
+    json!({"package_id": PACKAGE_ID, "label": "basic_1.0", "platform": "rust"})
+}
+
+/// The test channel's chain info, read through `qscc`.
+async fn chain_info(node: &TestNode) -> Result<BlockchainInfo> {
+    let reply = node.query(QSCC, &["GetChainInfo", CHANNEL]).await?;
+    Ok(BlockchainInfo::decode(reply.payload.as_slice())?)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lifecycle_installs_approves_and_commits_a_definition() -> Result<()> {
     let node = TestNode::start_with(|config| config.dev_mode = false).await?;
@@ -36,7 +47,7 @@ async fn lifecycle_installs_approves_and_commits_a_definition() -> Result<()> {
         "preparing starts no instance"
     );
 
-    let installed = json!({"package_id": PACKAGE_ID, "label": "basic_1.0", "platform": "rust"});
+    let installed = basic_installed();
     node.invoke(LIFECYCLE, &["InstallChaincode", &installed.to_string()])
         .await?;
     let all = node
@@ -168,17 +179,12 @@ async fn lifecycle_refuses_malformed_definitions() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn qscc_reads_chain_info_blocks_and_transactions() -> Result<()> {
     let node = TestNode::start().await?;
-    let installed = json!({"package_id": PACKAGE_ID, "label": "basic_1.0", "platform": "rust"});
+    let installed = basic_installed();
     let committed = node
         .invoke(LIFECYCLE, &["InstallChaincode", &installed.to_string()])
         .await?;
 
-    let info = BlockchainInfo::decode(
-        node.query(QSCC, &["GetChainInfo", CHANNEL])
-            .await?
-            .payload
-            .as_slice(),
-    )?;
+    let info = chain_info(&node).await?;
     assert_eq!(info.height, committed.block + 1);
     assert!(!info.current_block_hash.is_empty());
 
@@ -249,12 +255,7 @@ async fn qscc_follows_the_chain_by_block_hash() -> Result<()> {
         node.invoke(LIFECYCLE, &["InstallChaincode", &installed.to_string()])
             .await?;
     }
-    let info = BlockchainInfo::decode(
-        node.query(QSCC, &["GetChainInfo", CHANNEL])
-            .await?
-            .payload
-            .as_slice(),
-    )?;
+    let info = chain_info(&node).await?;
     let newest = node
         .query_bytes(
             QSCC,
@@ -316,19 +317,14 @@ async fn only_a_granted_chaincode_may_import_the_block_store() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_restarted_while_readying_its_system_chaincodes_starts_every_time() -> Result<()> {
     let mut node = TestNode::start_with(|config| config.inproc.cache_dir = None).await?;
-    let installed = json!({"package_id": PACKAGE_ID, "label": "basic_1.0", "platform": "rust"});
+    let installed = basic_installed();
     let committed = node
         .invoke(LIFECYCLE, &["InstallChaincode", &installed.to_string()])
         .await?;
     for _ in 0..20 {
         node.restart().await?;
     }
-    let info = BlockchainInfo::decode(
-        node.query(QSCC, &["GetChainInfo", CHANNEL])
-            .await?
-            .payload
-            .as_slice(),
-    )?;
+    let info = chain_info(&node).await?;
     assert_eq!(info.height, committed.block + 1, "{info:?}");
     Ok(())
 }
