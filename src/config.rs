@@ -274,6 +274,7 @@ impl Config {
             tx_deadline: Duration::from_millis(self.chaincode.execute_timeout_ms),
             max_memory_bytes: self.inproc.max_memory_bytes,
             max_stack_bytes: self.inproc.max_stack_bytes,
+            max_message_bytes: self.chaincode.max_message_bytes,
             max_instances: self.inproc.max_instances,
         }
     }

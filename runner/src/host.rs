@@ -5,7 +5,10 @@ use std::collections::VecDeque;
 
 use ccvm_proto::protos::ChaincodeMessage;
 use ccvm_proto::{Message, MessageType};
-use ccvm_sandbox::{GuestLimiter, TxClock, ends_transaction, starts_transaction};
+use ccvm_sandbox::{
+    DEFAULT_MAX_MESSAGE_BYTES, GuestLimiter, LogBudget, TxClock, ends_transaction,
+    starts_transaction,
+};
 use tokio::sync::mpsc;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -27,6 +30,8 @@ pub struct GuestState {
     pub from_peer: mpsc::Receiver<ChaincodeMessage>,
     pub limiter: GuestLimiter,
     pub clock: TxClock,
+    /// What the guest may still write to the log.
+    pub log: LogBudget,
     /// Channel and id of each transaction the guest holds, oldest first.
     pub open: VecDeque<(String, String)>,
 }
@@ -58,6 +63,13 @@ impl WasiView for GuestState {
 
 impl peer::Host for GuestState {
     fn send(&mut self, message: Vec<u8>) -> Result<(), String> {
+        if message.len() > DEFAULT_MAX_MESSAGE_BYTES {
+            return Err(format!(
+                "message of {} bytes from the chaincode is over the limit of \
+                 {DEFAULT_MAX_MESSAGE_BYTES} bytes",
+                message.len()
+            ));
+        }
         let message = ChaincodeMessage::decode(message.as_slice())
             .map_err(|e| format!("undecodable message from the chaincode: {e}"))?;
         self.clock.sent(message.r#type);
@@ -79,6 +91,9 @@ impl peer::Host for GuestState {
         if starts_transaction(message.r#type) {
             self.open
                 .push_back((message.channel_id.clone(), message.txid.clone()));
+            if let Some(note) = self.log.transaction_started() {
+                tracing::warn!("{note}");
+            }
         }
         Ok(message.encode_to_vec())
     }
@@ -86,6 +101,9 @@ impl peer::Host for GuestState {
 
 impl log::Host for GuestState {
     fn write(&mut self, level: Level, message: String) {
+        let Some(message) = self.log.admit(&message) else {
+            return;
+        };
         match level {
             Level::Trace => tracing::trace!("{message}"),
             Level::Debug => tracing::debug!("{message}"),

@@ -16,7 +16,7 @@ use std::time::Duration;
 use ccvm_guest_sdk::{PeerSettings, open_stream};
 use ccvm_proto::protos::ChaincodeMessage;
 use ccvm_sandbox::{
-    GuestExit, GuestLimiter, TxClock, classify, deterministic_config, guest_wasi,
+    GuestExit, GuestLimiter, LogBudget, TxClock, classify, deterministic_config, guest_wasi,
     start_epoch_ticker,
 };
 use tokio::sync::mpsc;
@@ -120,6 +120,7 @@ fn run() -> Result<(), String> {
             from_peer,
             limiter: GuestLimiter::new(limits.max_memory_bytes),
             clock: TxClock::default(),
+            log: LogBudget::default(),
             open: Default::default(),
         },
     );

@@ -15,6 +15,10 @@ pub const DEFAULT_MAX_MEMORY_BYTES: usize = 64 * 1024 * 1024;
 /// Deepest wasm stack a guest may use: wasmtime's own default, enough for ordinary recursion and
 /// small enough that runaway recursion traps at once.
 pub const DEFAULT_MAX_STACK_BYTES: usize = 512 * 1024;
+/// Largest `ChaincodeMessage` a guest may send, in bytes: Fabric's default gRPC message limit,
+/// so that a guest inside the peer is held to what a chaincode reaching it over gRPC is. A larger
+/// message ends the guest's connection, as gRPC ends a stream.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 100 * 1024 * 1024;
 /// How often the engine's epoch advances; a guest's deadline is checked at this granularity.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 

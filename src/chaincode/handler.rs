@@ -11,6 +11,7 @@ use ccvm_proto::MessageType;
 use ccvm_proto::protos::{ChaincodeMessage, ChaincodeSpec};
 use tokio::sync::oneshot;
 use tokio_stream::{Stream, StreamExt};
+use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::error::short_tx;
@@ -30,6 +31,10 @@ pub struct Handler {
     registered: Option<HandlerHandle>,
     launched_as: Option<String>,
     authenticated_as: Option<String>,
+    /// Ends the chaincode when one of its transactions times out (see [`ChaincodeStreams`]).
+    ///
+    /// [`ChaincodeStreams`]: crate::container::ChaincodeStreams
+    end_on_timeout: Option<CancellationToken>,
     /// Where an inline registration ([`InlineRegistration`]) hands over the chaincode's handle.
     ///
     /// [`InlineRegistration`]: super::registration::InlineRegistration
@@ -46,6 +51,7 @@ impl Handler {
             registered: None,
             launched_as: None,
             authenticated_as: None,
+            end_on_timeout: None,
             inline_registration: None,
         }
     }
@@ -70,6 +76,13 @@ impl Handler {
             contexts,
             ..Self::new(support, outbound)
         }
+    }
+
+    /// Lets the peer end the chaincode through `end` when one of its transactions times out.
+    #[must_use]
+    pub(crate) fn ended_on_timeout_by(mut self, end: Option<CancellationToken>) -> Self {
+        self.end_on_timeout = end;
+        self
     }
 
     /// Takes the chaincode's registration from `registration` if it is done inline.
@@ -167,6 +180,7 @@ impl Handler {
             contexts: &self.contexts,
             launched_as: self.launched_as.as_deref(),
             authenticated_as: self.authenticated_as.as_deref(),
+            end_on_timeout: self.end_on_timeout.as_ref(),
         };
         let handle = match registrant.register(&message) {
             Ok(handle) => handle,

@@ -1,13 +1,16 @@
-//! Launching a chaincode on demand, as Fabric's runtime launcher does: the first caller picks
-//! the VM that has it, builds its launch configuration (the container runtime step), starts it
-//! and waits for whichever comes first, its registration, its end, or the startup timeout;
-//! callers arriving meanwhile wait on that same launch.
+//! Launching a chaincode on demand, as Fabric's runtime launcher does: a task of chaincode
+//! support picks the VM that has the chaincode, builds its launch configuration (the container
+//! runtime step), starts it and waits for whichever comes first, its registration, its end, or
+//! the startup timeout. Callers only wait on that task, so a caller that gives up (a client's
+//! deadline passed) harms nothing: the launch goes on, and whoever asks next finds its outcome.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use super::error::{ChaincodeError, Result};
@@ -27,10 +30,20 @@ enum LaunchError {
     TimedOut(Duration),
 }
 
+/// Why a launch ended without an outcome: its task went away (the peer is shutting down).
+const LAUNCH_ABANDONED: &str = "the peer stopped the launch: it is shutting down";
+
 /// The VMs, in the order they are asked, the container runtime that configures what they start,
-/// the launches under way (at most one per name: that is the per-chaincode lock), and how each
-/// launched chaincode ended.
+/// the launches under way (at most one per name: that is the per-chaincode lock), how each
+/// launched chaincode ended, and the tasks that run launches.
 pub(crate) struct Launcher {
+    shared: Arc<Shared>,
+    tasks: TaskTracker,
+    stopping: CancellationToken,
+}
+
+/// What a launch task shares with the launcher that spawned it.
+struct Shared {
     /// Replaced, not changed, when a VM is added, so that a launch takes them with one count.
     vms: Mutex<Arc<[Arc<dyn Vm>]>>,
     runtime: Mutex<Arc<ContainerRuntime>>,
@@ -42,11 +55,15 @@ pub(crate) struct Launcher {
 impl Default for Launcher {
     fn default() -> Self {
         Self {
-            vms: Mutex::new(Arc::new([])),
-            runtime: Mutex::default(),
-            progress: LaunchProgress::default(),
-            under_way: Mutex::default(),
-            exits: Mutex::default(),
+            shared: Arc::new(Shared {
+                vms: Mutex::new(Arc::new([])),
+                runtime: Mutex::default(),
+                progress: LaunchProgress::default(),
+                under_way: Mutex::default(),
+                exits: Mutex::default(),
+            }),
+            tasks: TaskTracker::new(),
+            stopping: CancellationToken::new(),
         }
     }
 }
@@ -54,80 +71,85 @@ impl Default for Launcher {
 impl Launcher {
     /// Adds a VM, asked after those added before it.
     pub fn add_vm(&self, vm: Arc<dyn Vm>) {
-        let mut vms = lock(&self.vms);
+        let mut vms = lock(&self.shared.vms);
         *vms = vms.iter().cloned().chain([vm]).collect();
     }
 
     /// Sets where chaincodes that dial the peer find it, and who issues their certificates.
     pub fn set_runtime(&self, runtime: ContainerRuntime) {
-        *lock(&self.runtime) = Arc::new(runtime);
+        *lock(&self.shared.runtime) = Arc::new(runtime);
     }
 
     /// Where launches report their steps.
     pub fn progress(&self) -> &LaunchProgress {
-        &self.progress
+        &self.shared.progress
     }
 
-    /// Drops the VMs at shutdown, so that their engines and threads end with the node.
-    pub fn forget_vms(&self) {
-        *lock(&self.vms) = Arc::new([]);
+    /// Ends the launches under way, waits for their tasks, and drops the VMs, so that their
+    /// engines and threads end with the node.
+    pub async fn stop(&self) {
+        self.stopping.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
+        *lock(&self.shared.vms) = Arc::new([]);
     }
 
     /// Why the chaincode launched as `name` ended, waiting up to `patience` for its VM to say:
     /// a connection that drops usually does so a moment before the VM sees the exit.
     pub async fn exit_reason(&self, name: &str, patience: Duration) -> Option<String> {
-        let mut report = lock(&self.exits).get(name).cloned()?;
+        let mut report = lock(&self.shared.exits).get(name).cloned()?;
         tokio::time::timeout(patience, report.ended()).await.ok()
     }
 
+    /// Launches `name` unless a launch of it is under way, and waits for that launch to end.
+    /// The launch runs on a task of its own, which goes on when the caller gives up.
+    ///
+    /// # Errors
+    /// [`ChaincodeError::NotRunning`] when no VM has the chaincode,
+    /// [`ChaincodeError::LaunchFailed`] or [`ChaincodeError::StartupTimeout`].
     pub async fn launch(
         &self,
         name: &str,
         registry: &HandlerRegistry,
         timeout: Duration,
     ) -> Result<HandlerHandle> {
-        let vms = Arc::clone(&lock(&self.vms));
-        let found = vms
-            .iter()
-            .find_map(|vm| vm.target(name).map(|target| (Arc::clone(vm), target)));
-        let Some((vm, target)) = found else {
-            return Err(ChaincodeError::NotRunning {
-                name: name.to_owned(),
-            });
-        };
-        let (mut outcome, leader) = {
-            let mut under_way = lock(&self.under_way);
+        let mut outcome = {
+            let mut under_way = lock(&self.shared.under_way);
             match under_way.get(name) {
-                Some(waiting) => (waiting.clone(), None),
+                Some(waiting) => waiting.clone(),
                 None => {
+                    let vms = Arc::clone(&lock(&self.shared.vms));
+                    let Some((vm, target)) = vms
+                        .iter()
+                        .find_map(|vm| vm.target(name).map(|target| (Arc::clone(vm), target)))
+                    else {
+                        return Err(ChaincodeError::NotRunning {
+                            name: name.to_owned(),
+                        });
+                    };
                     let (done, waiting) = watch::channel(None);
                     under_way.insert(name.to_owned(), waiting.clone());
-                    (waiting, Some(done))
+                    self.tasks.spawn(run_launch(
+                        Arc::clone(&self.shared),
+                        LaunchOrder {
+                            name: name.to_owned(),
+                            vm,
+                            target,
+                            registry: registry.clone(),
+                            timeout,
+                        },
+                        self.stopping.clone(),
+                        done,
+                    ));
+                    waiting
                 }
             }
         };
-        if let Some(done) = leader {
-            self.progress
-                .report(name, LaunchStage::Starting, target.registers_as.as_str());
-            let runtime = Arc::clone(&lock(&self.runtime));
-            let result = match runtime.launch_config(&target) {
-                Ok(config) => {
-                    start_and_wait(vm.as_ref(), name, &target, &config, registry, timeout)
-                        .await
-                        .map(|exited| {
-                            lock(&self.exits).insert(name.to_owned(), exited);
-                        })
-                }
-                Err(reason) => Err(LaunchError::Failed(reason)),
-            };
-            lock(&self.under_way).remove(name);
-            done.send_replace(Some(result));
-        }
         let result = outcome
             .wait_for(Option::is_some)
             .await
             .map(|outcome| outcome.clone().unwrap_or(Ok(())))
-            .unwrap_or_else(|_| Err(LaunchError::Failed("the launch was abandoned".to_owned())));
+            .unwrap_or_else(|_| Err(LaunchError::Failed(LAUNCH_ABANDONED.to_owned())));
         match result {
             Ok(()) => registry
                 .get(name)
@@ -148,6 +170,43 @@ impl Launcher {
     }
 }
 
+/// One launch to run: the chaincode, the VM that has it and what that VM found, where it
+/// registers, and how long it may take to.
+struct LaunchOrder {
+    name: String,
+    vm: Arc<dyn Vm>,
+    target: Target,
+    registry: HandlerRegistry,
+    timeout: Duration,
+}
+
+/// The task of one launch: runs it unless the peer stops first, then tells its waiters.
+async fn run_launch(
+    shared: Arc<Shared>,
+    order: LaunchOrder,
+    stopping: CancellationToken,
+    done: watch::Sender<Outcome>,
+) {
+    let name = order.name.as_str();
+    shared.progress.report(
+        name,
+        LaunchStage::Starting,
+        order.target.registers_as.as_str(),
+    );
+    let runtime = Arc::clone(&lock(&shared.runtime));
+    let result = match runtime.launch_config(&order.target) {
+        Ok(config) => tokio::select! {
+            result = start_and_wait(&order, &config) => result.map(|exited| {
+                lock(&shared.exits).insert(name.to_owned(), exited);
+            }),
+            () = stopping.cancelled() => Err(LaunchError::Failed(LAUNCH_ABANDONED.to_owned())),
+        },
+        Err(reason) => Err(LaunchError::Failed(reason)),
+    };
+    lock(&shared.under_way).remove(name);
+    done.send_replace(Some(result));
+}
+
 /// Starts `name` and waits for its registration, its end, or the timeout (which stops it). The
 /// timeout counts from the start, as Fabric's does.
 ///
@@ -156,13 +215,17 @@ impl Launcher {
 /// that registers within its first run, when its VM can tell when that ends (a wasm guest
 /// registers inline in it).
 async fn start_and_wait(
-    vm: &dyn Vm,
-    name: &str,
-    target: &Target,
+    order: &LaunchOrder,
     config: &LaunchConfig,
-    registry: &HandlerRegistry,
-    timeout: Duration,
 ) -> Result<ExitReport, LaunchError> {
+    let LaunchOrder {
+        name,
+        vm,
+        target,
+        registry,
+        timeout,
+    } = order;
+    let (name, timeout) = (name.as_str(), *timeout);
     let deadline = tokio::time::sleep(timeout);
     tokio::pin!(deadline);
     let started = tokio::select! {
@@ -196,6 +259,119 @@ async fn start_and_wait(
             warn!(chaincode = name, ?timeout, "chaincode did not register in time; stopping it");
             stop();
             Err(LaunchError::TimedOut(timeout))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tokio::sync::Semaphore;
+
+    use super::*;
+    use crate::container::{Connection, ExitReport, StartFuture};
+
+    /// A VM whose starts wait for a permit, then register the chaincode at once.
+    struct GatedVm {
+        registry: HandlerRegistry,
+        gate: Semaphore,
+        starts: AtomicUsize,
+    }
+
+    impl Vm for GatedVm {
+        fn target(&self, name: &str) -> Option<Target> {
+            Some(Target {
+                registers_as: name.to_owned(),
+                connection: Connection::InProcess,
+                package: None,
+            })
+        }
+
+        fn start<'a>(
+            &'a self,
+            name: &'a str,
+            _target: &'a Target,
+            _config: &'a LaunchConfig,
+        ) -> StartFuture<'a> {
+            Box::pin(async move {
+                self.starts.fetch_add(1, Ordering::Relaxed);
+                let _permit = self.gate.acquire().await.map_err(|e| e.to_string())?;
+                let (outbound, _) = tokio::sync::mpsc::channel(1);
+                let handle = HandlerHandle::new(name.to_owned(), outbound, Arc::default());
+                self.registry
+                    .register(handle.clone())
+                    .map_err(|e| e.to_string())?;
+                self.registry.ready(&handle);
+                let (notice, exited) = ExitReport::new();
+                std::mem::forget(notice);
+                Ok(Started {
+                    stop: Box::new(|| {}),
+                    exited,
+                    first_run: None,
+                })
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_launch_whose_first_caller_gave_up_serves_the_next_caller() -> Result<()> {
+        let registry = HandlerRegistry::default();
+        let vm = Arc::new(GatedVm {
+            registry: registry.clone(),
+            gate: Semaphore::new(0),
+            starts: AtomicUsize::new(0),
+        });
+        let launcher = Launcher::default();
+        launcher.add_vm(Arc::clone(&vm) as Arc<dyn Vm>);
+        let timeout = Duration::from_secs(60);
+
+        let gave_up = tokio::time::timeout(
+            Duration::from_millis(20),
+            launcher.launch("cc", &registry, timeout),
+        )
+        .await;
+        assert!(gave_up.is_err(), "the start was still waiting for its gate");
+        vm.gate.add_permits(1);
+        let handle = launcher.launch("cc", &registry, timeout).await?;
+        assert_eq!(handle.name(), "cc");
+        assert_eq!(
+            vm.starts.load(Ordering::Relaxed),
+            1,
+            "the second caller waited on the first launch instead of starting another"
+        );
+        launcher.stop().await;
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_launch_under_way_when_the_peer_stops_tells_its_callers_why() {
+        let registry = HandlerRegistry::default();
+        let vm = Arc::new(GatedVm {
+            registry: registry.clone(),
+            gate: Semaphore::new(0),
+            starts: AtomicUsize::new(0),
+        });
+        let launcher = Arc::new(Launcher::default());
+        launcher.add_vm(vm as Arc<dyn Vm>);
+        let waiting = {
+            let launcher = Arc::clone(&launcher);
+            tokio::spawn(async move {
+                launcher
+                    .launch("cc", &registry, Duration::from_secs(60))
+                    .await
+            })
+        };
+        tokio::task::yield_now().await;
+        launcher.stop().await;
+        match waiting.await {
+            Ok(Err(ChaincodeError::LaunchFailed { reason, .. })) => {
+                assert_eq!(reason, LAUNCH_ABANDONED);
+            }
+            other => panic!(
+                "expected the launch to be abandoned, got {:?}",
+                other.map(|r| r.map(|h| h.name().to_owned()))
+            ),
         }
     }
 }

@@ -13,6 +13,7 @@ use ccvm_proto::Message;
 use ccvm_proto::MessageType;
 use ccvm_proto::protos::{ChaincodeId, ChaincodeMessage};
 use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
 use super::error::ChaincodeError;
@@ -33,6 +34,9 @@ pub(crate) struct Registrant<'a> {
     pub launched_as: Option<&'a str>,
     /// The common name of the chaincode's client certificate, if it showed one.
     pub authenticated_as: Option<&'a str>,
+    /// Ends the chaincode when one of its transactions times out, for one running inside the
+    /// peer.
+    pub end_on_timeout: Option<&'a CancellationToken>,
 }
 
 impl Registrant<'_> {
@@ -63,7 +67,8 @@ impl Registrant<'_> {
             name.clone(),
             self.outbound.clone(),
             Arc::clone(self.contexts),
-        );
+        )
+        .ended_on_timeout_by(self.end_on_timeout.cloned());
         self.support
             .registry()
             .register(handle.clone())
@@ -91,6 +96,7 @@ pub(crate) struct InlineRegistration {
     pub outbound: OutboundMessages,
     pub contexts: Arc<TxContexts>,
     pub launched_as: String,
+    pub end_on_timeout: Option<CancellationToken>,
     /// Where the connection's handler takes the handle.
     pub handler: oneshot::Sender<HandlerHandle>,
 }
@@ -110,6 +116,7 @@ impl InlineRegistration {
             contexts: &self.contexts,
             launched_as: Some(&self.launched_as),
             authenticated_as: None,
+            end_on_timeout: self.end_on_timeout.as_ref(),
         };
         let Ok(handle) = registrant.register(&message) else {
             return Offered::Declined(message);

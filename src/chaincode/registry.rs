@@ -30,6 +30,7 @@ pub struct HandlerHandle {
     outbound: OutboundMessages,
     pub(crate) contexts: Arc<TxContexts>,
     retired: CancellationToken,
+    end_on_timeout: Option<CancellationToken>,
 }
 
 impl HandlerHandle {
@@ -40,7 +41,21 @@ impl HandlerHandle {
             outbound,
             contexts,
             retired: CancellationToken::new(),
+            end_on_timeout: None,
         }
+    }
+
+    /// Lets the peer end the chaincode through `end` when one of its transactions times out.
+    #[must_use]
+    pub(crate) fn ended_on_timeout_by(mut self, end: Option<CancellationToken>) -> Self {
+        self.end_on_timeout = end;
+        self
+    }
+
+    /// What ends the chaincode when one of its transactions times out, for one running inside
+    /// the peer.
+    pub(crate) fn end_on_timeout(&self) -> Option<&CancellationToken> {
+        self.end_on_timeout.as_ref()
     }
 
     /// Resolves once the chaincode has been retired (a newer instance takes its place) and has

@@ -11,8 +11,9 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::warn;
 
-use super::error::Result;
+use super::error::{ChaincodeError, Result};
 use super::handler::Handler;
 use super::immediate::{self, Immediate};
 use super::launch::Launcher;
@@ -20,8 +21,8 @@ use super::registration::InlineRegistration;
 use super::registry::{HandlerHandle, HandlerRegistry};
 use super::tx_context::{SharedSimulator, TxContexts};
 use crate::container::{
-    ContainerRuntime, InlinePeer, LaunchProgress, Offered, PeerEnd, Registrations, StreamConnector,
-    Vm,
+    ChaincodeStreams, ContainerRuntime, InlinePeer, LaunchProgress, Offered, PeerEnd,
+    Registrations, StreamConnector, Vm,
 };
 use crate::ledger::Ledger;
 use crate::sync::lock;
@@ -36,9 +37,9 @@ pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(300);
 /// transactions fail with that ("container exited with 137") rather than "stream ended".
 pub const EXIT_REPORT_PATIENCE: Duration = Duration::from_secs(2);
 
-/// Largest `ChaincodeMessage` accepted from a chaincode: Fabric's default gRPC limit of 100 MiB.
-/// Larger messages close the stream with a logged reason.
-pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 100 * 1024 * 1024;
+/// Largest `ChaincodeMessage` accepted from a chaincode: Fabric's default gRPC limit of 100 MiB,
+/// the same for a guest inside the peer. Larger messages close the stream with a logged reason.
+pub use ccvm_sandbox::DEFAULT_MAX_MESSAGE_BYTES;
 
 /// How the peer treats chaincodes.
 #[derive(Debug, Clone)]
@@ -215,8 +216,8 @@ impl ChaincodeSupport {
     /// Disconnects every chaincode, fails their open transactions, and waits until all
     /// connection tasks have ended.
     pub async fn stop(&self) {
-        self.inner.launcher.forget_vms();
         self.inner.stopping.cancel();
+        self.inner.launcher.stop().await;
         self.inner.tasks.close();
         self.inner.tasks.wait().await;
     }
@@ -230,7 +231,7 @@ impl ChaincodeSupport {
     /// support is gone, a new chaincode's streams are dropped and it ends.
     pub fn connector(&self) -> StreamConnector {
         let support = Arc::downgrade(&self.inner);
-        Arc::new(move |name, inbound, outbound| {
+        Arc::new(move |streams: ChaincodeStreams| {
             let contexts = Arc::new(TxContexts::default());
             let Some(inner) = support.upgrade() else {
                 return PeerEnd {
@@ -242,13 +243,20 @@ impl ChaincodeSupport {
                 };
             };
             let support = ChaincodeSupport { inner };
+            let ChaincodeStreams {
+                launched_as,
+                inbound,
+                outbound,
+                end_on_timeout,
+            } = streams;
             let (registered, registration) = oneshot::channel();
             let handler = Handler::launched(
                 support.clone(),
                 outbound.clone(),
-                name.clone(),
+                launched_as.clone(),
                 Arc::clone(&contexts),
             )
+            .ended_on_timeout_by(end_on_timeout.clone())
             .registered_inline(registration);
             let serve = support.inner.tasks.track_future(
                 handler
@@ -258,7 +266,8 @@ impl ChaincodeSupport {
                 support,
                 outbound,
                 contexts: Arc::clone(&contexts),
-                launched_as: name,
+                launched_as,
+                end_on_timeout,
                 handler: registered,
             };
             PeerEnd {
@@ -339,10 +348,24 @@ impl ChaincodeSupport {
     ///
     /// # Errors
     /// As [`Self::launch`], then as [`super::HandlerHandle::execute`].
+    /// A chaincode running inside the peer whose transaction times out is ended (it may be
+    /// stuck where no deadline reaches it) and taken out of the registry at once, so that the
+    /// next call launches a new instance.
     pub async fn execute(&self, request: ExecuteRequest) -> Result<ExecuteResult> {
         let handle = self.launch(&request.chaincode).await?;
-        handle
+        let result = handle
             .execute(request, self.inner.config.execute_timeout)
-            .await
+            .await;
+        if let Err(ChaincodeError::Timeout { .. }) = &result
+            && let Some(end) = handle.end_on_timeout()
+        {
+            warn!(
+                chaincode = handle.name(),
+                "ending the chaincode after its transaction timed out"
+            );
+            self.inner.registry.deregister(&handle);
+            end.cancel();
+        }
+        result
     }
 }

@@ -17,7 +17,9 @@ use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 use tracing::{info, warn};
 
 use super::docker::ChaincodeResolver;
-use super::{ExitReport, LaunchConfig, StartFuture, Started, StreamConnector, Target, Vm};
+use super::{
+    ChaincodeStreams, ExitReport, LaunchConfig, StartFuture, Started, StreamConnector, Target, Vm,
+};
 use crate::package::{Package, Platform};
 
 /// Messages buffered in each direction between the chaincode's stream and its handler.
@@ -133,7 +135,12 @@ impl CcaasVm {
             .into_inner();
         info!(chaincode = name, address = %connection.address, "connected to chaincode as a service");
         let (to_handler, from_chaincode) = mpsc::channel(BUFFER);
-        let peer = (self.connector)(registers_as.to_owned(), from_chaincode, to_chaincode);
+        let peer = (self.connector)(ChaincodeStreams {
+            launched_as: registers_as.to_owned(),
+            inbound: from_chaincode,
+            outbound: to_chaincode,
+            end_on_timeout: None,
+        });
         tokio::spawn(peer.serve);
         let stopped = CancellationToken::new();
         let stop = stopped.clone();

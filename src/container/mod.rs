@@ -17,6 +17,7 @@ use std::pin::Pin;
 
 use ccvm_proto::protos::ChaincodeMessage;
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
 
 pub use launch_config::{
     CertIssuer, ClientCredentials, Connection, ContainerRuntime, LaunchConfig, Target,
@@ -148,10 +149,23 @@ pub struct PeerEnd {
     pub serve: Pin<Box<dyn Future<Output = ()> + Send>>,
 }
 
-/// Hands a started chaincode's streams to the peer: `(name it was launched as, messages from the
-/// chaincode, sink for messages to it)`; returns the peer's side of the connection.
-pub type StreamConnector =
-    std::sync::Arc<dyn Fn(String, InboundMessages, OutboundMessages) -> PeerEnd + Send + Sync>;
+/// The streams of a chaincode a VM started, handed to the peer.
+pub struct ChaincodeStreams {
+    /// The name the chaincode was launched as.
+    pub launched_as: String,
+    /// Messages from the chaincode.
+    pub inbound: InboundMessages,
+    /// The sink for messages to it.
+    pub outbound: OutboundMessages,
+    /// Ends the chaincode, for a VM whose chaincode the peer ends when one of its transactions
+    /// runs past the execute timeout: a guest inside the peer, which may be stuck in a host call
+    /// where no deadline reaches it. `None` where the chaincode runs elsewhere and is left
+    /// running, as Fabric leaves it.
+    pub end_on_timeout: Option<CancellationToken>,
+}
+
+/// Hands a started chaincode's streams to the peer; returns the peer's side of the connection.
+pub type StreamConnector = std::sync::Arc<dyn Fn(ChaincodeStreams) -> PeerEnd + Send + Sync>;
 
 /// Which names the peer expects chaincodes it launched elsewhere (in a container) to register
 /// with; outside dev mode a REGISTER under any other name is refused.

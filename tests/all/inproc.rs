@@ -310,6 +310,46 @@ async fn a_trapped_system_chaincode_is_relaunched_on_the_next_call() -> Result<(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_stuck_in_a_host_call_is_ended_when_its_transaction_times_out() -> Result<()> {
+    let node = TestNode::start_with(|config| config.chaincode.execute_timeout_ms = 500).await?;
+    let vm = node.inner().inproc();
+    vm.install("hostile", vm.compile("hostile", &wasm_example("hostile")?)?);
+    assert_eq!(
+        node.query_text("hostile", &["hello"]).await?,
+        "well behaved"
+    );
+    for stuck in ["hang", "sleep"] {
+        let timed_out = node.query("hostile", &[stuck]).await.unwrap_err();
+        assert!(
+            timed_out
+                .to_string()
+                .contains("chaincode hostile timed out after 500ms"),
+            "{stuck}: {timed_out}"
+        );
+        assert_eq!(
+            node.query_text("hostile", &["hello"]).await?,
+            "well behaved",
+            "the call after `{stuck}` timed out is served by a new instance"
+        );
+    }
+    assert_eq!(
+        vm.instances_started(),
+        3,
+        "each timed-out transaction ended its instance"
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while vm.instances_live() > 1 {
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "{} instances still live",
+            vm.instances_live()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_first_calls_launch_one_instance() -> Result<()> {
     let node = TestNode::start().await?;
     let vm = node.inner().inproc();

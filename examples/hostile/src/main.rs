@@ -1,8 +1,9 @@
 //! A chaincode that misbehaves on purpose, to show that the inproc VM's sandbox contains it:
 //! `spin` never returns, `hoard` allocates without end, `recurse` never stops recursing, `clock`
-//! reads the host's time, `read NAME` reads `/data/NAME`, `babble` (in wasm) sends the peer bytes that are not a message. Any
-//! other function answers normally, so a test can tell a contained
-//! guest from a broken one. Launched as `quitter` it ends at once, as `silent` it never
+//! reads the host's time, `read NAME` reads `/data/NAME`, `sleep` sleeps an hour, `babble` (in
+//! wasm) sends the peer bytes that are not a message and `hang` (in wasm) waits for a message the
+//! peer never sends. Any other function answers normally, so a test can tell a contained guest
+//! from a broken one. Launched as `quitter` it ends at once, as `silent` it never
 //! registers.
 //!
 //! Build for the inproc VM: `cargo build --release --target wasm32-wasip2 -p hostile`
@@ -28,6 +29,14 @@ mod raw {
         world: "ccvm:hostile/babbler",
         generate_all,
     });
+
+    /// Waits for a message from the peer in the middle of a transaction, when none is coming.
+    pub fn hang() -> String {
+        match ccvm::chaincode::peer::receive() {
+            Ok(_) => "the peer sent something unasked".to_owned(),
+            Err(closed) => closed,
+        }
+    }
 
     /// Sends bytes that do not decode as a `ChaincodeMessage`.
     pub fn babble() -> String {
@@ -73,6 +82,12 @@ impl Chaincode for Hostile {
             }
             #[cfg(target_family = "wasm")]
             "babble" => Response::error(raw::babble()),
+            #[cfg(target_family = "wasm")]
+            "hang" => Response::error(raw::hang()),
+            "sleep" => {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+                Response::success("slept an hour")
+            }
             "clock" => {
                 let since_epoch =
                     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);

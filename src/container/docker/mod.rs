@@ -319,11 +319,11 @@ impl DockerVm {
         if !launch.files.is_empty() {
             self.upload_files(docker, &container, &launch.files).await?;
         }
-        self.registrations.expect(&launch.registers_as);
-        if let Err(e) = docker.start_container(&container, None).await {
-            self.registrations.forget(&launch.registers_as);
-            return Err(error::api_error("start container", &container, e));
-        }
+        let expected = ExpectedRegistration::new(&self.registrations, &launch.registers_as);
+        docker
+            .start_container(&container, None)
+            .await
+            .map_err(|e| error::api_error("start container", &container, e))?;
         self.containers_started.fetch_add(1, Ordering::Relaxed);
         self.progress
             .report(name, LaunchStage::Started, container.clone());
@@ -331,12 +331,10 @@ impl DockerVm {
         follow_logs(docker, name, &container);
         let exited = {
             let docker = docker.clone();
-            let registrations = Arc::clone(&self.registrations);
             let container = container.clone();
-            let registers_as = launch.registers_as.clone();
             ExitReport::watching(async move {
                 let why = exit_reason(&docker, &container).await;
-                registrations.forget(&registers_as);
+                drop(expected);
                 why
             })
         };
@@ -424,5 +422,29 @@ impl Vm for DockerVm {
                 .await
                 .map_err(|e| e.to_string())
         })
+    }
+}
+
+/// A registration the peer expects from a container being started, until the container ends.
+/// Dropped earlier (the start failed, or the launch was given up while it waited for the
+/// engine) it is forgotten all the same, so no count is left behind.
+struct ExpectedRegistration {
+    registrations: Arc<dyn Registrations>,
+    name: String,
+}
+
+impl ExpectedRegistration {
+    fn new(registrations: &Arc<dyn Registrations>, name: &str) -> Self {
+        registrations.expect(name);
+        Self {
+            registrations: Arc::clone(registrations),
+            name: name.to_owned(),
+        }
+    }
+}
+
+impl Drop for ExpectedRegistration {
+    fn drop(&mut self) {
+        self.registrations.forget(&self.name);
     }
 }

@@ -12,7 +12,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::limits::InprocLimits;
 use crate::container::{InlinePeer, Offered};
-use ccvm_sandbox::{GuestLimiter, TickerHold, TxClock};
+use ccvm_sandbox::{GuestLimiter, LogBudget, TickerHold, TxClock, starts_transaction};
 
 wasmtime::component::bindgen!({
     path: "wit",
@@ -76,6 +76,10 @@ pub(crate) struct GuestState {
     pub from_peer: mpsc::Receiver<Box<ChaincodeMessage>>,
     pub limiter: GuestLimiter,
     pub clock: TxClock,
+    /// What the guest may still write to the log.
+    pub log: LogBudget,
+    /// Largest message the guest may send.
+    pub max_message_bytes: usize,
     /// Answers state requests on the guest's own task.
     pub inline: Box<dyn InlinePeer>,
     /// Inline answers waiting for the guest's next `receive`.
@@ -118,12 +122,23 @@ impl GuestState {
             from_peer,
             limiter: GuestLimiter::new(limits.max_memory_bytes),
             clock: TxClock::default(),
+            log: LogBudget::default(),
+            max_message_bytes: limits.max_message_bytes,
             inline,
             answered: VecDeque::new(),
             resumed: false,
             blocks,
             _ticker: ticker,
         }
+    }
+}
+
+impl GuestState {
+    /// Ends the guest's connection for `reason`, which the peer logs and fails its
+    /// transactions with; returns the reason for the guest.
+    async fn close_with(&mut self, reason: String) -> String {
+        let _ = self.to_peer.send(Err(reason.clone())).await;
+        reason
     }
 }
 
@@ -138,12 +153,20 @@ impl WasiView for GuestState {
 
 impl peer::Host for GuestState {
     async fn send(&mut self, message: Vec<u8>) -> Result<(), String> {
+        if message.len() > self.max_message_bytes {
+            let refused = format!(
+                "message of {} bytes from chaincode {} is over the limit of {} bytes",
+                message.len(),
+                self.name,
+                self.max_message_bytes
+            );
+            return Err(self.close_with(refused).await);
+        }
         let message = match ChaincodeMessage::decode(message.as_slice()) {
             Ok(message) => message,
             Err(e) => {
                 let refused = format!("undecodable message from chaincode {}: {e}", self.name);
-                let _ = self.to_peer.send(Err(refused.clone())).await;
-                return Err(refused);
+                return Err(self.close_with(refused).await);
             }
         };
         self.clock.sent(message.r#type);
@@ -170,12 +193,20 @@ impl peer::Host for GuestState {
             }
         };
         self.clock.received(message.r#type);
+        if starts_transaction(message.r#type)
+            && let Some(note) = self.log.transaction_started()
+        {
+            tracing::warn!(chaincode = self.name.as_str(), "{note}");
+        }
         Ok(message.encode_to_vec())
     }
 }
 
 impl log::Host for GuestState {
     fn write(&mut self, level: Level, message: String) {
+        let Some(message) = self.log.admit(&message) else {
+            return;
+        };
         let chaincode = self.name.as_str();
         match level {
             Level::Trace => tracing::trace!(chaincode, "{message}"),

@@ -22,7 +22,9 @@ use wasmtime_wasi::p2::bindings::CommandPre;
 use super::error::InprocError;
 use super::host::{BlockStore, GuestEnds, GuestState};
 use super::limits::InprocLimits;
-use crate::container::{ExitReport, InboundMessages, OutboundMessages, Started, StreamConnector};
+use crate::container::{
+    ChaincodeStreams, ExitReport, InboundMessages, OutboundMessages, Started, StreamConnector,
+};
 
 /// Messages buffered between a guest and its handler in each direction.
 const CHANNEL_BUFFER: usize = 64;
@@ -159,13 +161,18 @@ pub(super) fn start(
         reason,
     })?;
     let (guest_ends, (inbound, outbound)) = guest_channels();
-    let peer = connector(name.to_owned(), inbound, outbound);
+    let stop = CancellationToken::new();
+    let stopped = stop.clone();
+    let peer = connector(ChaincodeStreams {
+        launched_as: name.to_owned(),
+        inbound,
+        outbound,
+        end_on_timeout: Some(stop.clone()),
+    });
     let state = GuestState::new(name, wasi, guest_ends, peer.inline, limits, blocks, ticker);
     let mut store = sandboxed_store(pre, state, limits);
     let pre = pre.clone();
     let name = name.to_owned();
-    let stop = CancellationToken::new();
-    let stopped = stop.clone();
     let (notice, exited) = ExitReport::new();
     let guest = async move {
         let _live = live;
