@@ -5,11 +5,18 @@
 //!
 //! They are built by a second cargo with its own target directory (`target/embedded`),
 //! shared by every profile of this crate, always in release mode.
+//!
+//! The runner's TLS (`ring`) has C code, compiled as `static_cc` says: with a musl C compiler
+//! if one is installed, else the host's. So building the node needs nothing beyond the two
+//! rustup targets.
 
 use std::env;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+#[path = "src/container/docker/static_cc.rs"]
+mod static_cc;
 
 const WASM_TARGET: &str = "wasm32-wasip2";
 /// Packages built for [`WASM_TARGET`], each to `<package>.wasm` in `OUT_DIR`.
@@ -19,7 +26,7 @@ const STATIC_TARGET: &str = "x86_64-unknown-linux-musl";
 /// The runner package, built for [`STATIC_TARGET`] to `ccvm-wasm-runner` in `OUT_DIR`.
 const RUNNER: &str = "ccvm-wasm-runner";
 /// Sources of what is built here.
-const INPUTS: [&str; 8] = [
+const INPUTS: [&str; 9] = [
     "examples/lifecycle",
     "examples/qscc",
     "guest-sdk",
@@ -28,6 +35,7 @@ const INPUTS: [&str; 8] = [
     "sandbox",
     "wit",
     "Cargo.lock",
+    "src/container/docker/static_cc.rs",
 ];
 /// Settings of this build that must not leak into the wasm one.
 const HOST_ONLY_ENV: [&str; 6] = [
@@ -79,6 +87,9 @@ fn cargo_build(manifest_dir: &Path, target_dir: &Path, target: &str, packages: &
     for variable in HOST_ONLY_ENV {
         build.env_remove(variable);
     }
+    if target == STATIC_TARGET {
+        choose_static_c_compiler(&mut build);
+    }
     let status = build
         .status()
         .unwrap_or_else(|e| panic!("cannot run cargo to build {packages:?}: {e}"));
@@ -122,4 +133,12 @@ fn check_target_installed(target: &str) {
         sysroot.join("lib/rustlib").join(target).exists(),
         "the {target} target is not installed; run `rustup target add {target}`"
     );
+}
+
+/// Names the C compiler for [`STATIC_TARGET`] unless the caller did.
+fn choose_static_c_compiler(build: &mut Command) {
+    println!("cargo:rerun-if-env-changed={}", static_cc::STATIC_TARGET_CC);
+    if let Some(compiler) = static_cc::static_c_compiler() {
+        build.env(static_cc::STATIC_TARGET_CC, compiler);
+    }
 }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use ccvm::client::{Client, Committed};
 use ccvm::config::Config;
+use ccvm::container::docker::static_cc;
 use ccvm::identity::Identity;
 use ccvm::node::{CLIENT_IDENTITY_DIR, LIFECYCLE, Node};
 use ccvm::package::{CodeFile, Package, Platform};
@@ -215,7 +216,11 @@ const EXAMPLES: [&str; 6] = ["-p", "kv", "-p", "asset-transfer", "-p", "hostile"
 /// Runs `cargo build` with `args` at most once per `cell`, remembering the outcome.
 fn build_once(cell: &OnceLock<Result<(), String>>, args: &[&str]) -> Result<()> {
     cell.get_or_init(|| {
-        let status = std::process::Command::new(env!("CARGO"))
+        let mut cargo = std::process::Command::new(env!("CARGO"));
+        if let Some(compiler) = static_cc::static_c_compiler() {
+            cargo.env(static_cc::STATIC_TARGET_CC, compiler);
+        }
+        let status = cargo
             .args(["build", "--quiet"])
             .args(args)
             .args(EXAMPLES)

@@ -11,6 +11,7 @@ mod error;
 mod image;
 pub mod names;
 mod rust_build;
+pub mod static_cc;
 mod wasm_runner;
 
 use std::collections::HashMap;

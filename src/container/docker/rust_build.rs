@@ -7,6 +7,7 @@ use tokio::process::Command;
 use tracing::info;
 
 use super::error::DockerError;
+use super::static_cc::{STATIC_TARGET_CC, static_c_compiler};
 use crate::package::{CodeFile, Package};
 
 /// The target whose executables need nothing from the image they run in.
@@ -29,7 +30,11 @@ pub(super) async fn build(
             .map_err(|e| failed(format!("cannot unpack {}: {e}", file.path)))?;
     }
     info!(chaincode = name, package = %package.id, "building the rust package with cargo");
-    let output = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+    let mut cargo = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    if let Some(compiler) = static_c_compiler() {
+        cargo.env(STATIC_TARGET_CC, compiler);
+    }
+    let output = cargo
         .args([
             "build",
             "--release",
