@@ -15,7 +15,8 @@ use crate::chaincode::{
 };
 use crate::container::docker::DockerSettings;
 use crate::container::inproc::{
-    DEFAULT_MAX_INSTANCES, DEFAULT_MAX_MEMORY_BYTES, DEFAULT_MAX_STACK_BYTES, InprocLimits,
+    DEFAULT_MAX_INSTANCES, DEFAULT_MAX_MEMORY_BYTES, DEFAULT_MAX_STACK_BYTES,
+    DEFAULT_REGISTER_TIMEOUT, InprocLimits,
 };
 use crate::identity::DEFAULT_MSP_ID;
 use crate::node::{QSCC, WASM_CACHE_DIR};
@@ -123,6 +124,9 @@ pub struct InprocSettings {
     pub max_stack_bytes: usize,
     /// Most wasm instances alive at once.
     pub max_instances: u32,
+    /// How long a started instance may take to register, in milliseconds; within the
+    /// chaincode startup timeout, which also covers compiling.
+    pub register_timeout_ms: u64,
     /// System chaincodes granted read access to the block store.
     pub block_readers: Vec<String>,
     /// Where compiled components are kept; `wasm-cache` in the data directory when unset.
@@ -143,6 +147,8 @@ impl Default for InprocSettings {
             max_memory_bytes: DEFAULT_MAX_MEMORY_BYTES,
             max_stack_bytes: DEFAULT_MAX_STACK_BYTES,
             max_instances: DEFAULT_MAX_INSTANCES,
+            register_timeout_ms: u64::try_from(DEFAULT_REGISTER_TIMEOUT.as_millis())
+                .unwrap_or(u64::MAX),
             block_readers: vec![QSCC.to_owned()],
             cache_dir: None,
             data_dirs: BTreeMap::new(),
@@ -276,6 +282,7 @@ impl Config {
             max_stack_bytes: self.inproc.max_stack_bytes,
             max_message_bytes: self.chaincode.max_message_bytes,
             max_instances: self.inproc.max_instances,
+            register_timeout: Duration::from_millis(self.inproc.register_timeout_ms),
         }
     }
 

@@ -19,6 +19,13 @@ use crate::error::ShimError;
 use crate::grpc::stream_closed;
 use crate::shim::{PeerCall, Transaction, run_transaction};
 
+/// Most transactions one connection runs at once, each on a thread of its own; a transaction
+/// beyond them is answered with ERROR at once. The peer rarely sends more than a few dozen
+/// at once (its gateway and endorser bound their own concurrency); a chaincode whose transactions
+/// never end (stuck in a loop) holds at most this many threads, not one per transaction the peer
+/// sends it.
+pub const MAX_TRANSACTION_THREADS: usize = 128;
+
 /// A transaction's channel and id.
 type TxKey = (String, String);
 
@@ -64,11 +71,17 @@ impl TxThreads {
     }
 
     /// Starts `transaction` on an idle thread, or on a new one. Returns the ERROR message to send
-    /// for it when no thread can run it.
+    /// for it when no thread can run it, or [`MAX_TRANSACTION_THREADS`] are busy.
     pub fn run(&mut self, transaction: Transaction) -> Option<ChaincodeMessage> {
         let key = (transaction.channel_id.clone(), transaction.tx_id.clone());
         let index = match self.idle.pop() {
             Some(index) => index,
+            None if self.threads.len() >= MAX_TRANSACTION_THREADS => {
+                return Some(transaction.error(format!(
+                    "busy: the chaincode is running {MAX_TRANSACTION_THREADS} transactions \
+                     already; try again later"
+                )));
+            }
             None => match self.start_thread() {
                 Ok(index) => index,
                 Err(e) => {
@@ -184,6 +197,38 @@ mod tests {
             input: ChaincodeInput::default(),
             proposal: None,
         }
+    }
+
+    #[tokio::test]
+    async fn a_transaction_beyond_the_thread_limit_is_refused_as_busy_until_one_ends() {
+        let (outbound, mut to_peer) = mpsc::channel(MAX_TRANSACTION_THREADS + 1);
+        let (mut threads, mut ended) = TxThreads::new(Arc::new(ReadsK), outbound);
+        for n in 0..MAX_TRANSACTION_THREADS {
+            assert!(threads.run(transaction(&n.to_string())).is_none());
+        }
+        let busy = threads
+            .run(transaction("one too many"))
+            .expect("refused at once");
+        assert_eq!(busy.r#type, MessageType::Error as i32);
+        assert_eq!(busy.txid, "one too many");
+        assert!(
+            String::from_utf8_lossy(&busy.payload).starts_with("busy: "),
+            "{busy:?}"
+        );
+
+        let request = to_peer.recv().await.expect("a stub call");
+        threads.deliver(ChaincodeMessage {
+            r#type: MessageType::Response as i32,
+            txid: request.txid.clone(),
+            channel_id: request.channel_id.clone(),
+            ..Default::default()
+        });
+        threads.finish(ended.recv().await.expect("an ended transaction"));
+        assert!(
+            threads.run(transaction("after one ended")).is_none(),
+            "the thread that finished takes the next transaction"
+        );
+        assert_eq!(threads.threads.len(), MAX_TRANSACTION_THREADS);
     }
 
     #[tokio::test]

@@ -240,7 +240,16 @@ async fn start_and_wait(
         stop,
         mut exited,
         first_run,
+        register_within,
     } = started;
+    let mut timeout = timeout;
+    if let Some(limit) = register_within {
+        let by = tokio::time::Instant::now() + limit;
+        if by < deadline.deadline() {
+            deadline.as_mut().reset(by);
+            timeout = limit;
+        }
+    }
     // The deadline is first polled, and so armed, once the first run is over.
     let timed_out = async {
         if let Some(ran) = first_run {
@@ -309,6 +318,7 @@ mod tests {
                     stop: Box::new(|| {}),
                     exited,
                     first_run: None,
+                    register_within: None,
                 })
             })
         }

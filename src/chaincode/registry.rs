@@ -19,9 +19,6 @@ use crate::sync::lock;
 
 static NEXT_HANDLE_ID: AtomicU64 = AtomicU64::new(1);
 
-/// How often a retired chaincode checks whether its last transaction has finished.
-const RETIRE_POLL: Duration = Duration::from_millis(5);
-
 /// A registered chaincode: where to send it messages and its running transactions.
 #[derive(Clone)]
 pub struct HandlerHandle {
@@ -62,9 +59,7 @@ impl HandlerHandle {
     /// no transaction left to finish.
     pub(crate) async fn retired_and_idle(&self) {
         self.retired.cancelled().await;
-        while self.running_transactions() > 0 {
-            tokio::time::sleep(RETIRE_POLL).await;
-        }
+        self.contexts.idle().await;
     }
 
     /// The name the chaincode registered with.

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use ccvm_proto::protos::{ChaincodeMessage, SignedProposal};
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 
 use super::queries::QueryIterator;
 use crate::ledger::TxSimulator;
@@ -74,6 +74,8 @@ type ByChannel = HashMap<String, HashMap<String, Arc<TxContext>>>;
 pub(crate) struct TxContexts {
     contexts: Mutex<ByChannel>,
     closed_because: Mutex<Option<String>>,
+    /// Woken when the last running transaction ends.
+    idle: Notify,
 }
 
 impl TxContexts {
@@ -114,8 +116,26 @@ impl TxContexts {
 
     /// Ends a transaction; its iterators are dropped with it.
     pub fn close(&self, channel: &str, tx_id: &str) {
-        if let Some(running) = lock(&self.contexts).get_mut(channel) {
-            running.remove(tx_id);
+        let mut contexts = lock(&self.contexts);
+        let Some(running) = contexts.get_mut(channel) else {
+            return;
+        };
+        if running.remove(tx_id).is_some() && contexts.values().all(HashMap::is_empty) {
+            drop(contexts);
+            self.idle.notify_waiters();
+        }
+    }
+
+    /// Resolves once no transaction is running.
+    pub async fn idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.len() == 0 {
+                return;
+            }
+            notified.await;
         }
     }
 
@@ -134,5 +154,46 @@ impl TxContexts {
         {
             lock(&context.done).take();
         }
+        self.idle.notify_waiters();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::{DEFAULT_CHANNEL, Ledger};
+
+    fn tx(ledger: &Ledger, tx_id: &str) -> anyhow::Result<TxInfo> {
+        Ok(TxInfo {
+            channel: DEFAULT_CHANNEL.to_owned(),
+            tx_id: tx_id.to_owned(),
+            namespace: "cc".to_owned(),
+            signed_proposal: None,
+            simulator: Arc::new(Mutex::new(ledger.new_simulator(DEFAULT_CHANNEL, tx_id)?)),
+            read_only: false,
+        })
+    }
+
+    #[tokio::test]
+    async fn idle_resolves_when_the_last_transaction_closes() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let ledger = Ledger::open(dir.path())?;
+        let contexts = Arc::new(TxContexts::default());
+        for tx_id in ["a", "b"] {
+            anyhow::ensure!(
+                contexts.open(tx(&ledger, tx_id)?).is_some(),
+                "{tx_id} is new"
+            );
+        }
+        let idle = tokio::spawn({
+            let contexts = Arc::clone(&contexts);
+            async move { contexts.idle().await }
+        });
+        contexts.close(DEFAULT_CHANNEL, "a");
+        tokio::task::yield_now().await;
+        assert!(!idle.is_finished(), "one transaction still runs");
+        contexts.close(DEFAULT_CHANNEL, "b");
+        idle.await?;
+        Ok(())
     }
 }

@@ -260,7 +260,9 @@ async fn call(args: CallArgs, commit: bool) -> anyhow::Result<()> {
         None => Default::default(),
     };
     let client = client(&args.peer, &args.data_dir).await?;
-    let _ = progress::launch(&args.peer, &args.name).await;
+    progress::launch(&args.peer, &args.name)
+        .await
+        .map_err(anyhow::Error::msg)?;
     let verb = if commit { "invoking" } else { "querying" };
     let waiting = progress::spinner(format!("{verb} {} on {}", args.name, args.channel));
     let mut stdout = std::io::stdout().lock();

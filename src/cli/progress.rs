@@ -25,8 +25,9 @@ pub(super) fn spinner(message: String) -> ProgressBar {
 }
 
 /// Launches the chaincode `name` on the node at `peer` unless it runs, showing each step (an
-/// image build's output line by line) on a spinner; an error says why the launch failed. A node
-/// that cannot say is not waited for: a call that follows launches the chaincode itself.
+/// image build's output line by line) on a spinner; an error says why the launch failed, and the
+/// caller gives up rather than wait for a second launch. A node that cannot say is not waited
+/// for: a call that follows launches the chaincode itself.
 pub(super) async fn launch(peer: &str, name: &str) -> Result<(), String> {
     let Ok(mut admin) = Admin::connect(peer).await else {
         return Ok(());

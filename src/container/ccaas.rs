@@ -172,6 +172,7 @@ impl CcaasVm {
                     .unwrap_or_else(|e| format!("connection task failed: {e}"))
             }),
             first_run: None,
+            register_within: None,
         })
     }
 }

@@ -14,6 +14,7 @@ pub mod progress;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 use ccvm_proto::protos::ChaincodeMessage;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -33,6 +34,9 @@ pub struct Started {
     /// Resolves once the chaincode has run as far as it could without waiting, for a VM that
     /// can tell; a chaincode that registered by then is launched without a startup timer.
     pub first_run: Option<oneshot::Receiver<()>>,
+    /// How long the chaincode may take to register from now, for a VM that bounds it more
+    /// tightly than the startup timeout (which also covers building and starting).
+    pub register_within: Option<Duration>,
 }
 
 /// How a chaincode ended whose VM task failed before it could say.

@@ -63,7 +63,11 @@ async fn run_kv(node: &TestNode, name: &str, identity: Option<(String, String)>)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chaincode_without_a_client_certificate_is_refused() -> Result<()> {
     let node = TestNode::start_with(|config| config.dev_mode = false).await?;
-    run_kv(&node, "kv:1.0", None).await?;
+    let stderr = run_kv(&node, "kv:1.0", None).await?;
+    assert!(
+        stderr.contains("chaincode registering as kv:1.0 presented no client certificate"),
+        "{stderr}"
+    );
     assert!(node.inner().support().registry().get("kv").is_none());
     Ok(())
 }

@@ -388,7 +388,7 @@ async fn a_second_instance_under_a_taken_name_is_refused_and_the_first_serves_on
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_guest_that_never_registers_fails_its_launch() -> Result<()> {
-    let node = TestNode::start_with(|config| config.chaincode.startup_timeout_ms = 300).await?;
+    let node = TestNode::start_with(|config| config.inproc.register_timeout_ms = 300).await?;
     let vm = node.inner().inproc();
     let component = vm.compile("hostile", &wasm_example("hostile")?)?;
     vm.install("quitter", component.clone());

@@ -9,7 +9,7 @@ use ccvm::proto::Message;
 use ccvm::proto::msp::SerializedIdentity;
 use serde_json::json;
 
-use crate::harness::{CHANNEL, TestNode, rust_chaincode, to_args};
+use crate::harness::{CHANNEL, TestNode, example_binary, rust_chaincode, to_args};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn handshake_then_put_get_del_round_trip() -> Result<()> {
@@ -377,12 +377,25 @@ async fn asset_transfer_example_runs_its_workflow() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaincodes_not_launched_by_the_peer_are_refused_outside_dev_mode() -> Result<()> {
-    let node = TestNode::start_with(|config| config.dev_mode = false).await?;
-    let mut kv = rust_chaincode(&node, "kv", "kv:1.0")?;
-    let status = tokio::time::timeout(Duration::from_secs(60), kv.wait()).await??;
+    let node = TestNode::start_with(|config| {
+        config.dev_mode = false;
+        config.chaincode.tls = Some(false);
+    })
+    .await?;
+    let output = tokio::process::Command::new(example_binary("kv")?)
+        .args(["--peer.address", &node.chaincode_addr()])
+        .env("CORE_CHAINCODE_ID_NAME", "kv:1.0")
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(60), output).await??;
+    let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        !status.success(),
+        !output.status.success(),
         "the chaincode exits when its registration is refused"
+    );
+    assert!(
+        stderr.contains("chaincode kv:1.0 was not launched by this peer"),
+        "refused for not being launched, not for anything else: {stderr}"
     );
     assert!(node.inner().support().registry().get("kv").is_none());
     Ok(())

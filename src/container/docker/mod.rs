@@ -358,6 +358,7 @@ impl DockerVm {
             stop,
             exited,
             first_run: None,
+            register_within: None,
         })
     }
 }

@@ -10,6 +10,7 @@ use std::path::Path;
 use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use ccvm_sandbox::{GuestExit, TickerHold, classify, guest_wasi};
 use tokio::sync::{mpsc, oneshot};
@@ -62,14 +63,15 @@ impl InstanceHandle {
         self.stop.cancel();
     }
 
-    /// The instance as a started chaincode: how to stop it, how it ended, and when its first
-    /// run was over.
-    pub(super) fn into_started(self) -> Started {
+    /// The instance as a started chaincode: how to stop it, how it ended, when its first run
+    /// was over, and how long it may take to register.
+    pub(super) fn into_started(self, register_within: Duration) -> Started {
         let stop = self.stop;
         Started {
             stop: Box::new(move || stop.cancel()),
             exited: self.exited,
             first_run: Some(self.first_run),
+            register_within: Some(register_within),
         }
     }
 

@@ -8,6 +8,11 @@ use ccvm_sandbox::{DEFAULT_MAX_MEMORY_BYTES, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_
 /// space, not memory, until it runs.
 pub const DEFAULT_MAX_INSTANCES: u32 = 1024;
 
+/// How long a started guest may take to register. A guest registers in its first run, within
+/// microseconds of its start; one that has not after a few seconds computes instead (spins), and
+/// would otherwise hold a core for the whole startup timeout, which is sized for image builds.
+pub const DEFAULT_REGISTER_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Limits of one guest instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InprocLimits {
@@ -21,6 +26,8 @@ pub struct InprocLimits {
     pub max_message_bytes: usize,
     /// Most instances alive at once; starting one more fails.
     pub max_instances: u32,
+    /// How long a started instance may take to register before it is stopped.
+    pub register_timeout: Duration,
 }
 
 impl Default for InprocLimits {
@@ -31,6 +38,7 @@ impl Default for InprocLimits {
             max_stack_bytes: DEFAULT_MAX_STACK_BYTES,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             max_instances: DEFAULT_MAX_INSTANCES,
+            register_timeout: DEFAULT_REGISTER_TIMEOUT,
         }
     }
 }

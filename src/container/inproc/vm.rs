@@ -232,7 +232,7 @@ impl Vm for InprocVm {
             let instance = self
                 .start_with_env(name, &config.env, &component)
                 .map_err(|e| e.to_string())?;
-            Ok(instance.into_started())
+            Ok(instance.into_started(self.limits.register_timeout))
         })
     }
 }
