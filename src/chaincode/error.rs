@@ -1,8 +1,31 @@
 //! Errors of the chaincode layer.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::container::{Exit, VmError};
 use crate::ledger::LedgerError;
+
+/// Why a launch failed; every caller that waited on the launch gets the same.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum LaunchFailure {
+    /// The launch could not be configured (the chaincode's certificate was not issued).
+    #[error("{0}")]
+    Config(String),
+    /// The VM could not start the chaincode.
+    #[error(transparent)]
+    Start(Arc<VmError>),
+    /// The chaincode ended before it registered.
+    #[error("ended before registering: {0}")]
+    EndedBeforeRegistering(Exit),
+    /// The peer stopped the launch: it is shutting down.
+    #[error("the peer stopped the launch: it is shutting down")]
+    Abandoned,
+    /// The chaincode registered, but its handler was gone when the caller looked.
+    #[error("claimed to start the chaincode but could not find its handler")]
+    NoHandler,
+}
 
 /// What can go wrong talking to a chaincode.
 #[derive(Debug, thiserror::Error)]
@@ -15,12 +38,13 @@ pub enum ChaincodeError {
         name: String,
     },
     /// The VM could not start the chaincode, or it ended before registering.
-    #[error("chaincode {name} could not be launched: {reason}")]
+    #[error("chaincode {name} could not be launched: {cause}")]
     LaunchFailed {
         /// The chaincode.
         name: String,
-        /// Why, e.g. "exited before registering: trapped: ...".
-        reason: String,
+        /// Why.
+        #[source]
+        cause: LaunchFailure,
     },
     /// The chaincode did not register within the startup timeout.
     #[error("chaincode {name} did not register within {timeout:?}")]

@@ -13,10 +13,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use super::error::{ChaincodeError, Result};
+use super::error::{ChaincodeError, LaunchFailure, Result};
 use super::registry::{HandlerHandle, HandlerRegistry};
 use crate::container::{
-    ContainerRuntime, ExitReport, LaunchConfig, LaunchProgress, LaunchStage, Started, Target, Vm,
+    ContainerRuntime, Exit, ExitReport, LaunchConfig, LaunchProgress, LaunchStage, Started, Target,
+    Vm,
 };
 use crate::sync::lock;
 
@@ -26,12 +27,9 @@ type Outcome = Option<Result<(), LaunchError>>;
 /// A launch failure, shared by every caller that waited on it.
 #[derive(Debug, Clone)]
 enum LaunchError {
-    Failed(String),
+    Failed(LaunchFailure),
     TimedOut(Duration),
 }
-
-/// Why a launch ended without an outcome: its task went away (the peer is shutting down).
-const LAUNCH_ABANDONED: &str = "the peer stopped the launch: it is shutting down";
 
 /// The VMs, in the order they are asked, the container runtime that configures what they start,
 /// the launches under way (at most one per name: that is the per-chaincode lock), how each
@@ -96,7 +94,7 @@ impl Launcher {
 
     /// Why the chaincode launched as `name` ended, waiting up to `patience` for its VM to say:
     /// a connection that drops usually does so a moment before the VM sees the exit.
-    pub async fn exit_reason(&self, name: &str, patience: Duration) -> Option<String> {
+    pub async fn exit_reason(&self, name: &str, patience: Duration) -> Option<Exit> {
         let mut report = lock(&self.shared.exits).get(name).cloned()?;
         tokio::time::timeout(patience, report.ended()).await.ok()
     }
@@ -149,18 +147,17 @@ impl Launcher {
             .wait_for(Option::is_some)
             .await
             .map(|outcome| outcome.clone().unwrap_or(Ok(())))
-            .unwrap_or_else(|_| Err(LaunchError::Failed(LAUNCH_ABANDONED.to_owned())));
+            .unwrap_or(Err(LaunchError::Failed(LaunchFailure::Abandoned)));
         match result {
             Ok(()) => registry
                 .get(name)
                 .ok_or_else(|| ChaincodeError::LaunchFailed {
                     name: name.to_owned(),
-                    reason: "claimed to start the chaincode but could not find its handler"
-                        .to_owned(),
+                    cause: LaunchFailure::NoHandler,
                 }),
-            Err(LaunchError::Failed(reason)) => Err(ChaincodeError::LaunchFailed {
+            Err(LaunchError::Failed(cause)) => Err(ChaincodeError::LaunchFailed {
                 name: name.to_owned(),
-                reason,
+                cause,
             }),
             Err(LaunchError::TimedOut(timeout)) => Err(ChaincodeError::StartupTimeout {
                 name: name.to_owned(),
@@ -199,9 +196,9 @@ async fn run_launch(
             result = start_and_wait(&order, &config) => result.map(|exited| {
                 lock(&shared.exits).insert(name.to_owned(), exited);
             }),
-            () = stopping.cancelled() => Err(LaunchError::Failed(LAUNCH_ABANDONED.to_owned())),
+            () = stopping.cancelled() => Err(LaunchError::Failed(LaunchFailure::Abandoned)),
         },
-        Err(reason) => Err(LaunchError::Failed(reason)),
+        Err(reason) => Err(LaunchError::Failed(LaunchFailure::Config(reason))),
     };
     lock(&shared.under_way).remove(name);
     done.send_replace(Some(result));
@@ -230,7 +227,8 @@ async fn start_and_wait(
     tokio::pin!(deadline);
     let started = tokio::select! {
         biased;
-        started = vm.start(name, target, config) => started.map_err(LaunchError::Failed)?,
+        started = vm.start(name, target, config) => started
+            .map_err(|e| LaunchError::Failed(LaunchFailure::Start(Arc::new(e))))?,
         () = &mut deadline => {
             warn!(chaincode = name, ?timeout, "chaincode did not start in time");
             return Err(LaunchError::TimedOut(timeout));
@@ -263,7 +261,9 @@ async fn start_and_wait(
             info!(chaincode = name, "launched");
             Ok(exited)
         }
-        why = exited.ended() => Err(LaunchError::Failed(format!("ended before registering: {why}"))),
+        exit = exited.ended() => {
+            Err(LaunchError::Failed(LaunchFailure::EndedBeforeRegistering(exit)))
+        }
         () = timed_out => {
             warn!(chaincode = name, ?timeout, "chaincode did not register in time; stopping it");
             stop();
@@ -305,12 +305,12 @@ mod tests {
         ) -> StartFuture<'a> {
             Box::pin(async move {
                 self.starts.fetch_add(1, Ordering::Relaxed);
-                let _permit = self.gate.acquire().await.map_err(|e| e.to_string())?;
+                let _permit = self.gate.acquire().await.expect("the gate stays open");
                 let (outbound, _) = tokio::sync::mpsc::channel(1);
                 let handle = HandlerHandle::new(name.to_owned(), outbound, Arc::default());
                 self.registry
                     .register(handle.clone())
-                    .map_err(|e| e.to_string())?;
+                    .expect("one launch registers the name");
                 self.registry.ready(&handle);
                 let (notice, exited) = ExitReport::new();
                 std::mem::forget(notice);
@@ -375,9 +375,10 @@ mod tests {
         tokio::task::yield_now().await;
         launcher.stop().await;
         match waiting.await {
-            Ok(Err(ChaincodeError::LaunchFailed { reason, .. })) => {
-                assert_eq!(reason, LAUNCH_ABANDONED);
-            }
+            Ok(Err(ChaincodeError::LaunchFailed {
+                cause: LaunchFailure::Abandoned,
+                ..
+            })) => {}
             other => panic!(
                 "expected the launch to be abandoned, got {:?}",
                 other.map(|r| r.map(|h| h.name().to_owned()))

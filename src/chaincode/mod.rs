@@ -24,7 +24,7 @@ mod requests;
 mod support;
 mod tx_context;
 
-pub use error::{ChaincodeError, Result};
+pub use error::{ChaincodeError, LaunchFailure, Result};
 pub use handler::Handler;
 pub(crate) use registration::accepted as accepted_registration;
 pub use registry::{HandlerHandle, HandlerRegistry};

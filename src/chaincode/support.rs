@@ -21,7 +21,7 @@ use super::registration::InlineRegistration;
 use super::registry::{HandlerHandle, HandlerRegistry};
 use super::tx_context::{SharedSimulator, TxContexts};
 use crate::container::{
-    ChaincodeStreams, ContainerRuntime, InlinePeer, LaunchProgress, Offered, PeerEnd,
+    ChaincodeStreams, ContainerRuntime, Exit, InlinePeer, LaunchProgress, Offered, PeerEnd,
     Registrations, StreamConnector, Vm,
 };
 use crate::ledger::Ledger;
@@ -305,7 +305,7 @@ impl ChaincodeSupport {
 
     /// Why the chaincode launched as `name` ended (its container's exit code, say), if its VM
     /// reports it within [`EXIT_REPORT_PATIENCE`].
-    pub(crate) async fn exit_reason(&self, name: &str) -> Option<String> {
+    pub(crate) async fn exit_reason(&self, name: &str) -> Option<Exit> {
         self.inner
             .launcher
             .exit_reason(name, EXIT_REPORT_PATIENCE)

@@ -18,7 +18,8 @@ use tracing::{info, warn};
 
 use super::docker::ChaincodeResolver;
 use super::{
-    ChaincodeStreams, ExitReport, LaunchConfig, StartFuture, Started, StreamConnector, Target, Vm,
+    ChaincodeStreams, Exit, ExitReport, LaunchConfig, StartFuture, Started, StreamConnector,
+    Target, Vm, VmError,
 };
 use crate::package::{Package, Platform};
 
@@ -90,6 +91,44 @@ impl Connection {
     }
 }
 
+/// Why a chaincode served elsewhere could not be reached.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CcaasError {
+    /// The chaincode's package is not a `ccaas` package.
+    #[error("{chaincode} is not a ccaas chaincode")]
+    NotCcaas {
+        /// The chaincode.
+        chaincode: String,
+    },
+    /// Its `connection.json` is missing or says something that cannot be dialled.
+    #[error("chaincode {chaincode}: {reason}")]
+    BadConnection {
+        /// The chaincode.
+        chaincode: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Nothing answered at its address.
+    #[error("cannot reach chaincode {chaincode} at {address}: {reason}")]
+    Unreachable {
+        /// The chaincode.
+        chaincode: String,
+        /// The address dialled.
+        address: String,
+        /// Why the dial failed.
+        reason: String,
+    },
+    /// It answered, but refused the chaincode stream.
+    #[error("chaincode {chaincode} refused the connection: {reason}")]
+    Refused {
+        /// The chaincode.
+        chaincode: String,
+        /// Its status message.
+        reason: String,
+    },
+}
+
 /// Dials chaincode served elsewhere and hands its stream to the peer.
 pub struct CcaasVm {
     resolver: Arc<dyn ChaincodeResolver>,
@@ -113,24 +152,31 @@ impl CcaasVm {
         name: &str,
         package: Option<&Package>,
         registers_as: &str,
-    ) -> Result<Started, String> {
-        let package = package.ok_or_else(|| format!("{name} is not a ccaas chaincode"))?;
-        let connection = Connection::from_package(package)?;
-        let channel = connection.endpoint()?.connect().await.map_err(|e| {
-            format!(
-                "cannot reach chaincode {name} at {}: {e}",
-                connection.address
-            )
+    ) -> Result<Started, CcaasError> {
+        let package = package.ok_or_else(|| CcaasError::NotCcaas {
+            chaincode: name.to_owned(),
         })?;
+        let bad_connection = |reason| CcaasError::BadConnection {
+            chaincode: name.to_owned(),
+            reason,
+        };
+        let connection = Connection::from_package(package).map_err(bad_connection)?;
+        let endpoint = connection.endpoint().map_err(bad_connection)?;
+        let channel = endpoint
+            .connect()
+            .await
+            .map_err(|e| CcaasError::Unreachable {
+                chaincode: name.to_owned(),
+                address: connection.address.clone(),
+                reason: e.to_string(),
+            })?;
         let (to_chaincode, outbound) = mpsc::channel(BUFFER);
         let mut inbound = ChaincodeClient::new(channel)
             .connect(ReceiverStream::new(outbound).map(|message: Box<ChaincodeMessage>| *message))
             .await
-            .map_err(|status| {
-                format!(
-                    "chaincode {name} refused the connection: {}",
-                    status.message()
-                )
+            .map_err(|status| CcaasError::Refused {
+                chaincode: name.to_owned(),
+                reason: status.message().to_owned(),
             })?
             .into_inner();
         info!(chaincode = name, address = %connection.address, "connected to chaincode as a service");
@@ -168,8 +214,7 @@ impl CcaasVm {
         Ok(Started {
             stop: Box::new(move || stop.cancel()),
             exited: ExitReport::watching(async move {
-                pump.await
-                    .unwrap_or_else(|e| format!("connection task failed: {e}"))
+                pump.await.map_or(Exit::Lost, Exit::Disconnected)
             }),
             first_run: None,
             register_within: None,
@@ -210,7 +255,11 @@ impl Vm for CcaasVm {
         target: &'a Target,
         config: &'a LaunchConfig,
     ) -> StartFuture<'a> {
-        Box::pin(self.dial(name, target.package.as_ref(), &config.registers_as))
+        Box::pin(async move {
+            self.dial(name, target.package.as_ref(), &config.registers_as)
+                .await
+                .map_err(VmError::from)
+        })
     }
 }
 

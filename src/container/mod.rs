@@ -7,6 +7,8 @@
 
 pub mod ccaas;
 pub mod docker;
+mod error;
+mod exit;
 pub mod inproc;
 pub mod launch_config;
 pub mod progress;
@@ -17,9 +19,11 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use ccvm_proto::protos::ChaincodeMessage;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+pub use error::VmError;
+pub use exit::{Exit, ExitNotice, ExitReport};
 pub use launch_config::{
     CertIssuer, ClientCredentials, Connection, ContainerRuntime, LaunchConfig, Target,
 };
@@ -39,64 +43,9 @@ pub struct Started {
     pub register_within: Option<Duration>,
 }
 
-/// How a chaincode ended whose VM task failed before it could say.
-const TASK_FAILED: &str = "failed: the task running it ended unexpectedly";
-
-/// How a started chaincode ended ("trapped: ...", "container exited with 1"), once it has.
-/// Cheap to clone; every clone sees the same end.
-#[derive(Clone)]
-pub struct ExitReport(watch::Receiver<Option<String>>);
-
-/// Where a VM tells the [`ExitReport`] it handed out how its chaincode ended.
-pub struct ExitNotice(watch::Sender<Option<String>>);
-
-impl ExitReport {
-    /// A report, and the notice that fills it.
-    #[must_use]
-    pub fn new() -> (ExitNotice, Self) {
-        let (notice, report) = watch::channel(None);
-        (ExitNotice(notice), Self(report))
-    }
-
-    /// A report of what `ended` resolves to, awaited by a task of its own.
-    pub fn watching(ended: impl Future<Output = String> + Send + 'static) -> Self {
-        let (notice, report) = Self::new();
-        tokio::spawn(async move { notice.report(ended.await) });
-        report
-    }
-
-    /// Waits until the chaincode has ended and says how.
-    pub async fn ended(&mut self) -> String {
-        match self.0.wait_for(Option::is_some).await {
-            Ok(why) => why.clone().unwrap_or_default(),
-            Err(_) => TASK_FAILED.to_owned(),
-        }
-    }
-}
-
-impl ExitNotice {
-    /// Reports how the chaincode ended.
-    pub fn report(self, why: String) {
-        self.0.send_replace(Some(why));
-    }
-}
-
-impl Drop for ExitNotice {
-    /// A notice dropped unsent (its task panicked, or was cancelled) still ends the report.
-    fn drop(&mut self) {
-        self.0.send_if_modified(|why| {
-            if why.is_some() {
-                return false;
-            }
-            *why = Some(TASK_FAILED.to_owned());
-            true
-        });
-    }
-}
-
 /// A start under way: resolves once the chaincode is running (not yet registered), or with why
 /// it could not be started.
-pub type StartFuture<'a> = Pin<Box<dyn Future<Output = Result<Started, String>> + Send + 'a>>;
+pub type StartFuture<'a> = Pin<Box<dyn Future<Output = Result<Started, VmError>> + Send + 'a>>;
 
 /// A kind of VM: starts the chaincodes it has.
 pub trait Vm: Send + Sync {
@@ -179,24 +128,4 @@ pub trait Registrations: Send + Sync {
 
     /// The chaincode that was to register as `name` has ended.
     fn forget(&self, name: &str);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_exit_notice_dropped_unsent_says_its_task_failed() {
-        let (notice, report) = ExitReport::new();
-        assert_eq!(*report.0.borrow(), None);
-        drop(notice);
-        assert_eq!(report.0.borrow().as_deref(), Some(TASK_FAILED));
-    }
-
-    #[test]
-    fn a_reported_exit_is_kept_when_its_notice_goes() {
-        let (notice, report) = ExitReport::new();
-        notice.report("trapped: unreachable".to_owned());
-        assert_eq!(report.0.borrow().as_deref(), Some("trapped: unreachable"));
-    }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use ccvm::container::inproc::{BlockStore, GuestExit, InprocLimits, InprocVm};
+use ccvm::container::inproc::{BlockStore, GuestExit, InprocError, InprocLimits, InprocVm};
 use serde_json::json;
 
 use crate::harness::{TestNode, rust_chaincode, wasm_example};
@@ -422,16 +422,16 @@ async fn preparing_rehearses_a_launch_and_names_why_a_guest_was_not_ready() -> R
     }
 
     vm.prepare("hostile").await.map_err(anyhow::Error::msg)?;
-    let quit = vm.prepare("quitter").await.unwrap_err();
+    let quit = vm.prepare("quitter").await.unwrap_err().to_string();
     assert!(
         quit.contains("rehearsing the launch of quitter failed: it ended: finished"),
         "{quit}"
     );
-    let silent = vm.prepare("silent").await.unwrap_err();
+    let silent = vm.prepare("silent").await.unwrap_err().to_string();
     assert!(silent.contains("it was not ready within 5s"), "{silent}");
     let unknown = vm.prepare("nothing").await.unwrap_err();
     assert!(
-        unknown.contains("no system chaincode nothing is installed"),
+        matches!(&unknown, InprocError::NotInstalled { chaincode } if chaincode == "nothing"),
         "{unknown}"
     );
     assert_eq!(vm.instances_started(), 0, "rehearsals are not launches");

@@ -33,8 +33,8 @@ use tracing::{info, warn};
 pub use error::DockerError;
 
 use super::{
-    Connection, ExitReport, LaunchConfig, LaunchProgress, LaunchStage, Registrations, StartFuture,
-    Started, Target, Vm,
+    Connection, Exit, ExitReport, LaunchConfig, LaunchProgress, LaunchStage, Registrations,
+    StartFuture, Started, Target, Vm, VmError,
 };
 use crate::container::inproc::InprocLimits;
 use crate::package::{CodeFile, Package, Platform, write_tar_gz};
@@ -389,19 +389,21 @@ fn follow_logs(docker: &Docker, name: &str, container: &str) {
 }
 
 /// Waits for the container to end and says how: "container exited with N".
-async fn exit_reason(docker: &Docker, container: &str) -> String {
+async fn exit_reason(docker: &Docker, container: &str) -> Exit {
     let mut wait = docker.wait_container(container, None::<WaitContainerOptions>);
     match wait.next().await {
-        Some(Ok(exit)) => format!("container exited with {}", exit.status_code),
+        Some(Ok(exit)) => Exit::Container {
+            code: exit.status_code,
+            error: None,
+        },
         Some(Err(bollard::errors::Error::DockerContainerWaitError { code, error })) => {
-            if error.is_empty() {
-                format!("container exited with {code}")
-            } else {
-                format!("container exited with {code}: {error}")
+            Exit::Container {
+                code,
+                error: (!error.is_empty()).then_some(error),
             }
         }
-        Some(Err(e)) => format!("lost track of the container: {e}"),
-        None => "lost track of the container".to_owned(),
+        Some(Err(e)) => Exit::ContainerLost(Some(e.to_string())),
+        None => Exit::ContainerLost(None),
     }
 }
 
@@ -422,7 +424,7 @@ impl Vm for DockerVm {
         Box::pin(async move {
             self.start_container(name, target, config)
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(VmError::from)
         })
     }
 }

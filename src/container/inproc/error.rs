@@ -20,6 +20,20 @@ pub enum InprocError {
         /// Why.
         reason: String,
     },
+    /// No system chaincode of that name is installed.
+    #[error("no system chaincode {chaincode} is installed")]
+    NotInstalled {
+        /// The chaincode asked for.
+        chaincode: String,
+    },
+    /// A rehearsed launch did not get to READY.
+    #[error("rehearsing the launch of {chaincode} failed: {reason}")]
+    NotReady {
+        /// The chaincode.
+        chaincode: String,
+        /// Why.
+        reason: String,
+    },
     /// The engine could not be configured.
     #[error("wasm engine: {0}")]
     Engine(String),

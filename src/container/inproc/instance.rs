@@ -24,7 +24,7 @@ use super::error::InprocError;
 use super::host::{BlockStore, GuestEnds, GuestState};
 use super::limits::InprocLimits;
 use crate::container::{
-    ChaincodeStreams, ExitReport, InboundMessages, OutboundMessages, Started, StreamConnector,
+    ChaincodeStreams, Exit, ExitReport, InboundMessages, OutboundMessages, Started, StreamConnector,
 };
 
 /// Messages buffered between a guest and its handler in each direction.
@@ -182,7 +182,7 @@ pub(super) fn start(
             exit = run_guest(&mut store, &pre, &name) => exit,
             () = stopped.cancelled() => GuestExit::Stopped,
         };
-        notice.report(exit.to_string());
+        notice.report(Exit::Guest(exit.clone()));
         match &exit {
             GuestExit::Finished => info!(chaincode = %name, "wasm chaincode finished"),
             other => {

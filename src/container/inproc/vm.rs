@@ -15,7 +15,9 @@ use super::limits::InprocLimits;
 use super::linking::{Compiled, Linking};
 use super::rehearsal;
 use crate::container::launch_config::CHAINCODE_ID_ENV;
-use crate::container::{Connection, LaunchConfig, StartFuture, StreamConnector, Target, Vm};
+use crate::container::{
+    Connection, LaunchConfig, StartFuture, StreamConnector, Target, Vm, VmError,
+};
 use crate::sync::lock;
 
 /// A system chaincode the VM has: compiled, or bytes compiled on its first start.
@@ -176,20 +178,27 @@ impl InprocVm {
     /// instances.
     ///
     /// # Errors
-    /// Why `name` could not be compiled, or why its instance did not get to READY.
-    pub async fn prepare(&self, name: &str) -> std::result::Result<(), String> {
+    /// [`InprocError::NotInstalled`], [`InprocError::Compile`], or [`InprocError::NotReady`]
+    /// when its instance did not get to READY.
+    pub async fn prepare(&self, name: &str) -> Result<()> {
         let component = self.compiled(name).await?;
         rehearsal::rehearse_on_each_worker(&component.pre, name, &self.limits, &self.ticker)
             .await
-            .map_err(|why| format!("rehearsing the launch of {name} failed: {why}"))
+            .map_err(|reason| InprocError::NotReady {
+                chaincode: name.to_owned(),
+                reason,
+            })
     }
 
     /// The installed chaincode `name`, compiled on a blocking thread if it is not yet.
-    async fn compiled(&self, name: &str) -> std::result::Result<Compiled, String> {
-        let installed = lock(&self.installed)
-            .get(name)
-            .cloned()
-            .ok_or_else(|| format!("no system chaincode {name} is installed"))?;
+    async fn compiled(&self, name: &str) -> Result<Compiled> {
+        let installed =
+            lock(&self.installed)
+                .get(name)
+                .cloned()
+                .ok_or_else(|| InprocError::NotInstalled {
+                    chaincode: name.to_owned(),
+                })?;
         let (wasm, reads_blocks) = match installed {
             Installed::Compiled(compiled) => return Ok(compiled),
             Installed::Source { wasm, reads_blocks } => (wasm, reads_blocks),
@@ -200,8 +209,10 @@ impl InprocVm {
         let compiled =
             tokio::task::spawn_blocking(move || linking.link(&chaincode, &source, reads_blocks))
                 .await
-                .map_err(|e| format!("compiling {name} failed: {e}"))?
-                .map_err(|e: InprocError| e.to_string())?;
+                .map_err(|e| InprocError::Compile {
+                    chaincode: name.to_owned(),
+                    reason: format!("the compiling task failed: {e}"),
+                })??;
         let mut installed = lock(&self.installed);
         if let Some(entry) = installed.get_mut(name)
             && matches!(entry, Installed::Source { wasm: current, .. } if Arc::ptr_eq(current, &wasm))
@@ -229,10 +240,8 @@ impl Vm for InprocVm {
     ) -> StartFuture<'a> {
         Box::pin(async move {
             let component = self.compiled(name).await?;
-            let instance = self
-                .start_with_env(name, &config.env, &component)
-                .map_err(|e| e.to_string())?;
-            Ok(instance.into_started(self.limits.register_timeout))
+            let instance = self.start_with_env(name, &config.env, &component)?;
+            Ok::<_, VmError>(instance.into_started(self.limits.register_timeout))
         })
     }
 }
