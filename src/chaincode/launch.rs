@@ -1,11 +1,15 @@
-//! Launching a chaincode on demand, as Fabric's runtime launcher does: a task of chaincode
-//! support picks the VM that has the chaincode, builds its launch configuration (the container
-//! runtime step), starts it and waits for whichever comes first, its registration, its end, or
-//! the startup timeout. Callers only wait on that task, so a caller that gives up (a client's
-//! deadline passed) harms nothing: the launch goes on, and whoever asks next finds its outcome.
+//! Launching a chaincode on demand, as Fabric's runtime launcher does: pick the VM that has the
+//! chaincode, build its launch configuration (the container runtime step), start it and wait
+//! for whichever comes first, its registration, its end, or the startup timeout. One launch runs
+//! per name; callers arriving meanwhile wait for its outcome. The first caller drives the launch
+//! on its own task, and a caller that gives up (a client's deadline passed) hands it to a task of
+//! the launcher, so the launch goes on and whoever asks next finds its outcome.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -21,8 +25,8 @@ use crate::container::{
 };
 use crate::sync::lock;
 
-/// How a launch ended: `Ok` once the chaincode registered.
-type Outcome = Option<Result<(), LaunchError>>;
+/// How a launch ended, once it has: `Ok` once the chaincode registered.
+type Told = Option<Result<(), LaunchError>>;
 
 /// A launch failure, shared by every caller that waited on it.
 #[derive(Debug, Clone)]
@@ -46,7 +50,7 @@ struct Shared {
     vms: Mutex<Arc<[Arc<dyn Vm>]>>,
     runtime: Mutex<Arc<ContainerRuntime>>,
     progress: LaunchProgress,
-    under_way: Mutex<HashMap<String, watch::Receiver<Outcome>>>,
+    under_way: Mutex<HashMap<String, watch::Receiver<Told>>>,
     exits: Mutex<HashMap<String, ExitReport>>,
 }
 
@@ -100,7 +104,7 @@ impl Launcher {
     }
 
     /// Launches `name` unless a launch of it is under way, and waits for that launch to end.
-    /// The launch runs on a task of its own, which goes on when the caller gives up.
+    /// The launch goes on when the caller gives up.
     ///
     /// # Errors
     /// [`ChaincodeError::NotRunning`] when no VM has the chaincode,
@@ -111,23 +115,23 @@ impl Launcher {
         registry: &HandlerRegistry,
         timeout: Duration,
     ) -> Result<HandlerHandle> {
-        let mut outcome = {
+        let vms = Arc::clone(&lock(&self.shared.vms));
+        let Some((vm, target)) = vms
+            .iter()
+            .find_map(|vm| vm.target(name).map(|target| (Arc::clone(vm), target)))
+        else {
+            return Err(ChaincodeError::NotRunning {
+                name: name.to_owned(),
+            });
+        };
+        let (mut outcome, leader) = {
             let mut under_way = lock(&self.shared.under_way);
             match under_way.get(name) {
-                Some(waiting) => waiting.clone(),
+                Some(waiting) => (waiting.clone(), None),
                 None => {
-                    let vms = Arc::clone(&lock(&self.shared.vms));
-                    let Some((vm, target)) = vms
-                        .iter()
-                        .find_map(|vm| vm.target(name).map(|target| (Arc::clone(vm), target)))
-                    else {
-                        return Err(ChaincodeError::NotRunning {
-                            name: name.to_owned(),
-                        });
-                    };
                     let (done, waiting) = watch::channel(None);
                     under_way.insert(name.to_owned(), waiting.clone());
-                    self.tasks.spawn(run_launch(
+                    let launch = run_launch(
                         Arc::clone(&self.shared),
                         LaunchOrder {
                             name: name.to_owned(),
@@ -138,11 +142,18 @@ impl Launcher {
                         },
                         self.stopping.clone(),
                         done,
-                    ));
-                    waiting
+                    );
+                    (waiting, Some(launch))
                 }
             }
         };
+        if let Some(launch) = leader {
+            DriveOrDetach {
+                launch: Some(Box::pin(launch)),
+                tasks: self.tasks.clone(),
+            }
+            .await;
+        }
         let result = outcome
             .wait_for(Option::is_some)
             .await
@@ -167,6 +178,38 @@ impl Launcher {
     }
 }
 
+/// A launch driven by its first caller, on the caller's own task, so that a launch costs no hop
+/// through the scheduler to a task of its own and back (the launch bench's relaunch row doubles
+/// with one). A caller that goes away before the launch is over hands the rest of it to a
+/// tracked task, where it runs to its end: the launch is never lost with its caller.
+struct DriveOrDetach {
+    launch: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    tasks: TaskTracker,
+}
+
+impl Future for DriveOrDetach {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<()> {
+        let Some(launch) = self.launch.as_mut() else {
+            return Poll::Ready(());
+        };
+        ready!(launch.as_mut().poll(context));
+        self.launch = None;
+        Poll::Ready(())
+    }
+}
+
+impl Drop for DriveOrDetach {
+    fn drop(&mut self) {
+        if let Some(launch) = self.launch.take()
+            && tokio::runtime::Handle::try_current().is_ok()
+        {
+            self.tasks.spawn(launch);
+        }
+    }
+}
+
 /// One launch to run: the chaincode, the VM that has it and what that VM found, where it
 /// registers, and how long it may take to.
 struct LaunchOrder {
@@ -177,31 +220,71 @@ struct LaunchOrder {
     timeout: Duration,
 }
 
-/// The task of one launch: runs it unless the peer stops first, then tells its waiters.
+/// One launch from start to outcome, told to its waiters however it ends; the peer stopping
+/// abandons it.
 async fn run_launch(
     shared: Arc<Shared>,
     order: LaunchOrder,
     stopping: CancellationToken,
-    done: watch::Sender<Outcome>,
+    done: watch::Sender<Told>,
 ) {
-    let name = order.name.as_str();
+    tokio::select! {
+        () = launch(shared, order, done) => {}
+        () = stopping.cancelled() => {}
+    }
+}
+
+/// Launches as `order` says and tells its waiters the outcome (or, dropped before the end, that
+/// it was abandoned).
+async fn launch(shared: Arc<Shared>, order: LaunchOrder, done: watch::Sender<Told>) {
+    let outcome = Outcome::of(Arc::clone(&shared), order.name.clone(), done);
     shared.progress.report(
-        name,
+        &order.name,
         LaunchStage::Starting,
         order.target.registers_as.as_str(),
     );
     let runtime = Arc::clone(&lock(&shared.runtime));
     let result = match runtime.launch_config(&order.target) {
-        Ok(config) => tokio::select! {
-            result = start_and_wait(&order, &config) => result.map(|exited| {
-                lock(&shared.exits).insert(name.to_owned(), exited);
-            }),
-            () = stopping.cancelled() => Err(LaunchError::Failed(LaunchFailure::Abandoned)),
-        },
+        Ok(config) => start_and_wait(&order, &config).await.map(|exited| {
+            lock(&shared.exits).insert(order.name.clone(), exited);
+        }),
         Err(reason) => Err(LaunchError::Failed(LaunchFailure::Config(reason))),
     };
-    lock(&shared.under_way).remove(name);
-    done.send_replace(Some(result));
+    outcome.tell(result);
+}
+
+/// Where a launch tells its waiters its outcome. A launch dropped before it could tell (the peer
+/// stopped it) tells them it was abandoned, and no launch leaves its name under way.
+struct Outcome {
+    shared: Arc<Shared>,
+    name: String,
+    done: Option<watch::Sender<Told>>,
+}
+
+impl Outcome {
+    fn of(shared: Arc<Shared>, name: String, done: watch::Sender<Told>) -> Self {
+        Self {
+            shared,
+            name,
+            done: Some(done),
+        }
+    }
+
+    fn tell(mut self, result: Result<(), LaunchError>) {
+        lock(&self.shared.under_way).remove(&self.name);
+        if let Some(done) = self.done.take() {
+            done.send_replace(Some(result));
+        }
+    }
+}
+
+impl Drop for Outcome {
+    fn drop(&mut self) {
+        if let Some(done) = self.done.take() {
+            lock(&self.shared.under_way).remove(&self.name);
+            done.send_replace(Some(Err(LaunchError::Failed(LaunchFailure::Abandoned))));
+        }
+    }
 }
 
 /// Starts `name` and waits for its registration, its end, or the timeout (which stops it). The
@@ -240,20 +323,22 @@ async fn start_and_wait(
         first_run,
         register_within,
     } = started;
-    let mut timeout = timeout;
-    if let Some(limit) = register_within {
-        let by = tokio::time::Instant::now() + limit;
-        if by < deadline.deadline() {
-            deadline.as_mut().reset(by);
-            timeout = limit;
-        }
-    }
-    // The deadline is first polled, and so armed, once the first run is over.
+    // A timer is first polled, and so armed, once the first run is over; the VM's bound on the
+    // registration replaces the startup deadline when it ends sooner.
     let timed_out = async {
         if let Some(ran) = first_run {
             let _ = ran.await;
         }
-        (&mut deadline).await;
+        match register_within {
+            Some(limit) if tokio::time::Instant::now() + limit < deadline.deadline() => {
+                tokio::time::sleep(limit).await;
+                limit
+            }
+            _ => {
+                (&mut deadline).await;
+                timeout
+            }
+        }
     };
     tokio::select! {
         biased;
@@ -264,10 +349,10 @@ async fn start_and_wait(
         exit = exited.ended() => {
             Err(LaunchError::Failed(LaunchFailure::EndedBeforeRegistering(exit)))
         }
-        () = timed_out => {
-            warn!(chaincode = name, ?timeout, "chaincode did not register in time; stopping it");
+        waited = timed_out => {
+            warn!(chaincode = name, ?waited, "chaincode did not register in time; stopping it");
             stop();
-            Err(LaunchError::TimedOut(timeout))
+            Err(LaunchError::TimedOut(waited))
         }
     }
 }
