@@ -22,6 +22,7 @@ fn main() -> anyhow::Result<()> {
         .build_client(grpc)
         // No `connect` constructor: it would clash with the `Chaincode.Connect` rpc.
         .build_transport(false)
+        .codec_path("crate::codec::Codec")
         .compile_fds(descriptors)?;
     Ok(())
 }

@@ -22,8 +22,8 @@ use ccvm_proto::protos::{
 use rand::RngCore;
 use tonic::transport::{Channel, Endpoint};
 
+use crate::fabric::{ERROR_THRESHOLD, compute_tx_id};
 use crate::identity::Identity;
-use crate::node::{ERROR_THRESHOLD, compute_tx_id};
 
 /// What can go wrong for a client.
 #[derive(Debug, thiserror::Error)]

@@ -19,7 +19,7 @@ use crate::container::inproc::{
     DEFAULT_REGISTER_TIMEOUT, InprocLimits,
 };
 use crate::identity::DEFAULT_MSP_ID;
-use crate::node::{QSCC, WASM_CACHE_DIR};
+use ccvm_sandbox::WasmLimits;
 
 /// Where a node listens for clients by default (Fabric's peer port).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7051";
@@ -108,6 +108,9 @@ impl Default for DockerConfig {
     }
 }
 
+/// Where the node keeps compiled wasm components by default, under the data directory.
+pub const WASM_CACHE_DIR: &str = "wasm-cache";
+
 /// How often the system chaincode directory is checked for changes by default.
 pub const DEFAULT_WATCH_INTERVAL_MS: u64 = 1000;
 
@@ -127,7 +130,8 @@ pub struct InprocSettings {
     /// How long a started instance may take to register, in milliseconds; within the
     /// chaincode startup timeout, which also covers compiling.
     pub register_timeout_ms: u64,
-    /// System chaincodes granted read access to the block store.
+    /// System chaincodes granted read access to the block store, beyond `qscc`, which always
+    /// has it.
     pub block_readers: Vec<String>,
     /// Where compiled components are kept; `wasm-cache` in the data directory when unset.
     pub cache_dir: Option<PathBuf>,
@@ -149,7 +153,7 @@ impl Default for InprocSettings {
             max_instances: DEFAULT_MAX_INSTANCES,
             register_timeout_ms: u64::try_from(DEFAULT_REGISTER_TIMEOUT.as_millis())
                 .unwrap_or(u64::MAX),
-            block_readers: vec![QSCC.to_owned()],
+            block_readers: Vec::new(),
             cache_dir: None,
             data_dirs: BTreeMap::new(),
             watch_interval_ms: DEFAULT_WATCH_INTERVAL_MS,
@@ -270,17 +274,19 @@ impl Config {
                 .rust_target_dir
                 .clone()
                 .unwrap_or_else(|| self.data_dir.join("rust-build")),
-            wasm_limits: self.inproc_limits(),
+            wasm_limits: self.inproc_limits().wasm,
         }
     }
 
     /// The inproc VM's limits; a guest's transaction deadline is the execute timeout.
     pub fn inproc_limits(&self) -> InprocLimits {
         InprocLimits {
-            tx_deadline: Duration::from_millis(self.chaincode.execute_timeout_ms),
-            max_memory_bytes: self.inproc.max_memory_bytes,
-            max_stack_bytes: self.inproc.max_stack_bytes,
-            max_message_bytes: self.chaincode.max_message_bytes,
+            wasm: WasmLimits {
+                tx_deadline: Duration::from_millis(self.chaincode.execute_timeout_ms),
+                max_memory_bytes: self.inproc.max_memory_bytes,
+                max_stack_bytes: self.inproc.max_stack_bytes,
+                max_message_bytes: self.chaincode.max_message_bytes,
+            },
             max_instances: self.inproc.max_instances,
             register_timeout: Duration::from_millis(self.inproc.register_timeout_ms),
         }
@@ -341,7 +347,6 @@ mod tests {
                 config.inproc.data_dirs.get("mycc"),
                 Some(&PathBuf::from("/srv/mycc"))
             );
-            assert_eq!(config.inproc.block_readers, vec![QSCC.to_owned()]);
             Ok(())
         });
     }

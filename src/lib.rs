@@ -10,6 +10,7 @@
 //!   a stream of messages in and out; gRPC is one transport adapted onto it.
 //! - [`container`] starts chaincode: the inproc VM (wasm inside the peer) and the Docker VM.
 //! - [`package`] reads and keeps chaincode packages in Fabric's format.
+//! - [`fabric`] holds conventions of Fabric's protocol that the client and the node share.
 //! - [`ledger`] keeps world state with MVCC versions, history and blocks in an embedded store.
 
 pub mod chaincode;
@@ -17,6 +18,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod container;
+pub mod fabric;
 pub mod identity;
 pub mod ledger;
 pub mod msp;

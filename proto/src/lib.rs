@@ -12,6 +12,9 @@
     reason = "generated code"
 )]
 
+#[cfg(feature = "grpc")]
+pub mod codec;
+
 /// The shim protocol, proposals and transactions (`package protos`).
 pub mod protos {
     include!(concat!(env!("OUT_DIR"), "/protos.rs"));
@@ -50,3 +53,15 @@ pub mod ccvm {
 pub use prost::Message;
 pub use prost_types::Timestamp;
 pub use protos::chaincode_message::Type as MessageType;
+
+/// The peer's answers to a REGISTER it accepts, in the order a chaincode expects them:
+/// REGISTERED, then READY, each carrying the REGISTER's transaction id and channel.
+pub fn registration_accepted(register: &protos::ChaincodeMessage) -> [protos::ChaincodeMessage; 2] {
+    let reply = |kind: MessageType| protos::ChaincodeMessage {
+        r#type: kind as i32,
+        txid: register.txid.clone(),
+        channel_id: register.channel_id.clone(),
+        ..Default::default()
+    };
+    [reply(MessageType::Registered), reply(MessageType::Ready)]
+}

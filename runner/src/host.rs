@@ -5,10 +5,7 @@ use std::collections::VecDeque;
 
 use ccvm_proto::protos::ChaincodeMessage;
 use ccvm_proto::{Message, MessageType};
-use ccvm_sandbox::{
-    DEFAULT_MAX_MESSAGE_BYTES, GuestLimiter, LogBudget, TxClock, ends_transaction,
-    starts_transaction,
-};
+use ccvm_sandbox::{GuestLimiter, LogBudget, TxClock, ends_transaction, starts_transaction};
 use tokio::sync::mpsc;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -32,6 +29,8 @@ pub struct GuestState {
     pub clock: TxClock,
     /// What the guest may still write to the log.
     pub log: LogBudget,
+    /// Largest message the guest may send.
+    pub max_message_bytes: usize,
     /// Channel and id of each transaction the guest holds, oldest first.
     pub open: VecDeque<(String, String)>,
 }
@@ -63,11 +62,11 @@ impl WasiView for GuestState {
 
 impl peer::Host for GuestState {
     fn send(&mut self, message: Vec<u8>) -> Result<(), String> {
-        if message.len() > DEFAULT_MAX_MESSAGE_BYTES {
+        if message.len() > self.max_message_bytes {
             return Err(format!(
-                "message of {} bytes from the chaincode is over the limit of \
-                 {DEFAULT_MAX_MESSAGE_BYTES} bytes",
-                message.len()
+                "message of {} bytes from the chaincode is over the limit of {} bytes",
+                message.len(),
+                self.max_message_bytes
             ));
         }
         let message = ChaincodeMessage::decode(message.as_slice())

@@ -8,7 +8,6 @@
 //! the reason, and the runner exits with a non-zero code so the peer relaunches it.
 
 mod host;
-mod limits;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -16,8 +15,8 @@ use std::time::Duration;
 use ccvm_guest_sdk::{PeerSettings, open_stream};
 use ccvm_proto::protos::ChaincodeMessage;
 use ccvm_sandbox::{
-    GuestExit, GuestLimiter, LogBudget, TxClock, classify, deterministic_config, guest_wasi,
-    start_epoch_ticker,
+    GuestExit, GuestLimiter, LogBudget, TxClock, WasmLimits, classify, deterministic_config,
+    guest_wasi, start_epoch_ticker,
 };
 use tokio::sync::mpsc;
 use tracing::{error, info};
@@ -26,7 +25,6 @@ use wasmtime::{Engine, Store, UpdateDeadline};
 use wasmtime_wasi::p2::bindings::sync::CommandPre;
 
 use self::host::{GuestState, log, peer};
-use self::limits::Limits;
 
 /// The chaincode component inside the container, unless `CCVM_WASM_FILE` names another.
 const DEFAULT_WASM_FILE: &str = "/chaincode.wasm";
@@ -92,7 +90,7 @@ fn run_guest(store: &mut Store<GuestState>, pre: &CommandPre<GuestState>, name: 
 
 fn run() -> Result<(), String> {
     let settings = PeerSettings::from_env_and_args().map_err(|e| e.to_string())?;
-    let limits = Limits::from_env(env)?;
+    let limits = WasmLimits::from_env(env)?;
     let path = env("CCVM_WASM_FILE").unwrap_or_else(|| DEFAULT_WASM_FILE.to_owned());
     let wasm = std::fs::read(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
     let engine =
@@ -121,6 +119,7 @@ fn run() -> Result<(), String> {
             limiter: GuestLimiter::new(limits.max_memory_bytes),
             clock: TxClock::default(),
             log: LogBudget::default(),
+            max_message_bytes: limits.max_message_bytes,
             open: Default::default(),
         },
     );

@@ -1,21 +1,23 @@
 //! The sandbox every ccvm wasm chaincode runs in, whether inside the peer (the inproc VM) or in
 //! a container (the wasm runner): engine settings under which every peer computes the same
 //! result (`determinism`), what WASI shows the guest (frozen clocks, fixed randomness, no files
-//! or sockets), the memory cap and the per-transaction deadline (`limits`), and how an instance
-//! ended (`exit`).
+//! or sockets), the limits of a guest and their enforcement (`wasm_limits`, `limits`), what it may
+//! write to the host's log (`log_budget`), and how an instance ended (`exit`).
 
 mod determinism;
 mod exit;
 mod limits;
 mod log_budget;
+mod wasm_limits;
 
 pub use determinism::{GUEST_DATA_DIR, deterministic_config, guest_wasi};
 pub use exit::{DeadlineExceeded, GuestExit, classify};
 pub use limits::{
-    DEFAULT_MAX_MEMORY_BYTES, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_STACK_BYTES, EPOCH_TICK,
-    GuestLimiter, TickerHold, TxClock, ends_transaction, runner_env, start_epoch_ticker,
-    starts_transaction,
+    DEFAULT_MAX_MEMORY_BYTES, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_STACK_BYTES,
+    DEFAULT_TX_DEADLINE, EPOCH_TICK, GuestLimiter, TickerHold, TxClock, ends_transaction,
+    runner_env, start_epoch_ticker, starts_transaction,
 };
 pub use log_budget::{
     LogBudget, MAX_LOG_BYTES_PER_SECOND, MAX_LOG_BYTES_PER_TX, MAX_LOG_LINE_BYTES,
 };
+pub use wasm_limits::WasmLimits;

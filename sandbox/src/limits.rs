@@ -15,6 +15,9 @@ pub const DEFAULT_MAX_MEMORY_BYTES: usize = 64 * 1024 * 1024;
 /// Deepest wasm stack a guest may use: wasmtime's own default, enough for ordinary recursion and
 /// small enough that runaway recursion traps at once.
 pub const DEFAULT_MAX_STACK_BYTES: usize = 512 * 1024;
+/// Longest a transaction may run before its guest is stopped: Fabric's default
+/// `chaincode.executetimeout`.
+pub const DEFAULT_TX_DEADLINE: Duration = Duration::from_secs(30);
 /// Largest `ChaincodeMessage` a guest may send, in bytes: Fabric's default gRPC message limit,
 /// so that a guest inside the peer is held to what a chaincode reaching it over gRPC is. A larger
 /// message ends the guest's connection, as gRPC ends a stream.
@@ -58,6 +61,8 @@ pub mod runner_env {
     pub const MAX_MEMORY_BYTES: &str = "CCVM_WASM_MAX_MEMORY_BYTES";
     /// Deepest wasm stack, in bytes.
     pub const MAX_STACK_BYTES: &str = "CCVM_WASM_MAX_STACK_BYTES";
+    /// Largest message the guest may send, in bytes.
+    pub const MAX_MESSAGE_BYTES: &str = "CCVM_WASM_MAX_MESSAGE_BYTES";
 }
 
 /// Enforces the memory cap and remembers whether it refused a growth, so that the trap that
@@ -166,5 +171,53 @@ impl TxClock {
             Some(since) if since.elapsed() > deadline => Err(DeadlineExceeded),
             _ => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TX: i32 = MessageType::Transaction as i32;
+    const COMPLETED: i32 = MessageType::Completed as i32;
+    const GET_STATE: i32 = MessageType::GetState as i32;
+
+    #[test]
+    fn an_idle_guest_is_never_past_its_deadline() {
+        let clock = TxClock::default();
+        assert!(clock.check_deadline(Duration::ZERO).is_ok());
+    }
+
+    #[test]
+    fn a_running_transaction_is_past_a_deadline_it_has_outlived() {
+        let mut clock = TxClock::default();
+        clock.received(TX);
+        clock.sent(GET_STATE);
+        assert!(
+            clock.check_deadline(Duration::ZERO).is_err(),
+            "a stub call does not end the transaction"
+        );
+        assert!(clock.check_deadline(Duration::from_secs(3600)).is_ok());
+        clock.sent(COMPLETED);
+        assert!(clock.check_deadline(Duration::ZERO).is_ok());
+    }
+
+    #[test]
+    fn a_queued_transaction_runs_on_the_clock_until_the_last_one_ends() {
+        let mut clock = TxClock::default();
+        clock.received(TX);
+        clock.received(TX);
+        clock.sent(COMPLETED);
+        assert!(
+            clock.check_deadline(Duration::ZERO).is_err(),
+            "the queued transaction started when the first ended"
+        );
+        clock.sent(MessageType::Error as i32);
+        assert!(clock.check_deadline(Duration::ZERO).is_ok());
+        clock.sent(COMPLETED);
+        assert!(
+            clock.check_deadline(Duration::ZERO).is_ok(),
+            "an end without a transaction does not start the clock"
+        );
     }
 }

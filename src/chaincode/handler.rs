@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use ccvm_proto::Message;
 use ccvm_proto::MessageType;
 use ccvm_proto::protos::{ChaincodeMessage, ChaincodeSpec};
+use ccvm_proto::registration_accepted;
 use tokio::sync::oneshot;
 use tokio_stream::{Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
@@ -17,7 +18,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use super::error::short_tx;
 use super::immediate::{self, Immediate, no_transaction};
 use super::message::{bare, error_reply, reply, type_name};
-use super::registration::{Registrant, accepted};
+use super::registration::Registrant;
 use super::registry::HandlerHandle;
 use super::support::{ChaincodeSupport, ExecuteRequest};
 use super::tx_context::{TxContext, TxContexts};
@@ -187,7 +188,7 @@ impl Handler {
             Err(why) => return self.refuse(&message, why).await,
         };
         self.registered = Some(handle.clone());
-        for accepted in accepted(&message) {
+        for accepted in registration_accepted(&message) {
             self.send(accepted).await?;
         }
         self.support.registry().ready(&handle);

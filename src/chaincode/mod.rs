@@ -26,7 +26,6 @@ mod tx_context;
 
 pub use error::{ChaincodeError, LaunchFailure, Result};
 pub use handler::Handler;
-pub(crate) use registration::accepted as accepted_registration;
 pub use registry::{HandlerHandle, HandlerRegistry};
 pub use support::{
     ChaincodeSupport, DEFAULT_EXECUTE_TIMEOUT, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_STARTUP_TIMEOUT,

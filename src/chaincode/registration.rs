@@ -10,18 +10,17 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use ccvm_proto::Message;
-use ccvm_proto::MessageType;
 use ccvm_proto::protos::{ChaincodeId, ChaincodeMessage};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
 use super::error::ChaincodeError;
-use super::message::reply;
 use super::registry::HandlerHandle;
 use super::support::ChaincodeSupport;
 use super::tx_context::TxContexts;
 use crate::container::{Offered, OutboundMessages};
+use ccvm_proto::registration_accepted;
 
 /// One connection's side of a registration: where its chaincode is reached and what the peer
 /// knows about it.
@@ -82,14 +81,6 @@ impl Registrant<'_> {
     }
 }
 
-/// The REGISTERED and READY replies to `register`, in the order the chaincode expects them.
-pub(crate) fn accepted(register: &ChaincodeMessage) -> [ChaincodeMessage; 2] {
-    [
-        reply(register, MessageType::Registered, Vec::new()),
-        reply(register, MessageType::Ready, Vec::new()),
-    ]
-}
-
 /// A connection's registration, waiting to be done inline on the chaincode's first REGISTER.
 pub(crate) struct InlineRegistration {
     pub support: ChaincodeSupport,
@@ -125,7 +116,7 @@ impl InlineRegistration {
             self.support.registry().deregister(&handle);
             return Offered::Declined(message);
         }
-        answers.extend(accepted(&message));
+        answers.extend(registration_accepted(&message));
         self.support.registry().ready(&handle);
         Offered::Answered
     }

@@ -27,8 +27,9 @@ use crate::container::{
 use crate::ledger::Ledger;
 use crate::sync::lock;
 
-/// Fabric's default `chaincode.executetimeout`: how long a transaction may run.
-pub const DEFAULT_EXECUTE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Fabric's default `chaincode.executetimeout`: how long a transaction may run (the same as a
+/// wasm guest's deadline).
+pub const DEFAULT_EXECUTE_TIMEOUT: Duration = ccvm_sandbox::DEFAULT_TX_DEADLINE;
 
 /// Fabric's default `chaincode.startuptimeout`: how long a launched chaincode may take to register.
 pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(300);
@@ -367,5 +368,30 @@ impl ChaincodeSupport {
             end.cancel();
         }
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_expected_name_is_forgotten_only_when_each_expectation_is() {
+        let expected = ExpectedRegistrations::default();
+        expected.expect("cc:1.0");
+        expected.expect("cc:1.0");
+        expected.forget("cc:1.0");
+        assert!(
+            expected.contains("cc:1.0"),
+            "a second container is still to register"
+        );
+        expected.forget("cc:1.0");
+        assert!(!expected.contains("cc:1.0"));
+        expected.forget("cc:1.0");
+        assert!(
+            !expected.contains("cc:1.0"),
+            "forgetting more than was expected leaves nothing behind"
+        );
+        assert!(lock(&expected.names).is_empty());
     }
 }

@@ -16,10 +16,9 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 use tracing::{info, warn};
 
-use super::docker::ChaincodeResolver;
 use super::{
-    ChaincodeStreams, Exit, ExitReport, LaunchConfig, StartFuture, Started, StreamConnector,
-    Target, Vm, VmError,
+    ChaincodeResolver, ChaincodeStreams, Exit, ExitReport, LaunchConfig, StartFuture, Started,
+    StreamConnector, Target, Vm, VmError,
 };
 use crate::package::{Package, Platform};
 

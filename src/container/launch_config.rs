@@ -40,6 +40,33 @@ pub struct Target {
     pub package: Option<Package>,
 }
 
+/// What to run for a chaincode name: its package and the name it registers as.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// The name the chaincode registers with (`CORE_CHAINCODE_ID_NAME`).
+    pub registers_as: String,
+    /// The installed package.
+    pub package: Package,
+}
+
+impl Resolved {
+    /// The launch target of this chaincode, reaching the peer by `connection`.
+    pub fn into_target(self, connection: Connection) -> Target {
+        Target {
+            registers_as: self.registers_as,
+            connection,
+            package: Some(self.package),
+        }
+    }
+}
+
+/// Looks up the user chaincodes the Docker and ccaas VMs run: a committed definition whose
+/// package is installed on this peer.
+pub trait ChaincodeResolver: Send + Sync {
+    /// The package to run as `name`, if `name` is such a chaincode.
+    fn resolve(&self, name: &str) -> Option<Resolved>;
+}
+
 /// What a chaincode is started with.
 #[derive(Debug, Clone, Default)]
 pub struct LaunchConfig {

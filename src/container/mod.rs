@@ -25,7 +25,8 @@ use tokio_util::sync::CancellationToken;
 pub use error::VmError;
 pub use exit::{Exit, ExitNotice, ExitReport};
 pub use launch_config::{
-    CertIssuer, ClientCredentials, Connection, ContainerRuntime, LaunchConfig, Target,
+    CertIssuer, ChaincodeResolver, ClientCredentials, Connection, ContainerRuntime, LaunchConfig,
+    Resolved, Target,
 };
 pub use progress::{LaunchEvent, LaunchProgress, LaunchStage};
 

@@ -11,11 +11,11 @@ use ccvm_proto::ccvm::{
 };
 use tonic::{Request, Response, Status};
 
-use super::NodeError;
 use super::launch_stream::{self, LaunchEvents};
+use super::status::ServiceError;
 use super::system_chaincodes::{Origin, SystemChaincodes};
 use crate::chaincode::ChaincodeSupport;
-use crate::package::{Package, PackageError, PackageStore};
+use crate::package::{Package, PackageStore};
 
 /// The `ccvm.Admin` service.
 pub(super) struct AdminService {
@@ -73,14 +73,11 @@ impl admin_server::Admin for AdminService {
         request: Request<ReloadSystemChaincodeRequest>,
     ) -> Result<Response<ReloadSystemChaincodeResponse>, Status> {
         let name = request.into_inner().name;
-        match self.system_chaincodes.reload(&name).await {
-            Ok(()) => Ok(Response::new(ReloadSystemChaincodeResponse {})),
-            Err(e @ NodeError::UnknownSystemChaincode(_)) => Err(Status::not_found(e.to_string())),
-            Err(e @ (NodeError::Inproc(_) | NodeError::ChaincodeDir { .. })) => {
-                Err(Status::failed_precondition(e.to_string()))
-            }
-            Err(e) => Err(Status::internal(e.to_string())),
-        }
+        self.system_chaincodes
+            .reload(&name)
+            .await
+            .map_err(ServiceError::from)?;
+        Ok(Response::new(ReloadSystemChaincodeResponse {}))
     }
 
     async fn install_package(
@@ -89,24 +86,18 @@ impl admin_server::Admin for AdminService {
     ) -> Result<Response<InstalledPackage>, Status> {
         let bytes = request.into_inner().package;
         let packages = self.packages.clone();
-        let result = tokio::task::spawn_blocking(move || packages.install(&bytes))
+        let package = tokio::task::spawn_blocking(move || packages.install(&bytes))
             .await
-            .map_err(|e| Status::internal(e.to_string()))?;
-        match result {
-            Ok(package) => Ok(Response::new(installed(package))),
-            Err(e @ PackageError::Store { .. }) => Err(Status::internal(e.to_string())),
-            Err(e) => Err(Status::invalid_argument(e.to_string())),
-        }
+            .map_err(|e| ServiceError::TaskFailed(e.to_string()))?
+            .map_err(ServiceError::from)?;
+        Ok(Response::new(installed(package)))
     }
 
     async fn list_packages(
         &self,
         _request: Request<ListPackagesRequest>,
     ) -> Result<Response<PackageList>, Status> {
-        let packages = self
-            .packages
-            .list()
-            .map_err(|e| Status::internal(e.to_string()))?;
+        let packages = self.packages.list().map_err(ServiceError::from)?;
         Ok(Response::new(PackageList {
             packages: packages.into_iter().map(installed).collect(),
         }))

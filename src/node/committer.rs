@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
+use super::status::ServiceError;
 use crate::ledger::{Ledger, PendingTx, PrivateWrites, TxOutcome};
 use crate::msp::SignatureVerifier;
 use crate::sync::lock;
@@ -163,26 +164,23 @@ impl committer_server::Committer for CommitterService {
                 let signature = SignatureHeader::decode(header.signature_header.as_slice()).ok()?;
                 Some((channel, signature.creator))
             })
-            .ok_or_else(|| Status::invalid_argument("envelope has no readable header"))?;
+            .ok_or_else(|| ServiceError::Malformed("envelope has no readable header".to_owned()))?;
         self.verifier
             .verify(&creator, &envelope.payload, &envelope.signature)
-            .map_err(|why| Status::permission_denied(format!("access denied: {why}")))?;
-        match self.ledger.has_channel(&header.channel_id) {
-            Ok(true) => {}
-            Ok(false) => {
-                return Err(Status::not_found(format!(
-                    "channel {} does not exist",
-                    header.channel_id
-                )));
-            }
-            Err(e) => return Err(Status::internal(e.to_string())),
+            .map_err(ServiceError::AccessDenied)?;
+        if !self
+            .ledger
+            .has_channel(&header.channel_id)
+            .map_err(ServiceError::from)?
+        {
+            return Err(ServiceError::NoChannel(header.channel_id).into());
         }
         let private = self.transient.take(&header.tx_id);
         let outcome = self
             .cutter
             .submit(header.channel_id, PendingTx { envelope, private })
             .await
-            .map_err(Status::unavailable)?;
+            .map_err(ServiceError::Unavailable)?;
         Ok(Response::new(SubmitResponse {
             tx_id: outcome.tx_id,
             validation_code: outcome.code as i32,

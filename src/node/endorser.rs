@@ -14,12 +14,11 @@ use tracing::{Instrument, debug, info_span};
 use super::committer::TransientStore;
 use super::proposal::UnpackedProposal;
 use crate::chaincode::{ChaincodeSupport, ExecuteRequest};
+use crate::fabric::ERROR_THRESHOLD;
 use crate::identity::Identity;
 use crate::msp::SignatureVerifier;
 use crate::sync::lock;
 
-/// Chaincode statuses from here up are errors and are not endorsed (Fabric's `ERRORTHRESHOLD`).
-pub const ERROR_THRESHOLD: i32 = 400;
 /// The status of a proposal that failed before or while running the chaincode.
 const INTERNAL_ERROR: i32 = 500;
 

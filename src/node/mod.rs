@@ -10,6 +10,7 @@ mod committer;
 mod endorser;
 mod launch_stream;
 mod proposal;
+mod status;
 mod system_chaincodes;
 mod tls;
 mod user_chaincodes;
@@ -28,8 +29,9 @@ use tracing::{info, warn};
 use crate::chaincode::ChaincodeSupport;
 use crate::chaincode::grpc::ChaincodeSupportService;
 use crate::config::Config;
+use crate::container::ChaincodeResolver;
 use crate::container::ccaas::CcaasVm;
-use crate::container::docker::{ChaincodeResolver, DockerVm};
+use crate::container::docker::DockerVm;
 use crate::container::inproc::{InprocError, InprocVm};
 use crate::container::{CertIssuer, ContainerRuntime, Vm};
 use crate::identity::{Identity, IdentityError};
@@ -45,8 +47,6 @@ use system_chaincodes::SystemChaincodes;
 use tls::{ChaincodeCa, TlsError};
 use user_chaincodes::DefinedChaincodes;
 
-pub use endorser::ERROR_THRESHOLD;
-pub use proposal::compute_tx_id;
 pub use system_chaincodes::{LIFECYCLE, Origin, QSCC, SystemChaincodeStatus, built_in};
 
 /// Where the node keeps the identity it endorses with, under the data directory.
@@ -55,8 +55,7 @@ pub const PEER_IDENTITY_DIR: &str = "identities/peer";
 pub const CHAINCODE_CA_DIR: &str = "tls/chaincode";
 /// Where the node keeps installed chaincode packages, under the data directory.
 pub const PACKAGES_DIR: &str = "packages";
-/// Where the node keeps compiled wasm components, under the data directory.
-pub const WASM_CACHE_DIR: &str = "wasm-cache";
+pub use crate::config::WASM_CACHE_DIR;
 /// Where the node keeps the development identity clients sign with, under the data directory.
 pub const CLIENT_IDENTITY_DIR: &str = "identities/client";
 

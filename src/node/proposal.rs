@@ -8,6 +8,8 @@ use ccvm_proto::protos::{
 };
 use sha2::{Digest, Sha256};
 
+use crate::fabric::compute_tx_id;
+
 /// A chaincode proposal, decoded and checked.
 pub(crate) struct UnpackedProposal {
     pub channel: String,
@@ -73,14 +75,6 @@ impl UnpackedProposal {
             hash: hasher.finalize().to_vec(),
         })
     }
-}
-
-/// Fabric's transaction id: hex SHA-256 of nonce followed by the serialized creator.
-pub fn compute_tx_id(nonce: &[u8], creator: &[u8]) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(nonce);
-    hasher.update(creator);
-    hex::encode(hasher.finalize())
 }
 
 fn decode<M: Message + Default>(bytes: &[u8], what: &str) -> Result<M, String> {

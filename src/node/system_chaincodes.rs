@@ -89,8 +89,9 @@ impl SystemChaincodes {
         }
     }
 
+    /// Whether `name` may read the block store: `qscc`, and those configured to.
     fn reads_blocks(&self, name: &str) -> bool {
-        self.block_readers.iter().any(|reader| reader == name)
+        name == QSCC || self.block_readers.iter().any(|reader| reader == name)
     }
 
     /// Installs the built-in system chaincodes (started on first use, compiled then if

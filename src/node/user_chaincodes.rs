@@ -6,7 +6,7 @@ use serde::Deserialize;
 use tracing::warn;
 
 use super::system_chaincodes::LIFECYCLE;
-use crate::container::docker::{ChaincodeResolver, Resolved};
+use crate::container::{ChaincodeResolver, Resolved};
 use crate::ledger::{DEFAULT_CHANNEL, Ledger};
 use crate::package::PackageStore;
 

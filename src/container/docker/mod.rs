@@ -26,6 +26,7 @@ use bollard::query_parameters::{
     CreateContainerOptionsBuilder, KillContainerOptionsBuilder, LogsOptionsBuilder,
     RemoveContainerOptionsBuilder, UploadToContainerOptionsBuilder, WaitContainerOptions,
 };
+use ccvm_sandbox::WasmLimits;
 use futures_util::StreamExt;
 use tokio::sync::OnceCell;
 use tracing::{info, warn};
@@ -33,10 +34,9 @@ use tracing::{info, warn};
 pub use error::DockerError;
 
 use super::{
-    Connection, Exit, ExitReport, LaunchConfig, LaunchProgress, LaunchStage, Registrations,
-    StartFuture, Started, Target, Vm, VmError,
+    ChaincodeResolver, Connection, Exit, ExitReport, LaunchConfig, LaunchProgress, LaunchStage,
+    Registrations, StartFuture, Started, Target, Vm, VmError,
 };
-use crate::container::inproc::InprocLimits;
 use crate::package::{CodeFile, Package, Platform, write_tar_gz};
 
 /// Seconds bollard waits for an answer from the engine.
@@ -63,34 +63,7 @@ pub struct DockerSettings {
     /// Where cargo builds `rust` packages, shared between builds.
     pub rust_target_dir: std::path::PathBuf,
     /// The sandbox limits of `wasm` packages, the same as the inproc VM's guests have.
-    pub wasm_limits: InprocLimits,
-}
-
-/// What to run for a chaincode name: its package and the name it registers as.
-#[derive(Debug, Clone)]
-pub struct Resolved {
-    /// The name the chaincode registers with (`CORE_CHAINCODE_ID_NAME`).
-    pub registers_as: String,
-    /// The installed package.
-    pub package: Package,
-}
-
-impl Resolved {
-    /// The launch target of this chaincode, reaching the peer by `connection`.
-    pub fn into_target(self, connection: Connection) -> Target {
-        Target {
-            registers_as: self.registers_as,
-            connection,
-            package: Some(self.package),
-        }
-    }
-}
-
-/// Looks up the user chaincodes the Docker VM runs: a committed definition whose package is
-/// installed on this peer.
-pub trait ChaincodeResolver: Send + Sync {
-    /// The package to run as `name`, if `name` is such a chaincode.
-    fn resolve(&self, name: &str) -> Option<Resolved>;
+    pub wasm_limits: WasmLimits,
 }
 
 /// Runs user chaincode in Docker containers. It connects to the engine on its first start, so a
@@ -205,7 +178,7 @@ impl DockerVm {
         let settings = &self.settings;
         let mut env = config.env_strings();
         if package.platform == Platform::Wasm {
-            env.extend(wasm_runner::limits_env(&settings.wasm_limits));
+            env.extend(settings.wasm_limits.to_env());
         }
         ContainerCreateBody {
             image: Some(image.to_owned()),

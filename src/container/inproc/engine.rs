@@ -42,7 +42,7 @@ fn pool(limits: &InprocLimits) -> PoolingAllocationConfig {
         .total_memories(guests.saturating_mul(MEMORIES_PER_GUEST))
         .total_tables(guests.saturating_mul(TABLES_PER_GUEST))
         .total_stacks(guests)
-        .max_memory_size(limits.max_memory_bytes)
+        .max_memory_size(limits.wasm.max_memory_bytes)
         .max_unused_warm_slots(WARM_SLOTS)
         .linear_memory_keep_resident(MEMORY_KEPT_RESIDENT)
         .table_keep_resident(TABLES_KEPT_RESIDENT)
@@ -63,9 +63,9 @@ pub(super) fn new_engine(limits: &InprocLimits) -> Result<Engine> {
             "inproc.max_instances is 0, so no wasm instance could run: set 1 or more".to_owned(),
         ));
     }
-    let mut config = deterministic_config(limits.max_stack_bytes);
+    let mut config = deterministic_config(limits.wasm.max_stack_bytes);
     config
-        .async_stack_size(limits.max_stack_bytes + HOST_STACK_BYTES)
+        .async_stack_size(limits.wasm.max_stack_bytes + HOST_STACK_BYTES)
         .memory_reservation(MEMORY_RESERVATION_BYTES)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool(limits)));
     Engine::new(&config).map_err(|e| {

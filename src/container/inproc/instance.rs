@@ -130,7 +130,7 @@ pub(super) fn sandboxed_store(
 ) -> Store<GuestState> {
     let mut store = Store::new(pre.engine(), state);
     store.limiter(|state| &mut state.limiter);
-    let deadline = limits.tx_deadline;
+    let deadline = limits.wasm.tx_deadline;
     store.epoch_deadline_callback(move |mut store| {
         let state = store.data_mut();
         state.clock.check_deadline(deadline)?;

@@ -24,7 +24,6 @@ use wasmtime_wasi::p2::bindings::CommandPre;
 use super::host::GuestState;
 use super::instance::{guest_channels, run_guest, sandboxed_store};
 use super::limits::InprocLimits;
-use crate::chaincode::accepted_registration;
 use crate::container::launch_config::CHAINCODE_ID_ENV;
 use crate::container::{InboundMessages, InlinePeer, Offered, OutboundMessages};
 
@@ -102,7 +101,7 @@ async fn stand_in_peer(
     if register.r#type != MessageType::Register as i32 {
         return Err(format!("it sent message type {} first", register.r#type));
     }
-    for message in accepted_registration(&register) {
+    for message in ccvm_proto::registration_accepted(&register) {
         outbound
             .send(Box::new(message))
             .await

@@ -1,0 +1,167 @@
+//! The one map from what the node's gRPC services refuse to a gRPC status. A refusal the caller
+//! can act on keeps its text; a failure inside the node (its store, a crashed task) is logged in
+//! full and answered with a fixed text, so that no host path or store detail leaves the node.
+
+use tonic::Status;
+use tracing::error;
+
+use super::NodeError;
+use crate::ledger::LedgerError;
+use crate::package::PackageError;
+
+/// Why a gRPC call of the node's own services failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub(crate) enum ServiceError {
+    /// The request does not hold what it must.
+    #[error("malformed request: {0}")]
+    Malformed(String),
+    /// Its signer may not make it.
+    #[error("access denied: {0}")]
+    AccessDenied(String),
+    /// It names a channel this node does not have.
+    #[error("channel {0} does not exist")]
+    NoChannel(String),
+    /// The part of the node that would serve it has stopped (the node is shutting down).
+    #[error("{0}")]
+    Unavailable(String),
+    /// A package that cannot be installed, or the package store failing.
+    #[error(transparent)]
+    Package(#[from] PackageError),
+    /// A system chaincode that cannot be reloaded, or the node failing.
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    /// The ledger failed underneath.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// The task serving the request ended unexpectedly.
+    #[error("the task serving the request failed: {0}")]
+    TaskFailed(String),
+}
+
+/// The fixed text of a failure inside the node.
+const INTERNAL: &str = "internal error; the node's log has the details";
+
+impl From<ServiceError> for Status {
+    fn from(refusal: ServiceError) -> Self {
+        let text = refusal.to_string();
+        match refusal {
+            ServiceError::Malformed(_)
+            | ServiceError::Package(
+                PackageError::Malformed(_) | PackageError::Label(_) | PackageError::Platform(_),
+            ) => Status::invalid_argument(text),
+            ServiceError::AccessDenied(_) => Status::permission_denied(text),
+            ServiceError::NoChannel(_)
+            | ServiceError::Node(NodeError::UnknownSystemChaincode(_)) => Status::not_found(text),
+            ServiceError::Node(
+                NodeError::Inproc(_) | NodeError::ChaincodeDir { .. } | NodeError::Reload { .. },
+            ) => Status::failed_precondition(text),
+            ServiceError::Unavailable(_) => Status::unavailable(text),
+            ServiceError::Package(_)
+            | ServiceError::Node(_)
+            | ServiceError::Ledger(_)
+            | ServiceError::TaskFailed(_) => {
+                error!(error = %text, "request failed inside the node");
+                Status::internal(INTERNAL)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use tonic::Code;
+
+    use super::*;
+
+    fn status(refusal: ServiceError) -> (Code, String) {
+        let status = Status::from(refusal);
+        (status.code(), status.message().to_owned())
+    }
+
+    #[test]
+    fn a_malformed_request_or_package_is_an_invalid_argument() {
+        assert_eq!(
+            status(ServiceError::Malformed("envelope has no header".to_owned())),
+            (
+                Code::InvalidArgument,
+                "malformed request: envelope has no header".to_owned()
+            )
+        );
+        assert_eq!(
+            status(ServiceError::Package(PackageError::Platform(
+                "cobol".to_owned()
+            ))),
+            (
+                Code::InvalidArgument,
+                "package type \"cobol\" is not one of rust, binary, wasm, ccaas".to_owned()
+            )
+        );
+    }
+
+    #[test]
+    fn a_refused_signer_is_denied() {
+        assert_eq!(
+            status(ServiceError::AccessDenied("bad signature".to_owned())),
+            (
+                Code::PermissionDenied,
+                "access denied: bad signature".to_owned()
+            )
+        );
+    }
+
+    #[test]
+    fn an_unknown_channel_or_system_chaincode_is_not_found() {
+        assert_eq!(
+            status(ServiceError::NoChannel("other".to_owned())),
+            (Code::NotFound, "channel other does not exist".to_owned())
+        );
+        assert_eq!(
+            status(ServiceError::Node(NodeError::UnknownSystemChaincode(
+                "nope".to_owned()
+            )))
+            .0,
+            Code::NotFound
+        );
+    }
+
+    #[test]
+    fn a_reload_that_cannot_be_done_is_a_failed_precondition() {
+        let refusal = ServiceError::Node(NodeError::Reload {
+            name: "scc".to_owned(),
+            reason: "it trapped".to_owned(),
+        });
+        assert_eq!(
+            status(refusal),
+            (
+                Code::FailedPrecondition,
+                "system chaincode scc was reloaded but did not start: it trapped".to_owned()
+            )
+        );
+    }
+
+    #[test]
+    fn a_stopped_service_is_unavailable() {
+        assert_eq!(
+            status(ServiceError::Unavailable(
+                "the block cutter has stopped".to_owned()
+            ))
+            .0,
+            Code::Unavailable
+        );
+    }
+
+    #[test]
+    fn a_failure_inside_the_node_keeps_its_details_to_the_log() {
+        let store = ServiceError::Package(PackageError::Store {
+            path: PathBuf::from("/srv/secret/packages"),
+            source: std::io::Error::other("disk full"),
+        });
+        let crashed = ServiceError::TaskFailed("panicked at src/x.rs:1".to_owned());
+        for refusal in [store, crashed] {
+            assert_eq!(status(refusal), (Code::Internal, INTERNAL.to_owned()));
+        }
+    }
+}
