@@ -4,7 +4,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail, ensure};
@@ -39,28 +39,51 @@ async fn swap_node(watch_interval_ms: u64) -> Result<(TestNode, tempfile::TempDi
     Ok((node, dir))
 }
 
+/// Clients querying at once while a reload swaps the chaincode.
+const CLIENTS: usize = 8;
+
+/// Polls `done` until it holds, failing with `what` after a generous deadline.
+async fn wait_until(what: &str, done: impl Fn() -> bool) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        ensure!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_under_load_loses_no_transaction() -> Result<()> {
     let (node, dir) = swap_node(0).await?;
     let node = Arc::new(node);
     let started_before = node.inner().inproc().instances_started();
     let stop = Arc::new(AtomicBool::new(false));
-    let clients: Vec<_> = (0..8)
+    let served = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
+    let clients: Vec<_> = (0..CLIENTS)
         .map(|_| {
-            let (node, stop) = (Arc::clone(&node), Arc::clone(&stop));
+            let (node, stop, served) = (Arc::clone(&node), Arc::clone(&stop), Arc::clone(&served));
             tokio::spawn(async move {
                 let mut answers = Vec::new();
                 while !stop.load(Ordering::Relaxed) {
-                    answers.push(node.query_text("swap", &["get", "color"]).await?);
+                    let answer = node.query_text("swap", &["get", "color"]).await?;
+                    served[usize::from(answer == NEW)].fetch_add(1, Ordering::Relaxed);
+                    answers.push(answer);
                 }
                 anyhow::Ok(answers)
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (old_served, new_served) = (&served[0], &served[1]);
+    wait_until("the old version served every client", || {
+        old_served.load(Ordering::Relaxed) >= 2 * CLIENTS
+    })
+    .await?;
     replace_file(&dir.path().join("swap.wasm"), &wasm_example("hostile")?)?;
     node.inner().reload_system_chaincode("swap").await?;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    wait_until("the new version served every client", || {
+        new_served.load(Ordering::Relaxed) >= 2 * CLIENTS
+    })
+    .await?;
     stop.store(true, Ordering::Relaxed);
 
     let (mut old, mut new) = (0, 0);
