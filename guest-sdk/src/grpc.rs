@@ -8,6 +8,8 @@ use base64::Engine;
 use base64::prelude::BASE64_STANDARD;
 use ccvm_proto::protos::ChaincodeMessage;
 use ccvm_proto::protos::chaincode_support_client::ChaincodeSupportClient;
+use rustls_pki_types::PrivateKeyDer;
+use rustls_pki_types::pem::{PemObject, SectionKind};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
@@ -107,7 +109,7 @@ fn read_tls(env: &dyn Fn(&str) -> Option<String>) -> Result<TlsSettings, ShimErr
         env("CORE_TLS_CLIENT_CERT_PATH"),
     ) {
         (Some(_), Some(_)) => {
-            let key = decode_base64_pem(&read("CORE_TLS_CLIENT_KEY_PATH")?)?;
+            let key = relabel_key(&decode_base64_pem(&read("CORE_TLS_CLIENT_KEY_PATH")?)?)?;
             let cert = decode_base64_pem(&read("CORE_TLS_CLIENT_CERT_PATH")?)?;
             Some((key, cert))
         }
@@ -133,6 +135,52 @@ fn decode_base64_pem(contents: &[u8]) -> Result<Vec<u8>, ShimError> {
     BASE64_STANDARD.decode(text).map_err(|_| {
         ShimError::Config("client key or certificate is neither PEM nor base64 PEM".to_owned())
     })
+}
+
+/// The client key as PEM whose label says what its DER holds. Fabric's `tlsgen` writes a PKCS#8
+/// key under the label `EC PRIVATE KEY` (for external builders' `chaincode.json` and its Docker
+/// chaincode's `CORE_TLS_CLIENT_KEY_PATH`), which TLS would read as SEC1 and refuse. The format
+/// is told from the DER itself, and the key is written out again under the right label.
+fn relabel_key(pem: &[u8]) -> Result<Vec<u8>, ShimError> {
+    let unreadable = |why: String| ShimError::Config(format!("client key: {why}"));
+    let der = <(SectionKind, Vec<u8>) as PemObject>::pem_slice_iter(pem)
+        .filter_map(Result::ok)
+        .find_map(|(kind, der)| {
+            matches!(
+                kind,
+                SectionKind::PrivateKey | SectionKind::EcPrivateKey | SectionKind::RsaPrivateKey
+            )
+            .then_some(der)
+        })
+        .ok_or_else(|| unreadable("no private key in the PEM".to_owned()))?;
+    let label =
+        match PrivateKeyDer::try_from(der.as_slice()).map_err(|e| unreadable(e.to_owned()))? {
+            PrivateKeyDer::Pkcs8(_) => "PRIVATE KEY",
+            PrivateKeyDer::Sec1(_) => "EC PRIVATE KEY",
+            PrivateKeyDer::Pkcs1(_) => "RSA PRIVATE KEY",
+            _ => return Err(unreadable("an unknown key format".to_owned())),
+        };
+    let body = BASE64_STANDARD.encode(&der);
+    let mut relabelled = format!("-----BEGIN {label}-----\n");
+    for line in body.as_bytes().chunks(64) {
+        relabelled.push_str(&String::from_utf8_lossy(line));
+        relabelled.push('\n');
+    }
+    relabelled.push_str(&format!("-----END {label}-----\n"));
+    Ok(relabelled.into_bytes())
+}
+
+/// `error` and each error beneath it, joined: the transport's errors say what failed only in
+/// their sources ("transport error" over the reason a key was refused).
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// Connects with settings from the environment and serves until the peer closes the stream.
@@ -243,12 +291,13 @@ async fn connect(settings: &PeerSettings) -> Result<tonic::transport::Channel, S
         }
         endpoint = endpoint
             .tls_config(config)
-            .map_err(|e| ShimError::Config(format!("TLS: {e}")))?;
+            .map_err(|e| ShimError::Config(format!("TLS: {}", with_causes(&e))))?;
     }
     endpoint.connect().await.map_err(|e| {
         ShimError::Disconnected(format!(
-            "cannot connect to peer at {}: {e}",
-            settings.peer_address
+            "cannot connect to peer at {}: {}",
+            settings.peer_address,
+            with_causes(&e)
         ))
     })
 }
@@ -267,6 +316,43 @@ mod tests {
         assert_eq!(flag(&args, "peer.address").as_deref(), Some("h:1"));
         assert_eq!(flag(&args, "chaincode-id-name").as_deref(), Some("cc:1"));
         assert_eq!(flag(&args, "missing"), None);
+    }
+
+    /// A P-256 key made for these tests, in PKCS#8 and then in SEC1.
+    const PKCS8_BODY: &str = "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgWjXwr3sIk2yj62YK\n\
+        Wa9J9O/YWgsMSswJwq7RRhAHiMyhRANCAATFnzKbkn2WO1tB7ZhVCiyqAen2jZt6\n\
+        ywtSJkVQURX24TVFHAzx39fGxF1KSKbjBFZvNjKhCEJgsqaoxbgWwBuX\n";
+    const SEC1_BODY: &str = "MHcCAQEEIFo18K97CJNso+tmClmvSfTv2FoLDErMCcKu0UYQB4jMoAoGCCqGSM49\n\
+        AwEHoUQDQgAExZ8ym5J9ljtbQe2YVQosqgHp9o2bessLUiZFUFEV9uE1RRwM8d/X\n\
+        xsRdSkim4wRWbzYyoQhCYLKmqMW4FsAblw==\n";
+
+    fn pem(label: &str, body: &str) -> Vec<u8> {
+        format!("-----BEGIN {label}-----\n{body}-----END {label}-----\n").into_bytes()
+    }
+
+    #[test]
+    fn a_pkcs8_key_labelled_as_sec1_as_fabric_writes_it_is_relabelled() -> Result<(), ShimError> {
+        let relabelled = relabel_key(&pem("EC PRIVATE KEY", PKCS8_BODY))?;
+        assert_eq!(relabelled, pem("PRIVATE KEY", PKCS8_BODY));
+        Ok(())
+    }
+
+    #[test]
+    fn keys_labelled_as_what_they_are_keep_their_label() -> Result<(), ShimError> {
+        for (label, body) in [("PRIVATE KEY", PKCS8_BODY), ("EC PRIVATE KEY", SEC1_BODY)] {
+            assert_eq!(relabel_key(&pem(label, body))?, pem(label, body));
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn a_file_without_a_key_is_refused_saying_so() {
+        let refused =
+            relabel_key(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n");
+        assert!(
+            matches!(&refused, Err(ShimError::Config(why)) if why == "client key: no private key in the PEM"),
+            "{refused:?}"
+        );
     }
 
     #[test]

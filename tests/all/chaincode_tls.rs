@@ -92,3 +92,17 @@ async fn a_certificate_issued_to_another_chaincode_is_refused() -> Result<()> {
     assert!(node.inner().support().registry().get("kv").is_none());
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pkcs8_key_under_the_label_fabric_gives_it_still_connects() -> Result<()> {
+    let node = TestNode::start_with(|config| config.dev_mode = false).await?;
+    let (cert, key) = certificate_for(&node.config().data_dir, "kv:1.0")?;
+    assert!(key.starts_with("-----BEGIN PRIVATE KEY-----"), "{key}");
+    let as_fabric_writes_it = key.replace("PRIVATE KEY", "EC PRIVATE KEY");
+    let stderr = run_kv(&node, "kv:1.0", Some((cert, as_fabric_writes_it))).await?;
+    assert!(
+        stderr.contains("chaincode kv:1.0 was not launched by this peer"),
+        "the handshake succeeded and the REGISTER was judged: {stderr}"
+    );
+    Ok(())
+}
