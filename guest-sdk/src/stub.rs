@@ -242,22 +242,27 @@ impl<'a> Stub<'a> {
             .map(drop)
     }
 
-    /// Keys in `[start, end)` with their values; an empty `end` runs to the last key.
+    /// Simple keys in `[start, end)` with their values; an empty `start` runs from the first
+    /// simple key and an empty `end` to the last key. As in Fabric's shims, composite keys are
+    /// not in a plain range: an empty start is sent as `"\x01"`, past them.
     ///
     /// # Errors
-    /// The peer's error, or a lost connection.
+    /// [`ShimError::InvalidArgument`] for a key that starts with U+0000 (the composite key
+    /// namespace), the peer's error, or a lost connection.
     pub fn get_state_by_range(
         &self,
         start: &str,
         end: &str,
     ) -> Result<StateIterator<'a>, ShimError> {
+        let start = simple_range(start, end)?;
         self.range(start, end, "", None).map(|(it, _)| it)
     }
 
-    /// One page of at most `page_size` keys in `[start, end)`, starting at `bookmark` if given.
+    /// One page of at most `page_size` simple keys in `[start, end)`, starting at `bookmark` if
+    /// given; an empty `start` as in [`Self::get_state_by_range`].
     ///
     /// # Errors
-    /// The peer's error, or a lost connection.
+    /// As [`Self::get_state_by_range`].
     pub fn get_state_by_range_with_pagination(
         &self,
         start: &str,
@@ -265,6 +270,7 @@ impl<'a> Stub<'a> {
         page_size: i32,
         bookmark: &str,
     ) -> Result<(StateIterator<'a>, PageInfo), ShimError> {
+        let start = simple_range(start, end)?;
         let page = QueryMetadata {
             page_size,
             bookmark: bookmark.to_owned(),
@@ -513,10 +519,11 @@ impl<'a> Stub<'a> {
             .map(drop)
     }
 
-    /// Private keys in `[start, end)` of a collection.
+    /// Simple private keys in `[start, end)` of a collection; an empty `start` as in
+    /// [`Self::get_state_by_range`].
     ///
     /// # Errors
-    /// The peer's error, or a lost connection.
+    /// As [`Self::get_state_by_range`], and for an empty collection name.
     pub fn get_private_data_by_range(
         &self,
         collection: &str,
@@ -524,6 +531,7 @@ impl<'a> Stub<'a> {
         end: &str,
     ) -> Result<StateIterator<'a>, ShimError> {
         require_collection(collection)?;
+        let start = simple_range(start, end)?;
         self.range(start, end, collection, None).map(|(it, _)| it)
     }
 
@@ -582,4 +590,25 @@ fn require_collection(collection: &str) -> Result<(), ShimError> {
     } else {
         Ok(())
     }
+}
+
+/// What Fabric's shims send for an empty range start: the first simple key, past the composite
+/// keys (which begin with U+0000).
+const EMPTY_KEY_SUBSTITUTE: &str = "\x01";
+
+/// The start key to send for a range of simple keys `[start, end)`, refusing keys in the
+/// composite key namespace as Fabric's shims do.
+fn simple_range<'k>(start: &'k str, end: &str) -> Result<&'k str, ShimError> {
+    for key in [start, end] {
+        if key.starts_with('\0') {
+            return Err(ShimError::InvalidArgument(format!(
+                "first character of the key [{key}] contains a null character which is not allowed"
+            )));
+        }
+    }
+    Ok(if start.is_empty() {
+        EMPTY_KEY_SUBSTITUTE
+    } else {
+        start
+    })
 }

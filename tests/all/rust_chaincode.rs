@@ -400,3 +400,36 @@ async fn chaincodes_not_launched_by_the_peer_are_refused_outside_dev_mode() -> R
     assert!(node.inner().support().registry().get("kv").is_none());
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_range_from_the_empty_key_holds_simple_keys_only_natively_and_in_wasm() -> Result<()> {
+    let node = TestNode::start().await?;
+    let _native = rust_chaincode(&node, "kv", "kv:1.0")?;
+    let vm = node.inner().inproc();
+    let _wasm = vm.start(
+        "wasmkv:1.0",
+        &vm.compile("wasmkv", &crate::harness::wasm_example("kv")?)?,
+    )?;
+    for chaincode in ["kv", "wasmkv"] {
+        node.wait_registered(chaincode).await?;
+        node.invoke(chaincode, &["put", "apple", "1"]).await?;
+        node.invoke(chaincode, &["cput", "owner", "ann", "car", "red"])
+            .await?;
+        assert_eq!(
+            node.query_json(chaincode, &["range", "", ""]).await?,
+            json!(["apple"]),
+            "{chaincode}: the composite key is not a simple key"
+        );
+        let refused = node
+            .query(chaincode, &["range", "\u{0}owner", ""])
+            .await
+            .expect_err("a start in the composite key namespace");
+        assert!(
+            refused
+                .to_string()
+                .contains("contains a null character which is not allowed"),
+            "{chaincode}: {refused}"
+        );
+    }
+    Ok(())
+}
