@@ -55,7 +55,7 @@ pub use error::ShimError;
 #[cfg(all(feature = "grpc", not(target_family = "wasm")))]
 pub use grpc::{PeerSettings, open_stream, serve, start};
 pub use iterators::{HistoryIterator, KeyModification, PageInfo, StateIterator};
-pub use shim::{Action, PeerCall, Shim, Transaction, run_transaction};
+pub use shim::{Action, PeerCall, PeerFeatures, Shim, Transaction, run_transaction};
 pub use stub::Stub;
 #[cfg(all(feature = "grpc", not(target_family = "wasm")))]
 pub use tx_threads::MAX_TRANSACTION_THREADS;

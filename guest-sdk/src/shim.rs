@@ -4,7 +4,9 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use ccvm_proto::protos::{ChaincodeId, ChaincodeInput, ChaincodeMessage, SignedProposal};
+use ccvm_proto::protos::{
+    ChaincodeAdditionalParams, ChaincodeId, ChaincodeInput, ChaincodeMessage, SignedProposal,
+};
 use ccvm_proto::{Message, MessageType};
 
 use crate::chaincode::Chaincode;
@@ -49,6 +51,34 @@ pub(crate) fn request(
     }
 }
 
+/// The fewest keys a capable peer is sent per GET_STATE_MULTIPLE, whatever smaller figure it
+/// advertises: Fabric's Go shim's floor.
+const MIN_MULTIPLE_KEYS: usize = 100;
+
+/// What the peer said in READY it can do beyond the base protocol.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PeerFeatures {
+    /// Most keys per GET_STATE_MULTIPLE, if the peer takes it at all; a peer that does not
+    /// (Fabric before 3.1) is asked one GET_STATE per key.
+    pub get_multiple_keys: Option<usize>,
+}
+
+impl PeerFeatures {
+    /// The features READY's `payload` offers. An empty or unreadable payload offers none, as
+    /// Fabric's shims read it.
+    fn from_ready(payload: &[u8]) -> Self {
+        let Ok(params) = ChaincodeAdditionalParams::decode(payload) else {
+            return Self::default();
+        };
+        let max_keys = usize::try_from(params.max_size_get_multiple_keys).unwrap_or(usize::MAX);
+        Self {
+            get_multiple_keys: params
+                .use_get_multiple_keys
+                .then_some(max_keys.max(MIN_MULTIPLE_KEYS)),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Created,
@@ -69,6 +99,8 @@ pub struct Transaction {
     pub input: ChaincodeInput,
     /// The client's signed proposal.
     pub proposal: Option<SignedProposal>,
+    /// What the peer can do beyond the base protocol.
+    pub peer_features: PeerFeatures,
 }
 
 impl Transaction {
@@ -107,6 +139,7 @@ pub enum Action {
 pub struct Shim {
     name: String,
     state: State,
+    features: PeerFeatures,
 }
 
 impl Shim {
@@ -115,6 +148,7 @@ impl Shim {
         Self {
             name: name.into(),
             state: State::Created,
+            features: PeerFeatures::default(),
         }
     }
 
@@ -156,6 +190,7 @@ impl Shim {
             )),
             (State::Established, MessageType::Ready) => {
                 self.state = State::Ready;
+                self.features = PeerFeatures::from_ready(&message.payload);
                 Ok(Action::Nothing)
             }
             (State::Ready, MessageType::Response | MessageType::Error) => {
@@ -169,6 +204,7 @@ impl Shim {
                         tx_id: message.txid,
                         input,
                         proposal: message.proposal,
+                        peer_features: self.features,
                     })),
                     Err(e) => Ok(Action::Send(error_message(
                         &message,
@@ -245,6 +281,57 @@ mod tests {
             txid: "tx1".to_owned(),
             ..Default::default()
         }
+    }
+
+    fn ready(params: Option<ChaincodeAdditionalParams>) -> ChaincodeMessage {
+        ChaincodeMessage {
+            payload: params.map(|p| p.encode_to_vec()).unwrap_or_default(),
+            ..message(MessageType::Ready)
+        }
+    }
+
+    /// The features a transaction carries after the handshake ended with `ready`.
+    fn features_after(ready: ChaincodeMessage) -> Result<PeerFeatures, ShimError> {
+        let mut shim = Shim::new("cc");
+        shim.handle(message(MessageType::Registered))?;
+        shim.handle(ready)?;
+        match shim.handle(message(MessageType::Transaction))? {
+            Action::Run(transaction) => Ok(transaction.peer_features),
+            other => Err(ShimError::Protocol(format!(
+                "expected a transaction, got {other:?}"
+            ))),
+        }
+    }
+
+    #[test]
+    fn a_ready_without_payload_offers_nothing_beyond_the_base_protocol() -> Result<(), ShimError> {
+        assert_eq!(features_after(ready(None))?, PeerFeatures::default());
+        Ok(())
+    }
+
+    #[test]
+    fn multiple_reads_are_used_as_offered_and_no_smaller_than_fabrics_floor()
+    -> Result<(), ShimError> {
+        let offered = |use_get_multiple_keys, max_size_get_multiple_keys| {
+            ready(Some(ChaincodeAdditionalParams {
+                use_get_multiple_keys,
+                max_size_get_multiple_keys,
+                ..Default::default()
+            }))
+        };
+        assert_eq!(
+            features_after(offered(true, 1000))?.get_multiple_keys,
+            Some(1000)
+        );
+        assert_eq!(
+            features_after(offered(true, 5))?.get_multiple_keys,
+            Some(MIN_MULTIPLE_KEYS)
+        );
+        assert_eq!(
+            features_after(offered(false, 1000))?.get_multiple_keys,
+            None
+        );
+        Ok(())
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::chaincode::Response;
 use crate::composite::{MAX_UNICODE_RUNE, create_composite_key};
 use crate::error::ShimError;
 use crate::iterators::{HistoryIterator, PageInfo, ResultIterator, StateIterator};
-use crate::shim::{PeerCall, Transaction, request};
+use crate::shim::{PeerCall, PeerFeatures, Transaction, request};
 
 /// The metadata key of a key-level endorsement policy, as Fabric names it.
 const VALIDATION_PARAMETER: &str = "VALIDATION_PARAMETER";
@@ -33,6 +33,7 @@ pub struct Stub<'a> {
     transient: HashMap<String, Vec<u8>>,
     timestamp: Option<Timestamp>,
     event: Option<ChaincodeEvent>,
+    peer_features: PeerFeatures,
 }
 
 fn malformed(what: &str) -> impl FnOnce(prost::DecodeError) -> ShimError + '_ {
@@ -58,6 +59,7 @@ impl<'a> Stub<'a> {
             transient: HashMap::new(),
             timestamp: None,
             event: None,
+            peer_features: transaction.peer_features,
         };
         if let Some(signed) = &transaction.proposal {
             let proposal = Proposal::decode(signed.proposal_bytes.as_slice())
@@ -186,25 +188,35 @@ impl<'a> Stub<'a> {
         Ok((!value.is_empty()).then_some(value))
     }
 
-    /// The committed values of several keys in one round trip, in order.
+    /// The committed values of several keys, in order. A peer that said in READY it reads
+    /// several keys at once (Fabric 3.1, ccvm) is asked in as few requests as its batch size
+    /// allows; any other is asked one key at a time, as Fabric's shims ask it.
     ///
     /// # Errors
     /// The peer's error, or a lost connection.
     pub fn get_multiple_states(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, ShimError> {
-        let request = GetStateMultiple {
-            keys: keys.iter().map(|k| (*k).to_owned()).collect(),
-            collection: String::new(),
+        let Some(batch) = self.peer_features.get_multiple_keys else {
+            return keys.iter().map(|key| self.get_state(key)).collect();
         };
-        let result = GetStateMultipleResult::decode(
-            self.call(MessageType::GetStateMultiple, request.encode_to_vec())?
-                .as_slice(),
-        )
-        .map_err(malformed("multiple state result"))?;
-        Ok(result
-            .values
-            .into_iter()
-            .map(|v| (!v.is_empty()).then_some(v))
-            .collect())
+        let mut values = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(batch) {
+            let request = GetStateMultiple {
+                keys: chunk.iter().map(|k| (*k).to_owned()).collect(),
+                collection: String::new(),
+            };
+            let result = GetStateMultipleResult::decode(
+                self.call(MessageType::GetStateMultiple, request.encode_to_vec())?
+                    .as_slice(),
+            )
+            .map_err(malformed("multiple state result"))?;
+            values.extend(
+                result
+                    .values
+                    .into_iter()
+                    .map(|v| (!v.is_empty()).then_some(v)),
+            );
+        }
+        Ok(values)
     }
 
     /// Writes `value` to `key` when the transaction commits.
@@ -611,4 +623,111 @@ fn simple_range<'k>(start: &'k str, end: &str) -> Result<&'k str, ShimError> {
     } else {
         start
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use ccvm_proto::protos::GetState;
+
+    use super::*;
+
+    /// A peer that answers every GET_STATE and GET_STATE_MULTIPLE with `value of KEY`, and
+    /// records the requests.
+    #[derive(Default)]
+    struct RecordingPeer {
+        requests: Mutex<Vec<(MessageType, usize)>>,
+    }
+
+    impl PeerCall for RecordingPeer {
+        fn call(&self, request: ChaincodeMessage) -> Result<ChaincodeMessage, ShimError> {
+            let kind = MessageType::try_from(request.r#type).unwrap_or(MessageType::Undefined);
+            let payload = match kind {
+                MessageType::GetState => {
+                    let key = GetState::decode(request.payload.as_slice())
+                        .map_err(malformed("GetState"))?
+                        .key;
+                    self.requests.lock().expect("not poisoned").push((kind, 1));
+                    format!("value of {key}").into_bytes()
+                }
+                MessageType::GetStateMultiple => {
+                    let keys = GetStateMultiple::decode(request.payload.as_slice())
+                        .map_err(malformed("GetStateMultiple"))?
+                        .keys;
+                    self.requests
+                        .lock()
+                        .expect("not poisoned")
+                        .push((kind, keys.len()));
+                    GetStateMultipleResult {
+                        values: keys
+                            .iter()
+                            .map(|key| format!("value of {key}").into_bytes())
+                            .collect(),
+                    }
+                    .encode_to_vec()
+                }
+                other => return Err(ShimError::Protocol(format!("unexpected {other:?}"))),
+            };
+            Ok(ChaincodeMessage {
+                r#type: MessageType::Response as i32,
+                payload,
+                txid: request.txid,
+                channel_id: request.channel_id,
+                ..Default::default()
+            })
+        }
+    }
+
+    fn read_keys(
+        features: PeerFeatures,
+        count: usize,
+    ) -> Result<Vec<(MessageType, usize)>, ShimError> {
+        let peer = RecordingPeer::default();
+        let transaction = Transaction {
+            is_init: false,
+            channel_id: "ch".to_owned(),
+            tx_id: "tx".to_owned(),
+            input: ChaincodeInput::default(),
+            proposal: None,
+            peer_features: features,
+        };
+        let stub = Stub::new(&peer, &transaction)?;
+        let keys: Vec<String> = (0..count).map(|n| format!("k{n}")).collect();
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let values = stub.get_multiple_states(&keys)?;
+        let expected: Vec<Option<Vec<u8>>> = keys
+            .iter()
+            .map(|key| Some(format!("value of {key}").into_bytes()))
+            .collect();
+        assert_eq!(values, expected, "values come back in key order");
+        Ok(peer.requests.into_inner().expect("not poisoned"))
+    }
+
+    #[test]
+    fn a_peer_that_did_not_offer_multiple_reads_is_asked_one_key_at_a_time() -> Result<(), ShimError>
+    {
+        assert_eq!(
+            read_keys(PeerFeatures::default(), 3)?,
+            vec![(MessageType::GetState, 1); 3]
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_peer_that_offered_multiple_reads_is_asked_in_batches_of_its_size() -> Result<(), ShimError>
+    {
+        let features = PeerFeatures {
+            get_multiple_keys: Some(100),
+        };
+        assert_eq!(
+            read_keys(features, 250)?,
+            vec![
+                (MessageType::GetStateMultiple, 100),
+                (MessageType::GetStateMultiple, 100),
+                (MessageType::GetStateMultiple, 50),
+            ]
+        );
+        Ok(())
+    }
 }

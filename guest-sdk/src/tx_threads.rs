@@ -196,6 +196,7 @@ mod tests {
             tx_id: tx_id.to_owned(),
             input: ChaincodeInput::default(),
             proposal: None,
+            peer_features: Default::default(),
         }
     }
 

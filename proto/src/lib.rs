@@ -54,14 +54,34 @@ pub use prost::Message;
 pub use prost_types::Timestamp;
 pub use protos::chaincode_message::Type as MessageType;
 
+/// Most keys a chaincode reads with one GET_STATE_MULTIPLE, and most records it writes with one
+/// WRITE_BATCH_STATE: Fabric's defaults (`chaincode.runtimeParams`).
+pub const MAX_BATCH_KEYS: u32 = 1000;
+
+/// What a ccvm peer offers beyond the base protocol, as a Fabric 3.1 peer with its sample
+/// configuration does: reading several keys in one request, and batched writes.
+pub fn peer_capabilities() -> protos::ChaincodeAdditionalParams {
+    protos::ChaincodeAdditionalParams {
+        use_write_batch: true,
+        max_size_write_batch: MAX_BATCH_KEYS,
+        use_get_multiple_keys: true,
+        max_size_get_multiple_keys: MAX_BATCH_KEYS,
+    }
+}
+
 /// The peer's answers to a REGISTER it accepts, in the order a chaincode expects them:
-/// REGISTERED, then READY, each carrying the REGISTER's transaction id and channel.
+/// REGISTERED, then READY carrying [`peer_capabilities`], each with the REGISTER's transaction
+/// id and channel.
 pub fn registration_accepted(register: &protos::ChaincodeMessage) -> [protos::ChaincodeMessage; 2] {
-    let reply = |kind: MessageType| protos::ChaincodeMessage {
+    let reply = |kind: MessageType, payload: Vec<u8>| protos::ChaincodeMessage {
         r#type: kind as i32,
+        payload,
         txid: register.txid.clone(),
         channel_id: register.channel_id.clone(),
         ..Default::default()
     };
-    [reply(MessageType::Registered), reply(MessageType::Ready)]
+    [
+        reply(MessageType::Registered, Vec::new()),
+        reply(MessageType::Ready, peer_capabilities().encode_to_vec()),
+    ]
 }

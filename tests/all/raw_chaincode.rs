@@ -8,8 +8,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use ccvm::proto::protos::chaincode_support_client::ChaincodeSupportClient;
 use ccvm::proto::protos::{
-    ChaincodeId, ChaincodeMessage, GetState, GetStateMultiple, GetStateMultipleResult, Response,
-    StateMetadata, WriteBatchState, WriteRecord, write_record,
+    ChaincodeAdditionalParams, ChaincodeId, ChaincodeMessage, GetState, GetStateMultiple,
+    GetStateMultipleResult, Response, StateMetadata, WriteBatchState, WriteRecord, write_record,
 };
 use ccvm::proto::{Message, MessageType};
 use tokio::sync::mpsc;
@@ -72,7 +72,18 @@ impl RawChaincode {
         self.send(MessageType::Register, "", id.encode_to_vec())
             .await?;
         self.expect(MessageType::Registered).await?;
-        self.expect(MessageType::Ready).await?;
+        let ready = self.expect(MessageType::Ready).await?;
+        let offered = ChaincodeAdditionalParams::decode(ready.payload.as_slice())?;
+        assert_eq!(
+            offered,
+            ChaincodeAdditionalParams {
+                use_write_batch: true,
+                max_size_write_batch: 1000,
+                use_get_multiple_keys: true,
+                max_size_get_multiple_keys: 1000,
+            },
+            "READY offers batched writes and multiple reads as a Fabric 3.1 peer does"
+        );
         Ok(())
     }
 }
