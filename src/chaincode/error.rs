@@ -126,6 +126,15 @@ pub enum ChaincodeError {
 }
 
 impl ChaincodeError {
+    /// The text a client or a calling chaincode may see: the error's own, except that a failing
+    /// store is told in a fixed text (see [`LedgerError::for_chaincode`]).
+    pub fn for_client(&self) -> String {
+        match self {
+            Self::Ledger(e) => e.for_chaincode(),
+            other => other.to_string(),
+        }
+    }
+
     /// Whether the chaincode did not answer in time.
     pub fn is_timeout(&self) -> bool {
         matches!(self, Self::Timeout { .. })

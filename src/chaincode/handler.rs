@@ -300,7 +300,7 @@ async fn invoke_chaincode(
     } else {
         match support.ledger().new_simulator(channel, &caller.tx.tx_id) {
             Ok(simulator) => (Arc::new(Mutex::new(simulator)), true),
-            Err(e) => return error_reply(message, e),
+            Err(e) => return error_reply(message, e.for_chaincode()),
         }
     };
     let request = ExecuteRequest {
@@ -314,6 +314,6 @@ async fn invoke_chaincode(
     };
     match support.execute(request).await {
         Ok(completed) => reply(message, MessageType::Response, completed.encode_to_vec()),
-        Err(e) => error_reply(message, e),
+        Err(e) => error_reply(message, e.for_client()),
     }
 }

@@ -46,7 +46,7 @@ pub(crate) fn serve(
             let hash = context
                 .simulator()
                 .get_private_data_hash(&context.tx.namespace, &req.collection, &req.key)
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| e.for_chaincode())?;
             Ok(hash.unwrap_or_default())
         }
         MessageType::PutState => {
@@ -93,7 +93,7 @@ pub(crate) fn serve(
             let entries = context
                 .simulator()
                 .get_state_metadata(&context.tx.namespace, &req.collection, &req.key)
-                .map_err(|e| e.to_string())?
+                .map_err(|e| e.for_chaincode())?
                 .into_iter()
                 .map(|(metakey, value)| StateMetadata { metakey, value })
                 .collect();
@@ -213,7 +213,7 @@ fn get(context: &TxContext, collection: &str, key: &str) -> Result<Option<Vec<u8
     } else {
         simulator.get_private_data(&context.tx.namespace, collection, key)
     };
-    found.map_err(|e| e.to_string())
+    found.map_err(|e| e.for_chaincode())
 }
 
 fn put(
@@ -272,7 +272,7 @@ fn put_metadata(
             &metadata.metakey,
             metadata.value,
         )
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.for_chaincode())
 }
 
 fn open_iterator(
@@ -294,5 +294,5 @@ fn next_batch(
 ) -> Result<QueryResponse, RequestError> {
     iterator
         .next_batch(&mut context.simulator(), id)
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.for_chaincode())
 }

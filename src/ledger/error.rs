@@ -47,7 +47,26 @@ pub enum LedgerError {
     Simulation(String),
 }
 
+/// What a chaincode or a client is told when the store fails underneath its request.
+pub const STORE_FAILURE: &str =
+    "the ledger could not be read or written; the node's log has the details";
+
 impl LedgerError {
+    /// The text a chaincode or a client may see. A refusal that says something about the
+    /// request (an unknown channel, block or transaction, a write the simulator cannot take)
+    /// keeps its text. A failing store is logged in full and told as [`STORE_FAILURE`]: text
+    /// that reaches a transaction must read the same on every peer and must not show the node's
+    /// files.
+    pub fn for_chaincode(&self) -> String {
+        match self {
+            Self::Store(_) | Self::Decode { .. } => {
+                tracing::error!(error = %self, "the ledger failed underneath a request");
+                STORE_FAILURE.to_owned()
+            }
+            refusal => refusal.to_string(),
+        }
+    }
+
     pub(crate) fn decode(what: &'static str) -> impl FnOnce(prost::DecodeError) -> Self {
         move |source| Self::Decode { what, source }
     }
@@ -72,3 +91,18 @@ store_error_from!(
 
 /// The ledger layer's result.
 pub type Result<T, E = LedgerError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failing_store_is_told_in_a_fixed_text_and_a_refusal_in_its_own() {
+        let store = LedgerError::Store(redb::Error::Io(std::io::Error::other(
+            "/srv/ccvm/ledger: disk full",
+        )));
+        assert_eq!(store.for_chaincode(), STORE_FAILURE);
+        let refusal = LedgerError::UnknownChannel("other".to_owned());
+        assert_eq!(refusal.for_chaincode(), "channel other does not exist");
+    }
+}

@@ -14,34 +14,34 @@ impl BlockStore for LedgerBlocks {
         self.0
             .chain_info(channel)
             .map(|info| info.encode_to_vec())
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.for_chaincode())
     }
 
     fn block_by_number(&self, channel: &str, number: u64) -> Result<Vec<u8>, String> {
         self.0
             .block(channel, number)
             .map(|block| block.encode_to_vec())
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.for_chaincode())
     }
 
     fn block_by_hash(&self, channel: &str, hash: &[u8]) -> Result<Vec<u8>, String> {
         self.0
             .block_by_hash(channel, hash)
             .map(|block| block.encode_to_vec())
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.for_chaincode())
     }
 
     fn block_by_tx_id(&self, channel: &str, tx_id: &str) -> Result<Vec<u8>, String> {
         self.0
             .block_by_tx_id(channel, tx_id)
             .map(|block| block.encode_to_vec())
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.for_chaincode())
     }
 
     fn transaction_by_id(&self, channel: &str, tx_id: &str) -> Result<Vec<u8>, String> {
         self.0
             .transaction(channel, tx_id)
             .map(|processed| processed.encode_to_vec())
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.for_chaincode())
     }
 }

@@ -55,7 +55,7 @@ impl EndorserService {
             .support
             .ledger()
             .new_simulator(&proposal.channel, &proposal.tx_id)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| e.for_chaincode())?;
         let simulator = Arc::new(Mutex::new(simulator));
         let completed = self
             .support
@@ -69,7 +69,7 @@ impl EndorserService {
                 read_only: false,
             })
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| e.for_client())?;
         let response = ChaincodeResponse::decode(completed.payload.as_slice())
             .map_err(|e| format!("chaincode sent a malformed response: {e}"))?;
         if response.status >= ERROR_THRESHOLD {
