@@ -16,13 +16,14 @@ use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 
 use crate::chaincode::Chaincode;
 use crate::error::ShimError;
+use crate::server::{ServerSettings, serve_as_server};
 use crate::shim::{Action, Shim};
 use crate::tx_threads::TxThreads;
 
 /// Messages buffered towards the peer.
-const OUTBOUND_BUFFER: usize = 256;
+pub(crate) const OUTBOUND_BUFFER: usize = 256;
 /// Largest message accepted from the peer, as Fabric's shims allow by default.
-const MAX_MESSAGE_BYTES: usize = 100 * 1024 * 1024;
+pub(crate) const MAX_MESSAGE_BYTES: usize = 100 * 1024 * 1024;
 
 /// Where the peer is and how to reach it, read from Fabric's flags and environment.
 #[derive(Debug, Clone)]
@@ -187,13 +188,22 @@ fn with_causes(error: &dyn std::error::Error) -> String {
 ///
 /// # Errors
 /// A missing setting, a failed connection, or a refused registration.
+///
+/// With `CHAINCODE_SERVER_ADDRESS` set the chaincode runs as a service instead: it listens there
+/// and each peer that dials it gets a conversation of its own (see [`ServerSettings`]).
 pub fn start<C: Chaincode + Send + Sync + 'static>(chaincode: C) -> Result<(), ShimError> {
-    let settings = PeerSettings::from_env_and_args()?;
+    let server = ServerSettings::from_env()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| ShimError::Config(format!("cannot start a runtime: {e}")))?;
-    runtime.block_on(serve(Arc::new(chaincode), settings))
+    match server {
+        Some(settings) => runtime.block_on(serve_as_server(Arc::new(chaincode), settings)),
+        None => {
+            let settings = PeerSettings::from_env_and_args()?;
+            runtime.block_on(serve(Arc::new(chaincode), settings))
+        }
+    }
 }
 
 /// The error of a send or wait on the stream to the peer once it has closed.
@@ -209,13 +219,27 @@ pub async fn serve(
     chaincode: Arc<dyn Chaincode + Send + Sync>,
     settings: PeerSettings,
 ) -> Result<(), ShimError> {
-    let mut shim = Shim::new(settings.chaincode_name.clone());
     let (outbound, to_peer) = mpsc::channel(OUTBOUND_BUFFER);
+    let shim = Shim::new(settings.chaincode_name.clone());
     outbound
         .send(shim.register_message())
         .await
         .map_err(|_| stream_closed())?;
-    let mut inbound = open_stream(&settings, to_peer).await?;
+    let inbound = open_stream(&settings, to_peer).await?;
+    converse(chaincode, shim, inbound, outbound).await
+}
+
+/// Holds one conversation with a peer whose REGISTER `shim` has sent on `outbound`: answers the
+/// peer's messages from `inbound` and runs its transactions until the peer closes the stream.
+///
+/// # Errors
+/// A refused registration, or a broken stream.
+pub(crate) async fn converse(
+    chaincode: Arc<dyn Chaincode + Send + Sync>,
+    mut shim: Shim,
+    mut inbound: tonic::Streaming<ChaincodeMessage>,
+    outbound: mpsc::Sender<ChaincodeMessage>,
+) -> Result<(), ShimError> {
     let (mut threads, mut ended) = TxThreads::new(chaincode, outbound.clone());
     loop {
         let message = tokio::select! {

@@ -41,6 +41,8 @@ mod error;
 #[cfg(all(feature = "grpc", not(target_family = "wasm")))]
 mod grpc;
 mod iterators;
+#[cfg(all(feature = "grpc", not(target_family = "wasm")))]
+mod server;
 mod shim;
 mod stub;
 #[cfg(all(feature = "grpc", not(target_family = "wasm")))]
@@ -55,6 +57,8 @@ pub use error::ShimError;
 #[cfg(all(feature = "grpc", not(target_family = "wasm")))]
 pub use grpc::{PeerSettings, open_stream, serve, start};
 pub use iterators::{HistoryIterator, KeyModification, PageInfo, StateIterator};
+#[cfg(all(feature = "grpc", not(target_family = "wasm")))]
+pub use server::{ServerSettings, ServerTls, serve_as_server};
 pub use shim::{Action, PeerCall, PeerFeatures, Shim, Transaction, run_transaction};
 pub use stub::Stub;
 #[cfg(all(feature = "grpc", not(target_family = "wasm")))]
