@@ -5,7 +5,9 @@ use std::collections::VecDeque;
 
 use ccvm_proto::protos::ChaincodeMessage;
 use ccvm_proto::{Message, MessageType};
-use ccvm_sandbox::{GuestLimiter, LogBudget, TxClock, ends_transaction, starts_transaction};
+use ccvm_sandbox::{
+    GuestLimiter, LogBudget, TxClock, check_message_size, ends_transaction, starts_transaction,
+};
 use tokio::sync::mpsc;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -62,13 +64,8 @@ impl WasiView for GuestState {
 
 impl peer::Host for GuestState {
     fn send(&mut self, message: Vec<u8>) -> Result<(), String> {
-        if message.len() > self.max_message_bytes {
-            return Err(format!(
-                "message of {} bytes from the chaincode is over the limit of {} bytes",
-                message.len(),
-                self.max_message_bytes
-            ));
-        }
+        check_message_size(message.len(), self.max_message_bytes)
+            .map_err(|oversize| format!("the chaincode: {oversize}"))?;
         let message = ChaincodeMessage::decode(message.as_slice())
             .map_err(|e| format!("undecodable message from the chaincode: {e}"))?;
         self.clock.sent(message.r#type);

@@ -22,6 +22,19 @@ pub const DEFAULT_TX_DEADLINE: Duration = Duration::from_secs(30);
 /// so that a guest inside the peer is held to what a chaincode reaching it over gRPC is. A larger
 /// message ends the guest's connection, as gRPC ends a stream.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 100 * 1024 * 1024;
+/// Refuses a message of `len` bytes from a guest allowed `max` bytes; the text says both.
+///
+/// # Errors
+/// The refusal, when `len` is over `max`.
+pub fn check_message_size(len: usize, max: usize) -> Result<(), String> {
+    if len > max {
+        return Err(format!(
+            "message of {len} bytes is over the limit of {max} bytes"
+        ));
+    }
+    Ok(())
+}
+
 /// How often the engine's epoch advances; a guest's deadline is checked at this granularity.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 

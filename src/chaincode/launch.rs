@@ -271,8 +271,13 @@ impl Outcome {
     }
 
     fn tell(mut self, result: Result<(), LaunchError>) {
-        lock(&self.shared.under_way).remove(&self.name);
+        self.finish(result);
+    }
+
+    /// Frees the name for the next launch and tells the waiters, the first time only.
+    fn finish(&mut self, result: Result<(), LaunchError>) {
         if let Some(done) = self.done.take() {
+            lock(&self.shared.under_way).remove(&self.name);
             done.send_replace(Some(result));
         }
     }
@@ -280,10 +285,7 @@ impl Outcome {
 
 impl Drop for Outcome {
     fn drop(&mut self) {
-        if let Some(done) = self.done.take() {
-            lock(&self.shared.under_way).remove(&self.name);
-            done.send_replace(Some(Err(LaunchError::Failed(LaunchFailure::Abandoned))));
-        }
+        self.finish(Err(LaunchError::Failed(LaunchFailure::Abandoned)));
     }
 }
 

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use ccvm_proto::Message;
 use ccvm_proto::protos::{ChaincodeId, ChaincodeMessage};
+use ccvm_proto::registration_accepted;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
@@ -20,7 +21,6 @@ use super::registry::HandlerHandle;
 use super::support::ChaincodeSupport;
 use super::tx_context::TxContexts;
 use crate::container::{Offered, OutboundMessages};
-use ccvm_proto::registration_accepted;
 
 /// One connection's side of a registration: where its chaincode is reached and what the peer
 /// knows about it.

@@ -345,13 +345,13 @@ impl ChaincodeSupport {
         self.inner.registry.retire(name)
     }
 
-    /// Runs one transaction and returns the chaincode's COMPLETED message.
+    /// Runs one transaction and returns the chaincode's COMPLETED message. A chaincode running
+    /// inside the peer whose transaction times out is ended (it may be stuck where no deadline
+    /// reaches it) and taken out of the registry at once, so that the next call launches a new
+    /// instance.
     ///
     /// # Errors
     /// As [`Self::launch`], then as [`super::HandlerHandle::execute`].
-    /// A chaincode running inside the peer whose transaction times out is ended (it may be
-    /// stuck where no deadline reaches it) and taken out of the registry at once, so that the
-    /// next call launches a new instance.
     pub async fn execute(&self, request: ExecuteRequest) -> Result<ExecuteResult> {
         let handle = self.launch(&request.chaincode).await?;
         let result = handle

@@ -350,6 +350,36 @@ async fn a_guest_stuck_in_a_host_call_is_ended_when_its_transaction_times_out() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_message_over_the_size_limit_ends_only_its_connection() -> Result<()> {
+    let node = TestNode::start_with(|config| config.chaincode.max_message_bytes = 4096).await?;
+    let vm = node.inner().inproc();
+    let component = vm.compile("wasmkv", &wasm_example("kv")?)?;
+    let instance = vm.start("wasmkv:1.0", &component)?;
+    node.wait_registered("wasmkv").await?;
+
+    let refused = node
+        .invoke("wasmkv", &["put", "big", &"x".repeat(5000)])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("chaincode wasmkv:1.0: message of ")
+            && refused.contains(" bytes is over the limit of 4096 bytes"),
+        "{refused}"
+    );
+    tokio::time::timeout(Duration::from_secs(10), instance.wait())
+        .await
+        .context("the guest whose message was refused kept running")?;
+    node.wait_deregistered("wasmkv").await?;
+
+    let _again = vm.start("wasmkv:1.0", &component)?;
+    node.wait_registered("wasmkv").await?;
+    node.invoke("wasmkv", &["put", "small", "ok"]).await?;
+    assert_eq!(node.query_text("wasmkv", &["get", "small"]).await?, "ok");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_first_calls_launch_one_instance() -> Result<()> {
     let node = TestNode::start().await?;
     let vm = node.inner().inproc();

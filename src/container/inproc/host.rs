@@ -12,7 +12,9 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::limits::InprocLimits;
 use crate::container::{InlinePeer, Offered};
-use ccvm_sandbox::{GuestLimiter, LogBudget, TickerHold, TxClock, starts_transaction};
+use ccvm_sandbox::{
+    GuestLimiter, LogBudget, TickerHold, TxClock, check_message_size, starts_transaction,
+};
 
 wasmtime::component::bindgen!({
     path: "wit",
@@ -131,9 +133,7 @@ impl GuestState {
             _ticker: ticker,
         }
     }
-}
 
-impl GuestState {
     /// Ends the guest's connection for `reason`, which the peer logs and fails its
     /// transactions with; returns the reason for the guest.
     async fn close_with(&mut self, reason: String) -> String {
@@ -153,13 +153,8 @@ impl WasiView for GuestState {
 
 impl peer::Host for GuestState {
     async fn send(&mut self, message: Vec<u8>) -> Result<(), String> {
-        if message.len() > self.max_message_bytes {
-            let refused = format!(
-                "message of {} bytes from chaincode {} is over the limit of {} bytes",
-                message.len(),
-                self.name,
-                self.max_message_bytes
-            );
+        if let Err(oversize) = check_message_size(message.len(), self.max_message_bytes) {
+            let refused = format!("chaincode {}: {oversize}", self.name);
             return Err(self.close_with(refused).await);
         }
         let message = match ChaincodeMessage::decode(message.as_slice()) {
