@@ -20,10 +20,12 @@ use ccvm_proto::protos::{
     chaincode_spec,
 };
 use rand::RngCore;
+use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::fabric::{ERROR_THRESHOLD, compute_tx_id};
-use crate::identity::Identity;
+use crate::msp::Identity;
+use crate::signed_call::{self, ADMIN_REQUEST_METADATA};
 
 /// What can go wrong for a client.
 #[derive(Debug, thiserror::Error)]
@@ -75,20 +77,34 @@ async fn dial(addr: &str) -> Result<Channel, ClientError> {
         .map_err(connect_error)
 }
 
-/// A connection to a node's operator service, `ccvm.Admin`.
+/// A connection to a node's operator service, `ccvm.Admin`, signing each call as an admin.
 pub struct Admin {
     client: AdminClient<Channel>,
+    identity: Identity,
 }
 
 impl Admin {
-    /// Connects to the node at `addr` (its client address).
+    /// Connects to the node at `addr` (its client address), signing as `identity`, which must
+    /// be an admin of the node's organization.
     ///
     /// # Errors
     /// [`ClientError::Connect`] when the node cannot be reached.
-    pub async fn connect(addr: &str) -> Result<Self, ClientError> {
+    pub async fn connect(addr: &str, identity: Identity) -> Result<Self, ClientError> {
         Ok(Self {
             client: AdminClient::new(dial(addr).await?),
+            identity,
         })
+    }
+
+    /// `request` to `method`, signed.
+    fn signed<T: Message>(&self, method: &str, request: T) -> tonic::Request<T> {
+        let envelope = signed_call::sign(&self.identity, method, &request);
+        let mut request = tonic::Request::new(request);
+        request.metadata_mut().insert_bin(
+            ADMIN_REQUEST_METADATA,
+            MetadataValue::from_bytes(&envelope.encode_to_vec()),
+        );
+        request
     }
 
     /// The node's system chaincodes.
@@ -98,7 +114,10 @@ impl Admin {
     pub async fn system_chaincodes(&mut self) -> Result<Vec<SystemChaincode>, ClientError> {
         let list = self
             .client
-            .list_system_chaincodes(ListSystemChaincodesRequest {})
+            .list_system_chaincodes(self.signed(
+                "/ccvm.Admin/ListSystemChaincodes",
+                ListSystemChaincodesRequest {},
+            ))
             .await?;
         Ok(list.into_inner().chaincodes)
     }
@@ -114,9 +133,12 @@ impl Admin {
     ) -> Result<tonic::Streaming<LaunchEvent>, ClientError> {
         let events = self
             .client
-            .launch(LaunchRequest {
-                name: name.to_owned(),
-            })
+            .launch(self.signed(
+                "/ccvm.Admin/Launch",
+                LaunchRequest {
+                    name: name.to_owned(),
+                },
+            ))
             .await?;
         Ok(events.into_inner())
     }
@@ -131,7 +153,10 @@ impl Admin {
     ) -> Result<InstalledPackage, ClientError> {
         let installed = self
             .client
-            .install_package(InstallPackageRequest { package })
+            .install_package(self.signed(
+                "/ccvm.Admin/InstallPackage",
+                InstallPackageRequest { package },
+            ))
             .await?;
         Ok(installed.into_inner())
     }
@@ -141,7 +166,10 @@ impl Admin {
     /// # Errors
     /// [`ClientError::Rpc`] when the call fails.
     pub async fn packages(&mut self) -> Result<Vec<InstalledPackage>, ClientError> {
-        let list = self.client.list_packages(ListPackagesRequest {}).await?;
+        let list = self
+            .client
+            .list_packages(self.signed("/ccvm.Admin/ListPackages", ListPackagesRequest {}))
+            .await?;
         Ok(list.into_inner().packages)
     }
 
@@ -150,7 +178,10 @@ impl Admin {
     /// # Errors
     /// [`ClientError::Rpc`] when the call fails.
     pub async fn running(&mut self) -> Result<Vec<String>, ClientError> {
-        let running = self.client.list_running(ListRunningRequest {}).await?;
+        let running = self
+            .client
+            .list_running(self.signed("/ccvm.Admin/ListRunning", ListRunningRequest {}))
+            .await?;
         Ok(running.into_inner().names)
     }
 
@@ -160,9 +191,12 @@ impl Admin {
     /// [`ClientError::Rpc`] with the node's reason when it cannot.
     pub async fn reload_system_chaincode(&mut self, name: &str) -> Result<(), ClientError> {
         self.client
-            .reload_system_chaincode(ReloadSystemChaincodeRequest {
-                name: name.to_owned(),
-            })
+            .reload_system_chaincode(self.signed(
+                "/ccvm.Admin/ReloadSystemChaincode",
+                ReloadSystemChaincodeRequest {
+                    name: name.to_owned(),
+                },
+            ))
             .await?;
         Ok(())
     }
@@ -210,6 +244,11 @@ impl Client {
             committer: CommitterClient::new(channel),
             identity,
         })
+    }
+
+    /// The identity this client signs as.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
     }
 
     /// Builds and signs a proposal to call `chaincode` with `args` on `channel`.

@@ -18,7 +18,7 @@ use crate::container::inproc::{
     DEFAULT_MAX_INSTANCES, DEFAULT_MAX_MEMORY_BYTES, DEFAULT_MAX_STACK_BYTES,
     DEFAULT_REGISTER_TIMEOUT, InprocLimits,
 };
-use crate::identity::DEFAULT_MSP_ID;
+use crate::msp::DEFAULT_MSP_ID;
 use ccvm_sandbox::WasmLimits;
 
 /// Where a node listens for clients by default (Fabric's peer port).
@@ -43,8 +43,19 @@ pub struct Config {
     pub chaincode_listen: String,
     /// Accept chaincodes started by hand under any name.
     pub dev_mode: bool,
-    /// MSP id of the node's development identities.
+    /// MSP id of the node's organization (Fabric's `peer.localMspId`).
     pub msp_id: String,
+    /// The node's MSP directory: its signing identity and its organization's CAs, as Fabric's
+    /// `peer.mspConfigPath` (`cryptogen` and Fabric CA layouts load unchanged). Unset, the node
+    /// creates a development organization in its data directory and acts as its peer.
+    pub msp_dir: Option<PathBuf>,
+    /// The channel's other organizations: MSP id → MSP directory (`cacerts/`,
+    /// `intermediatecerts/`, `crls/`, `admincerts/`, `config.yaml`).
+    pub organizations: BTreeMap<String, PathBuf>,
+    /// ACL overrides on Fabric's defaults: resource (`qscc/GetChainInfo`, `peer/Propose`,
+    /// `ccvm/Admin`, ...) → policy path (`/Channel/Application/Readers`,
+    /// `/Channel/Application/Org1MSP/Admins`, ...).
+    pub acls: BTreeMap<String, String>,
     /// How chaincodes are run.
     pub chaincode: ChaincodeSettings,
     /// How blocks are cut.
@@ -194,6 +205,9 @@ impl Default for Config {
             chaincode_listen: DEFAULT_CHAINCODE_LISTEN.to_owned(),
             dev_mode: false,
             msp_id: DEFAULT_MSP_ID.to_owned(),
+            msp_dir: None,
+            organizations: BTreeMap::new(),
+            acls: BTreeMap::new(),
             chaincode: ChaincodeSettings::default(),
             commit: CommitSettings::default(),
             inproc: InprocSettings::default(),

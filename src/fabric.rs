@@ -14,3 +14,17 @@ pub fn compute_tx_id(nonce: &[u8], creator: &[u8]) -> String {
     hasher.update(creator);
     hex::encode(hasher.finalize())
 }
+
+/// Fabric's proposal hash, which an endorsement's response payload carries: SHA-256 over the
+/// channel header, the signature header and the proposal payload without its transient data.
+pub fn proposal_hash(
+    channel_header: &[u8],
+    signature_header: &[u8],
+    payload_without_transient: &[u8],
+) -> Vec<u8> {
+    let mut hasher = Sha256::new();
+    hasher.update(channel_header);
+    hasher.update(signature_header);
+    hasher.update(payload_without_transient);
+    hasher.finalize().to_vec()
+}

@@ -10,6 +10,8 @@
 //!   a stream of messages in and out; gRPC is one transport adapted onto it.
 //! - [`container`] starts chaincode: the inproc VM (wasm inside the peer) and the Docker VM.
 //! - [`package`] reads and keeps chaincode packages in Fabric's format.
+//! - [`msp`] and [`policy`] decide trust: which identities belong to which organization in which
+//!   role, and whether a set of signers satisfies a policy. Pure functions of their inputs.
 //! - [`fabric`] holds conventions of Fabric's protocol that the client and the node share.
 //! - [`ledger`] keeps world state with MVCC versions, history and blocks in an embedded store.
 
@@ -19,11 +21,14 @@ pub mod client;
 pub mod config;
 pub mod container;
 pub mod fabric;
-pub mod identity;
+mod fs_private;
 pub mod ledger;
 pub mod msp;
 pub mod node;
 pub mod package;
+pub mod policy;
+pub mod signed_call;
 mod sync;
+pub mod validation;
 
 pub use ccvm_proto as proto;

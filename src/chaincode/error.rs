@@ -68,6 +68,14 @@ pub enum ChaincodeError {
         /// The name in the REGISTER message.
         name: String,
     },
+    /// A chaincode started by hand tried to take the name of one the node runs itself.
+    #[error(
+        "chaincode {name} is run by this peer itself; a chaincode started by hand cannot take its name"
+    )]
+    Reserved {
+        /// The name in the REGISTER message.
+        name: String,
+    },
     /// A chaincode registered under a name its client certificate was not issued for.
     #[error(
         "chaincode registering as {name} presented {}",

@@ -103,6 +103,13 @@ impl Launcher {
         tokio::time::timeout(patience, report.ended()).await.ok()
     }
 
+    /// Whether a VM of this launcher has the chaincode `name`.
+    pub fn can_launch(&self, name: &str) -> bool {
+        lock(&self.shared.vms)
+            .iter()
+            .any(|vm| vm.target(name).is_some())
+    }
+
     /// Launches `name` unless a launch of it is under way, and waits for that launch to end.
     /// The launch goes on when the caller gives up.
     ///

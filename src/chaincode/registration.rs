@@ -59,8 +59,14 @@ impl Registrant<'_> {
             return Err(refusal.to_string());
         }
         let launched = self.launched_as == Some(name.as_str()) || self.support.expects(&name);
-        if !config.dev_mode && !launched {
-            return Err(ChaincodeError::NotLaunched { name }.to_string());
+        if !launched {
+            if !config.dev_mode {
+                return Err(ChaincodeError::NotLaunched { name }.to_string());
+            }
+            let chaincode = name.split_once(':').map_or(name.as_str(), |(name, _)| name);
+            if self.support.launchable(chaincode) {
+                return Err(ChaincodeError::Reserved { name }.to_string());
+            }
         }
         let handle = HandlerHandle::new(
             name.clone(),

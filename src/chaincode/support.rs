@@ -281,6 +281,13 @@ impl ChaincodeSupport {
         })
     }
 
+    /// Whether the node runs chaincode `name` itself (a system chaincode, or a user chaincode
+    /// whose committed definition names an installed package or a service): then nobody else
+    /// may register under its name, even in dev mode.
+    pub fn launchable(&self, name: &str) -> bool {
+        self.inner.launcher.can_launch(name)
+    }
+
     /// Lets this support launch the chaincodes `vm` has, on first use and after they end. VMs
     /// are asked in the order they were added.
     pub fn add_vm(&self, vm: Arc<dyn Vm>) {

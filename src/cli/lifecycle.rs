@@ -8,10 +8,10 @@ use anyhow::{Context, bail};
 use clap::Args;
 use serde_json::json;
 
-use super::client;
 use super::progress::spinner;
+use super::{SignerArgs, client};
 use crate::client::Admin;
-use crate::config::{DEFAULT_DATA_DIR, DEFAULT_LISTEN};
+use crate::config::DEFAULT_LISTEN;
 use crate::ledger::DEFAULT_CHANNEL;
 use crate::node::LIFECYCLE;
 use crate::package::{CodeFile, Package, Platform};
@@ -47,9 +47,8 @@ pub(super) struct TargetArgs {
     /// The node's client address.
     #[arg(long, default_value = DEFAULT_LISTEN)]
     peer: String,
-    /// The node's data directory, where the development client identity is.
-    #[arg(long, default_value = DEFAULT_DATA_DIR)]
-    data_dir: PathBuf,
+    #[command(flatten)]
+    signer: SignerArgs,
     /// The channel.
     #[arg(short = 'C', long = "channelID", default_value = DEFAULT_CHANNEL)]
     channel: String,
@@ -161,7 +160,7 @@ pub(super) async fn install(args: &InstallArgs) -> anyhow::Result<()> {
 
 /// Stores the package on the node and records it in `_lifecycle`; returns its id.
 async fn install_and_record(target: &TargetArgs, bytes: Vec<u8>) -> anyhow::Result<String> {
-    let installed = Admin::connect(&target.peer)
+    let installed = Admin::connect(&target.peer, target.signer.identity()?)
         .await?
         .install_package(bytes)
         .await?;
@@ -170,7 +169,7 @@ async fn install_and_record(target: &TargetArgs, bytes: Vec<u8>) -> anyhow::Resu
         "label": installed.label,
         "platform": installed.platform,
     });
-    client(&target.peer, &target.data_dir)
+    client(&target.peer, &target.signer)
         .await?
         .invoke(
             &target.channel,
@@ -200,7 +199,7 @@ async fn submit_definition(
     let doing = if commit { "committing" } else { "approving" };
     let name = definition["name"].as_str().unwrap_or_default();
     let waiting = spinner(format!("{doing} {name}"));
-    let committed = client(&target.peer, &target.data_dir)
+    let committed = client(&target.peer, &target.signer)
         .await?
         .invoke(
             &target.channel,
@@ -219,7 +218,10 @@ async fn submit_definition(
 /// Approves (`commit` false) or commits the definition.
 pub(super) async fn define(args: &DefinitionArgs, commit: bool) -> anyhow::Result<()> {
     let target = &args.target;
-    let packages = Admin::connect(&target.peer).await?.packages().await?;
+    let packages = Admin::connect(&target.peer, target.signer.identity()?)
+        .await?
+        .packages()
+        .await?;
     let Some(package) = packages.iter().find(|p| p.package_id == args.package_id) else {
         bail!(
             "package {} is not installed on {}",
@@ -246,7 +248,7 @@ pub(super) async fn define(args: &DefinitionArgs, commit: bool) -> anyhow::Resul
 }
 
 pub(super) async fn list(target: &TargetArgs) -> anyhow::Result<()> {
-    let mut admin = Admin::connect(&target.peer).await?;
+    let mut admin = Admin::connect(&target.peer, target.signer.identity()?).await?;
     let packages = admin.packages().await?;
     let running = admin.running().await?;
     let definitions = committed_definitions(target).await?;
@@ -275,7 +277,7 @@ pub(super) async fn list(target: &TargetArgs) -> anyhow::Result<()> {
 
 /// The chaincode definitions committed on the target's channel, as `_lifecycle` lists them.
 async fn committed_definitions(target: &TargetArgs) -> anyhow::Result<Vec<serde_json::Value>> {
-    let response = client(&target.peer, &target.data_dir)
+    let response = client(&target.peer, &target.signer)
         .await?
         .query(
             &target.channel,
@@ -329,7 +331,8 @@ pub(super) async fn deploy(args: &DeployArgs) -> anyhow::Result<()> {
         "deployed {} {} sequence {sequence} in block {block}: package {package_id}",
         args.name, args.version
     );
-    if let Err(reason) = super::progress::launch(&args.target.peer, &args.name).await {
+    let signer = args.target.signer.identity()?;
+    if let Err(reason) = super::progress::launch(&args.target.peer, signer, &args.name).await {
         bail!("{} is deployed but did not start: {reason}", args.name);
     }
     Ok(())

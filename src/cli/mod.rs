@@ -13,8 +13,8 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::client::{Admin, Client, parse_ctor_args};
 use crate::config::{Config, DEFAULT_DATA_DIR, DEFAULT_LISTEN};
-use crate::identity::Identity;
-use crate::node::{CLIENT_IDENTITY_DIR, Node};
+use crate::msp::{DEFAULT_MSP_ID, Identity};
+use crate::node::{Node, dev_organization};
 
 #[derive(Parser)]
 #[command(
@@ -59,6 +59,43 @@ struct PeerArgs {
     /// The node's client address.
     #[arg(long, default_value = DEFAULT_LISTEN)]
     peer: String,
+    #[command(flatten)]
+    signer: SignerArgs,
+}
+
+/// Who the command signs as: the identity of an MSP directory, as Fabric's CLI takes it, or the
+/// development organization's admin of a node's data directory.
+#[derive(Args)]
+pub(super) struct SignerArgs {
+    /// The node's data directory, whose development admin signs when no MSP directory is given.
+    #[arg(long, default_value = DEFAULT_DATA_DIR)]
+    data_dir: PathBuf,
+    /// MSP directory of the identity to sign as.
+    #[arg(long = "mspconfigpath", env = "CORE_PEER_MSPCONFIGPATH")]
+    msp_dir: Option<PathBuf>,
+    /// MSP id of that identity.
+    #[arg(long = "localmspid", env = "CORE_PEER_LOCALMSPID", default_value = DEFAULT_MSP_ID)]
+    msp_id: String,
+}
+
+impl SignerArgs {
+    /// The signing identity.
+    pub(super) fn identity(&self) -> anyhow::Result<Identity> {
+        match &self.msp_dir {
+            Some(dir) => Identity::load(dir, &self.msp_id)
+                .with_context(|| format!("loading the identity of {}", dir.display())),
+            None => {
+                let dir = dev_organization(&self.data_dir).admin_msp_dir();
+                Identity::load(&dir, &self.msp_id).with_context(|| {
+                    format!(
+                        "loading the development admin in {} (start the node once to create it, \
+                         or give --mspconfigpath)",
+                        dir.display()
+                    )
+                })
+            }
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -126,9 +163,8 @@ struct CallArgs {
     /// Transient data as a JSON object of strings.
     #[arg(long)]
     transient: Option<String>,
-    /// The node's data directory, where the development client identity is.
-    #[arg(long, default_value = DEFAULT_DATA_DIR)]
-    data_dir: PathBuf,
+    #[command(flatten)]
+    signer: SignerArgs,
 }
 
 /// Runs the command line and returns the process exit code.
@@ -174,9 +210,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Chaincode(ChaincodeCommand::Commit(args)) => lifecycle::define(&args, true).await,
         Command::Chaincode(ChaincodeCommand::List(args)) => lifecycle::list(&args).await,
-        Command::Scc(SccCommand::List(args)) => list_system_chaincodes(&args.peer).await,
+        Command::Scc(SccCommand::List(args)) => list_system_chaincodes(&args).await,
         Command::Scc(SccCommand::Reload { name, peer }) => {
-            Admin::connect(&peer.peer)
+            Admin::connect(&peer.peer, peer.signer.identity()?)
                 .await?
                 .reload_system_chaincode(&name)
                 .await?;
@@ -186,8 +222,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn list_system_chaincodes(peer: &str) -> anyhow::Result<()> {
-    let chaincodes = Admin::connect(peer).await?.system_chaincodes().await?;
+async fn list_system_chaincodes(args: &PeerArgs) -> anyhow::Result<()> {
+    let chaincodes = Admin::connect(&args.peer, args.signer.identity()?)
+        .await?
+        .system_chaincodes()
+        .await?;
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{:<20} {:<8} origin", "name", "state")?;
     for chaincode in chaincodes {
@@ -242,11 +281,9 @@ async fn shutdown_signal() {
     }
 }
 
-/// A client of the node at `peer`, signing with the development identity in `data_dir`.
-async fn client(peer: &str, data_dir: &std::path::Path) -> anyhow::Result<Client> {
-    let identity = Identity::load(&data_dir.join(CLIENT_IDENTITY_DIR))
-        .context("loading the client identity (start the node once to create it)")?;
-    Ok(Client::connect(peer, identity).await?)
+/// A client of the node at `peer`, signing as `signer`.
+async fn client(peer: &str, signer: &SignerArgs) -> anyhow::Result<Client> {
+    Ok(Client::connect(peer, signer.identity()?).await?)
 }
 
 async fn call(args: CallArgs, commit: bool) -> anyhow::Result<()> {
@@ -259,8 +296,8 @@ async fn call(args: CallArgs, commit: bool) -> anyhow::Result<()> {
             .collect(),
         None => Default::default(),
     };
-    let client = client(&args.peer, &args.data_dir).await?;
-    progress::launch(&args.peer, &args.name)
+    let client = client(&args.peer, &args.signer).await?;
+    progress::launch(&args.peer, args.signer.identity()?, &args.name)
         .await
         .map_err(anyhow::Error::msg)?;
     let verb = if commit { "invoking" } else { "querying" };

@@ -65,6 +65,9 @@ pub struct PendingTx {
     pub envelope: Envelope,
     /// Its private data, if the endorsement produced any.
     pub private: PrivateWrites,
+    /// What validation of its signatures and policies decided before commit. Anything but
+    /// `Valid` is recorded as is and none of its writes are applied.
+    pub validation: TxValidationCode,
 }
 
 /// What commit decided about one transaction.
@@ -166,10 +169,17 @@ impl Tables<'_> {
             Err(code) => return Ok((String::new(), code)),
         };
         let tx_id = unpacked.tx_id.clone();
+        if !claims_tx_id(tx.validation) {
+            return Ok((tx_id, tx.validation));
+        }
         if self.txids.get((channel, tx_id.as_str()))?.is_some() || !seen.insert(tx_id.clone()) {
             return Ok((tx_id, TxValidationCode::DuplicateTxid));
         }
-        let code = self.check_reads(channel, &unpacked.rwset, &tx.private)?;
+        let code = if tx.validation == TxValidationCode::Valid {
+            self.check_reads(channel, &unpacked.rwset, &tx.private)?
+        } else {
+            tx.validation
+        };
         if code == TxValidationCode::Valid {
             self.apply(channel, &unpacked, &tx.private, version)?;
         }
@@ -400,6 +410,19 @@ fn unpack(channel: &str, envelope: &Envelope) -> Result<UnpackedTx, TxValidation
     })
 }
 
+/// Whether a transaction with this validation code takes its transaction id: only one whose
+/// creator proved it signed, so that nobody can spend someone else's id with a forgery.
+fn claims_tx_id(validation: TxValidationCode) -> bool {
+    matches!(
+        validation,
+        TxValidationCode::Valid
+            | TxValidationCode::EndorsementPolicyFailure
+            | TxValidationCode::InvalidEndorserTransaction
+            | TxValidationCode::BadResponsePayload
+            | TxValidationCode::BadRwset
+    )
+}
+
 fn build_block(number: u64, previous_hash: Vec<u8>, data: Vec<Vec<u8>>, codes: Vec<u8>) -> Block {
     let mut metadata = vec![Vec::new(); 5];
     metadata[ccvm_proto::common::BlockMetadataIndex::TransactionsFilter as usize] = codes;
@@ -475,6 +498,7 @@ mod tests {
         let tx = PendingTx {
             envelope: envelope(tx_id, &results.public),
             private: results.private,
+            validation: TxValidationCode::Valid,
         };
         Ok(ledger.commit_block(DEFAULT_CHANNEL, vec![tx])?.remove(0))
     }
@@ -536,6 +560,7 @@ mod tests {
         let tx = PendingTx {
             envelope: envelope("t2", &results.public),
             private: results.private,
+            validation: TxValidationCode::Valid,
         };
         let outcome = ledger.commit_block(DEFAULT_CHANNEL, vec![tx])?.remove(0);
         assert_eq!(outcome.code, TxValidationCode::MvccReadConflict);
@@ -613,6 +638,45 @@ mod tests {
         let err = ledger.commit_block("nochannel", Vec::new()).unwrap_err();
         assert!(matches!(err, LedgerError::UnknownChannel(name) if name == "nochannel"));
         assert!(!ledger.has_channel("nochannel")?);
+        Ok(())
+    }
+
+    #[test]
+    fn a_transaction_refused_before_commit_writes_nothing_and_only_a_proven_creator_takes_its_id()
+    -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let ledger = Ledger::open(dir.path())?;
+        let refused = |tx_id: &str, validation| -> anyhow::Result<TxOutcome> {
+            let mut simulator = ledger.new_simulator(DEFAULT_CHANNEL, tx_id)?;
+            simulator.put_state("cc", "k", tx_id.as_bytes().to_vec());
+            let results = simulator.take_results();
+            let tx = PendingTx {
+                envelope: envelope(tx_id, &results.public),
+                private: results.private,
+                validation,
+            };
+            Ok(ledger.commit_block(DEFAULT_CHANNEL, vec![tx])?.remove(0))
+        };
+        let forged = refused("t1", TxValidationCode::BadCreatorSignature)?;
+        assert_eq!(forged.code, TxValidationCode::BadCreatorSignature);
+        let unendorsed = refused("t2", TxValidationCode::EndorsementPolicyFailure)?;
+        assert_eq!(unendorsed.code, TxValidationCode::EndorsementPolicyFailure);
+        let mut reader = ledger.new_simulator(DEFAULT_CHANNEL, "r")?;
+        assert_eq!(
+            reader.get_state("cc", "k")?,
+            None,
+            "no refused write applied"
+        );
+        assert_eq!(
+            commit_one(&ledger, "t1", |s| s.put_state("cc", "k", b"v".to_vec()))?.code,
+            TxValidationCode::Valid,
+            "a forgery does not spend the id of its victim"
+        );
+        assert_eq!(
+            commit_one(&ledger, "t2", |s| s.put_state("cc", "k", b"v".to_vec()))?.code,
+            TxValidationCode::DuplicateTxid,
+            "a signed but unendorsed transaction took its id"
+        );
         Ok(())
     }
 }

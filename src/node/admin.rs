@@ -2,6 +2,9 @@
 //! System chaincodes are reloaded only from what the node already has (its directory and
 //! built-ins). Installing a package only stores it: it runs once a definition naming it is
 //! committed through `_lifecycle`, which takes an endorsed transaction.
+//!
+//! Every call must be signed by an admin of the node's organization (see
+//! [`crate::signed_call`]); anything else is refused before the call does anything.
 
 use ccvm_proto::ccvm::admin_server::{self, AdminServer};
 use ccvm_proto::ccvm::{
@@ -9,19 +12,28 @@ use ccvm_proto::ccvm::{
     ListRunningRequest, ListSystemChaincodesRequest, PackageList, ReloadSystemChaincodeRequest,
     ReloadSystemChaincodeResponse, RunningChaincodes, SystemChaincode, SystemChaincodeList,
 };
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use ccvm_proto::Message;
 use tonic::{Request, Response, Status};
+
+use super::access::Access;
 
 use super::launch_stream::{self, LaunchEvents};
 use super::status::ServiceError;
 use super::system_chaincodes::{Origin, SystemChaincodes};
 use crate::chaincode::ChaincodeSupport;
 use crate::package::{Package, PackageStore};
+use crate::policy::ADMIN_SERVICE;
+use crate::signed_call::{self, ADMIN_REQUEST_METADATA};
 
 /// The `ccvm.Admin` service.
 pub(super) struct AdminService {
     system_chaincodes: SystemChaincodes,
     packages: PackageStore,
     support: ChaincodeSupport,
+    access: Arc<Access>,
 }
 
 impl AdminService {
@@ -29,12 +41,36 @@ impl AdminService {
         system_chaincodes: SystemChaincodes,
         packages: PackageStore,
         support: ChaincodeSupport,
+        access: Arc<Access>,
     ) -> AdminServer<Self> {
         AdminServer::new(Self {
             system_chaincodes,
             packages,
             support,
+            access,
         })
+    }
+
+    /// Checks that `request` to `method` is signed, lately, by an admin of the node's
+    /// organization.
+    fn authorize<T: Message>(&self, request: &Request<T>, method: &str) -> Result<(), Status> {
+        let signed = request
+            .metadata()
+            .get_bin(ADMIN_REQUEST_METADATA)
+            .map(|value| value.to_bytes())
+            .transpose()
+            .map_err(|e| ServiceError::Malformed(format!("{ADMIN_REQUEST_METADATA}: {e}")))?;
+        let call = signed_call::open(
+            signed.as_deref(),
+            method,
+            request.get_ref(),
+            SystemTime::now(),
+        )
+        .map_err(ServiceError::from)?;
+        self.access
+            .authorize(ADMIN_SERVICE, &call.creator, &call.payload, &call.signature)
+            .map_err(ServiceError::from)?;
+        Ok(())
     }
 }
 
@@ -50,8 +86,9 @@ fn installed(package: Package) -> InstalledPackage {
 impl admin_server::Admin for AdminService {
     async fn list_system_chaincodes(
         &self,
-        _request: Request<ListSystemChaincodesRequest>,
+        request: Request<ListSystemChaincodesRequest>,
     ) -> Result<Response<SystemChaincodeList>, Status> {
+        self.authorize(&request, "/ccvm.Admin/ListSystemChaincodes")?;
         let chaincodes = self
             .system_chaincodes
             .list()
@@ -72,6 +109,7 @@ impl admin_server::Admin for AdminService {
         &self,
         request: Request<ReloadSystemChaincodeRequest>,
     ) -> Result<Response<ReloadSystemChaincodeResponse>, Status> {
+        self.authorize(&request, "/ccvm.Admin/ReloadSystemChaincode")?;
         let name = request.into_inner().name;
         self.system_chaincodes
             .reload(&name)
@@ -84,6 +122,7 @@ impl admin_server::Admin for AdminService {
         &self,
         request: Request<InstallPackageRequest>,
     ) -> Result<Response<InstalledPackage>, Status> {
+        self.authorize(&request, "/ccvm.Admin/InstallPackage")?;
         let bytes = request.into_inner().package;
         let packages = self.packages.clone();
         let package = tokio::task::spawn_blocking(move || packages.install(&bytes))
@@ -95,8 +134,9 @@ impl admin_server::Admin for AdminService {
 
     async fn list_packages(
         &self,
-        _request: Request<ListPackagesRequest>,
+        request: Request<ListPackagesRequest>,
     ) -> Result<Response<PackageList>, Status> {
+        self.authorize(&request, "/ccvm.Admin/ListPackages")?;
         let packages = self.packages.list().map_err(ServiceError::from)?;
         Ok(Response::new(PackageList {
             packages: packages.into_iter().map(installed).collect(),
@@ -109,6 +149,7 @@ impl admin_server::Admin for AdminService {
         &self,
         request: Request<LaunchRequest>,
     ) -> Result<Response<Self::LaunchStream>, Status> {
+        self.authorize(&request, "/ccvm.Admin/Launch")?;
         let name = request.into_inner().name;
         Ok(Response::new(launch_stream::launch(
             self.support.clone(),
@@ -118,8 +159,9 @@ impl admin_server::Admin for AdminService {
 
     async fn list_running(
         &self,
-        _request: Request<ListRunningRequest>,
+        request: Request<ListRunningRequest>,
     ) -> Result<Response<RunningChaincodes>, Status> {
+        self.authorize(&request, "/ccvm.Admin/ListRunning")?;
         Ok(Response::new(RunningChaincodes {
             names: self.support.registry().names(),
         }))

@@ -8,15 +8,18 @@ use ccvm_proto::Message;
 use ccvm_proto::ccvm::SubmitResponse;
 use ccvm_proto::ccvm::committer_server::{self, CommitterServer};
 use ccvm_proto::common::{ChannelHeader, Envelope, Payload, SignatureHeader};
+use ccvm_proto::protos::TxValidationCode;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
+use super::access::{Access, AccessDenied};
 use super::status::ServiceError;
 use crate::ledger::{Ledger, PendingTx, PrivateWrites, TxOutcome};
-use crate::msp::SignatureVerifier;
+use crate::policy::APPLICATION_PREFIX;
 use crate::sync::lock;
+use crate::validation::TxValidator;
 
 /// Submissions waiting to be cut into a block before `Submit` callers wait for room.
 const SUBMIT_QUEUE: usize = 4096;
@@ -55,9 +58,19 @@ pub(crate) struct BlockCutter {
 
 impl BlockCutter {
     /// Starts the cutting task on the current runtime; it ends once every clone is dropped.
-    pub fn start(ledger: Ledger, max_block_txs: usize) -> (Self, JoinHandle<()>) {
+    /// Each block's transactions are validated by `validator` before commit.
+    pub fn start(
+        ledger: Ledger,
+        validator: Arc<TxValidator>,
+        max_block_txs: usize,
+    ) -> (Self, JoinHandle<()>) {
         let (queue, submissions) = mpsc::channel(SUBMIT_QUEUE);
-        let task = tokio::spawn(cut_blocks(ledger, submissions, max_block_txs.max(1)));
+        let task = tokio::spawn(cut_blocks(
+            ledger,
+            validator,
+            submissions,
+            max_block_txs.max(1),
+        ));
         (Self { queue }, task)
     }
 
@@ -76,6 +89,7 @@ impl BlockCutter {
 /// Takes whatever is queued (up to a block's worth), commits it per channel, and answers.
 async fn cut_blocks(
     ledger: Ledger,
+    validator: Arc<TxValidator>,
     mut submissions: mpsc::Receiver<Submission>,
     max_block_txs: usize,
 ) {
@@ -101,9 +115,19 @@ async fn cut_blocks(
             let (txs, waiters): (Vec<_>, Vec<_>) =
                 group.into_iter().map(|s| (s.tx, s.done)).unzip();
             let ledger = ledger.clone();
+            let validator = Arc::clone(&validator);
             let name = channel.clone();
-            let committed =
-                tokio::task::spawn_blocking(move || ledger.commit_block(&name, txs)).await;
+            let committed = tokio::task::spawn_blocking(move || {
+                let txs = txs
+                    .into_iter()
+                    .map(|tx| PendingTx {
+                        validation: validator.validate(&name, &tx.envelope),
+                        ..tx
+                    })
+                    .collect();
+                ledger.commit_block(&name, txs)
+            })
+            .await;
             match committed {
                 Ok(Ok(outcomes)) => {
                     info!(%channel, block = outcomes.first().map(|o| o.block), txs = outcomes.len(), "committed block");
@@ -133,7 +157,7 @@ pub struct CommitterService {
     cutter: BlockCutter,
     ledger: Ledger,
     transient: Arc<TransientStore>,
-    verifier: Arc<SignatureVerifier>,
+    access: Arc<Access>,
 }
 
 impl CommitterService {
@@ -141,13 +165,13 @@ impl CommitterService {
         cutter: BlockCutter,
         ledger: Ledger,
         transient: Arc<TransientStore>,
-        verifier: Arc<SignatureVerifier>,
+        access: Arc<Access>,
     ) -> CommitterServer<Self> {
         CommitterServer::new(Self {
             cutter,
             ledger,
             transient,
-            verifier,
+            access,
         })
     }
 }
@@ -165,9 +189,21 @@ impl committer_server::Committer for CommitterService {
                 Some((channel, signature.creator))
             })
             .ok_or_else(|| ServiceError::Malformed("envelope has no readable header".to_owned()))?;
-        self.verifier
+        let writer = self
+            .access
+            .trust
             .verify(&creator, &envelope.payload, &envelope.signature)
-            .map_err(ServiceError::AccessDenied)?;
+            .map_err(|e| ServiceError::AccessDenied(e.into()))?;
+        let writers = format!("{APPLICATION_PREFIX}Writers");
+        self.access
+            .policies
+            .check(&writers, &[writer])
+            .map_err(|reason| {
+                ServiceError::AccessDenied(AccessDenied::Policy {
+                    resource: "the ordering service".to_owned(),
+                    reason,
+                })
+            })?;
         if !self
             .ledger
             .has_channel(&header.channel_id)
@@ -178,7 +214,14 @@ impl committer_server::Committer for CommitterService {
         let private = self.transient.take(&header.tx_id);
         let outcome = self
             .cutter
-            .submit(header.channel_id, PendingTx { envelope, private })
+            .submit(
+                header.channel_id,
+                PendingTx {
+                    envelope,
+                    private,
+                    validation: TxValidationCode::Valid,
+                },
+            )
             .await
             .map_err(ServiceError::Unavailable)?;
         Ok(Response::new(SubmitResponse {

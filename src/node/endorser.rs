@@ -11,12 +11,13 @@ use ccvm_proto::protos::{
 use tonic::{Request, Response, Status};
 use tracing::{Instrument, debug, info_span};
 
+use super::access::Access;
 use super::committer::TransientStore;
 use super::proposal::UnpackedProposal;
 use crate::chaincode::{ChaincodeSupport, ExecuteRequest};
 use crate::fabric::ERROR_THRESHOLD;
-use crate::identity::Identity;
-use crate::msp::SignatureVerifier;
+use crate::msp::Identity;
+use crate::policy::resource_of;
 use crate::sync::lock;
 
 /// The status of a proposal that failed before or while running the chaincode.
@@ -27,7 +28,7 @@ pub struct EndorserService {
     support: ChaincodeSupport,
     identity: Arc<Identity>,
     transient: Arc<TransientStore>,
-    verifier: Arc<SignatureVerifier>,
+    access: Arc<Access>,
 }
 
 impl EndorserService {
@@ -36,21 +37,44 @@ impl EndorserService {
         support: ChaincodeSupport,
         identity: Arc<Identity>,
         transient: Arc<TransientStore>,
-        verifier: Arc<SignatureVerifier>,
+        access: Arc<Access>,
     ) -> EndorserServer<Self> {
         EndorserServer::new(Self {
             support,
             identity,
             transient,
-            verifier,
+            access,
         })
     }
 
     async fn endorse(&self, signed: SignedProposal) -> Result<ProposalResponse, String> {
         let proposal = UnpackedProposal::parse(&signed)?;
-        self.verifier
-            .verify(&proposal.creator, &signed.proposal_bytes, &signed.signature)
-            .map_err(|why| format!("access denied: {why}"))?;
+        let function = proposal
+            .input
+            .args
+            .first()
+            .map(|name| String::from_utf8_lossy(name).into_owned())
+            .unwrap_or_default();
+        let resource = resource_of(self.access.acls(), &proposal.chaincode, &function);
+        self.access
+            .authorize(
+                &resource,
+                &proposal.creator,
+                &signed.proposal_bytes,
+                &signed.signature,
+            )
+            .map_err(|denied| denied.to_string())?;
+        let committed = self
+            .support
+            .ledger()
+            .tx_validation_code(&proposal.channel, &proposal.tx_id)
+            .map_err(|e| e.for_chaincode())?;
+        if committed.is_some() {
+            return Err(format!(
+                "duplicate transaction found [{}]: it is already committed",
+                proposal.tx_id
+            ));
+        }
         let simulator = self
             .support
             .ledger()

@@ -3,6 +3,7 @@
 //! [`Node::start`] binds both listeners before it returns, so callers (and tests using port 0)
 //! can read the bound addresses at once.
 
+mod access;
 mod admin;
 mod background;
 mod blocks;
@@ -34,10 +35,12 @@ use crate::container::ccaas::CcaasVm;
 use crate::container::docker::DockerVm;
 use crate::container::inproc::{InprocError, InprocVm};
 use crate::container::{CertIssuer, ContainerRuntime, Vm};
-use crate::identity::{Identity, IdentityError};
 use crate::ledger::{Ledger, LedgerError};
-use crate::msp::SignatureVerifier;
+use crate::msp::dev_org::DevOrganization;
+use crate::msp::{Identity, MspError, MspMaterial};
 use crate::package::PackageStore;
+use crate::validation::TxValidator;
+use access::Access;
 use admin::AdminService;
 use background::Background;
 use blocks::LedgerBlocks;
@@ -49,15 +52,19 @@ use user_chaincodes::DefinedChaincodes;
 
 pub use system_chaincodes::{LIFECYCLE, Origin, QSCC, SystemChaincodeStatus, built_in};
 
-/// Where the node keeps the identity it endorses with, under the data directory.
-pub const PEER_IDENTITY_DIR: &str = "identities/peer";
+/// Where the node creates its development organization, under the data directory, when no
+/// MSP directory is configured.
+pub const DEV_ORG_DIR: &str = "organizations/dev";
 /// Where the node keeps the CA of its chaincode listener, under the data directory.
 pub const CHAINCODE_CA_DIR: &str = "tls/chaincode";
 /// Where the node keeps installed chaincode packages, under the data directory.
 pub const PACKAGES_DIR: &str = "packages";
 pub use crate::config::WASM_CACHE_DIR;
-/// Where the node keeps the development identity clients sign with, under the data directory.
-pub const CLIENT_IDENTITY_DIR: &str = "identities/client";
+
+/// The development organization of the node whose data directory is `data_dir`.
+pub fn dev_organization(data_dir: &std::path::Path) -> DevOrganization {
+    DevOrganization::at(&data_dir.join(DEV_ORG_DIR))
+}
 
 /// Why a node could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -69,9 +76,9 @@ pub enum NodeError {
     /// The wasm engine could not be set up.
     #[error(transparent)]
     Inproc(#[from] InprocError),
-    /// An identity could not be created or loaded.
+    /// An MSP directory or the node's identity could not be created or loaded.
     #[error(transparent)]
-    Identity(#[from] IdentityError),
+    Msp(#[from] MspError),
     /// A listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -139,16 +146,20 @@ impl Node {
     /// Fails when the data directory, the ledger or an address cannot be used.
     pub async fn start(config: &Config) -> Result<Self, NodeError> {
         let ledger = Ledger::open(&config.data_dir.join("ledger"))?;
-        let identity = Identity::load_or_create(
-            &config.data_dir.join(PEER_IDENTITY_DIR),
-            &config.msp_id,
-            "peer0",
-        )?;
-        Identity::load_or_create(
-            &config.data_dir.join(CLIENT_IDENTITY_DIR),
-            &config.msp_id,
-            "admin",
-        )?;
+        let msp_dir = match &config.msp_dir {
+            Some(dir) => dir.clone(),
+            None => {
+                let dev = dev_organization(&config.data_dir);
+                dev.create_if_absent(&config.msp_id)?;
+                dev.peer_msp_dir()
+            }
+        };
+        let identity = Identity::load(&msp_dir, &config.msp_id)?;
+        let access = Arc::new(Access::load(
+            MspMaterial::load(&msp_dir, &config.msp_id)?,
+            &config.organizations,
+            &config.acls,
+        )?);
         let support = ChaincodeSupport::new(ledger.clone(), config.support());
         let inproc = Arc::new(InprocVm::new(
             support.connector(),
@@ -172,8 +183,6 @@ impl Node {
         );
         let from_dir = system_chaincodes.install_all()?;
         let transient = Arc::new(TransientStore::default());
-        let verifier = Arc::new(SignatureVerifier::default());
-        let (cutter, cutter_task) = BlockCutter::start(ledger.clone(), config.commit.max_block_txs);
 
         let peer_listener = bind(&config.listen).await?;
         let chaincode_listener = bind(&config.chaincode_listen).await?;
@@ -193,10 +202,18 @@ impl Node {
         } else {
             None
         };
-        let defined: Arc<dyn ChaincodeResolver> = Arc::new(DefinedChaincodes {
+        let definitions = Arc::new(DefinedChaincodes {
             ledger: ledger.clone(),
             packages: packages.clone(),
         });
+        let validator = Arc::new(TxValidator::new(
+            Arc::clone(&access.trust),
+            Arc::clone(&access.policies),
+            Arc::clone(&definitions) as _,
+        ));
+        let (cutter, cutter_task) =
+            BlockCutter::start(ledger.clone(), validator, config.commit.max_block_txs);
+        let defined: Arc<dyn ChaincodeResolver> = definitions;
         support.add_vm(Arc::new(CcaasVm::new(
             Arc::clone(&defined),
             support.connector(),
@@ -221,15 +238,19 @@ impl Node {
                 support.clone(),
                 Arc::new(identity),
                 Arc::clone(&transient),
-                Arc::clone(&verifier),
+                Arc::clone(&access),
             ))
             .add_service(CommitterService::server(
-                cutter, ledger, transient, verifier,
+                cutter,
+                ledger,
+                transient,
+                Arc::clone(&access),
             ))
             .add_service(AdminService::server(
                 system_chaincodes.clone(),
                 packages.clone(),
                 support.clone(),
+                access,
             ));
         let mut chaincode_server = tonic::transport::Server::builder();
         if let Some(ca) = &chaincode_ca {

@@ -6,9 +6,8 @@ use ccvm_proto::protos::{
     ChaincodeHeaderExtension, ChaincodeInput, ChaincodeInvocationSpec, ChaincodeProposalPayload,
     Proposal, SignedProposal,
 };
-use sha2::{Digest, Sha256};
 
-use crate::fabric::compute_tx_id;
+use crate::fabric::{compute_tx_id, proposal_hash};
 
 /// A chaincode proposal, decoded and checked.
 pub(crate) struct UnpackedProposal {
@@ -62,17 +61,18 @@ impl UnpackedProposal {
             input: payload.input,
             transient_map: Default::default(),
         };
-        let mut hasher = Sha256::new();
-        hasher.update(&header.channel_header);
-        hasher.update(&header.signature_header);
-        hasher.update(without_transient.encode_to_vec());
+        let hash = proposal_hash(
+            &header.channel_header,
+            &header.signature_header,
+            &without_transient.encode_to_vec(),
+        );
         Ok(Self {
             channel: channel_header.channel_id,
             tx_id: channel_header.tx_id,
             chaincode,
             input: spec.input.unwrap_or_default(),
             creator: signature_header.creator,
-            hash: hasher.finalize().to_vec(),
+            hash,
         })
     }
 }

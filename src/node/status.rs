@@ -6,8 +6,10 @@ use tonic::Status;
 use tracing::error;
 
 use super::NodeError;
+use super::access::AccessDenied;
 use crate::ledger::LedgerError;
 use crate::package::PackageError;
+use crate::signed_call::SignedCallError;
 
 /// Why a gRPC call of the node's own services failed.
 #[derive(Debug, thiserror::Error)]
@@ -17,8 +19,11 @@ pub(crate) enum ServiceError {
     #[error("malformed request: {0}")]
     Malformed(String),
     /// Its signer may not make it.
-    #[error("access denied: {0}")]
-    AccessDenied(String),
+    #[error(transparent)]
+    AccessDenied(#[from] AccessDenied),
+    /// It is not signed as the service needs.
+    #[error(transparent)]
+    Unsigned(#[from] SignedCallError),
     /// It names a channel this node does not have.
     #[error("channel {0} does not exist")]
     NoChannel(String),
@@ -51,6 +56,7 @@ impl From<ServiceError> for Status {
                 PackageError::Malformed(_) | PackageError::Label(_) | PackageError::Platform(_),
             ) => Status::invalid_argument(text),
             ServiceError::AccessDenied(_) => Status::permission_denied(text),
+            ServiceError::Unsigned(_) => Status::unauthenticated(text),
             ServiceError::NoChannel(_)
             | ServiceError::Node(NodeError::UnknownSystemChaincode(_)) => Status::not_found(text),
             ServiceError::Node(
@@ -102,12 +108,21 @@ mod tests {
     }
 
     #[test]
-    fn a_refused_signer_is_denied() {
+    fn a_refused_signer_is_denied_and_an_unsigned_call_unauthenticated() {
+        let refused =
+            AccessDenied::Identity(crate::msp::IdentityError::UnknownMsp("EvilMSP".to_owned()));
         assert_eq!(
-            status(ServiceError::AccessDenied("bad signature".to_owned())),
+            status(ServiceError::AccessDenied(refused)),
             (
                 Code::PermissionDenied,
-                "access denied: bad signature".to_owned()
+                "access denied: MSP EvilMSP is not an organization of this channel".to_owned()
+            )
+        );
+        assert_eq!(
+            status(ServiceError::Unsigned(SignedCallError::Missing)),
+            (
+                Code::Unauthenticated,
+                "the call is not signed: metadata ccvm-admin-request-bin is missing".to_owned()
             )
         );
     }

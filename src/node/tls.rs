@@ -11,7 +11,7 @@ use rcgen::{
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
 use crate::container::{CertIssuer, ClientCredentials};
-use crate::identity::write_private;
+use crate::fs_private::write_private;
 
 /// The CA's common name; its certificate is rebuilt from it and the stored key when issuing.
 const CA_NAME: &str = "ccvm chaincode CA";

@@ -1,5 +1,6 @@
 //! Which user chaincodes the Docker VM runs: those whose definition is committed through
-//! `_lifecycle` and whose package is installed on this node.
+//! `_lifecycle` and whose package is installed on this node; and which endorsement policy each
+//! defined chaincode's transactions must satisfy.
 
 use ccvm_guest_sdk::create_composite_key;
 use serde::Deserialize;
@@ -9,6 +10,7 @@ use super::system_chaincodes::LIFECYCLE;
 use crate::container::{ChaincodeResolver, Resolved};
 use crate::ledger::{DEFAULT_CHANNEL, Ledger};
 use crate::package::PackageStore;
+use crate::validation::EndorsementPolicies;
 
 /// The fields of a committed `_lifecycle` definition the peer needs to launch a chaincode.
 #[derive(Debug, Deserialize)]
@@ -17,6 +19,8 @@ struct Definition {
     version: String,
     #[serde(default)]
     package_id: String,
+    #[serde(default)]
+    endorsement_policy: String,
 }
 
 /// `_lifecycle`'s key of a committed definition: the composite key `definition/NAME`, formed
@@ -33,11 +37,22 @@ pub(super) struct DefinedChaincodes {
 
 impl DefinedChaincodes {
     fn definition(&self, name: &str) -> Option<Definition> {
-        let mut reader = self.ledger.new_simulator(DEFAULT_CHANNEL, "").ok()?;
+        self.definition_on(DEFAULT_CHANNEL, name)
+    }
+
+    fn definition_on(&self, channel: &str, name: &str) -> Option<Definition> {
+        let mut reader = self.ledger.new_simulator(channel, "").ok()?;
         let bytes = reader.get_state(LIFECYCLE, &definition_key(name)?).ok()??;
         serde_json::from_slice(&bytes)
             .inspect_err(|e| warn!(chaincode = name, "unreadable definition: {e}"))
             .ok()
+    }
+}
+
+impl EndorsementPolicies for DefinedChaincodes {
+    fn endorsement_policy(&self, channel: &str, name: &str) -> Option<String> {
+        self.definition_on(channel, name)
+            .map(|definition| definition.endorsement_policy)
     }
 }
 

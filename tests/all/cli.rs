@@ -22,7 +22,7 @@ async fn scc_list_reload_and_query_through_the_command_line() -> Result<()> {
     let peer = node.inner().peer_addr().to_string();
     let data_dir = node.config().data_dir.display().to_string();
 
-    let listed = ccvm(&["scc", "list", "--peer", &peer]).await?;
+    let listed = ccvm(&["scc", "list", "--peer", &peer, "--data-dir", &data_dir]).await?;
     assert!(listed.status.success(), "{}", stderr(&listed));
     let text = stdout(&listed);
     for name in [LIFECYCLE, QSCC] {
@@ -52,7 +52,7 @@ async fn scc_list_reload_and_query_through_the_command_line() -> Result<()> {
     assert!(query.status.success(), "{}", stderr(&query));
     assert_eq!(stdout(&query).trim(), "[]");
 
-    let listed = stdout(&ccvm(&["scc", "list", "--peer", &peer]).await?);
+    let listed = stdout(&ccvm(&["scc", "list", "--peer", &peer, "--data-dir", &data_dir]).await?);
     assert!(
         listed
             .lines()
@@ -60,17 +60,70 @@ async fn scc_list_reload_and_query_through_the_command_line() -> Result<()> {
         "{listed}"
     );
 
-    let reloaded = ccvm(&["scc", "reload", LIFECYCLE, "--peer", &peer]).await?;
+    let reloaded = ccvm(&[
+        "scc",
+        "reload",
+        LIFECYCLE,
+        "--peer",
+        &peer,
+        "--data-dir",
+        &data_dir,
+    ])
+    .await?;
     assert!(reloaded.status.success(), "{}", stderr(&reloaded));
     assert_eq!(stdout(&reloaded).trim(), format!("reloaded {LIFECYCLE}"));
     assert_eq!(node.inner().inproc().instances_started(), 2);
 
-    let unknown = ccvm(&["scc", "reload", "nothing", "--peer", &peer]).await?;
+    let unknown = ccvm(&[
+        "scc",
+        "reload",
+        "nothing",
+        "--peer",
+        &peer,
+        "--data-dir",
+        &data_dir,
+    ])
+    .await?;
     assert!(!unknown.status.success());
     assert!(
         stderr(&unknown).contains("no system chaincode nothing"),
         "{}",
         stderr(&unknown)
+    );
+    Ok(())
+}
+
+/// The operator commands sign as an admin of the node's organization: the admin of another
+/// organization, even one that calls itself by the node's MSP id, is refused with the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_commands_of_an_outsider_are_refused() -> Result<()> {
+    let node = TestNode::start().await?;
+    let peer = node.inner().peer_addr().to_string();
+    let outsider = tempfile::tempdir()?;
+    let org = ccvm::msp::dev_org::DevOrganization::at(outsider.path());
+    org.create_if_absent("DevMSP")?;
+    let msp_dir = org.admin_msp_dir().display().to_string();
+
+    let refused = ccvm(&[
+        "scc",
+        "reload",
+        LIFECYCLE,
+        "--peer",
+        &peer,
+        "--mspconfigpath",
+        &msp_dir,
+    ])
+    .await?;
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("access denied: the certificate of this DevMSP identity is not signed by a CA of the MSP"),
+        "{}",
+        stderr(&refused)
+    );
+    assert_eq!(
+        node.inner().inproc().instances_started(),
+        0,
+        "nothing reloaded"
     );
     Ok(())
 }

@@ -10,8 +10,8 @@ use ccvm::package::{CodeFile, Package, Platform};
 use ccvm_proto::ccvm::launch_event::Stage;
 
 use crate::harness::{
-    CHANNEL, TestNode, commit_definition, deploy, docker_endpoint, docker_engine, docker_node_with,
-    docker_tls_endpoint, run_ccvm, static_example,
+    CHANNEL, TestNode, admin_identity, commit_definition, deploy, docker_endpoint, docker_engine,
+    docker_node_with, docker_tls_endpoint, run_ccvm, static_example,
 };
 
 async fn docker_node(endpoint: String) -> Result<TestNode> {
@@ -88,7 +88,11 @@ async fn a_launch_streams_its_steps_and_the_image_build() -> Result<()> {
     };
     let node = docker_node(endpoint).await?;
     deploy(&node, "kv", "watchedkv").await?;
-    let mut admin = Admin::connect(&node.inner().peer_addr().to_string()).await?;
+    let mut admin = Admin::connect(
+        &node.inner().peer_addr().to_string(),
+        admin_identity(node.config())?,
+    )
+    .await?;
 
     let mut events = admin.launch("watchedkv").await?;
     let mut stages = Vec::new();

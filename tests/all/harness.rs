@@ -11,8 +11,9 @@ use anyhow::{Context, Result, bail};
 use ccvm::client::{Client, Committed};
 use ccvm::config::Config;
 use ccvm::container::docker::static_cc;
-use ccvm::identity::Identity;
-use ccvm::node::{CLIENT_IDENTITY_DIR, LIFECYCLE, Node};
+use ccvm::msp::Identity;
+use ccvm::msp::dev_org::DevOrganization;
+use ccvm::node::{LIFECYCLE, Node, dev_organization};
 use ccvm::package::{CodeFile, Package, Platform};
 use ccvm::proto::protos::Response;
 use serde_json::json;
@@ -28,6 +29,7 @@ const REGISTER_DEADLINE: Duration = Duration::from_secs(60);
 pub struct TestNode {
     node: Option<Node>,
     config: Config,
+    client_msp_dir: PathBuf,
     _data: TempDir,
     pub client: Client,
 }
@@ -50,10 +52,38 @@ impl TestNode {
         };
         config.inproc.cache_dir = Some(target_dir().join("wasm-cache"));
         adjust(&mut config);
-        let (node, client) = launch(&config).await?;
+        let client_msp_dir = dev_organization(&config.data_dir).admin_msp_dir();
+        Self::launched(config, data, client_msp_dir).await
+    }
+
+    /// A dev-mode node acting as the peer of `org` (an organization in the development layout)
+    /// under `msp_id`, with a client signing as its admin.
+    pub async fn start_for(
+        org: &DevOrganization,
+        msp_id: &str,
+        adjust: impl FnOnce(&mut Config),
+    ) -> Result<Self> {
+        let data = tempfile::tempdir()?;
+        let mut config = Config {
+            data_dir: data.path().to_owned(),
+            listen: "127.0.0.1:0".to_owned(),
+            chaincode_listen: "127.0.0.1:0".to_owned(),
+            dev_mode: true,
+            msp_id: msp_id.to_owned(),
+            msp_dir: Some(org.peer_msp_dir()),
+            ..Config::default()
+        };
+        config.inproc.cache_dir = Some(target_dir().join("wasm-cache"));
+        adjust(&mut config);
+        Self::launched(config, data, org.admin_msp_dir()).await
+    }
+
+    async fn launched(config: Config, data: TempDir, client_msp_dir: PathBuf) -> Result<Self> {
+        let (node, client) = launch(&config, &client_msp_dir).await?;
         Ok(Self {
             node: Some(node),
             config,
+            client_msp_dir,
             _data: data,
             client,
         })
@@ -84,7 +114,7 @@ impl TestNode {
         self.config.listen = node.peer_addr().to_string();
         self.config.chaincode_listen = node.chaincode_addr().to_string();
         node.shutdown().await?;
-        let (node, client) = launch(&self.config).await?;
+        let (node, client) = launch(&self.config, &self.client_msp_dir).await?;
         self.node = Some(node);
         self.client = client;
         Ok(())
@@ -166,11 +196,24 @@ impl TestNode {
     }
 }
 
-async fn launch(config: &Config) -> Result<(Node, Client)> {
+async fn launch(config: &Config, client_msp_dir: &Path) -> Result<(Node, Client)> {
     let node = Node::start(config).await?;
-    let identity = Identity::load(&config.data_dir.join(CLIENT_IDENTITY_DIR))?;
+    let identity = Identity::load(client_msp_dir, &config.msp_id)?;
     let client = Client::connect(&node.peer_addr().to_string(), identity).await?;
     Ok((node, client))
+}
+
+/// The development organization's admin of the node configured by `config`.
+pub fn admin_identity(config: &Config) -> Result<Identity> {
+    let dir = dev_organization(&config.data_dir).admin_msp_dir();
+    Ok(Identity::load(&dir, &config.msp_id)?)
+}
+
+/// The development organization's user (a client, not an admin) of the node configured by
+/// `config`.
+pub fn user_identity(config: &Config) -> Result<Identity> {
+    let dir = dev_organization(&config.data_dir).user_msp_dir();
+    Ok(Identity::load(&dir, &config.msp_id)?)
 }
 
 /// Arguments as the bytes a proposal carries.
@@ -335,6 +378,58 @@ pub fn docker_endpoint() -> Result<Option<String>> {
         }
         Err(_) => {
             report_skipped("no Docker engine (set CCVM_TEST_DOCKER_HOST, or run scripts/test.sh)");
+            Ok(None)
+        }
+    }
+}
+
+/// The Fabric release the tests run Fabric's tools from.
+pub const FABRIC_VERSION: &str = "2.5.9";
+
+/// The `bin/` directory of Fabric's release: `CCVM_FABRIC_DIR` when set, else the release
+/// archive (`CCVM_FABRIC_ARCHIVES`, by default `../shared/fabric` beside the project) unpacked
+/// once under the target directory. Skipped without one, except in CI.
+pub fn fabric_bin() -> Result<Option<PathBuf>> {
+    static UNPACKED: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let found = UNPACKED.get_or_init(|| {
+        if let Some(dir) = std::env::var_os("CCVM_FABRIC_DIR") {
+            return Ok(PathBuf::from(dir).join("bin"));
+        }
+        let archives = std::env::var_os("CCVM_FABRIC_ARCHIVES").map_or_else(
+            || Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fabric"),
+            PathBuf::from,
+        );
+        let archive = archives.join(format!(
+            "hyperledger-fabric-linux-amd64-{FABRIC_VERSION}.tar.gz"
+        ));
+        if !archive.exists() {
+            return Err(format!(
+                "no Fabric release archive at {}",
+                archive.display()
+            ));
+        }
+        let dir = target_dir().join(format!("fabric-{FABRIC_VERSION}"));
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let status = std::process::Command::new("tar")
+            .arg("xzf")
+            .arg(&archive)
+            .arg("-C")
+            .arg(&dir)
+            .args(["bin", "config"])
+            .status()
+            .map_err(|e| format!("tar: {e}"))?;
+        if !status.success() {
+            return Err(format!("tar could not unpack {}", archive.display()));
+        }
+        Ok(dir.join("bin"))
+    });
+    match found {
+        Ok(bin) => Ok(Some(bin.clone())),
+        Err(why) if std::env::var_os("CI").is_some() => {
+            bail!("{why}: CI must run the tests against Fabric's tools")
+        }
+        Err(why) => {
+            report_skipped(why);
             Ok(None)
         }
     }

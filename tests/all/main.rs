@@ -15,3 +15,4 @@ mod node_shim;
 mod raw_chaincode;
 mod rust_chaincode;
 mod system_chaincodes;
+mod trust;

@@ -129,7 +129,7 @@ async fn fabric_contract_api_contract_runs_unchanged() -> Result<()> {
     assert!(
         whoami["id"]
             .as_str()
-            .is_some_and(|id| id.contains("CN=admin")),
+            .is_some_and(|id| id.contains("OU=admin/CN=Admin") && id.contains("CN=ca.DevMSP")),
         "{whoami}"
     );
     assert_eq!(

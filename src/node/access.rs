@@ -1,0 +1,93 @@
+//! Who may do what on the node: the channel's organizations (MSPs), its policies and its ACLs,
+//! applied to a signed request.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::msp::{IdentityError, MspError, MspMaterial, Trust, ValidatedIdentity};
+use crate::policy::{Acls, ChannelPolicies, OrgPolicies, PolicyError};
+
+/// Why a signed request was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AccessDenied {
+    /// The signer is not a valid identity, or did not sign.
+    #[error("access denied: {0}")]
+    Identity(#[from] IdentityError),
+    /// The signer does not satisfy the policy guarding the resource.
+    #[error("access denied for {resource}: {reason}")]
+    Policy {
+        /// The resource.
+        resource: String,
+        /// Which policy failed.
+        reason: PolicyError,
+    },
+}
+
+/// The channel's organizations, policies and ACLs.
+pub(crate) struct Access {
+    pub trust: Arc<Trust>,
+    pub policies: Arc<ChannelPolicies>,
+    acls: Acls,
+}
+
+impl Access {
+    /// Trusts the node's own organization (`local`, read from its MSP directory) and the
+    /// further `organizations` (MSP id → MSP directory), with Fabric's default policies and
+    /// ACLs plus `acl_overrides`.
+    pub fn load(
+        local: MspMaterial,
+        organizations: &BTreeMap<String, PathBuf>,
+        acl_overrides: &BTreeMap<String, String>,
+    ) -> Result<Self, MspError> {
+        let local_msp_id = local.msp_id.clone();
+        let mut materials = vec![local];
+        for (msp_id, dir) in organizations {
+            materials.push(MspMaterial::load(dir, msp_id)?);
+        }
+        let policies = ChannelPolicies::fabric_defaults(
+            materials
+                .iter()
+                .map(|material| {
+                    OrgPolicies::fabric_defaults(&material.msp_id, material.node_ous.is_some())
+                })
+                .collect(),
+        );
+        Ok(Self {
+            trust: Arc::new(Trust::new(&materials)?),
+            policies: Arc::new(policies),
+            acls: Acls::fabric_defaults(&local_msp_id, acl_overrides),
+        })
+    }
+
+    /// The ACLs.
+    pub fn acls(&self) -> &Acls {
+        &self.acls
+    }
+
+    /// Checks that `signature` over `message` is by `creator`, a valid identity that satisfies
+    /// the policy guarding `resource`.
+    ///
+    /// # Errors
+    /// [`AccessDenied`] saying which check failed.
+    pub fn authorize(
+        &self,
+        resource: &str,
+        creator: &[u8],
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<Arc<ValidatedIdentity>, AccessDenied> {
+        let identity = self.trust.verify(creator, message, signature)?;
+        self.policies
+            .check(
+                &self.acls.policy_for(resource),
+                std::slice::from_ref(&identity),
+            )
+            .map_err(|reason| AccessDenied::Policy {
+                resource: resource.to_owned(),
+                reason,
+            })?;
+        Ok(identity)
+    }
+}

@@ -1,0 +1,84 @@
+//! Access control lists: which policy guards which resource, with Fabric's defaults from its
+//! sample `configtx.yaml` (`Application.ACLs`), overridable per channel.
+
+use std::collections::BTreeMap;
+
+use super::APPLICATION_PREFIX;
+
+/// The resource a proposal to `function` of `chaincode` is checked against: the function's own
+/// resource when the ACLs name it (`qscc/GetChainInfo`), else `peer/Propose`.
+pub fn resource_of(acls: &Acls, chaincode: &str, function: &str) -> String {
+    let own = format!("{chaincode}/{function}");
+    if acls.table.contains_key(&own) {
+        own
+    } else {
+        PROPOSE.to_owned()
+    }
+}
+
+/// The resource of every proposal to a user chaincode.
+pub const PROPOSE: &str = "peer/Propose";
+
+/// The resources `_lifecycle` keeps for the peer's own organization's admins.
+const LOCAL_ADMIN_LIFECYCLE: [&str; 4] = [
+    "InstallChaincode",
+    "QueryInstalledChaincodes",
+    "ApproveChaincodeDefinitionForMyOrg",
+    "GetInstalledChaincodePackage",
+];
+
+/// Which policy guards which resource on a channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acls {
+    table: BTreeMap<String, String>,
+}
+
+impl Acls {
+    /// Fabric's default ACLs, with `_lifecycle`'s per-organization functions and the node's
+    /// admin service guarded by the admins of the node's organization, `local_msp_id`; then
+    /// `overrides` (resource → policy path) on top.
+    pub fn fabric_defaults(local_msp_id: &str, overrides: &BTreeMap<String, String>) -> Self {
+        let channel = |name: &str| format!("{APPLICATION_PREFIX}{name}");
+        let local_admins = format!("{APPLICATION_PREFIX}{local_msp_id}/Admins");
+        let mut table = BTreeMap::new();
+        for function in [
+            "CheckCommitReadiness",
+            "CommitChaincodeDefinition",
+            "QueryChaincodeDefinition",
+            "QueryChaincodeDefinitions",
+        ] {
+            table.insert(format!("_lifecycle/{function}"), channel("Writers"));
+        }
+        for function in LOCAL_ADMIN_LIFECYCLE {
+            table.insert(format!("_lifecycle/{function}"), local_admins.clone());
+        }
+        for function in [
+            "GetChainInfo",
+            "GetBlockByNumber",
+            "GetBlockByHash",
+            "GetTransactionByID",
+            "GetBlockByTxID",
+        ] {
+            table.insert(format!("qscc/{function}"), channel("Readers"));
+        }
+        table.insert(PROPOSE.to_owned(), channel("Writers"));
+        table.insert("peer/ChaincodeToChaincode".to_owned(), channel("Writers"));
+        table.insert("event/Block".to_owned(), channel("Readers"));
+        table.insert("event/FilteredBlock".to_owned(), channel("Readers"));
+        table.insert(ADMIN_SERVICE.to_owned(), local_admins);
+        table.extend(overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
+        Self { table }
+    }
+
+    /// The policy path guarding `resource`; resources the table does not name fall back to
+    /// the channel's `Admins`, the strictest default.
+    pub fn policy_for(&self, resource: &str) -> String {
+        self.table
+            .get(resource)
+            .cloned()
+            .unwrap_or_else(|| format!("{APPLICATION_PREFIX}Admins"))
+    }
+}
+
+/// The resource of every call to the node's `ccvm.Admin` service.
+pub const ADMIN_SERVICE: &str = "ccvm/Admin";

@@ -1,0 +1,377 @@
+//! Policies the way a Fabric channel defines them: each organization's `Readers`, `Writers`,
+//! `Admins` and `Endorsement` signature policies, the channel's implicit-meta policies over them
+//! (`ANY Readers`, `MAJORITY Endorsement`, ...), and the ACLs that name which policy guards
+//! which resource. Evaluation is data in, verdict out.
+
+mod acl;
+mod signature;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+pub use acl::{ADMIN_SERVICE, Acls, PROPOSE, resource_of};
+pub use signature::{MAX_POLICY_DEPTH, Principal, SignaturePolicy, SignatureRule};
+
+use crate::msp::{MspRole, ValidatedIdentity};
+
+/// Where channel-level application policies live in Fabric's policy paths.
+pub const APPLICATION_PREFIX: &str = "/Channel/Application/";
+
+/// Why a policy could not be read or was not satisfied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PolicyError {
+    /// The text is not a policy.
+    #[error("policy {text:?} does not parse: {reason}")]
+    Parse {
+        /// The text.
+        text: String,
+        /// Where and why.
+        reason: String,
+    },
+    /// No such policy on the channel.
+    #[error("no policy {0} on this channel")]
+    Unknown(String),
+    /// The signers do not satisfy it.
+    #[error("the signature set does not satisfy policy {0}")]
+    NotSatisfied(String),
+}
+
+/// How an implicit-meta policy combines the organizations' sub-policies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImplicitRule {
+    /// At least one organization.
+    Any,
+    /// Every organization.
+    All,
+    /// More than half of the organizations.
+    Majority,
+}
+
+/// An implicit-meta policy such as `MAJORITY Endorsement`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImplicitMeta {
+    /// The rule.
+    pub rule: ImplicitRule,
+    /// The name of the organizations' policy it combines.
+    pub sub_policy: String,
+}
+
+impl ImplicitMeta {
+    /// Parses `ANY|ALL|MAJORITY Name`.
+    ///
+    /// # Errors
+    /// [`PolicyError::Parse`].
+    pub fn parse(text: &str) -> Result<Self, PolicyError> {
+        let parse_error = |reason: &str| PolicyError::Parse {
+            text: text.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let (rule, sub_policy) = text
+            .trim()
+            .split_once(' ')
+            .ok_or_else(|| parse_error("expected ANY, ALL or MAJORITY and a policy name"))?;
+        let rule = match rule {
+            "ANY" => ImplicitRule::Any,
+            "ALL" => ImplicitRule::All,
+            "MAJORITY" => ImplicitRule::Majority,
+            _ => return Err(parse_error("expected ANY, ALL or MAJORITY")),
+        };
+        let sub_policy = sub_policy.trim();
+        if sub_policy.is_empty() || sub_policy.contains(char::is_whitespace) {
+            return Err(parse_error("expected one policy name"));
+        }
+        Ok(Self {
+            rule,
+            sub_policy: sub_policy.to_owned(),
+        })
+    }
+}
+
+/// An organization as a channel member: its MSP id and its policies by name.
+#[derive(Debug, Clone)]
+pub struct OrgPolicies {
+    /// The MSP id.
+    pub msp_id: String,
+    /// `Readers`, `Writers`, `Admins`, `Endorsement`, ...
+    pub policies: BTreeMap<String, SignaturePolicy>,
+}
+
+impl OrgPolicies {
+    /// Fabric's sample policies for an organization: with NodeOUs, readers are its admins, peers
+    /// and clients, writers its admins and clients, endorsers its peers; without, any member.
+    pub fn fabric_defaults(msp_id: &str, node_ous: bool) -> Self {
+        let principals = |roles: &[MspRole]| {
+            SignaturePolicy::any_of(
+                roles
+                    .iter()
+                    .map(|role| Principal {
+                        msp_id: msp_id.to_owned(),
+                        role: *role,
+                    })
+                    .collect(),
+            )
+        };
+        let (readers, writers, endorsement) = if node_ous {
+            (
+                principals(&[MspRole::Admin, MspRole::Peer, MspRole::Client]),
+                principals(&[MspRole::Admin, MspRole::Client]),
+                principals(&[MspRole::Peer]),
+            )
+        } else {
+            let member = principals(&[MspRole::Member]);
+            (member.clone(), member.clone(), member)
+        };
+        Self {
+            msp_id: msp_id.to_owned(),
+            policies: BTreeMap::from([
+                ("Readers".to_owned(), readers),
+                ("Writers".to_owned(), writers),
+                ("Admins".to_owned(), principals(&[MspRole::Admin])),
+                ("Endorsement".to_owned(), endorsement),
+            ]),
+        }
+    }
+}
+
+/// The policies of one channel's application: its organizations' and its own.
+#[derive(Debug, Clone)]
+pub struct ChannelPolicies {
+    orgs: Vec<OrgPolicies>,
+    channel: BTreeMap<String, ImplicitMeta>,
+}
+
+impl ChannelPolicies {
+    /// A channel of `orgs` with Fabric's default application policies: `ANY Readers`,
+    /// `ANY Writers`, `MAJORITY Admins`, `MAJORITY Endorsement` and `LifecycleEndorsement`
+    /// as `MAJORITY Endorsement`.
+    pub fn fabric_defaults(orgs: Vec<OrgPolicies>) -> Self {
+        let meta = |rule, sub: &str| ImplicitMeta {
+            rule,
+            sub_policy: sub.to_owned(),
+        };
+        Self {
+            orgs,
+            channel: BTreeMap::from([
+                ("Readers".to_owned(), meta(ImplicitRule::Any, "Readers")),
+                ("Writers".to_owned(), meta(ImplicitRule::Any, "Writers")),
+                ("Admins".to_owned(), meta(ImplicitRule::Majority, "Admins")),
+                (
+                    "Endorsement".to_owned(),
+                    meta(ImplicitRule::Majority, "Endorsement"),
+                ),
+                (
+                    "LifecycleEndorsement".to_owned(),
+                    meta(ImplicitRule::Majority, "Endorsement"),
+                ),
+            ]),
+        }
+    }
+
+    /// The MSP ids of the channel's organizations.
+    pub fn msp_ids(&self) -> impl Iterator<Item = &str> {
+        self.orgs.iter().map(|org| org.msp_id.as_str())
+    }
+
+    /// Checks that `signers` (distinct identities) satisfy the policy at `path`:
+    /// `/Channel/Application/NAME` for a channel policy, `/Channel/Application/MSPID/NAME` for an
+    /// organization's.
+    ///
+    /// # Errors
+    /// [`PolicyError::Unknown`] for a path the channel has no policy at,
+    /// [`PolicyError::NotSatisfied`] otherwise.
+    pub fn check(&self, path: &str, signers: &[Arc<ValidatedIdentity>]) -> Result<(), PolicyError> {
+        let unknown = || PolicyError::Unknown(path.to_owned());
+        let relative = path.strip_prefix(APPLICATION_PREFIX).ok_or_else(unknown)?;
+        let satisfied = match relative.split_once('/') {
+            None => {
+                let meta = self.channel.get(relative).ok_or_else(unknown)?;
+                self.meta_satisfied(meta, signers)
+            }
+            Some((msp_id, name)) => self
+                .orgs
+                .iter()
+                .find(|org| org.msp_id == msp_id)
+                .and_then(|org| org.policies.get(name))
+                .ok_or_else(unknown)?
+                .is_satisfied_by(signers),
+        };
+        if satisfied {
+            Ok(())
+        } else {
+            Err(PolicyError::NotSatisfied(path.to_owned()))
+        }
+    }
+
+    /// Checks an endorsement policy given as text: a signature policy in Fabric's language, or a
+    /// channel policy path; empty means the channel's `Endorsement` policy.
+    ///
+    /// # Errors
+    /// As [`ChannelPolicies::check`], or [`PolicyError::Parse`].
+    pub fn check_endorsement(
+        &self,
+        policy: &str,
+        signers: &[Arc<ValidatedIdentity>],
+    ) -> Result<(), PolicyError> {
+        let policy = policy.trim();
+        if policy.is_empty() {
+            return self.check(&format!("{APPLICATION_PREFIX}Endorsement"), signers);
+        }
+        if policy.starts_with('/') {
+            return self.check(policy, signers);
+        }
+        if SignaturePolicy::parse(policy)?.is_satisfied_by(signers) {
+            Ok(())
+        } else {
+            Err(PolicyError::NotSatisfied(policy.to_owned()))
+        }
+    }
+
+    fn meta_satisfied(&self, meta: &ImplicitMeta, signers: &[Arc<ValidatedIdentity>]) -> bool {
+        let subs: Vec<&SignaturePolicy> = self
+            .orgs
+            .iter()
+            .filter_map(|org| org.policies.get(&meta.sub_policy))
+            .collect();
+        let satisfied = subs
+            .iter()
+            .filter(|policy| policy.is_satisfied_by(signers))
+            .count();
+        match meta.rule {
+            ImplicitRule::Any => satisfied >= 1,
+            ImplicitRule::All => satisfied == subs.len(),
+            ImplicitRule::Majority => satisfied > subs.len() / 2,
+        }
+    }
+}
+
+/// Drops repeated identities from `signers`, keeping the first of each: one identity counts
+/// once however many times it signed.
+pub fn distinct(signers: Vec<Arc<ValidatedIdentity>>) -> Vec<Arc<ValidatedIdentity>> {
+    let mut kept: Vec<Arc<ValidatedIdentity>> = Vec::with_capacity(signers.len());
+    for signer in signers {
+        if !kept.iter().any(|seen| **seen == *signer) {
+            kept.push(signer);
+        }
+    }
+    kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::msp::{NodeRole, PublicKey};
+
+    /// A validated identity of `msp_id` in `role`, told apart from others by `tag`.
+    pub(crate) fn signer(msp_id: &str, role: NodeRole, tag: u8) -> Arc<ValidatedIdentity> {
+        let mut point = vec![4u8; 65];
+        point[1] = tag;
+        Arc::new(ValidatedIdentity {
+            msp_id: msp_id.to_owned(),
+            node_role: Some(role),
+            listed_admin: false,
+            node_ous: true,
+            public_key: PublicKey::from_point(&point).expect("a P-256 point"),
+            not_before: 0,
+            not_after: u64::MAX,
+        })
+    }
+
+    fn channel(orgs: &[&str]) -> ChannelPolicies {
+        ChannelPolicies::fabric_defaults(
+            orgs.iter()
+                .map(|msp_id| OrgPolicies::fabric_defaults(msp_id, true))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn majority_endorsement_needs_more_than_half_of_the_organizations() {
+        let policies = channel(&["Org1MSP", "Org2MSP", "Org3MSP"]);
+        let endorsement = "/Channel/Application/Endorsement";
+        let one = [signer("Org1MSP", NodeRole::Peer, 1)];
+        assert_eq!(
+            policies.check(endorsement, &one),
+            Err(PolicyError::NotSatisfied(endorsement.to_owned()))
+        );
+        let two = [
+            signer("Org1MSP", NodeRole::Peer, 1),
+            signer("Org3MSP", NodeRole::Peer, 2),
+        ];
+        assert_eq!(policies.check(endorsement, &two), Ok(()));
+        let clients = [
+            signer("Org1MSP", NodeRole::Client, 1),
+            signer("Org2MSP", NodeRole::Client, 2),
+        ];
+        assert!(
+            policies.check(endorsement, &clients).is_err(),
+            "clients do not endorse"
+        );
+    }
+
+    #[test]
+    fn writers_are_admins_and_clients_and_readers_also_peers() {
+        let policies = channel(&["Org1MSP"]);
+        let peer = [signer("Org1MSP", NodeRole::Peer, 1)];
+        assert!(
+            policies
+                .check("/Channel/Application/Writers", &peer)
+                .is_err()
+        );
+        assert_eq!(
+            policies.check("/Channel/Application/Readers", &peer),
+            Ok(())
+        );
+        let admin = [signer("Org1MSP", NodeRole::Admin, 2)];
+        assert_eq!(
+            policies.check("/Channel/Application/Writers", &admin),
+            Ok(())
+        );
+        assert_eq!(
+            policies.check("/Channel/Application/Org1MSP/Admins", &admin),
+            Ok(())
+        );
+        assert_eq!(
+            policies.check("/Channel/Application/Org9MSP/Admins", &admin),
+            Err(PolicyError::Unknown(
+                "/Channel/Application/Org9MSP/Admins".to_owned()
+            ))
+        );
+    }
+
+    #[test]
+    fn an_endorsement_policy_is_a_signature_policy_a_path_or_the_channel_default() {
+        let policies = channel(&["Org1MSP", "Org2MSP"]);
+        let one = [signer("Org1MSP", NodeRole::Peer, 1)];
+        assert!(
+            policies.check_endorsement("", &one).is_err(),
+            "MAJORITY of 2"
+        );
+        assert_eq!(
+            policies.check_endorsement("OR('Org1MSP.peer','Org2MSP.peer')", &one),
+            Ok(())
+        );
+        assert!(
+            policies
+                .check_endorsement("/Channel/Application/LifecycleEndorsement", &one)
+                .is_err()
+        );
+        assert!(matches!(
+            policies.check_endorsement("AND('Org1MSP.peer'", &one),
+            Err(PolicyError::Parse { .. })
+        ));
+    }
+
+    #[test]
+    fn implicit_meta_rules_parse_as_fabric_writes_them() {
+        assert_eq!(
+            ImplicitMeta::parse("MAJORITY Endorsement"),
+            Ok(ImplicitMeta {
+                rule: ImplicitRule::Majority,
+                sub_policy: "Endorsement".to_owned()
+            })
+        );
+        assert!(ImplicitMeta::parse("SOME Readers").is_err());
+        assert!(ImplicitMeta::parse("ANY").is_err());
+    }
+}

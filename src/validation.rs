@@ -1,0 +1,227 @@
+//! Validation of an endorser transaction before commit, as Fabric's committer validates it:
+//! the creator's identity and signature, the transaction id, the proposal the endorsements
+//! answer, each endorser's identity and signature, and the endorsement policy of every
+//! chaincode the transaction invokes or writes. MVCC checks follow in the ledger.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use ccvm_proto::Message;
+use ccvm_proto::common::{ChannelHeader, Envelope, HeaderType, Payload, SignatureHeader};
+use ccvm_proto::kvrwset::KvrwSet;
+use ccvm_proto::protos::{
+    ChaincodeAction, ChaincodeActionPayload, ProposalResponsePayload, Transaction, TxValidationCode,
+};
+use ccvm_proto::rwset::TxReadWriteSet;
+use tracing::debug;
+
+use crate::fabric::{compute_tx_id, proposal_hash};
+use crate::msp::{Trust, ValidatedIdentity};
+use crate::policy::{APPLICATION_PREFIX, ChannelPolicies, distinct};
+
+/// The namespace of the lifecycle system chaincode, whose writes need the channel's
+/// `LifecycleEndorsement` policy.
+pub const LIFECYCLE_NAMESPACE: &str = "_lifecycle";
+
+/// Where the endorsement policy of a chaincode comes from: its committed definition.
+pub trait EndorsementPolicies: Send + Sync {
+    /// The endorsement policy of chaincode `name` on `channel` as text (Fabric's policy language
+    /// or a channel policy path); `None` when no definition is committed, and then the channel's
+    /// `Endorsement` policy applies.
+    fn endorsement_policy(&self, channel: &str, name: &str) -> Option<String>;
+}
+
+/// Validates transactions of one channel.
+pub struct TxValidator {
+    trust: Arc<Trust>,
+    policies: Arc<ChannelPolicies>,
+    definitions: Arc<dyn EndorsementPolicies>,
+}
+
+impl TxValidator {
+    /// A validator trusting `trust`'s organizations under `policies`.
+    pub fn new(
+        trust: Arc<Trust>,
+        policies: Arc<ChannelPolicies>,
+        definitions: Arc<dyn EndorsementPolicies>,
+    ) -> Self {
+        Self {
+            trust,
+            policies,
+            definitions,
+        }
+    }
+
+    /// The validation code of `envelope` on `channel`: [`TxValidationCode::Valid`] when its
+    /// signatures and policies hold (MVCC is checked at commit).
+    pub fn validate(&self, channel: &str, envelope: &Envelope) -> TxValidationCode {
+        match self.check(channel, envelope) {
+            Ok(()) => TxValidationCode::Valid,
+            Err(refusal) => {
+                debug!(%channel, code = refusal.code.as_str_name(), reason = %refusal.reason, "transaction invalid");
+                refusal.code
+            }
+        }
+    }
+
+    fn check(&self, channel: &str, envelope: &Envelope) -> Result<(), Refusal> {
+        let payload = Payload::decode(envelope.payload.as_slice())
+            .map_err(|e| Refusal::new(TxValidationCode::BadPayload, e))?;
+        let header = payload
+            .header
+            .ok_or_else(|| Refusal::new(TxValidationCode::BadCommonHeader, "no header"))?;
+        let channel_header = ChannelHeader::decode(header.channel_header.as_slice())
+            .map_err(|e| Refusal::new(TxValidationCode::BadChannelHeader, e))?;
+        if channel_header.r#type != HeaderType::EndorserTransaction as i32 {
+            return Err(Refusal::new(
+                TxValidationCode::UnknownTxType,
+                channel_header.r#type,
+            ));
+        }
+        if channel_header.channel_id != channel {
+            return Err(Refusal::new(
+                TxValidationCode::TargetChainNotFound,
+                &channel_header.channel_id,
+            ));
+        }
+        let signature_header = SignatureHeader::decode(header.signature_header.as_slice())
+            .map_err(|e| Refusal::new(TxValidationCode::BadCommonHeader, e))?;
+        self.trust
+            .verify(
+                &signature_header.creator,
+                &envelope.payload,
+                &envelope.signature,
+            )
+            .map_err(|e| Refusal::new(TxValidationCode::BadCreatorSignature, e))?;
+        if channel_header.tx_id != compute_tx_id(&signature_header.nonce, &signature_header.creator)
+        {
+            return Err(Refusal::new(
+                TxValidationCode::BadProposalTxid,
+                "the transaction id is not the hash of nonce and creator",
+            ));
+        }
+        let invalid = |reason: &dyn std::fmt::Display| {
+            Refusal::new(TxValidationCode::InvalidEndorserTransaction, reason)
+        };
+        let transaction = Transaction::decode(payload.data.as_slice()).map_err(|e| invalid(&e))?;
+        let [action] = transaction.actions.as_slice() else {
+            return Err(invalid(&"a transaction carries exactly one action"));
+        };
+        if action.header != header.signature_header {
+            return Err(invalid(
+                &"the action's signature header differs from the transaction's",
+            ));
+        }
+        let action_payload =
+            ChaincodeActionPayload::decode(action.payload.as_slice()).map_err(|e| invalid(&e))?;
+        let endorsed = action_payload
+            .action
+            .ok_or_else(|| invalid(&"no endorsed action"))?;
+        let response_payload =
+            ProposalResponsePayload::decode(endorsed.proposal_response_payload.as_slice())
+                .map_err(|e| invalid(&e))?;
+        let expected_hash = proposal_hash(
+            &header.channel_header,
+            &header.signature_header,
+            &action_payload.chaincode_proposal_payload,
+        );
+        if response_payload.proposal_hash != expected_hash {
+            return Err(invalid(
+                &"the endorsements answer a different proposal than the transaction's",
+            ));
+        }
+        let chaincode_action = ChaincodeAction::decode(response_payload.extension.as_slice())
+            .map_err(|e| Refusal::new(TxValidationCode::BadResponsePayload, e))?;
+        let rwset = TxReadWriteSet::decode(chaincode_action.results.as_slice())
+            .map_err(|e| Refusal::new(TxValidationCode::BadRwset, e))?;
+        let endorsers = self.endorsers(&endorsed.proposal_response_payload, &endorsed.endorsements);
+        let invoked = chaincode_action
+            .chaincode_id
+            .map(|id| id.name)
+            .unwrap_or_default();
+        for namespace in namespaces_to_check(&invoked, &rwset)? {
+            let policy = self.endorsement_policy(channel, &namespace);
+            self.policies
+                .check_endorsement(&policy, &endorsers)
+                .map_err(|e| {
+                    Refusal::new(
+                        TxValidationCode::EndorsementPolicyFailure,
+                        format!("chaincode {namespace}: {e}"),
+                    )
+                })?;
+        }
+        Ok(())
+    }
+
+    /// The distinct valid identities whose endorsement signatures verify over `payload`; the
+    /// rest do not count.
+    fn endorsers(
+        &self,
+        payload: &[u8],
+        endorsements: &[ccvm_proto::protos::Endorsement],
+    ) -> Vec<Arc<ValidatedIdentity>> {
+        let verified = endorsements
+            .iter()
+            .filter_map(|endorsement| {
+                let signed = [payload, endorsement.endorser.as_slice()].concat();
+                self.trust
+                    .verify(&endorsement.endorser, &signed, &endorsement.signature)
+                    .inspect_err(|e| debug!(reason = %e, "endorsement not counted"))
+                    .ok()
+            })
+            .collect();
+        distinct(verified)
+    }
+
+    fn endorsement_policy(&self, channel: &str, namespace: &str) -> String {
+        if namespace == LIFECYCLE_NAMESPACE {
+            return format!("{APPLICATION_PREFIX}LifecycleEndorsement");
+        }
+        self.definitions
+            .endorsement_policy(channel, namespace)
+            .unwrap_or_default()
+    }
+}
+
+/// The invoked chaincode and every namespace the transaction writes to.
+fn namespaces_to_check(invoked: &str, rwset: &TxReadWriteSet) -> Result<BTreeSet<String>, Refusal> {
+    let mut namespaces = BTreeSet::new();
+    if !invoked.is_empty() {
+        namespaces.insert(invoked.to_owned());
+    }
+    for ns in &rwset.ns_rwset {
+        let kv = KvrwSet::decode(ns.rwset.as_slice())
+            .map_err(|e| Refusal::new(TxValidationCode::BadRwset, e))?;
+        let writes = !kv.writes.is_empty()
+            || !kv.metadata_writes.is_empty()
+            || ns
+                .collection_hashed_rwset
+                .iter()
+                .any(|c| !c.hashed_rwset.is_empty());
+        if writes {
+            namespaces.insert(ns.namespace.clone());
+        }
+    }
+    if namespaces.is_empty() {
+        return Err(Refusal::new(
+            TxValidationCode::InvalidEndorserTransaction,
+            "the transaction names no chaincode",
+        ));
+    }
+    Ok(namespaces)
+}
+
+/// Why a transaction is invalid.
+struct Refusal {
+    code: TxValidationCode,
+    reason: String,
+}
+
+impl Refusal {
+    fn new(code: TxValidationCode, reason: impl std::fmt::Display) -> Self {
+        Self {
+            code,
+            reason: reason.to_string(),
+        }
+    }
+}

@@ -1,0 +1,572 @@
+//! Who the node lets in, tried as an outsider would over real gRPC: identities validated against
+//! the channel's MSPs, transactions validated against endorsement policies before commit, the
+//! admin service for admins only, and system chaincode names kept from hand-started streams.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use ccvm::client::{Admin, Client, ClientError};
+use ccvm::msp::Identity;
+use ccvm::msp::dev_org::{DevCa, DevOrganization, Issued, Validity};
+use ccvm::proto::Message;
+use ccvm::proto::MessageType;
+use ccvm::proto::ccvm::ListSystemChaincodesRequest;
+use ccvm::proto::ccvm::admin_client::AdminClient;
+use ccvm::proto::protos::chaincode_support_client::ChaincodeSupportClient;
+use ccvm::proto::protos::{
+    ChaincodeId, ChaincodeMessage, Endorsement, ProposalResponse, TxValidationCode,
+};
+use serde_json::json;
+use tempfile::TempDir;
+use time::OffsetDateTime;
+use tonic::transport::Endpoint;
+
+use crate::harness::{CHANNEL, TestNode, fabric_bin, rust_chaincode, to_args, user_identity};
+
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
+/// An organization of the tests' own, in the development layout, with its CA at hand.
+struct TestOrg {
+    dir: TempDir,
+    org: DevOrganization,
+    ca: DevCa,
+    msp_id: String,
+}
+
+impl TestOrg {
+    fn new(msp_id: &str) -> Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let org = DevOrganization::at(dir.path());
+        let ca = DevCa::create(msp_id)?;
+        org.create_with(&ca)?;
+        Ok(Self {
+            dir,
+            org,
+            ca,
+            msp_id: msp_id.to_owned(),
+        })
+    }
+
+    /// An identity of this CA with `ous`, valid over `validity`, signing as a member of
+    /// `msp_id`.
+    fn identity(&self, name: &str, ous: &[&str], validity: Validity) -> Result<(Identity, Issued)> {
+        let issued = self.ca.issue(name, ous, validity)?;
+        let identity = self.write(name, &issued, &self.msp_id)?;
+        Ok((identity, issued))
+    }
+
+    fn write(&self, name: &str, issued: &Issued, msp_id: &str) -> Result<Identity> {
+        let dir = self.dir.path().join("extra").join(name);
+        self.ca.write_member_msp(&dir, issued)?;
+        Ok(Identity::load(&dir, msp_id)?)
+    }
+
+    fn peer(&self) -> Result<Identity> {
+        Ok(Identity::load(&self.org.peer_msp_dir(), &self.msp_id)?)
+    }
+}
+
+fn shifted(from_now: i64, length: Duration) -> Validity {
+    let start = OffsetDateTime::now_utc() + time::Duration::seconds(from_now);
+    Validity {
+        not_before: start,
+        not_after: start + length,
+    }
+}
+
+async fn client_as(node: &TestNode, identity: Identity) -> Result<Client> {
+    Ok(Client::connect(&node.inner().peer_addr().to_string(), identity).await?)
+}
+
+fn refusal(result: Result<ccvm::client::Committed, ClientError>) -> Result<String> {
+    match result {
+        Ok(_) => bail!("the call was accepted"),
+        Err(ClientError::Chaincode { status, message }) => {
+            assert_eq!(status, 500, "{message}");
+            Ok(message)
+        }
+        Err(other) => bail!("unexpected failure: {other}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proposals_of_identities_the_channel_does_not_trust_are_refused_with_the_reason()
+-> Result<()> {
+    let org = TestOrg::new("Org1MSP")?;
+    let (revoked, revoked_cert) = org.identity("gone", &["client"], Validity::from_now(DAY))?;
+    let crl = org.ca.revoke(&[&revoked_cert.serial])?;
+    let crls = org.org.peer_msp_dir().join("crls");
+    std::fs::create_dir_all(&crls)?;
+    std::fs::write(crls.join("crl.pem"), crl)?;
+    let node = TestNode::start_for(&org.org, "Org1MSP", |_| {}).await?;
+    let _kv = rust_chaincode(&node, "kv", "kv:1.0")?;
+    node.wait_registered("kv").await?;
+
+    let impostor_ca = TestOrg::new("Org1MSP")?;
+    let (impostor, _) = impostor_ca.identity("mallory", &["client"], Validity::from_now(DAY))?;
+    let (expired, _) = org.identity("old", &["client"], shifted(-2 * 86400, DAY))?;
+    let (early, _) = org.identity("early", &["client"], shifted(86400, DAY))?;
+    let (stranger, stranger_cert) =
+        org.identity("stranger", &["client"], Validity::from_now(DAY))?;
+    drop(stranger);
+    let unknown_msp = org.write("evil", &stranger_cert, "EvilMSP")?;
+    let (no_role, _) = org.identity("sales", &["sales"], Validity::from_now(DAY))?;
+    let cases = [
+        (impostor, "is not signed by a CA of the MSP"),
+        (expired, "expired at"),
+        (early, "is not valid before"),
+        (revoked, "is revoked"),
+        (
+            unknown_msp,
+            "MSP EvilMSP is not an organization of this channel",
+        ),
+        (no_role, "is not a client, peer, admin or orderer"),
+        (
+            org.peer()?,
+            "does not satisfy policy /Channel/Application/Writers",
+        ),
+    ];
+    for (identity, reason) in cases {
+        let client = client_as(&node, identity).await?;
+        let message = refusal(
+            client
+                .invoke(
+                    CHANNEL,
+                    "kv",
+                    to_args(&["put", "k", "intruder"]),
+                    HashMap::new(),
+                )
+                .await,
+        )
+        .with_context(|| format!("an identity that {reason}"))?;
+        assert!(
+            message.starts_with("access denied") && message.contains(reason),
+            "expected {reason:?} in {message:?}"
+        );
+    }
+    assert_eq!(
+        node.query_text("kv", &["get", "k"]).await?,
+        "",
+        "nothing written"
+    );
+
+    let (user, _) = org.identity("user2", &["client"], Validity::from_now(DAY))?;
+    client_as(&node, user)
+        .await?
+        .invoke(
+            CHANNEL,
+            "kv",
+            to_args(&["put", "k", "member"]),
+            HashMap::new(),
+        )
+        .await?;
+    assert_eq!(node.query_text("kv", &["get", "k"]).await?, "member");
+    Ok(())
+}
+
+/// Submits `response`'s payload with `endorsements` for `proposal`, signed by `client`, and
+/// returns the validation code the node gave it.
+async fn submit_with(
+    client: &Client,
+    proposal: &ccvm::client::TxProposal,
+    response: &ProposalResponse,
+    endorsements: Vec<Endorsement>,
+) -> Result<TxValidationCode> {
+    let mut envelope = client.transaction_envelope(proposal, response);
+    rewrite_endorsements(&mut envelope, endorsements)?;
+    envelope.signature = client.identity().sign(&envelope.payload);
+    let submitted = client.submit_envelope(envelope).await?;
+    Ok(TxValidationCode::try_from(submitted.validation_code)?)
+}
+
+/// Replaces the endorsements of the envelope's one action.
+fn rewrite_endorsements(
+    envelope: &mut ccvm::proto::common::Envelope,
+    endorsements: Vec<Endorsement>,
+) -> Result<()> {
+    use ccvm::proto::common::Payload;
+    use ccvm::proto::protos::{ChaincodeActionPayload, Transaction};
+    let mut payload = Payload::decode(envelope.payload.as_slice())?;
+    let mut transaction = Transaction::decode(payload.data.as_slice())?;
+    let action = &mut transaction.actions[0];
+    let mut action_payload = ChaincodeActionPayload::decode(action.payload.as_slice())?;
+    if let Some(endorsed) = action_payload.action.as_mut() {
+        endorsed.endorsements = endorsements;
+    }
+    action.payload = action_payload.encode_to_vec();
+    payload.data = transaction.encode_to_vec();
+    envelope.payload = payload.encode_to_vec();
+    Ok(())
+}
+
+/// An endorsement of `payload` signed by `identity`.
+fn endorsement_by(identity: &Identity, payload: &[u8]) -> Endorsement {
+    let endorser = identity.serialized();
+    let signature = identity.sign(&[payload, endorser.as_slice()].concat());
+    Endorsement {
+        endorser,
+        signature,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_transactions_are_committed_invalid_with_fabrics_codes_and_change_nothing()
+-> Result<()> {
+    let node = TestNode::start().await?;
+    let _kv = rust_chaincode(&node, "kv", "kv:1.0")?;
+    node.wait_registered("kv").await?;
+    let client = &node.client;
+    let user = user_identity(node.config())?;
+    let endorse = |value: &'static str| async move {
+        let proposal =
+            client.proposal(CHANNEL, "kv", to_args(&["put", "k", value]), HashMap::new());
+        let response = client.endorse(&proposal).await?;
+        anyhow::Ok((proposal, response))
+    };
+
+    let (proposal, response) = endorse("unendorsed").await?;
+    assert_eq!(
+        submit_with(client, &proposal, &response, Vec::new()).await?,
+        TxValidationCode::EndorsementPolicyFailure,
+        "no endorsement at all"
+    );
+
+    let (proposal, response) = endorse("tampered").await?;
+    let mut tampered = response.endorsement.clone().unwrap_or_default();
+    let last = tampered.signature.len() - 1;
+    tampered.signature[last] ^= 1;
+    assert_eq!(
+        submit_with(client, &proposal, &response, vec![tampered]).await?,
+        TxValidationCode::EndorsementPolicyFailure,
+        "an endorsement whose signature does not verify"
+    );
+
+    let (proposal, response) = endorse("by a client").await?;
+    let by_client = endorsement_by(&user, &response.payload);
+    assert_eq!(
+        submit_with(client, &proposal, &response, vec![by_client]).await?,
+        TxValidationCode::EndorsementPolicyFailure,
+        "an endorsement by a client, not a peer"
+    );
+
+    let (proposal, _) = endorse("other proposal").await?;
+    let (_, other_response) = endorse("answer of another").await?;
+    let endorsement = other_response.endorsement.clone().into_iter().collect();
+    assert_eq!(
+        submit_with(client, &proposal, &other_response, endorsement).await?,
+        TxValidationCode::InvalidEndorserTransaction,
+        "endorsements that answer a different proposal"
+    );
+
+    let (proposal, response) = endorse("bad creator signature").await?;
+    let mut envelope = client.transaction_envelope(&proposal, &response);
+    envelope.signature = user.sign(&envelope.payload);
+    match client.submit_envelope(envelope).await {
+        Err(ClientError::Rpc(status)) => {
+            assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
+            assert!(
+                status
+                    .message()
+                    .contains("the signature does not verify with the key of this DevMSP identity"),
+                "an envelope not signed by its creator is not ordered: {status:?}"
+            );
+        }
+        other => bail!("an envelope not signed by its creator was ordered: {other:?}"),
+    }
+
+    assert_eq!(
+        node.query_text("kv", &["get", "k"]).await?,
+        "",
+        "state unchanged"
+    );
+    let (proposal, response) = endorse("honest").await?;
+    let committed = client.submit(&proposal, &response).await?;
+    assert_eq!(committed.validation_code, TxValidationCode::Valid as i32);
+    assert_eq!(node.query_text("kv", &["get", "k"]).await?, "honest");
+
+    let again = client.endorse(&proposal).await?;
+    let message = again.response.unwrap_or_default().message;
+    assert!(
+        message.contains(&format!("duplicate transaction found [{}]", proposal.tx_id)),
+        "a committed transaction is not endorsed again: {message}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_and_policy_of_two_organizations_needs_both_peers() -> Result<()> {
+    let org2 = TestOrg::new("Org2MSP")?;
+    let node = TestNode::start_with(|config| {
+        config
+            .organizations
+            .insert("Org2MSP".to_owned(), org2.org.msp_dir());
+    })
+    .await?;
+    let _kv = rust_chaincode(&node, "kv", "kv:1.0")?;
+    node.wait_registered("kv").await?;
+    let client = &node.client;
+    let org2_peer = org2.peer()?;
+    let both = |response: &ProposalResponse| {
+        let ours = response.endorsement.clone().unwrap_or_default();
+        vec![ours, endorsement_by(&org2_peer, &response.payload)]
+    };
+
+    let definition = json!({
+        "name": "kv",
+        "version": "1.0",
+        "sequence": 1,
+        "platform": "binary",
+        "endorsement_policy": "AND('DevMSP.peer', 'Org2MSP.peer')",
+    })
+    .to_string();
+    for function in [
+        "ApproveChaincodeDefinitionForMyOrg",
+        "CommitChaincodeDefinition",
+    ] {
+        let proposal = client.proposal(
+            CHANNEL,
+            "_lifecycle",
+            to_args(&[function, &definition]),
+            HashMap::new(),
+        );
+        let response = client.endorse(&proposal).await?;
+        assert_eq!(
+            submit_with(
+                client,
+                &proposal,
+                &response,
+                vec![response.endorsement.clone().unwrap_or_default()]
+            )
+            .await?,
+            TxValidationCode::EndorsementPolicyFailure,
+            "{function}: one of two organizations is not a majority for LifecycleEndorsement"
+        );
+        let proposal = client.proposal(
+            CHANNEL,
+            "_lifecycle",
+            to_args(&[function, &definition]),
+            HashMap::new(),
+        );
+        let response = client.endorse(&proposal).await?;
+        assert_eq!(
+            submit_with(client, &proposal, &response, both(&response)).await?,
+            TxValidationCode::Valid,
+            "{function} endorsed by both organizations"
+        );
+    }
+
+    let proposal = client.proposal(CHANNEL, "kv", to_args(&["put", "k", "one"]), HashMap::new());
+    let response = client.endorse(&proposal).await?;
+    let ours = response.endorsement.clone().unwrap_or_default();
+    assert_eq!(
+        submit_with(client, &proposal, &response, vec![ours.clone(), ours]).await?,
+        TxValidationCode::EndorsementPolicyFailure,
+        "the same peer twice counts once"
+    );
+    let proposal = client.proposal(CHANNEL, "kv", to_args(&["put", "k", "two"]), HashMap::new());
+    let response = client.endorse(&proposal).await?;
+    assert_eq!(
+        submit_with(client, &proposal, &response, both(&response)).await?,
+        TxValidationCode::Valid
+    );
+    assert_eq!(node.query_text("kv", &["get", "k"]).await?, "two");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_service_answers_only_signed_calls_of_the_nodes_admins() -> Result<()> {
+    let node = TestNode::start().await?;
+    let addr = node.inner().peer_addr().to_string();
+
+    let channel = Endpoint::from_shared(format!("http://{addr}"))?
+        .connect()
+        .await?;
+    let mut unsigned = AdminClient::new(channel);
+    let status = unsigned
+        .list_system_chaincodes(ListSystemChaincodesRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unauthenticated, "{status:?}");
+    assert!(
+        status.message().contains("the call is not signed"),
+        "{status:?}"
+    );
+
+    let user = user_identity(node.config())?;
+    let status = match Admin::connect(&addr, user)
+        .await?
+        .reload_system_chaincode("qscc")
+        .await
+    {
+        Err(ClientError::Rpc(status)) => status,
+        other => bail!("a user reloaded a system chaincode: {:?}", other.err()),
+    };
+    assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
+    assert!(
+        status
+            .message()
+            .contains("does not satisfy policy /Channel/Application/DevMSP/Admins"),
+        "{status:?}"
+    );
+    assert_eq!(
+        node.inner().inproc().instances_started(),
+        0,
+        "nothing reloaded"
+    );
+
+    let admin = crate::harness::admin_identity(node.config())?;
+    let envelope = ccvm::signed_call::sign(
+        &admin,
+        "/ccvm.Admin/ListPackages",
+        &ccvm::proto::ccvm::ListPackagesRequest {},
+    );
+    let mut replayed = tonic::Request::new(ccvm::proto::ccvm::ReloadSystemChaincodeRequest {
+        name: "qscc".to_owned(),
+    });
+    replayed.metadata_mut().insert_bin(
+        ccvm::signed_call::ADMIN_REQUEST_METADATA,
+        tonic::metadata::MetadataValue::from_bytes(&envelope.encode_to_vec()),
+    );
+    let status = unsigned
+        .reload_system_chaincode(replayed)
+        .await
+        .unwrap_err();
+    assert!(
+        status
+            .message()
+            .contains("the signature is for /ccvm.Admin/ListPackages"),
+        "a signature for one call does not authorize another: {status:?}"
+    );
+
+    let listed = Admin::connect(&addr, admin)
+        .await?
+        .system_chaincodes()
+        .await?;
+    assert!(listed.iter().any(|scc| scc.name == "qscc"), "{listed:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hand_started_stream_cannot_take_a_system_chaincodes_name_in_dev_mode() -> Result<()> {
+    let node = TestNode::start().await?;
+    let channel = Endpoint::from_shared(format!("http://{}", node.chaincode_addr()))?
+        .connect()
+        .await?;
+    let mut chaincode = ChaincodeSupportClient::new(channel);
+    let register = ChaincodeMessage {
+        r#type: MessageType::Register as i32,
+        payload: ChaincodeId {
+            name: "_lifecycle".to_owned(),
+            ..Default::default()
+        }
+        .encode_to_vec(),
+        ..Default::default()
+    };
+    let mut answers = chaincode
+        .register(tokio_stream::iter([register]))
+        .await?
+        .into_inner();
+    let answer = answers.message().await?.unwrap_or_default();
+    assert_eq!(answer.r#type, MessageType::Error as i32);
+    assert!(
+        String::from_utf8_lossy(&answer.payload)
+            .contains("chaincode _lifecycle is run by this peer itself"),
+        "{answer:?}"
+    );
+    let definitions = node
+        .query_text("_lifecycle", &["QueryChaincodeDefinitions"])
+        .await?;
+    assert_eq!(definitions, "[]", "the node's own _lifecycle still answers");
+    Ok(())
+}
+
+/// `cryptogen` from Fabric's release makes an organization; its peer's MSP directory is the
+/// node's identity, its admin administers the node and its user transacts, all unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn material_made_by_cryptogen_loads_as_the_nodes_organization_unchanged() -> Result<()> {
+    let Some(bin) = fabric_bin()? else {
+        return Ok(());
+    };
+    let dir = tempfile::tempdir()?;
+    let config = dir.path().join("crypto-config.yaml");
+    std::fs::write(
+        &config,
+        "PeerOrgs:\n  - Name: Org1\n    Domain: org1.example.com\n    EnableNodeOUs: true\n    \
+         Template:\n      Count: 1\n    Users:\n      Count: 1\n",
+    )?;
+    let output = std::process::Command::new(bin.join("cryptogen"))
+        .args(["generate", "--config"])
+        .arg(&config)
+        .arg("--output")
+        .arg(dir.path().join("out"))
+        .output()?;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let org = dir.path().join("out/peerOrganizations/org1.example.com");
+    let peer_msp = org.join("peers/peer0.org1.example.com/msp");
+    let admin_msp = org.join("users/Admin@org1.example.com/msp");
+    let user_msp = org.join("users/User1@org1.example.com/msp");
+
+    let data = tempfile::tempdir()?;
+    let node_config = ccvm::config::Config {
+        data_dir: data.path().to_owned(),
+        listen: "127.0.0.1:0".to_owned(),
+        chaincode_listen: "127.0.0.1:0".to_owned(),
+        dev_mode: true,
+        msp_id: "Org1MSP".to_owned(),
+        msp_dir: Some(peer_msp),
+        ..ccvm::config::Config::default()
+    };
+    let node = ccvm::node::Node::start(&node_config).await?;
+    let addr = node.peer_addr().to_string();
+    let user = Client::connect(&addr, Identity::load(&user_msp, "Org1MSP")?).await?;
+    let definitions = user
+        .query(
+            CHANNEL,
+            "_lifecycle",
+            to_args(&["QueryChaincodeDefinitions"]),
+            HashMap::new(),
+        )
+        .await?;
+    assert_eq!(definitions.payload, b"[]");
+    let endorsed = user
+        .endorse(&user.proposal(
+            CHANNEL,
+            "qscc",
+            to_args(&["GetChainInfo", CHANNEL]),
+            HashMap::new(),
+        ))
+        .await?;
+    let endorser = ccvm::proto::msp::SerializedIdentity::decode(
+        endorsed.endorsement.unwrap_or_default().endorser.as_slice(),
+    )?;
+    assert_eq!(endorser.mspid, "Org1MSP");
+    assert!(
+        String::from_utf8_lossy(&endorser.id_bytes)
+            == std::fs::read_to_string(org.join(
+                "peers/peer0.org1.example.com/msp/signcerts/peer0.org1.example.com-cert.pem"
+            ))?,
+        "the node endorses as cryptogen's peer"
+    );
+
+    let refused = Admin::connect(&addr, Identity::load(&user_msp, "Org1MSP")?)
+        .await?
+        .system_chaincodes()
+        .await;
+    assert!(
+        matches!(&refused, Err(ClientError::Rpc(status)) if status.code() == tonic::Code::PermissionDenied),
+        "a user of the organization is not its admin: {:?}",
+        refused.err()
+    );
+    let listed = Admin::connect(&addr, Identity::load(&admin_msp, "Org1MSP")?)
+        .await?
+        .system_chaincodes()
+        .await?;
+    assert!(!listed.is_empty());
+    node.shutdown().await?;
+    Ok(())
+}
