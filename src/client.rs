@@ -20,8 +20,11 @@ use ccvm_proto::protos::{
     chaincode_spec,
 };
 use rand::RngCore;
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+use sha2::{Digest, Sha256};
 use tonic::metadata::MetadataValue;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity as TlsIdentity};
 
 use crate::fabric::{ERROR_THRESHOLD, compute_tx_id};
 use crate::msp::Identity;
@@ -63,18 +66,45 @@ pub enum ClientError {
     Args(String),
 }
 
-/// Opens a gRPC channel to a node.
-async fn dial(addr: &str) -> Result<Channel, ClientError> {
+/// How a client reaches a node whose client port serves TLS.
+#[derive(Debug, Clone, Default)]
+pub struct ClientTls {
+    /// The CA certificates (PEM) the node's certificate must chain to.
+    pub ca_pem: Vec<u8>,
+    /// The client's TLS certificate and key (PEM), for a node that requires client
+    /// authentication; proposals and transactions then carry the certificate's hash.
+    pub client: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl ClientTls {
+    /// SHA-256 of the client certificate, for a channel header's `tls_cert_hash`.
+    fn cert_hash(&self) -> Vec<u8> {
+        self.client
+            .as_ref()
+            .and_then(|(cert, _)| CertificateDer::from_pem_slice(cert).ok())
+            .map(|der| Sha256::digest(der.as_ref()).to_vec())
+            .unwrap_or_default()
+    }
+}
+
+/// Opens a gRPC channel to a node, over TLS when `tls` is given.
+async fn dial(addr: &str, tls: Option<&ClientTls>) -> Result<Channel, ClientError> {
     let connect_error = |source| ClientError::Connect {
         addr: addr.to_owned(),
         source,
     };
-    Endpoint::from_shared(format!("http://{addr}"))
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let mut endpoint = Endpoint::from_shared(format!("{scheme}://{addr}"))
         .map_err(connect_error)?
-        .tcp_nodelay(true)
-        .connect()
-        .await
-        .map_err(connect_error)
+        .tcp_nodelay(true);
+    if let Some(tls) = tls {
+        let mut config = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(&tls.ca_pem));
+        if let Some((cert, key)) = &tls.client {
+            config = config.identity(TlsIdentity::from_pem(cert, key));
+        }
+        endpoint = endpoint.tls_config(config).map_err(connect_error)?;
+    }
+    endpoint.connect().await.map_err(connect_error)
 }
 
 /// A connection to a node's operator service, `ccvm.Admin`, signing each call as an admin.
@@ -90,8 +120,20 @@ impl Admin {
     /// # Errors
     /// [`ClientError::Connect`] when the node cannot be reached.
     pub async fn connect(addr: &str, identity: Identity) -> Result<Self, ClientError> {
+        Self::connect_with(addr, identity, None).await
+    }
+
+    /// Connects as [`Admin::connect`] does, over TLS when `tls` is given.
+    ///
+    /// # Errors
+    /// [`ClientError::Connect`] when the node cannot be reached.
+    pub async fn connect_with(
+        addr: &str,
+        identity: Identity,
+        tls: Option<&ClientTls>,
+    ) -> Result<Self, ClientError> {
         Ok(Self {
-            client: AdminClient::new(dial(addr).await?),
+            client: AdminClient::new(dial(addr, tls).await?),
             identity,
         })
     }
@@ -230,6 +272,7 @@ pub struct Client {
     endorser: EndorserClient<Channel>,
     committer: CommitterClient<Channel>,
     identity: Identity,
+    tls_cert_hash: Vec<u8>,
 }
 
 impl Client {
@@ -238,11 +281,24 @@ impl Client {
     /// # Errors
     /// [`ClientError::Connect`] when the node does not answer.
     pub async fn connect(addr: &str, identity: Identity) -> Result<Self, ClientError> {
-        let channel = dial(addr).await?;
+        Self::connect_with(addr, identity, None).await
+    }
+
+    /// Connects as [`Client::connect`] does, over TLS when `tls` is given.
+    ///
+    /// # Errors
+    /// [`ClientError::Connect`] when the node does not answer.
+    pub async fn connect_with(
+        addr: &str,
+        identity: Identity,
+        tls: Option<&ClientTls>,
+    ) -> Result<Self, ClientError> {
+        let channel = dial(addr, tls).await?;
         Ok(Self {
             endorser: EndorserClient::new(channel.clone()),
             committer: CommitterClient::new(channel),
             identity,
+            tls_cert_hash: tls.map(ClientTls::cert_hash).unwrap_or_default(),
         })
     }
 
@@ -272,6 +328,7 @@ impl Client {
             timestamp: Some(prost_types::Timestamp::from(std::time::SystemTime::now())),
             channel_id: channel.to_owned(),
             tx_id: tx_id.clone(),
+            tls_cert_hash: self.tls_cert_hash.clone(),
             extension: ChaincodeHeaderExtension {
                 chaincode_id: Some(chaincode_id.clone()),
             }

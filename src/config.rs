@@ -52,6 +52,8 @@ pub struct Config {
     /// The channel's other organizations: MSP id → MSP directory (`cacerts/`,
     /// `intermediatecerts/`, `crls/`, `admincerts/`, `config.yaml`).
     pub organizations: BTreeMap<String, PathBuf>,
+    /// TLS of the client port (endorser, committer, admin), as Fabric's `peer.tls`.
+    pub tls: PeerTlsSettings,
     /// ACL overrides on Fabric's defaults: resource (`qscc/GetChainInfo`, `peer/Propose`,
     /// `ccvm/Admin`, ...) → policy path (`/Channel/Application/Readers`,
     /// `/Channel/Application/Org1MSP/Admins`, ...).
@@ -189,6 +191,23 @@ pub struct ChaincodeSettings {
     pub tls: Option<bool>,
 }
 
+/// TLS of the client port.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PeerTlsSettings {
+    /// Serve TLS; unset means on outside dev mode and off in it.
+    pub enabled: Option<bool>,
+    /// Require a client certificate from a CA in `client_root_cas`; then a proposal or
+    /// transaction must also carry the hash of that certificate in its channel header.
+    pub client_auth_required: bool,
+    /// The server certificate (PEM); the development peer's when unset.
+    pub cert_file: Option<PathBuf>,
+    /// Its private key (PEM).
+    pub key_file: Option<PathBuf>,
+    /// CA certificates client certificates must chain to; the development TLS CA when empty.
+    pub client_root_cas: Vec<PathBuf>,
+}
+
 /// Block cutting settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -208,6 +227,7 @@ impl Default for Config {
             msp_dir: None,
             organizations: BTreeMap::new(),
             acls: BTreeMap::new(),
+            tls: PeerTlsSettings::default(),
             chaincode: ChaincodeSettings::default(),
             commit: CommitSettings::default(),
             inproc: InprocSettings::default(),
@@ -316,6 +336,11 @@ impl Config {
             max_message_bytes: self.chaincode.max_message_bytes,
             require_client_certs: self.chaincode_tls(),
         }
+    }
+
+    /// Whether the client port serves TLS.
+    pub fn peer_tls(&self) -> bool {
+        self.tls.enabled.unwrap_or(!self.dev_mode)
     }
 
     /// Whether the chaincode listener serves mutual TLS.

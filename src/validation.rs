@@ -23,19 +23,32 @@ use crate::policy::{APPLICATION_PREFIX, ChannelPolicies, distinct};
 /// `LifecycleEndorsement` policy.
 pub const LIFECYCLE_NAMESPACE: &str = "_lifecycle";
 
-/// Where the endorsement policy of a chaincode comes from: its committed definition.
-pub trait EndorsementPolicies: Send + Sync {
+/// What validation needs of the chaincode definitions `_lifecycle` keeps.
+pub trait ChaincodeDefinitions: Send + Sync {
     /// The endorsement policy of chaincode `name` on `channel` as text (Fabric's policy language
     /// or a channel policy path); `None` when no definition is committed, and then the channel's
     /// `Endorsement` policy applies.
     fn endorsement_policy(&self, channel: &str, name: &str) -> Option<String>;
+
+    /// The chaincode whose definition a write of `key` in `_lifecycle`'s namespace commits, if
+    /// the key is a definition's.
+    fn defined_by(&self, key: &str) -> Option<String>;
+}
+
+/// What validation decided about one transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    /// Valid, or why not; MVCC is checked at commit.
+    pub code: TxValidationCode,
+    /// The chaincodes whose definitions the transaction commits.
+    pub redefines: Vec<String>,
 }
 
 /// Validates transactions of one channel.
 pub struct TxValidator {
     trust: Arc<Trust>,
     policies: Arc<ChannelPolicies>,
-    definitions: Arc<dyn EndorsementPolicies>,
+    definitions: Arc<dyn ChaincodeDefinitions>,
 }
 
 impl TxValidator {
@@ -43,7 +56,7 @@ impl TxValidator {
     pub fn new(
         trust: Arc<Trust>,
         policies: Arc<ChannelPolicies>,
-        definitions: Arc<dyn EndorsementPolicies>,
+        definitions: Arc<dyn ChaincodeDefinitions>,
     ) -> Self {
         Self {
             trust,
@@ -52,19 +65,25 @@ impl TxValidator {
         }
     }
 
-    /// The validation code of `envelope` on `channel`: [`TxValidationCode::Valid`] when its
-    /// signatures and policies hold (MVCC is checked at commit).
-    pub fn validate(&self, channel: &str, envelope: &Envelope) -> TxValidationCode {
+    /// The verdict on `envelope` on `channel`: [`TxValidationCode::Valid`] when its signatures
+    /// and policies hold (MVCC is checked at commit).
+    pub fn validate(&self, channel: &str, envelope: &Envelope) -> Verdict {
         match self.check(channel, envelope) {
-            Ok(()) => TxValidationCode::Valid,
+            Ok(redefines) => Verdict {
+                code: TxValidationCode::Valid,
+                redefines,
+            },
             Err(refusal) => {
                 debug!(%channel, code = refusal.code.as_str_name(), reason = %refusal.reason, "transaction invalid");
-                refusal.code
+                Verdict {
+                    code: refusal.code,
+                    redefines: Vec::new(),
+                }
             }
         }
     }
 
-    fn check(&self, channel: &str, envelope: &Envelope) -> Result<(), Refusal> {
+    fn check(&self, channel: &str, envelope: &Envelope) -> Result<Vec<String>, Refusal> {
         let payload = Payload::decode(envelope.payload.as_slice())
             .map_err(|e| Refusal::new(TxValidationCode::BadPayload, e))?;
         let header = payload
@@ -139,7 +158,8 @@ impl TxValidator {
             .chaincode_id
             .map(|id| id.name)
             .unwrap_or_default();
-        for namespace in namespaces_to_check(&invoked, &rwset)? {
+        let (namespaces, lifecycle_writes) = namespaces_to_check(&invoked, &rwset)?;
+        for namespace in namespaces {
             let policy = self.endorsement_policy(channel, &namespace);
             self.policies
                 .check_endorsement(&policy, &endorsers)
@@ -150,7 +170,10 @@ impl TxValidator {
                     )
                 })?;
         }
-        Ok(())
+        Ok(lifecycle_writes
+            .iter()
+            .filter_map(|key| self.definitions.defined_by(key))
+            .collect())
     }
 
     /// The distinct valid identities whose endorsement signatures verify over `payload`; the
@@ -183,9 +206,14 @@ impl TxValidator {
     }
 }
 
-/// The invoked chaincode and every namespace the transaction writes to.
-fn namespaces_to_check(invoked: &str, rwset: &TxReadWriteSet) -> Result<BTreeSet<String>, Refusal> {
+/// The invoked chaincode and every namespace the transaction writes to, and the keys it writes
+/// in `_lifecycle`'s namespace.
+fn namespaces_to_check(
+    invoked: &str,
+    rwset: &TxReadWriteSet,
+) -> Result<(BTreeSet<String>, Vec<String>), Refusal> {
     let mut namespaces = BTreeSet::new();
+    let mut lifecycle_writes = Vec::new();
     if !invoked.is_empty() {
         namespaces.insert(invoked.to_owned());
     }
@@ -201,6 +229,9 @@ fn namespaces_to_check(invoked: &str, rwset: &TxReadWriteSet) -> Result<BTreeSet
         if writes {
             namespaces.insert(ns.namespace.clone());
         }
+        if ns.namespace == LIFECYCLE_NAMESPACE {
+            lifecycle_writes.extend(kv.writes.into_iter().map(|write| write.key));
+        }
     }
     if namespaces.is_empty() {
         return Err(Refusal::new(
@@ -208,7 +239,7 @@ fn namespaces_to_check(invoked: &str, rwset: &TxReadWriteSet) -> Result<BTreeSet
             "the transaction names no chaincode",
         ));
     }
-    Ok(namespaces)
+    Ok((namespaces, lifecycle_writes))
 }
 
 /// Why a transaction is invalid.

@@ -8,9 +8,8 @@ use anyhow::{Context, bail};
 use clap::Args;
 use serde_json::json;
 
+use super::ClientArgs;
 use super::progress::spinner;
-use super::{SignerArgs, client};
-use crate::client::Admin;
 use crate::config::DEFAULT_LISTEN;
 use crate::ledger::DEFAULT_CHANNEL;
 use crate::node::LIFECYCLE;
@@ -48,7 +47,7 @@ pub(super) struct TargetArgs {
     #[arg(long, default_value = DEFAULT_LISTEN)]
     peer: String,
     #[command(flatten)]
-    signer: SignerArgs,
+    client: ClientArgs,
     /// The channel.
     #[arg(short = 'C', long = "channelID", default_value = DEFAULT_CHANNEL)]
     channel: String,
@@ -160,7 +159,9 @@ pub(super) async fn install(args: &InstallArgs) -> anyhow::Result<()> {
 
 /// Stores the package on the node and records it in `_lifecycle`; returns its id.
 async fn install_and_record(target: &TargetArgs, bytes: Vec<u8>) -> anyhow::Result<String> {
-    let installed = Admin::connect(&target.peer, target.signer.identity()?)
+    let installed = target
+        .client
+        .admin(&target.peer)
         .await?
         .install_package(bytes)
         .await?;
@@ -169,7 +170,9 @@ async fn install_and_record(target: &TargetArgs, bytes: Vec<u8>) -> anyhow::Resu
         "label": installed.label,
         "platform": installed.platform,
     });
-    client(&target.peer, &target.signer)
+    target
+        .client
+        .client(&target.peer)
         .await?
         .invoke(
             &target.channel,
@@ -199,7 +202,9 @@ async fn submit_definition(
     let doing = if commit { "committing" } else { "approving" };
     let name = definition["name"].as_str().unwrap_or_default();
     let waiting = spinner(format!("{doing} {name}"));
-    let committed = client(&target.peer, &target.signer)
+    let committed = target
+        .client
+        .client(&target.peer)
         .await?
         .invoke(
             &target.channel,
@@ -218,10 +223,7 @@ async fn submit_definition(
 /// Approves (`commit` false) or commits the definition.
 pub(super) async fn define(args: &DefinitionArgs, commit: bool) -> anyhow::Result<()> {
     let target = &args.target;
-    let packages = Admin::connect(&target.peer, target.signer.identity()?)
-        .await?
-        .packages()
-        .await?;
+    let packages = target.client.admin(&target.peer).await?.packages().await?;
     let Some(package) = packages.iter().find(|p| p.package_id == args.package_id) else {
         bail!(
             "package {} is not installed on {}",
@@ -248,7 +250,7 @@ pub(super) async fn define(args: &DefinitionArgs, commit: bool) -> anyhow::Resul
 }
 
 pub(super) async fn list(target: &TargetArgs) -> anyhow::Result<()> {
-    let mut admin = Admin::connect(&target.peer, target.signer.identity()?).await?;
+    let mut admin = target.client.admin(&target.peer).await?;
     let packages = admin.packages().await?;
     let running = admin.running().await?;
     let definitions = committed_definitions(target).await?;
@@ -277,7 +279,9 @@ pub(super) async fn list(target: &TargetArgs) -> anyhow::Result<()> {
 
 /// The chaincode definitions committed on the target's channel, as `_lifecycle` lists them.
 async fn committed_definitions(target: &TargetArgs) -> anyhow::Result<Vec<serde_json::Value>> {
-    let response = client(&target.peer, &target.signer)
+    let response = target
+        .client
+        .client(&target.peer)
         .await?
         .query(
             &target.channel,
@@ -331,8 +335,8 @@ pub(super) async fn deploy(args: &DeployArgs) -> anyhow::Result<()> {
         "deployed {} {} sequence {sequence} in block {block}: package {package_id}",
         args.name, args.version
     );
-    let signer = args.target.signer.identity()?;
-    if let Err(reason) = super::progress::launch(&args.target.peer, signer, &args.name).await {
+    let admin = args.target.client.admin(&args.target.peer).await;
+    if let Err(reason) = super::progress::launch(admin, &args.name).await {
         bail!("{} is deployed but did not start: {reason}", args.name);
     }
     Ok(())

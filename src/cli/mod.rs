@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
-use crate::client::{Admin, Client, parse_ctor_args};
+use crate::client::{Admin, Client, ClientTls, parse_ctor_args};
 use crate::config::{Config, DEFAULT_DATA_DIR, DEFAULT_LISTEN};
 use crate::msp::{DEFAULT_MSP_ID, Identity};
 use crate::node::{Node, dev_organization};
@@ -60,13 +60,13 @@ struct PeerArgs {
     #[arg(long, default_value = DEFAULT_LISTEN)]
     peer: String,
     #[command(flatten)]
-    signer: SignerArgs,
+    client: ClientArgs,
 }
 
-/// Who the command signs as: the identity of an MSP directory, as Fabric's CLI takes it, or the
-/// development organization's admin of a node's data directory.
+/// Who the command signs as (the identity of an MSP directory, as Fabric's CLI takes it, or the
+/// development organization's admin of a node's data directory) and how it reaches the node.
 #[derive(Args)]
-pub(super) struct SignerArgs {
+pub(super) struct ClientArgs {
     /// The node's data directory, whose development admin signs when no MSP directory is given.
     #[arg(long, default_value = DEFAULT_DATA_DIR)]
     data_dir: PathBuf,
@@ -76,9 +76,62 @@ pub(super) struct SignerArgs {
     /// MSP id of that identity.
     #[arg(long = "localmspid", env = "CORE_PEER_LOCALMSPID", default_value = DEFAULT_MSP_ID)]
     msp_id: String,
+    /// Reach the node over TLS.
+    #[arg(long, env = "CORE_PEER_TLS_ENABLED")]
+    tls: bool,
+    /// CA certificate (PEM) of the node's TLS certificate; the development organization's TLS CA
+    /// when unset.
+    #[arg(long = "cafile", env = "CORE_PEER_TLS_ROOTCERT_FILE")]
+    ca_file: Option<PathBuf>,
+    /// Client TLS certificate (PEM), for a node that requires client authentication.
+    #[arg(
+        long = "certfile",
+        env = "CORE_PEER_TLS_CLIENTCERT_FILE",
+        requires = "key_file"
+    )]
+    cert_file: Option<PathBuf>,
+    /// Client TLS key (PEM).
+    #[arg(
+        long = "keyfile",
+        env = "CORE_PEER_TLS_CLIENTKEY_FILE",
+        requires = "cert_file"
+    )]
+    key_file: Option<PathBuf>,
 }
 
-impl SignerArgs {
+impl ClientArgs {
+    /// How to reach the node: TLS files read, or `None` without `--tls`.
+    fn tls(&self) -> anyhow::Result<Option<ClientTls>> {
+        if !self.tls {
+            return Ok(None);
+        }
+        let read = |path: &std::path::Path| {
+            std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+        };
+        let ca_file = self
+            .ca_file
+            .clone()
+            .unwrap_or_else(|| dev_organization(&self.data_dir).tls_ca_cert());
+        let client = match (&self.cert_file, &self.key_file) {
+            (Some(cert), Some(key)) => Some((read(cert)?, read(key)?)),
+            _ => None,
+        };
+        Ok(Some(ClientTls {
+            ca_pem: read(&ca_file)?,
+            client,
+        }))
+    }
+
+    /// A client of the node at `peer`.
+    pub(super) async fn client(&self, peer: &str) -> anyhow::Result<Client> {
+        Ok(Client::connect_with(peer, self.identity()?, self.tls()?.as_ref()).await?)
+    }
+
+    /// A connection to the admin service of the node at `peer`.
+    pub(super) async fn admin(&self, peer: &str) -> anyhow::Result<Admin> {
+        Ok(Admin::connect_with(peer, self.identity()?, self.tls()?.as_ref()).await?)
+    }
+
     /// The signing identity.
     pub(super) fn identity(&self) -> anyhow::Result<Identity> {
         match &self.msp_dir {
@@ -164,7 +217,7 @@ struct CallArgs {
     #[arg(long)]
     transient: Option<String>,
     #[command(flatten)]
-    signer: SignerArgs,
+    client: ClientArgs,
 }
 
 /// Runs the command line and returns the process exit code.
@@ -212,7 +265,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Chaincode(ChaincodeCommand::List(args)) => lifecycle::list(&args).await,
         Command::Scc(SccCommand::List(args)) => list_system_chaincodes(&args).await,
         Command::Scc(SccCommand::Reload { name, peer }) => {
-            Admin::connect(&peer.peer, peer.signer.identity()?)
+            peer.client
+                .admin(&peer.peer)
                 .await?
                 .reload_system_chaincode(&name)
                 .await?;
@@ -223,7 +277,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn list_system_chaincodes(args: &PeerArgs) -> anyhow::Result<()> {
-    let chaincodes = Admin::connect(&args.peer, args.signer.identity()?)
+    let chaincodes = args
+        .client
+        .admin(&args.peer)
         .await?
         .system_chaincodes()
         .await?;
@@ -281,11 +337,6 @@ async fn shutdown_signal() {
     }
 }
 
-/// A client of the node at `peer`, signing as `signer`.
-async fn client(peer: &str, signer: &SignerArgs) -> anyhow::Result<Client> {
-    Ok(Client::connect(peer, signer.identity()?).await?)
-}
-
 async fn call(args: CallArgs, commit: bool) -> anyhow::Result<()> {
     let ctor = parse_ctor_args(&args.ctor)?;
     let transient = match &args.transient {
@@ -296,8 +347,8 @@ async fn call(args: CallArgs, commit: bool) -> anyhow::Result<()> {
             .collect(),
         None => Default::default(),
     };
-    let client = client(&args.peer, &args.signer).await?;
-    progress::launch(&args.peer, args.signer.identity()?, &args.name)
+    let client = args.client.client(&args.peer).await?;
+    progress::launch(args.client.admin(&args.peer).await, &args.name)
         .await
         .map_err(anyhow::Error::msg)?;
     let verb = if commit { "invoking" } else { "querying" };

@@ -8,7 +8,6 @@ use ccvm_proto::ccvm::launch_event::Stage;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::client::Admin;
-use crate::msp::Identity;
 
 /// A spinner saying `message`, with the time spent; clear it with `finish_and_clear`.
 pub(super) fn spinner(message: String) -> ProgressBar {
@@ -29,8 +28,8 @@ pub(super) fn spinner(message: String) -> ProgressBar {
 /// image build's output line by line) on a spinner; an error says why the launch failed, and the
 /// caller gives up rather than wait for a second launch. A node that cannot say is not waited
 /// for: a call that follows launches the chaincode itself.
-pub(super) async fn launch(peer: &str, signer: Identity, name: &str) -> Result<(), String> {
-    let Ok(mut admin) = Admin::connect(peer, signer).await else {
+pub(super) async fn launch(admin: anyhow::Result<Admin>, name: &str) -> Result<(), String> {
+    let Ok(mut admin) = admin else {
         return Ok(());
     };
     let Ok(mut events) = admin.launch(name).await else {

@@ -10,7 +10,8 @@ use std::time::Duration;
 use rand::RngCore;
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateRevocationListParams, DistinguishedName,
-    DnType, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, RevokedCertParams, SerialNumber,
+    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose,
+    RevokedCertParams, SerialNumber,
 };
 use time::OffsetDateTime;
 
@@ -76,6 +77,21 @@ impl DevOrganization {
         self.root.join("users/User1/msp")
     }
 
+    /// The certificate of the organization's TLS CA.
+    pub fn tls_ca_cert(&self) -> PathBuf {
+        self.root.join("tlsca/tlsca-cert.pem")
+    }
+
+    /// The peer's TLS files: `server.crt`, `server.key` and `ca.crt`.
+    pub fn peer_tls_dir(&self) -> PathBuf {
+        self.root.join("peers/peer0/tls")
+    }
+
+    /// The admin's TLS client files: `client.crt`, `client.key` and `ca.crt`.
+    pub fn admin_tls_dir(&self) -> PathBuf {
+        self.root.join("users/Admin/tls")
+    }
+
     /// Creates the organization unless its MSP directory exists.
     ///
     /// # Errors
@@ -92,19 +108,44 @@ impl DevOrganization {
     /// # Errors
     /// Keys or certificates that cannot be made, or files that cannot be written.
     pub fn create_with(&self, ca: &DevCa) -> Result<(), MspError> {
+        let tls_ca = DevCa::create_named(&ca.org_name, &format!("tlsca.{}", ca.org_name))?;
         ca.write(&self.root.join("ca"))?;
+        write_file(&self.tls_ca_cert(), tls_ca.cert_pem())?;
+        write_key(
+            &self.root.join("tlsca/priv_sk"),
+            &tls_ca.key.serialize_pem(),
+        )?;
         ca.write_org_msp(&self.msp_dir())?;
+        write_file(
+            &self.msp_dir().join("tlscacerts/tlsca-cert.pem"),
+            tls_ca.cert_pem(),
+        )?;
+        let validity = Validity::from_now(DEV_CERT_VALIDITY);
         for (dir, name, role) in [
             (self.peer_msp_dir(), "peer0", NodeRole::Peer),
             (self.admin_msp_dir(), "Admin", NodeRole::Admin),
             (self.user_msp_dir(), "User1", NodeRole::Client),
         ] {
-            let issued = ca.issue(name, &[role.ou()], Validity::from_now(DEV_CERT_VALIDITY))?;
+            let issued = ca.issue(name, &[role.ou()], validity)?;
             ca.write_member_msp(&dir, &issued)?;
+            write_file(&dir.join("tlscacerts/tlsca-cert.pem"), tls_ca.cert_pem())?;
+            let tls_dir = dir.with_file_name("tls");
+            let (file, host_names) = if role == NodeRole::Peer {
+                ("server", PEER_TLS_NAMES.map(str::to_owned).to_vec())
+            } else {
+                ("client", Vec::new())
+            };
+            let tls = tls_ca.issue_tls(name, host_names, validity)?;
+            write_file(&tls_dir.join(format!("{file}.crt")), &tls.cert_pem)?;
+            write_key(&tls_dir.join(format!("{file}.key")), &tls.key_pem)?;
+            write_file(&tls_dir.join("ca.crt"), tls_ca.cert_pem())?;
         }
         Ok(())
     }
 }
+
+/// The names the development peer's TLS certificate is valid for: a node on loopback.
+pub const PEER_TLS_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
 
 /// When a certificate is valid.
 #[derive(Debug, Clone, Copy)]
@@ -151,13 +192,21 @@ impl DevCa {
     /// # Errors
     /// Key or certificate generation failed.
     pub fn create(org_name: &str) -> Result<Self, MspError> {
+        Self::create_named(org_name, &format!("ca.{org_name}"))
+    }
+
+    /// A new self-signed root CA of the organization `org_name`, named `common_name`.
+    ///
+    /// # Errors
+    /// Key or certificate generation failed.
+    pub fn create_named(org_name: &str, common_name: &str) -> Result<Self, MspError> {
         let generate = |e: rcgen::Error| MspError::Generate {
-            what: format!("the CA of {org_name}"),
+            what: format!("the CA {common_name}"),
             reason: e.to_string(),
         };
         let key = KeyPair::generate().map_err(generate)?;
         let mut params = CertificateParams::default();
-        params.distinguished_name = name(&format!("ca.{org_name}"), org_name, &[]);
+        params.distinguished_name = name(common_name, org_name, &[]);
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.key_usages = vec![
             KeyUsagePurpose::DigitalSignature,
@@ -202,6 +251,46 @@ impl DevCa {
         params.distinguished_name = name(common_name, &self.org_name, ous);
         params.is_ca = IsCa::ExplicitNoCa;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        let serial = random_serial();
+        params.serial_number = Some(serial.clone());
+        params.not_before = validity.not_before;
+        params.not_after = validity.not_after;
+        let issuer = Issuer::from_params(&self.params, &self.key);
+        let cert = params.signed_by(&key, &issuer).map_err(generate)?;
+        Ok(Issued {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            serial: serial.as_ref().to_vec(),
+        })
+    }
+
+    /// Issues a TLS certificate for `common_name`, usable by a server for `host_names` (IP
+    /// addresses or DNS names) and by a client, as `cryptogen`'s TLS certificates are.
+    ///
+    /// # Errors
+    /// Key or certificate generation failed.
+    pub fn issue_tls(
+        &self,
+        common_name: &str,
+        host_names: Vec<String>,
+        validity: Validity,
+    ) -> Result<Issued, MspError> {
+        let generate = |e: rcgen::Error| MspError::Generate {
+            what: format!("the TLS certificate of {common_name}"),
+            reason: e.to_string(),
+        };
+        let key = KeyPair::generate().map_err(generate)?;
+        let mut params = CertificateParams::new(host_names).map_err(generate)?;
+        params.distinguished_name = name(common_name, &self.org_name, &[]);
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
         let serial = random_serial();
         params.serial_number = Some(serial.clone());
         params.not_before = validity.not_before;

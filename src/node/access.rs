@@ -15,6 +15,11 @@ pub enum AccessDenied {
     /// The signer is not a valid identity, or did not sign.
     #[error("access denied: {0}")]
     Identity(#[from] IdentityError),
+    /// The message is not bound to the client's TLS certificate.
+    #[error(
+        "access denied: the TLS certificate hash in the channel header does not match the client's TLS certificate"
+    )]
+    TlsBinding,
     /// The signer does not satisfy the policy guarding the resource.
     #[error("access denied for {resource}: {reason}")]
     Policy {
@@ -30,6 +35,9 @@ pub(crate) struct Access {
     pub trust: Arc<Trust>,
     pub policies: Arc<ChannelPolicies>,
     acls: Acls,
+    /// Messages must carry the hash of the client's TLS certificate (client authentication is
+    /// required on the client port).
+    tls_binding: bool,
 }
 
 impl Access {
@@ -40,6 +48,7 @@ impl Access {
         local: MspMaterial,
         organizations: &BTreeMap<String, PathBuf>,
         acl_overrides: &BTreeMap<String, String>,
+        tls_binding: bool,
     ) -> Result<Self, MspError> {
         let local_msp_id = local.msp_id.clone();
         let mut materials = vec![local];
@@ -58,7 +67,26 @@ impl Access {
             trust: Arc::new(Trust::new(&materials)?),
             policies: Arc::new(policies),
             acls: Acls::fabric_defaults(&local_msp_id, acl_overrides),
+            tls_binding,
         })
+    }
+
+    /// Checks that a message whose channel header carries `header_hash` came over the TLS
+    /// connection of the client certificate hashed `client_hash`, when binding is required.
+    ///
+    /// # Errors
+    /// [`AccessDenied::TlsBinding`].
+    pub fn check_tls_binding(
+        &self,
+        client_hash: Option<&[u8]>,
+        header_hash: &[u8],
+    ) -> Result<(), AccessDenied> {
+        match client_hash {
+            Some(expected) if self.tls_binding && expected != header_hash => {
+                Err(AccessDenied::TlsBinding)
+            }
+            _ => Ok(()),
+        }
     }
 
     /// The ACLs.

@@ -16,6 +16,7 @@ use tracing::{info, warn};
 
 use super::access::{Access, AccessDenied};
 use super::status::ServiceError;
+use super::tls::client_cert_hash;
 use crate::ledger::{Ledger, PendingTx, PrivateWrites, TxOutcome};
 use crate::policy::APPLICATION_PREFIX;
 use crate::sync::lock;
@@ -50,6 +51,9 @@ struct Submission {
     done: oneshot::Sender<Result<TxOutcome, String>>,
 }
 
+/// Told the chaincodes whose new definitions a block committed.
+pub(crate) type OnRedefined = Arc<dyn Fn(&str) + Send + Sync>;
+
 /// Cuts submitted transactions into blocks and commits them.
 #[derive(Clone)]
 pub(crate) struct BlockCutter {
@@ -63,6 +67,7 @@ impl BlockCutter {
         ledger: Ledger,
         validator: Arc<TxValidator>,
         max_block_txs: usize,
+        on_redefined: OnRedefined,
     ) -> (Self, JoinHandle<()>) {
         let (queue, submissions) = mpsc::channel(SUBMIT_QUEUE);
         let task = tokio::spawn(cut_blocks(
@@ -70,6 +75,7 @@ impl BlockCutter {
             validator,
             submissions,
             max_block_txs.max(1),
+            on_redefined,
         ));
         (Self { queue }, task)
     }
@@ -92,6 +98,7 @@ async fn cut_blocks(
     validator: Arc<TxValidator>,
     mut submissions: mpsc::Receiver<Submission>,
     max_block_txs: usize,
+    on_redefined: OnRedefined,
 ) {
     while let Some(first) = submissions.recv().await {
         let mut batch = vec![first];
@@ -118,20 +125,32 @@ async fn cut_blocks(
             let validator = Arc::clone(&validator);
             let name = channel.clone();
             let committed = tokio::task::spawn_blocking(move || {
+                let mut redefines = Vec::with_capacity(txs.len());
                 let txs = txs
                     .into_iter()
-                    .map(|tx| PendingTx {
-                        validation: validator.validate(&name, &tx.envelope),
-                        ..tx
+                    .map(|tx| {
+                        let verdict = validator.validate(&name, &tx.envelope);
+                        redefines.push(verdict.redefines);
+                        PendingTx {
+                            validation: verdict.code,
+                            ..tx
+                        }
                     })
                     .collect();
-                ledger.commit_block(&name, txs)
+                ledger
+                    .commit_block(&name, txs)
+                    .map(|outcomes| (outcomes, redefines))
             })
             .await;
             match committed {
-                Ok(Ok(outcomes)) => {
+                Ok(Ok((outcomes, redefines))) => {
                     info!(%channel, block = outcomes.first().map(|o| o.block), txs = outcomes.len(), "committed block");
-                    for (waiter, outcome) in waiters.into_iter().zip(outcomes) {
+                    for ((waiter, outcome), redefined) in
+                        waiters.into_iter().zip(outcomes).zip(redefines)
+                    {
+                        if outcome.code == TxValidationCode::Valid {
+                            redefined.iter().for_each(|name| on_redefined(name));
+                        }
                         let _ = waiter.send(Ok(outcome));
                     }
                 }
@@ -179,6 +198,7 @@ impl CommitterService {
 #[tonic::async_trait]
 impl committer_server::Committer for CommitterService {
     async fn submit(&self, request: Request<Envelope>) -> Result<Response<SubmitResponse>, Status> {
+        let client_cert_hash = client_cert_hash(&request);
         let envelope = request.into_inner();
         let (header, creator) = Payload::decode(envelope.payload.as_slice())
             .ok()
@@ -189,6 +209,9 @@ impl committer_server::Committer for CommitterService {
                 Some((channel, signature.creator))
             })
             .ok_or_else(|| ServiceError::Malformed("envelope has no readable header".to_owned()))?;
+        self.access
+            .check_tls_binding(client_cert_hash.as_deref(), &header.tls_cert_hash)
+            .map_err(ServiceError::AccessDenied)?;
         let writer = self
             .access
             .trust

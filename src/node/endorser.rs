@@ -14,6 +14,7 @@ use tracing::{Instrument, debug, info_span};
 use super::access::Access;
 use super::committer::TransientStore;
 use super::proposal::UnpackedProposal;
+use super::tls::client_cert_hash;
 use crate::chaincode::{ChaincodeSupport, ExecuteRequest};
 use crate::fabric::ERROR_THRESHOLD;
 use crate::msp::Identity;
@@ -47,8 +48,15 @@ impl EndorserService {
         })
     }
 
-    async fn endorse(&self, signed: SignedProposal) -> Result<ProposalResponse, String> {
+    async fn endorse(
+        &self,
+        signed: SignedProposal,
+        client_cert_hash: Option<Vec<u8>>,
+    ) -> Result<ProposalResponse, String> {
         let proposal = UnpackedProposal::parse(&signed)?;
+        self.access
+            .check_tls_binding(client_cert_hash.as_deref(), &proposal.tls_cert_hash)
+            .map_err(|denied| denied.to_string())?;
         let function = proposal
             .input
             .args
@@ -151,7 +159,11 @@ impl endorser_server::Endorser for EndorserService {
         request: Request<SignedProposal>,
     ) -> Result<Response<ProposalResponse>, Status> {
         let span = info_span!("endorse");
-        let answer = self.endorse(request.into_inner()).instrument(span).await;
+        let client_cert_hash = client_cert_hash(&request);
+        let answer = self
+            .endorse(request.into_inner(), client_cert_hash)
+            .instrument(span)
+            .await;
         Ok(Response::new(answer.unwrap_or_else(|message| {
             debug!(%message, "proposal failed");
             ProposalResponse {

@@ -159,6 +159,7 @@ impl Node {
             MspMaterial::load(&msp_dir, &config.msp_id)?,
             &config.organizations,
             &config.acls,
+            config.peer_tls() && config.tls.client_auth_required,
         )?);
         let support = ChaincodeSupport::new(ledger.clone(), config.support());
         let inproc = Arc::new(InprocVm::new(
@@ -211,8 +212,13 @@ impl Node {
             Arc::clone(&access.policies),
             Arc::clone(&definitions) as _,
         ));
-        let (cutter, cutter_task) =
-            BlockCutter::start(ledger.clone(), validator, config.commit.max_block_txs);
+        let redefined_in = support.clone();
+        let (cutter, cutter_task) = BlockCutter::start(
+            ledger.clone(),
+            validator,
+            config.commit.max_block_txs,
+            Arc::new(move |name: &str| user_chaincodes::retire_redefined(&redefined_in, name)),
+        );
         let defined: Arc<dyn ChaincodeResolver> = definitions;
         support.add_vm(Arc::new(CcaasVm::new(
             Arc::clone(&defined),
@@ -233,7 +239,16 @@ impl Node {
 
         let (stop_peer, peer_stopped) = oneshot::channel::<()>();
         let (stop_chaincode, chaincode_stopped) = oneshot::channel::<()>();
-        let peer_router = tonic::transport::Server::builder()
+        let mut peer_server = tonic::transport::Server::builder();
+        if config.peer_tls() {
+            peer_server = peer_server
+                .tls_config(tls::client_port_tls(&config.tls, &msp_dir)?)
+                .map_err(|source| NodeError::Serve {
+                    server: "peer",
+                    source,
+                })?;
+        }
+        let peer_router = peer_server
             .add_service(EndorserService::server(
                 support.clone(),
                 Arc::new(identity),
@@ -287,7 +302,7 @@ impl Node {
                     source,
                 })
         });
-        info!(%peer_addr, %chaincode_addr, dev_mode = config.dev_mode, "node started");
+        info!(%peer_addr, %chaincode_addr, dev_mode = config.dev_mode, tls = config.peer_tls(), "node started");
         Ok(Self {
             peer_addr,
             chaincode_addr,

@@ -19,6 +19,8 @@ pub(crate) struct UnpackedProposal {
     pub creator: Vec<u8>,
     /// SHA-256 over the header and the payload without its transient data.
     pub hash: Vec<u8>,
+    /// The hash of the client's TLS certificate the proposal claims to come over.
+    pub tls_cert_hash: Vec<u8>,
 }
 
 impl UnpackedProposal {
@@ -73,6 +75,7 @@ impl UnpackedProposal {
             input: spec.input.unwrap_or_default(),
             creator: signature_header.creator,
             hash,
+            tls_cert_hash: channel_header.tls_cert_hash,
         })
     }
 }

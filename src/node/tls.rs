@@ -1,6 +1,8 @@
-//! Mutual TLS between the node and the chaincodes it launches: a CA the node creates on its first
-//! start, a server certificate for the chaincode listener, and a client certificate per launched
-//! chaincode whose common name is the name it must register with.
+//! TLS of the node's two ports. The client port serves the organization's TLS certificate (as a
+//! Fabric peer does), optionally requiring client certificates. The chaincode port serves mutual
+//! TLS with the chaincodes the node launches: a CA the node creates on its first start, a server
+//! certificate for the chaincode listener, and a client certificate per launched chaincode whose
+//! common name is the name it must register with.
 
 use std::path::Path;
 
@@ -10,6 +12,9 @@ use rcgen::{
 };
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
+use sha2::{Digest, Sha256};
+
+use crate::config::PeerTlsSettings;
 use crate::container::{CertIssuer, ClientCredentials};
 use crate::fs_private::write_private;
 
@@ -20,8 +25,8 @@ const CA_NAME: &str = "ccvm chaincode CA";
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TlsError {
-    /// A file of the CA could not be read or written.
-    #[error("chaincode CA file {path}: {source}")]
+    /// A TLS file could not be read or written.
+    #[error("TLS file {path}: {source}")]
     File {
         /// The file.
         path: std::path::PathBuf,
@@ -31,6 +36,61 @@ pub enum TlsError {
     /// A key or certificate could not be made or read.
     #[error("chaincode CA: {0}")]
     Certificate(#[from] rcgen::Error),
+}
+
+/// The client port's TLS: the server certificate and key of `settings`, by default `server.crt`
+/// and `server.key` in the `tls` directory beside the node's MSP directory (where `cryptogen`
+/// and the development organization put them), and, when client authentication is required, the
+/// CAs client certificates must chain to, by default that directory's `ca.crt`.
+///
+/// # Errors
+/// A file that cannot be read.
+pub(super) fn client_port_tls(
+    settings: &PeerTlsSettings,
+    msp_dir: &Path,
+) -> Result<ServerTlsConfig, TlsError> {
+    let tls_dir = msp_dir.with_file_name("tls");
+    let read = |path: &Path| {
+        std::fs::read(path).map_err(|source| TlsError::File {
+            path: path.to_owned(),
+            source,
+        })
+    };
+    let cert = read(
+        settings
+            .cert_file
+            .as_deref()
+            .unwrap_or(&tls_dir.join("server.crt")),
+    )?;
+    let key = read(
+        settings
+            .key_file
+            .as_deref()
+            .unwrap_or(&tls_dir.join("server.key")),
+    )?;
+    let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(cert, key));
+    if settings.client_auth_required {
+        let roots = if settings.client_root_cas.is_empty() {
+            vec![tls_dir.join("ca.crt")]
+        } else {
+            settings.client_root_cas.clone()
+        };
+        let mut bundle = Vec::new();
+        for root in &roots {
+            bundle.extend(read(root)?);
+            bundle.push(b'\n');
+        }
+        tls = tls.client_ca_root(Certificate::from_pem(bundle));
+    }
+    Ok(tls)
+}
+
+/// SHA-256 of the client's TLS certificate, when it presented one: what Fabric's SDKs put in a
+/// channel header's `tls_cert_hash` to bind a message to their connection.
+pub(super) fn client_cert_hash<T>(request: &tonic::Request<T>) -> Option<Vec<u8>> {
+    let certs = request.peer_certs()?;
+    let first = certs.first()?;
+    Some(Sha256::digest(first.as_ref()).to_vec())
 }
 
 fn ca_params() -> Result<CertificateParams, rcgen::Error> {

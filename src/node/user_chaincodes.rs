@@ -2,15 +2,16 @@
 //! `_lifecycle` and whose package is installed on this node; and which endorsement policy each
 //! defined chaincode's transactions must satisfy.
 
-use ccvm_guest_sdk::create_composite_key;
+use ccvm_guest_sdk::{create_composite_key, split_composite_key};
 use serde::Deserialize;
-use tracing::warn;
+use tracing::{info, warn};
 
 use super::system_chaincodes::LIFECYCLE;
+use crate::chaincode::ChaincodeSupport;
 use crate::container::{ChaincodeResolver, Resolved};
 use crate::ledger::{DEFAULT_CHANNEL, Ledger};
 use crate::package::PackageStore;
-use crate::validation::EndorsementPolicies;
+use crate::validation::ChaincodeDefinitions;
 
 /// The fields of a committed `_lifecycle` definition the peer needs to launch a chaincode.
 #[derive(Debug, Deserialize)]
@@ -26,8 +27,11 @@ struct Definition {
 /// `_lifecycle`'s key of a committed definition: the composite key `definition/NAME`, formed
 /// as the chaincode forms it.
 fn definition_key(name: &str) -> Option<String> {
-    create_composite_key("definition", &[name]).ok()
+    create_composite_key(DEFINITION, &[name]).ok()
 }
+
+/// The object type of `_lifecycle`'s committed definitions.
+const DEFINITION: &str = "definition";
 
 /// Resolves a chaincode name through the definitions committed on the node's channel.
 pub(super) struct DefinedChaincodes {
@@ -49,10 +53,32 @@ impl DefinedChaincodes {
     }
 }
 
-impl EndorsementPolicies for DefinedChaincodes {
+impl ChaincodeDefinitions for DefinedChaincodes {
     fn endorsement_policy(&self, channel: &str, name: &str) -> Option<String> {
         self.definition_on(channel, name)
             .map(|definition| definition.endorsement_policy)
+    }
+
+    fn defined_by(&self, key: &str) -> Option<String> {
+        let (object_type, attributes) = split_composite_key(key).ok()?;
+        match (object_type.as_str(), attributes.as_slice()) {
+            (DEFINITION, [name]) => Some(name.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// Retires the running instances of chaincode `name` once a new definition of it is committed,
+/// when the node runs it itself: its next call launches what the new definition names. A
+/// chaincode started by hand in dev mode keeps running.
+pub(super) fn retire_redefined(support: &ChaincodeSupport, name: &str) {
+    if !support.launchable(name) {
+        return;
+    }
+    for registered in support.registry().names() {
+        if registered.split(':').next() == Some(name) && support.retire(&registered) {
+            info!(chaincode = %registered, "retired: a new definition is committed");
+        }
     }
 }
 

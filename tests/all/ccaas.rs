@@ -189,3 +189,69 @@ async fn sdk_chaincode_served_over_mutual_tls_is_dialled_with_its_root_and_a_cli
     assert_eq!(node.query_text("tlskv", &["get", "over"]).await?, "tls");
     Ok(())
 }
+
+/// Committing a new definition that names another service retires the connection to the old
+/// one: the next call dials the service the new definition names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgraded_definition_moves_calls_to_the_new_service() -> Result<()> {
+    let node = TestNode::start_with(|config| config.dev_mode = false).await?;
+    let mut servers = Vec::new();
+    let mut packages = Vec::new();
+    for version in ["1.0", "2.0"] {
+        let address = format!("127.0.0.1:{}", free_port()?);
+        let connection = json!({"address": address, "dial_timeout": "10s"});
+        let package_id = install_connection(&node, &format!("upkv_{version}"), &connection)?;
+        servers.push(node_chaincode_server(&address, &package_id)?);
+        wait_listening(&address).await?;
+        packages.push(package_id);
+    }
+    commit_definition(&node, "upkv", &packages[0], Platform::Ccaas).await?;
+    node.invoke("upkv", &["put", "k", "one"]).await?;
+    assert!(
+        node.inner()
+            .support()
+            .registry()
+            .names()
+            .contains(&"upkv:1.0".to_owned())
+    );
+
+    let upgrade = json!({
+        "name": "upkv",
+        "version": "2.0",
+        "sequence": 2,
+        "package_id": packages[1],
+        "platform": "ccaas",
+    })
+    .to_string();
+    node.invoke(
+        ccvm::node::LIFECYCLE,
+        &["ApproveChaincodeDefinitionForMyOrg", &upgrade],
+    )
+    .await?;
+    let again = node
+        .invoke(
+            ccvm::node::LIFECYCLE,
+            &["ApproveChaincodeDefinitionForMyOrg", &upgrade],
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        again
+            .to_string()
+            .contains("attempted to redefine uncommitted sequence (2) for namespace upkv with unchanged content"),
+        "{again}"
+    );
+    node.invoke(
+        ccvm::node::LIFECYCLE,
+        &["CommitChaincodeDefinition", &upgrade],
+    )
+    .await?;
+    node.wait_deregistered("upkv:1.0").await?;
+    assert_eq!(node.query_text("upkv", &["get", "k"]).await?, "one");
+    let names = node.inner().support().registry().names();
+    assert!(
+        names.contains(&"upkv:2.0".to_owned()) && !names.contains(&"upkv:1.0".to_owned()),
+        "{names:?}"
+    );
+    Ok(())
+}

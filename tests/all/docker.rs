@@ -5,13 +5,12 @@
 use std::sync::Arc;
 
 use anyhow::Result;
-use ccvm::client::Admin;
 use ccvm::package::{CodeFile, Package, Platform};
 use ccvm_proto::ccvm::launch_event::Stage;
 
 use crate::harness::{
-    CHANNEL, TestNode, admin_identity, commit_definition, deploy, docker_endpoint, docker_engine,
-    docker_node_with, docker_tls_endpoint, run_ccvm, static_example,
+    CHANNEL, TestNode, commit_definition, deploy, docker_endpoint, docker_engine, docker_node_with,
+    docker_tls_endpoint, run_ccvm, static_example,
 };
 
 async fn docker_node(endpoint: String) -> Result<TestNode> {
@@ -88,11 +87,7 @@ async fn a_launch_streams_its_steps_and_the_image_build() -> Result<()> {
     };
     let node = docker_node(endpoint).await?;
     deploy(&node, "kv", "watchedkv").await?;
-    let mut admin = Admin::connect(
-        &node.inner().peer_addr().to_string(),
-        admin_identity(node.config())?,
-    )
-    .await?;
+    let mut admin = node.admin().await?;
 
     let mut events = admin.launch("watchedkv").await?;
     let mut stages = Vec::new();
@@ -222,7 +217,13 @@ async fn the_command_line_packages_installs_approves_commits_and_invokes() -> Re
     let package = work.path().join("kv.tar.gz");
     let peer = node.inner().peer_addr().to_string();
     let data_dir = node.config().data_dir.display().to_string();
-    let target = ["--peer", peer.as_str(), "--data-dir", data_dir.as_str()];
+    let target = [
+        "--peer",
+        peer.as_str(),
+        "--data-dir",
+        data_dir.as_str(),
+        "--tls",
+    ];
 
     let packaged = ccvm(&[
         "chaincode",

@@ -142,6 +142,7 @@ async fn one_deploy_command_packages_installs_defines_and_starts_a_wasm_chaincod
         &peer,
         "--data-dir",
         &data_dir,
+        "--tls",
     ];
 
     let first = run_ccvm(&deploy).await?;

@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use ccvm::client::{Client, Committed};
+use ccvm::client::{Client, ClientTls, Committed};
 use ccvm::config::Config;
 use ccvm::container::docker::static_cc;
 use ccvm::msp::Identity;
@@ -101,6 +101,18 @@ impl TestNode {
     /// The node's configuration.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// A connection to the node's admin service as its client's identity (an admin).
+    pub async fn admin(&self) -> Result<ccvm::client::Admin> {
+        let identity = Identity::load(&self.client_msp_dir, &self.config.msp_id)?;
+        let tls = client_tls(&self.config, &self.client_msp_dir)?;
+        Ok(ccvm::client::Admin::connect_with(
+            &self.node().peer_addr().to_string(),
+            identity,
+            tls.as_ref(),
+        )
+        .await?)
     }
 
     /// The node itself.
@@ -199,8 +211,32 @@ impl TestNode {
 async fn launch(config: &Config, client_msp_dir: &Path) -> Result<(Node, Client)> {
     let node = Node::start(config).await?;
     let identity = Identity::load(client_msp_dir, &config.msp_id)?;
-    let client = Client::connect(&node.peer_addr().to_string(), identity).await?;
+    let tls = client_tls(config, client_msp_dir)?;
+    let client =
+        Client::connect_with(&node.peer_addr().to_string(), identity, tls.as_ref()).await?;
     Ok((node, client))
+}
+
+/// How a member whose MSP directory is `msp_dir` reaches the node configured by `config`: over
+/// TLS when the node serves it, trusting the organization's TLS CA from the member's `tls`
+/// directory, with the member's client certificate when the node requires one.
+pub fn client_tls(config: &Config, msp_dir: &Path) -> Result<Option<ClientTls>> {
+    if !config.peer_tls() {
+        return Ok(None);
+    }
+    let tls_dir = msp_dir.with_file_name("tls");
+    let client = if config.tls.client_auth_required {
+        Some((
+            std::fs::read(tls_dir.join("client.crt"))?,
+            std::fs::read(tls_dir.join("client.key"))?,
+        ))
+    } else {
+        None
+    };
+    Ok(Some(ClientTls {
+        ca_pem: std::fs::read(tls_dir.join("ca.crt"))?,
+        client,
+    }))
 }
 
 /// The development organization's admin of the node configured by `config`.

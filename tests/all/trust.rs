@@ -79,6 +79,14 @@ async fn client_as(node: &TestNode, identity: Identity) -> Result<Client> {
     Ok(Client::connect(&node.inner().peer_addr().to_string(), identity).await?)
 }
 
+/// Whether a call failed in the transport, before any service saw it: the client's status then
+/// carries the transport error as its source, which a status sent by a server never does.
+fn failed_in_transport(error: &ClientError) -> bool {
+    matches!(error, ClientError::Rpc(status)
+        if std::error::Error::source(status)
+            .is_some_and(|source| source.is::<tonic::transport::Error>()))
+}
+
 fn refusal(result: Result<ccvm::client::Committed, ClientError>) -> Result<String> {
     match result {
         Ok(_) => bail!("the call was accepted"),
@@ -568,5 +576,69 @@ async fn material_made_by_cryptogen_loads_as_the_nodes_organization_unchanged() 
         .await?;
     assert!(!listed.is_empty());
     node.shutdown().await?;
+    Ok(())
+}
+
+/// With TLS and client authentication on the client port, plaintext and certificate-less
+/// clients cannot connect, and a proposal must carry the hash of the TLS certificate of the
+/// connection it comes over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_port_serves_tls_and_binds_proposals_to_the_client_certificate() -> Result<()> {
+    let node = TestNode::start_with(|config| {
+        config.tls.enabled = Some(true);
+        config.tls.client_auth_required = true;
+    })
+    .await?;
+    let _kv = rust_chaincode(&node, "kv", "kv:1.0")?;
+    node.wait_registered("kv").await?;
+    node.invoke("kv", &["put", "k", "over tls"]).await?;
+    let addr = node.inner().peer_addr().to_string();
+    let org = ccvm::node::dev_organization(&node.config().data_dir);
+
+    let plaintext = client_as(&node, user_identity(node.config())?).await?;
+    let failed = plaintext
+        .query(CHANNEL, "kv", to_args(&["get", "k"]), HashMap::new())
+        .await
+        .unwrap_err();
+    assert!(
+        failed_in_transport(&failed),
+        "a plaintext client gets nothing: {failed}"
+    );
+    let ca_pem = std::fs::read(org.tls_ca_cert())?;
+    let anonymous = ccvm::client::ClientTls {
+        ca_pem: ca_pem.clone(),
+        client: None,
+    };
+    let failed = Client::connect_with(&addr, user_identity(node.config())?, Some(&anonymous))
+        .await?
+        .query(CHANNEL, "kv", to_args(&["get", "k"]), HashMap::new())
+        .await
+        .unwrap_err();
+    assert!(
+        failed_in_transport(&failed),
+        "a client without a certificate gets nothing: {failed}"
+    );
+
+    let user_tls = org.user_msp_dir().with_file_name("tls");
+    let as_user = ccvm::client::ClientTls {
+        ca_pem,
+        client: Some((
+            std::fs::read(user_tls.join("client.crt"))?,
+            std::fs::read(user_tls.join("client.key"))?,
+        )),
+    };
+    let user = Client::connect_with(&addr, user_identity(node.config())?, Some(&as_user)).await?;
+    let answer = user
+        .query(CHANNEL, "kv", to_args(&["get", "k"]), HashMap::new())
+        .await?;
+    assert_eq!(answer.payload, b"over tls");
+
+    let bound_to_user = user.proposal(CHANNEL, "kv", to_args(&["get", "k"]), HashMap::new());
+    let response = node.client.endorse(&bound_to_user).await?;
+    let message = response.response.unwrap_or_default().message;
+    assert!(
+        message.contains("does not match the client's TLS certificate"),
+        "a proposal bound to another connection is refused: {message}"
+    );
     Ok(())
 }

@@ -17,7 +17,9 @@
 //!
 //! A definition is `{"name", "version", "sequence", "package_id", "platform",
 //! "endorsement_policy", "init_required"}`. Sequences start at 1 and grow by one per commit; a
-//! commit needs the committing organization's approval of exactly that definition.
+//! commit needs the committing organization's approval of exactly that definition, and approving
+//! the same definition twice is refused. Who may call which function is the peer's ACL: approval
+//! takes an admin of the peer's organization.
 
 mod definition;
 
@@ -69,6 +71,16 @@ fn dispatch(stub: &Stub<'_>, function: &str, params: &[String]) -> Result<Vec<u8
                 APPROVAL,
                 &[&approval.definition.name, &sequence, &approval.msp_id],
             )?;
+            let previous = stub.get_state(&approval_key)?;
+            if let Some(previous) = previous
+                && from_json::<Approval>(&previous)? == approval
+            {
+                return Err(ShimError::InvalidArgument(format!(
+                    "attempted to redefine uncommitted sequence ({sequence}) for namespace {} \
+                     with unchanged content",
+                    approval.definition.name
+                )));
+            }
             put_json(stub, &approval_key, &approval)?;
             json(&approval)
         }
