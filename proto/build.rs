@@ -5,6 +5,7 @@ const PROTO_FILES: &[&str] = &[
     "peer/peer.proto",
     "peer/transaction.proto",
     "common/ledger.proto",
+    "common/policies.proto",
     "msp/identities.proto",
     "ledger/queryresult/kv_query_result.proto",
     "ledger/rwset/rwset.proto",

@@ -101,6 +101,9 @@ pub struct DockerConfig {
     pub log_options: BTreeMap<String, String>,
     /// Where cargo builds `rust` packages; `rust-build` in the data directory when unset.
     pub rust_target_dir: Option<PathBuf>,
+    /// Build `rust` packages with cargo on the node's host, which runs each package's build
+    /// scripts there. Off by default: only an operator who trusts every installer turns it on.
+    pub build_rust_on_host: bool,
 }
 
 impl Default for DockerConfig {
@@ -117,6 +120,7 @@ impl Default for DockerConfig {
                 ("max-file".to_owned(), "5".to_owned()),
             ]),
             rust_target_dir: None,
+            build_rust_on_host: false,
         }
     }
 }
@@ -303,11 +307,12 @@ impl Config {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
-            rust_target_dir: self
-                .docker
-                .rust_target_dir
-                .clone()
-                .unwrap_or_else(|| self.data_dir.join("rust-build")),
+            rust_builds: self.docker.build_rust_on_host.then(|| {
+                self.docker
+                    .rust_target_dir
+                    .clone()
+                    .unwrap_or_else(|| self.data_dir.join("rust-build"))
+            }),
             wasm_limits: self.inproc_limits().wasm,
         }
     }

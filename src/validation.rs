@@ -1,9 +1,10 @@
 //! Validation of an endorser transaction before commit, as Fabric's committer validates it:
 //! the creator's identity and signature, the transaction id, the proposal the endorsements
 //! answer, each endorser's identity and signature, and the endorsement policy of every
-//! chaincode the transaction invokes or writes. MVCC checks follow in the ledger.
+//! chaincode the transaction invokes or writes, or of each written key that has a key-level
+//! policy of its own. MVCC checks follow in the ledger.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use ccvm_proto::Message;
@@ -17,7 +18,7 @@ use tracing::debug;
 
 use crate::fabric::{compute_tx_id, proposal_hash};
 use crate::msp::{Trust, ValidatedIdentity};
-use crate::policy::{APPLICATION_PREFIX, ChannelPolicies, distinct};
+use crate::policy::{APPLICATION_PREFIX, ChannelPolicies, SignaturePolicy, distinct};
 
 /// The namespace of the lifecycle system chaincode, whose writes need the channel's
 /// `LifecycleEndorsement` policy.
@@ -33,6 +34,10 @@ pub trait ChaincodeDefinitions: Send + Sync {
     /// The chaincode whose definition a write of `key` in `_lifecycle`'s namespace commits, if
     /// the key is a definition's.
     fn defined_by(&self, key: &str) -> Option<String>;
+
+    /// The committed key-level endorsement policy of `key` in `namespace` (its
+    /// `VALIDATION_PARAMETER` metadata, an encoded `common.SignaturePolicyEnvelope`), if set.
+    fn validation_parameter(&self, channel: &str, namespace: &str, key: &str) -> Option<Vec<u8>>;
 }
 
 /// What validation decided about one transaction.
@@ -158,17 +163,41 @@ impl TxValidator {
             .chaincode_id
             .map(|id| id.name)
             .unwrap_or_default();
-        let (namespaces, lifecycle_writes) = namespaces_to_check(&invoked, &rwset)?;
-        for namespace in namespaces {
-            let policy = self.endorsement_policy(channel, &namespace);
-            self.policies
-                .check_endorsement(&policy, &endorsers)
-                .map_err(|e| {
-                    Refusal::new(
-                        TxValidationCode::EndorsementPolicyFailure,
-                        format!("chaincode {namespace}: {e}"),
-                    )
-                })?;
+        let (written, lifecycle_writes) = written_keys(&invoked, &rwset)?;
+        for (namespace, written) in written {
+            let mut chaincode_policy_needed = written.chaincode_policy || written.keys.is_empty();
+            for key in written.keys {
+                match self
+                    .definitions
+                    .validation_parameter(channel, &namespace, &key)
+                {
+                    Some(envelope) => {
+                        let satisfied = SignaturePolicy::from_envelope(&envelope)
+                            .map(|policy| policy.is_satisfied_by(&endorsers))
+                            .unwrap_or(false);
+                        if !satisfied {
+                            return Err(Refusal::new(
+                                TxValidationCode::EndorsementPolicyFailure,
+                                format!(
+                                    "key {key:?} of chaincode {namespace}: its key-level endorsement policy is not satisfied"
+                                ),
+                            ));
+                        }
+                    }
+                    None => chaincode_policy_needed = true,
+                }
+            }
+            if chaincode_policy_needed {
+                let policy = self.endorsement_policy(channel, &namespace);
+                self.policies
+                    .check_endorsement(&policy, &endorsers)
+                    .map_err(|e| {
+                        Refusal::new(
+                            TxValidationCode::EndorsementPolicyFailure,
+                            format!("chaincode {namespace}: {e}"),
+                        )
+                    })?;
+            }
         }
         Ok(lifecycle_writes
             .iter()
@@ -206,29 +235,37 @@ impl TxValidator {
     }
 }
 
-/// The invoked chaincode and every namespace the transaction writes to, and the keys it writes
-/// in `_lifecycle`'s namespace.
-fn namespaces_to_check(
+/// The namespaces whose endorsement policies a transaction must satisfy, each with the public
+/// keys it writes (values or metadata): the invoked chaincode (with no keys when it only reads)
+/// and every namespace written. As in Fabric, a namespace's own policy is needed unless every
+/// key written there has a key-level policy. Also the keys written in `_lifecycle`'s namespace.
+fn written_keys(
     invoked: &str,
     rwset: &TxReadWriteSet,
-) -> Result<(BTreeSet<String>, Vec<String>), Refusal> {
-    let mut namespaces = BTreeSet::new();
+) -> Result<(BTreeMap<String, Written>, Vec<String>), Refusal> {
+    let mut namespaces: BTreeMap<String, Written> = BTreeMap::new();
     let mut lifecycle_writes = Vec::new();
     if !invoked.is_empty() {
-        namespaces.insert(invoked.to_owned());
+        namespaces.insert(invoked.to_owned(), Written::default());
     }
     for ns in &rwset.ns_rwset {
         let kv = KvrwSet::decode(ns.rwset.as_slice())
             .map_err(|e| Refusal::new(TxValidationCode::BadRwset, e))?;
-        let writes = !kv.writes.is_empty()
-            || !kv.metadata_writes.is_empty()
-            || ns
-                .collection_hashed_rwset
-                .iter()
-                .any(|c| !c.hashed_rwset.is_empty());
-        if writes {
-            namespaces.insert(ns.namespace.clone());
+        let private_writes = ns
+            .collection_hashed_rwset
+            .iter()
+            .any(|c| !c.hashed_rwset.is_empty());
+        if kv.writes.is_empty() && kv.metadata_writes.is_empty() && !private_writes {
+            continue;
         }
+        let written = namespaces.entry(ns.namespace.clone()).or_default();
+        written
+            .keys
+            .extend(kv.writes.iter().map(|write| write.key.clone()));
+        written
+            .keys
+            .extend(kv.metadata_writes.iter().map(|write| write.key.clone()));
+        written.chaincode_policy |= private_writes;
         if ns.namespace == LIFECYCLE_NAMESPACE {
             lifecycle_writes.extend(kv.writes.into_iter().map(|write| write.key));
         }
@@ -240,6 +277,16 @@ fn namespaces_to_check(
         ));
     }
     Ok((namespaces, lifecycle_writes))
+}
+
+/// What a transaction writes in one namespace.
+#[derive(Default)]
+struct Written {
+    /// Public keys whose values or metadata it writes.
+    keys: BTreeSet<String>,
+    /// The namespace's own policy applies whatever the keys' policies: the transaction writes
+    /// its private data. (It applies too when no key is written, or a key has no policy.)
+    chaincode_policy: bool,
 }
 
 /// Why a transaction is invalid.

@@ -30,6 +30,9 @@ fn definition_key(name: &str) -> Option<String> {
     create_composite_key(DEFINITION, &[name]).ok()
 }
 
+/// The metadata entry that holds a key's endorsement policy.
+const VALIDATION_PARAMETER: &str = "VALIDATION_PARAMETER";
+
 /// The object type of `_lifecycle`'s committed definitions.
 const DEFINITION: &str = "definition";
 
@@ -57,6 +60,15 @@ impl ChaincodeDefinitions for DefinedChaincodes {
     fn endorsement_policy(&self, channel: &str, name: &str) -> Option<String> {
         self.definition_on(channel, name)
             .map(|definition| definition.endorsement_policy)
+    }
+
+    fn validation_parameter(&self, channel: &str, namespace: &str, key: &str) -> Option<Vec<u8>> {
+        let mut reader = self.ledger.new_simulator(channel, "").ok()?;
+        reader
+            .get_state_metadata(namespace, "", key)
+            .inspect_err(|e| warn!(chaincode = namespace, "unreadable key metadata: {e}"))
+            .ok()?
+            .remove(VALIDATION_PARAMETER)
     }
 
     fn defined_by(&self, key: &str) -> Option<String> {

@@ -4,6 +4,14 @@
 
 use std::sync::Arc;
 
+use ccvm_proto::Message;
+use ccvm_proto::common::msp_principal::Classification;
+use ccvm_proto::common::msp_role::MspRoleType;
+use ccvm_proto::common::signature_policy::{NOutOf, Type as ProtoType};
+use ccvm_proto::common::{
+    MspPrincipal, MspRole as MspRoleProto, SignaturePolicy as ProtoRule, SignaturePolicyEnvelope,
+};
+
 use super::PolicyError;
 use crate::msp::{MspRole, ValidatedIdentity};
 
@@ -64,6 +72,93 @@ impl SignaturePolicy {
         })
     }
 
+    /// The policy an encoded `common.SignaturePolicyEnvelope` holds, as chaincode sets it as a
+    /// key's `VALIDATION_PARAMETER`. Only role principals are understood.
+    ///
+    /// # Errors
+    /// [`PolicyError::Parse`] for bytes that are not such an envelope, a principal of another
+    /// kind, or a rule that names a missing principal or nests too deep.
+    pub fn from_envelope(bytes: &[u8]) -> Result<Self, PolicyError> {
+        let invalid = |reason: String| PolicyError::Parse {
+            text: "a SignaturePolicyEnvelope".to_owned(),
+            reason,
+        };
+        let envelope =
+            SignaturePolicyEnvelope::decode(bytes).map_err(|e| invalid(e.to_string()))?;
+        let principals = envelope
+            .identities
+            .iter()
+            .map(|principal| {
+                if principal.principal_classification != Classification::Role as i32 {
+                    return Err(invalid(format!(
+                        "principal classification {} is not ROLE",
+                        principal.principal_classification
+                    )));
+                }
+                let role = MspRoleProto::decode(principal.principal.as_slice())
+                    .map_err(|e| invalid(e.to_string()))?;
+                let role = match MspRoleType::try_from(role.role) {
+                    Ok(MspRoleType::Member) => (role.msp_identifier, MspRole::Member),
+                    Ok(MspRoleType::Admin) => (role.msp_identifier, MspRole::Admin),
+                    Ok(MspRoleType::Client) => (role.msp_identifier, MspRole::Client),
+                    Ok(MspRoleType::Peer) => (role.msp_identifier, MspRole::Peer),
+                    Ok(MspRoleType::Orderer) => (role.msp_identifier, MspRole::Orderer),
+                    Err(_) => return Err(invalid(format!("unknown role {}", role.role))),
+                };
+                Ok(Principal {
+                    msp_id: role.0,
+                    role: role.1,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let rule = envelope
+            .rule
+            .as_ref()
+            .ok_or_else(|| invalid("no rule".to_owned()))
+            .and_then(|rule| rule_of(rule, principals.len(), 0).map_err(invalid))?;
+        Ok(Self { rule, principals })
+    }
+
+    /// The policy as an encoded `common.SignaturePolicyEnvelope`.
+    pub fn to_envelope(&self) -> Vec<u8> {
+        fn proto(rule: &SignatureRule) -> ProtoRule {
+            ProtoRule {
+                r#type: Some(match rule {
+                    SignatureRule::SignedBy(index) => {
+                        ProtoType::SignedBy(i32::try_from(*index).unwrap_or(i32::MAX))
+                    }
+                    SignatureRule::OutOf { n, rules } => ProtoType::NOutOf(NOutOf {
+                        n: i32::try_from(*n).unwrap_or(i32::MAX),
+                        rules: rules.iter().map(proto).collect(),
+                    }),
+                }),
+            }
+        }
+        SignaturePolicyEnvelope {
+            version: 0,
+            rule: Some(proto(&self.rule)),
+            identities: self
+                .principals
+                .iter()
+                .map(|principal| MspPrincipal {
+                    principal_classification: Classification::Role as i32,
+                    principal: MspRoleProto {
+                        msp_identifier: principal.msp_id.clone(),
+                        role: match principal.role {
+                            MspRole::Member => MspRoleType::Member,
+                            MspRole::Admin => MspRoleType::Admin,
+                            MspRole::Client => MspRoleType::Client,
+                            MspRole::Peer => MspRoleType::Peer,
+                            MspRole::Orderer => MspRoleType::Orderer,
+                        } as i32,
+                    }
+                    .encode_to_vec(),
+                })
+                .collect(),
+        }
+        .encode_to_vec()
+    }
+
     /// A policy any one of `principals` satisfies.
     pub fn any_of(principals: Vec<Principal>) -> Self {
         let rules = (0..principals.len()).map(SignatureRule::SignedBy).collect();
@@ -113,6 +208,30 @@ impl SignaturePolicy {
                 satisfied >= *n
             }
         }
+    }
+}
+
+/// The rule of a decoded policy, checked to name only existing principals.
+fn rule_of(rule: &ProtoRule, principals: usize, depth: usize) -> Result<SignatureRule, String> {
+    if depth > MAX_POLICY_DEPTH {
+        return Err(format!("nested deeper than {MAX_POLICY_DEPTH}"));
+    }
+    match &rule.r#type {
+        Some(ProtoType::SignedBy(index)) => usize::try_from(*index)
+            .ok()
+            .filter(|index| *index < principals)
+            .map(SignatureRule::SignedBy)
+            .ok_or_else(|| format!("signed_by {index} names no principal")),
+        Some(ProtoType::NOutOf(out_of)) => Ok(SignatureRule::OutOf {
+            n: usize::try_from(out_of.n)
+                .map_err(|_| format!("n_out_of {} is negative", out_of.n))?,
+            rules: out_of
+                .rules
+                .iter()
+                .map(|rule| rule_of(rule, principals, depth + 1))
+                .collect::<Result<_, _>>()?,
+        }),
+        None => Err("a rule of no kind".to_owned()),
     }
 }
 
@@ -313,6 +432,22 @@ mod tests {
         }
         let deep = format!("{}'A.peer'{}", "OR(".repeat(40), ")".repeat(40));
         assert!(SignaturePolicy::parse(&deep).is_err(), "nesting is bounded");
+    }
+
+    #[test]
+    fn a_policy_survives_fabrics_encoding() -> Result<(), PolicyError> {
+        let policy = SignaturePolicy::parse(
+            "OutOf(1, 'Org1MSP.peer', AND('Org2MSP.admin', 'Org3MSP.member'))",
+        )?;
+        assert_eq!(
+            SignaturePolicy::from_envelope(&policy.to_envelope())?,
+            policy
+        );
+        assert!(
+            SignaturePolicy::from_envelope(b"\x12\x02\x08\x05").is_err(),
+            "signed_by 5 of none"
+        );
+        Ok(())
     }
 
     #[test]

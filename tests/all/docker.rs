@@ -318,6 +318,7 @@ async fn a_rust_package_is_built_on_the_host_and_runs_in_a_container() -> Result
     let build_dir = workspace.join("target");
     let node = docker_node_with(endpoint, move |config| {
         config.docker.rust_target_dir = Some(build_dir);
+        config.docker.build_rust_on_host = true;
     })
     .await?;
     let manifest = format!(
@@ -362,6 +363,44 @@ serde_json = "1"
     Ok(())
 }
 
+/// Building a `rust` package runs its build scripts on the host, so a node does it only when
+/// its operator said so; otherwise the launch says why it was refused and nothing is built.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rust_package_is_not_built_on_the_host_unless_the_operator_allows_it() -> Result<()> {
+    let Some(endpoint) = docker_endpoint()? else {
+        return Ok(());
+    };
+    let node = docker_node_with(endpoint, |_| {}).await?;
+    let project = [
+        CodeFile::new(
+            "Cargo.toml",
+            b"[package]\nname = \"hostile\"\nversion = \"0.1.0\"\nbuild = \"build.rs\"\n".to_vec(),
+            0o644,
+        ),
+        CodeFile::new(
+            "build.rs",
+            b"fn main() { panic!(\"ran on the host\") }\n".to_vec(),
+            0o644,
+        ),
+        CodeFile::new("src/main.rs", b"fn main() {}\n".to_vec(), 0o644),
+    ];
+    let package = Package::build("hostile_1.0", Platform::Rust, &project)?;
+    let installed = node.inner().packages().install(&package)?;
+    commit_definition(&node, "hostile", &installed.id, Platform::Rust).await?;
+    let failed = node
+        .query("hostile", &["get", "k"])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        failed.contains("set docker.build_rust_on_host to allow it"),
+        "{failed}"
+    );
+    assert!(!failed.contains("ran on the host"), "{failed}");
+    assert_eq!(node.inner().docker().images_built(), 0);
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_package_that_does_not_build_fails_its_launch_with_the_build_log() -> Result<()> {
     let Some(endpoint) = docker_endpoint()? else {
@@ -371,6 +410,7 @@ async fn a_package_that_does_not_build_fails_its_launch_with_the_build_log() -> 
     let build_path = build_dir.path().to_owned();
     let node = docker_node_with(endpoint, move |config| {
         config.docker.rust_target_dir = Some(build_path);
+        config.docker.build_rust_on_host = true;
     })
     .await?;
     let project = [

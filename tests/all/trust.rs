@@ -302,83 +302,156 @@ async fn forged_transactions_are_committed_invalid_with_fabrics_codes_and_change
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_and_policy_of_two_organizations_needs_both_peers() -> Result<()> {
-    let org2 = TestOrg::new("Org2MSP")?;
-    let node = TestNode::start_with(|config| {
-        config
-            .organizations
-            .insert("Org2MSP".to_owned(), org2.org.msp_dir());
-    })
-    .await?;
-    let _kv = rust_chaincode(&node, "kv", "kv:1.0")?;
-    node.wait_registered("kv").await?;
-    let client = &node.client;
-    let org2_peer = org2.peer()?;
-    let both = |response: &ProposalResponse| {
-        let ours = response.endorsement.clone().unwrap_or_default();
-        vec![ours, endorsement_by(&org2_peer, &response.payload)]
-    };
+/// A node of `DevMSP` whose channel also has `Org2MSP`, with kv started by hand and defined
+/// with `policy`; every `_lifecycle` step endorsed by both organizations' peers, as a majority of
+/// two needs.
+struct TwoOrgs {
+    node: TestNode,
+    org2: TestOrg,
+    _kv: crate::harness::ChaincodeProcess,
+}
 
-    let definition = json!({
-        "name": "kv",
-        "version": "1.0",
-        "sequence": 1,
-        "platform": "binary",
-        "endorsement_policy": "AND('DevMSP.peer', 'Org2MSP.peer')",
-    })
-    .to_string();
-    for function in [
-        "ApproveChaincodeDefinitionForMyOrg",
-        "CommitChaincodeDefinition",
-    ] {
-        let proposal = client.proposal(
-            CHANNEL,
-            "_lifecycle",
-            to_args(&[function, &definition]),
-            HashMap::new(),
-        );
-        let response = client.endorse(&proposal).await?;
-        assert_eq!(
-            submit_with(
-                client,
-                &proposal,
-                &response,
-                vec![response.endorsement.clone().unwrap_or_default()]
-            )
-            .await?,
-            TxValidationCode::EndorsementPolicyFailure,
-            "{function}: one of two organizations is not a majority for LifecycleEndorsement"
-        );
-        let proposal = client.proposal(
-            CHANNEL,
-            "_lifecycle",
-            to_args(&[function, &definition]),
-            HashMap::new(),
-        );
-        let response = client.endorse(&proposal).await?;
-        assert_eq!(
-            submit_with(client, &proposal, &response, both(&response)).await?,
-            TxValidationCode::Valid,
-            "{function} endorsed by both organizations"
-        );
+impl TwoOrgs {
+    async fn start(policy: &str) -> Result<Self> {
+        let org2 = TestOrg::new("Org2MSP")?;
+        let msp_dir = org2.org.msp_dir();
+        let node = TestNode::start_with(|config| {
+            config.organizations.insert("Org2MSP".to_owned(), msp_dir);
+        })
+        .await?;
+        let kv = rust_chaincode(&node, "kv", "kv:1.0")?;
+        node.wait_registered("kv").await?;
+        let two = Self {
+            node,
+            org2,
+            _kv: kv,
+        };
+        let definition = json!({
+            "name": "kv",
+            "version": "1.0",
+            "sequence": 1,
+            "platform": "binary",
+            "endorsement_policy": policy,
+        })
+        .to_string();
+        for function in [
+            "ApproveChaincodeDefinitionForMyOrg",
+            "CommitChaincodeDefinition",
+        ] {
+            let (proposal, response) = two.endorse("_lifecycle", &[function, &definition]).await?;
+            let ours = response.endorsement.clone().unwrap_or_default();
+            assert_eq!(
+                submit_with(&two.node.client, &proposal, &response, vec![ours]).await?,
+                TxValidationCode::EndorsementPolicyFailure,
+                "{function}: one of two organizations is not a majority for LifecycleEndorsement"
+            );
+            assert_eq!(
+                two.submit_by_both(&[function, &definition]).await?,
+                TxValidationCode::Valid,
+                "{function} endorsed by both organizations"
+            );
+        }
+        Ok(two)
     }
 
-    let proposal = client.proposal(CHANNEL, "kv", to_args(&["put", "k", "one"]), HashMap::new());
-    let response = client.endorse(&proposal).await?;
+    async fn endorse(
+        &self,
+        chaincode: &str,
+        args: &[&str],
+    ) -> Result<(ccvm::client::TxProposal, ProposalResponse)> {
+        let client = &self.node.client;
+        let proposal = client.proposal(CHANNEL, chaincode, to_args(args), HashMap::new());
+        let response = client.endorse(&proposal).await?;
+        Ok((proposal, response))
+    }
+
+    /// Calls kv (or `_lifecycle` for its functions) endorsed by the node's peer only.
+    async fn submit_by_ours(&self, args: &[&str]) -> Result<TxValidationCode> {
+        let (proposal, response) = self.endorse(chaincode_of(args), args).await?;
+        let ours = response.endorsement.clone().unwrap_or_default();
+        submit_with(&self.node.client, &proposal, &response, vec![ours]).await
+    }
+
+    /// Calls kv (or `_lifecycle`) endorsed by both organizations' peers.
+    async fn submit_by_both(&self, args: &[&str]) -> Result<TxValidationCode> {
+        let (proposal, response) = self.endorse(chaincode_of(args), args).await?;
+        let ours = response.endorsement.clone().unwrap_or_default();
+        let theirs = endorsement_by(&self.org2.peer()?, &response.payload);
+        submit_with(&self.node.client, &proposal, &response, vec![ours, theirs]).await
+    }
+}
+
+fn chaincode_of(args: &[&str]) -> &'static str {
+    if args
+        .first()
+        .is_some_and(|function| function.contains("ChaincodeDefinition"))
+    {
+        "_lifecycle"
+    } else {
+        "kv"
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_and_policy_of_two_organizations_needs_both_peers() -> Result<()> {
+    let two = TwoOrgs::start("AND('DevMSP.peer', 'Org2MSP.peer')").await?;
+    let (proposal, response) = two.endorse("kv", &["put", "k", "one"]).await?;
     let ours = response.endorsement.clone().unwrap_or_default();
     assert_eq!(
-        submit_with(client, &proposal, &response, vec![ours.clone(), ours]).await?,
+        submit_with(
+            &two.node.client,
+            &proposal,
+            &response,
+            vec![ours.clone(), ours]
+        )
+        .await?,
         TxValidationCode::EndorsementPolicyFailure,
         "the same peer twice counts once"
     );
-    let proposal = client.proposal(CHANNEL, "kv", to_args(&["put", "k", "two"]), HashMap::new());
-    let response = client.endorse(&proposal).await?;
     assert_eq!(
-        submit_with(client, &proposal, &response, both(&response)).await?,
+        two.submit_by_both(&["put", "k", "two"]).await?,
         TxValidationCode::Valid
     );
-    assert_eq!(node.query_text("kv", &["get", "k"]).await?, "two");
+    assert_eq!(two.node.query_text("kv", &["get", "k"]).await?, "two");
+    Ok(())
+}
+
+/// A key's own endorsement policy, set by the chaincode as its `VALIDATION_PARAMETER`, governs
+/// later writes of that key instead of the chaincode's policy; other keys keep the chaincode's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_level_policy_governs_writes_of_its_key() -> Result<()> {
+    let two = TwoOrgs::start("OR('DevMSP.peer', 'Org2MSP.peer')").await?;
+    assert_eq!(
+        two.submit_by_ours(&["put", "guarded", "one"]).await?,
+        TxValidationCode::Valid
+    );
+    let both = ccvm::policy::SignaturePolicy::parse("AND('DevMSP.peer', 'Org2MSP.peer')")?;
+    let policy = hex::encode(both.to_envelope());
+    assert_eq!(
+        two.submit_by_ours(&["setpolicy", "guarded", &policy])
+            .await?,
+        TxValidationCode::Valid,
+        "setting the first key-level policy takes the chaincode's policy"
+    );
+    assert_eq!(
+        two.submit_by_ours(&["put", "guarded", "two"]).await?,
+        TxValidationCode::EndorsementPolicyFailure,
+        "one organization no longer writes the guarded key"
+    );
+    assert_eq!(two.node.query_text("kv", &["get", "guarded"]).await?, "one");
+    assert_eq!(
+        two.submit_by_both(&["put", "guarded", "three"]).await?,
+        TxValidationCode::Valid
+    );
+    assert_eq!(
+        two.submit_by_ours(&["put", "open", "x"]).await?,
+        TxValidationCode::Valid,
+        "other keys keep the chaincode's policy"
+    );
+    assert_eq!(
+        two.node.query_text("kv", &["get", "guarded"]).await?,
+        "three"
+    );
     Ok(())
 }
 

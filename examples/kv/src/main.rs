@@ -129,6 +129,12 @@ fn dispatch(stub: &mut Stub<'_>, function: &str, params: &[&str]) -> Result<Vec<
                 arg(params, 2)?.as_bytes().to_vec(),
             )
             .map(|()| Vec::new()),
+        "setpolicy" => {
+            let policy = decode_hex(arg(params, 1)?)
+                .ok_or_else(|| ShimError::InvalidArgument("the policy is not hex".to_owned()))?;
+            stub.set_state_validation_parameter(arg(params, 0)?, policy)
+                .map(|()| Vec::new())
+        }
         "getmeta" => {
             let metadata = stub.get_state_metadata("", arg(params, 0)?)?;
             Ok(metadata.get(arg(params, 1)?).cloned().unwrap_or_default())
@@ -184,6 +190,15 @@ fn dispatch(stub: &mut Stub<'_>, function: &str, params: &[&str]) -> Result<Vec<
             "unknown function {other}"
         ))),
     }
+}
+
+/// The bytes of a hex string, as a binary argument is passed in text.
+fn decode_hex(text: &str) -> Option<Vec<u8>> {
+    text.len().is_multiple_of(2).then_some(())?;
+    (0..text.len())
+        .step_by(2)
+        .map(|at| u8::from_str_radix(text.get(at..at + 2)?, 16).ok())
+        .collect()
 }
 
 fn main() -> Result<(), ShimError> {

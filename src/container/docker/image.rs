@@ -14,7 +14,8 @@ use crate::package::{CodeFile, Package, Platform, write_tar};
 const ENTRYPOINT: &str = "chaincode";
 
 /// The files of a package's image, with its executable as `chaincode`: a `binary` package's
-/// own, a `rust` package's built first (sharing `rust_target_dir` between builds), or for a
+/// own, a `rust` package's built first (in `rust_builds`, shared between builds, when the
+/// operator allows building on the host), or for a
 /// `wasm` package the wasm runner beside the component.
 ///
 /// # Errors
@@ -23,7 +24,7 @@ const ENTRYPOINT: &str = "chaincode";
 pub(super) async fn image_files(
     name: &str,
     package: &Package,
-    rust_target_dir: &std::path::Path,
+    rust_builds: Option<&std::path::Path>,
 ) -> Result<Vec<CodeFile>, DockerError> {
     let unrunnable = |reason: String| DockerError::Unrunnable {
         name: name.to_owned(),
@@ -37,7 +38,15 @@ pub(super) async fn image_files(
             Ok(vec![CodeFile::new(ENTRYPOINT, executable, 0o755)])
         }
         Platform::Rust => {
-            let executable = super::rust_build::build(name, package, rust_target_dir).await?;
+            let target_dir = rust_builds.ok_or_else(|| {
+                unrunnable(
+                    "a rust package is built with cargo on the node's host, which runs its build \
+                     scripts there; set docker.build_rust_on_host to allow it, or install a binary \
+                     or wasm package"
+                        .to_owned(),
+                )
+            })?;
+            let executable = super::rust_build::build(name, package, target_dir).await?;
             Ok(vec![CodeFile::new(ENTRYPOINT, executable, 0o755)])
         }
         Platform::Wasm => {

@@ -60,8 +60,9 @@ pub struct DockerSettings {
     pub log_driver: String,
     /// Options of the log driver (`max-size`, `max-file` for `json-file`).
     pub log_options: HashMap<String, String>,
-    /// Where cargo builds `rust` packages, shared between builds.
-    pub rust_target_dir: std::path::PathBuf,
+    /// Where cargo builds `rust` packages, shared between builds; `None` when the operator has
+    /// not allowed building on the host, and `rust` packages are then refused.
+    pub rust_builds: Option<std::path::PathBuf>,
     /// The sandbox limits of `wasm` packages, the same as the inproc VM's guests have.
     pub wasm_limits: WasmLimits,
 }
@@ -231,7 +232,7 @@ impl DockerVm {
                 self.progress
                     .report(name, LaunchStage::Building, image.clone());
                 let files =
-                    image::image_files(name, package, &self.settings.rust_target_dir).await?;
+                    image::image_files(name, package, self.settings.rust_builds.as_deref()).await?;
                 image::build(docker, &image, files, &|line| {
                     self.progress.report(name, LaunchStage::BuildOutput, line);
                 })
