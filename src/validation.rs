@@ -24,21 +24,31 @@ use crate::policy::{APPLICATION_PREFIX, ChannelPolicies, SignaturePolicy, distin
 /// `LifecycleEndorsement` policy.
 pub const LIFECYCLE_NAMESPACE: &str = "_lifecycle";
 
-/// What validation needs of the chaincode definitions `_lifecycle` keeps.
-pub trait ChaincodeDefinitions: Send + Sync {
-    /// The endorsement policy of chaincode `name` on `channel` as text (Fabric's policy language
-    /// or a channel policy path); `None` when no definition is committed, and then the channel's
-    /// `Endorsement` policy applies.
-    fn endorsement_policy(&self, channel: &str, name: &str) -> Option<String>;
+/// What validation reads of committed state: chaincode definitions and key-level policies.
+pub trait ValidationState: Send + Sync {
+    /// A view of `channel`'s committed state, taken once for the transactions of a block.
+    fn view(&self, channel: &str) -> Box<dyn StateView + '_>;
 
     /// The chaincode whose definition a write of `key` in `_lifecycle`'s namespace commits, if
     /// the key is a definition's.
     fn defined_by(&self, key: &str) -> Option<String>;
-
-    /// The committed key-level endorsement policy of `key` in `namespace` (its
-    /// `VALIDATION_PARAMETER` metadata, an encoded `common.SignaturePolicyEnvelope`), if set.
-    fn validation_parameter(&self, channel: &str, namespace: &str, key: &str) -> Option<Vec<u8>>;
 }
+
+/// One snapshot of a channel's committed state, as validation reads it.
+pub trait StateView {
+    /// The endorsement policy of chaincode `name` as text (Fabric's policy language or a channel
+    /// policy path); `None` when no definition is committed, and then the channel's
+    /// `Endorsement` policy applies.
+    fn endorsement_policy(&mut self, name: &str) -> Option<String>;
+
+    /// The key-level endorsement policy of `key` in `namespace` (its `VALIDATION_PARAMETER`
+    /// metadata, an encoded `common.SignaturePolicyEnvelope`), if set.
+    fn validation_parameter(&mut self, namespace: &str, key: &str) -> Option<Vec<u8>>;
+}
+
+/// Fewest transactions in a block before their validation is split across threads: below it,
+/// starting a thread costs more than it saves.
+pub const PARALLEL_VALIDATION_MIN_TXS: usize = 16;
 
 /// What validation decided about one transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,7 +63,7 @@ pub struct Verdict {
 pub struct TxValidator {
     trust: Arc<Trust>,
     policies: Arc<ChannelPolicies>,
-    definitions: Arc<dyn ChaincodeDefinitions>,
+    state: Arc<dyn ValidationState>,
 }
 
 impl TxValidator {
@@ -61,19 +71,50 @@ impl TxValidator {
     pub fn new(
         trust: Arc<Trust>,
         policies: Arc<ChannelPolicies>,
-        definitions: Arc<dyn ChaincodeDefinitions>,
+        state: Arc<dyn ValidationState>,
     ) -> Self {
         Self {
             trust,
             policies,
-            definitions,
+            state,
         }
+    }
+
+    /// The verdicts on the transactions `envelopes` of one block on `channel`, in order, read
+    /// against one snapshot of its state and spread over the machine's cores for a large block.
+    pub fn validate_block(&self, channel: &str, envelopes: &[&Envelope]) -> Vec<Verdict> {
+        let threads = std::thread::available_parallelism().map_or(1, usize::from);
+        if threads < 2 || envelopes.len() < PARALLEL_VALIDATION_MIN_TXS {
+            return self.validate_all(channel, envelopes);
+        }
+        let chunk = envelopes.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let parts: Vec<_> = envelopes
+                .chunks(chunk)
+                .map(|part| scope.spawn(move || self.validate_all(channel, part)))
+                .collect();
+            parts
+                .into_iter()
+                .flat_map(|part| {
+                    part.join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+                .collect()
+        })
+    }
+
+    fn validate_all(&self, channel: &str, envelopes: &[&Envelope]) -> Vec<Verdict> {
+        let mut view = self.state.view(channel);
+        envelopes
+            .iter()
+            .map(|envelope| self.validate(channel, envelope, view.as_mut()))
+            .collect()
     }
 
     /// The verdict on `envelope` on `channel`: [`TxValidationCode::Valid`] when its signatures
     /// and policies hold (MVCC is checked at commit).
-    pub fn validate(&self, channel: &str, envelope: &Envelope) -> Verdict {
-        match self.check(channel, envelope) {
+    fn validate(&self, channel: &str, envelope: &Envelope, view: &mut dyn StateView) -> Verdict {
+        match self.check(channel, envelope, view) {
             Ok(redefines) => Verdict {
                 code: TxValidationCode::Valid,
                 redefines,
@@ -88,7 +129,12 @@ impl TxValidator {
         }
     }
 
-    fn check(&self, channel: &str, envelope: &Envelope) -> Result<Vec<String>, Refusal> {
+    fn check(
+        &self,
+        channel: &str,
+        envelope: &Envelope,
+        view: &mut dyn StateView,
+    ) -> Result<Vec<String>, Refusal> {
         let payload = Payload::decode(envelope.payload.as_slice())
             .map_err(|e| Refusal::new(TxValidationCode::BadPayload, e))?;
         let header = payload
@@ -167,10 +213,7 @@ impl TxValidator {
         for (namespace, written) in written {
             let mut chaincode_policy_needed = written.chaincode_policy || written.keys.is_empty();
             for key in written.keys {
-                match self
-                    .definitions
-                    .validation_parameter(channel, &namespace, &key)
-                {
+                match view.validation_parameter(&namespace, &key) {
                     Some(envelope) => {
                         let satisfied = SignaturePolicy::from_envelope(&envelope)
                             .map(|policy| policy.is_satisfied_by(&endorsers))
@@ -188,7 +231,7 @@ impl TxValidator {
                 }
             }
             if chaincode_policy_needed {
-                let policy = self.endorsement_policy(channel, &namespace);
+                let policy = endorsement_policy(view, &namespace);
                 self.policies
                     .check_endorsement(&policy, &endorsers)
                     .map_err(|e| {
@@ -201,7 +244,7 @@ impl TxValidator {
         }
         Ok(lifecycle_writes
             .iter()
-            .filter_map(|key| self.definitions.defined_by(key))
+            .filter_map(|key| self.state.defined_by(key))
             .collect())
     }
 
@@ -224,15 +267,15 @@ impl TxValidator {
             .collect();
         distinct(verified)
     }
+}
 
-    fn endorsement_policy(&self, channel: &str, namespace: &str) -> String {
-        if namespace == LIFECYCLE_NAMESPACE {
-            return format!("{APPLICATION_PREFIX}LifecycleEndorsement");
-        }
-        self.definitions
-            .endorsement_policy(channel, namespace)
-            .unwrap_or_default()
+/// The endorsement policy of `namespace`: `LifecycleEndorsement` for `_lifecycle`, else its
+/// definition's (empty for the channel's default).
+fn endorsement_policy(view: &mut dyn StateView, namespace: &str) -> String {
+    if namespace == LIFECYCLE_NAMESPACE {
+        return format!("{APPLICATION_PREFIX}LifecycleEndorsement");
     }
+    view.endorsement_policy(namespace).unwrap_or_default()
 }
 
 /// The namespaces whose endorsement policies a transaction must satisfy, each with the public

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use super::commit::{PrivateRead, PrivateWrite, PrivateWrites};
 use super::error::{LedgerError, Result};
 use super::records::{HistoryItem, HistoryRecord, Version, VersionedValue};
-use super::store::{HISTORY, PRIVATE, STATE};
+use super::store::{HISTORY, PRIVATE, STATE, TXIDS};
 
 type StateTable = ReadOnlyTable<(&'static str, &'static str, &'static str), &'static [u8]>;
 type PrivateTable =
@@ -177,6 +177,19 @@ impl TxSimulator {
     /// The transaction id.
     pub fn tx_id(&self) -> &str {
         &self.tx_id
+    }
+
+    /// Whether a transaction with this simulator's id is committed on its channel, as of the
+    /// snapshot the simulator reads.
+    ///
+    /// # Errors
+    /// Fails when the store cannot be read.
+    pub fn tx_id_committed(&self) -> Result<bool> {
+        Ok(self
+            .txn
+            .open_table(TXIDS)?
+            .get((self.channel.as_str(), self.tx_id.as_str()))?
+            .is_some())
     }
 
     fn ns(&mut self, namespace: &str) -> &mut NamespaceRecord {

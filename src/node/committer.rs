@@ -125,11 +125,13 @@ async fn cut_blocks(
             let validator = Arc::clone(&validator);
             let name = channel.clone();
             let committed = tokio::task::spawn_blocking(move || {
+                let envelopes: Vec<&Envelope> = txs.iter().map(|tx| &tx.envelope).collect();
+                let verdicts = validator.validate_block(&name, &envelopes);
                 let mut redefines = Vec::with_capacity(txs.len());
                 let txs = txs
                     .into_iter()
-                    .map(|tx| {
-                        let verdict = validator.validate(&name, &tx.envelope);
+                    .zip(verdicts)
+                    .map(|(tx, verdict)| {
                         redefines.push(verdict.redefines);
                         PendingTx {
                             validation: verdict.code,

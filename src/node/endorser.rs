@@ -72,22 +72,17 @@ impl EndorserService {
                 &signed.signature,
             )
             .map_err(|denied| denied.to_string())?;
-        let committed = self
-            .support
-            .ledger()
-            .tx_validation_code(&proposal.channel, &proposal.tx_id)
-            .map_err(|e| e.for_chaincode())?;
-        if committed.is_some() {
-            return Err(format!(
-                "duplicate transaction found [{}]: it is already committed",
-                proposal.tx_id
-            ));
-        }
         let simulator = self
             .support
             .ledger()
             .new_simulator(&proposal.channel, &proposal.tx_id)
             .map_err(|e| e.for_chaincode())?;
+        if simulator.tx_id_committed().map_err(|e| e.for_chaincode())? {
+            return Err(format!(
+                "duplicate transaction found [{}]: it is already committed",
+                proposal.tx_id
+            ));
+        }
         let simulator = Arc::new(Mutex::new(simulator));
         let completed = self
             .support

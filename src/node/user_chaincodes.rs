@@ -2,6 +2,8 @@
 //! `_lifecycle` and whose package is installed on this node; and which endorsement policy each
 //! defined chaincode's transactions must satisfy.
 
+use std::collections::HashMap;
+
 use ccvm_guest_sdk::{create_composite_key, split_composite_key};
 use serde::Deserialize;
 use tracing::{info, warn};
@@ -9,9 +11,9 @@ use tracing::{info, warn};
 use super::system_chaincodes::LIFECYCLE;
 use crate::chaincode::ChaincodeSupport;
 use crate::container::{ChaincodeResolver, Resolved};
-use crate::ledger::{DEFAULT_CHANNEL, Ledger};
+use crate::ledger::{DEFAULT_CHANNEL, Ledger, TxSimulator};
 use crate::package::PackageStore;
-use crate::validation::ChaincodeDefinitions;
+use crate::validation::{StateView, ValidationState};
 
 /// The fields of a committed `_lifecycle` definition the peer needs to launch a chaincode.
 #[derive(Debug, Deserialize)]
@@ -49,26 +51,29 @@ impl DefinedChaincodes {
 
     fn definition_on(&self, channel: &str, name: &str) -> Option<Definition> {
         let mut reader = self.ledger.new_simulator(channel, "").ok()?;
-        let bytes = reader.get_state(LIFECYCLE, &definition_key(name)?).ok()??;
-        serde_json::from_slice(&bytes)
-            .inspect_err(|e| warn!(chaincode = name, "unreadable definition: {e}"))
-            .ok()
+        read_definition(&mut reader, name)
     }
 }
 
-impl ChaincodeDefinitions for DefinedChaincodes {
-    fn endorsement_policy(&self, channel: &str, name: &str) -> Option<String> {
-        self.definition_on(channel, name)
-            .map(|definition| definition.endorsement_policy)
-    }
+/// The committed definition of chaincode `name` as `reader` sees it.
+fn read_definition(reader: &mut TxSimulator, name: &str) -> Option<Definition> {
+    let bytes = reader.get_state(LIFECYCLE, &definition_key(name)?).ok()??;
+    serde_json::from_slice(&bytes)
+        .inspect_err(|e| warn!(chaincode = name, "unreadable definition: {e}"))
+        .ok()
+}
 
-    fn validation_parameter(&self, channel: &str, namespace: &str, key: &str) -> Option<Vec<u8>> {
-        let mut reader = self.ledger.new_simulator(channel, "").ok()?;
-        reader
-            .get_state_metadata(namespace, "", key)
-            .inspect_err(|e| warn!(chaincode = namespace, "unreadable key metadata: {e}"))
-            .ok()?
-            .remove(VALIDATION_PARAMETER)
+impl ValidationState for DefinedChaincodes {
+    fn view(&self, channel: &str) -> Box<dyn StateView + '_> {
+        let reader = self
+            .ledger
+            .new_simulator(channel, "")
+            .inspect_err(|e| warn!(%channel, "cannot read state for validation: {e}"))
+            .ok();
+        Box::new(DefinitionsView {
+            reader,
+            policies: HashMap::new(),
+        })
     }
 
     fn defined_by(&self, key: &str) -> Option<String> {
@@ -77,6 +82,33 @@ impl ChaincodeDefinitions for DefinedChaincodes {
             (DEFINITION, [name]) => Some(name.clone()),
             _ => None,
         }
+    }
+}
+
+/// A snapshot of a channel's definitions and key metadata, each definition read once.
+struct DefinitionsView {
+    reader: Option<TxSimulator>,
+    policies: HashMap<String, Option<String>>,
+}
+
+impl StateView for DefinitionsView {
+    fn endorsement_policy(&mut self, name: &str) -> Option<String> {
+        if let Some(policy) = self.policies.get(name) {
+            return policy.clone();
+        }
+        let reader = self.reader.as_mut()?;
+        let policy = read_definition(reader, name).map(|definition| definition.endorsement_policy);
+        self.policies.insert(name.to_owned(), policy.clone());
+        policy
+    }
+
+    fn validation_parameter(&mut self, namespace: &str, key: &str) -> Option<Vec<u8>> {
+        self.reader
+            .as_mut()?
+            .get_state_metadata(namespace, "", key)
+            .inspect_err(|e| warn!(chaincode = namespace, "unreadable key metadata: {e}"))
+            .ok()?
+            .remove(VALIDATION_PARAMETER)
     }
 }
 

@@ -715,3 +715,51 @@ async fn the_client_port_serves_tls_and_binds_proposals_to_the_client_certificat
     );
     Ok(())
 }
+
+/// Transactions submitted together are validated together, across threads for a large block;
+/// each still gets its own verdict, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_validated_together_each_get_their_own_verdict() -> Result<()> {
+    let node = TestNode::start().await?;
+    let _kv = rust_chaincode(&node, "kv", "kv:1.0")?;
+    node.wait_registered("kv").await?;
+    let client = &node.client;
+    let mut envelopes = Vec::new();
+    for n in 0..48 {
+        let key = format!("k{n}");
+        let proposal = client.proposal(CHANNEL, "kv", to_args(&["put", &key, "v"]), HashMap::new());
+        let mut response = client.endorse(&proposal).await?;
+        if n % 3 == 0 {
+            response.endorsement = None;
+        }
+        envelopes.push(client.transaction_envelope(&proposal, &response));
+    }
+    let outcomes = futures_util::future::join_all(
+        envelopes
+            .into_iter()
+            .map(|envelope| client.submit_envelope(envelope)),
+    )
+    .await;
+    let mut blocks: std::collections::BTreeMap<u64, usize> = std::collections::BTreeMap::new();
+    for (n, outcome) in outcomes.into_iter().enumerate() {
+        let outcome = outcome?;
+        *blocks.entry(outcome.block_number).or_default() += 1;
+        let expected = if n % 3 == 0 {
+            TxValidationCode::EndorsementPolicyFailure
+        } else {
+            TxValidationCode::Valid
+        };
+        assert_eq!(
+            TxValidationCode::try_from(outcome.validation_code)?,
+            expected,
+            "transaction {n}"
+        );
+        let value = node.query_text("kv", &["get", &format!("k{n}")]).await?;
+        assert_eq!(value.is_empty(), n % 3 == 0, "k{n} = {value:?}");
+    }
+    assert!(
+        blocks.values().max() >= Some(&ccvm::validation::PARALLEL_VALIDATION_MIN_TXS),
+        "a block large enough to be validated in parallel: {blocks:?}"
+    );
+    Ok(())
+}
