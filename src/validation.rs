@@ -46,6 +46,16 @@ pub trait StateView {
     fn validation_parameter(&mut self, namespace: &str, key: &str) -> Option<Vec<u8>>;
 }
 
+/// A transaction to validate.
+#[derive(Debug, Clone, Copy)]
+pub struct Candidate<'a> {
+    /// Its envelope.
+    pub envelope: &'a Envelope,
+    /// This node verified the creator's signature over the envelope when it was submitted, so
+    /// it is not verified again; the creator's identity still is.
+    pub signature_verified: bool,
+}
+
 /// Fewest transactions in a block before their validation is split across threads: below it,
 /// starting a thread costs more than it saves.
 pub const PARALLEL_VALIDATION_MIN_TXS: usize = 16;
@@ -80,16 +90,16 @@ impl TxValidator {
         }
     }
 
-    /// The verdicts on the transactions `envelopes` of one block on `channel`, in order, read
+    /// The verdicts on the transactions `candidates` of one block on `channel`, in order, read
     /// against one snapshot of its state and spread over the machine's cores for a large block.
-    pub fn validate_block(&self, channel: &str, envelopes: &[&Envelope]) -> Vec<Verdict> {
+    pub fn validate_block(&self, channel: &str, candidates: &[Candidate<'_>]) -> Vec<Verdict> {
         let threads = std::thread::available_parallelism().map_or(1, usize::from);
-        if threads < 2 || envelopes.len() < PARALLEL_VALIDATION_MIN_TXS {
-            return self.validate_all(channel, envelopes);
+        if threads < 2 || candidates.len() < PARALLEL_VALIDATION_MIN_TXS {
+            return self.validate_all(channel, candidates);
         }
-        let chunk = envelopes.len().div_ceil(threads);
+        let chunk = candidates.len().div_ceil(threads);
         std::thread::scope(|scope| {
-            let parts: Vec<_> = envelopes
+            let parts: Vec<_> = candidates
                 .chunks(chunk)
                 .map(|part| scope.spawn(move || self.validate_all(channel, part)))
                 .collect();
@@ -103,18 +113,23 @@ impl TxValidator {
         })
     }
 
-    fn validate_all(&self, channel: &str, envelopes: &[&Envelope]) -> Vec<Verdict> {
+    fn validate_all(&self, channel: &str, candidates: &[Candidate<'_>]) -> Vec<Verdict> {
         let mut view = self.state.view(channel);
-        envelopes
+        candidates
             .iter()
-            .map(|envelope| self.validate(channel, envelope, view.as_mut()))
+            .map(|candidate| self.validate(channel, candidate, view.as_mut()))
             .collect()
     }
 
     /// The verdict on `envelope` on `channel`: [`TxValidationCode::Valid`] when its signatures
     /// and policies hold (MVCC is checked at commit).
-    fn validate(&self, channel: &str, envelope: &Envelope, view: &mut dyn StateView) -> Verdict {
-        match self.check(channel, envelope, view) {
+    fn validate(
+        &self,
+        channel: &str,
+        candidate: &Candidate<'_>,
+        view: &mut dyn StateView,
+    ) -> Verdict {
+        match self.check(channel, candidate, view) {
             Ok(redefines) => Verdict {
                 code: TxValidationCode::Valid,
                 redefines,
@@ -132,9 +147,10 @@ impl TxValidator {
     fn check(
         &self,
         channel: &str,
-        envelope: &Envelope,
+        candidate: &Candidate<'_>,
         view: &mut dyn StateView,
     ) -> Result<Vec<String>, Refusal> {
+        let envelope = candidate.envelope;
         let payload = Payload::decode(envelope.payload.as_slice())
             .map_err(|e| Refusal::new(TxValidationCode::BadPayload, e))?;
         let header = payload
@@ -156,13 +172,16 @@ impl TxValidator {
         }
         let signature_header = SignatureHeader::decode(header.signature_header.as_slice())
             .map_err(|e| Refusal::new(TxValidationCode::BadCommonHeader, e))?;
-        self.trust
-            .verify(
+        let creator = if candidate.signature_verified {
+            self.trust.validate(&signature_header.creator)
+        } else {
+            self.trust.verify(
                 &signature_header.creator,
                 &envelope.payload,
                 &envelope.signature,
             )
-            .map_err(|e| Refusal::new(TxValidationCode::BadCreatorSignature, e))?;
+        };
+        creator.map_err(|e| Refusal::new(TxValidationCode::BadCreatorSignature, e))?;
         if channel_header.tx_id != compute_tx_id(&signature_header.nonce, &signature_header.creator)
         {
             return Err(Refusal::new(

@@ -20,7 +20,7 @@ use super::tls::client_cert_hash;
 use crate::ledger::{Ledger, PendingTx, PrivateWrites, TxOutcome};
 use crate::policy::APPLICATION_PREFIX;
 use crate::sync::lock;
-use crate::validation::TxValidator;
+use crate::validation::{Candidate, TxValidator};
 
 /// Submissions waiting to be cut into a block before `Submit` callers wait for room.
 const SUBMIT_QUEUE: usize = 4096;
@@ -48,6 +48,8 @@ impl TransientStore {
 struct Submission {
     channel: String,
     tx: PendingTx,
+    /// The creator's signature over the envelope was verified on submission.
+    signature_verified: bool,
     done: oneshot::Sender<Result<TxOutcome, String>>,
 }
 
@@ -80,10 +82,17 @@ impl BlockCutter {
         (Self { queue }, task)
     }
 
-    async fn submit(&self, channel: String, tx: PendingTx) -> Result<TxOutcome, String> {
+    /// Orders `tx`, whose creator's signature the caller has verified, and waits for its
+    /// commit.
+    async fn submit_verified(&self, channel: String, tx: PendingTx) -> Result<TxOutcome, String> {
         let (done, outcome) = oneshot::channel();
         self.queue
-            .send(Submission { channel, tx, done })
+            .send(Submission {
+                channel,
+                tx,
+                signature_verified: true,
+                done,
+            })
             .await
             .map_err(|_| "the node is shutting down".to_owned())?;
         outcome
@@ -119,19 +128,28 @@ async fn cut_blocks(
             }
         }
         for (channel, group) in by_channel {
-            let (txs, waiters): (Vec<_>, Vec<_>) =
-                group.into_iter().map(|s| (s.tx, s.done)).unzip();
+            let (txs, waiters): (Vec<_>, Vec<_>) = group
+                .into_iter()
+                .map(|s| ((s.tx, s.signature_verified), s.done))
+                .unzip();
             let ledger = ledger.clone();
             let validator = Arc::clone(&validator);
             let name = channel.clone();
             let committed = tokio::task::spawn_blocking(move || {
-                let envelopes: Vec<&Envelope> = txs.iter().map(|tx| &tx.envelope).collect();
-                let verdicts = validator.validate_block(&name, &envelopes);
+                let candidates: Vec<Candidate<'_>> = txs
+                    .iter()
+                    .map(|(tx, signature_verified)| Candidate {
+                        envelope: &tx.envelope,
+                        signature_verified: *signature_verified,
+                    })
+                    .collect();
+                let verdicts = validator.validate_block(&name, &candidates);
+                drop(candidates);
                 let mut redefines = Vec::with_capacity(txs.len());
                 let txs = txs
                     .into_iter()
                     .zip(verdicts)
-                    .map(|(tx, verdict)| {
+                    .map(|((tx, _), verdict)| {
                         redefines.push(verdict.redefines);
                         PendingTx {
                             validation: verdict.code,
@@ -239,7 +257,7 @@ impl committer_server::Committer for CommitterService {
         let private = self.transient.take(&header.tx_id);
         let outcome = self
             .cutter
-            .submit(
+            .submit_verified(
                 header.channel_id,
                 PendingTx {
                     envelope,
