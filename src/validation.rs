@@ -17,7 +17,7 @@ use ccvm_proto::rwset::TxReadWriteSet;
 use tracing::debug;
 
 use crate::fabric::{compute_tx_id, proposal_hash};
-use crate::msp::{Trust, ValidatedIdentity};
+use crate::msp::{OwnSignatures, Trust, ValidatedIdentity};
 use crate::policy::{APPLICATION_PREFIX, ChannelPolicies, SignaturePolicy, distinct};
 
 /// The namespace of the lifecycle system chaincode, whose writes need the channel's
@@ -72,19 +72,23 @@ pub struct Verdict {
 /// Validates transactions of one channel.
 pub struct TxValidator {
     trust: Arc<Trust>,
+    own_signatures: Arc<OwnSignatures>,
     policies: Arc<ChannelPolicies>,
     state: Arc<dyn ValidationState>,
 }
 
 impl TxValidator {
-    /// A validator trusting `trust`'s organizations under `policies`.
+    /// A validator trusting `trust`'s organizations under `policies`, reading `state`; an
+    /// endorsement that `own_signatures` says this node made is not verified again.
     pub fn new(
         trust: Arc<Trust>,
+        own_signatures: Arc<OwnSignatures>,
         policies: Arc<ChannelPolicies>,
         state: Arc<dyn ValidationState>,
     ) -> Self {
         Self {
             trust,
+            own_signatures,
             policies,
             state,
         }
@@ -278,8 +282,13 @@ impl TxValidator {
             .iter()
             .filter_map(|endorsement| {
                 let signed = [payload, endorsement.endorser.as_slice()].concat();
-                self.trust
-                    .verify(&endorsement.endorser, &signed, &endorsement.signature)
+                let checked = if self.own_signatures.take(&signed, &endorsement.signature) {
+                    self.trust.validate(&endorsement.endorser)
+                } else {
+                    self.trust
+                        .verify(&endorsement.endorser, &signed, &endorsement.signature)
+                };
+                checked
                     .inspect_err(|e| debug!(reason = %e, "endorsement not counted"))
                     .ok()
             })

@@ -10,6 +10,7 @@ mod dir;
 mod error;
 mod identity;
 mod organization;
+mod own_signatures;
 mod signer;
 mod trust;
 
@@ -17,6 +18,7 @@ pub use dir::{MspMaterial, NodeOus, OuIdentifier};
 pub use error::{CertificateRefusal, IdentityError, MspError};
 pub use identity::{MspRole, NodeRole, PublicKey, ValidatedIdentity};
 pub use organization::Organization;
+pub use own_signatures::{MAX_OWN_SIGNATURES, OwnSignatures};
 pub use signer::Identity;
 pub use trust::{MAX_CACHED_IDENTITIES, Trust};
 

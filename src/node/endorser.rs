@@ -17,7 +17,7 @@ use super::proposal::UnpackedProposal;
 use super::tls::client_cert_hash;
 use crate::chaincode::{ChaincodeSupport, ExecuteRequest};
 use crate::fabric::ERROR_THRESHOLD;
-use crate::msp::Identity;
+use crate::msp::{Identity, OwnSignatures};
 use crate::policy::resource_of;
 use crate::sync::lock;
 
@@ -30,6 +30,7 @@ pub struct EndorserService {
     identity: Arc<Identity>,
     transient: Arc<TransientStore>,
     access: Arc<Access>,
+    own_signatures: Arc<OwnSignatures>,
 }
 
 impl EndorserService {
@@ -39,12 +40,14 @@ impl EndorserService {
         identity: Arc<Identity>,
         transient: Arc<TransientStore>,
         access: Arc<Access>,
+        own_signatures: Arc<OwnSignatures>,
     ) -> EndorserServer<Self> {
         EndorserServer::new(Self {
             support,
             identity,
             transient,
             access,
+            own_signatures,
         })
     }
 
@@ -131,9 +134,9 @@ impl EndorserService {
         }
         .encode_to_vec();
         let endorser = self.identity.serialized();
-        let signature = self
-            .identity
-            .sign(&[payload.as_slice(), endorser.as_slice()].concat());
+        let signed = [payload.as_slice(), endorser.as_slice()].concat();
+        let signature = self.identity.sign(&signed);
+        self.own_signatures.record(&signed, &signature);
         Ok(ProposalResponse {
             version: 1,
             timestamp: None,

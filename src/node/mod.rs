@@ -37,7 +37,7 @@ use crate::container::inproc::{InprocError, InprocVm};
 use crate::container::{CertIssuer, ContainerRuntime, Vm};
 use crate::ledger::{Ledger, LedgerError};
 use crate::msp::dev_org::DevOrganization;
-use crate::msp::{Identity, MspError, MspMaterial};
+use crate::msp::{Identity, MspError, MspMaterial, OwnSignatures};
 use crate::package::PackageStore;
 use crate::validation::TxValidator;
 use access::Access;
@@ -207,8 +207,10 @@ impl Node {
             ledger: ledger.clone(),
             packages: packages.clone(),
         });
+        let own_signatures = Arc::new(OwnSignatures::default());
         let validator = Arc::new(TxValidator::new(
             Arc::clone(&access.trust),
+            Arc::clone(&own_signatures),
             Arc::clone(&access.policies),
             Arc::clone(&definitions) as _,
         ));
@@ -254,6 +256,7 @@ impl Node {
                 Arc::new(identity),
                 Arc::clone(&transient),
                 Arc::clone(&access),
+                own_signatures,
             ))
             .add_service(CommitterService::server(
                 cutter,
