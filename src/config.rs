@@ -41,6 +41,9 @@ pub struct Config {
     pub listen: String,
     /// Address of the `ChaincodeSupport` service chaincodes dial.
     pub chaincode_listen: String,
+    /// Address of the `ccvm.Admin` service on a listener of its own (with the client port's
+    /// TLS); unset serves it on the client address.
+    pub admin_listen: Option<String>,
     /// Accept chaincodes started by hand under any name.
     pub dev_mode: bool,
     /// MSP id of the node's organization (Fabric's `peer.localMspId`).
@@ -226,6 +229,7 @@ impl Default for Config {
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             listen: DEFAULT_LISTEN.to_owned(),
             chaincode_listen: DEFAULT_CHAINCODE_LISTEN.to_owned(),
+            admin_listen: None,
             dev_mode: false,
             msp_id: DEFAULT_MSP_ID.to_owned(),
             msp_dir: None,

@@ -76,6 +76,10 @@ pub(super) struct ClientArgs {
     /// MSP id of that identity.
     #[arg(long = "localmspid", env = "CORE_PEER_LOCALMSPID", default_value = DEFAULT_MSP_ID)]
     msp_id: String,
+    /// Address of the node's admin service when it has a listener of its own (`admin_listen`);
+    /// the peer address otherwise.
+    #[arg(long)]
+    admin_address: Option<String>,
     /// Reach the node over TLS.
     #[arg(long, env = "CORE_PEER_TLS_ENABLED")]
     tls: bool,
@@ -127,9 +131,10 @@ impl ClientArgs {
         Ok(Client::connect_with(peer, self.identity()?, self.tls()?.as_ref()).await?)
     }
 
-    /// A connection to the admin service of the node at `peer`.
+    /// A connection to the admin service of the node at `peer` (or at `--admin-address`).
     pub(super) async fn admin(&self, peer: &str) -> anyhow::Result<Admin> {
-        Ok(Admin::connect_with(peer, self.identity()?, self.tls()?.as_ref()).await?)
+        let addr = self.admin_address.as_deref().unwrap_or(peer);
+        Ok(Admin::connect_with(addr, self.identity()?, self.tls()?.as_ref()).await?)
     }
 
     /// The signing identity.

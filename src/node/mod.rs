@@ -126,6 +126,7 @@ pub enum NodeError {
 pub struct Node {
     peer_addr: SocketAddr,
     chaincode_addr: SocketAddr,
+    admin_addr: SocketAddr,
     support: ChaincodeSupport,
     inproc: Arc<InprocVm>,
     system_chaincodes: SystemChaincodes,
@@ -239,18 +240,25 @@ impl Node {
         let docker = Arc::new(docker);
         support.add_vm(Arc::clone(&docker) as Arc<dyn Vm>);
 
-        let (stop_peer, peer_stopped) = oneshot::channel::<()>();
-        let (stop_chaincode, chaincode_stopped) = oneshot::channel::<()>();
-        let mut peer_server = tonic::transport::Server::builder();
-        if config.peer_tls() {
-            peer_server = peer_server
+        let client_port = || -> Result<tonic::transport::Server, NodeError> {
+            let server = tonic::transport::Server::builder();
+            if !config.peer_tls() {
+                return Ok(server);
+            }
+            server
                 .tls_config(tls::client_port_tls(&config.tls, &msp_dir)?)
                 .map_err(|source| NodeError::Serve {
                     server: "peer",
                     source,
-                })?;
-        }
-        let peer_router = peer_server
+                })
+        };
+        let admin = AdminService::server(
+            system_chaincodes.clone(),
+            packages.clone(),
+            support.clone(),
+            Arc::clone(&access),
+        );
+        let mut peer_router = client_port()?
             .add_service(EndorserService::server(
                 support.clone(),
                 Arc::new(identity),
@@ -258,18 +266,20 @@ impl Node {
                 Arc::clone(&access),
                 own_signatures,
             ))
-            .add_service(CommitterService::server(
-                cutter,
-                ledger,
-                transient,
-                Arc::clone(&access),
-            ))
-            .add_service(AdminService::server(
-                system_chaincodes.clone(),
-                packages.clone(),
-                support.clone(),
-                access,
-            ));
+            .add_service(CommitterService::server(cutter, ledger, transient, access));
+        let mut servers = Servers::default();
+        let admin_addr = match &config.admin_listen {
+            None => {
+                peer_router = peer_router.add_service(admin);
+                peer_addr
+            }
+            Some(addr) => {
+                let listener = bind(addr).await?;
+                let admin_addr = local_addr(&listener, addr)?;
+                servers.serve("admin", client_port()?.add_service(admin), listener);
+                admin_addr
+            }
+        };
         let mut chaincode_server = tonic::transport::Server::builder();
         if let Some(ca) = &chaincode_ca {
             chaincode_server = chaincode_server
@@ -283,32 +293,13 @@ impl Node {
             chaincode_server.add_service(ChaincodeSupportService::server(support.clone()));
         let (background, prepared) =
             start_background(config, &system_chaincodes, &support, from_dir);
-        let peer_server = tokio::spawn(async move {
-            peer_router
-                .serve_with_incoming_shutdown(incoming(peer_listener), async {
-                    let _ = peer_stopped.await;
-                })
-                .await
-                .map_err(|source| NodeError::Serve {
-                    server: "peer",
-                    source,
-                })
-        });
-        let chaincode_server = tokio::spawn(async move {
-            chaincode_router
-                .serve_with_incoming_shutdown(incoming(chaincode_listener), async {
-                    let _ = chaincode_stopped.await;
-                })
-                .await
-                .map_err(|source| NodeError::Serve {
-                    server: "chaincode",
-                    source,
-                })
-        });
-        info!(%peer_addr, %chaincode_addr, dev_mode = config.dev_mode, tls = config.peer_tls(), "node started");
+        servers.serve("peer", peer_router, peer_listener);
+        servers.serve("chaincode", chaincode_router, chaincode_listener);
+        info!(%peer_addr, %chaincode_addr, %admin_addr, dev_mode = config.dev_mode, tls = config.peer_tls(), "node started");
         Ok(Self {
             peer_addr,
             chaincode_addr,
+            admin_addr,
             support,
             inproc,
             system_chaincodes,
@@ -316,8 +307,8 @@ impl Node {
             docker,
             background,
             prepared,
-            stop: vec![stop_peer, stop_chaincode],
-            servers: vec![peer_server, chaincode_server],
+            stop: servers.stop,
+            servers: servers.tasks,
             cutter_task,
         })
     }
@@ -332,6 +323,12 @@ impl Node {
     /// The address clients reach the endorser and committer on.
     pub fn peer_addr(&self) -> SocketAddr {
         self.peer_addr
+    }
+
+    /// The address of the `ccvm.Admin` service: its own listener (`admin_listen`), else the
+    /// client address.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
     }
 
     /// The address chaincodes dial.
@@ -382,11 +379,12 @@ impl Node {
         mut self,
         signal: impl std::future::Future<Output = ()>,
     ) -> Result<(), NodeError> {
-        let (first, second) = self.servers.split_at_mut(1);
-        let failed = tokio::select! {
-            () = signal => None,
-            result = &mut first[0] => Some(result),
-            result = &mut second[0] => Some(result),
+        let failed = {
+            let any_server = futures_util::future::select_all(self.servers.iter_mut());
+            tokio::select! {
+                () = signal => None,
+                (result, _, _) = any_server => Some(result),
+            }
         };
         match failed {
             None => self.shutdown().await,
@@ -459,6 +457,34 @@ fn start_background(
         }
     }
     (background, prepared)
+}
+
+/// The node's gRPC servers, each on its own task, and the means to stop them.
+#[derive(Default)]
+struct Servers {
+    stop: Vec<oneshot::Sender<()>>,
+    tasks: Vec<JoinHandle<Result<(), NodeError>>>,
+}
+
+impl Servers {
+    /// Serves `router` on `listener` until stopped.
+    fn serve(
+        &mut self,
+        server: &'static str,
+        router: tonic::transport::server::Router,
+        listener: TcpListener,
+    ) {
+        let (stop, stopped) = oneshot::channel::<()>();
+        self.stop.push(stop);
+        self.tasks.push(tokio::spawn(async move {
+            router
+                .serve_with_incoming_shutdown(incoming(listener), async {
+                    let _ = stopped.await;
+                })
+                .await
+                .map_err(|source| NodeError::Serve { server, source })
+        }));
+    }
 }
 
 fn joined(result: Result<Result<(), NodeError>, tokio::task::JoinError>) -> Result<(), NodeError> {

@@ -157,3 +157,41 @@ async fn a_node_without_address_space_for_its_pool_says_what_to_lower() -> Resul
     );
     Ok(())
 }
+
+/// An admin service moved to a listener of its own answers there, for the CLI too, and no longer
+/// on the client port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_service_can_have_a_listener_of_its_own() -> Result<()> {
+    let node = TestNode::start_with(|config| {
+        config.admin_listen = Some("127.0.0.1:0".to_owned());
+    })
+    .await?;
+    let peer = node.inner().peer_addr().to_string();
+    let admin = node.inner().admin_addr().to_string();
+    assert_ne!(peer, admin);
+    let data_dir = node.config().data_dir.display().to_string();
+
+    let on_peer = ccvm(&["scc", "list", "--peer", &peer, "--data-dir", &data_dir]).await?;
+    assert!(!on_peer.status.success());
+    assert!(
+        stderr(&on_peer).contains("Operation is not implemented or not supported"),
+        "the client port no longer serves the admin service: {}",
+        stderr(&on_peer)
+    );
+    let on_admin = ccvm(&[
+        "scc",
+        "list",
+        "--peer",
+        &peer,
+        "--admin-address",
+        &admin,
+        "--data-dir",
+        &data_dir,
+    ])
+    .await?;
+    assert!(on_admin.status.success(), "{}", stderr(&on_admin));
+    assert!(stdout(&on_admin).contains(QSCC), "{}", stdout(&on_admin));
+    node.invoke(LIFECYCLE, &["QueryChaincodeDefinitions"])
+        .await?;
+    Ok(())
+}

@@ -108,7 +108,7 @@ impl TestNode {
         let identity = Identity::load(&self.client_msp_dir, &self.config.msp_id)?;
         let tls = client_tls(&self.config, &self.client_msp_dir)?;
         Ok(ccvm::client::Admin::connect_with(
-            &self.node().peer_addr().to_string(),
+            &self.node().admin_addr().to_string(),
             identity,
             tls.as_ref(),
         )
