@@ -43,14 +43,7 @@ impl TestNode {
     /// A dev-mode node with settings adjusted by `adjust`.
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Result<Self> {
         let data = tempfile::tempdir()?;
-        let mut config = Config {
-            data_dir: data.path().to_owned(),
-            listen: "127.0.0.1:0".to_owned(),
-            chaincode_listen: "127.0.0.1:0".to_owned(),
-            dev_mode: true,
-            ..Config::default()
-        };
-        config.inproc.cache_dir = Some(target_dir().join("wasm-cache"));
+        let mut config = dev_config(&data);
         adjust(&mut config);
         let client_msp_dir = dev_organization(&config.data_dir).admin_msp_dir();
         Self::launched(config, data, client_msp_dir).await
@@ -65,15 +58,10 @@ impl TestNode {
     ) -> Result<Self> {
         let data = tempfile::tempdir()?;
         let mut config = Config {
-            data_dir: data.path().to_owned(),
-            listen: "127.0.0.1:0".to_owned(),
-            chaincode_listen: "127.0.0.1:0".to_owned(),
-            dev_mode: true,
             msp_id: msp_id.to_owned(),
             msp_dir: Some(org.peer_msp_dir()),
-            ..Config::default()
+            ..dev_config(&data)
         };
-        config.inproc.cache_dir = Some(target_dir().join("wasm-cache"));
         adjust(&mut config);
         Self::launched(config, data, org.admin_msp_dir()).await
     }
@@ -206,6 +194,19 @@ impl TestNode {
         let response = self.query(chaincode, args).await?;
         Ok(serde_json::from_slice(&response.payload)?)
     }
+}
+
+/// A dev-mode node's settings in `data`, on free loopback ports, sharing the tests' wasm cache.
+fn dev_config(data: &TempDir) -> Config {
+    let mut config = Config {
+        data_dir: data.path().to_owned(),
+        listen: "127.0.0.1:0".to_owned(),
+        chaincode_listen: "127.0.0.1:0".to_owned(),
+        dev_mode: true,
+        ..Config::default()
+    };
+    config.inproc.cache_dir = Some(target_dir().join("wasm-cache"));
+    config
 }
 
 async fn launch(config: &Config, client_msp_dir: &Path) -> Result<(Node, Client)> {

@@ -264,22 +264,26 @@ async fn private_data_metadata_and_composite_keys() -> Result<()> {
     );
 
     node.invoke("kv", &["put", "doc", "v"]).await?;
-    node.invoke(
-        "kv",
-        &["setmeta", "doc", "VALIDATION_PARAMETER", "policy-bytes"],
-    )
-    .await?;
+    node.invoke("kv", &["setmeta", "doc", "owner", "alice"])
+        .await?;
     assert_eq!(
-        node.query_text("kv", &["getmeta", "doc", "VALIDATION_PARAMETER"])
-            .await?,
-        "policy-bytes"
+        node.query_text("kv", &["getmeta", "doc", "owner"]).await?,
+        "alice"
     );
+    let policy = ccvm::policy::SignaturePolicy::parse("OR('DevMSP.peer')")?.to_envelope();
+    node.invoke("kv", &["setpolicy", "doc", &hex::encode(&policy)])
+        .await?;
     node.invoke("kv", &["put", "doc", "v2"]).await?;
     assert_eq!(
-        node.query_text("kv", &["getmeta", "doc", "VALIDATION_PARAMETER"])
-            .await?,
-        "policy-bytes",
+        node.query("kv", &["getmeta", "doc", "VALIDATION_PARAMETER"])
+            .await?
+            .payload,
+        policy,
         "a value write keeps metadata"
+    );
+    assert_eq!(
+        node.query_text("kv", &["getmeta", "doc", "owner"]).await?,
+        "alice"
     );
 
     node.invoke("kv", &["cput", "color", "blue", "1", "first"])
