@@ -58,6 +58,12 @@ pub enum IdentityError {
         /// What failed.
         reason: String,
     },
+    /// The signature's S is in the upper half of the curve's order, which Fabric refuses.
+    #[error("the signature of this {msp_id} identity is not in low-S form, which Fabric requires")]
+    HighS {
+        /// The claimed MSP.
+        msp_id: String,
+    },
     /// The signature does not verify with the identity's key.
     #[error("the signature does not verify with the key of this {msp_id} identity")]
     BadSignature {

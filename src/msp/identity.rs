@@ -66,9 +66,12 @@ pub struct PublicKey {
     point: Vec<u8>,
 }
 
+/// The elliptic curve of a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Curve {
+pub(super) enum Curve {
+    /// NIST P-256.
     P256,
+    /// NIST P-384.
     P384,
 }
 
@@ -84,6 +87,11 @@ impl PublicKey {
             curve,
             point: point.to_vec(),
         })
+    }
+
+    /// Whether `signature` (ASN.1 DER) is in Fabric's low-S form.
+    pub fn is_low_s(&self, signature: &[u8]) -> bool {
+        super::low_s::is_low_s(signature, self.curve)
     }
 
     /// Whether `signature` (ASN.1 DER) signs `message` with this key.
@@ -135,11 +143,17 @@ impl ValidatedIdentity {
         self.msp_id == msp_id && self.has_role(role)
     }
 
-    /// Checks that `signature` signs `message` with this identity's key.
+    /// Checks that `signature` signs `message` with this identity's key, in Fabric's low-S form.
     ///
     /// # Errors
-    /// [`IdentityError::BadSignature`] when it does not.
+    /// [`IdentityError::HighS`] for a signature not in low-S form,
+    /// [`IdentityError::BadSignature`] when it does not verify.
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> Result<(), IdentityError> {
+        if !self.public_key.is_low_s(signature) {
+            return Err(IdentityError::HighS {
+                msp_id: self.msp_id.clone(),
+            });
+        }
         if self.public_key.verifies(message, signature) {
             Ok(())
         } else {

@@ -9,6 +9,7 @@ pub mod dev_org;
 mod dir;
 mod error;
 mod identity;
+mod low_s;
 mod organization;
 mod own_signatures;
 mod signer;

@@ -14,12 +14,15 @@ use rustls_pki_types::pem::{PemObject, SectionKind};
 
 use super::dir::files_in;
 use super::error::MspError;
+use super::identity::Curve;
+use super::low_s::to_low_s;
 
 /// An identity that signs proposals, transactions, endorsements and admin requests.
 pub struct Identity {
     msp_id: String,
     cert_pem: String,
     key: EcdsaKeyPair,
+    curve: Curve,
     rng: SystemRandom,
 }
 
@@ -68,7 +71,7 @@ impl Identity {
                 path: path.clone(),
                 source,
             })?;
-            let Some(key) = pkcs8_key(&text, &rng) else {
+            let Some((key, curve)) = pkcs8_key(&text, &rng) else {
                 continue;
             };
             if key.public_key().as_ref() == public_key.as_slice() {
@@ -76,6 +79,7 @@ impl Identity {
                     msp_id: msp_id.to_owned(),
                     cert_pem,
                     key,
+                    curve,
                     rng,
                 });
             }
@@ -108,25 +112,60 @@ impl Identity {
         .encode_to_vec()
     }
 
-    /// An ECDSA signature (ASN.1 DER) over `message`, with the curve's matching hash.
+    /// An ECDSA signature (ASN.1 DER) over `message`, with the curve's matching hash, in the
+    /// low-S form Fabric requires.
     pub fn sign(&self, message: &[u8]) -> Vec<u8> {
         self.key
             .sign(&self.rng, message)
-            .map(|signature| signature.as_ref().to_vec())
+            .map(|signature| to_low_s(signature.as_ref().to_vec(), self.curve))
             .unwrap_or_default()
     }
 }
 
 /// The P-256 or P-384 key in a PEM file holding PKCS#8, also under the `EC PRIVATE KEY` label
 /// Fabric's `tlsgen` gives PKCS#8 keys; `None` for anything else.
-fn pkcs8_key(text: &[u8], rng: &SystemRandom) -> Option<EcdsaKeyPair> {
+fn pkcs8_key(text: &[u8], rng: &SystemRandom) -> Option<(EcdsaKeyPair, Curve)> {
     let (_, der) = <(SectionKind, Vec<u8>)>::pem_slice_iter(text)
         .filter_map(Result::ok)
         .find(|(kind, _)| matches!(kind, SectionKind::PrivateKey | SectionKind::EcPrivateKey))?;
     [
-        &ECDSA_P256_SHA256_ASN1_SIGNING,
-        &ECDSA_P384_SHA384_ASN1_SIGNING,
+        (&ECDSA_P256_SHA256_ASN1_SIGNING, Curve::P256),
+        (&ECDSA_P384_SHA384_ASN1_SIGNING, Curve::P384),
     ]
     .into_iter()
-    .find_map(|algorithm| EcdsaKeyPair::from_pkcs8(algorithm, &der, rng).ok())
+    .find_map(|(algorithm, curve)| {
+        EcdsaKeyPair::from_pkcs8(algorithm, &der, rng)
+            .ok()
+            .map(|key| (key, curve))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::msp::dev_org::DevOrganization;
+    use crate::msp::{IdentityError, MspMaterial, Trust};
+
+    #[test]
+    fn signatures_are_low_s_and_a_high_s_twin_is_refused() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let org = DevOrganization::at(dir.path());
+        org.create_if_absent("Org1MSP")?;
+        let user = Identity::load(&org.user_msp_dir(), "Org1MSP")?;
+        let trust = Trust::new(&[MspMaterial::load(&org.msp_dir(), "Org1MSP")?])?;
+        let mut high_s_twin = None;
+        for n in 0..64u8 {
+            let message = [n; 16];
+            let signature = user.sign(&message);
+            trust.verify(&user.serialized(), &message, &signature)?;
+            let parsed = super::super::low_s::flip_s_for_tests(&signature, Curve::P256);
+            high_s_twin.get_or_insert((message, parsed));
+        }
+        let (message, twin) = high_s_twin.expect("signed");
+        let refused = trust
+            .verify(&user.serialized(), &message, &twin)
+            .unwrap_err();
+        assert!(matches!(refused, IdentityError::HighS { .. }), "{refused}");
+        Ok(())
+    }
 }
