@@ -597,6 +597,39 @@ pub fn node_chaincode_server(address: &str, ccid: &str) -> Result<ChaincodeProce
     Ok(ChaincodeProcess { child })
 }
 
+/// Evaluates `args` (function first) on `chaincode` through Fabric's Node SDK
+/// (`fabric-network` 2.2, discovery off) as the identity of `msp_dir` in `msp_id`; the SDK's
+/// answer, `{"ok": true, "payload": ...}` or `{"ok": false, "error": ...}`.
+pub async fn node_sdk_evaluate(
+    node: &TestNode,
+    msp_dir: &Path,
+    msp_id: &str,
+    chaincode: &str,
+    args: &[&str],
+) -> Result<serde_json::Value> {
+    let output = Command::new("node")
+        .arg("sdk-evaluate.js")
+        .env("PEER", node.inner().peer_addr().to_string())
+        .env("MSP_DIR", msp_dir)
+        .env("MSP_ID", msp_id)
+        .env("CHANNEL", CHANNEL)
+        .env("CHAINCODE", chaincode)
+        .env("ARGS", serde_json::to_string(args)?)
+        .current_dir(node_dir()?)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .context("running node (is Node.js installed?)")?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let answer = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(answer).with_context(|| {
+        format!(
+            "the SDK printed no answer: {stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
 /// Runs the `ccvm` binary with `args`, logging only warnings.
 pub async fn run_ccvm(args: &[&str]) -> Result<std::process::Output> {
     Ok(Command::new(env!("CARGO_BIN_EXE_ccvm"))

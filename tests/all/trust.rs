@@ -22,7 +22,9 @@ use tempfile::TempDir;
 use time::OffsetDateTime;
 use tonic::transport::Endpoint;
 
-use crate::harness::{CHANNEL, TestNode, fabric_bin, rust_chaincode, to_args, user_identity};
+use crate::harness::{
+    CHANNEL, TestNode, fabric_bin, node_sdk_evaluate, rust_chaincode, to_args, user_identity,
+};
 
 const DAY: Duration = Duration::from_secs(24 * 3600);
 
@@ -761,5 +763,47 @@ async fn transactions_validated_together_each_get_their_own_verdict() -> Result<
         blocks.values().max() >= Some(&ccvm::validation::PARALLEL_VALIDATION_MIN_TXS),
         "a block large enough to be validated in parallel: {blocks:?}"
     );
+    Ok(())
+}
+
+/// Fabric's own Node SDK (`fabric-network`) as a client: a member's evaluation works; an
+/// impostor CA's, an expired and a revoked identity's are refused with the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fabrics_node_sdk_is_let_in_only_with_a_valid_identity() -> Result<()> {
+    let org = TestOrg::new("Org1MSP")?;
+    let (_, revoked) = org.identity("gone", &["client"], Validity::from_now(DAY))?;
+    let crls = org.org.peer_msp_dir().join("crls");
+    std::fs::create_dir_all(&crls)?;
+    std::fs::write(crls.join("crl.pem"), org.ca.revoke(&[&revoked.serial])?)?;
+    let node = TestNode::start_for(&org.org, "Org1MSP", |_| {}).await?;
+    let _kv = rust_chaincode(&node, "kv", "kv:1.0")?;
+    node.wait_registered("kv").await?;
+    node.invoke("kv", &["put", "k", "for members"]).await?;
+
+    let member = org.org.user_msp_dir();
+    let answer = node_sdk_evaluate(&node, &member, "Org1MSP", "kv", &["get", "k"]).await?;
+    assert_eq!(answer["ok"], true, "{answer}");
+    assert_eq!(answer["payload"], "for members");
+
+    let impostor_org = TestOrg::new("Org1MSP")?;
+    impostor_org.identity("mallory", &["client"], Validity::from_now(DAY))?;
+    org.identity("old", &["client"], shifted(-2 * 86400, DAY))?;
+    let cases = [
+        (
+            impostor_org.dir.path().join("extra/mallory"),
+            "is not signed by a CA of the MSP",
+        ),
+        (org.dir.path().join("extra/old"), "expired at"),
+        (org.dir.path().join("extra/gone"), "is revoked"),
+    ];
+    for (msp_dir, reason) in cases {
+        let answer = node_sdk_evaluate(&node, &msp_dir, "Org1MSP", "kv", &["get", "k"]).await?;
+        assert_eq!(answer["ok"], false, "{answer}");
+        let error = answer["error"].as_str().unwrap_or_default();
+        assert!(
+            error.contains("access denied") && error.contains(reason),
+            "expected {reason:?} in {error:?}"
+        );
+    }
     Ok(())
 }
