@@ -281,10 +281,15 @@ impl TxValidator {
         let verified = endorsements
             .iter()
             .filter_map(|endorsement| {
-                let signed = [payload, endorsement.endorser.as_slice()].concat();
-                let checked = if self.own_signatures.take(&signed, &endorsement.signature) {
+                let own = self.own_signatures.take(
+                    payload,
+                    &endorsement.endorser,
+                    &endorsement.signature,
+                );
+                let checked = if own {
                     self.trust.validate(&endorsement.endorser)
                 } else {
+                    let signed = [payload, endorsement.endorser.as_slice()].concat();
                     self.trust
                         .verify(&endorsement.endorser, &signed, &endorsement.signature)
                 };

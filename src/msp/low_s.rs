@@ -2,21 +2,33 @@
 //! the curve's order, so that each signature has one form. Signatures this node makes are
 //! brought there; others are checked for it.
 
+use std::sync::OnceLock;
+
 use x509_parser::der_parser::der::{parse_der_integer, parse_der_sequence_defined_g};
 use x509_parser::der_parser::error::BerResult;
 use x509_parser::num_bigint::BigUint;
 
 use super::identity::Curve;
 
-/// The order of the curve's base point, big-endian.
-fn order(curve: Curve) -> BigUint {
-    let hex: &[u8] = match curve {
-        Curve::P256 => b"ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551",
-        Curve::P384 => {
-            b"ffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973"
-        }
+/// The order of the curve's base point and half of it, computed once per curve.
+fn order(curve: Curve) -> &'static (BigUint, BigUint) {
+    static P256: OnceLock<(BigUint, BigUint)> = OnceLock::new();
+    static P384: OnceLock<(BigUint, BigUint)> = OnceLock::new();
+    let (cell, hex): (_, &[u8]) = match curve {
+        Curve::P256 => (
+            &P256,
+            b"ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551",
+        ),
+        Curve::P384 => (
+            &P384,
+            b"ffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973",
+        ),
     };
-    BigUint::parse_bytes(hex, 16).unwrap_or_default()
+    cell.get_or_init(|| {
+        let order = BigUint::parse_bytes(hex, 16).unwrap_or_default();
+        let half = order.clone() >> 1u32;
+        (order, half)
+    })
 }
 
 /// R and S of an ASN.1 DER ECDSA signature.
@@ -37,7 +49,7 @@ fn parse(signature: &[u8]) -> Option<(BigUint, BigUint)> {
 
 /// Whether `signature` is a well-formed DER signature whose S is at most half the order.
 pub(super) fn is_low_s(signature: &[u8], curve: Curve) -> bool {
-    parse(signature).is_some_and(|(_, s)| s <= order(curve) >> 1u32)
+    parse(signature).is_some_and(|(_, s)| s <= order(curve).1)
 }
 
 /// `signature` with S replaced by `order - S` when S is in the upper half; the same signature
@@ -46,8 +58,8 @@ pub(super) fn to_low_s(signature: Vec<u8>, curve: Curve) -> Vec<u8> {
     let Some((r, s)) = parse(&signature) else {
         return signature;
     };
-    let order = order(curve);
-    if s <= order.clone() >> 1u32 {
+    let (order, half) = order(curve);
+    if s <= *half {
         return signature;
     }
     encode(&r, &(order - s))
@@ -74,7 +86,7 @@ fn encode(r: &BigUint, s: &BigUint) -> Vec<u8> {
 #[cfg(test)]
 pub(super) fn flip_s_for_tests(signature: &[u8], curve: Curve) -> Vec<u8> {
     let (r, s) = parse(signature).expect("a DER signature");
-    encode(&r, &(order(curve) - s))
+    encode(&r, &(&order(curve).0 - s))
 }
 
 #[cfg(test)]

@@ -21,6 +21,8 @@ use super::low_s::to_low_s;
 pub struct Identity {
     msp_id: String,
     cert_pem: String,
+    /// The encoded `msp.SerializedIdentity`, made once.
+    serialized: Vec<u8>,
     key: EcdsaKeyPair,
     curve: Curve,
     rng: SystemRandom,
@@ -75,9 +77,15 @@ impl Identity {
                 continue;
             };
             if key.public_key().as_ref() == public_key.as_slice() {
+                let serialized = SerializedIdentity {
+                    mspid: msp_id.to_owned(),
+                    id_bytes: cert_pem.clone().into_bytes(),
+                }
+                .encode_to_vec();
                 return Ok(Self {
                     msp_id: msp_id.to_owned(),
                     cert_pem,
+                    serialized,
                     key,
                     curve,
                     rng,
@@ -105,11 +113,7 @@ impl Identity {
 
     /// The encoded `msp.SerializedIdentity` that goes into headers and endorsements.
     pub fn serialized(&self) -> Vec<u8> {
-        SerializedIdentity {
-            mspid: self.msp_id.clone(),
-            id_bytes: self.cert_pem.clone().into_bytes(),
-        }
-        .encode_to_vec()
+        self.serialized.clone()
     }
 
     /// An ECDSA signature (ASN.1 DER) over `message`, with the curve's matching hash, in the

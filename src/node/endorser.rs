@@ -136,7 +136,7 @@ impl EndorserService {
         let endorser = self.identity.serialized();
         let signed = [payload.as_slice(), endorser.as_slice()].concat();
         let signature = self.identity.sign(&signed);
-        self.own_signatures.record(&signed, &signature);
+        self.own_signatures.record(&payload, &signature);
         Ok(ProposalResponse {
             version: 1,
             timestamp: None,

@@ -208,7 +208,7 @@ impl Node {
             ledger: ledger.clone(),
             packages: packages.clone(),
         });
-        let own_signatures = Arc::new(OwnSignatures::default());
+        let own_signatures = Arc::new(OwnSignatures::new(identity.serialized()));
         let validator = Arc::new(TxValidator::new(
             Arc::clone(&access.trust),
             Arc::clone(&own_signatures),
