@@ -11,13 +11,12 @@ use ccvm_proto::ccvm::{
     ListRunningRequest, ListSystemChaincodesRequest, ReloadSystemChaincodeRequest, SubmitResponse,
     SystemChaincode,
 };
-use ccvm_proto::common::{ChannelHeader, Envelope, Header, HeaderType, Payload, SignatureHeader};
+use ccvm_proto::common::{ChannelHeader, Envelope, Header, HeaderType, SignatureHeader};
 use ccvm_proto::protos::endorser_client::EndorserClient;
 use ccvm_proto::protos::{
-    ChaincodeActionPayload, ChaincodeEndorsedAction, ChaincodeHeaderExtension, ChaincodeId,
-    ChaincodeInput, ChaincodeInvocationSpec, ChaincodeProposalPayload, ChaincodeSpec, Proposal,
-    ProposalResponse, Response, SignedProposal, Transaction, TransactionAction, TxValidationCode,
-    chaincode_spec,
+    ChaincodeHeaderExtension, ChaincodeId, ChaincodeInput, ChaincodeInvocationSpec,
+    ChaincodeProposalPayload, ChaincodeSpec, Proposal, ProposalResponse, Response, SignedProposal,
+    TxValidationCode, chaincode_spec,
 };
 use rand::RngCore;
 use rustls_pki_types::CertificateDer;
@@ -26,7 +25,9 @@ use sha2::{Digest, Sha256};
 use tonic::metadata::MetadataValue;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity as TlsIdentity};
 
-use crate::fabric::{ERROR_THRESHOLD, compute_tx_id};
+use crate::fabric::{
+    DEFAULT_MAX_GRPC_MESSAGE_BYTES, ERROR_THRESHOLD, compute_tx_id, endorsed_transaction,
+};
 use crate::msp::Identity;
 use crate::signed_call::{self, ADMIN_REQUEST_METADATA};
 
@@ -133,7 +134,9 @@ impl Admin {
         tls: Option<&ClientTls>,
     ) -> Result<Self, ClientError> {
         Ok(Self {
-            client: AdminClient::new(dial(addr, tls).await?),
+            client: AdminClient::new(dial(addr, tls).await?)
+                .max_decoding_message_size(DEFAULT_MAX_GRPC_MESSAGE_BYTES)
+                .max_encoding_message_size(DEFAULT_MAX_GRPC_MESSAGE_BYTES),
             identity,
         })
     }
@@ -295,8 +298,12 @@ impl Client {
     ) -> Result<Self, ClientError> {
         let channel = dial(addr, tls).await?;
         Ok(Self {
-            endorser: EndorserClient::new(channel.clone()),
-            committer: CommitterClient::new(channel),
+            endorser: EndorserClient::new(channel.clone())
+                .max_decoding_message_size(DEFAULT_MAX_GRPC_MESSAGE_BYTES)
+                .max_encoding_message_size(DEFAULT_MAX_GRPC_MESSAGE_BYTES),
+            committer: CommitterClient::new(channel)
+                .max_decoding_message_size(DEFAULT_MAX_GRPC_MESSAGE_BYTES)
+                .max_encoding_message_size(DEFAULT_MAX_GRPC_MESSAGE_BYTES),
             identity,
             tls_cert_hash: tls.map(ClientTls::cert_hash).unwrap_or_default(),
         })
@@ -397,23 +404,12 @@ impl Client {
         proposal: &TxProposal,
         endorsed: &ProposalResponse,
     ) -> Envelope {
-        let action = ChaincodeActionPayload {
-            chaincode_proposal_payload: proposal.payload_without_transient.clone(),
-            action: Some(ChaincodeEndorsedAction {
-                proposal_response_payload: endorsed.payload.clone(),
-                endorsements: endorsed.endorsement.clone().into_iter().collect(),
-            }),
-        };
-        let transaction = Transaction {
-            actions: vec![TransactionAction {
-                header: proposal.header.signature_header.clone(),
-                payload: action.encode_to_vec(),
-            }],
-        };
-        let payload = Payload {
-            header: Some(proposal.header.clone()),
-            data: transaction.encode_to_vec(),
-        }
+        let payload = endorsed_transaction(
+            proposal.header.clone(),
+            proposal.payload_without_transient.clone(),
+            endorsed.payload.clone(),
+            endorsed.endorsement.clone().into_iter().collect(),
+        )
         .encode_to_vec();
         let signature = self.identity.sign(&payload);
         Envelope { payload, signature }

@@ -18,6 +18,7 @@ use crate::container::inproc::{
     DEFAULT_MAX_INSTANCES, DEFAULT_MAX_MEMORY_BYTES, DEFAULT_MAX_STACK_BYTES,
     DEFAULT_REGISTER_TIMEOUT, InprocLimits,
 };
+use crate::fabric::DEFAULT_MAX_GRPC_MESSAGE_BYTES;
 use crate::msp::DEFAULT_MSP_ID;
 use ccvm_sandbox::WasmLimits;
 
@@ -46,6 +47,11 @@ pub struct Config {
     pub admin_listen: Option<String>,
     /// Accept chaincodes started by hand under any name.
     pub dev_mode: bool,
+    /// Largest gRPC message the client and admin ports accept, in bytes (Fabric's
+    /// `peer.maxRecvMsgSize`).
+    pub max_recv_message_bytes: usize,
+    /// Largest gRPC message they send, in bytes (Fabric's `peer.maxSendMsgSize`).
+    pub max_send_message_bytes: usize,
     /// MSP id of the node's organization (Fabric's `peer.localMspId`).
     pub msp_id: String,
     /// The node's MSP directory: its signing identity and its organization's CAs, as Fabric's
@@ -231,6 +237,8 @@ impl Default for Config {
             chaincode_listen: DEFAULT_CHAINCODE_LISTEN.to_owned(),
             admin_listen: None,
             dev_mode: false,
+            max_recv_message_bytes: DEFAULT_MAX_GRPC_MESSAGE_BYTES,
+            max_send_message_bytes: DEFAULT_MAX_GRPC_MESSAGE_BYTES,
             msp_id: DEFAULT_MSP_ID.to_owned(),
             msp_dir: None,
             organizations: BTreeMap::new(),

@@ -2,8 +2,9 @@
 //! Hyperledger Fabric: same packages, message names, field numbers and enum values.
 //!
 //! Each module is one protobuf package. With the `grpc` feature, `protos` also holds the
-//! tonic client and server for `ChaincodeSupport`, `Chaincode` and `Endorser`, and `ccvm` the
-//! `Committer` service.
+//! tonic client and server for `ChaincodeSupport`, `Chaincode`, `Endorser` and `Deliver`,
+//! `gateway` the `Gateway`, `orderer` the `AtomicBroadcast`, and `ccvm` the `Committer`
+//! service.
 
 #![allow(
     missing_docs,
@@ -43,6 +44,24 @@ pub mod rwset {
 /// Key-value reads and writes (`package kvrwset`).
 pub mod kvrwset {
     include!(concat!(env!("OUT_DIR"), "/kvrwset.rs"));
+}
+
+/// Fabric's gateway: a peer's client API (`package gateway`).
+pub mod gateway {
+    include!(concat!(env!("OUT_DIR"), "/gateway.rs"));
+}
+
+/// The ordering service's broadcast and deliver API (`package orderer`).
+pub mod orderer {
+    include!(concat!(env!("OUT_DIR"), "/orderer.rs"));
+}
+
+/// gRPC's rich error status, which carries a failed call's details (`package google.rpc`).
+pub mod google {
+    /// `package google.rpc`.
+    pub mod rpc {
+        include!(concat!(env!("OUT_DIR"), "/google.rpc.rs"));
+    }
 }
 
 /// ccvm's own single-node commit service (`package ccvm`).

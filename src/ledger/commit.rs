@@ -144,6 +144,7 @@ impl Ledger {
             outcomes = results;
         }
         txn.commit()?;
+        self.commits.send_modify(|count| *count += 1);
         Ok(outcomes)
     }
 }
@@ -571,7 +572,9 @@ mod tests {
             None
         );
         assert_eq!(
-            ledger.tx_validation_code(DEFAULT_CHANNEL, "t2")?,
+            ledger
+                .committed_tx(DEFAULT_CHANNEL, "t2")?
+                .map(|committed| committed.code),
             Some(TxValidationCode::MvccReadConflict as i32)
         );
         Ok(())

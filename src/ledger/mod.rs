@@ -16,4 +16,4 @@ pub use commit::{PendingTx, PrivateWrites, TxOutcome};
 pub use error::{LedgerError, Result};
 pub use records::{HistoryItem, Version};
 pub use simulator::{RangeScan, SimulationResults, TxSimulator};
-pub use store::{DEFAULT_CHANNEL, Ledger};
+pub use store::{CommittedTx, DEFAULT_CHANNEL, Ledger};

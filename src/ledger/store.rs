@@ -7,6 +7,7 @@ use ccvm_proto::common::{Block, BlockchainInfo, Envelope};
 use ccvm_proto::protos::ProcessedTransaction;
 use prost::Message;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use tokio::sync::watch;
 
 use super::error::{LedgerError, Result};
 use super::simulator::TxSimulator;
@@ -39,6 +40,17 @@ pub(crate) const CHAINS: TableDefinition<&str, &[u8]> = TableDefinition::new("ch
 #[derive(Clone)]
 pub struct Ledger {
     pub(crate) db: Arc<Database>,
+    /// The number of blocks committed since the ledger was opened, on any channel.
+    pub(crate) commits: Arc<watch::Sender<u64>>,
+}
+
+/// Where and how a transaction was committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommittedTx {
+    /// Its `protos.TxValidationCode`.
+    pub code: i32,
+    /// The block that holds it.
+    pub block: u64,
 }
 
 impl Ledger {
@@ -49,7 +61,10 @@ impl Ledger {
     pub fn open(dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(|e| LedgerError::Store(e.into()))?;
         let db = Database::create(dir.join("ledger.redb"))?;
-        let ledger = Self { db: Arc::new(db) };
+        let ledger = Self {
+            db: Arc::new(db),
+            commits: Arc::new(watch::Sender::new(0)),
+        };
         ledger.create_tables()?;
         if !ledger.has_channel(DEFAULT_CHANNEL)? {
             ledger.create_channel(DEFAULT_CHANNEL)?;
@@ -209,14 +224,23 @@ impl Ledger {
         Ok((block, position, code))
     }
 
-    /// The validation code a committed transaction received, if the channel has it.
+    /// The validation code and block of a committed transaction, if the channel has it.
     ///
     /// # Errors
     /// Fails when the store cannot be read.
-    pub fn tx_validation_code(&self, channel: &str, tx_id: &str) -> Result<Option<i32>> {
+    pub fn committed_tx(&self, channel: &str, tx_id: &str) -> Result<Option<CommittedTx>> {
         let txn = self.db.begin_read()?;
         let txids = txn.open_table(TXIDS)?;
-        Ok(txids.get((channel, tx_id))?.map(|v| v.value().2))
+        Ok(txids.get((channel, tx_id))?.map(|v| {
+            let (block, _, code) = v.value();
+            CommittedTx { code, block }
+        }))
+    }
+
+    /// Changes each time a block is committed, on any channel. Mark the current value seen
+    /// before reading the ledger, then wait for a change, and no commit goes unnoticed.
+    pub fn commit_notifications(&self) -> watch::Receiver<u64> {
+        self.commits.subscribe()
     }
 
     /// A simulator for one transaction on the channel, reading the current committed state.

@@ -1,24 +1,15 @@
-//! Ordering and committing for a single-node network: submitted transactions are cut into
-//! blocks by one task and committed to the ledger; `ccvm.Committer/Submit` waits for the outcome.
+//! Ordering and committing for a single-node network: admitted transactions are cut into
+//! blocks by one task and committed to the ledger, and each submitter learns its outcome.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use ccvm_proto::Message;
-use ccvm_proto::ccvm::SubmitResponse;
-use ccvm_proto::ccvm::committer_server::{self, CommitterServer};
-use ccvm_proto::common::{ChannelHeader, Envelope, Payload, SignatureHeader};
 use ccvm_proto::protos::TxValidationCode;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
-use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
-use super::access::{Access, AccessDenied};
-use super::status::ServiceError;
-use super::tls::client_cert_hash;
 use crate::ledger::{Ledger, PendingTx, PrivateWrites, TxOutcome};
-use crate::policy::APPLICATION_PREFIX;
 use crate::sync::lock;
 use crate::validation::{Candidate, TxValidator};
 
@@ -84,7 +75,11 @@ impl BlockCutter {
 
     /// Orders `tx`, whose creator's signature the caller has verified, and waits for its
     /// commit.
-    async fn submit_verified(&self, channel: String, tx: PendingTx) -> Result<TxOutcome, String> {
+    pub async fn submit_verified(
+        &self,
+        channel: String,
+        tx: PendingTx,
+    ) -> Result<TxOutcome, String> {
         let (done, outcome) = oneshot::channel();
         self.queue
             .send(Submission {
@@ -188,89 +183,5 @@ async fn cut_blocks(
                 }
             }
         }
-    }
-}
-
-/// The `ccvm.Committer` service.
-pub struct CommitterService {
-    cutter: BlockCutter,
-    ledger: Ledger,
-    transient: Arc<TransientStore>,
-    access: Arc<Access>,
-}
-
-impl CommitterService {
-    pub(crate) fn server(
-        cutter: BlockCutter,
-        ledger: Ledger,
-        transient: Arc<TransientStore>,
-        access: Arc<Access>,
-    ) -> CommitterServer<Self> {
-        CommitterServer::new(Self {
-            cutter,
-            ledger,
-            transient,
-            access,
-        })
-    }
-}
-
-#[tonic::async_trait]
-impl committer_server::Committer for CommitterService {
-    async fn submit(&self, request: Request<Envelope>) -> Result<Response<SubmitResponse>, Status> {
-        let client_cert_hash = client_cert_hash(&request);
-        let envelope = request.into_inner();
-        let (header, creator) = Payload::decode(envelope.payload.as_slice())
-            .ok()
-            .and_then(|payload| payload.header)
-            .and_then(|header| {
-                let channel = ChannelHeader::decode(header.channel_header.as_slice()).ok()?;
-                let signature = SignatureHeader::decode(header.signature_header.as_slice()).ok()?;
-                Some((channel, signature.creator))
-            })
-            .ok_or_else(|| ServiceError::Malformed("envelope has no readable header".to_owned()))?;
-        self.access
-            .check_tls_binding(client_cert_hash.as_deref(), &header.tls_cert_hash)
-            .map_err(ServiceError::AccessDenied)?;
-        let writer = self
-            .access
-            .trust
-            .verify(&creator, &envelope.payload, &envelope.signature)
-            .map_err(|e| ServiceError::AccessDenied(e.into()))?;
-        let writers = format!("{APPLICATION_PREFIX}Writers");
-        self.access
-            .policies
-            .check(&writers, &[writer])
-            .map_err(|reason| {
-                ServiceError::AccessDenied(AccessDenied::Policy {
-                    resource: "the ordering service".to_owned(),
-                    reason,
-                })
-            })?;
-        if !self
-            .ledger
-            .has_channel(&header.channel_id)
-            .map_err(ServiceError::from)?
-        {
-            return Err(ServiceError::NoChannel(header.channel_id).into());
-        }
-        let private = self.transient.take(&header.tx_id);
-        let outcome = self
-            .cutter
-            .submit_verified(
-                header.channel_id,
-                PendingTx {
-                    envelope,
-                    private,
-                    validation: TxValidationCode::Valid,
-                },
-            )
-            .await
-            .map_err(ServiceError::Unavailable)?;
-        Ok(Response::new(SubmitResponse {
-            tx_id: outcome.tx_id,
-            validation_code: outcome.code as i32,
-            block_number: outcome.block,
-        }))
     }
 }

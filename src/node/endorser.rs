@@ -1,4 +1,5 @@
-//! The `protos.Endorser` service: simulates a proposal on its chaincode and signs the result.
+//! Endorsement: simulates a proposal on its chaincode and signs the result, for the
+//! `protos.Endorser` service and the gateway alike.
 
 use std::sync::{Arc, Mutex};
 
@@ -24,8 +25,35 @@ use crate::sync::lock;
 /// The status of a proposal that failed before or while running the chaincode.
 const INTERNAL_ERROR: i32 = 500;
 
-/// Endorses proposals with the node's identity.
-pub struct EndorserService {
+/// What a proposal is run for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    /// Its result is signed and its private data kept, for a transaction to commit.
+    Endorse,
+    /// Only its chaincode's answer is wanted: nothing is signed or kept.
+    Evaluate,
+}
+
+/// Why a proposal has no chaincode answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ProposalFailure {
+    /// It is malformed, its signer is refused, or its transaction is already committed.
+    Refused(String),
+    /// It was accepted but not simulated: no such channel, or its chaincode failed to start
+    /// or to answer.
+    Simulation(String),
+}
+
+impl ProposalFailure {
+    fn into_message(self) -> String {
+        match self {
+            Self::Refused(message) | Self::Simulation(message) => message,
+        }
+    }
+}
+
+/// Runs proposals with the node's identity.
+pub(crate) struct Endorser {
     support: ChaincodeSupport,
     identity: Arc<Identity>,
     transient: Arc<TransientStore>,
@@ -33,33 +61,37 @@ pub struct EndorserService {
     own_signatures: Arc<OwnSignatures>,
 }
 
-impl EndorserService {
-    /// The service as a tonic server.
-    pub(crate) fn server(
+impl Endorser {
+    pub fn new(
         support: ChaincodeSupport,
         identity: Arc<Identity>,
         transient: Arc<TransientStore>,
         access: Arc<Access>,
         own_signatures: Arc<OwnSignatures>,
-    ) -> EndorserServer<Self> {
-        EndorserServer::new(Self {
+    ) -> Self {
+        Self {
             support,
             identity,
             transient,
             access,
             own_signatures,
-        })
+        }
     }
 
-    async fn endorse(
+    /// Checks `proposal` (decoded from `signed`) as Fabric's endorser does, runs it, and
+    /// answers with the chaincode's response: endorsed when it succeeded and `purpose` is
+    /// [`Purpose::Endorse`], bare otherwise.
+    pub async fn process(
         &self,
+        proposal: UnpackedProposal,
         signed: SignedProposal,
-        client_cert_hash: Option<Vec<u8>>,
-    ) -> Result<ProposalResponse, String> {
-        let proposal = UnpackedProposal::parse(&signed)?;
+        client_cert_hash: Option<&[u8]>,
+        purpose: Purpose,
+    ) -> Result<ProposalResponse, ProposalFailure> {
+        let refused = |message: String| ProposalFailure::Refused(message);
         self.access
-            .check_tls_binding(client_cert_hash.as_deref(), &proposal.tls_cert_hash)
-            .map_err(|denied| denied.to_string())?;
+            .check_tls_binding(client_cert_hash, &proposal.tls_cert_hash)
+            .map_err(|denied| refused(denied.to_string()))?;
         let function = proposal
             .input
             .args
@@ -74,17 +106,20 @@ impl EndorserService {
                 &signed.proposal_bytes,
                 &signed.signature,
             )
-            .map_err(|denied| denied.to_string())?;
+            .map_err(|denied| refused(denied.to_string()))?;
         let simulator = self
             .support
             .ledger()
             .new_simulator(&proposal.channel, &proposal.tx_id)
-            .map_err(|e| e.for_chaincode())?;
-        if simulator.tx_id_committed().map_err(|e| e.for_chaincode())? {
-            return Err(format!(
+            .map_err(|e| ProposalFailure::Simulation(e.for_chaincode()))?;
+        if simulator
+            .tx_id_committed()
+            .map_err(|e| ProposalFailure::Simulation(e.for_chaincode()))?
+        {
+            return Err(refused(format!(
                 "duplicate transaction found [{}]: it is already committed",
                 proposal.tx_id
-            ));
+            )));
         }
         let simulator = Arc::new(Mutex::new(simulator));
         let completed = self
@@ -99,10 +134,11 @@ impl EndorserService {
                 read_only: false,
             })
             .await
-            .map_err(|e| e.for_client())?;
-        let response = ChaincodeResponse::decode(completed.payload.as_slice())
-            .map_err(|e| format!("chaincode sent a malformed response: {e}"))?;
-        if response.status >= ERROR_THRESHOLD {
+            .map_err(|e| ProposalFailure::Simulation(e.for_client()))?;
+        let response = ChaincodeResponse::decode(completed.payload.as_slice()).map_err(|e| {
+            ProposalFailure::Simulation(format!("chaincode sent a malformed response: {e}"))
+        })?;
+        if response.status >= ERROR_THRESHOLD || purpose == Purpose::Evaluate {
             return Ok(ProposalResponse {
                 version: 1,
                 response: Some(response),
@@ -150,6 +186,34 @@ impl EndorserService {
     }
 }
 
+/// The `protos.Endorser` service.
+pub struct EndorserService {
+    endorser: Arc<Endorser>,
+}
+
+impl EndorserService {
+    /// The service as a tonic server.
+    pub(crate) fn server(endorser: Arc<Endorser>) -> EndorserServer<Self> {
+        EndorserServer::new(Self { endorser })
+    }
+
+    async fn endorse(
+        &self,
+        signed: SignedProposal,
+        client_cert_hash: Option<Vec<u8>>,
+    ) -> Result<ProposalResponse, ProposalFailure> {
+        let proposal = UnpackedProposal::parse(&signed).map_err(ProposalFailure::Refused)?;
+        self.endorser
+            .process(
+                proposal,
+                signed,
+                client_cert_hash.as_deref(),
+                Purpose::Endorse,
+            )
+            .await
+    }
+}
+
 #[tonic::async_trait]
 impl endorser_server::Endorser for EndorserService {
     async fn process_proposal(
@@ -162,7 +226,8 @@ impl endorser_server::Endorser for EndorserService {
             .endorse(request.into_inner(), client_cert_hash)
             .instrument(span)
             .await;
-        Ok(Response::new(answer.unwrap_or_else(|message| {
+        Ok(Response::new(answer.unwrap_or_else(|failure| {
+            let message = failure.into_message();
             debug!(%message, "proposal failed");
             ProposalResponse {
                 version: 1,

@@ -6,10 +6,15 @@
 mod access;
 mod admin;
 mod background;
+mod block_content;
+mod block_feed;
 mod blocks;
+mod broadcast;
 mod committer;
 mod endorser;
+mod gateway;
 mod launch_stream;
+mod ordering;
 mod proposal;
 mod status;
 mod system_chaincodes;
@@ -44,12 +49,17 @@ use access::Access;
 use admin::AdminService;
 use background::Background;
 use blocks::LedgerBlocks;
-use committer::{BlockCutter, CommitterService, TransientStore};
-use endorser::EndorserService;
+use broadcast::BroadcastService;
+use committer::{BlockCutter, TransientStore};
+use endorser::{Endorser, EndorserService};
+use gateway::GatewayService;
+use ordering::{CommitterService, Orderer};
 use system_chaincodes::SystemChaincodes;
 use tls::{ChaincodeCa, TlsError};
 use user_chaincodes::DefinedChaincodes;
 
+pub use broadcast::MAX_BROADCAST_IN_FLIGHT;
+pub use gateway::{MAX_CHAINCODE_EVENT_STREAMS, MAX_COMMIT_STATUS_WAITERS};
 pub use system_chaincodes::{LIFECYCLE, Origin, QSCC, SystemChaincodeStatus, built_in};
 
 /// Where the node creates its development organization, under the data directory, when no
@@ -252,21 +262,59 @@ impl Node {
                     source,
                 })
         };
+        let background = Background::new();
+        let msp_id = identity.msp_id().to_owned();
+        let endorser = Arc::new(Endorser::new(
+            support.clone(),
+            Arc::new(identity),
+            Arc::clone(&transient),
+            Arc::clone(&access),
+            own_signatures,
+        ));
+        let orderer = Arc::new(Orderer::new(
+            cutter,
+            ledger.clone(),
+            transient,
+            Arc::clone(&access),
+        ));
+        let (recv, send) = (config.max_recv_message_bytes, config.max_send_message_bytes);
         let admin = AdminService::server(
             system_chaincodes.clone(),
             packages.clone(),
             support.clone(),
             Arc::clone(&access),
-        );
+        )
+        .max_decoding_message_size(recv)
+        .max_encoding_message_size(send);
         let mut peer_router = client_port()?
-            .add_service(EndorserService::server(
-                support.clone(),
-                Arc::new(identity),
-                Arc::clone(&transient),
-                Arc::clone(&access),
-                own_signatures,
-            ))
-            .add_service(CommitterService::server(cutter, ledger, transient, access));
+            .add_service(
+                EndorserService::server(Arc::clone(&endorser))
+                    .max_decoding_message_size(recv)
+                    .max_encoding_message_size(send),
+            )
+            .add_service(
+                GatewayService::server(
+                    endorser,
+                    Arc::clone(&orderer),
+                    ledger.clone(),
+                    Arc::clone(&access),
+                    msp_id,
+                    peer_addr.to_string(),
+                    background.stop_token(),
+                )
+                .max_decoding_message_size(recv)
+                .max_encoding_message_size(send),
+            )
+            .add_service(
+                BroadcastService::server(Arc::clone(&orderer))
+                    .max_decoding_message_size(recv)
+                    .max_encoding_message_size(send),
+            )
+            .add_service(
+                CommitterService::server(orderer)
+                    .max_decoding_message_size(recv)
+                    .max_encoding_message_size(send),
+            );
         let mut servers = Servers::default();
         let admin_addr = match &config.admin_listen {
             None => {
@@ -292,7 +340,7 @@ impl Node {
         let chaincode_router =
             chaincode_server.add_service(ChaincodeSupportService::server(support.clone()));
         let (background, prepared) =
-            start_background(config, &system_chaincodes, &support, from_dir);
+            start_background(background, config, &system_chaincodes, &support, from_dir);
         servers.serve("peer", peer_router, peer_listener);
         servers.serve("chaincode", chaincode_router, chaincode_listener);
         info!(%peer_addr, %chaincode_addr, %admin_addr, dev_mode = config.dev_mode, tls = config.peer_tls(), "node started");
@@ -430,12 +478,12 @@ impl Node {
 /// installed from the directory (`from_dir`) and watching it. The receiver turns true once the
 /// built-ins are ready.
 fn start_background(
+    mut background: Background,
     config: &Config,
     system_chaincodes: &SystemChaincodes,
     support: &ChaincodeSupport,
     from_dir: Vec<String>,
 ) -> (Background, watch::Receiver<bool>) {
-    let mut background = Background::new();
     let (preparation, prepared) =
         system_chaincodes.prepare_built_ins(&from_dir, background.stop_token());
     background.add(preparation);

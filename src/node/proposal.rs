@@ -21,6 +21,10 @@ pub(crate) struct UnpackedProposal {
     pub hash: Vec<u8>,
     /// The hash of the client's TLS certificate the proposal claims to come over.
     pub tls_cert_hash: Vec<u8>,
+    /// The proposal's header, which its transaction carries too.
+    pub header: Header,
+    /// The encoded proposal payload without its transient data, as its transaction carries it.
+    pub payload_without_transient: Vec<u8>,
 }
 
 impl UnpackedProposal {
@@ -59,14 +63,15 @@ impl UnpackedProposal {
             .map(|id| id.name)
             .filter(|name| !name.is_empty())
             .ok_or("proposal names no chaincode")?;
-        let without_transient = ChaincodeProposalPayload {
+        let payload_without_transient = ChaincodeProposalPayload {
             input: payload.input,
             transient_map: Default::default(),
-        };
+        }
+        .encode_to_vec();
         let hash = proposal_hash(
             &header.channel_header,
             &header.signature_header,
-            &without_transient.encode_to_vec(),
+            &payload_without_transient,
         );
         Ok(Self {
             channel: channel_header.channel_id,
@@ -76,6 +81,8 @@ impl UnpackedProposal {
             creator: signature_header.creator,
             hash,
             tls_cert_hash: channel_header.tls_cert_hash,
+            header,
+            payload_without_transient,
         })
     }
 }

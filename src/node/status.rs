@@ -47,9 +47,43 @@ pub(crate) enum ServiceError {
 /// The fixed text of a failure inside the node.
 const INTERNAL: &str = "internal error; the node's log has the details";
 
+impl ServiceError {
+    /// Whether the failure is inside the node, not in the request.
+    fn is_internal(&self) -> bool {
+        match self {
+            Self::Package(
+                PackageError::Malformed(_) | PackageError::Label(_) | PackageError::Platform(_),
+            )
+            | Self::Node(
+                NodeError::UnknownSystemChaincode(_)
+                | NodeError::Inproc(_)
+                | NodeError::ChaincodeDir { .. }
+                | NodeError::Reload { .. },
+            ) => false,
+            Self::Package(_) | Self::Node(_) | Self::Ledger(_) | Self::TaskFailed(_) => true,
+            Self::Malformed(_)
+            | Self::AccessDenied(_)
+            | Self::Unsigned(_)
+            | Self::NoChannel(_)
+            | Self::Unavailable(_) => false,
+        }
+    }
+
+    /// The text a client may read: the refusal itself, or a fixed text for a failure inside
+    /// the node, whose details go to the log.
+    pub fn client_text(&self) -> String {
+        if self.is_internal() {
+            error!(error = %self, "request failed inside the node");
+            INTERNAL.to_owned()
+        } else {
+            self.to_string()
+        }
+    }
+}
+
 impl From<ServiceError> for Status {
     fn from(refusal: ServiceError) -> Self {
-        let text = refusal.to_string();
+        let text = refusal.client_text();
         match refusal {
             ServiceError::Malformed(_)
             | ServiceError::Package(
@@ -66,10 +100,7 @@ impl From<ServiceError> for Status {
             ServiceError::Package(_)
             | ServiceError::Node(_)
             | ServiceError::Ledger(_)
-            | ServiceError::TaskFailed(_) => {
-                error!(error = %text, "request failed inside the node");
-                Status::internal(INTERNAL)
-            }
+            | ServiceError::TaskFailed(_) => Status::internal(text),
         }
     }
 }

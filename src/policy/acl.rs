@@ -18,6 +18,10 @@ pub fn resource_of(acls: &Acls, chaincode: &str, function: &str) -> String {
 
 /// The resource of every proposal to a user chaincode.
 pub const PROPOSE: &str = "peer/Propose";
+/// The resource of the gateway's commit status requests.
+pub const GATEWAY_COMMIT_STATUS: &str = "gateway/CommitStatus";
+/// The resource of the gateway's chaincode event streams.
+pub const GATEWAY_CHAINCODE_EVENTS: &str = "gateway/ChaincodeEvents";
 
 /// The resources `_lifecycle` keeps for the peer's own organization's admins.
 const LOCAL_ADMIN_LIFECYCLE: [&str; 4] = [
@@ -63,6 +67,8 @@ impl Acls {
         }
         table.insert(PROPOSE.to_owned(), channel("Writers"));
         table.insert("peer/ChaincodeToChaincode".to_owned(), channel("Writers"));
+        table.insert(GATEWAY_COMMIT_STATUS.to_owned(), channel("Readers"));
+        table.insert(GATEWAY_CHAINCODE_EVENTS.to_owned(), channel("Readers"));
         table.insert("event/Block".to_owned(), channel("Readers"));
         table.insert("event/FilteredBlock".to_owned(), channel("Readers"));
         table.insert(ADMIN_SERVICE.to_owned(), local_admins);

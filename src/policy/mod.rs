@@ -9,7 +9,9 @@ mod signature;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-pub use acl::{ADMIN_SERVICE, Acls, PROPOSE, resource_of};
+pub use acl::{
+    ADMIN_SERVICE, Acls, GATEWAY_CHAINCODE_EVENTS, GATEWAY_COMMIT_STATUS, PROPOSE, resource_of,
+};
 pub use signature::{MAX_POLICY_DEPTH, Principal, SignaturePolicy, SignatureRule};
 
 use crate::msp::{MspRole, ValidatedIdentity};

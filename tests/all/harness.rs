@@ -607,14 +607,37 @@ pub async fn node_sdk_evaluate(
     chaincode: &str,
     args: &[&str],
 ) -> Result<serde_json::Value> {
+    let args = serde_json::to_string(args)?;
+    node_client(
+        "sdk-evaluate.js",
+        node,
+        msp_dir,
+        msp_id,
+        chaincode,
+        &[("ARGS", &args)],
+    )
+    .await
+}
+
+/// Runs `script`, a client on one of Fabric's Node SDKs in `tests/node`, against `node` as the
+/// identity in `msp_dir`, with `chaincode` and further settings `env`; returns the JSON it
+/// prints last.
+pub async fn node_client(
+    script: &str,
+    node: &TestNode,
+    msp_dir: &Path,
+    msp_id: &str,
+    chaincode: &str,
+    env: &[(&str, &str)],
+) -> Result<serde_json::Value> {
     let output = Command::new("node")
-        .arg("sdk-evaluate.js")
+        .arg(script)
         .env("PEER", node.inner().peer_addr().to_string())
         .env("MSP_DIR", msp_dir)
         .env("MSP_ID", msp_id)
         .env("CHANNEL", CHANNEL)
         .env("CHAINCODE", chaincode)
-        .env("ARGS", serde_json::to_string(args)?)
+        .envs(env.iter().copied())
         .current_dir(node_dir()?)
         .stdin(Stdio::null())
         .output()
@@ -624,7 +647,7 @@ pub async fn node_sdk_evaluate(
     let answer = stdout.lines().last().unwrap_or_default();
     serde_json::from_str(answer).with_context(|| {
         format!(
-            "the SDK printed no answer: {stdout}{}",
+            "{script} printed no answer: {stdout}{}",
             String::from_utf8_lossy(&output.stderr)
         )
     })

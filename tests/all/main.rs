@@ -6,6 +6,7 @@ mod chaincode_tls;
 mod cli;
 mod docker;
 mod docker_wasm;
+mod gateway;
 mod grpc_edge;
 mod harness;
 mod hot_swap;

@@ -1,0 +1,137 @@
+//! The node's ordering service front door: what every path that orders a transaction checks
+//! (`ccvm.Committer`, `orderer.AtomicBroadcast`, `gateway.Gateway/Submit`), and the
+//! `ccvm.Committer` service itself.
+
+use std::sync::Arc;
+
+use ccvm_proto::Message;
+use ccvm_proto::ccvm::SubmitResponse;
+use ccvm_proto::ccvm::committer_server::{self, CommitterServer};
+use ccvm_proto::common::{
+    ChannelHeader, Envelope, Payload, SignatureHeader, Status as BlockStatus,
+};
+use ccvm_proto::protos::TxValidationCode;
+use tonic::{Request, Response, Status};
+
+use super::access::{Access, AccessDenied};
+use super::committer::{BlockCutter, TransientStore};
+use super::status::ServiceError;
+use super::tls::client_cert_hash;
+use crate::ledger::{Ledger, PendingTx, TxOutcome};
+use crate::policy::APPLICATION_PREFIX;
+
+/// Checks signed transaction envelopes and orders the admitted ones into blocks.
+pub(crate) struct Orderer {
+    cutter: BlockCutter,
+    ledger: Ledger,
+    transient: Arc<TransientStore>,
+    access: Arc<Access>,
+}
+
+impl Orderer {
+    pub fn new(
+        cutter: BlockCutter,
+        ledger: Ledger,
+        transient: Arc<TransientStore>,
+        access: Arc<Access>,
+    ) -> Self {
+        Self {
+            cutter,
+            ledger,
+            transient,
+            access,
+        }
+    }
+
+    /// Admits `envelope` as Fabric's orderer does (a readable header, bound to the client's TLS
+    /// certificate when required, signed by a valid identity that satisfies the channel's
+    /// `Writers`, for a channel of this node), orders it, and resolves once its block is
+    /// committed. The outcome may be any validation code: ordering does not endorse.
+    ///
+    /// # Errors
+    /// Why it was not admitted, or [`ServiceError::Unavailable`] when the node is stopping.
+    pub async fn order(
+        &self,
+        envelope: Envelope,
+        client_cert_hash: Option<&[u8]>,
+    ) -> Result<TxOutcome, ServiceError> {
+        let (header, creator) = Payload::decode(envelope.payload.as_slice())
+            .ok()
+            .and_then(|payload| payload.header)
+            .and_then(|header| {
+                let channel = ChannelHeader::decode(header.channel_header.as_slice()).ok()?;
+                let signature = SignatureHeader::decode(header.signature_header.as_slice()).ok()?;
+                Some((channel, signature.creator))
+            })
+            .ok_or_else(|| ServiceError::Malformed("envelope has no readable header".to_owned()))?;
+        self.access
+            .check_tls_binding(client_cert_hash, &header.tls_cert_hash)?;
+        let writer = self
+            .access
+            .trust
+            .verify(&creator, &envelope.payload, &envelope.signature)
+            .map_err(AccessDenied::from)?;
+        let writers = format!("{APPLICATION_PREFIX}Writers");
+        self.access
+            .policies
+            .check(&writers, &[writer])
+            .map_err(|reason| AccessDenied::Policy {
+                resource: "the ordering service".to_owned(),
+                reason,
+            })?;
+        if !self.ledger.has_channel(&header.channel_id)? {
+            return Err(ServiceError::NoChannel(header.channel_id));
+        }
+        let private = self.transient.take(&header.tx_id);
+        self.cutter
+            .submit_verified(
+                header.channel_id,
+                PendingTx {
+                    envelope,
+                    private,
+                    validation: TxValidationCode::Valid,
+                },
+            )
+            .await
+            .map_err(ServiceError::Unavailable)
+    }
+}
+
+/// The status an orderer answers a refused envelope with, as Fabric's `ClassifyError` does.
+pub(crate) fn broadcast_status(refusal: &ServiceError) -> BlockStatus {
+    match refusal {
+        ServiceError::AccessDenied(_) | ServiceError::Unsigned(_) => BlockStatus::Forbidden,
+        ServiceError::NoChannel(_) => BlockStatus::NotFound,
+        ServiceError::Unavailable(_) => BlockStatus::ServiceUnavailable,
+        ServiceError::Malformed(_) => BlockStatus::BadRequest,
+        _ => BlockStatus::InternalServerError,
+    }
+}
+
+/// The `ccvm.Committer` service: orders one envelope and answers with its commit outcome in
+/// the same call.
+pub struct CommitterService {
+    orderer: Arc<Orderer>,
+}
+
+impl CommitterService {
+    pub(crate) fn server(orderer: Arc<Orderer>) -> CommitterServer<Self> {
+        CommitterServer::new(Self { orderer })
+    }
+}
+
+#[tonic::async_trait]
+impl committer_server::Committer for CommitterService {
+    async fn submit(&self, request: Request<Envelope>) -> Result<Response<SubmitResponse>, Status> {
+        let client_cert_hash = client_cert_hash(&request);
+        let outcome = self
+            .orderer
+            .order(request.into_inner(), client_cert_hash.as_deref())
+            .await?;
+        Ok(Response::new(SubmitResponse {
+            tx_id: outcome.tx_id,
+            validation_code: outcome.code as i32,
+            block_number: outcome.block,
+        }))
+    }
+}
