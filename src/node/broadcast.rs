@@ -1,12 +1,12 @@
 //! `orderer.AtomicBroadcast`: Fabric's ordering service API on the node's client port, so that
-//! Fabric's SDKs and `peer chaincode invoke -o` submit transactions unchanged.
+//! Fabric's SDKs and `peer chaincode invoke -o` submit transactions and fetch blocks unchanged.
 
 use std::pin::Pin;
 use std::sync::Arc;
 
 use ccvm_proto::common::{Envelope, Status as BlockStatus};
 use ccvm_proto::orderer::atomic_broadcast_server::{self, AtomicBroadcastServer};
-use ccvm_proto::orderer::{BroadcastResponse, DeliverResponse};
+use ccvm_proto::orderer::{BroadcastResponse, DeliverResponse, deliver_response};
 use futures_util::stream::FuturesOrdered;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -14,6 +14,9 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 use tracing::debug;
 
+use crate::policy::EVENT_BLOCK;
+
+use super::deliver::{Delivered, Deliverer};
 use super::ordering::{Orderer, broadcast_status};
 use super::tls::client_cert_hash;
 
@@ -24,11 +27,15 @@ pub const MAX_BROADCAST_IN_FLIGHT: usize = 64;
 /// The ordering service of the node's channels.
 pub struct BroadcastService {
     orderer: Arc<Orderer>,
+    deliverer: Arc<Deliverer>,
 }
 
 impl BroadcastService {
-    pub(crate) fn server(orderer: Arc<Orderer>) -> AtomicBroadcastServer<Self> {
-        AtomicBroadcastServer::new(Self { orderer })
+    pub(crate) fn server(
+        orderer: Arc<Orderer>,
+        deliverer: Arc<Deliverer>,
+    ) -> AtomicBroadcastServer<Self> {
+        AtomicBroadcastServer::new(Self { orderer, deliverer })
     }
 }
 
@@ -57,13 +64,24 @@ impl atomic_broadcast_server::AtomicBroadcast for BroadcastService {
         Ok(Response::new(Box::pin(ReceiverStream::new(answered))))
     }
 
+    /// The channel's blocks, as the orderer delivers them to peers and clients.
     async fn deliver(
         &self,
-        _request: Request<Streaming<Envelope>>,
+        request: Request<Streaming<Envelope>>,
     ) -> Result<Response<Self::DeliverStream>, Status> {
-        Err(Status::unimplemented(
-            "the orderer's Deliver is not served; use the peer's protos.Deliver",
-        ))
+        let client_cert_hash = client_cert_hash(&request);
+        let stream = self.deliverer.open(
+            request.into_inner(),
+            client_cert_hash,
+            EVENT_BLOCK,
+            |delivered| DeliverResponse {
+                r#type: Some(match delivered {
+                    Delivered::Block { block, .. } => deliver_response::Type::Block(block),
+                    Delivered::Status(status) => deliver_response::Type::Status(status as i32),
+                }),
+            },
+        )?;
+        Ok(Response::new(Box::pin(stream)))
     }
 }
 

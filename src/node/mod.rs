@@ -11,6 +11,7 @@ mod block_feed;
 mod blocks;
 mod broadcast;
 mod committer;
+mod deliver;
 mod endorser;
 mod gateway;
 mod launch_stream;
@@ -51,6 +52,7 @@ use background::Background;
 use blocks::LedgerBlocks;
 use broadcast::BroadcastService;
 use committer::{BlockCutter, TransientStore};
+use deliver::{DeliverService, Deliverer};
 use endorser::{Endorser, EndorserService};
 use gateway::GatewayService;
 use ordering::{CommitterService, Orderer};
@@ -59,6 +61,7 @@ use tls::{ChaincodeCa, TlsError};
 use user_chaincodes::DefinedChaincodes;
 
 pub use broadcast::MAX_BROADCAST_IN_FLIGHT;
+pub use deliver::MAX_DELIVER_STREAMS;
 pub use gateway::{MAX_CHAINCODE_EVENT_STREAMS, MAX_COMMIT_STATUS_WAITERS};
 pub use system_chaincodes::{LIFECYCLE, Origin, QSCC, SystemChaincodeStatus, built_in};
 
@@ -277,6 +280,11 @@ impl Node {
             transient,
             Arc::clone(&access),
         ));
+        let deliverer = Arc::new(Deliverer::new(
+            ledger.clone(),
+            Arc::clone(&access),
+            background.stop_token(),
+        ));
         let (recv, send) = (config.max_recv_message_bytes, config.max_send_message_bytes);
         let admin = AdminService::server(
             system_chaincodes.clone(),
@@ -306,7 +314,12 @@ impl Node {
                 .max_encoding_message_size(send),
             )
             .add_service(
-                BroadcastService::server(Arc::clone(&orderer))
+                BroadcastService::server(Arc::clone(&orderer), Arc::clone(&deliverer))
+                    .max_decoding_message_size(recv)
+                    .max_encoding_message_size(send),
+            )
+            .add_service(
+                DeliverService::server(deliverer)
                     .max_decoding_message_size(recv)
                     .max_encoding_message_size(send),
             )

@@ -22,6 +22,10 @@ pub const PROPOSE: &str = "peer/Propose";
 pub const GATEWAY_COMMIT_STATUS: &str = "gateway/CommitStatus";
 /// The resource of the gateway's chaincode event streams.
 pub const GATEWAY_CHAINCODE_EVENTS: &str = "gateway/ChaincodeEvents";
+/// The resource of full block delivery (with or without private data).
+pub const EVENT_BLOCK: &str = "event/Block";
+/// The resource of filtered block delivery.
+pub const EVENT_FILTERED_BLOCK: &str = "event/FilteredBlock";
 
 /// The resources `_lifecycle` keeps for the peer's own organization's admins.
 const LOCAL_ADMIN_LIFECYCLE: [&str; 4] = [
@@ -69,8 +73,8 @@ impl Acls {
         table.insert("peer/ChaincodeToChaincode".to_owned(), channel("Writers"));
         table.insert(GATEWAY_COMMIT_STATUS.to_owned(), channel("Readers"));
         table.insert(GATEWAY_CHAINCODE_EVENTS.to_owned(), channel("Readers"));
-        table.insert("event/Block".to_owned(), channel("Readers"));
-        table.insert("event/FilteredBlock".to_owned(), channel("Readers"));
+        table.insert(EVENT_BLOCK.to_owned(), channel("Readers"));
+        table.insert(EVENT_FILTERED_BLOCK.to_owned(), channel("Readers"));
         table.insert(ADMIN_SERVICE.to_owned(), local_admins);
         table.extend(overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
         Self { table }

@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 pub use acl::{
-    ADMIN_SERVICE, Acls, GATEWAY_CHAINCODE_EVENTS, GATEWAY_COMMIT_STATUS, PROPOSE, resource_of,
+    ADMIN_SERVICE, Acls, EVENT_BLOCK, EVENT_FILTERED_BLOCK, GATEWAY_CHAINCODE_EVENTS,
+    GATEWAY_COMMIT_STATUS, PROPOSE, resource_of,
 };
 pub use signature::{MAX_POLICY_DEPTH, Principal, SignaturePolicy, SignatureRule};
 

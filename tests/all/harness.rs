@@ -22,6 +22,8 @@ use tokio::process::{Child, Command};
 
 /// The channel every node has.
 pub const CHANNEL: &str = "mychannel";
+/// How long a Node client script may run before a test fails.
+const NODE_CLIENT_DEADLINE: Duration = Duration::from_secs(180);
 /// How long a chaincode may take to register before a test fails.
 const REGISTER_DEADLINE: Duration = Duration::from_secs(60);
 
@@ -630,7 +632,7 @@ pub async fn node_client(
     chaincode: &str,
     env: &[(&str, &str)],
 ) -> Result<serde_json::Value> {
-    let output = Command::new("node")
+    let running = Command::new("node")
         .arg(script)
         .env("PEER", node.inner().peer_addr().to_string())
         .env("MSP_DIR", msp_dir)
@@ -640,8 +642,11 @@ pub async fn node_client(
         .envs(env.iter().copied())
         .current_dir(node_dir()?)
         .stdin(Stdio::null())
-        .output()
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(NODE_CLIENT_DEADLINE, running)
         .await
+        .with_context(|| format!("{script} did not finish within {NODE_CLIENT_DEADLINE:?}"))?
         .context("running node (is Node.js installed?)")?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let answer = stdout.lines().last().unwrap_or_default();

@@ -4,6 +4,7 @@
 mod ccaas;
 mod chaincode_tls;
 mod cli;
+mod deliver;
 mod docker;
 mod docker_wasm;
 mod gateway;
