@@ -7,7 +7,9 @@
 //!
 //! Modes: `execute` runs the transaction through chaincode support alone (the chaincode runtime:
 //! no client, no signatures); `endorse` adds the client's gRPC call to the endorser, which
-//! verifies the proposal and signs the endorsement; `endorse+commit` also orders and commits.
+//! verifies the proposal and signs the endorsement; `endorse+commit` also orders and commits;
+//! `gateway submit` does what Fabric's Gateway SDKs do: `Endorse`, sign, `Submit`, and a signed
+//! `CommitStatus`.
 //!
 //! Run: `cargo bench --bench tx`. Prints one table; the figures are this machine's. Each row is
 //! measured several times (`CCVM_BENCH_RUNS`, 3 by default) and shows the median run's figures
@@ -44,6 +46,7 @@ enum Mode {
     Execute,
     Endorse,
     EndorseAndCommit,
+    Gateway,
 }
 
 impl Mode {
@@ -52,6 +55,7 @@ impl Mode {
             Self::Execute => "execute",
             Self::Endorse => "endorse",
             Self::EndorseAndCommit => "endorse+commit",
+            Self::Gateway => "gateway submit",
         }
     }
 }
@@ -116,12 +120,10 @@ enum Prepared {
 fn prepare(node: &TestNode, chaincode: &str, key: String, mode: Mode) -> Prepared {
     match mode {
         Mode::Execute => Prepared::Execute { key },
-        Mode::Endorse | Mode::EndorseAndCommit => Prepared::Proposal(node.client.proposal(
-            CHANNEL,
-            chaincode,
-            to_args(&["bump", &key]),
-            HashMap::new(),
-        )),
+        Mode::Endorse | Mode::EndorseAndCommit | Mode::Gateway => Prepared::Proposal(
+            node.client
+                .proposal(CHANNEL, chaincode, to_args(&["bump", &key]), HashMap::new()),
+        ),
     }
 }
 
@@ -152,6 +154,10 @@ async fn one(node: &TestNode, chaincode: &str, prepared: Prepared, mode: Mode) -
         }
     };
     let begun = Instant::now();
+    if mode == Mode::Gateway {
+        node.client.submit_through_gateway(&proposal).await?;
+        return Ok(begun.elapsed());
+    }
     let endorsed = node.client.endorse(&proposal).await?;
     successful(&endorsed)?;
     if mode == Mode::EndorseAndCommit {
@@ -214,7 +220,12 @@ async fn bench_path(
     let filter = std::env::var("CCVM_BENCH_FILTER").unwrap_or_default();
     let count = env_count("CCVM_BENCH_TRANSACTIONS", DEFAULT_TRANSACTIONS);
     let runs = env_count("CCVM_BENCH_RUNS", DEFAULT_RUNS);
-    for mode in [Mode::Execute, Mode::Endorse, Mode::EndorseAndCommit] {
+    for mode in [
+        Mode::Execute,
+        Mode::Endorse,
+        Mode::EndorseAndCommit,
+        Mode::Gateway,
+    ] {
         for in_flight in [1, 16] {
             let label = format!("{path:<24} {:<15} {in_flight:>9}", mode.label());
             if !label

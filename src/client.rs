@@ -12,6 +12,10 @@ use ccvm_proto::ccvm::{
     SystemChaincode,
 };
 use ccvm_proto::common::{ChannelHeader, Envelope, Header, HeaderType, SignatureHeader};
+use ccvm_proto::gateway::gateway_client::GatewayClient;
+use ccvm_proto::gateway::{
+    CommitStatusRequest, EndorseRequest, SignedCommitStatusRequest, SubmitRequest,
+};
 use ccvm_proto::protos::endorser_client::EndorserClient;
 use ccvm_proto::protos::{
     ChaincodeHeaderExtension, ChaincodeId, ChaincodeInput, ChaincodeInvocationSpec,
@@ -274,6 +278,7 @@ pub struct Committed {
 pub struct Client {
     endorser: EndorserClient<Channel>,
     committer: CommitterClient<Channel>,
+    gateway: GatewayClient<Channel>,
     identity: Identity,
     tls_cert_hash: Vec<u8>,
 }
@@ -301,7 +306,10 @@ impl Client {
             endorser: EndorserClient::new(channel.clone())
                 .max_decoding_message_size(DEFAULT_MAX_GRPC_MESSAGE_BYTES)
                 .max_encoding_message_size(DEFAULT_MAX_GRPC_MESSAGE_BYTES),
-            committer: CommitterClient::new(channel)
+            committer: CommitterClient::new(channel.clone())
+                .max_decoding_message_size(DEFAULT_MAX_GRPC_MESSAGE_BYTES)
+                .max_encoding_message_size(DEFAULT_MAX_GRPC_MESSAGE_BYTES),
+            gateway: GatewayClient::new(channel)
                 .max_decoding_message_size(DEFAULT_MAX_GRPC_MESSAGE_BYTES)
                 .max_encoding_message_size(DEFAULT_MAX_GRPC_MESSAGE_BYTES),
             identity,
@@ -475,6 +483,57 @@ impl Client {
             tx_id: submitted.tx_id,
             block: submitted.block_number,
         })
+    }
+}
+
+impl Client {
+    /// Endorses, submits and waits for the commit of `proposal` through the node's gateway, as
+    /// Fabric's Gateway SDKs do: `Endorse`, the client's signature over the prepared
+    /// transaction, `Submit`, then a signed `CommitStatus`.
+    ///
+    /// # Errors
+    /// [`ClientError::Rpc`] when a call fails (a chaincode error fails `Endorse`);
+    /// [`ClientError::Invalid`] when the transaction is committed invalid.
+    pub async fn submit_through_gateway(&self, proposal: &TxProposal) -> Result<u64, ClientError> {
+        let mut gateway = self.gateway.clone();
+        let mut prepared = gateway
+            .endorse(EndorseRequest {
+                transaction_id: proposal.tx_id.clone(),
+                channel_id: proposal.channel.clone(),
+                proposed_transaction: Some(proposal.signed.clone()),
+                endorsing_organizations: Vec::new(),
+            })
+            .await?
+            .into_inner()
+            .prepared_transaction
+            .unwrap_or_default();
+        prepared.signature = self.identity.sign(&prepared.payload);
+        gateway
+            .submit(SubmitRequest {
+                transaction_id: proposal.tx_id.clone(),
+                channel_id: proposal.channel.clone(),
+                prepared_transaction: Some(prepared),
+            })
+            .await?;
+        let request = CommitStatusRequest {
+            transaction_id: proposal.tx_id.clone(),
+            channel_id: proposal.channel.clone(),
+            identity: self.identity.serialized(),
+        }
+        .encode_to_vec();
+        let status = gateway
+            .commit_status(SignedCommitStatusRequest {
+                signature: self.identity.sign(&request),
+                request,
+            })
+            .await?
+            .into_inner();
+        check_valid(&SubmitResponse {
+            tx_id: proposal.tx_id.clone(),
+            validation_code: status.result,
+            block_number: status.block_number,
+        })?;
+        Ok(status.block_number)
     }
 }
 

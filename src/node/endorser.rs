@@ -15,6 +15,7 @@ use tracing::{Instrument, debug, info_span};
 use super::access::Access;
 use super::committer::TransientStore;
 use super::proposal::UnpackedProposal;
+use super::system_chaincodes::QSCC;
 use super::tls::client_cert_hash;
 use crate::chaincode::{ChaincodeSupport, ExecuteRequest};
 use crate::fabric::ERROR_THRESHOLD;
@@ -83,12 +84,22 @@ impl Endorser {
     /// [`Purpose::Endorse`], bare otherwise.
     pub async fn process(
         &self,
-        proposal: UnpackedProposal,
+        mut proposal: UnpackedProposal,
         signed: SignedProposal,
         client_cert_hash: Option<&[u8]>,
         purpose: Purpose,
     ) -> Result<ProposalResponse, ProposalFailure> {
         let refused = |message: String| ProposalFailure::Refused(message);
+        if proposal.channel.is_empty() && proposal.chaincode == QSCC {
+            // A channel-less query of the query system chaincode (`peer channel getinfo`) is
+            // about the channel it names.
+            proposal.channel = proposal
+                .input
+                .args
+                .get(1)
+                .map(|channel| String::from_utf8_lossy(channel).into_owned())
+                .unwrap_or_default();
+        }
         self.access
             .check_tls_binding(client_cert_hash, &proposal.tls_cert_hash)
             .map_err(|denied| refused(denied.to_string()))?;

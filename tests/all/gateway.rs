@@ -429,3 +429,17 @@ async fn a_value_larger_than_grpcs_default_message_size_is_endorsed_and_committe
     assert_eq!(read.payload.len(), value.len());
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_library_submits_through_the_gateway() -> Result<()> {
+    let node = TestNode::start().await?;
+    let _kv = rust_chaincode(&node, "kv", "kv")?;
+    node.wait_registered("kv").await?;
+    let put = node
+        .client
+        .proposal(CHANNEL, "kv", to_args(&["put", "k", "gw"]), HashMap::new());
+    let block = node.client.submit_through_gateway(&put).await?;
+    assert_eq!(block, 0);
+    assert_eq!(node.query_text("kv", &["get", "k"]).await?, "gw");
+    Ok(())
+}

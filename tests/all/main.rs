@@ -7,6 +7,7 @@ mod cli;
 mod deliver;
 mod docker;
 mod docker_wasm;
+mod fabric_cli;
 mod gateway;
 mod grpc_edge;
 mod harness;

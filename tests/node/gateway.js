@@ -7,17 +7,11 @@
 'use strict';
 
 const crypto = require('crypto');
-const fs = require('fs');
-const path = require('path');
 const grpc = require('@grpc/grpc-js');
 const { connect, hash, signers } = require('@hyperledger/fabric-gateway');
+const { credentials } = require('./msp');
 
 const DEADLINE_MS = 60000;
-
-function firstFile(dir) {
-    const name = fs.readdirSync(dir).sort()[0];
-    return fs.readFileSync(path.join(dir, name));
-}
 
 function text(bytes) {
     return Buffer.from(bytes).toString();
@@ -119,10 +113,11 @@ async function main() {
         'grpc.max_send_message_length': 100 * 1024 * 1024,
     });
     const deadline = () => ({ deadline: Date.now() + DEADLINE_MS });
+    const member = credentials(MSP_DIR);
     const gateway = connect({
         client,
-        identity: { mspId: MSP_ID, credentials: firstFile(path.join(MSP_DIR, 'signcerts')) },
-        signer: signers.newPrivateKeySigner(crypto.createPrivateKey(firstFile(path.join(MSP_DIR, 'keystore')))),
+        identity: { mspId: MSP_ID, credentials: member.certificate },
+        signer: signers.newPrivateKeySigner(crypto.createPrivateKey(member.privateKey)),
         hash: hash.sha256,
         evaluateOptions: deadline,
         endorseOptions: deadline,

@@ -4,14 +4,8 @@
 // (host:port), MSP_DIR, MSP_ID, CHANNEL, CHAINCODE, and ARGS (a JSON array: function first).
 'use strict';
 
-const fs = require('fs');
-const path = require('path');
 const { Gateway, Wallets } = require('fabric-network');
-
-function firstFile(dir) {
-    const name = fs.readdirSync(dir).sort()[0];
-    return fs.readFileSync(path.join(dir, name), 'utf8');
-}
+const { wallet: memberWallet } = require('./msp');
 
 async function main() {
     const { PEER, MSP_DIR, MSP_ID, CHANNEL, CHAINCODE, ARGS } = process.env;
@@ -29,15 +23,7 @@ async function main() {
             },
         },
     };
-    const wallet = await Wallets.newInMemoryWallet();
-    await wallet.put('caller', {
-        credentials: {
-            certificate: firstFile(path.join(MSP_DIR, 'signcerts')),
-            privateKey: firstFile(path.join(MSP_DIR, 'keystore')),
-        },
-        mspId: MSP_ID,
-        type: 'X.509',
-    });
+    const wallet = await memberWallet(Wallets, MSP_DIR, MSP_ID, 'caller');
     const gateway = new Gateway();
     try {
         await gateway.connect(profile, { wallet, identity: 'caller', discovery: { enabled: false } });

@@ -5,16 +5,10 @@
 // CHAINCODE.
 'use strict';
 
-const fs = require('fs');
-const path = require('path');
 const { Gateway, Wallets } = require('fabric-network');
+const { wallet: memberWallet } = require('./msp');
 
 const WAIT_MS = 30000;
-
-function firstFile(dir) {
-    const name = fs.readdirSync(dir).sort()[0];
-    return fs.readFileSync(path.join(dir, name), 'utf8');
-}
 
 async function attempt(call) {
     try {
@@ -57,15 +51,7 @@ async function main() {
             },
         },
     };
-    const wallet = await Wallets.newInMemoryWallet();
-    await wallet.put('caller', {
-        credentials: {
-            certificate: firstFile(path.join(MSP_DIR, 'signcerts')),
-            privateKey: firstFile(path.join(MSP_DIR, 'keystore')),
-        },
-        mspId: MSP_ID,
-        type: 'X.509',
-    });
+    const wallet = await memberWallet(Wallets, MSP_DIR, MSP_ID, 'caller');
     const gateway = new Gateway();
     const out = {};
     try {
