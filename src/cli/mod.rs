@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
-use crate::client::{Admin, Client, ClientTls, parse_ctor_args};
+use crate::client::{Admin, Client, ClientTls, check_valid, parse_ctor_args, successful};
 use crate::config::{Config, DEFAULT_DATA_DIR, DEFAULT_LISTEN};
 use crate::msp::{DEFAULT_MSP_ID, Identity};
 use crate::node::{Node, dev_organization};
@@ -206,9 +206,26 @@ enum ChaincodeCommand {
 
 #[derive(Args)]
 struct CallArgs {
-    /// The node's client address.
-    #[arg(long, default_value = DEFAULT_LISTEN)]
+    /// The node's client address (Fabric's `CORE_PEER_ADDRESS`).
+    #[arg(
+        long,
+        visible_alias = "peerAddresses",
+        env = "CORE_PEER_ADDRESS",
+        default_value = DEFAULT_LISTEN
+    )]
     peer: String,
+    /// The ordering service an invoke submits to; the peer's own when unset.
+    #[arg(short = 'o', long = "orderer")]
+    orderer: Option<String>,
+    /// Wait for the transaction's commit: an invoke always does, and reports it.
+    #[arg(long = "waitForEvent")]
+    wait_for_event: bool,
+    /// Print a query's payload as hexadecimal.
+    #[arg(short = 'x', long, conflicts_with = "raw")]
+    hex: bool,
+    /// Print a query's payload as a list of byte values, as Fabric's CLI does with `-r`.
+    #[arg(short = 'r', long)]
+    raw: bool,
     /// The channel.
     #[arg(short = 'C', long = "channelID")]
     channel: String,
@@ -218,7 +235,7 @@ struct CallArgs {
     /// Arguments: '{"Args":["fn","a1"]}' or '{"function":"fn","Args":["a1"]}'.
     #[arg(short = 'c', long = "ctor")]
     ctor: String,
-    /// Transient data as a JSON object of strings.
+    /// Transient data: a JSON object whose values are base64, as Fabric's CLI takes it.
     #[arg(long)]
     transient: Option<String>,
     #[command(flatten)]
@@ -345,14 +362,14 @@ async fn shutdown_signal() {
 async fn call(args: CallArgs, commit: bool) -> anyhow::Result<()> {
     let ctor = parse_ctor_args(&args.ctor)?;
     let transient = match &args.transient {
-        Some(json) => serde_json::from_str::<std::collections::HashMap<String, String>>(json)
-            .context("--transient must be a JSON object of strings")?
-            .into_iter()
-            .map(|(k, v)| (k, v.into_bytes()))
-            .collect(),
+        Some(json) => parse_transient(json)?,
         None => Default::default(),
     };
     let client = args.client.client(&args.peer).await?;
+    let orderer = match &args.orderer {
+        Some(addr) if *addr != args.peer => Some(args.client.client(addr).await?),
+        _ => None,
+    };
     progress::launch(args.client.admin(&args.peer).await, &args.name)
         .await
         .map_err(anyhow::Error::msg)?;
@@ -360,28 +377,61 @@ async fn call(args: CallArgs, commit: bool) -> anyhow::Result<()> {
     let waiting = progress::spinner(format!("{verb} {} on {}", args.name, args.channel));
     let mut stdout = std::io::stdout().lock();
     if commit {
-        let committed = client
-            .invoke(&args.channel, &args.name, ctor, transient)
-            .await;
+        let proposal = client.proposal(&args.channel, &args.name, ctor, transient);
+        let committed = async {
+            let endorsed = client.endorse(&proposal).await?;
+            let response = successful(&endorsed)?;
+            let submitted = orderer
+                .as_ref()
+                .unwrap_or(&client)
+                .submit(&proposal, &endorsed)
+                .await?;
+            check_valid(&submitted)?;
+            anyhow::Ok((response, submitted))
+        }
+        .await;
         waiting.finish_and_clear();
-        let committed = committed?;
-        writeln!(stdout, "status: {}", committed.response.status)?;
+        let (response, submitted) = committed?;
+        writeln!(stdout, "status: {}", response.status)?;
         writeln!(
             stdout,
             "payload: {}",
-            String::from_utf8_lossy(&committed.response.payload)
+            String::from_utf8_lossy(&response.payload)
         )?;
         eprintln!(
             "committed transaction {} in block {}",
-            committed.tx_id, committed.block
+            submitted.tx_id, submitted.block_number
         );
     } else {
         let response = client
             .query(&args.channel, &args.name, ctor, transient)
             .await;
         waiting.finish_and_clear();
-        stdout.write_all(&response?.payload)?;
-        writeln!(stdout)?;
+        let payload = response?.payload;
+        if args.hex {
+            writeln!(stdout, "{}", hex::encode(&payload))?;
+        } else if args.raw {
+            let values: Vec<String> = payload.iter().map(u8::to_string).collect();
+            writeln!(stdout, "[{}]", values.join(" "))?;
+        } else {
+            stdout.write_all(&payload)?;
+            writeln!(stdout)?;
+        }
     }
     Ok(())
+}
+
+/// Fabric's `--transient`: a JSON object whose values are base64.
+fn parse_transient(json: &str) -> anyhow::Result<std::collections::HashMap<String, Vec<u8>>> {
+    use base64::Engine as _;
+    serde_json::from_str::<std::collections::HashMap<String, String>>(json)
+        .context("--transient must be a JSON object of base64 strings")?
+        .into_iter()
+        .map(|(key, value)| {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(value.as_bytes())
+                .with_context(|| format!("--transient value of {key} is not base64"))?;
+            Ok((key, bytes))
+        })
+        .collect()
 }

@@ -6,7 +6,7 @@ use std::process::Output;
 use anyhow::Result;
 use ccvm::node::{LIFECYCLE, QSCC};
 
-use crate::harness::{CHANNEL, TestNode, run_ccvm as ccvm};
+use crate::harness::{CHANNEL, TestNode, run_ccvm as ccvm, rust_chaincode};
 
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
@@ -193,5 +193,75 @@ async fn the_admin_service_can_have_a_listener_of_its_own() -> Result<()> {
     assert!(stdout(&on_admin).contains(QSCC), "{}", stdout(&on_admin));
     node.invoke(LIFECYCLE, &["QueryChaincodeDefinitions"])
         .await?;
+    Ok(())
+}
+
+/// Runs the `ccvm` binary with `args` and Fabric's `CORE_PEER_ADDRESS` set to `peer`.
+async fn ccvm_at(peer: &str, args: &[&str]) -> Result<Output> {
+    Ok(tokio::process::Command::new(env!("CARGO_BIN_EXE_ccvm"))
+        .args(args)
+        .env("CCVM_LOG", "warn")
+        .env("CORE_PEER_ADDRESS", peer)
+        .output()
+        .await?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invoke_and_query_take_fabrics_flags_and_environment() -> Result<()> {
+    let node = TestNode::start().await?;
+    let _kv = rust_chaincode(&node, "kv", "kv")?;
+    node.wait_registered("kv").await?;
+    let peer = node.inner().peer_addr().to_string();
+    let data_dir = node.config().data_dir.display().to_string();
+    let call = |verb: &'static str, ctor: &'static str| {
+        vec![
+            "chaincode",
+            verb,
+            "-C",
+            CHANNEL,
+            "-n",
+            "kv",
+            "-c",
+            ctor,
+            "--data-dir",
+            data_dir.as_str(),
+        ]
+    };
+
+    let mut invoke = call("invoke", r#"{"Args":["put","color","teal"]}"#);
+    invoke.extend(["-o", peer.as_str(), "--waitForEvent"]);
+    let invoked = ccvm_at(&peer, &invoke).await?;
+    assert!(invoked.status.success(), "{}", stderr(&invoked));
+    assert!(
+        stderr(&invoked).contains("committed transaction"),
+        "{}",
+        stderr(&invoked)
+    );
+
+    let mut hex = call("query", r#"{"Args":["get","color"]}"#);
+    hex.push("-x");
+    let queried = ccvm_at(&peer, &hex).await?;
+    assert!(queried.status.success(), "{}", stderr(&queried));
+    assert_eq!(stdout(&queried), "7465616c\n");
+
+    let mut raw = call("query", r#"{"Args":["get","color"]}"#);
+    raw.push("-r");
+    assert_eq!(stdout(&ccvm_at(&peer, &raw).await?), "[116 101 97 108]\n");
+
+    let mut transient = call("query", r#"{"Args":["transient","secret"]}"#);
+    transient.extend(["--transient", r#"{"secret":"aGlkZGVu"}"#]);
+    let revealed = ccvm_at(&peer, &transient).await?;
+    assert!(revealed.status.success(), "{}", stderr(&revealed));
+    assert_eq!(stdout(&revealed), "hidden\n");
+
+    let mut garbled = call("query", r#"{"Args":["transient","secret"]}"#);
+    garbled.extend(["--transient", r#"{"secret":"not base64!"}"#]);
+    let refused = ccvm_at(&peer, &garbled).await?;
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("--transient value of secret is not base64"),
+        "{}",
+        stderr(&refused)
+    );
     Ok(())
 }

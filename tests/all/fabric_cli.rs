@@ -82,39 +82,12 @@ async fn fabrics_peer_command_invokes_waits_for_the_event_queries_and_fetches_bl
         );
     }
 
-    let queried = peer(
-        &bin,
-        &node,
-        &[
-            "chaincode",
-            "query",
-            "-C",
-            CHANNEL,
-            "-n",
-            "kv",
-            "-c",
-            r#"{"Args":["get","color"]}"#,
-        ],
-    )
-    .await?;
+    let query = |ctor: &'static str| ["chaincode", "query", "-C", CHANNEL, "-n", "kv", "-c", ctor];
+    let queried = peer(&bin, &node, &query(r#"{"Args":["get","color"]}"#)).await?;
     assert!(queried.status.success(), "{}", text(&queried.stderr));
     assert_eq!(text(&queried.stdout), "second\n");
 
-    let failed = peer(
-        &bin,
-        &node,
-        &[
-            "chaincode",
-            "query",
-            "-C",
-            CHANNEL,
-            "-n",
-            "kv",
-            "-c",
-            r#"{"Args":["fail","on purpose"]}"#,
-        ],
-    )
-    .await?;
+    let failed = peer(&bin, &node, &query(r#"{"Args":["fail","on purpose"]}"#)).await?;
     let said = text(&failed.stderr);
     assert!(!failed.status.success());
     assert!(
