@@ -12,7 +12,7 @@ mod records;
 mod simulator;
 mod store;
 
-pub use commit::{PendingTx, PrivateWrites, TxOutcome};
+pub use commit::{PendingTx, PrivateRead, PrivateWrite, PrivateWrites, TxOutcome};
 pub use error::{LedgerError, Result};
 pub use records::{HistoryItem, Version};
 pub use simulator::{RangeScan, SimulationResults, TxSimulator};

@@ -1,40 +1,18 @@
 //! Ordering and committing for a single-node network: admitted transactions are cut into
 //! blocks by one task and committed to the ledger, and each submitter learns its outcome.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use ccvm_proto::protos::TxValidationCode;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use crate::ledger::{Ledger, PendingTx, PrivateWrites, TxOutcome};
-use crate::sync::lock;
+use crate::ledger::{Ledger, PendingTx, TxOutcome};
 use crate::validation::{Candidate, TxValidator};
 
 /// Submissions waiting to be cut into a block before `Submit` callers wait for room.
 const SUBMIT_QUEUE: usize = 4096;
-
-/// Private data of endorsed transactions, held until the transaction commits (Fabric's
-/// transient store). Lost on restart, like an uncommitted proposal.
-#[derive(Default)]
-pub(crate) struct TransientStore {
-    pending: Mutex<HashMap<String, PrivateWrites>>,
-}
-
-impl TransientStore {
-    pub fn put(&self, tx_id: &str, private: PrivateWrites) {
-        if private.reads.is_empty() && private.writes.is_empty() {
-            return;
-        }
-        lock(&self.pending).insert(tx_id.to_owned(), private);
-    }
-
-    pub fn take(&self, tx_id: &str) -> PrivateWrites {
-        lock(&self.pending).remove(tx_id).unwrap_or_default()
-    }
-}
 
 struct Submission {
     channel: String,

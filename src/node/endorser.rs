@@ -13,10 +13,10 @@ use tonic::{Request, Response, Status};
 use tracing::{Instrument, debug, info_span};
 
 use super::access::Access;
-use super::committer::TransientStore;
 use super::proposal::UnpackedProposal;
 use super::system_chaincodes::QSCC;
 use super::tls::client_cert_hash;
+use super::transient::TransientStore;
 use crate::chaincode::{ChaincodeSupport, ExecuteRequest};
 use crate::fabric::ERROR_THRESHOLD;
 use crate::msp::{Identity, OwnSignatures};
@@ -157,7 +157,9 @@ impl Endorser {
             });
         }
         let results = lock(&simulator).take_results();
-        self.transient.put(&proposal.tx_id, results.private);
+        self.transient
+            .put(&proposal.tx_id, results.private)
+            .map_err(|full| ProposalFailure::Simulation(full.to_string()))?;
         let action = ChaincodeAction {
             results: results.public.encode_to_vec(),
             events: completed

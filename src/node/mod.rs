@@ -20,6 +20,7 @@ mod proposal;
 mod status;
 mod system_chaincodes;
 mod tls;
+mod transient;
 mod user_chaincodes;
 
 use std::net::SocketAddr;
@@ -51,19 +52,21 @@ use admin::AdminService;
 use background::Background;
 use blocks::LedgerBlocks;
 use broadcast::BroadcastService;
-use committer::{BlockCutter, TransientStore};
+use committer::BlockCutter;
 use deliver::{DeliverService, Deliverer};
 use endorser::{Endorser, EndorserService};
 use gateway::GatewayService;
 use ordering::{CommitterService, Orderer};
 use system_chaincodes::SystemChaincodes;
 use tls::{ChaincodeCa, TlsError};
+use transient::TransientStore;
 use user_chaincodes::DefinedChaincodes;
 
 pub use broadcast::MAX_BROADCAST_IN_FLIGHT;
 pub use deliver::MAX_DELIVER_STREAMS;
 pub use gateway::{MAX_CHAINCODE_EVENT_STREAMS, MAX_COMMIT_STATUS_WAITERS};
 pub use system_chaincodes::{LIFECYCLE, Origin, QSCC, SystemChaincodeStatus, built_in};
+pub use transient::{MAX_TRANSIENT_BYTES, TRANSIENT_RETENTION};
 
 /// Where the node creates its development organization, under the data directory, when no
 /// MSP directory is configured.

@@ -14,9 +14,10 @@ use ccvm_proto::protos::TxValidationCode;
 use tonic::{Request, Response, Status};
 
 use super::access::{Access, AccessDenied};
-use super::committer::{BlockCutter, TransientStore};
+use super::committer::BlockCutter;
 use super::status::ServiceError;
 use super::tls::client_cert_hash;
+use super::transient::TransientStore;
 use crate::ledger::{Ledger, PendingTx, TxOutcome};
 use crate::policy::APPLICATION_PREFIX;
 
