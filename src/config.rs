@@ -31,6 +31,8 @@ pub const DEFAULT_DATA_DIR: &str = "ccvm-data";
 /// Most transactions cut into one block: bounds the work of one store transaction while
 /// letting a loaded node commit thousands of transactions per fsync.
 pub const DEFAULT_MAX_BLOCK_TXS: usize = 500;
+/// Most bytes of transactions cut into one block by default.
+pub const DEFAULT_MAX_BLOCK_BYTES: usize = 16 * 1024 * 1024;
 
 /// Everything a node needs to start.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -225,8 +227,14 @@ pub struct PeerTlsSettings {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct CommitSettings {
-    /// Most transactions in one block.
+    /// Most transactions in one block (Fabric's `BatchSize.MaxMessageCount`).
     pub max_block_txs: usize,
+    /// Most bytes of transactions in one block; a larger transaction is a block of its own
+    /// (Fabric's `BatchSize.PreferredMaxBytes`).
+    pub max_block_bytes: usize,
+    /// How long a block's first transaction waits for more, in milliseconds; 0 cuts whatever
+    /// is queued at once (Fabric's `BatchTimeout`, there 2 s).
+    pub batch_timeout_ms: u64,
 }
 
 impl Default for Config {
@@ -270,6 +278,8 @@ impl Default for CommitSettings {
     fn default() -> Self {
         Self {
             max_block_txs: DEFAULT_MAX_BLOCK_TXS,
+            max_block_bytes: DEFAULT_MAX_BLOCK_BYTES,
+            batch_timeout_ms: 0,
         }
     }
 }

@@ -2,8 +2,12 @@
 //! blocks by one task and committed to the ledger, and each submitter learns its outcome.
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use ccvm_proto::Message;
 
 use ccvm_proto::protos::TxValidationCode;
+use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
@@ -37,7 +41,7 @@ impl BlockCutter {
     pub fn start(
         ledger: Ledger,
         validator: Arc<TxValidator>,
-        max_block_txs: usize,
+        cutting: BlockCutting,
         on_redefined: OnRedefined,
     ) -> (Self, JoinHandle<()>) {
         let (queue, submissions) = mpsc::channel(SUBMIT_QUEUE);
@@ -45,7 +49,7 @@ impl BlockCutter {
             ledger,
             validator,
             submissions,
-            max_block_txs.max(1),
+            cutting,
             on_redefined,
         ));
         (Self { queue }, task)
@@ -74,21 +78,56 @@ impl BlockCutter {
     }
 }
 
-/// Takes whatever is queued (up to a block's worth), commits it per channel, and answers.
+/// When a block is cut, as Fabric's `BatchSize` and `BatchTimeout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BlockCutting {
+    /// Most transactions in a block.
+    pub max_txs: usize,
+    /// Most bytes of transactions in a block; a larger transaction is a block of its own.
+    pub max_bytes: usize,
+    /// How long the first transaction of a block waits for more; zero cuts whatever is queued.
+    pub timeout: Duration,
+}
+
+/// Cuts blocks of what is queued, up to a block's worth (waiting up to the batch timeout for
+/// more), commits them per channel, and answers.
 async fn cut_blocks(
     ledger: Ledger,
     validator: Arc<TxValidator>,
     mut submissions: mpsc::Receiver<Submission>,
-    max_block_txs: usize,
+    cutting: BlockCutting,
     on_redefined: OnRedefined,
 ) {
-    while let Some(first) = submissions.recv().await {
+    let mut carried: Option<Submission> = None;
+    loop {
+        let first = match carried.take() {
+            Some(first) => first,
+            None => match submissions.recv().await {
+                Some(first) => first,
+                None => return,
+            },
+        };
+        let deadline = tokio::time::Instant::now() + cutting.timeout;
+        let mut bytes = first.tx.envelope.encoded_len();
         let mut batch = vec![first];
-        while batch.len() < max_block_txs {
-            match submissions.try_recv() {
-                Ok(next) => batch.push(next),
+        while batch.len() < cutting.max_txs.max(1) && bytes < cutting.max_bytes {
+            let next = match submissions.try_recv() {
+                Ok(next) => next,
+                Err(TryRecvError::Empty) if !cutting.timeout.is_zero() => {
+                    match tokio::time::timeout_at(deadline, submissions.recv()).await {
+                        Ok(Some(next)) => next,
+                        Ok(None) | Err(_) => break,
+                    }
+                }
                 Err(_) => break,
+            };
+            let size = next.tx.envelope.encoded_len();
+            if bytes + size > cutting.max_bytes {
+                carried = Some(next);
+                break;
             }
+            bytes += size;
+            batch.push(next);
         }
         let mut by_channel: Vec<(String, Vec<Submission>)> = Vec::new();
         for submission in batch {

@@ -52,7 +52,7 @@ use admin::AdminService;
 use background::Background;
 use blocks::LedgerBlocks;
 use broadcast::BroadcastService;
-use committer::BlockCutter;
+use committer::{BlockCutter, BlockCutting};
 use deliver::{DeliverService, Deliverer};
 use endorser::{Endorser, EndorserService};
 use gateway::GatewayService;
@@ -235,7 +235,11 @@ impl Node {
         let (cutter, cutter_task) = BlockCutter::start(
             ledger.clone(),
             validator,
-            config.commit.max_block_txs,
+            BlockCutting {
+                max_txs: config.commit.max_block_txs,
+                max_bytes: config.commit.max_block_bytes,
+                timeout: Duration::from_millis(config.commit.batch_timeout_ms),
+            },
             Arc::new(move |name: &str| user_chaincodes::retire_redefined(&redefined_in, name)),
         );
         let defined: Arc<dyn ChaincodeResolver> = definitions;

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use ccvm::client::successful;
 use ccvm::proto::protos::TxValidationCode;
 
@@ -167,6 +167,84 @@ async fn forged_signatures_are_refused_by_endorser_and_committer() -> Result<()>
         node.query_text("kv", &["get", "k"]).await?,
         "",
         "nothing was committed"
+    );
+    Ok(())
+}
+
+/// Endorses a put of `key` and returns the proposal with its endorsement, ready to submit.
+async fn endorsed_put(
+    node: &TestNode,
+    key: &str,
+    value: &str,
+) -> Result<(
+    ccvm::client::TxProposal,
+    ccvm::proto::protos::ProposalResponse,
+)> {
+    let proposal =
+        node.client
+            .proposal(CHANNEL, "kv", to_args(&["put", key, value]), HashMap::new());
+    let endorsed = node.client.endorse(&proposal).await?;
+    successful(&endorsed)?;
+    Ok((proposal, endorsed))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_timeout_gathers_transactions_into_one_block_up_to_its_count() -> Result<()> {
+    let node = TestNode::start_with(|config| {
+        config.commit.batch_timeout_ms = 2000;
+        config.commit.max_block_txs = 3;
+    })
+    .await?;
+    let _kv = rust_chaincode(&node, "kv", "kv")?;
+    node.wait_registered("kv").await?;
+    let mut endorsed = Vec::new();
+    for n in 0..3 {
+        endorsed.push(endorsed_put(&node, &format!("k{n}"), "v").await?);
+    }
+    let (first, rest) = endorsed.split_first().context("three endorsements")?;
+    let submit_first = node.client.submit(&first.0, &first.1);
+    let later = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        futures_util::future::join_all(
+            rest.iter()
+                .map(|(proposal, response)| node.client.submit(proposal, response)),
+        )
+        .await
+    };
+    let (first, rest) = tokio::join!(submit_first, later);
+    let mut blocks = vec![first?.block_number];
+    for submitted in rest {
+        blocks.push(submitted?.block_number);
+    }
+    assert_eq!(
+        blocks,
+        [0, 0, 0],
+        "the first transaction waited for the two sent 300 ms later"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_holds_no_more_bytes_than_its_limit() -> Result<()> {
+    let node = TestNode::start_with(|config| {
+        config.commit.batch_timeout_ms = 2000;
+        config.commit.max_block_bytes = 1;
+    })
+    .await?;
+    let _kv = rust_chaincode(&node, "kv", "kv")?;
+    node.wait_registered("kv").await?;
+    let first = endorsed_put(&node, "a", "v").await?;
+    let second = endorsed_put(&node, "b", "v").await?;
+    let (one, two) = tokio::join!(
+        node.client.submit(&first.0, &first.1),
+        node.client.submit(&second.0, &second.1)
+    );
+    let mut blocks = [one?.block_number, two?.block_number];
+    blocks.sort_unstable();
+    assert_eq!(
+        blocks,
+        [0, 1],
+        "each transaction passes the byte limit alone"
     );
     Ok(())
 }
