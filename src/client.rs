@@ -473,10 +473,27 @@ impl Client {
         args: Vec<Vec<u8>>,
         transient: HashMap<String, Vec<u8>>,
     ) -> Result<Committed, ClientError> {
+        self.invoke_ordered_by(self, channel, chaincode, args, transient)
+            .await
+    }
+
+    /// Runs a chaincode function on this client's node, then commits its endorsed result
+    /// through `orderer`'s node.
+    ///
+    /// # Errors
+    /// As [`Client::invoke`].
+    pub async fn invoke_ordered_by(
+        &self,
+        orderer: &Client,
+        channel: &str,
+        chaincode: &str,
+        args: Vec<Vec<u8>>,
+        transient: HashMap<String, Vec<u8>>,
+    ) -> Result<Committed, ClientError> {
         let proposal = self.proposal(channel, chaincode, args, transient);
         let endorsed = self.endorse(&proposal).await?;
         let response = successful(&endorsed)?;
-        let submitted = self.submit(&proposal, &endorsed).await?;
+        let submitted = orderer.submit(&proposal, &endorsed).await?;
         check_valid(&submitted)?;
         Ok(Committed {
             response,

@@ -19,6 +19,15 @@ pub const ADMIN_REQUEST_METADATA: &str = "ccvm-admin-request-bin";
 /// cannot be replayed later than this.
 pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(15 * 60);
 
+/// Whether `signed_at` is within [`MAX_CLOCK_SKEW`] of `now`, either way.
+pub fn within_clock_skew(signed_at: SystemTime, now: SystemTime) -> bool {
+    let skew = now
+        .duration_since(signed_at)
+        .or_else(|_| signed_at.duration_since(now))
+        .unwrap_or(Duration::MAX);
+    skew <= MAX_CLOCK_SKEW
+}
+
 /// Why a signed call was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -110,11 +119,7 @@ pub fn open(
         .timestamp
         .and_then(|t| SystemTime::try_from(t).ok())
         .ok_or_else(|| SignedCallError::Malformed("no timestamp".to_owned()))?;
-    let skew = now
-        .duration_since(signed_at)
-        .or_else(|_| signed_at.duration_since(now))
-        .unwrap_or(Duration::MAX);
-    if skew > MAX_CLOCK_SKEW {
+    if !within_clock_skew(signed_at, now) {
         return Err(SignedCallError::Stale);
     }
     Ok(OpenedCall {

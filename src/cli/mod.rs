@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
-use crate::client::{Admin, Client, ClientTls, check_valid, parse_ctor_args, successful};
+use crate::client::{Admin, Client, ClientTls, parse_ctor_args};
 use crate::config::{Config, DEFAULT_DATA_DIR, DEFAULT_LISTEN};
 use crate::msp::{DEFAULT_MSP_ID, Identity};
 use crate::node::{Node, dev_organization};
@@ -377,30 +377,26 @@ async fn call(args: CallArgs, commit: bool) -> anyhow::Result<()> {
     let waiting = progress::spinner(format!("{verb} {} on {}", args.name, args.channel));
     let mut stdout = std::io::stdout().lock();
     if commit {
-        let proposal = client.proposal(&args.channel, &args.name, ctor, transient);
-        let committed = async {
-            let endorsed = client.endorse(&proposal).await?;
-            let response = successful(&endorsed)?;
-            let submitted = orderer
-                .as_ref()
-                .unwrap_or(&client)
-                .submit(&proposal, &endorsed)
-                .await?;
-            check_valid(&submitted)?;
-            anyhow::Ok((response, submitted))
-        }
-        .await;
+        let committed = client
+            .invoke_ordered_by(
+                orderer.as_ref().unwrap_or(&client),
+                &args.channel,
+                &args.name,
+                ctor,
+                transient,
+            )
+            .await;
         waiting.finish_and_clear();
-        let (response, submitted) = committed?;
-        writeln!(stdout, "status: {}", response.status)?;
+        let committed = committed?;
+        writeln!(stdout, "status: {}", committed.response.status)?;
         writeln!(
             stdout,
             "payload: {}",
-            String::from_utf8_lossy(&response.payload)
+            String::from_utf8_lossy(&committed.response.payload)
         )?;
         eprintln!(
             "committed transaction {} in block {}",
-            submitted.tx_id, submitted.block_number
+            committed.tx_id, committed.block
         );
     } else {
         let response = client

@@ -4,7 +4,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use ccvm_proto::Message;
 use ccvm_proto::common::{
@@ -31,7 +31,7 @@ use super::block_feed::{BlockFeed, FeedError};
 use super::tls::client_cert_hash;
 use crate::ledger::Ledger;
 use crate::policy::{EVENT_BLOCK, EVENT_FILTERED_BLOCK};
-use crate::signed_call::MAX_CLOCK_SKEW;
+use crate::signed_call::{MAX_CLOCK_SKEW, within_clock_skew};
 
 /// Deliver streams open at once, over both services; more are refused with
 /// `RESOURCE_EXHAUSTED` until one ends.
@@ -290,12 +290,7 @@ fn check_timestamp(timestamp: Option<&prost_types::Timestamp>) -> Result<(), Str
     let signed_at = timestamp
         .and_then(|t| SystemTime::try_from(*t).ok())
         .ok_or_else(|| "the request has no timestamp".to_owned())?;
-    let now = SystemTime::now();
-    let skew = now
-        .duration_since(signed_at)
-        .or_else(|_| signed_at.duration_since(now))
-        .unwrap_or(Duration::MAX);
-    if skew > MAX_CLOCK_SKEW {
+    if !within_clock_skew(signed_at, SystemTime::now()) {
         return Err(format!(
             "the request's timestamp is more than {} s from the node's clock",
             MAX_CLOCK_SKEW.as_secs()
