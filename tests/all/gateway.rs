@@ -12,8 +12,8 @@ use ccvm::proto::Message;
 use ccvm::proto::common::{Envelope, Status as BlockStatus};
 use ccvm::proto::gateway::gateway_client::GatewayClient;
 use ccvm::proto::gateway::{
-    CommitStatusRequest, EvaluateRequest, SignedChaincodeEventsRequest, SignedCommitStatusRequest,
-    SubmitRequest,
+    ChaincodeEventsRequest, CommitStatusRequest, EvaluateRequest, SignedChaincodeEventsRequest,
+    SignedCommitStatusRequest, SubmitRequest,
 };
 use ccvm::proto::orderer::atomic_broadcast_client::AtomicBroadcastClient;
 use ccvm::proto::protos::TxValidationCode;
@@ -307,6 +307,33 @@ async fn the_gateway_refuses_bad_requests_with_fabrics_codes_and_keeps_serving()
             .starts_with("invalid chaincode events request"),
         "{}",
         events.message()
+    );
+
+    let elsewhere = tempfile::tempdir()?;
+    let other_org = DevOrganization::at(elsewhere.path());
+    other_org.create_if_absent("Org9MSP")?;
+    let outsider = Identity::load(&other_org.user_msp_dir(), "Org9MSP")?;
+    let request = ChaincodeEventsRequest {
+        channel_id: CHANNEL.to_owned(),
+        chaincode_id: "kv".to_owned(),
+        identity: outsider.serialized(),
+        ..Default::default()
+    }
+    .encode_to_vec();
+    let outsiders = gateway
+        .chaincode_events(SignedChaincodeEventsRequest {
+            signature: outsider.sign(&request),
+            request,
+        })
+        .await
+        .expect_err("an identity of another organization's CA reads no events");
+    assert_eq!(outsiders.code(), Code::PermissionDenied);
+    assert!(
+        outsiders
+            .message()
+            .contains("MSP Org9MSP is not an organization of this channel"),
+        "{}",
+        outsiders.message()
     );
 
     node.query("qscc", &["GetChainInfo", CHANNEL])
