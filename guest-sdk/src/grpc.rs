@@ -53,8 +53,21 @@ impl PeerSettings {
     /// [`ShimError::Config`] naming the missing or unreadable setting.
     pub fn from_env_and_args() -> Result<Self, ShimError> {
         let args: Vec<String> = std::env::args().skip(1).collect();
-        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        let peer_address = flag(&args, "peer.address")
+        Self::from_settings(&args, &|name: &str| {
+            std::env::var(name).ok().filter(|v| !v.is_empty())
+        })
+    }
+
+    /// As [`PeerSettings::from_env_and_args`], with the command line `args` (the program name
+    /// left out) and the variables `env` finds.
+    ///
+    /// # Errors
+    /// [`ShimError::Config`] naming the missing or unreadable setting.
+    pub fn from_settings(
+        args: &[String],
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ShimError> {
+        let peer_address = flag(args, "peer.address")
             .or_else(|| env("CORE_PEER_ADDRESS"))
             .ok_or_else(|| {
                 ShimError::Config(
@@ -62,14 +75,14 @@ impl PeerSettings {
                 )
             })?;
         let chaincode_name = env("CORE_CHAINCODE_ID_NAME")
-            .or_else(|| flag(&args, "chaincode-id-name"))
+            .or_else(|| flag(args, "chaincode-id-name"))
             .ok_or_else(|| {
                 ShimError::Config(
                     "chaincode id not provided: set CORE_CHAINCODE_ID_NAME".to_owned(),
                 )
             })?;
         let tls = if env("CORE_PEER_TLS_ENABLED").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
-            Some(read_tls(&env)?)
+            Some(read_tls(env)?)
         } else {
             None
         };

@@ -58,7 +58,10 @@ pub use error::ShimError;
 pub use grpc::{PeerSettings, open_stream, serve, start};
 pub use iterators::{HistoryIterator, KeyModification, PageInfo, StateIterator};
 #[cfg(all(feature = "grpc", not(target_family = "wasm")))]
-pub use server::{ServerSettings, ServerTls, serve_as_server};
+pub use server::{
+    MAX_PEER_CONNECTIONS, PeerConnection, ServerSettings, ServerTls, listen_for_peers,
+    serve_as_server,
+};
 pub use shim::{Action, PeerCall, PeerFeatures, Shim, Transaction, run_transaction};
 pub use stub::Stub;
 #[cfg(all(feature = "grpc", not(target_family = "wasm")))]

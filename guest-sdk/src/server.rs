@@ -11,7 +11,7 @@ use std::sync::Arc;
 use ccvm_proto::protos::ChaincodeMessage;
 use ccvm_proto::protos::chaincode_server::{self, ChaincodeServer};
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tokio_stream::{Stream, StreamExt};
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
@@ -90,15 +90,30 @@ impl ServerSettings {
     }
 }
 
-/// Listens as `settings` say and serves every peer that dials in until the process ends. The
-/// address it listens on is printed to stderr (`serving chaincode ID on ADDRESS`), which tells
-/// a free port it was given as port 0.
+/// Most peer connections a chaincode served as a service holds at once; a peer beyond them is
+/// refused with `RESOURCE_EXHAUSTED`.
+pub const MAX_PEER_CONNECTIONS: usize = 64;
+
+/// One peer's connection to a chaincode served as a service.
+pub struct PeerConnection {
+    /// The peer's messages.
+    pub inbound: Streaming<ChaincodeMessage>,
+    /// Where the chaincode's messages go, starting with its REGISTER.
+    pub outbound: mpsc::Sender<ChaincodeMessage>,
+    /// The connection's place among [`MAX_PEER_CONNECTIONS`], freed when dropped: keep it for as
+    /// long as the conversation lasts.
+    pub place: OwnedSemaphorePermit,
+}
+
+/// Listens as `settings` say and hands each peer that dials in to `on_connection`, until the
+/// process ends. The address it listens on is printed to stderr (`serving chaincode ID on
+/// ADDRESS`), which tells a free port it was given as port 0.
 ///
 /// # Errors
 /// An address that cannot be bound, unusable TLS material, or a failed server.
-pub async fn serve_as_server(
-    chaincode: Arc<dyn Chaincode + Send + Sync>,
-    settings: ServerSettings,
+pub async fn listen_for_peers(
+    settings: &ServerSettings,
+    on_connection: impl Fn(PeerConnection) + Send + Sync + 'static,
 ) -> Result<(), ShimError> {
     let listener = TcpListener::bind(&settings.address)
         .await
@@ -118,8 +133,8 @@ pub async fn serve_as_server(
             .map_err(|e| ShimError::Config(format!("TLS: {e}")))?;
     }
     let service = ChaincodeServer::new(Served {
-        chaincode,
-        chaincode_id: settings.chaincode_id.clone(),
+        on_connection: Box::new(on_connection),
+        places: Arc::new(Semaphore::new(MAX_PEER_CONNECTIONS)),
     })
     .max_decoding_message_size(MAX_MESSAGE_BYTES)
     .max_encoding_message_size(MAX_MESSAGE_BYTES);
@@ -131,10 +146,45 @@ pub async fn serve_as_server(
         .map_err(|e| ShimError::Disconnected(format!("the chaincode server failed: {e}")))
 }
 
-/// The `protos.Chaincode` service: one conversation per peer connection.
-struct Served {
+/// Serves `chaincode` as `settings` say: each peer that dials in gets a conversation of its own.
+///
+/// # Errors
+/// As [`listen_for_peers`].
+pub async fn serve_as_server(
     chaincode: Arc<dyn Chaincode + Send + Sync>,
-    chaincode_id: String,
+    settings: ServerSettings,
+) -> Result<(), ShimError> {
+    let chaincode_id = settings.chaincode_id.clone();
+    listen_for_peers(&settings, move |connection| {
+        let shim = Shim::new(chaincode_id.clone());
+        // The channel is new and empty, so the REGISTER always fits.
+        if connection
+            .outbound
+            .try_send(shim.register_message())
+            .is_err()
+        {
+            return;
+        }
+        let chaincode = Arc::clone(&chaincode);
+        tokio::spawn(async move {
+            let PeerConnection {
+                inbound,
+                outbound,
+                place,
+            } = connection;
+            if let Err(e) = converse(chaincode, shim, inbound, outbound).await {
+                eprintln!("a peer's connection ended: {e}");
+            }
+            drop(place);
+        });
+    })
+    .await
+}
+
+/// The `protos.Chaincode` service: each connection, within its place, handed on.
+struct Served {
+    on_connection: Box<dyn Fn(PeerConnection) + Send + Sync>,
+    places: Arc<Semaphore>,
 }
 
 type ToPeer = Pin<Box<dyn Stream<Item = Result<ChaincodeMessage, Status>> + Send>>;
@@ -147,18 +197,16 @@ impl chaincode_server::Chaincode for Served {
         &self,
         request: Request<Streaming<ChaincodeMessage>>,
     ) -> Result<Response<ToPeer>, Status> {
+        let place = Arc::clone(&self.places).try_acquire_owned().map_err(|_| {
+            Status::resource_exhausted(format!(
+                "the chaincode already serves {MAX_PEER_CONNECTIONS} peer connections"
+            ))
+        })?;
         let (outbound, to_peer) = mpsc::channel(OUTBOUND_BUFFER);
-        let shim = Shim::new(self.chaincode_id.clone());
-        outbound
-            .send(shim.register_message())
-            .await
-            .map_err(|_| Status::internal("the stream to the peer closed at once"))?;
-        let chaincode = Arc::clone(&self.chaincode);
-        let inbound = request.into_inner();
-        tokio::spawn(async move {
-            if let Err(e) = converse(chaincode, shim, inbound, outbound).await {
-                eprintln!("a peer's connection ended: {e}");
-            }
+        (self.on_connection)(PeerConnection {
+            inbound: request.into_inner(),
+            outbound,
+            place,
         });
         Ok(Response::new(Box::pin(
             ReceiverStream::new(to_peer).map(Ok),

@@ -6,7 +6,8 @@ use std::collections::VecDeque;
 use ccvm_proto::protos::ChaincodeMessage;
 use ccvm_proto::{Message, MessageType};
 use ccvm_sandbox::{
-    GuestLimiter, LogBudget, TxClock, check_message_size, ends_transaction, starts_transaction,
+    GuestLimiter, LogBudget, TickerHold, TxClock, check_message_size, ends_transaction,
+    starts_transaction,
 };
 use tokio::sync::mpsc;
 use wasmtime::component::ResourceTable;
@@ -35,6 +36,8 @@ pub struct GuestState {
     pub max_message_bytes: usize,
     /// Channel and id of each transaction the guest holds, oldest first.
     pub open: VecDeque<(String, String)>,
+    /// Keeps the epoch ticker going while the guest lives.
+    pub _ticker: TickerHold,
 }
 
 impl GuestState {

@@ -1,0 +1,260 @@
+//! `ccvm-wasm-runner`: runs a `wasm32-wasip2` chaincode outside the peer, in the same sandbox as
+//! the peer's own wasm guests (deterministic engine, memory and stack caps, a deadline per
+//! transaction), and relays each instance's peer channel over gRPC. It runs the way Fabric runs
+//! chaincode:
+//!
+//! - dialling the peer's `ChaincodeSupport.Register` stream, with the settings and TLS files
+//!   Fabric's shims read (`CORE_PEER_ADDRESS`, `CORE_CHAINCODE_ID_NAME`, `CORE_PEER_TLS_*`), or
+//! - as a service, when `CHAINCODE_SERVER_ADDRESS` is set: it serves `protos.Chaincode/Connect`
+//!   and each peer connection gets a guest instance of its own (Fabric's `CHAINCODE_*` settings).
+//!
+//! When a guest fails (trap, deadline, memory cap) the transactions it holds are failed with the
+//! reason and its connection ends, so the peer starts or dials it again.
+
+mod host;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ccvm_guest_sdk::{PeerConnection, PeerSettings, ServerSettings, listen_for_peers, open_stream};
+use ccvm_proto::protos::ChaincodeMessage;
+use ccvm_sandbox::{
+    GuestExit, GuestLimiter, LogBudget, TickerHold, TxClock, WasmLimits, classify,
+    deterministic_config, guest_wasi, start_epoch_ticker,
+};
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{Engine, Store, UpdateDeadline};
+use wasmtime_wasi::p2::bindings::sync::CommandPre;
+
+use self::host::{GuestState, log, peer};
+
+/// The chaincode component inside the runner's container, unless `CCVM_WASM_FILE` names another.
+pub const DEFAULT_WASM_FILE: &str = "/chaincode.wasm";
+/// Messages buffered between a guest and its relay in each direction.
+const RELAY_BUFFER: usize = 64;
+/// How long the relay may take to deliver the guest's last messages once it has ended.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A compiled chaincode and the limits each of its instances runs under.
+pub struct Sandbox {
+    engine: Engine,
+    pre: CommandPre<GuestState>,
+    limits: WasmLimits,
+    ticker: TickerHold,
+}
+
+impl Sandbox {
+    /// Compiles the component in `wasm` under `limits` and starts the engine's epoch ticker.
+    ///
+    /// # Errors
+    /// Bytes that are not a chaincode component, or one that imports more than it is granted.
+    pub fn new(wasm: &[u8], limits: WasmLimits) -> Result<Self, String> {
+        let engine = Engine::new(&deterministic_config(limits.max_stack_bytes))
+            .map_err(|e| format!("{e:#}"))?;
+        let component = Component::new(&engine, wasm)
+            .map_err(|e| format!("not a chaincode component: {e:#}"))?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| format!("{e:#}"))?;
+        peer::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
+            .map_err(|e| format!("{e:#}"))?;
+        log::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
+            .map_err(|e| format!("{e:#}"))?;
+        let pre = linker
+            .instantiate_pre(&component)
+            .map_err(|e| format!("the chaincode imports more than it is granted: {e:#}"))?;
+        let pre = CommandPre::new(pre)
+            .map_err(|e| format!("the chaincode is not a WASI command: {e:#}"))?;
+        let ticker = start_epoch_ticker(engine.clone())
+            .map_err(|e| format!("cannot start the epoch thread: {e}"))?;
+        Ok(Self {
+            engine,
+            pre,
+            limits,
+            ticker,
+        })
+    }
+
+    /// Reads and compiles the component at `path`.
+    ///
+    /// # Errors
+    /// An unreadable file, or as [`Sandbox::new`].
+    pub fn load(path: &Path, limits: WasmLimits) -> Result<Self, String> {
+        let wasm =
+            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        Self::new(&wasm, limits)
+    }
+
+    /// Runs one instance registering as `name`, on the calling thread, until its `main` ends.
+    /// When it fails, each transaction it still holds is failed on `to_peer` with the reason.
+    pub fn run_instance(
+        &self,
+        name: &str,
+        to_peer: mpsc::Sender<ChaincodeMessage>,
+        from_peer: mpsc::Receiver<ChaincodeMessage>,
+    ) -> GuestExit {
+        let wasi = match guest_wasi(
+            &[("CORE_CHAINCODE_ID_NAME".to_owned(), name.to_owned())],
+            None,
+        ) {
+            Ok(wasi) => wasi,
+            Err(e) => return GuestExit::Trapped(e),
+        };
+        let mut store = Store::new(
+            &self.engine,
+            GuestState {
+                wasi,
+                table: ResourceTable::new(),
+                to_peer,
+                from_peer,
+                limiter: GuestLimiter::new(self.limits.max_memory_bytes),
+                clock: TxClock::default(),
+                log: LogBudget::default(),
+                max_message_bytes: self.limits.max_message_bytes,
+                open: Default::default(),
+                _ticker: self.ticker.clone(),
+            },
+        );
+        store.limiter(|state| &mut state.limiter);
+        let deadline = self.limits.tx_deadline;
+        store.epoch_deadline_callback(move |store| {
+            store.data().clock.check_deadline(deadline)?;
+            Ok(UpdateDeadline::Continue(1))
+        });
+        store.set_epoch_deadline(1);
+        let exit = match self.pre.instantiate(&mut store) {
+            Ok(command) => match command.wasi_cli_run().call_run(&mut store) {
+                Ok(Ok(())) => GuestExit::Finished,
+                Ok(Err(())) => GuestExit::Failed,
+                Err(error) => classify(name, &error, store.data().limiter.memory_refused),
+            },
+            Err(e) => GuestExit::Trapped(format!("instantiation failed: {}", e.root_cause())),
+        };
+        if exit != GuestExit::Finished {
+            let reason = format!("wasm chaincode {name} {exit}");
+            let mut state = store.into_data();
+            for failed in state.fail_open_transactions(&reason) {
+                let _ = state.to_peer.blocking_send(failed);
+            }
+        }
+        exit
+    }
+}
+
+/// Runs the chaincode the way the environment says: as a service when `CHAINCODE_SERVER_ADDRESS`
+/// is set, otherwise one instance dialling the peer. The component is `CCVM_WASM_FILE`, or
+/// `default_wasm` when that is unset; limits come from `CCVM_WASM_*`.
+///
+/// # Errors
+/// Missing or bad settings, a component that does not compile, or a failed guest or relay.
+pub fn run_from_env(default_wasm: &Path) -> Result<(), String> {
+    let env = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
+    let limits = WasmLimits::from_env(env)?;
+    let path = env("CCVM_WASM_FILE").map_or_else(|| default_wasm.to_owned(), Into::into);
+    match ServerSettings::from_env().map_err(|e| e.to_string())? {
+        Some(settings) => serve(Sandbox::load(&path, limits)?, &settings),
+        None => {
+            let settings = PeerSettings::from_env_and_args().map_err(|e| e.to_string())?;
+            dial(&Sandbox::load(&path, limits)?, settings)
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start a runtime: {e}"))
+}
+
+/// Runs one instance that dials the peer, until it or the peer ends the conversation.
+///
+/// # Errors
+/// A failed guest, or a relay that could not reach the peer.
+pub fn dial(sandbox: &Sandbox, settings: PeerSettings) -> Result<(), String> {
+    let name = settings.chaincode_name.clone();
+    info!(chaincode = %name, peer = %settings.peer_address, "starting the wasm chaincode");
+    let runtime = runtime()?;
+    let (to_peer, outbound) = mpsc::channel(RELAY_BUFFER);
+    let (inbound, from_peer) = mpsc::channel(RELAY_BUFFER);
+    let relayed = runtime.spawn(async move {
+        let stream = open_stream(&settings, outbound)
+            .await
+            .map_err(|e| e.to_string())?;
+        relay(stream, inbound).await
+    });
+    let exit = sandbox.run_instance(&name, to_peer, from_peer);
+    let relay_result = runtime.block_on(async {
+        tokio::time::timeout(FLUSH_TIMEOUT, relayed)
+            .await
+            .unwrap_or(Ok(Ok(())))
+            .unwrap_or_else(|e| Err(format!("the relay failed: {e}")))
+    });
+    match (exit, relay_result) {
+        (GuestExit::Finished, Ok(())) => Ok(()),
+        (_, Err(e)) => Err(e),
+        (exit, Ok(())) => Err(format!("wasm chaincode {name} {exit}")),
+    }
+}
+
+/// Serves the chaincode as `settings` say until the process ends: each peer connection runs an
+/// instance of its own on a thread of its own, registering as `CHAINCODE_ID`.
+///
+/// # Errors
+/// An address that cannot be bound, or unusable TLS material.
+pub fn serve(sandbox: Sandbox, settings: &ServerSettings) -> Result<(), String> {
+    let runtime = runtime()?;
+    let sandbox = Arc::new(sandbox);
+    let name = settings.chaincode_id.clone();
+    info!(chaincode = %name, address = %settings.address, "serving the wasm chaincode");
+    runtime
+        .block_on(listen_for_peers(settings, move |connection| {
+            let PeerConnection {
+                inbound: stream,
+                outbound: to_peer,
+                place,
+            } = connection;
+            let (inbound, from_peer) = mpsc::channel(RELAY_BUFFER);
+            tokio::spawn(async move {
+                if let Err(e) = relay(stream, inbound).await {
+                    warn!("{e}");
+                }
+            });
+            let sandbox = Arc::clone(&sandbox);
+            let name = name.clone();
+            let started = std::thread::Builder::new()
+                .name("ccvm-guest".to_owned())
+                .spawn(move || {
+                    let exit = sandbox.run_instance(&name, to_peer, from_peer);
+                    if exit != GuestExit::Finished {
+                        warn!("wasm chaincode {name} {exit}");
+                    }
+                    drop(place);
+                });
+            if let Err(e) = started {
+                warn!("cannot start a guest thread: {e}");
+            }
+        }))
+        .map_err(|e| e.to_string())
+}
+
+/// Carries the peer's messages from `stream` to the guest until either side ends.
+async fn relay(
+    mut stream: tonic::Streaming<ChaincodeMessage>,
+    inbound: mpsc::Sender<ChaincodeMessage>,
+) -> Result<(), String> {
+    loop {
+        match stream.message().await {
+            Ok(Some(message)) => {
+                if inbound.send(message).await.is_err() {
+                    return Ok(());
+                }
+            }
+            Ok(None) => return Ok(()),
+            Err(status) => return Err(format!("the peer ended the stream: {}", status.message())),
+        }
+    }
+}
