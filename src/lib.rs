@@ -9,6 +9,7 @@
 //!   state machine, transaction contexts, and the registry of connected chaincodes. It sees only
 //!   a stream of messages in and out; gRPC is one transport adapted onto it.
 //! - [`container`] starts chaincode: the inproc VM (wasm inside the peer) and the Docker VM.
+//! - [`external_builder`] lets Fabric's own peers run ccvm packages, as a Fabric external builder.
 //! - [`package`] reads and keeps chaincode packages in Fabric's format.
 //! - [`msp`] and [`policy`] decide trust: which identities belong to which organization in which
 //!   role, and whether a set of signers satisfies a policy. Pure functions of their inputs.
@@ -20,6 +21,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod container;
+pub mod external_builder;
 pub mod fabric;
 mod fs_private;
 pub mod ledger;

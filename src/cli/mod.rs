@@ -1,6 +1,7 @@
 //! The `ccvm` command line, in the style of Fabric's `peer` command. Parses arguments, calls the
 //! library, prints; holds no logic of its own.
 
+mod builder;
 mod lifecycle;
 mod progress;
 
@@ -38,6 +39,9 @@ enum Command {
     /// The system chaincodes of a running node.
     #[command(subcommand)]
     Scc(SccCommand),
+    /// The external builder that lets Fabric's peers run ccvm packages.
+    #[command(subcommand)]
+    Builder(builder::BuilderCommand),
 }
 
 #[derive(Subcommand)]
@@ -202,6 +206,9 @@ enum ChaincodeCommand {
     Commit(lifecycle::DefinitionArgs),
     /// List installed packages and committed definitions.
     List(lifecycle::TargetArgs),
+    /// Serve a wasm chaincode as a service (chaincode-as-a-service), with Fabric's
+    /// CHAINCODE_SERVER_ADDRESS, CHAINCODE_ID and CHAINCODE_TLS_* settings.
+    Serve(builder::ServeArgs),
 }
 
 #[derive(Args)]
@@ -246,6 +253,11 @@ struct CallArgs {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
+    let cli = match cli.command {
+        Command::Builder(command) => return builder::run(command),
+        Command::Chaincode(ChaincodeCommand::Serve(args)) => return builder::serve(&args),
+        command => Cli { command },
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -286,6 +298,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Chaincode(ChaincodeCommand::Commit(args)) => lifecycle::define(&args, true).await,
         Command::Chaincode(ChaincodeCommand::List(args)) => lifecycle::list(&args).await,
         Command::Scc(SccCommand::List(args)) => list_system_chaincodes(&args).await,
+        Command::Builder(_) | Command::Chaincode(ChaincodeCommand::Serve(_)) => {
+            unreachable!("run before the runtime starts")
+        }
         Command::Scc(SccCommand::Reload { name, peer }) => {
             peer.client
                 .admin(&peer.peer)

@@ -12,6 +12,7 @@ mod exit;
 pub mod inproc;
 pub mod launch_config;
 pub mod progress;
+pub mod wasm_runner;
 
 use std::collections::VecDeque;
 use std::future::Future;

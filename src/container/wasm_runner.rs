@@ -2,10 +2,10 @@
 //! `wasm` package's image, which runs the package's component in ccvm's sandbox.
 
 /// The runner executable.
-pub(super) const EXECUTABLE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/ccvm-wasm-runner"));
+pub const EXECUTABLE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/ccvm-wasm-runner"));
 
 /// Where the runner finds the chaincode component in the image.
-pub(super) const COMPONENT_PATH: &str = "chaincode.wasm";
+pub const COMPONENT_PATH: &str = "chaincode.wasm";
 
 /// How a wasm component's binary begins: the magic bytes, then the component encoding's version
 /// and layer (a core module has version 1, layer 0 instead).
@@ -13,7 +13,7 @@ const COMPONENT_PREAMBLE: [u8; 8] = [0x00, b'a', b's', b'm', 0x0d, 0x00, 0x01, 0
 
 /// Refuses bytes that are not a wasm component before an image is built around them, naming
 /// what they are instead.
-pub(super) fn check_component(bytes: &[u8]) -> Result<(), String> {
+pub fn check_component(bytes: &[u8]) -> Result<(), String> {
     if bytes.starts_with(&COMPONENT_PREAMBLE) {
         Ok(())
     } else if bytes.starts_with(b"\0asm") {

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -262,7 +262,8 @@ pub fn to_args(args: &[&str]) -> Vec<Vec<u8>> {
 
 /// A chaincode process, killed when dropped.
 pub struct ChaincodeProcess {
-    child: Child,
+    /// The process, killed when this is dropped.
+    pub child: Child,
 }
 
 impl ChaincodeProcess {
@@ -425,53 +426,76 @@ pub fn docker_endpoint() -> Result<Option<String>> {
 /// The Fabric release the tests run Fabric's tools from.
 pub const FABRIC_VERSION: &str = "2.5.9";
 
-/// The `bin/` directory of Fabric's release: `CCVM_FABRIC_DIR` when set, else the release
+/// The `bin/` directory of Fabric's release [`FABRIC_VERSION`] (see [`fabric_release`]).
+pub fn fabric_bin() -> Result<Option<PathBuf>> {
+    Ok(fabric_release(FABRIC_VERSION)?.map(|release| release.join("bin")))
+}
+
+/// The directory (`bin/`, `config/`) of Fabric's release `version`: `CCVM_FABRIC_DIR` when set
+/// (for [`FABRIC_VERSION`]; `CCVM_FABRIC_DIR_<major>_<minor>` for others), else the release
 /// archive (`CCVM_FABRIC_ARCHIVES`, by default `../shared/fabric` beside the project) unpacked
 /// once under the target directory. Skipped without one, except in CI.
-pub fn fabric_bin() -> Result<Option<PathBuf>> {
-    static UNPACKED: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let found = UNPACKED.get_or_init(|| {
-        if let Some(dir) = std::env::var_os("CCVM_FABRIC_DIR") {
-            return Ok(PathBuf::from(dir).join("bin"));
+pub fn fabric_release(version: &str) -> Result<Option<PathBuf>> {
+    static UNPACKED: Mutex<Vec<(String, Result<PathBuf, String>)>> = Mutex::new(Vec::new());
+    let mut unpacked = UNPACKED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let found = match unpacked.iter().find(|(known, _)| known == version) {
+        Some((_, found)) => found.clone(),
+        None => {
+            let found = unpack_fabric(version);
+            unpacked.push((version.to_owned(), found.clone()));
+            found
         }
-        let archives = std::env::var_os("CCVM_FABRIC_ARCHIVES").map_or_else(
-            || Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fabric"),
-            PathBuf::from,
-        );
-        let archive = archives.join(format!(
-            "hyperledger-fabric-linux-amd64-{FABRIC_VERSION}.tar.gz"
-        ));
-        if !archive.exists() {
-            return Err(format!(
-                "no Fabric release archive at {}",
-                archive.display()
-            ));
-        }
-        let dir = target_dir().join(format!("fabric-{FABRIC_VERSION}"));
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let status = std::process::Command::new("tar")
-            .arg("xzf")
-            .arg(&archive)
-            .arg("-C")
-            .arg(&dir)
-            .args(["bin", "config"])
-            .status()
-            .map_err(|e| format!("tar: {e}"))?;
-        if !status.success() {
-            return Err(format!("tar could not unpack {}", archive.display()));
-        }
-        Ok(dir.join("bin"))
-    });
+    };
+    drop(unpacked);
     match found {
-        Ok(bin) => Ok(Some(bin.clone())),
+        Ok(release) => Ok(Some(release)),
         Err(why) if std::env::var_os("CI").is_some() => {
             bail!("{why}: CI must run the tests against Fabric's tools")
         }
         Err(why) => {
-            report_skipped(why);
+            report_skipped(&why);
             Ok(None)
         }
     }
+}
+
+fn unpack_fabric(version: &str) -> Result<PathBuf, String> {
+    let minor: String = version.split('.').take(2).collect::<Vec<_>>().join("_");
+    let variable = if version == FABRIC_VERSION {
+        "CCVM_FABRIC_DIR".to_owned()
+    } else {
+        format!("CCVM_FABRIC_DIR_{minor}")
+    };
+    if let Some(dir) = std::env::var_os(variable) {
+        return Ok(PathBuf::from(dir));
+    }
+    let archives = std::env::var_os("CCVM_FABRIC_ARCHIVES").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fabric"),
+        PathBuf::from,
+    );
+    let archive = archives.join(format!("hyperledger-fabric-linux-amd64-{version}.tar.gz"));
+    if !archive.exists() {
+        return Err(format!(
+            "no Fabric release archive at {}",
+            archive.display()
+        ));
+    }
+    let dir = target_dir().join(format!("fabric-{version}"));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let status = std::process::Command::new("tar")
+        .arg("xzf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(&dir)
+        .args(["bin", "config"])
+        .status()
+        .map_err(|e| format!("tar: {e}"))?;
+    if !status.success() {
+        return Err(format!("tar could not unpack {}", archive.display()));
+    }
+    Ok(dir)
 }
 
 /// The test engine's TCP listener that requires mutual TLS, and the directory of the client's

@@ -7,7 +7,7 @@ use futures_util::StreamExt;
 use tracing::debug;
 
 use super::error::DockerError;
-use super::wasm_runner;
+use crate::container::wasm_runner;
 use crate::package::{CodeFile, Package, Platform, write_tar};
 
 /// The executable's path inside the image.

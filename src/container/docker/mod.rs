@@ -12,7 +12,6 @@ mod image;
 pub mod names;
 mod rust_build;
 pub mod static_cc;
-mod wasm_runner;
 
 use std::collections::HashMap;
 use std::path::Path;
