@@ -8,6 +8,7 @@ mod deliver;
 mod docker;
 mod docker_wasm;
 mod fabric_cli;
+mod fabric_net;
 mod fabric_network;
 mod gateway;
 mod grpc_edge;
