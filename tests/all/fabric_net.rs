@@ -30,6 +30,8 @@ pub const COLLECTION: &str = "secrets";
 /// Each wasm transaction's deadline under the builder, passed on by the peer
 /// (`propagateEnvironment`), short so that a spinning guest is stopped quickly.
 pub const TX_DEADLINE_MS: &str = "3000";
+/// How long a chaincode served as a service may take to compile and listen.
+pub const SERVER_START_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long one call of Fabric's `peer` command may take.
 pub const PEER_COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -420,14 +422,16 @@ pub fn served_package(dir: &Path, label: &str, connection: &Value) -> Result<(Pa
 }
 
 /// Serves `wasm` with `ccvm chaincode serve` at `address` as `package_id`, requiring the
-/// client certificates of `tls`.
-pub fn serve_wasm(
+/// client certificates of `tls`; returns once it listens (it says so after compiling `wasm`).
+pub async fn serve_wasm(
     wasm: &Path,
     address: &str,
     package_id: &str,
     tls: &ServedTls,
 ) -> Result<ChaincodeProcess> {
-    let child = Command::new(env!("CARGO_BIN_EXE_ccvm"))
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ccvm"))
         .args(["chaincode", "serve", "--path"])
         .arg(wasm)
         .env("CHAINCODE_SERVER_ADDRESS", address)
@@ -438,7 +442,26 @@ pub fn serve_wasm(
         .env("CHAINCODE_CLIENT_CA_CERT", &tls.ca)
         .env("CCVM_LOG", "warn")
         .stdin(Stdio::null())
+        .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()?;
+    let mut lines = BufReader::new(child.stderr.take().context("stderr")?).lines();
+    let listening = async {
+        while let Some(line) = lines.next_line().await? {
+            eprintln!("{line}");
+            if line.starts_with("serving chaincode") {
+                return Ok(());
+            }
+        }
+        anyhow::bail!("ccvm chaincode serve ended before it listened")
+    };
+    tokio::time::timeout(SERVER_START_TIMEOUT, listening)
+        .await
+        .context("ccvm chaincode serve did not listen in time")??;
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            eprintln!("{line}");
+        }
+    });
     Ok(ChaincodeProcess { child })
 }

@@ -7,10 +7,13 @@
 
 use anyhow::{Context, Result};
 use ccvm::package::Platform;
+use ccvm::proto::Message;
+use ccvm::proto::msp::SerializedIdentity;
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 
 use crate::fabric_net::{
-    COLLECTION, FabricNetwork, ServedTls, free_port, package, serve_wasm, served_package,
+    CHANNEL, COLLECTION, FabricNetwork, ServedTls, free_port, package, serve_wasm, served_package,
 };
 use crate::harness::{example_binary, fabric_release, node_chaincode_server, wasm_example};
 
@@ -83,6 +86,60 @@ async fn exercise_kv(network: &FabricNetwork, name: &str, other: &str) -> Result
         "secret"
     );
 
+    network.invoked(name, &["put", "gone", "soon"]).await?;
+    network.invoked(name, &["del", "gone"]).await?;
+    assert_eq!(network.queried(name, &["get", "gone"]).await?, "");
+    network.invoked(name, &["putmany", "p", "3"]).await?;
+    let page: Value =
+        serde_json::from_str(&network.queried(name, &["page", "p", "q", "2", ""]).await?)?;
+    assert_eq!(page["keys"], json!(["p00000", "p00001"]), "{page}");
+    assert_eq!(page["count"], 2, "{page}");
+    network
+        .invoked(name, &["setmeta", "k1", "owner", "alice"])
+        .await?;
+    assert_eq!(
+        network.queried(name, &["getmeta", "k1", "owner"]).await?,
+        "alice"
+    );
+
+    let hash = query_bytes(network, name, &["phash", COLLECTION, "pk"], &[]).await?;
+    assert_eq!(
+        hash,
+        Sha256::digest(b"secret").to_vec(),
+        "the hash of the private value"
+    );
+    network.invoked(name, &["pdel", COLLECTION, "pk"]).await?;
+    assert_eq!(
+        network.queried(name, &["pget", COLLECTION, "pk"]).await?,
+        ""
+    );
+
+    let transient = query_bytes(
+        network,
+        name,
+        &["transient", "t"],
+        &["--transient", r#"{"t":"dmFsdWU="}"#],
+    )
+    .await?;
+    assert_eq!(transient, b"value", "transient data reaches the chaincode");
+    let creator = SerializedIdentity::decode(
+        query_bytes(network, name, &["creator"], &[])
+            .await?
+            .as_slice(),
+    )?;
+    assert_eq!(creator.mspid, "Org1MSP");
+    assert!(String::from_utf8(creator.id_bytes)?.starts_with("-----BEGIN CERTIFICATE-----"));
+    let info: Value = serde_json::from_str(&network.queried(name, &["txinfo"]).await?)?;
+    assert_eq!(
+        (&info["channel"], &info["signed"]),
+        (&json!(CHANNEL), &json!(true)),
+        "{info}"
+    );
+    assert!(
+        info["tx_id"].as_str().is_some_and(|id| id.len() == 64),
+        "{info}"
+    );
+
     assert_eq!(
         network.queried(name, &["call", other, "get", "k2"]).await?,
         "v2",
@@ -94,6 +151,36 @@ async fn exercise_kv(network: &FabricNetwork, name: &str, other: &str) -> Result
         "a failing call is answered with its message: {failed:?}"
     );
     Ok(())
+}
+
+/// The payload of a query of `args` on `name` with the `peer` command's `extra` flags, read in
+/// hex (`-x`) so that any bytes come back whole.
+async fn query_bytes(
+    network: &FabricNetwork,
+    name: &str,
+    args: &[&str],
+    extra: &[&str],
+) -> Result<Vec<u8>> {
+    let ctor = json!({ "Args": args }).to_string();
+    let mut command = vec![
+        "chaincode",
+        "query",
+        "-x",
+        "-C",
+        CHANNEL,
+        "-n",
+        name,
+        "-c",
+        &ctor,
+    ];
+    command.extend_from_slice(extra);
+    let output = network.peer(&command).await?;
+    anyhow::ensure!(
+        output.status.success(),
+        "querying {args:?} on {name}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(hex::decode(String::from_utf8(output.stdout)?.trim())?)
 }
 
 /// The committed shape of each of [`COMPARED_CALLS`] on `name`.
@@ -133,7 +220,7 @@ async fn run_on_fabric(version: &str) -> Result<()> {
     let served_address = format!("127.0.0.1:{}", free_port()?);
     let (wasm_service, served_id) =
         served_package(dir, "kvserved_1", &tls.connection(&served_address)?)?;
-    let _served = serve_wasm(&wasm_file, &served_address, &served_id, &tls)?;
+    let _served = serve_wasm(&wasm_file, &served_address, &served_id, &tls).await?;
     let node_address = format!("127.0.0.1:{}", free_port()?);
     let plain = json!({ "address": node_address, "dial_timeout": "10s", "tls_required": false });
     let (node_package, node_id) = served_package(dir, "kvnode_1", &plain)?;
