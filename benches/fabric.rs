@@ -19,7 +19,7 @@ mod fabric_net;
 
 use anyhow::{Context, Result};
 use ccvm::package::Platform;
-use fabric_net::{CHANNEL, FabricNetwork, free_port, package, served_package};
+use fabric_net::{FabricNetwork, free_port, package, served_package};
 use harness::{example_binary, fabric_release, node_chaincode_server, wasm_example};
 use serde_json::json;
 
@@ -68,26 +68,7 @@ async fn endorsement_time(network: &FabricNetwork, chaincode: &str) -> Result<(f
 
 /// Sends one proposal of `args` to `name` with `peer chaincode query`, which must succeed.
 async fn propose(network: &FabricNetwork, name: &str, args: &[&str]) -> Result<()> {
-    let ctor = json!({ "Args": args }).to_string();
-    let output = network
-        .peer(&[
-            "chaincode",
-            "query",
-            "-x",
-            "-C",
-            CHANNEL,
-            "-n",
-            name,
-            "-c",
-            &ctor,
-        ])
-        .await?;
-    anyhow::ensure!(
-        output.status.success(),
-        "{name} {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Ok(())
+    network.queried_bytes(name, args, &[]).await.map(drop)
 }
 
 /// The mean peer-side time of `proposals` successful proposals of `args` to `name`, in ms.

@@ -204,18 +204,52 @@ impl FabricNetwork {
             .map_err(|e| anyhow::anyhow!("invoking {args:?} on {name}: {e}"))
     }
 
-    /// Queries `args` on `name`: the payload, or the `peer` command's error output.
-    pub async fn query(&self, name: &str, args: &[&str]) -> Result<Result<String, String>> {
+    /// Queries `args` on `name` with the `peer` command's `extra` flags: the payload, read in hex
+    /// (`-x`) so that any bytes come back whole, or the command's error output.
+    pub async fn query_bytes(
+        &self,
+        name: &str,
+        args: &[&str],
+        extra: &[&str],
+    ) -> Result<Result<Vec<u8>, String>> {
         let ctor = json!({ "Args": args }).to_string();
-        let output = self
-            .peer(&["chaincode", "query", "-C", CHANNEL, "-n", name, "-c", &ctor])
-            .await?;
+        let mut command = vec![
+            "chaincode",
+            "query",
+            "-x",
+            "-C",
+            CHANNEL,
+            "-n",
+            name,
+            "-c",
+            &ctor,
+        ];
+        command.extend_from_slice(extra);
+        let output = self.peer(&command).await?;
         if output.status.success() {
-            let mut payload = String::from_utf8(output.stdout)?;
-            payload.pop();
-            Ok(Ok(payload))
+            Ok(Ok(hex::decode(String::from_utf8(output.stdout)?.trim())?))
         } else {
             Ok(Err(String::from_utf8_lossy(&output.stderr).into_owned()))
+        }
+    }
+
+    /// Queries `args` on `name` with `extra` flags, which must succeed: the payload.
+    pub async fn queried_bytes(
+        &self,
+        name: &str,
+        args: &[&str],
+        extra: &[&str],
+    ) -> Result<Vec<u8>> {
+        self.query_bytes(name, args, extra)
+            .await?
+            .map_err(|e| anyhow::anyhow!("querying {args:?} on {name}: {e}"))
+    }
+
+    /// Queries `args` on `name`: the payload as text, or the `peer` command's error output.
+    pub async fn query(&self, name: &str, args: &[&str]) -> Result<Result<String, String>> {
+        match self.query_bytes(name, args, &[]).await? {
+            Ok(payload) => Ok(Ok(String::from_utf8(payload)?)),
+            Err(refused) => Ok(Err(refused)),
         }
     }
 
@@ -228,26 +262,9 @@ impl FabricNetwork {
 
     /// The committed transaction `tx_id`, from the peer's qscc.
     pub async fn transaction(&self, tx_id: &str) -> Result<CommittedTx> {
-        let ctor = json!({ "Args": ["GetTransactionByID", CHANNEL, tx_id] }).to_string();
-        let output = self
-            .peer(&[
-                "chaincode",
-                "query",
-                "-x",
-                "-C",
-                CHANNEL,
-                "-n",
-                "qscc",
-                "-c",
-                &ctor,
-            ])
+        let bytes = self
+            .queried_bytes("qscc", &["GetTransactionByID", CHANNEL, tx_id], &[])
             .await?;
-        ensure!(
-            output.status.success(),
-            "GetTransactionByID: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let bytes = hex::decode(String::from_utf8(output.stdout)?.trim())?;
         CommittedTx::decode(&ProcessedTransaction::decode(bytes.as_slice())?)
     }
 }

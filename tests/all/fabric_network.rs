@@ -102,7 +102,9 @@ async fn exercise_kv(network: &FabricNetwork, name: &str, other: &str) -> Result
         "alice"
     );
 
-    let hash = query_bytes(network, name, &["phash", COLLECTION, "pk"], &[]).await?;
+    let hash = network
+        .queried_bytes(name, &["phash", COLLECTION, "pk"], &[])
+        .await?;
     assert_eq!(
         hash,
         Sha256::digest(b"secret").to_vec(),
@@ -114,16 +116,17 @@ async fn exercise_kv(network: &FabricNetwork, name: &str, other: &str) -> Result
         ""
     );
 
-    let transient = query_bytes(
-        network,
-        name,
-        &["transient", "t"],
-        &["--transient", r#"{"t":"dmFsdWU="}"#],
-    )
-    .await?;
+    let transient = network
+        .queried_bytes(
+            name,
+            &["transient", "t"],
+            &["--transient", r#"{"t":"dmFsdWU="}"#],
+        )
+        .await?;
     assert_eq!(transient, b"value", "transient data reaches the chaincode");
     let creator = SerializedIdentity::decode(
-        query_bytes(network, name, &["creator"], &[])
+        network
+            .queried_bytes(name, &["creator"], &[])
             .await?
             .as_slice(),
     )?;
@@ -151,36 +154,6 @@ async fn exercise_kv(network: &FabricNetwork, name: &str, other: &str) -> Result
         "a failing call is answered with its message: {failed:?}"
     );
     Ok(())
-}
-
-/// The payload of a query of `args` on `name` with the `peer` command's `extra` flags, read in
-/// hex (`-x`) so that any bytes come back whole.
-async fn query_bytes(
-    network: &FabricNetwork,
-    name: &str,
-    args: &[&str],
-    extra: &[&str],
-) -> Result<Vec<u8>> {
-    let ctor = json!({ "Args": args }).to_string();
-    let mut command = vec![
-        "chaincode",
-        "query",
-        "-x",
-        "-C",
-        CHANNEL,
-        "-n",
-        name,
-        "-c",
-        &ctor,
-    ];
-    command.extend_from_slice(extra);
-    let output = network.peer(&command).await?;
-    anyhow::ensure!(
-        output.status.success(),
-        "querying {args:?} on {name}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Ok(hex::decode(String::from_utf8(output.stdout)?.trim())?)
 }
 
 /// The committed shape of each of [`COMPARED_CALLS`] on `name`.
