@@ -36,7 +36,7 @@ pub const DEFAULT_MAX_BLOCK_BYTES: usize = 16 * 1024 * 1024;
 
 /// Everything a node needs to start.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Ledger and identities live here.
     pub data_dir: PathBuf,
@@ -73,6 +73,10 @@ pub struct Config {
     pub chaincode: ChaincodeSettings,
     /// How blocks are cut.
     pub commit: CommitSettings,
+    /// The operations endpoint (health, metrics, log spec, version).
+    pub operations: OperationsSettings,
+    /// Logging, unless `FABRIC_LOGGING_SPEC` / `FABRIC_LOGGING_FORMAT` say otherwise.
+    pub logging: LoggingSettings,
     /// Sandbox of wasm system chaincode.
     pub inproc: InprocSettings,
     /// The Docker engine that runs user chaincode.
@@ -93,7 +97,7 @@ fn default_docker_cert_path() -> Option<PathBuf> {
 
 /// Where and how user chaincode containers run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct DockerConfig {
     /// The engine: `unix:///PATH` or `tcp://HOST:PORT`.
     pub endpoint: String,
@@ -144,7 +148,7 @@ pub const DEFAULT_WATCH_INTERVAL_MS: u64 = 1000;
 
 /// Sandbox settings of the inproc wasm VM.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct InprocSettings {
     /// A directory of `*.wasm` system chaincodes started with the node, each named after its
     /// file (`lscc.wasm` registers as `lscc`).
@@ -191,7 +195,7 @@ impl Default for InprocSettings {
 
 /// Chaincode settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct ChaincodeSettings {
     /// How long one transaction may run, in milliseconds.
     pub execute_timeout_ms: u64,
@@ -208,7 +212,7 @@ pub struct ChaincodeSettings {
 
 /// TLS of the client port.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct PeerTlsSettings {
     /// Serve TLS; unset means on outside dev mode and off in it.
     pub enabled: Option<bool>,
@@ -223,9 +227,38 @@ pub struct PeerTlsSettings {
     pub client_root_cas: Vec<PathBuf>,
 }
 
+/// The operations endpoint, as Fabric's `operations` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OperationsSettings {
+    /// `host:port` of the endpoint (Fabric's `operations.listenAddress`); unset, none is served.
+    pub listen_address: Option<String>,
+}
+
+/// Where the operations endpoint listens unless configured: Fabric's default.
+pub const DEFAULT_OPERATIONS_LISTEN: &str = "127.0.0.1:9443";
+
+impl Default for OperationsSettings {
+    fn default() -> Self {
+        Self {
+            listen_address: Some(DEFAULT_OPERATIONS_LISTEN.to_owned()),
+        }
+    }
+}
+
+/// Logging settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoggingSettings {
+    /// The spec in Fabric's syntax (`ccvm.chaincode=debug:info`).
+    pub spec: Option<String>,
+    /// `json` for JSON lines; text otherwise.
+    pub format: Option<String>,
+}
+
 /// Block cutting settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct CommitSettings {
     /// Most transactions in one block (Fabric's `BatchSize.MaxMessageCount`).
     pub max_block_txs: usize,
@@ -254,6 +287,8 @@ impl Default for Config {
             tls: PeerTlsSettings::default(),
             chaincode: ChaincodeSettings::default(),
             commit: CommitSettings::default(),
+            operations: OperationsSettings::default(),
+            logging: LoggingSettings::default(),
             inproc: InprocSettings::default(),
             docker: DockerConfig::default(),
         }
@@ -300,8 +335,20 @@ impl Config {
             }
             figment = figment.merge(Yaml::file(file));
         }
+        // `CCVM_*` variables that name no setting (such as `CCVM_LOG`, or a chaincode's
+        // `CCVM_WASM_*`) belong to other tools and are left alone; a file's unknown keys fail.
+        let settings: Vec<String> = match serde_json::to_value(Self::default()) {
+            Ok(serde_json::Value::Object(fields)) => fields.keys().cloned().collect(),
+            _ => Vec::new(),
+        };
         figment
-            .merge(Env::prefixed("CCVM_").split("__").ignore(&["log"]))
+            .merge(Env::prefixed("CCVM_").split("__").filter(move |key| {
+                let top = key.as_str().split('.').next().unwrap_or_default();
+                let top = top.split("__").next().unwrap_or_default();
+                settings
+                    .iter()
+                    .any(|setting| top.eq_ignore_ascii_case(setting))
+            }))
             .extract()
             .map_err(Box::new)
     }
@@ -412,6 +459,34 @@ mod tests {
             assert_eq!(
                 config.inproc.data_dirs.get("mycc"),
                 Some(&PathBuf::from("/srv/mycc"))
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[expect(
+        clippy::result_large_err,
+        reason = "figment's Jail fixes the closure's error type"
+    )]
+    fn an_unknown_key_in_a_file_is_refused_with_the_key_and_the_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("ccvm.yaml", "chaincod:\n  execute_timeout_ms: 1000\n")?;
+            jail.set_env("CCVM_LOG", "debug");
+            jail.set_env("CCVM_WASM_TX_DEADLINE_MS", "100");
+            let refused = Config::load(Some(Path::new("ccvm.yaml")))
+                .expect_err("a typo must not be ignored")
+                .to_string();
+            assert!(refused.contains("chaincod"), "{refused}");
+            assert!(refused.contains("ccvm.yaml"), "{refused}");
+            jail.create_file("ccvm.yaml", "operations:\n  listen_adress: x\n")?;
+            let refused = Config::load(Some(Path::new("ccvm.yaml")))
+                .expect_err("a nested typo must not be ignored")
+                .to_string();
+            assert!(refused.contains("listen_adress"), "{refused}");
+            assert!(
+                Config::load(None).is_ok(),
+                "other tools' CCVM_ variables are left alone"
             );
             Ok(())
         });

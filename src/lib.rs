@@ -13,6 +13,7 @@
 //! - [`package`] reads and keeps chaincode packages in Fabric's format.
 //! - [`msp`] and [`policy`] decide trust: which identities belong to which organization in which
 //!   role, and whether a set of signers satisfies a policy. Pure functions of their inputs.
+//! - [`logging`] and [`metrics`] are what an operator watches: Fabric's log spec and metrics.
 //! - [`fabric`] holds conventions of Fabric's protocol that the client and the node share.
 //! - [`ledger`] keeps world state with MVCC versions, history and blocks in an embedded store.
 
@@ -25,6 +26,8 @@ pub mod external_builder;
 pub mod fabric;
 mod fs_private;
 pub mod ledger;
+pub mod logging;
+pub mod metrics;
 pub mod msp;
 pub mod node;
 pub mod package;

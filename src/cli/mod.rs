@@ -13,7 +13,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 use crate::client::{Admin, Client, ClientTls, parse_ctor_args};
-use crate::config::{Config, DEFAULT_DATA_DIR, DEFAULT_LISTEN};
+use crate::config::{Config, DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_OPERATIONS_LISTEN};
 use crate::msp::{DEFAULT_MSP_ID, Identity};
 use crate::node::{Node, dev_organization};
 
@@ -42,6 +42,8 @@ enum Command {
     /// The external builder that lets Fabric's peers run ccvm packages.
     #[command(subcommand)]
     Builder(builder::BuilderCommand),
+    /// Print ccvm's version.
+    Version,
 }
 
 #[derive(Subcommand)]
@@ -164,6 +166,12 @@ impl ClientArgs {
 enum NodeCommand {
     /// Start the node and serve until interrupted.
     Start(StartArgs),
+    /// The health of a running node, from its operations endpoint; fails unless healthy.
+    Status {
+        /// The node's operations address.
+        #[arg(long, default_value = DEFAULT_OPERATIONS_LISTEN)]
+        operations: String,
+    },
 }
 
 #[derive(Args)]
@@ -252,7 +260,20 @@ struct CallArgs {
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    let config = match &cli.command {
+        Command::Node(NodeCommand::Start(args)) => match Config::load(args.config.as_deref()) {
+            Ok(config) => Some(config),
+            Err(e) => {
+                eprintln!("Error: loading configuration: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        _ => None,
+    };
+    if let Err(e) = init_logging(config.as_ref()) {
+        eprintln!("Error: {e}");
+        return ExitCode::FAILURE;
+    }
     let cli = match cli.command {
         Command::Builder(command) => return builder::run(command),
         Command::Chaincode(ChaincodeCommand::Serve(args)) => return builder::serve(&args),
@@ -265,7 +286,7 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    match runtime.block_on(run(cli, config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("Error: {e:#}");
@@ -274,19 +295,33 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_logging() {
-    let filter = std::env::var("CCVM_LOG")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| "info".to_owned());
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
-        .init();
+/// Installs logging from Fabric's `FABRIC_LOGGING_SPEC` (or `CCVM_LOG`) and
+/// `FABRIC_LOGGING_FORMAT`, else the node's configuration, else `info` in text.
+fn init_logging(config: Option<&Config>) -> Result<(), crate::logging::LogSpecError> {
+    let env = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
+    let settings = config.map(|config| &config.logging);
+    let spec = env("FABRIC_LOGGING_SPEC")
+        .or_else(|| env("CCVM_LOG"))
+        .or_else(|| settings.and_then(|logging| logging.spec.clone()))
+        .unwrap_or_else(|| crate::logging::DEFAULT_SPEC.to_owned());
+    let format = env("FABRIC_LOGGING_FORMAT")
+        .or_else(|| settings.and_then(|logging| logging.format.clone()))
+        .map_or(crate::logging::LogFormat::Text, |name| {
+            crate::logging::LogFormat::from_name(&name)
+        });
+    crate::logging::install(&spec, format)
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(cli: Cli, config: Option<Config>) -> anyhow::Result<()> {
     match cli.command {
-        Command::Node(NodeCommand::Start(args)) => start(args).await,
+        Command::Node(NodeCommand::Start(args)) => {
+            start(args, config.context("the configuration is loaded first")?).await
+        }
+        Command::Node(NodeCommand::Status { operations }) => node_status(&operations).await,
+        Command::Version => {
+            println!("ccvm {}", crate::node::VERSION);
+            Ok(())
+        }
         Command::Chaincode(ChaincodeCommand::Invoke(args)) => call(args, true).await,
         Command::Chaincode(ChaincodeCommand::Query(args)) => call(args, false).await,
         Command::Chaincode(ChaincodeCommand::Package(args)) => lifecycle::package(&args),
@@ -333,8 +368,7 @@ async fn list_system_chaincodes(args: &PeerArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn start(args: StartArgs) -> anyhow::Result<()> {
-    let mut config = Config::load(args.config.as_deref()).context("loading configuration")?;
+async fn start(args: StartArgs, mut config: Config) -> anyhow::Result<()> {
     config.dev_mode |= args.dev;
     if let Some(dir) = args.data_dir {
         config.data_dir = dir;
@@ -349,12 +383,49 @@ async fn start(args: StartArgs) -> anyhow::Result<()> {
         config.inproc.chaincode_dir = Some(dir);
     }
     let node = Node::start(&config).await?;
+    let operations = node
+        .operations_addr()
+        .map_or_else(|| "off".to_owned(), |addr| addr.to_string());
     println!(
-        "ccvm node listening: peer {} chaincode {}",
+        "ccvm node listening: peer {} chaincode {} operations {operations}",
         node.peer_addr(),
         node.chaincode_addr()
     );
     node.run_until(shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Asks the operations endpoint at `address` for the node's health and prints it.
+async fn node_status(address: &str) -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let mut stream = tokio::net::TcpStream::connect(address)
+        .await
+        .with_context(|| format!("no operations endpoint at {address}"))?;
+    stream
+        .write_all(format!("GET /healthz HTTP/1.0\r\nHost: {address}\r\n\r\n").as_bytes())
+        .await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    let (_, body) = response
+        .split_once("\r\n\r\n")
+        .context("the operations endpoint sent no body")?;
+    let health: serde_json::Value =
+        serde_json::from_str(body).context("the operations endpoint sent no health report")?;
+    let status = health["status"].as_str().unwrap_or("unknown");
+    println!("{status}");
+    let failed = health["failed_checks"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for check in &failed {
+        println!(
+            "  {}: {}",
+            check["component"].as_str().unwrap_or("?"),
+            check["reason"].as_str().unwrap_or("?")
+        );
+    }
+    anyhow::ensure!(status == "OK", "the node is not healthy");
     Ok(())
 }
 

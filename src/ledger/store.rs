@@ -113,6 +113,15 @@ impl Ledger {
         Ok(txn.open_table(CHAINS)?.get(channel)?.is_some())
     }
 
+    /// Whether the store takes a write: an empty write transaction, committed durably.
+    ///
+    /// # Errors
+    /// The store's failure (a full disk, a file it cannot write).
+    pub fn check_writable(&self) -> Result<()> {
+        self.db.begin_write()?.commit()?;
+        Ok(())
+    }
+
     /// The names of all channels.
     ///
     /// # Errors

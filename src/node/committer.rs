@@ -2,7 +2,7 @@
 //! blocks by one task and committed to the ledger, and each submitter learns its outcome.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ccvm_proto::Message;
 
@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::ledger::{Ledger, PendingTx, TxOutcome};
+use crate::metrics::{metrics, seconds};
 use crate::validation::{Candidate, TxValidator};
 
 /// Submissions waiting to be cut into a block before `Submit` callers wait for room.
@@ -147,6 +148,7 @@ async fn cut_blocks(
             let ledger = ledger.clone();
             let validator = Arc::clone(&validator);
             let name = channel.clone();
+            let started = Instant::now();
             let committed = tokio::task::spawn_blocking(move || {
                 let candidates: Vec<Candidate<'_>> = txs
                     .iter()
@@ -176,6 +178,7 @@ async fn cut_blocks(
             .await;
             match committed {
                 Ok(Ok((outcomes, redefines))) => {
+                    record_block(&channel, &outcomes, started.elapsed());
                     info!(%channel, block = outcomes.first().map(|o| o.block), txs = outcomes.len(), "committed block");
                     for ((waiter, outcome), redefined) in
                         waiters.into_iter().zip(outcomes).zip(redefines)
@@ -200,5 +203,32 @@ async fn cut_blocks(
                 }
             }
         }
+    }
+}
+
+/// Fabric's ledger metrics for a block committed on `channel` in `elapsed`.
+fn record_block(channel: &str, outcomes: &[TxOutcome], elapsed: Duration) {
+    let metrics = metrics();
+    metrics
+        .block_processing_time
+        .with_label_values(&[channel])
+        .observe(seconds(elapsed));
+    if let Some(last) = outcomes.last() {
+        let height = i64::try_from(last.block + 1).unwrap_or(i64::MAX);
+        metrics
+            .blockchain_height
+            .with_label_values(&[channel])
+            .set(height);
+    }
+    for outcome in outcomes {
+        metrics
+            .transaction_count
+            .with_label_values(&[
+                channel,
+                "ENDORSER_TRANSACTION",
+                "",
+                outcome.code.as_str_name(),
+            ])
+            .inc();
     }
 }

@@ -2,6 +2,7 @@
 //! `protos.Endorser` service and the gateway alike.
 
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use ccvm_proto::Message;
 use ccvm_proto::protos::endorser_server::{self, EndorserServer};
@@ -19,6 +20,7 @@ use super::tls::client_cert_hash;
 use super::transient::TransientStore;
 use crate::chaincode::{ChaincodeSupport, ExecuteRequest};
 use crate::fabric::ERROR_THRESHOLD;
+use crate::metrics::{metrics, seconds};
 use crate::msp::{Identity, OwnSignatures};
 use crate::policy::resource_of;
 use crate::sync::lock;
@@ -89,6 +91,7 @@ impl Endorser {
         client_cert_hash: Option<&[u8]>,
         purpose: Purpose,
     ) -> Result<ProposalResponse, ProposalFailure> {
+        metrics().proposals_received.inc();
         let refused = |message: String| ProposalFailure::Refused(message);
         if proposal.channel.is_empty() && proposal.chaincode == QSCC {
             // A channel-less query of the query system chaincode (`peer channel getinfo`) is
@@ -118,6 +121,37 @@ impl Endorser {
                 &signed.signature,
             )
             .map_err(|denied| refused(denied.to_string()))?;
+        let started = Instant::now();
+        let labels = [proposal.channel.clone(), proposal.chaincode.clone()];
+        let answer = self.run(proposal, signed, purpose).await;
+        let success = answer.as_ref().is_ok_and(|answer| {
+            answer
+                .response
+                .as_ref()
+                .is_some_and(|response| response.status < ERROR_THRESHOLD)
+        });
+        if success {
+            metrics().successful_proposals.inc();
+        }
+        metrics()
+            .proposal_duration
+            .with_label_values(&[
+                labels[0].as_str(),
+                labels[1].as_str(),
+                if success { "true" } else { "false" },
+            ])
+            .observe(seconds(started.elapsed()));
+        answer
+    }
+
+    /// Simulates an accepted proposal and, for [`Purpose::Endorse`], endorses its results.
+    async fn run(
+        &self,
+        proposal: UnpackedProposal,
+        signed: SignedProposal,
+        purpose: Purpose,
+    ) -> Result<ProposalResponse, ProposalFailure> {
+        let refused = |message: String| ProposalFailure::Refused(message);
         let simulator = self
             .support
             .ledger()

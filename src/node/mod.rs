@@ -15,6 +15,7 @@ mod deliver;
 mod endorser;
 mod gateway;
 mod launch_stream;
+mod operations;
 mod ordering;
 mod proposal;
 mod status;
@@ -43,6 +44,7 @@ use crate::container::docker::DockerVm;
 use crate::container::inproc::{InprocError, InprocVm};
 use crate::container::{CertIssuer, ContainerRuntime, Vm};
 use crate::ledger::{Ledger, LedgerError};
+use crate::metrics::metrics;
 use crate::msp::dev_org::DevOrganization;
 use crate::msp::{Identity, MspError, MspMaterial, OwnSignatures};
 use crate::package::PackageStore;
@@ -56,6 +58,7 @@ use committer::{BlockCutter, BlockCutting};
 use deliver::{DeliverService, Deliverer};
 use endorser::{Endorser, EndorserService};
 use gateway::GatewayService;
+use operations::Operations;
 use ordering::{CommitterService, Orderer};
 use system_chaincodes::SystemChaincodes;
 use tls::{ChaincodeCa, TlsError};
@@ -65,6 +68,7 @@ use user_chaincodes::DefinedChaincodes;
 pub use broadcast::MAX_BROADCAST_IN_FLIGHT;
 pub use deliver::MAX_DELIVER_STREAMS;
 pub use gateway::{MAX_CHAINCODE_EVENT_STREAMS, MAX_COMMIT_STATUS_WAITERS};
+pub use operations::VERSION;
 pub use system_chaincodes::{LIFECYCLE, Origin, QSCC, SystemChaincodeStatus, built_in};
 pub use transient::{MAX_TRANSIENT_BYTES, TRANSIENT_RETENTION};
 
@@ -133,6 +137,9 @@ pub enum NodeError {
     /// The chaincode listener's TLS could not be set up.
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// The operations endpoint failed.
+    #[error("operations endpoint: {0}")]
+    Operations(std::io::Error),
     /// A server task panicked.
     #[error("server task crashed: {0}")]
     Crashed(String),
@@ -143,6 +150,7 @@ pub struct Node {
     peer_addr: SocketAddr,
     chaincode_addr: SocketAddr,
     admin_addr: SocketAddr,
+    operations_addr: Option<SocketAddr>,
     support: ChaincodeSupport,
     inproc: Arc<InprocVm>,
     system_chaincodes: SystemChaincodes,
@@ -301,7 +309,10 @@ impl Node {
         )
         .max_decoding_message_size(recv)
         .max_encoding_message_size(send);
+        // `grpc.health.v1.Health`: the port answers SERVING for as long as it serves.
+        let (_, health) = tonic_health::server::health_reporter();
         let mut peer_router = client_port()?
+            .add_service(health)
             .add_service(
                 EndorserService::server(Arc::clone(&endorser))
                     .max_decoding_message_size(recv)
@@ -363,11 +374,23 @@ impl Node {
             start_background(background, config, &system_chaincodes, &support, from_dir);
         servers.serve("peer", peer_router, peer_listener);
         servers.serve("chaincode", chaincode_router, chaincode_listener);
+        let operations_addr = match &config.operations.listen_address {
+            None => None,
+            Some(addr) => {
+                let listener = bind(addr).await?;
+                let bound = local_addr(&listener, addr)?;
+                let operations = Operations::new(ledger.clone(), Arc::clone(&docker));
+                servers.serve_http(operations.router(), listener);
+                Some(bound)
+            }
+        };
+        record_heights(&ledger);
         info!(%peer_addr, %chaincode_addr, %admin_addr, dev_mode = config.dev_mode, tls = config.peer_tls(), "node started");
         Ok(Self {
             peer_addr,
             chaincode_addr,
             admin_addr,
+            operations_addr,
             support,
             inproc,
             system_chaincodes,
@@ -397,6 +420,11 @@ impl Node {
     /// client address.
     pub fn admin_addr(&self) -> SocketAddr {
         self.admin_addr
+    }
+
+    /// The address of the operations endpoint, when it is served.
+    pub fn operations_addr(&self) -> Option<SocketAddr> {
+        self.operations_addr
     }
 
     /// The address chaincodes dial.
@@ -552,6 +580,33 @@ impl Servers {
                 .await
                 .map_err(|source| NodeError::Serve { server, source })
         }));
+    }
+
+    /// Serves the HTTP `router` on `listener` until stopped.
+    fn serve_http(&mut self, router: axum::Router, listener: TcpListener) {
+        let (stop, stopped) = oneshot::channel::<()>();
+        self.stop.push(stop);
+        self.tasks.push(tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await
+                .map_err(NodeError::Operations)
+        }));
+    }
+}
+
+/// Sets `ledger_blockchain_height` of each channel as the node finds it at start.
+fn record_heights(ledger: &Ledger) {
+    for channel in ledger.channels().unwrap_or_default() {
+        if let Ok(info) = ledger.chain_info(&channel) {
+            let height = i64::try_from(info.height).unwrap_or(i64::MAX);
+            metrics()
+                .blockchain_height
+                .with_label_values(&[channel.as_str()])
+                .set(height);
+        }
     }
 }
 

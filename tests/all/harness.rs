@@ -208,6 +208,7 @@ fn dev_config(data: &TempDir) -> Config {
         ..Config::default()
     };
     config.inproc.cache_dir = Some(target_dir().join("wasm-cache"));
+    config.operations.listen_address = Some("127.0.0.1:0".to_owned());
     config
 }
 

@@ -17,6 +17,7 @@ mod hot_swap;
 mod inproc;
 mod ledger_commit;
 mod node_shim;
+mod operations;
 mod raw_chaincode;
 mod rust_chaincode;
 mod system_chaincodes;

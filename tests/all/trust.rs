@@ -602,6 +602,9 @@ async fn material_made_by_cryptogen_loads_as_the_nodes_organization_unchanged() 
         dev_mode: true,
         msp_id: "Org1MSP".to_owned(),
         msp_dir: Some(peer_msp),
+        operations: ccvm::config::OperationsSettings {
+            listen_address: None,
+        },
         ..ccvm::config::Config::default()
     };
     let node = ccvm::node::Node::start(&node_config).await?;

@@ -155,6 +155,18 @@ impl DockerVm {
         )
     }
 
+    /// Whether the engine this VM has used still answers: `None` until the VM has connected to
+    /// one (no user chaincode has run in Docker), else the outcome of a ping.
+    pub async fn check_engine(&self) -> Option<Result<(), String>> {
+        let docker = self.engine.get()?;
+        Some(docker.ping().await.map(drop).map_err(|e| {
+            format!(
+                "the Docker engine at {} does not answer: {e}",
+                self.settings.endpoint
+            )
+        }))
+    }
+
     /// The engine, connected on first use.
     async fn docker(&self) -> Result<&Docker, DockerError> {
         self.engine

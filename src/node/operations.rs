@@ -1,0 +1,146 @@
+//! The operations endpoint, as a Fabric peer's (`operations.listenAddress`): `/healthz` with
+//! real checks, `/metrics` in Prometheus' text format, `/logspec` to read and change the log
+//! spec at once, and `/version`. Status codes and bodies are Fabric's, quirks included (a
+//! wrong method on `/logspec` or `/version` is a 400).
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::container::docker::DockerVm;
+use crate::ledger::Ledger;
+use crate::logging;
+use crate::metrics::metrics;
+
+/// The version `/version` reports.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// What the endpoint checks and reports on.
+#[derive(Clone)]
+pub(super) struct Operations {
+    ledger: Ledger,
+    docker: Arc<DockerVm>,
+}
+
+impl Operations {
+    pub(super) fn new(ledger: Ledger, docker: Arc<DockerVm>) -> Self {
+        Self { ledger, docker }
+    }
+
+    /// The endpoint's routes; any other path is a 404.
+    pub(super) fn router(self) -> Router {
+        Router::new()
+            .route("/healthz", any(healthz))
+            .route("/logspec", any(logspec))
+            .route("/metrics", any(metrics_text))
+            .route("/version", any(version))
+            .with_state(self)
+    }
+
+    /// Each failing check: the component and why.
+    async fn failed_checks(&self) -> Vec<(&'static str, String)> {
+        let mut failed = Vec::new();
+        let ledger = self.ledger.clone();
+        let writable = tokio::task::spawn_blocking(move || ledger.check_writable()).await;
+        match writable {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => failed.push(("ledger", format!("the ledger cannot be written: {e}"))),
+            Err(e) => failed.push(("ledger", format!("the ledger check failed: {e}"))),
+        }
+        if let Some(Err(reason)) = self.docker.check_engine().await {
+            failed.push(("docker", reason));
+        }
+        failed
+    }
+}
+
+fn now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+async fn healthz(State(operations): State<Operations>, method: Method) -> Response {
+    if method != Method::GET {
+        return StatusCode::METHOD_NOT_ALLOWED.into_response();
+    }
+    let failed = operations.failed_checks().await;
+    if failed.is_empty() {
+        return json_response(StatusCode::OK, &json!({ "status": "OK", "time": now() }));
+    }
+    let checks: Vec<Value> = failed
+        .into_iter()
+        .map(|(component, reason)| json!({ "component": component, "reason": reason }))
+        .collect();
+    json_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &json!({ "status": "Service Unavailable", "time": now(), "failed_checks": checks }),
+    )
+}
+
+#[derive(Deserialize)]
+struct SpecRequest {
+    #[serde(default)]
+    spec: String,
+}
+
+async fn logspec(method: Method, body: Bytes) -> Response {
+    let error = |status, message: String| json_response(status, &json!({ "error": message }));
+    let Some(control) = logging::control() else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "this process's logging is not installed by ccvm".to_owned(),
+        );
+    };
+    match method {
+        Method::GET => json_response(StatusCode::OK, &json!({ "spec": control.spec() })),
+        Method::PUT => {
+            let request: SpecRequest = match serde_json::from_slice(&body) {
+                Ok(request) => request,
+                Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+            };
+            match control.set(&request.spec) {
+                Ok(()) => StatusCode::NO_CONTENT.into_response(),
+                Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
+            }
+        }
+        other => error(
+            StatusCode::BAD_REQUEST,
+            format!("invalid request method: {other}"),
+        ),
+    }
+}
+
+async fn metrics_text() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        metrics().render(),
+    )
+        .into_response()
+}
+
+async fn version(method: Method) -> Response {
+    if method != Method::GET {
+        return json_response(
+            StatusCode::BAD_REQUEST,
+            &json!({ "Error": format!("invalid request method: {method}") }),
+        );
+    }
+    json_response(StatusCode::OK, &json!({ "Version": VERSION }))
+}

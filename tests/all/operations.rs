@@ -1,0 +1,257 @@
+//! The operations endpoint an operator watches a node through, over real HTTP on loopback:
+//! health, Fabric's metrics, the version, and the log spec changed while the node runs, on a
+//! node started in process and on one started by the `ccvm` command.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, Result, ensure};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::Command;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+use crate::harness::{TestNode, rust_chaincode};
+
+/// Sends `method path` with `body` over HTTP/1.0 and returns the status code and body.
+async fn http(address: &str, method: &str, path: &str, body: &str) -> Result<(u16, String)> {
+    let mut stream = tokio::net::TcpStream::connect(address).await?;
+    stream
+        .write_all(
+            format!(
+                "{method} {path} HTTP/1.0\r\nHost: {address}\r\nContent-Type: application/json\r\n\
+                 Content-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .with_context(|| format!("no status in {response:?}"))?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, body)| body)
+        .to_owned();
+    Ok((status, body))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operations_endpoint_reports_health_metrics_and_version() -> Result<()> {
+    let node = TestNode::start().await?;
+    let address = node
+        .inner()
+        .operations_addr()
+        .context("the endpoint is served")?
+        .to_string();
+    let _kv = rust_chaincode(&node, "kv", "kv")?;
+    node.wait_registered("kv").await?;
+    node.invoke("kv", &["put", "k", "v"]).await?;
+
+    let (status, body) = http(&address, "GET", "/healthz", "").await?;
+    let health: Value = serde_json::from_str(&body)?;
+    assert_eq!((status, &health["status"]), (200, &json!("OK")), "{body}");
+    assert!(
+        health["time"].as_str().is_some_and(|t| t.contains('T')),
+        "{body}"
+    );
+    assert_eq!(http(&address, "POST", "/healthz", "").await?.0, 405);
+
+    let (status, metrics) = http(&address, "GET", "/metrics", "").await?;
+    assert_eq!(status, 200);
+    let series = |prefix: &str| -> Option<f64> {
+        metrics
+            .lines()
+            .find(|line| line.starts_with(prefix))
+            .and_then(|line| line.rsplit(' ').next()?.parse().ok())
+    };
+    assert!(
+        series("endorser_proposals_received ").is_some_and(|n| n >= 1.0),
+        "{metrics}"
+    );
+    assert!(
+        series("endorser_successful_proposals ").is_some_and(|n| n >= 1.0),
+        "{metrics}"
+    );
+    assert!(
+        series(
+            r#"endorser_proposal_duration_count{chaincode="kv",channel="mychannel",success="true"}"#
+        )
+        .is_some_and(|n| n >= 1.0),
+        "{metrics}"
+    );
+    assert!(
+        series(r#"ledger_blockchain_height{channel="mychannel"}"#).is_some_and(|n| n >= 1.0),
+        "{metrics}"
+    );
+    assert!(
+        series(r#"ledger_transaction_count{chaincode="",channel="mychannel",transaction_type="ENDORSER_TRANSACTION",validation_code="VALID"}"#)
+            .is_some_and(|n| n >= 1.0),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("ledger_block_processing_time_bucket"),
+        "{metrics}"
+    );
+
+    let (status, body) = http(&address, "GET", "/version", "").await?;
+    assert_eq!(status, 200);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body)?["Version"],
+        json!(ccvm::node::VERSION)
+    );
+    let (status, body) = http(&address, "DELETE", "/version", "").await?;
+    assert_eq!(
+        (status, serde_json::from_str::<Value>(&body)?),
+        (400, json!({ "Error": "invalid request method: DELETE" }))
+    );
+    assert_eq!(http(&address, "GET", "/nothing", "").await?.0, 404);
+
+    let channel =
+        tonic::transport::Endpoint::from_shared(format!("http://{}", node.inner().peer_addr()))?
+            .connect()
+            .await?;
+    let health = HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await?
+        .into_inner();
+    assert_eq!(
+        health.status(),
+        ServingStatus::Serving,
+        "grpc.health.v1.Health"
+    );
+    Ok(())
+}
+
+/// A node started by the `ccvm` command, and where its operations endpoint listens.
+struct CommandNode {
+    _child: tokio::process::Child,
+    _data: tempfile::TempDir,
+    operations: String,
+}
+
+async fn command_node(spec: &str) -> Result<CommandNode> {
+    let data = tempfile::tempdir()?;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ccvm"))
+        .args(["node", "start", "--dev", "--listen", "127.0.0.1:0"])
+        .args(["--chaincode-listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data.path())
+        .env("CCVM_OPERATIONS__LISTEN_ADDRESS", "127.0.0.1:0")
+        .env("FABRIC_LOGGING_SPEC", spec)
+        .env_remove("CCVM_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
+    let started = tokio::time::timeout(Duration::from_secs(120), lines.next_line())
+        .await
+        .context("the node did not start")??
+        .context("the node ended")?;
+    let operations = started
+        .rsplit("operations ")
+        .next()
+        .context("no operations address")?
+        .to_owned();
+    Ok(CommandNode {
+        _child: child,
+        _data: data,
+        operations,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_spec_is_read_and_changed_while_the_node_runs() -> Result<()> {
+    let node = command_node("grpc=debug:info").await?;
+    let address = node.operations.as_str();
+    let spec = || async {
+        let (status, body) = http(address, "GET", "/logspec", "").await?;
+        ensure!(status == 200, "{status} {body}");
+        Ok::<_, anyhow::Error>(serde_json::from_str::<Value>(&body)?["spec"].clone())
+    };
+    assert_eq!(
+        spec().await?,
+        json!("grpc=debug:info"),
+        "Fabric's syntax is taken"
+    );
+
+    let (status, _) = http(
+        address,
+        "PUT",
+        "/logspec",
+        r#"{"spec":"ccvm.node,ccvm.chaincode=debug:WARNING"}"#,
+    )
+    .await?;
+    assert_eq!(status, 204);
+    assert_eq!(
+        spec().await?,
+        json!("ccvm.chaincode=debug:ccvm.node=debug:warn")
+    );
+
+    let (status, body) = http(address, "PUT", "/logspec", r#"{"spec":"grpc=loud"}"#).await?;
+    assert_eq!(
+        (status, serde_json::from_str::<Value>(&body)?),
+        (
+            400,
+            json!({ "error": "invalid logging specification 'grpc=loud': bad segment 'grpc=loud'" })
+        )
+    );
+    assert_eq!(
+        spec().await?,
+        json!("ccvm.chaincode=debug:ccvm.node=debug:warn"),
+        "a refused spec leaves the one in force"
+    );
+    let (status, body) = http(address, "POST", "/logspec", "").await?;
+    assert_eq!(
+        (status, body.contains("invalid request method: POST")),
+        (400, true)
+    );
+
+    let healthy = Command::new(env!("CARGO_BIN_EXE_ccvm"))
+        .args(["node", "status", "--operations", address])
+        .output()
+        .await?;
+    assert!(healthy.status.success(), "{healthy:?}");
+    assert_eq!(String::from_utf8(healthy.stdout)?.trim(), "OK");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_bad_log_spec_or_an_unknown_setting_stops_the_node_with_the_reason() -> Result<()> {
+    let data = tempfile::tempdir()?;
+    let bad_spec = Command::new(env!("CARGO_BIN_EXE_ccvm"))
+        .args(["node", "start", "--dev", "--data-dir"])
+        .arg(data.path())
+        .env("FABRIC_LOGGING_SPEC", "info:=debug")
+        .output()
+        .await?;
+    assert!(!bad_spec.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad_spec.stderr)
+            .contains("no logger specified in segment '=debug'"),
+        "{bad_spec:?}"
+    );
+
+    let config = data.path().join("ccvm.yaml");
+    std::fs::write(&config, "chaincod:\n  execute_timeout_ms: 1000\n")?;
+    let typo = Command::new(env!("CARGO_BIN_EXE_ccvm"))
+        .args(["node", "start", "--dev", "--config"])
+        .arg(&config)
+        .output()
+        .await?;
+    let stderr = String::from_utf8_lossy(&typo.stderr);
+    assert!(!typo.status.success());
+    assert!(
+        stderr.contains("chaincod") && stderr.contains("ccvm.yaml"),
+        "the key and the file are named: {stderr}"
+    );
+    Ok(())
+}
