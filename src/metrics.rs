@@ -27,6 +27,14 @@ pub struct Metrics {
     pub transaction_count: IntCounterVec,
     /// `ledger_block_processing_time{channel}`: validating and committing a block, seconds.
     pub block_processing_time: HistogramVec,
+    /// `chaincode_launch_duration{chaincode, success}`, seconds.
+    pub launch_duration: HistogramVec,
+    /// `chaincode_launch_failures{chaincode}`.
+    pub launch_failures: IntCounterVec,
+    /// `chaincode_execute_timeouts{chaincode}`.
+    pub execute_timeouts: IntCounterVec,
+    /// `ccvm_wasm_guest_exits{kind}`: wasm guests in the node that ended, by why.
+    pub guest_exits: IntCounterVec,
 }
 
 fn registered<M: prometheus::core::Collector + Clone + 'static>(
@@ -100,6 +108,47 @@ impl Metrics {
                     )
                     .buckets(LEDGER_BUCKETS.to_vec()),
                     &["channel"],
+                ),
+            ),
+            launch_duration: registered(
+                r,
+                HistogramVec::new(
+                    HistogramOpts::new(
+                        "chaincode_launch_duration",
+                        "The time to launch a chaincode.",
+                    ),
+                    &["chaincode", "success"],
+                ),
+            ),
+            launch_failures: registered(
+                r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "chaincode_launch_failures",
+                        "The number of chaincode launches that have failed.",
+                    ),
+                    &["chaincode"],
+                ),
+            ),
+            execute_timeouts: registered(
+                r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "chaincode_execute_timeouts",
+                        "The number of chaincode executions (Init or Invoke) that have timed out.",
+                    ),
+                    &["chaincode"],
+                ),
+            ),
+            guest_exits: registered(
+                r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "ccvm_wasm_guest_exits",
+                        "Wasm guests in the node that ended, by why: finished, failed, deadline, \
+                         memory, stack, stopped, trap.",
+                    ),
+                    &["kind"],
                 ),
             ),
             registry,

@@ -23,6 +23,21 @@ pub enum GuestExit {
     Trapped(String),
 }
 
+impl GuestExit {
+    /// A one-word name of why the guest ended, for metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Finished => "finished",
+            Self::Failed => "failed",
+            Self::Timeout => "deadline",
+            Self::MemoryLimit => "memory",
+            Self::StackOverflow => "stack",
+            Self::Stopped => "stopped",
+            Self::Trapped(_) => "trap",
+        }
+    }
+}
+
 impl std::fmt::Display for GuestExit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ccvm_proto::MessageType;
 use ccvm_proto::protos::{ChaincodeInput, ChaincodeMessage, SignedProposal};
@@ -25,6 +25,7 @@ use crate::container::{
     Registrations, StreamConnector, Vm,
 };
 use crate::ledger::Ledger;
+use crate::metrics::{metrics, seconds};
 use crate::sync::lock;
 
 /// Fabric's default `chaincode.executetimeout`: how long a transaction may run (the same as a
@@ -335,14 +336,26 @@ impl ChaincodeSupport {
         if let Some(handle) = self.inner.registry.get(name) {
             return Ok(handle);
         }
-        self.inner
+        let started = Instant::now();
+        let launched = self
+            .inner
             .launcher
             .launch(
                 name,
                 &self.inner.registry,
                 self.inner.config.startup_timeout,
             )
-            .await
+            .await;
+        let metrics = metrics();
+        let success = if launched.is_ok() { "true" } else { "false" };
+        metrics
+            .launch_duration
+            .with_label_values(&[name, success])
+            .observe(seconds(started.elapsed()));
+        if launched.is_err() {
+            metrics.launch_failures.with_label_values(&[name]).inc();
+        }
+        launched
     }
 
     /// Retires the running chaincode `name` so that a newer instance can take its place: it
@@ -364,6 +377,12 @@ impl ChaincodeSupport {
         let result = handle
             .execute(request, self.inner.config.execute_timeout)
             .await;
+        if let Err(ChaincodeError::Timeout { .. }) = &result {
+            metrics()
+                .execute_timeouts
+                .with_label_values(&[handle.name()])
+                .inc();
+        }
         if let Err(ChaincodeError::Timeout { .. }) = &result
             && let Some(end) = handle.end_on_timeout()
         {

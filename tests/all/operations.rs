@@ -13,7 +13,9 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-use crate::harness::{TestNode, rust_chaincode};
+use ccvm::node::QSCC;
+
+use crate::harness::{CHANNEL, TestNode, rust_chaincode};
 
 /// Sends `method path` with `body` over HTTP/1.0 and returns the status code and body.
 async fn http(address: &str, method: &str, path: &str, body: &str) -> Result<(u16, String)> {
@@ -53,6 +55,8 @@ async fn the_operations_endpoint_reports_health_metrics_and_version() -> Result<
     let _kv = rust_chaincode(&node, "kv", "kv")?;
     node.wait_registered("kv").await?;
     node.invoke("kv", &["put", "k", "v"]).await?;
+    let chain_info = node.query(QSCC, &["GetChainInfo", CHANNEL]).await?;
+    assert_eq!(chain_info.status, 200, "{chain_info:?}");
 
     let (status, body) = http(&address, "GET", "/healthz", "").await?;
     let health: Value = serde_json::from_str(&body)?;
@@ -98,6 +102,11 @@ async fn the_operations_endpoint_reports_health_metrics_and_version() -> Result<
     assert!(
         metrics.contains("ledger_block_processing_time_bucket"),
         "{metrics}"
+    );
+    assert!(
+        series(r#"chaincode_launch_duration_count{chaincode="qscc",success="true"}"#)
+            .is_some_and(|n| n >= 1.0),
+        "the first call of qscc launched it: {metrics}"
     );
 
     let (status, body) = http(&address, "GET", "/version", "").await?;

@@ -26,6 +26,7 @@ use super::limits::InprocLimits;
 use crate::container::{
     ChaincodeStreams, Exit, ExitReport, InboundMessages, OutboundMessages, Started, StreamConnector,
 };
+use crate::metrics::metrics;
 
 /// Messages buffered between a guest and its handler in each direction.
 const CHANNEL_BUFFER: usize = 64;
@@ -182,6 +183,10 @@ pub(super) fn start(
             exit = run_guest(&mut store, &pre, &name) => exit,
             () = stopped.cancelled() => GuestExit::Stopped,
         };
+        metrics()
+            .guest_exits
+            .with_label_values(&[exit.kind()])
+            .inc();
         notice.report(Exit::Guest(exit.clone()));
         match &exit {
             GuestExit::Finished => info!(chaincode = %name, "wasm chaincode finished"),
