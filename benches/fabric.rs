@@ -17,7 +17,8 @@ mod harness;
 #[path = "../tests/all/fabric_net.rs"]
 mod fabric_net;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
+use ccvm::operations_client;
 use ccvm::package::Platform;
 use fabric_net::{FabricNetwork, free_port, package, served_package};
 use harness::{example_binary, fabric_release, node_chaincode_server, wasm_example};
@@ -30,27 +31,12 @@ fn setting(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_owned())
 }
 
-/// The peer's Prometheus metrics, from its operations endpoint.
-async fn metrics(network: &FabricNetwork) -> Result<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    let address = network.setting("OPERATIONS_ADDRESS");
-    let mut stream = tokio::net::TcpStream::connect(address).await?;
-    stream
-        .write_all(format!("GET /metrics HTTP/1.0\r\nHost: {address}\r\n\r\n").as_bytes())
-        .await?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await?;
-    let (_, body) = response
-        .split_once("\r\n\r\n")
-        .context("no body in the metrics response")?;
-    Ok(body.to_owned())
-}
-
 /// The sum (seconds) and count of Fabric's `endorser_proposal_duration` for successful
 /// proposals to `chaincode`.
 async fn endorsement_time(network: &FabricNetwork, chaincode: &str) -> Result<(f64, u64)> {
-    let metrics = metrics(network).await?;
+    let (_, metrics) =
+        operations_client::request(network.setting("OPERATIONS_ADDRESS"), "GET", "/metrics", "")
+            .await?;
     let value = |series: &str| {
         metrics
             .lines()

@@ -30,6 +30,7 @@ pub mod logging;
 pub mod metrics;
 pub mod msp;
 pub mod node;
+pub mod operations_client;
 pub mod package;
 pub mod policy;
 pub mod signed_call;

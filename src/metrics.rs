@@ -2,7 +2,6 @@
 //! Prometheus' text format by the operations endpoint. One set per process, as Fabric's.
 
 use std::sync::LazyLock;
-use std::time::Duration;
 
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
@@ -168,9 +167,4 @@ impl Metrics {
 pub fn metrics() -> &'static Metrics {
     static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
     &METRICS
-}
-
-/// `elapsed` in seconds, as histograms take it.
-pub fn seconds(elapsed: Duration) -> f64 {
-    elapsed.as_secs_f64()
 }

@@ -25,7 +25,7 @@ use crate::container::{
     Registrations, StreamConnector, Vm,
 };
 use crate::ledger::Ledger;
-use crate::metrics::{metrics, seconds};
+use crate::metrics::metrics;
 use crate::sync::lock;
 
 /// Fabric's default `chaincode.executetimeout`: how long a transaction may run (the same as a
@@ -351,7 +351,7 @@ impl ChaincodeSupport {
         metrics
             .launch_duration
             .with_label_values(&[name, success])
-            .observe(seconds(started.elapsed()));
+            .observe(started.elapsed().as_secs_f64());
         if launched.is_err() {
             metrics.launch_failures.with_label_values(&[name]).inc();
         }

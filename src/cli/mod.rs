@@ -397,21 +397,9 @@ async fn start(args: StartArgs, mut config: Config) -> anyhow::Result<()> {
 
 /// Asks the operations endpoint at `address` for the node's health and prints it.
 async fn node_status(address: &str) -> anyhow::Result<()> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    let mut stream = tokio::net::TcpStream::connect(address)
-        .await
-        .with_context(|| format!("no operations endpoint at {address}"))?;
-    stream
-        .write_all(format!("GET /healthz HTTP/1.0\r\nHost: {address}\r\n\r\n").as_bytes())
-        .await?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await?;
-    let (_, body) = response
-        .split_once("\r\n\r\n")
-        .context("the operations endpoint sent no body")?;
+    let (_, body) = crate::operations_client::request(address, "GET", "/healthz", "").await?;
     let health: serde_json::Value =
-        serde_json::from_str(body).context("the operations endpoint sent no health report")?;
+        serde_json::from_str(&body).context("the operations endpoint sent no health report")?;
     let status = health["status"].as_str().unwrap_or("unknown");
     println!("{status}");
     let failed = health["failed_checks"]

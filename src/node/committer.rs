@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::ledger::{Ledger, PendingTx, TxOutcome};
-use crate::metrics::{metrics, seconds};
+use crate::metrics::metrics;
 use crate::validation::{Candidate, TxValidator};
 
 /// Submissions waiting to be cut into a block before `Submit` callers wait for room.
@@ -212,7 +212,7 @@ fn record_block(channel: &str, outcomes: &[TxOutcome], elapsed: Duration) {
     metrics
         .block_processing_time
         .with_label_values(&[channel])
-        .observe(seconds(elapsed));
+        .observe(elapsed.as_secs_f64());
     if let Some(last) = outcomes.last() {
         let height = i64::try_from(last.block + 1).unwrap_or(i64::MAX);
         metrics

@@ -20,7 +20,7 @@ use super::tls::client_cert_hash;
 use super::transient::TransientStore;
 use crate::chaincode::{ChaincodeSupport, ExecuteRequest};
 use crate::fabric::ERROR_THRESHOLD;
-use crate::metrics::{metrics, seconds};
+use crate::metrics::metrics;
 use crate::msp::{Identity, OwnSignatures};
 use crate::policy::resource_of;
 use crate::sync::lock;
@@ -122,7 +122,7 @@ impl Endorser {
             )
             .map_err(|denied| refused(denied.to_string()))?;
         let started = Instant::now();
-        let labels = [proposal.channel.clone(), proposal.chaincode.clone()];
+        let (channel, chaincode) = (proposal.channel.clone(), proposal.chaincode.clone());
         let answer = self.run(proposal, signed, purpose).await;
         let success = answer.as_ref().is_ok_and(|answer| {
             answer
@@ -136,11 +136,11 @@ impl Endorser {
         metrics()
             .proposal_duration
             .with_label_values(&[
-                labels[0].as_str(),
-                labels[1].as_str(),
+                channel.as_str(),
+                chaincode.as_str(),
                 if success { "true" } else { "false" },
             ])
-            .observe(seconds(started.elapsed()));
+            .observe(started.elapsed().as_secs_f64());
         answer
     }
 

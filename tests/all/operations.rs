@@ -7,42 +7,16 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
 use ccvm::node::QSCC;
+use ccvm::operations_client::request;
 
 use crate::harness::{CHANNEL, TestNode, rust_chaincode};
-
-/// Sends `method path` with `body` over HTTP/1.0 and returns the status code and body.
-async fn http(address: &str, method: &str, path: &str, body: &str) -> Result<(u16, String)> {
-    let mut stream = tokio::net::TcpStream::connect(address).await?;
-    stream
-        .write_all(
-            format!(
-                "{method} {path} HTTP/1.0\r\nHost: {address}\r\nContent-Type: application/json\r\n\
-                 Content-Length: {}\r\n\r\n{body}",
-                body.len()
-            )
-            .as_bytes(),
-        )
-        .await?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await?;
-    let status = response
-        .split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .with_context(|| format!("no status in {response:?}"))?;
-    let body = response
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, body)| body)
-        .to_owned();
-    Ok((status, body))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operations_endpoint_reports_health_metrics_and_version() -> Result<()> {
@@ -58,16 +32,16 @@ async fn the_operations_endpoint_reports_health_metrics_and_version() -> Result<
     let chain_info = node.query(QSCC, &["GetChainInfo", CHANNEL]).await?;
     assert_eq!(chain_info.status, 200, "{chain_info:?}");
 
-    let (status, body) = http(&address, "GET", "/healthz", "").await?;
+    let (status, body) = request(&address, "GET", "/healthz", "").await?;
     let health: Value = serde_json::from_str(&body)?;
     assert_eq!((status, &health["status"]), (200, &json!("OK")), "{body}");
     assert!(
         health["time"].as_str().is_some_and(|t| t.contains('T')),
         "{body}"
     );
-    assert_eq!(http(&address, "POST", "/healthz", "").await?.0, 405);
+    assert_eq!(request(&address, "POST", "/healthz", "").await?.0, 405);
 
-    let (status, metrics) = http(&address, "GET", "/metrics", "").await?;
+    let (status, metrics) = request(&address, "GET", "/metrics", "").await?;
     assert_eq!(status, 200);
     let series = |prefix: &str| -> Option<f64> {
         metrics
@@ -109,18 +83,18 @@ async fn the_operations_endpoint_reports_health_metrics_and_version() -> Result<
         "the first call of qscc launched it: {metrics}"
     );
 
-    let (status, body) = http(&address, "GET", "/version", "").await?;
+    let (status, body) = request(&address, "GET", "/version", "").await?;
     assert_eq!(status, 200);
     assert_eq!(
         serde_json::from_str::<Value>(&body)?["Version"],
         json!(ccvm::node::VERSION)
     );
-    let (status, body) = http(&address, "DELETE", "/version", "").await?;
+    let (status, body) = request(&address, "DELETE", "/version", "").await?;
     assert_eq!(
         (status, serde_json::from_str::<Value>(&body)?),
         (400, json!({ "Error": "invalid request method: DELETE" }))
     );
-    assert_eq!(http(&address, "GET", "/nothing", "").await?.0, 404);
+    assert_eq!(request(&address, "GET", "/nothing", "").await?.0, 404);
 
     let channel =
         tonic::transport::Endpoint::from_shared(format!("http://{}", node.inner().peer_addr()))?
@@ -182,7 +156,7 @@ async fn the_log_spec_is_read_and_changed_while_the_node_runs() -> Result<()> {
     let node = command_node("grpc=debug:info").await?;
     let address = node.operations.as_str();
     let spec = || async {
-        let (status, body) = http(address, "GET", "/logspec", "").await?;
+        let (status, body) = request(address, "GET", "/logspec", "").await?;
         ensure!(status == 200, "{status} {body}");
         Ok::<_, anyhow::Error>(serde_json::from_str::<Value>(&body)?["spec"].clone())
     };
@@ -192,7 +166,7 @@ async fn the_log_spec_is_read_and_changed_while_the_node_runs() -> Result<()> {
         "Fabric's syntax is taken"
     );
 
-    let (status, _) = http(
+    let (status, _) = request(
         address,
         "PUT",
         "/logspec",
@@ -205,7 +179,7 @@ async fn the_log_spec_is_read_and_changed_while_the_node_runs() -> Result<()> {
         json!("ccvm.chaincode=debug:ccvm.node=debug:warn")
     );
 
-    let (status, body) = http(address, "PUT", "/logspec", r#"{"spec":"grpc=loud"}"#).await?;
+    let (status, body) = request(address, "PUT", "/logspec", r#"{"spec":"grpc=loud"}"#).await?;
     assert_eq!(
         (status, serde_json::from_str::<Value>(&body)?),
         (
@@ -218,7 +192,7 @@ async fn the_log_spec_is_read_and_changed_while_the_node_runs() -> Result<()> {
         json!("ccvm.chaincode=debug:ccvm.node=debug:warn"),
         "a refused spec leaves the one in force"
     );
-    let (status, body) = http(address, "POST", "/logspec", "").await?;
+    let (status, body) = request(address, "POST", "/logspec", "").await?;
     assert_eq!(
         (status, body.contains("invalid request method: POST")),
         (400, true)
