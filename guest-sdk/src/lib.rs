@@ -36,11 +36,14 @@
 //! `CORE_PEER_TLS_ROOTCERT_FILE`.
 
 mod chaincode;
+pub mod cid;
 mod composite;
+pub mod contract;
 mod error;
 #[cfg(all(feature = "grpc", not(target_family = "wasm")))]
 mod grpc;
 mod iterators;
+pub mod mock;
 #[cfg(all(feature = "grpc", not(target_family = "wasm")))]
 mod server;
 mod shim;

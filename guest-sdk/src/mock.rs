@@ -1,0 +1,691 @@
+//! A ledger in memory for unit tests of chaincode: `cargo test`, no peer, no wasm.
+//!
+//! [`MockLedger`] plays the peer. It answers the stub's requests as a Fabric peer does, so the
+//! chaincode under test runs its real code, message for message: a transaction reads committed
+//! state only (it does not see its own writes), its writes are applied when it succeeds and
+//! dropped when it fails, ranges and partial composite keys run over committed keys, and each
+//! committed write of a key is kept in its history. Private data, key metadata, events, the
+//! creator, transient data and calls to other chaincodes work too.
+//!
+//! ```
+//! use ccvm_guest_sdk::mock::MockLedger;
+//! use ccvm_guest_sdk::{Chaincode, Response, Stub};
+//!
+//! struct Put;
+//!
+//! impl Chaincode for Put {
+//!     fn invoke(&self, stub: &mut Stub<'_>) -> Response {
+//!         let (_, params) = stub.function_and_parameters();
+//!         match stub.put_state(&params[0], params[1].clone()) {
+//!             Ok(()) => Response::success(Vec::new()),
+//!             Err(e) => Response::error(e.to_string()),
+//!         }
+//!     }
+//! }
+//!
+//! let mut ledger = MockLedger::new("put");
+//! assert!(ledger.invoke(&Put, &["put", "k", "v"]).response.is_success());
+//! assert_eq!(ledger.state("k"), Some(b"v".to_vec()));
+//! ```
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use ccvm_proto::common::{ChannelHeader, Header, HeaderType, SignatureHeader};
+use ccvm_proto::msp::SerializedIdentity;
+use ccvm_proto::protos::{
+    ChaincodeEvent, ChaincodeInput, ChaincodeInvocationSpec, ChaincodeMessage,
+    ChaincodeProposalPayload, ChaincodeSpec, DelState, GetHistoryForKey, GetState, GetStateByRange,
+    GetStateMetadata, GetStateMultiple, GetStateMultipleResult, Proposal, PurgePrivateState,
+    PutState, PutStateMetadata, QueryMetadata, QueryResponse, QueryResponseMetadata,
+    QueryResultBytes, SignedProposal, StateMetadata, StateMetadataResult, WriteBatchState,
+    write_record,
+};
+use ccvm_proto::queryresult::{KeyModification, Kv};
+use ccvm_proto::{Message, MessageType, Timestamp};
+use sha2::{Digest, Sha256};
+
+use crate::chaincode::{Chaincode, Response};
+use crate::error::ShimError;
+use crate::shim::{PeerCall, PeerFeatures, Transaction, run_transaction};
+
+/// The channel a mock ledger's transactions run on unless told otherwise.
+pub const MOCK_CHANNEL: &str = "mychannel";
+
+/// One call to a chaincode on a [`MockLedger`]: its arguments and what the proposal carries.
+#[derive(Debug, Clone, Default)]
+pub struct MockCall {
+    args: Vec<Vec<u8>>,
+    creator: Option<Vec<u8>>,
+    transient: HashMap<String, Vec<u8>>,
+    timestamp: Option<Timestamp>,
+    is_init: bool,
+}
+
+impl MockCall {
+    /// A call with these arguments (the first is the function name).
+    pub fn new<A: AsRef<[u8]>>(args: &[A]) -> Self {
+        Self {
+            args: args.iter().map(|a| a.as_ref().to_vec()).collect(),
+            ..Self::default()
+        }
+    }
+
+    /// Submitted by the identity of `msp_id` with the PEM certificate `certificate`.
+    #[must_use]
+    pub fn creator(mut self, msp_id: &str, certificate: &[u8]) -> Self {
+        self.creator = Some(serialized_identity(msp_id, certificate));
+        self
+    }
+
+    /// With transient data `key` = `value`.
+    #[must_use]
+    pub fn transient(mut self, key: &str, value: impl Into<Vec<u8>>) -> Self {
+        self.transient.insert(key.to_owned(), value.into());
+        self
+    }
+
+    /// Created by the client at `timestamp`.
+    #[must_use]
+    pub fn at(mut self, timestamp: Timestamp) -> Self {
+        self.timestamp = Some(timestamp);
+        self
+    }
+
+    /// As an INIT transaction.
+    #[must_use]
+    pub fn init(mut self) -> Self {
+        self.is_init = true;
+        self
+    }
+}
+
+/// What a call on the mock ledger came to.
+#[derive(Debug, Clone)]
+pub struct MockOutcome {
+    /// The chaincode's response.
+    pub response: Response,
+    /// The event the transaction set, if any.
+    pub event: Option<ChaincodeEvent>,
+    /// The transaction's id.
+    pub tx_id: String,
+    /// Whether its writes were applied (it succeeded).
+    pub committed: bool,
+}
+
+/// A committed public value with its metadata.
+#[derive(Debug, Clone, Default)]
+struct Entry {
+    value: Vec<u8>,
+    metadata: BTreeMap<String, Vec<u8>>,
+}
+
+/// Where a key lives: chaincode namespace, collection (empty for public state), key.
+type Place = (String, String, String);
+
+/// Committed state.
+#[derive(Default)]
+struct World {
+    entries: BTreeMap<Place, Entry>,
+    history: HashMap<(String, String), Vec<KeyModification>>,
+}
+
+/// One transaction's pending change to a key.
+#[derive(Debug, Clone)]
+enum Write {
+    Put(Vec<u8>),
+    Delete,
+}
+
+/// What a transaction has written so far.
+#[derive(Default)]
+struct Writes {
+    values: BTreeMap<Place, Write>,
+    metadata: BTreeMap<Place, BTreeMap<String, Vec<u8>>>,
+}
+
+/// A ledger in memory that runs chaincode as a Fabric peer would; see the module docs.
+pub struct MockLedger {
+    name: String,
+    channel: String,
+    world: World,
+    creator: Vec<u8>,
+    callees: HashMap<String, Box<dyn Chaincode>>,
+    transactions: u64,
+}
+
+impl MockLedger {
+    /// A ledger for the chaincode named `name` (its state namespace) on [`MOCK_CHANNEL`]; calls
+    /// are submitted by an `Org1MSP` identity without a certificate unless told otherwise.
+    pub fn new(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            channel: MOCK_CHANNEL.to_owned(),
+            world: World::default(),
+            creator: serialized_identity("Org1MSP", b""),
+            callees: HashMap::new(),
+            transactions: 0,
+        }
+    }
+
+    /// Runs the transactions on `channel`.
+    #[must_use]
+    pub fn on_channel(mut self, channel: &str) -> Self {
+        self.channel = channel.to_owned();
+        self
+    }
+
+    /// Submits calls by the identity of `msp_id` with the PEM certificate `certificate`.
+    pub fn set_creator(&mut self, msp_id: &str, certificate: &[u8]) {
+        self.creator = serialized_identity(msp_id, certificate);
+    }
+
+    /// Lets the chaincode under test call `chaincode` as `name` (on the same channel).
+    pub fn add_chaincode(&mut self, name: &str, chaincode: impl Chaincode + 'static) {
+        self.callees.insert(name.to_owned(), Box::new(chaincode));
+    }
+
+    /// Sets a committed public value of the chaincode under test, as if a transaction wrote it.
+    pub fn set_state(&mut self, key: &str, value: impl Into<Vec<u8>>) {
+        let place = (self.name.clone(), String::new(), key.to_owned());
+        self.world.entries.entry(place).or_default().value = value.into();
+    }
+
+    /// The committed public value of `key`.
+    pub fn state(&self, key: &str) -> Option<Vec<u8>> {
+        self.committed(&self.name, "", key)
+    }
+
+    /// The committed private value of `key` in `collection`.
+    pub fn private_data(&self, collection: &str, key: &str) -> Option<Vec<u8>> {
+        self.committed(&self.name, collection, key)
+    }
+
+    /// The committed metadata of a public key.
+    pub fn state_metadata(&self, key: &str) -> BTreeMap<String, Vec<u8>> {
+        self.world
+            .entries
+            .get(&(self.name.clone(), String::new(), key.to_owned()))
+            .map(|entry| entry.metadata.clone())
+            .unwrap_or_default()
+    }
+
+    /// Every committed change to a public key, newest first.
+    pub fn history(&self, key: &str) -> Vec<KeyModification> {
+        let mut changes = self
+            .world
+            .history
+            .get(&(self.name.clone(), key.to_owned()))
+            .cloned()
+            .unwrap_or_default();
+        changes.reverse();
+        changes
+    }
+
+    fn committed(&self, namespace: &str, collection: &str, key: &str) -> Option<Vec<u8>> {
+        self.world
+            .entries
+            .get(&(namespace.to_owned(), collection.to_owned(), key.to_owned()))
+            .map(|entry| entry.value.clone())
+    }
+
+    /// Calls `chaincode` with `args` (the function name first), submitted by the ledger's
+    /// creator; its writes are applied if it succeeds.
+    pub fn invoke<A: AsRef<[u8]>>(&mut self, chaincode: &dyn Chaincode, args: &[A]) -> MockOutcome {
+        self.call(chaincode, MockCall::new(args))
+    }
+
+    /// Runs one call on `chaincode`; its writes are applied if it succeeds.
+    pub fn call(&mut self, chaincode: &dyn Chaincode, call: MockCall) -> MockOutcome {
+        self.transactions += 1;
+        let tx_id = hex(&Sha256::digest(
+            format!("{}/{}", self.name, self.transactions).as_bytes(),
+        ));
+        let timestamp = call.timestamp.unwrap_or_else(now);
+        let transaction = Transaction {
+            is_init: call.is_init,
+            channel_id: self.channel.clone(),
+            tx_id: tx_id.clone(),
+            input: ChaincodeInput {
+                args: call.args.clone(),
+                ..Default::default()
+            },
+            proposal: Some(self.proposal(&call, &tx_id, timestamp)),
+            peer_features: PeerFeatures::default(),
+        };
+        let running = Running {
+            world: &self.world,
+            callees: &self.callees,
+            writes: RefCell::default(),
+            queries: Cell::new(0),
+        };
+        let completed = run_transaction(
+            chaincode,
+            transaction,
+            &MockPeer {
+                running: &running,
+                namespace: &self.name,
+            },
+        );
+        let writes = running.writes.into_inner();
+        let response = decode_response(&completed);
+        let committed = response.is_success();
+        if committed {
+            self.apply(writes, &tx_id, timestamp);
+        }
+        MockOutcome {
+            response,
+            event: completed.chaincode_event,
+            tx_id,
+            committed,
+        }
+    }
+
+    fn proposal(&self, call: &MockCall, tx_id: &str, timestamp: Timestamp) -> SignedProposal {
+        let channel_header = ChannelHeader {
+            r#type: HeaderType::EndorserTransaction as i32,
+            channel_id: self.channel.clone(),
+            tx_id: tx_id.to_owned(),
+            timestamp: Some(timestamp),
+            ..Default::default()
+        };
+        let signature_header = SignatureHeader {
+            creator: call.creator.clone().unwrap_or_else(|| self.creator.clone()),
+            nonce: tx_id.as_bytes().to_vec(),
+        };
+        let spec = ChaincodeInvocationSpec {
+            chaincode_spec: Some(ChaincodeSpec {
+                input: Some(ChaincodeInput {
+                    args: call.args.clone(),
+                    is_init: call.is_init,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+        };
+        let proposal = Proposal {
+            header: Header {
+                channel_header: channel_header.encode_to_vec(),
+                signature_header: signature_header.encode_to_vec(),
+            }
+            .encode_to_vec(),
+            payload: ChaincodeProposalPayload {
+                input: spec.encode_to_vec(),
+                transient_map: call.transient.clone(),
+            }
+            .encode_to_vec(),
+            ..Default::default()
+        };
+        SignedProposal {
+            proposal_bytes: proposal.encode_to_vec(),
+            signature: Vec::new(),
+        }
+    }
+
+    fn apply(&mut self, writes: Writes, tx_id: &str, timestamp: Timestamp) {
+        for (place, write) in writes.values {
+            if place.1.is_empty() {
+                let (value, is_delete) = match &write {
+                    Write::Put(value) => (value.clone(), false),
+                    Write::Delete => (Vec::new(), true),
+                };
+                self.world
+                    .history
+                    .entry((place.0.clone(), place.2.clone()))
+                    .or_default()
+                    .push(KeyModification {
+                        tx_id: tx_id.to_owned(),
+                        value,
+                        timestamp: Some(timestamp),
+                        is_delete,
+                    });
+            }
+            match write {
+                Write::Put(value) => self.world.entries.entry(place).or_default().value = value,
+                Write::Delete => {
+                    self.world.entries.remove(&place);
+                }
+            }
+        }
+        for (place, entries) in writes.metadata {
+            if let Some(entry) = self.world.entries.get_mut(&place) {
+                entry.metadata.extend(entries);
+            }
+        }
+    }
+}
+
+/// One transaction under way: committed state to read, writes to collect, open queries.
+struct Running<'l> {
+    world: &'l World,
+    callees: &'l HashMap<String, Box<dyn Chaincode>>,
+    writes: RefCell<Writes>,
+    /// How many queries the transaction opened, for their ids.
+    queries: Cell<usize>,
+}
+
+/// The peer side of one chaincode in a transaction (the one under test, or one it calls).
+struct MockPeer<'r, 'l> {
+    running: &'r Running<'l>,
+    namespace: &'r str,
+}
+
+impl PeerCall for MockPeer<'_, '_> {
+    fn call(&self, request: ChaincodeMessage) -> Result<ChaincodeMessage, ShimError> {
+        let kind = MessageType::try_from(request.r#type).unwrap_or(MessageType::Undefined);
+        let (answer, payload) = match self.serve(kind, &request.payload) {
+            Ok(payload) => (MessageType::Response, payload),
+            Err(text) => (MessageType::Error, text.into_bytes()),
+        };
+        Ok(ChaincodeMessage {
+            r#type: answer as i32,
+            payload,
+            txid: request.txid,
+            channel_id: request.channel_id,
+            ..Default::default()
+        })
+    }
+}
+
+impl MockPeer<'_, '_> {
+    fn serve(&self, kind: MessageType, payload: &[u8]) -> Result<Vec<u8>, String> {
+        match kind {
+            MessageType::GetState => {
+                let request: GetState = decode(payload)?;
+                Ok(self
+                    .read(&request.collection, &request.key)
+                    .unwrap_or_default())
+            }
+            MessageType::GetStateMultiple => {
+                let request: GetStateMultiple = decode(payload)?;
+                let values = request
+                    .keys
+                    .iter()
+                    .map(|key| self.read(&request.collection, key).unwrap_or_default())
+                    .collect();
+                Ok(GetStateMultipleResult { values }.encode_to_vec())
+            }
+            MessageType::GetPrivateDataHash => {
+                let request: GetState = decode(payload)?;
+                Ok(self
+                    .read(&request.collection, &request.key)
+                    .map(|value| Sha256::digest(&value).to_vec())
+                    .unwrap_or_default())
+            }
+            MessageType::PutState => {
+                let request: PutState = decode(payload)?;
+                self.write(&request.collection, &request.key, Write::Put(request.value))?;
+                Ok(Vec::new())
+            }
+            MessageType::DelState => {
+                let request: DelState = decode(payload)?;
+                self.write(&request.collection, &request.key, Write::Delete)?;
+                Ok(Vec::new())
+            }
+            MessageType::PurgePrivateData => {
+                let request: PurgePrivateState = decode(payload)?;
+                self.write(&request.collection, &request.key, Write::Delete)?;
+                Ok(Vec::new())
+            }
+            MessageType::WriteBatchState => {
+                let request: WriteBatchState = decode(payload)?;
+                for record in request.rec {
+                    match record.r#type() {
+                        write_record::Type::PutState => {
+                            self.write(&record.collection, &record.key, Write::Put(record.value))?;
+                        }
+                        write_record::Type::DelState | write_record::Type::PurgePrivateData => {
+                            self.write(&record.collection, &record.key, Write::Delete)?;
+                        }
+                        write_record::Type::PutStateMetadata => {
+                            let metadata = record.metadata.unwrap_or_default();
+                            self.write_metadata(&record.collection, &record.key, metadata)?;
+                        }
+                        write_record::Type::Undefined => {
+                            return Err("write batch record has no type".to_owned());
+                        }
+                    }
+                }
+                Ok(Vec::new())
+            }
+            MessageType::GetStateMetadata => {
+                let request: GetStateMetadata = decode(payload)?;
+                let entries = self
+                    .running
+                    .world
+                    .entries
+                    .get(&self.place(&request.collection, &request.key))
+                    .map(|entry| entry.metadata.clone())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(metakey, value)| StateMetadata { metakey, value })
+                    .collect();
+                Ok(StateMetadataResult { entries }.encode_to_vec())
+            }
+            MessageType::PutStateMetadata => {
+                let request: PutStateMetadata = decode(payload)?;
+                let metadata = request
+                    .metadata
+                    .ok_or("PUT_STATE_METADATA carries no metadata")?;
+                self.write_metadata(&request.collection, &request.key, metadata)?;
+                Ok(Vec::new())
+            }
+            MessageType::GetStateByRange => self.range(decode(payload)?),
+            MessageType::GetHistoryForKey => {
+                let request: GetHistoryForKey = decode(payload)?;
+                let mut changes = self
+                    .running
+                    .world
+                    .history
+                    .get(&(self.namespace.to_owned(), request.key))
+                    .cloned()
+                    .unwrap_or_default();
+                changes.reverse();
+                let results = changes.iter().map(result_bytes).collect();
+                Ok(self.open(results, Vec::new()))
+            }
+            MessageType::QueryStateNext | MessageType::QueryStateClose => {
+                Err("the query iterator is exhausted".to_owned())
+            }
+            MessageType::GetQueryResult => Err(
+                "rich queries (GET_QUERY_RESULT) are not supported by this state store".to_owned(),
+            ),
+            MessageType::InvokeChaincode => self.invoke(decode(payload)?),
+            other => Err(format!("{} is not a state request", other.as_str_name())),
+        }
+    }
+
+    fn place(&self, collection: &str, key: &str) -> Place {
+        (
+            self.namespace.to_owned(),
+            collection.to_owned(),
+            key.to_owned(),
+        )
+    }
+
+    fn read(&self, collection: &str, key: &str) -> Option<Vec<u8>> {
+        self.running
+            .world
+            .entries
+            .get(&self.place(collection, key))
+            .map(|entry| entry.value.clone())
+    }
+
+    fn write(&self, collection: &str, key: &str, write: Write) -> Result<(), String> {
+        require_key(key)?;
+        self.running
+            .writes
+            .borrow_mut()
+            .values
+            .insert(self.place(collection, key), write);
+        Ok(())
+    }
+
+    fn write_metadata(
+        &self,
+        collection: &str,
+        key: &str,
+        metadata: StateMetadata,
+    ) -> Result<(), String> {
+        require_key(key)?;
+        self.running
+            .writes
+            .borrow_mut()
+            .metadata
+            .entry(self.place(collection, key))
+            .or_default()
+            .insert(metadata.metakey, metadata.value);
+        Ok(())
+    }
+
+    /// Committed keys of the namespace in `[start, end)`, or one page of them.
+    fn range(&self, request: GetStateByRange) -> Result<Vec<u8>, String> {
+        let page = if request.metadata.is_empty() {
+            None
+        } else {
+            Some(decode::<QueryMetadata>(&request.metadata)?)
+        };
+        let start = match &page {
+            Some(page) if !page.bookmark.is_empty() => page.bookmark.clone(),
+            _ => request.start_key,
+        };
+        let from = self.place(&request.collection, &start);
+        let to = if request.end_key.is_empty() {
+            Bound::Unbounded
+        } else {
+            Bound::Excluded(self.place(&request.collection, &request.end_key))
+        };
+        let limit = page.as_ref().map_or(usize::MAX, |p| {
+            usize::try_from(p.page_size.max(0)).unwrap_or(0)
+        });
+        let mut keys = self
+            .running
+            .world
+            .entries
+            .range((Bound::Included(from), to))
+            .take_while(|((namespace, collection, _), _)| {
+                namespace == self.namespace && *collection == request.collection
+            });
+        let mut results = Vec::new();
+        for ((_, _, key), entry) in keys.by_ref().take(limit) {
+            let kv = Kv {
+                namespace: self.namespace.to_owned(),
+                key: key.clone(),
+                value: entry.value.clone(),
+            };
+            results.push(QueryResultBytes {
+                result_bytes: kv.encode_to_vec(),
+            });
+        }
+        let metadata = match page {
+            None => Vec::new(),
+            Some(_) => QueryResponseMetadata {
+                fetched_records_count: i32::try_from(results.len()).unwrap_or(i32::MAX),
+                bookmark: keys
+                    .next()
+                    .map(|((_, _, key), _)| key.clone())
+                    .unwrap_or_default(),
+            }
+            .encode_to_vec(),
+        };
+        Ok(self.open(results, metadata))
+    }
+
+    /// A query's whole answer in one batch.
+    fn open(&self, results: Vec<QueryResultBytes>, metadata: Vec<u8>) -> Vec<u8> {
+        let opened = self.running.queries.get() + 1;
+        self.running.queries.set(opened);
+        QueryResponse {
+            results,
+            has_more: false,
+            id: format!("query-{opened}"),
+            metadata,
+        }
+        .encode_to_vec()
+    }
+
+    /// Runs a chaincode added with [`MockLedger::add_chaincode`] in this transaction.
+    fn invoke(&self, spec: ChaincodeSpec) -> Result<Vec<u8>, String> {
+        let target = spec.chaincode_id.map(|id| id.name).unwrap_or_default();
+        if target.contains('/') {
+            return Err(format!(
+                "the mock ledger has one channel; cannot call {target}"
+            ));
+        }
+        let callee = self
+            .running
+            .callees
+            .get(&target)
+            .ok_or_else(|| format!("chaincode {target} is not added to the mock ledger"))?;
+        let transaction = Transaction {
+            is_init: false,
+            channel_id: String::new(),
+            tx_id: String::new(),
+            input: spec.input.unwrap_or_default(),
+            proposal: None,
+            peer_features: PeerFeatures::default(),
+        };
+        let peer = MockPeer {
+            running: self.running,
+            namespace: &target,
+        };
+        Ok(run_transaction(callee.as_ref(), transaction, &peer).encode_to_vec())
+    }
+}
+
+fn result_bytes(change: &KeyModification) -> QueryResultBytes {
+    QueryResultBytes {
+        result_bytes: change.encode_to_vec(),
+    }
+}
+
+fn require_key(key: &str) -> Result<(), String> {
+    if key.is_empty() {
+        Err("key must not be an empty string".to_owned())
+    } else {
+        Ok(())
+    }
+}
+
+fn decode<M: Message + Default>(payload: &[u8]) -> Result<M, String> {
+    M::decode(payload).map_err(|e| format!("malformed payload: {e}"))
+}
+
+/// The chaincode's response in its COMPLETED (or ERROR) message.
+fn decode_response(completed: &ChaincodeMessage) -> Response {
+    if completed.r#type != MessageType::Completed as i32 {
+        return Response::error(String::from_utf8_lossy(&completed.payload).into_owned());
+    }
+    match ccvm_proto::protos::Response::decode(completed.payload.as_slice()) {
+        Ok(response) => Response {
+            status: response.status,
+            message: response.message,
+            payload: response.payload,
+        },
+        Err(e) => Response::error(format!("malformed response: {e}")),
+    }
+}
+
+fn serialized_identity(msp_id: &str, certificate: &[u8]) -> Vec<u8> {
+    SerializedIdentity {
+        mspid: msp_id.to_owned(),
+        id_bytes: certificate.to_vec(),
+    }
+    .encode_to_vec()
+}
+
+fn now() -> Timestamp {
+    let since_epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    Timestamp {
+        seconds: i64::try_from(since_epoch.as_secs()).unwrap_or(i64::MAX),
+        nanos: i32::try_from(since_epoch.subsec_nanos()).unwrap_or(0),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
