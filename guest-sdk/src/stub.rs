@@ -22,6 +22,31 @@ use crate::shim::{PeerCall, PeerFeatures, Transaction, request};
 const VALIDATION_PARAMETER: &str = "VALIDATION_PARAMETER";
 
 /// One transaction's access to its arguments, its proposal and the ledger.
+///
+/// Reads see the state committed before the transaction, not its own writes; writes become
+/// the transaction's write set, applied when it commits. Every call blocks until the peer
+/// answers.
+///
+/// ```no_run
+/// use ccvm_guest_sdk::{ShimError, Stub, create_composite_key};
+///
+/// /// Moves `amount` from one account to another, recording the transfer under a composite key.
+/// fn transfer(stub: &mut Stub<'_>, from: &str, to: &str, amount: u64) -> Result<(), ShimError> {
+///     let balance = |key: &str| -> Result<u64, ShimError> {
+///         let stored = stub.get_state(key)?.unwrap_or_default();
+///         Ok(String::from_utf8_lossy(&stored).parse().unwrap_or(0))
+///     };
+///     let (left, right) = (balance(from)?, balance(to)?);
+///     if left < amount {
+///         return Err(ShimError::InvalidArgument(format!("{from} holds only {left}")));
+///     }
+///     stub.put_state(from, (left - amount).to_string())?;
+///     stub.put_state(to, (right + amount).to_string())?;
+///     let record = create_composite_key("transfer", &[from, to, stub.tx_id()])?;
+///     stub.put_state(&record, amount.to_string())?;
+///     stub.set_event("Transferred", record.into_bytes())
+/// }
+/// ```
 pub struct Stub<'a> {
     peer: &'a dyn PeerCall,
     channel_id: String,
