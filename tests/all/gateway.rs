@@ -137,6 +137,66 @@ async fn fabrics_gateway_client_runs_a_wasm_chaincode_in_a_container() -> Result
     Ok(())
 }
 
+/// The checks of the `assets` scenario: the samples' application calls on the asset-transfer
+/// contract, and its metadata valid by Fabric's schema.
+fn assert_assets(assets: &Value) {
+    for step in ["init", "create", "read", "exists"] {
+        assert_eq!(assets[step]["ok"], true, "{step}: {assets}");
+    }
+    assert_eq!(
+        assets["transfer"]["value"], "Ana",
+        "the old owner as text: {assets}"
+    );
+    assert_eq!(
+        assets["read"]["value"],
+        serde_json::json!({"ID": "asset8", "Color": "teal", "Size": 4, "Owner": "Bo", "AppraisedValue": 950}),
+    );
+    assert_eq!(assets["exists"]["value"], "true");
+    let duplicate = assets["duplicate"]["error"]["details"][0]["message"].as_str();
+    assert!(
+        duplicate.is_some_and(|m| m.contains("the asset asset8 already exists")),
+        "{assets}"
+    );
+    let unknown = assets["unknown"]["error"]["details"][0]["message"].as_str();
+    assert!(
+        unknown.is_some_and(|m| {
+            m.contains("You've asked to invoke a function that does not exist: NoSuchTransaction")
+        }),
+        "{assets}"
+    );
+    let metadata = &assets["metadata"]["value"];
+    assert_eq!(metadata["check"]["valid"], true, "{}", metadata["check"]);
+    let contract = &metadata["metadata"]["contracts"]["AssetTransfer"];
+    let read = contract["transactions"]
+        .as_array()
+        .and_then(|all| all.iter().find(|t| t["name"] == "ReadAsset"))
+        .expect("ReadAsset is described");
+    assert_eq!(read["tags"], serde_json::json!(["EVALUATE"]));
+    assert_eq!(read["returns"]["$ref"], "#/components/schemas/Asset");
+    let asset = &metadata["metadata"]["components"]["schemas"]["Asset"];
+    assert_eq!(asset["properties"]["AppraisedValue"]["type"], "integer");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fabrics_gateway_client_calls_a_rust_contract_as_it_calls_the_samples() -> Result<()> {
+    let node = TestNode::start().await?;
+    let _basic = rust_chaincode(&node, "asset-transfer", "basic:1.0")?;
+    node.wait_registered("basic").await?;
+    assert_assets(&gateway_client(&node, "basic", "assets").await?);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fabrics_gateway_client_calls_a_rust_contract_built_for_wasm() -> Result<()> {
+    let Some(endpoint) = docker_endpoint()? else {
+        return Ok(());
+    };
+    let node = docker_node_with(endpoint, |config| config.tls.enabled = Some(false)).await?;
+    deploy_wasm(&node, "asset-transfer", "wasmbasic").await?;
+    assert_assets(&gateway_client(&node, "wasmbasic", "assets").await?);
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fabrics_gateway_client_replays_and_resumes_chaincode_events() -> Result<()> {
     let node = TestNode::start().await?;

@@ -4,9 +4,14 @@
 //   flow     submit, evaluate, submitAsync + commit status, a conflicting pair, failing calls
 //   events   chaincode events replayed from block 0, then resumed after the first one
 //   evaluate one evaluation of ARGS (a JSON array: function first)
+//   assets   the asset-transfer samples' application calls, and the contract metadata checked
+//            against fabric-contract-api's schema as fabric-shim checks its own
 'use strict';
 
 const crypto = require('crypto');
+const fs = require('fs');
+const path = require('path');
+const Ajv = require('ajv');
 const grpc = require('@grpc/grpc-js');
 const { connect, hash, signers } = require('@hyperledger/fabric-gateway');
 const { credentials } = require('./msp');
@@ -106,6 +111,34 @@ async function events(network, contract) {
     return out;
 }
 
+// Whether `metadata` conforms to Fabric's contract metadata schema, validated as fabric-shim
+// validates the metadata of a Node contract before serving it.
+function checkMetadata(metadata) {
+    const schemaPath = path.join(path.dirname(require.resolve('fabric-contract-api')), 'schema', 'contract-schema.json');
+    const ajv = new Ajv({ schemaId: 'id', logger: false });
+    ajv.addMetaSchema(require('ajv/lib/refs/json-schema-draft-04.json'));
+    const valid = ajv.validate(JSON.parse(fs.readFileSync(schemaPath, 'utf8')), metadata);
+    return { valid, errors: ajv.errors || [] };
+}
+
+async function assets(contract) {
+    const out = {};
+    out.init = await attempt(async () => text(await contract.submitTransaction('InitLedger')));
+    out.create = await attempt(async () =>
+        text(await contract.submitTransaction('CreateAsset', 'asset8', 'teal', '4', 'Ana', '950')),
+    );
+    out.transfer = await attempt(async () => text(await contract.submitTransaction('TransferAsset', 'asset8', 'Bo')));
+    out.read = await attempt(async () => JSON.parse(text(await contract.evaluateTransaction('ReadAsset', 'asset8'))));
+    out.exists = await attempt(async () => text(await contract.evaluateTransaction('AssetTransfer:AssetExists', 'asset8')));
+    out.duplicate = await attempt(() => contract.submitTransaction('CreateAsset', 'asset8', 'x', '1', 'y', '1'));
+    out.unknown = await attempt(() => contract.evaluateTransaction('NoSuchTransaction'));
+    out.metadata = await attempt(async () => {
+        const metadata = JSON.parse(text(await contract.evaluateTransaction('org.hyperledger.fabric:GetMetadata')));
+        return { metadata, check: checkMetadata(metadata) };
+    });
+    return out;
+}
+
 async function main() {
     const { PEER, MSP_DIR, MSP_ID, CHANNEL, CHAINCODE, SCENARIO, ARGS } = process.env;
     const client = new grpc.Client(PEER, grpc.credentials.createInsecure(), {
@@ -130,6 +163,8 @@ async function main() {
         let out;
         if (SCENARIO === 'flow') {
             out = await flow(contract);
+        } else if (SCENARIO === 'assets') {
+            out = await assets(contract);
         } else if (SCENARIO === 'events') {
             out = await events(network, contract);
         } else {
