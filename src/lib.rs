@@ -11,6 +11,7 @@
 //! - [`container`] starts chaincode: the inproc VM (wasm inside the peer) and the Docker VM.
 //! - [`external_builder`] lets Fabric's own peers run ccvm packages, as a Fabric external builder.
 //! - [`package`] reads and keeps chaincode packages in Fabric's format.
+//! - [`scaffold`] creates new chaincode projects on the guest SDK.
 //! - [`msp`] and [`policy`] decide trust: which identities belong to which organization in which
 //!   role, and whether a set of signers satisfies a policy. Pure functions of their inputs.
 //! - [`logging`] and [`metrics`] are what an operator watches: Fabric's log spec and metrics.
@@ -33,6 +34,7 @@ pub mod node;
 pub mod operations_client;
 pub mod package;
 pub mod policy;
+pub mod scaffold;
 pub mod signed_call;
 mod sync;
 pub mod validation;

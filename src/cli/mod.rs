@@ -217,6 +217,25 @@ enum ChaincodeCommand {
     /// Serve a wasm chaincode as a service (chaincode-as-a-service), with Fabric's
     /// CHAINCODE_SERVER_ADDRESS, CHAINCODE_ID and CHAINCODE_TLS_* settings.
     Serve(builder::ServeArgs),
+    /// Create a chaincode project on the guest SDK: builds natively and for wasm32-wasip2,
+    /// with unit tests on the SDK's mock ledger.
+    New(NewArgs),
+}
+
+#[derive(Args)]
+struct NewArgs {
+    /// The chaincode's name, also its cargo package's.
+    name: String,
+    /// Write it with the contract API (typed transaction methods) instead of the `Chaincode`
+    /// trait.
+    #[arg(long)]
+    contract: bool,
+    /// The project's directory; ./NAME by default.
+    #[arg(long)]
+    path: Option<PathBuf>,
+    /// The guest SDK's directory (guest-sdk in ccvm's source); this build's own by default.
+    #[arg(long)]
+    sdk: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -295,6 +314,31 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Creates a chaincode project and says what to do next.
+fn new_project(args: &NewArgs) -> anyhow::Result<()> {
+    use crate::scaffold::{Style, create, default_sdk_path};
+    let dir = args
+        .path
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(&args.name));
+    let style = if args.contract {
+        Style::Contract
+    } else {
+        Style::Plain
+    };
+    let sdk = args.sdk.clone().unwrap_or_else(default_sdk_path);
+    let files = create(&dir, &args.name, style, &sdk)?;
+    println!("created chaincode {} in {}:", args.name, dir.display());
+    for file in files {
+        println!("  {file}");
+    }
+    println!(
+        "next: cd {} && cargo test; its README.md shows how to run and deploy it",
+        dir.display()
+    );
+    Ok(())
+}
+
 /// Installs logging from Fabric's `FABRIC_LOGGING_SPEC` (or `CCVM_LOG`) and
 /// `FABRIC_LOGGING_FORMAT`, else the node's configuration, else `info` in text.
 fn init_logging(config: Option<&Config>) -> Result<(), crate::logging::LogSpecError> {
@@ -332,6 +376,7 @@ async fn run(cli: Cli, config: Option<Config>) -> anyhow::Result<()> {
         }
         Command::Chaincode(ChaincodeCommand::Commit(args)) => lifecycle::define(&args, true).await,
         Command::Chaincode(ChaincodeCommand::List(args)) => lifecycle::list(&args).await,
+        Command::Chaincode(ChaincodeCommand::New(args)) => new_project(&args),
         Command::Scc(SccCommand::List(args)) => list_system_chaincodes(&args).await,
         Command::Builder(_) | Command::Chaincode(ChaincodeCommand::Serve(_)) => {
             unreachable!("run before the runtime starts")

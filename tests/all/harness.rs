@@ -7,7 +7,7 @@ use std::process::Stdio;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 use ccvm::client::{Client, ClientTls, Committed};
 use ccvm::config::Config;
 use ccvm::container::docker::static_cc;
@@ -327,6 +327,35 @@ pub fn example_binary(name: &str) -> Result<PathBuf> {
     };
     build_once(&BUILT, profile)?;
     Ok(target_dir().join(name))
+}
+
+/// Runs cargo with `args` in the project at `dir`, building into this workspace's target
+/// directory so that the dependencies it shares with the workspace are built once; its output,
+/// or an error with its stderr.
+pub async fn cargo_in(dir: &Path, args: &[&str]) -> Result<std::process::Output> {
+    let mut cargo = Command::new(env!("CARGO"));
+    let output = cargo
+        .args(args)
+        .current_dir(dir)
+        .env(
+            "CARGO_TARGET_DIR",
+            target_dir().parent().expect("target root"),
+        )
+        .stdin(Stdio::null())
+        .output()
+        .await?;
+    ensure!(
+        output.status.success(),
+        "cargo {args:?} in {} failed: {}",
+        dir.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(output)
+}
+
+/// The path of a file cargo built into this workspace's target directory, below `target/`.
+pub fn built_file(relative: &str) -> PathBuf {
+    target_dir().parent().expect("target root").join(relative)
 }
 
 /// Starts a Rust example chaincode registering as `name` with the node.

@@ -20,5 +20,6 @@ mod node_shim;
 mod operations;
 mod raw_chaincode;
 mod rust_chaincode;
+mod scaffold;
 mod system_chaincodes;
 mod trust;
