@@ -2,11 +2,24 @@
 //! Prometheus' text format by the operations endpoint. One set per process, as Fabric's.
 
 use std::sync::LazyLock;
+use std::time::Duration;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
+
+/// Buckets of the guest memory histogram: 64 KiB (one wasm page) to 1 GiB, by factors of 4.
+const MEMORY_BUCKETS: [f64; 8] = [
+    65_536.0,
+    262_144.0,
+    1_048_576.0,
+    4_194_304.0,
+    16_777_216.0,
+    67_108_864.0,
+    268_435_456.0,
+    1_073_741_824.0,
+];
 
 /// Buckets of Fabric's ledger histograms, in seconds.
 const LEDGER_BUCKETS: [f64; 7] = [0.005, 0.01, 0.015, 0.05, 0.1, 1.0, 10.0];
@@ -30,10 +43,27 @@ pub struct Metrics {
     pub launch_duration: HistogramVec,
     /// `chaincode_launch_failures{chaincode}`.
     pub launch_failures: IntCounterVec,
+    /// `chaincode_launch_timeouts{chaincode}`: launches that did not register in time.
+    pub launch_timeouts: IntCounterVec,
     /// `chaincode_execute_timeouts{chaincode}`.
     pub execute_timeouts: IntCounterVec,
+    /// `chaincode_shim_requests_received{type, channel, chaincode}`.
+    shim_requests_received: IntCounterVec,
+    /// `chaincode_shim_requests_completed{type, channel, chaincode, success}`.
+    shim_requests_completed: IntCounterVec,
+    /// `chaincode_shim_request_duration{type, channel, chaincode, success}`, seconds.
+    shim_request_duration: HistogramVec,
     /// `ccvm_wasm_guest_exits{kind}`: wasm guests in the node that ended, by why.
     pub guest_exits: IntCounterVec,
+    /// `ccvm_wasm_instances`: wasm guests resident in the node, each holding a pool slot.
+    pub wasm_instances: IntGauge,
+    /// `ccvm_wasm_pool_capacity`: pool slots, the most guests that can be resident at once.
+    pub wasm_pool_capacity: IntGauge,
+    /// `ccvm_wasm_component_load_duration{source}`: readying a component's machine code,
+    /// `compiled` from wasm or loaded from the `disk` cache, seconds.
+    pub component_load_duration: HistogramVec,
+    /// `ccvm_wasm_guest_memory_peak_bytes`: the most linear memory each ended guest held.
+    pub guest_memory_peak: Histogram,
 }
 
 fn registered<M: prometheus::core::Collector + Clone + 'static>(
@@ -129,6 +159,46 @@ impl Metrics {
                     &["chaincode"],
                 ),
             ),
+            launch_timeouts: registered(
+                r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "chaincode_launch_timeouts",
+                        "The number of chaincode launches that have timed out.",
+                    ),
+                    &["chaincode"],
+                ),
+            ),
+            shim_requests_received: registered(
+                r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "chaincode_shim_requests_received",
+                        "The number of chaincode shim requests received.",
+                    ),
+                    &["type", "channel", "chaincode"],
+                ),
+            ),
+            shim_requests_completed: registered(
+                r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "chaincode_shim_requests_completed",
+                        "The number of chaincode shim requests completed.",
+                    ),
+                    &["type", "channel", "chaincode", "success"],
+                ),
+            ),
+            shim_request_duration: registered(
+                r,
+                HistogramVec::new(
+                    HistogramOpts::new(
+                        "chaincode_shim_request_duration",
+                        "The time to complete chaincode shim requests.",
+                    ),
+                    &["type", "channel", "chaincode", "success"],
+                ),
+            ),
             execute_timeouts: registered(
                 r,
                 IntCounterVec::new(
@@ -150,7 +220,61 @@ impl Metrics {
                     &["kind"],
                 ),
             ),
+            wasm_instances: registered(
+                r,
+                IntGauge::new(
+                    "ccvm_wasm_instances",
+                    "Wasm guests resident in the node, each holding a slot of the instance pool.",
+                ),
+            ),
+            wasm_pool_capacity: registered(
+                r,
+                IntGauge::new(
+                    "ccvm_wasm_pool_capacity",
+                    "Slots of the wasm instance pool: the most guests resident at once.",
+                ),
+            ),
+            component_load_duration: registered(
+                r,
+                HistogramVec::new(
+                    HistogramOpts::new(
+                        "ccvm_wasm_component_load_duration",
+                        "The time to ready a wasm component's machine code, compiled or loaded \
+                         from the disk cache.",
+                    ),
+                    &["source"],
+                ),
+            ),
+            guest_memory_peak: registered(
+                r,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "ccvm_wasm_guest_memory_peak_bytes",
+                        "The most linear memory a wasm guest held, observed when it ended.",
+                    )
+                    .buckets(MEMORY_BUCKETS.to_vec()),
+                ),
+            ),
             registry,
+        }
+    }
+
+    /// The shim-request metrics of one request type, channel and chaincode, resolved once so
+    /// that recording a request costs no label lookup.
+    pub fn shim_request(&self, kind: &str, channel: &str, chaincode: &str) -> ShimRequestMetrics {
+        let outcome = |success: &str| {
+            let labels = [kind, channel, chaincode, success];
+            (
+                self.shim_requests_completed.with_label_values(&labels),
+                self.shim_request_duration.with_label_values(&labels),
+            )
+        };
+        ShimRequestMetrics {
+            received: self
+                .shim_requests_received
+                .with_label_values(&[kind, channel, chaincode]),
+            succeeded: outcome("true"),
+            failed: outcome("false"),
         }
     }
 
@@ -160,6 +284,31 @@ impl Metrics {
         // Encoding into memory cannot fail, and the metrics are well formed.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut text);
         String::from_utf8_lossy(&text).into_owned()
+    }
+}
+
+/// Fabric's shim-request metrics for one request type, channel and chaincode.
+pub struct ShimRequestMetrics {
+    received: IntCounter,
+    succeeded: (IntCounter, Histogram),
+    failed: (IntCounter, Histogram),
+}
+
+impl ShimRequestMetrics {
+    /// Counts a request received.
+    pub fn received(&self) {
+        self.received.inc();
+    }
+
+    /// Counts a request answered, and how long it took.
+    pub fn completed(&self, success: bool, took: Duration) {
+        let (count, duration) = if success {
+            &self.succeeded
+        } else {
+            &self.failed
+        };
+        count.inc();
+        duration.observe(took.as_secs_f64());
     }
 }
 

@@ -84,6 +84,8 @@ pub struct GuestLimiter {
     limits: StoreLimits,
     /// Set once a growth beyond the cap has been refused.
     pub memory_refused: bool,
+    /// The most linear memory the guest has been allowed, in bytes.
+    pub memory_peak_bytes: usize,
 }
 
 impl GuestLimiter {
@@ -95,6 +97,7 @@ impl GuestLimiter {
                 .memory_size(max_memory_bytes)
                 .build(),
             memory_refused: false,
+            memory_peak_bytes: 0,
         }
     }
 }
@@ -107,7 +110,9 @@ impl ResourceLimiter for GuestLimiter {
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         let allowed = self.limits.memory_growing(current, desired, maximum)?;
-        if !allowed {
+        if allowed {
+            self.memory_peak_bytes = self.memory_peak_bytes.max(desired);
+        } else {
             self.memory_refused = true;
             tracing::warn!(
                 current,

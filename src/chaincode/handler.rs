@@ -5,6 +5,7 @@
 //! the stream goes on; a chaincode that may not register gets an ERROR and the stream closes.
 
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use ccvm_proto::Message;
 use ccvm_proto::MessageType;
@@ -222,12 +223,19 @@ impl Handler {
                 let Some(context) = self.contexts.get(&message.channel_id, &message.txid) else {
                     return self.send(no_transaction(&message)).await;
                 };
+                let recorded =
+                    self.contexts
+                        .shim_metrics(kind, &message.channel_id, &context.tx.namespace);
+                recorded.received();
                 let support = self.support.clone();
                 let outbound = self.outbound.clone();
                 let span = info_span!("invoke_chaincode", channel = %message.channel_id, tx = %short_tx(&message.txid));
                 self.support.spawn(
                     async move {
+                        let started = Instant::now();
                         let answer = invoke_chaincode(&support, &context, &message).await;
+                        let success = answer.r#type == MessageType::Response as i32;
+                        recorded.completed(success, started.elapsed());
                         let _ = outbound.send(Box::new(answer)).await;
                     }
                     .instrument(span),

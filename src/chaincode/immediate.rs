@@ -2,6 +2,8 @@
 //! loop and a transport that can answer inline (the inproc VM, on the guest's own thread) use
 //! them, so a wasm guest's GET_STATE costs no thread hop.
 
+use std::time::Instant;
+
 use ccvm_proto::MessageType;
 use ccvm_proto::protos::ChaincodeMessage;
 use tracing::{debug, warn};
@@ -56,13 +58,21 @@ pub(crate) fn answer(contexts: &TxContexts, message: ChaincodeMessage) -> Immedi
         | MessageType::PurgePrivateData => {
             Immediate::Reply(match contexts.get(&message.channel_id, &message.txid) {
                 None => no_transaction(&message),
-                Some(context) => match requests::serve(&context, kind, &message) {
-                    Ok(payload) => reply(&message, MessageType::Response, payload),
-                    Err(text) => {
-                        debug!(tx = %short_tx(&message.txid), %text, "{} failed", kind.as_str_name());
-                        error_reply(&message, text)
+                Some(context) => {
+                    let recorded =
+                        contexts.shim_metrics(kind, &message.channel_id, &context.tx.namespace);
+                    recorded.received();
+                    let started = Instant::now();
+                    let served = requests::serve(&context, kind, &message);
+                    recorded.completed(served.is_ok(), started.elapsed());
+                    match served {
+                        Ok(payload) => reply(&message, MessageType::Response, payload),
+                        Err(text) => {
+                            debug!(tx = %short_tx(&message.txid), %text, "{} failed", kind.as_str_name());
+                            error_reply(&message, text)
+                        }
                     }
-                },
+                }
             })
         }
         _ => Immediate::Pending(message),

@@ -355,6 +355,9 @@ impl ChaincodeSupport {
         if launched.is_err() {
             metrics.launch_failures.with_label_values(&[name]).inc();
         }
+        if let Err(ChaincodeError::StartupTimeout { .. }) = &launched {
+            metrics.launch_timeouts.with_label_values(&[name]).inc();
+        }
         launched
     }
 

@@ -6,8 +6,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use ccvm_proto::protos::{ChaincodeMessage, SignedProposal};
 use tokio::sync::{Notify, oneshot};
 
+use ccvm_proto::MessageType;
+
 use super::queries::QueryIterator;
 use crate::ledger::TxSimulator;
+use crate::metrics::{ShimRequestMetrics, metrics};
 use crate::sync::lock;
 
 /// A simulator shared by a transaction and the chaincodes it invokes on the same channel.
@@ -76,6 +79,8 @@ pub(crate) struct TxContexts {
     closed_because: Mutex<Option<String>>,
     /// Woken when the last running transaction ends.
     idle: Notify,
+    /// The shim-request metrics this handler has recorded into, by request type and channel.
+    shim_metrics: Mutex<Vec<(MessageType, String, Arc<ShimRequestMetrics>)>>,
 }
 
 impl TxContexts {
@@ -102,6 +107,23 @@ impl TxContexts {
         });
         channel.insert(tx_id, Arc::clone(&context));
         Some((context, receiver))
+    }
+
+    /// The shim-request metrics of requests of `kind` on `channel` for `chaincode`; a handler
+    /// sees few types and channels, so a short list serves.
+    pub fn shim_metrics(
+        &self,
+        kind: MessageType,
+        channel: &str,
+        chaincode: &str,
+    ) -> Arc<ShimRequestMetrics> {
+        let mut known = lock(&self.shim_metrics);
+        if let Some((_, _, found)) = known.iter().find(|(k, c, _)| *k == kind && c == channel) {
+            return Arc::clone(found);
+        }
+        let resolved = Arc::new(metrics().shim_request(kind.as_str_name(), channel, chaincode));
+        known.push((kind, channel.to_owned(), Arc::clone(&resolved)));
+        resolved
     }
 
     /// The context of a running transaction.

@@ -79,11 +79,19 @@ pub struct TxOutcome {
     pub code: TxValidationCode,
     /// The block the transaction was written into.
     pub block: u64,
+    /// The invoked chaincode as `name:version`, as Fabric labels its ledger metrics; `unknown`
+    /// if the transaction could not be read that far.
+    pub chaincode: String,
 }
+
+/// The chaincode of a transaction that could not be read, as Fabric's metrics name it.
+const UNKNOWN_CHAINCODE: &str = "unknown";
 
 /// A transaction's content once unpacked from its envelope.
 struct UnpackedTx {
     tx_id: String,
+    /// The invoked chaincode as `name:version`.
+    chaincode: String,
     timestamp: Option<prost_types::Timestamp>,
     rwset: TxReadWriteSet,
 }
@@ -116,18 +124,11 @@ impl Ledger {
             let mut data = Vec::with_capacity(txs.len());
             let mut results = Vec::with_capacity(txs.len());
             for (position, tx) in txs.iter().enumerate() {
-                let version = Version {
-                    block: number,
-                    tx: position as u64,
-                };
-                let (tx_id, code) = tables.validate_and_apply(channel, tx, version, &mut seen)?;
-                codes.push(code as u8);
+                let outcome =
+                    tables.validate_and_apply(channel, tx, number, position, &mut seen)?;
+                codes.push(outcome.code as u8);
                 data.push(tx.envelope.encode_to_vec());
-                results.push(TxOutcome {
-                    tx_id,
-                    code,
-                    block: number,
-                });
+                results.push(outcome);
             }
             let block = build_block(number, info.current_block_hash.clone(), data, codes);
             let hash = header_hash(block.header.as_ref().expect("built with a header"));
@@ -158,28 +159,41 @@ struct Tables<'t> {
 }
 
 impl Tables<'_> {
+    /// Validates one transaction of block `block` at `position` and applies it if valid.
     fn validate_and_apply(
         &mut self,
         channel: &str,
         tx: &PendingTx,
-        version: Version,
+        block: u64,
+        position: usize,
         seen: &mut HashSet<String>,
-    ) -> Result<(String, TxValidationCode)> {
+    ) -> Result<TxOutcome> {
+        let outcome = |tx_id: String, chaincode: String, code| TxOutcome {
+            tx_id,
+            code,
+            block,
+            chaincode,
+        };
         let unpacked = match unpack(channel, &tx.envelope) {
             Ok(unpacked) => unpacked,
-            Err(code) => return Ok((String::new(), code)),
+            Err(code) => return Ok(outcome(String::new(), UNKNOWN_CHAINCODE.to_owned(), code)),
         };
         let tx_id = unpacked.tx_id.clone();
+        let chaincode = unpacked.chaincode.clone();
         if !claims_tx_id(tx.validation) {
-            return Ok((tx_id, tx.validation));
+            return Ok(outcome(tx_id, chaincode, tx.validation));
         }
         if self.txids.get((channel, tx_id.as_str()))?.is_some() || !seen.insert(tx_id.clone()) {
-            return Ok((tx_id, TxValidationCode::DuplicateTxid));
+            return Ok(outcome(tx_id, chaincode, TxValidationCode::DuplicateTxid));
         }
         let code = if tx.validation == TxValidationCode::Valid {
             self.check_reads(channel, &unpacked.rwset, &tx.private)?
         } else {
             tx.validation
+        };
+        let version = Version {
+            block,
+            tx: position as u64,
         };
         if code == TxValidationCode::Valid {
             self.apply(channel, &unpacked, &tx.private, version)?;
@@ -188,7 +202,7 @@ impl Tables<'_> {
             (channel, tx_id.as_str()),
             (version.block, version.tx, code as i32),
         )?;
-        Ok((tx_id, code))
+        Ok(outcome(tx_id, chaincode, code))
     }
 
     fn current(&self, channel: &str, ns: &str, key: &str) -> Result<Option<VersionedValue>> {
@@ -404,8 +418,13 @@ fn unpack(channel: &str, envelope: &Envelope) -> Result<UnpackedTx, TxValidation
         .map_err(|_| TxValidationCode::BadResponsePayload)?;
     let rwset = TxReadWriteSet::decode(chaincode_action.results.as_slice())
         .map_err(|_| TxValidationCode::BadRwset)?;
+    let chaincode = chaincode_action.chaincode_id.map_or_else(
+        || UNKNOWN_CHAINCODE.to_owned(),
+        |id| format!("{}:{}", id.name, id.version),
+    );
     Ok(UnpackedTx {
         tx_id: channel_header.tx_id,
+        chaincode,
         timestamp: channel_header.timestamp,
         rwset,
     })

@@ -226,7 +226,7 @@ fn record_block(channel: &str, outcomes: &[TxOutcome], elapsed: Duration) {
             .with_label_values(&[
                 channel,
                 "ENDORSER_TRANSACTION",
-                "",
+                &outcome.chaincode,
                 outcome.code.as_str_name(),
             ])
             .inc();

@@ -173,12 +173,20 @@ async fn an_endless_loop_is_stopped_at_the_deadline() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_memory_bomb_hits_the_memory_cap() -> Result<()> {
     let (node, instance) = hostile_node(30_000).await?;
+    let peaks = &ccvm::metrics::metrics().guest_memory_peak;
+    let sum_before = peaks.get_sample_sum();
     let stopped = node.query("hostile", &["hoard"]).await.unwrap_err();
     assert!(
         stopped.to_string().contains("memory limit exceeded"),
         "{stopped}"
     );
     assert_eq!(instance.wait().await, GuestExit::MemoryLimit);
+    #[expect(clippy::cast_precision_loss, reason = "a memory size in a histogram")]
+    let half_the_cap = node.config().inproc.max_memory_bytes as f64 / 2.0;
+    assert!(
+        peaks.get_sample_sum() - sum_before >= half_the_cap,
+        "the guest's memory high-water mark is recorded when it ends"
+    );
     Ok(())
 }
 
@@ -437,6 +445,24 @@ async fn a_guest_that_never_registers_fails_its_launch() -> Result<()> {
             .to_string()
             .contains("chaincode silent did not register within 300ms"),
         "{silent}"
+    );
+    let metrics = ccvm::metrics::metrics();
+    let timeouts = |name: &str| metrics.launch_timeouts.with_label_values(&[name]).get();
+    assert!(
+        timeouts("silent") >= 1,
+        "chaincode_launch_timeouts counts it"
+    );
+    assert_eq!(
+        timeouts("quitter"),
+        0,
+        "an ended guest is a failure, not a timeout"
+    );
+    assert!(
+        metrics
+            .launch_failures
+            .with_label_values(&["quitter"])
+            .get()
+            >= 1
     );
     Ok(())
 }

@@ -13,6 +13,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 use tracing::{debug, warn};
@@ -20,6 +21,7 @@ use wasmtime::Engine;
 use wasmtime::component::Component;
 
 use super::error::{InprocError, Result};
+use crate::metrics::metrics;
 use crate::sync::lock;
 
 /// Length of the digest that precedes the code in a cache file.
@@ -72,6 +74,7 @@ impl ComponentCache {
                 self.engine_hash
             ))
         });
+        let started = Instant::now();
         let (component, outcome) = match file.as_deref().and_then(|f| self.load(f)) {
             Some(component) => (component, CacheOutcome::Disk),
             None => {
@@ -86,6 +89,15 @@ impl ComponentCache {
                 (component, CacheOutcome::Compiled)
             }
         };
+        let source = if outcome == CacheOutcome::Disk {
+            "disk"
+        } else {
+            "compiled"
+        };
+        metrics()
+            .component_load_duration
+            .with_label_values(&[source])
+            .observe(started.elapsed().as_secs_f64());
         lock(&self.compiled).insert(digest, component.clone());
         Ok((component, outcome))
     }

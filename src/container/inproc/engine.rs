@@ -63,6 +63,8 @@ pub(super) fn new_engine(limits: &InprocLimits) -> Result<Engine> {
             "inproc.max_instances is 0, so no wasm instance could run: set 1 or more".to_owned(),
         ));
     }
+    let capacity = i64::from(limits.max_instances);
+    crate::metrics::metrics().wasm_pool_capacity.set(capacity);
     let mut config = deterministic_config(limits.wasm.max_stack_bytes);
     config
         .async_stack_size(limits.wasm.max_stack_bytes + HOST_STACK_BYTES)

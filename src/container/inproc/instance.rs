@@ -37,6 +37,7 @@ pub(super) struct LiveInstance(Arc<AtomicUsize>);
 impl LiveInstance {
     pub fn new(count: &Arc<AtomicUsize>) -> Self {
         count.fetch_add(1, Ordering::Relaxed);
+        metrics().wasm_instances.inc();
         Self(Arc::clone(count))
     }
 }
@@ -44,6 +45,7 @@ impl LiveInstance {
 impl Drop for LiveInstance {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
+        metrics().wasm_instances.dec();
     }
 }
 
@@ -183,10 +185,11 @@ pub(super) fn start(
             exit = run_guest(&mut store, &pre, &name) => exit,
             () = stopped.cancelled() => GuestExit::Stopped,
         };
-        metrics()
-            .guest_exits
-            .with_label_values(&[exit.kind()])
-            .inc();
+        let metrics = metrics();
+        metrics.guest_exits.with_label_values(&[exit.kind()]).inc();
+        #[expect(clippy::cast_precision_loss, reason = "a histogram of memory sizes")]
+        let peak = store.data().limiter.memory_peak_bytes as f64;
+        metrics.guest_memory_peak.observe(peak);
         notice.report(Exit::Guest(exit.clone()));
         match &exit {
             GuestExit::Finished => info!(chaincode = %name, "wasm chaincode finished"),
