@@ -233,6 +233,27 @@ pub struct PeerTlsSettings {
 pub struct OperationsSettings {
     /// `host:port` of the endpoint (Fabric's `operations.listenAddress`); unset, none is served.
     pub listen_address: Option<String>,
+    /// TLS of the endpoint, as Fabric's `operations.tls`.
+    pub tls: OperationsTlsSettings,
+}
+
+/// TLS of the operations endpoint. As on a Fabric peer, with TLS on, `/metrics` and `/logspec`
+/// answer only clients with a certificate from a CA in `client_root_cas` (others get a 401),
+/// while `/healthz` and `/version` answer anyone unless `client_auth_required`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OperationsTlsSettings {
+    /// Serve HTTPS instead of plain HTTP.
+    pub enabled: bool,
+    /// Refuse, at the handshake, clients without a certificate from a CA in `client_root_cas`.
+    pub client_auth_required: bool,
+    /// The server certificate (PEM); the node's TLS certificate (as on the client port) when
+    /// unset.
+    pub cert_file: Option<PathBuf>,
+    /// Its private key (PEM).
+    pub key_file: Option<PathBuf>,
+    /// CA certificates client certificates must chain to; the node's TLS CA when empty.
+    pub client_root_cas: Vec<PathBuf>,
 }
 
 /// Where the operations endpoint listens unless configured: Fabric's default.
@@ -242,6 +263,7 @@ impl Default for OperationsSettings {
     fn default() -> Self {
         Self {
             listen_address: Some(DEFAULT_OPERATIONS_LISTEN.to_owned()),
+            tls: OperationsTlsSettings::default(),
         }
     }
 }

@@ -171,6 +171,15 @@ enum NodeCommand {
         /// The node's operations address.
         #[arg(long, default_value = DEFAULT_OPERATIONS_LISTEN)]
         operations: String,
+        /// The CA certificate (PEM) of an endpoint served over TLS.
+        #[arg(long = "tls-ca")]
+        tls_ca: Option<PathBuf>,
+        /// A client certificate (PEM) to present over TLS, with --tls-key.
+        #[arg(long = "tls-cert", requires = "tls_key", requires = "tls_ca")]
+        tls_cert: Option<PathBuf>,
+        /// The client certificate's key (PEM).
+        #[arg(long = "tls-key", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
 }
 
@@ -361,7 +370,21 @@ async fn run(cli: Cli, config: Option<Config>) -> anyhow::Result<()> {
         Command::Node(NodeCommand::Start(args)) => {
             start(args, config.context("the configuration is loaded first")?).await
         }
-        Command::Node(NodeCommand::Status { operations }) => node_status(&operations).await,
+        Command::Node(NodeCommand::Status {
+            operations,
+            tls_ca,
+            tls_cert,
+            tls_key,
+        }) => {
+            let tls = match &tls_ca {
+                None => None,
+                Some(ca) => {
+                    let client = tls_cert.as_deref().zip(tls_key.as_deref());
+                    Some(crate::operations_client::OperationsTls::new(ca, client)?)
+                }
+            };
+            node_status(&operations, tls.as_ref()).await
+        }
         Command::Version => {
             println!("ccvm {}", crate::node::VERSION);
             Ok(())
@@ -441,8 +464,12 @@ async fn start(args: StartArgs, mut config: Config) -> anyhow::Result<()> {
 }
 
 /// Asks the operations endpoint at `address` for the node's health and prints it.
-async fn node_status(address: &str) -> anyhow::Result<()> {
-    let (_, body) = crate::operations_client::request(address, "GET", "/healthz", "").await?;
+async fn node_status(
+    address: &str,
+    tls: Option<&crate::operations_client::OperationsTls>,
+) -> anyhow::Result<()> {
+    let (_, body) =
+        crate::operations_client::request_over(address, tls, "GET", "/healthz", "").await?;
     let health: serde_json::Value =
         serde_json::from_str(&body).context("the operations endpoint sent no health report")?;
     let status = health["status"].as_str().unwrap_or("unknown");

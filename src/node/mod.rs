@@ -16,6 +16,7 @@ mod endorser;
 mod gateway;
 mod launch_stream;
 mod operations;
+mod operations_tls;
 mod ordering;
 mod proposal;
 mod status;
@@ -59,6 +60,7 @@ use deliver::{DeliverService, Deliverer};
 use endorser::{Endorser, EndorserService};
 use gateway::GatewayService;
 use operations::Operations;
+use operations_tls::{ClientCertificate, OperationsTlsError, TlsListener};
 use ordering::{CommitterService, Orderer};
 use system_chaincodes::SystemChaincodes;
 use tls::{ChaincodeCa, TlsError};
@@ -137,6 +139,9 @@ pub enum NodeError {
     /// The chaincode listener's TLS could not be set up.
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// The operations endpoint's TLS could not be set up.
+    #[error(transparent)]
+    OperationsTls(#[from] OperationsTlsError),
     /// The operations endpoint failed.
     #[error("operations endpoint: {0}")]
     Operations(std::io::Error),
@@ -379,8 +384,31 @@ impl Node {
             Some(addr) => {
                 let listener = bind(addr).await?;
                 let bound = local_addr(&listener, addr)?;
-                let operations = Operations::new(ledger.clone(), Arc::clone(&docker));
-                servers.serve_http(operations.router(), listener);
+                let tls = &config.operations.tls;
+                let operations = Operations::new(ledger.clone(), Arc::clone(&docker), tls.enabled);
+                let service = operations
+                    .router()
+                    .into_make_service_with_connect_info::<ClientCertificate>();
+                if tls.enabled {
+                    let server_config = operations_tls::server_config(tls, &msp_dir)?;
+                    let listener = TlsListener::new(listener, server_config).map_err(|source| {
+                        NodeError::Bind {
+                            addr: addr.clone(),
+                            source,
+                        }
+                    })?;
+                    servers.serve_http(|stopped| {
+                        axum::serve(listener, service)
+                            .with_graceful_shutdown(stopped)
+                            .into_future()
+                    });
+                } else {
+                    servers.serve_http(|stopped| {
+                        axum::serve(listener, service)
+                            .with_graceful_shutdown(stopped)
+                            .into_future()
+                    });
+                }
                 Some(bound)
             }
         };
@@ -583,19 +611,24 @@ impl Servers {
     }
 
     /// Serves the HTTP `router` on `listener` until stopped.
-    fn serve_http(&mut self, router: axum::Router, listener: TcpListener) {
+    /// Runs the HTTP server that `serve` makes from a signal to shut down gracefully.
+    fn serve_http<F>(&mut self, serve: impl FnOnce(Stopped) -> F)
+    where
+        F: Future<Output = std::io::Result<()>> + Send + 'static,
+    {
         let (stop, stopped) = oneshot::channel::<()>();
         self.stop.push(stop);
+        let server = serve(Box::pin(async {
+            let _ = stopped.await;
+        }));
         self.tasks.push(tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await
-                .map_err(NodeError::Operations)
+            server.await.map_err(NodeError::Operations)
         }));
     }
 }
+
+/// Resolves when the node stops.
+type Stopped = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Sets `ledger_blockchain_height` of each channel as the node finds it at start.
 fn record_heights(ledger: &Ledger) {

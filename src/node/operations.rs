@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
@@ -19,6 +19,8 @@ use crate::ledger::Ledger;
 use crate::logging;
 use crate::metrics::metrics;
 
+use super::operations_tls::ClientCertificate;
+
 /// The version `/version` reports.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -27,11 +29,23 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub(super) struct Operations {
     ledger: Ledger,
     docker: Arc<DockerVm>,
+    /// Served over TLS, where `/metrics` and `/logspec` need a verified client certificate.
+    tls: bool,
 }
 
 impl Operations {
-    pub(super) fn new(ledger: Ledger, docker: Arc<DockerVm>) -> Self {
-        Self { ledger, docker }
+    pub(super) fn new(ledger: Ledger, docker: Arc<DockerVm>, tls: bool) -> Self {
+        Self {
+            ledger,
+            docker,
+            tls,
+        }
+    }
+
+    /// Whether a client may use an endpoint that Fabric secures: always over plain HTTP (served
+    /// on loopback by default), and over TLS only with a verified certificate.
+    fn admits(&self, client: ClientCertificate) -> bool {
+        !self.tls || client.verified
     }
 
     /// The endpoint's routes; any other path is a 404.
@@ -100,7 +114,15 @@ struct SpecRequest {
     spec: String,
 }
 
-async fn logspec(method: Method, body: Bytes) -> Response {
+async fn logspec(
+    State(operations): State<Operations>,
+    ConnectInfo(client): ConnectInfo<ClientCertificate>,
+    method: Method,
+    body: Bytes,
+) -> Response {
+    if !operations.admits(client) {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
     let error = |status, message: String| json_response(status, &json!({ "error": message }));
     let Some(control) = logging::control() else {
         return error(
@@ -127,7 +149,13 @@ async fn logspec(method: Method, body: Bytes) -> Response {
     }
 }
 
-async fn metrics_text() -> Response {
+async fn metrics_text(
+    State(operations): State<Operations>,
+    ConnectInfo(client): ConnectInfo<ClientCertificate>,
+) -> Response {
+    if !operations.admits(client) {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         metrics().render(),

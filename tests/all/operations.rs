@@ -13,10 +13,10 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-use ccvm::node::QSCC;
-use ccvm::operations_client::request;
+use ccvm::node::{QSCC, dev_organization};
+use ccvm::operations_client::{OperationsTls, request, request_over};
 
-use crate::harness::{CHANNEL, TestNode, rust_chaincode};
+use crate::harness::{CHANNEL, TestNode, run_ccvm, rust_chaincode};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operations_endpoint_reports_health_metrics_and_version() -> Result<()> {
@@ -65,11 +65,21 @@ async fn the_operations_endpoint_reports_health_metrics_and_version() -> Result<
         "{metrics}"
     );
     assert!(
-        series(r#"ledger_blockchain_height{channel="mychannel"}"#).is_some_and(|n| n >= 1.0),
+        series(r#"ledger_blockchain_height{channel="mychannel"}"#).is_some(),
+        "the gauge is the process's, set by every node of the test run (one just started may \
+         report 0): {metrics}"
+    );
+    assert!(
+        series(r#"ledger_transaction_count{chaincode="kv:"#).is_some_and(|n| n >= 1.0),
+        "the committed transaction is counted under its chaincode: {metrics}"
+    );
+    assert!(
+        series(r#"chaincode_shim_requests_received{chaincode="kv",channel="mychannel",type="PUT_STATE"}"#)
+            .is_some_and(|n| n >= 1.0),
         "{metrics}"
     );
     assert!(
-        series(r#"ledger_transaction_count{chaincode="",channel="mychannel",transaction_type="ENDORSER_TRANSACTION",validation_code="VALID"}"#)
+        series(r#"chaincode_shim_request_duration_count{chaincode="kv",channel="mychannel",success="true",type="PUT_STATE"}"#)
             .is_some_and(|n| n >= 1.0),
         "{metrics}"
     );
@@ -81,6 +91,24 @@ async fn the_operations_endpoint_reports_health_metrics_and_version() -> Result<
         series(r#"chaincode_launch_duration_count{chaincode="qscc",success="true"}"#)
             .is_some_and(|n| n >= 1.0),
         "the first call of qscc launched it: {metrics}"
+    );
+
+    assert!(
+        series("ccvm_wasm_instances ").is_some_and(|n| n >= 1.0),
+        "qscc is resident: {metrics}"
+    );
+    assert!(
+        series("ccvm_wasm_pool_capacity ").is_some_and(|n| n >= 1.0),
+        "{metrics}"
+    );
+    assert!(
+        ["compiled", "disk"].iter().any(|source| {
+            series(&format!(
+                r#"ccvm_wasm_component_load_duration_count{{source="{source}"}}"#
+            ))
+            .is_some_and(|n| n >= 1.0)
+        }),
+        "the system chaincodes were compiled or loaded: {metrics}"
     );
 
     let (status, body) = request(&address, "GET", "/version", "").await?;
@@ -110,6 +138,138 @@ async fn the_operations_endpoint_reports_health_metrics_and_version() -> Result<
         health.status(),
         ServingStatus::Serving,
         "grpc.health.v1.Health"
+    );
+    Ok(())
+}
+
+/// A node whose operations endpoint serves TLS (requiring client certificates at the handshake
+/// when `required`), its address, and its development admin's TLS directory.
+async fn tls_operations_node(required: bool) -> Result<(TestNode, String, std::path::PathBuf)> {
+    let node = TestNode::start_with(|config| {
+        config.operations.tls.enabled = true;
+        config.operations.tls.client_auth_required = required;
+    })
+    .await?;
+    let address = node
+        .inner()
+        .operations_addr()
+        .context("the endpoint is served")?
+        .to_string();
+    let tls_dir = dev_organization(&node.config().data_dir)
+        .admin_msp_dir()
+        .with_file_name("tls");
+    Ok((node, address, tls_dir))
+}
+
+/// A client certificate and key from a CA the node does not know, as PEM files in `dir`.
+fn stranger_certificate(dir: &std::path::Path) -> Result<(std::path::PathBuf, std::path::PathBuf)> {
+    let key = rcgen::KeyPair::generate()?;
+    let certificate =
+        rcgen::CertificateParams::new(vec!["stranger".to_owned()])?.self_signed(&key)?;
+    let (cert_file, key_file) = (dir.join("stranger.crt"), dir.join("stranger.key"));
+    std::fs::write(&cert_file, certificate.pem())?;
+    std::fs::write(&key_file, key.serialize_pem())?;
+    Ok((cert_file, key_file))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_only_a_client_with_a_certificate_reads_metrics_or_changes_the_log_spec()
+-> Result<()> {
+    let (_node, address, tls_dir) = tls_operations_node(false).await?;
+    let ca = tls_dir.join("ca.crt");
+    let anonymous = OperationsTls::new(&ca, None)?;
+    let admin = OperationsTls::new(
+        &ca,
+        Some((&tls_dir.join("client.crt"), &tls_dir.join("client.key"))),
+    )?;
+
+    let plain = request(&address, "GET", "/healthz", "").await;
+    assert!(
+        plain
+            .as_ref()
+            .is_err_and(|e| format!("{e:?}").contains("Parse(Version)")),
+        "plain HTTP is answered with TLS, not HTTP: {plain:?}"
+    );
+    let (status, body) = request_over(&address, Some(&anonymous), "GET", "/healthz", "").await?;
+    assert_eq!(
+        status, 200,
+        "health is open to anyone, as on Fabric: {body}"
+    );
+    assert_eq!(
+        request_over(&address, Some(&anonymous), "GET", "/version", "")
+            .await?
+            .0,
+        200
+    );
+
+    assert_eq!(
+        request_over(&address, Some(&anonymous), "GET", "/metrics", "").await?,
+        (401, String::new()),
+        "metrics need a client certificate"
+    );
+    assert_eq!(
+        request_over(
+            &address,
+            Some(&anonymous),
+            "PUT",
+            "/logspec",
+            r#"{"spec":"debug"}"#
+        )
+        .await?,
+        (401, String::new()),
+        "so does changing the log spec"
+    );
+    let (status, metrics) = request_over(&address, Some(&admin), "GET", "/metrics", "").await?;
+    assert_eq!(status, 200);
+    assert!(metrics.contains("ledger_blockchain_height"), "{metrics}");
+
+    let strangers = tempfile::tempdir()?;
+    let (cert, key) = stranger_certificate(strangers.path())?;
+    let stranger = OperationsTls::new(&ca, Some((&cert, &key)))?;
+    let refused = request_over(&address, Some(&stranger), "GET", "/metrics", "").await;
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| format!("{e:?}").contains("UnknownCA")),
+        "a certificate from an unknown CA fails the handshake: {refused:?}"
+    );
+
+    let status = run_ccvm(&[
+        "node",
+        "status",
+        "--operations",
+        &address,
+        "--tls-ca",
+        &ca.display().to_string(),
+    ])
+    .await?;
+    assert!(status.status.success(), "{status:?}");
+    assert_eq!(String::from_utf8_lossy(&status.stdout).trim(), "OK");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_client_authentication_is_required_nothing_answers_without_a_certificate() -> Result<()>
+{
+    let (_node, address, tls_dir) = tls_operations_node(true).await?;
+    let ca = tls_dir.join("ca.crt");
+    let anonymous = OperationsTls::new(&ca, None)?;
+    let admin = OperationsTls::new(
+        &ca,
+        Some((&tls_dir.join("client.crt"), &tls_dir.join("client.key"))),
+    )?;
+    let refused = request_over(&address, Some(&anonymous), "GET", "/healthz", "").await;
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| format!("{e:?}").contains("CertificateRequired")),
+        "refused at the handshake: {refused:?}"
+    );
+    assert_eq!(
+        request_over(&address, Some(&admin), "GET", "/healthz", "")
+            .await?
+            .0,
+        200
     );
     Ok(())
 }

@@ -604,6 +604,7 @@ async fn material_made_by_cryptogen_loads_as_the_nodes_organization_unchanged() 
         msp_dir: Some(peer_msp),
         operations: ccvm::config::OperationsSettings {
             listen_address: None,
+            ..Default::default()
         },
         ..ccvm::config::Config::default()
     };
