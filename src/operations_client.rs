@@ -161,7 +161,7 @@ where
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| failed(e.into()))?;
-    tokio::spawn(connection);
+    let connection = tokio::spawn(connection);
     let request = Request::builder()
         .method(method)
         .uri(path)
@@ -169,10 +169,18 @@ where
         .header(header::CONTENT_TYPE, "application/json")
         .body(Full::new(Bytes::from(body.to_owned())))
         .map_err(|e| failed(e.into()))?;
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|e| failed(e.into()))?;
+    let response = match sender.send_request(request).await {
+        Ok(response) => response,
+        Err(e) => {
+            // The connection's own error says why it ended (a TLS alert from the endpoint, say);
+            // the request's only that it was cut.
+            let cause = match connection.await {
+                Ok(Err(ended)) => ended,
+                _ => e,
+            };
+            return Err(failed(cause.into()));
+        }
+    };
     let status = response.status().as_u16();
     let bytes = response
         .into_body()

@@ -91,8 +91,7 @@ impl AssetTransfer {
             owner,
             appraised_value,
         };
-        stub.put_state(&asset.id, serde_json::to_vec(&asset)?)?;
-        Ok(())
+        store(stub, &asset)
     }
 
     #[transaction(evaluate)]
@@ -121,8 +120,7 @@ impl AssetTransfer {
             owner,
             appraised_value,
         };
-        stub.put_state(&asset.id, serde_json::to_vec(&asset)?)?;
-        Ok(())
+        store(stub, &asset)
     }
 
     #[transaction]
@@ -143,7 +141,7 @@ impl AssetTransfer {
     fn transfer_asset(&self, stub: &mut Stub<'_>, id: String, new_owner: String) -> Result<String> {
         let mut asset = self.read_asset(stub, id)?;
         let old_owner = std::mem::replace(&mut asset.owner, new_owner);
-        stub.put_state(&asset.id, serde_json::to_vec(&asset)?)?;
+        store(stub, &asset)?;
         Ok(old_owner)
     }
 
@@ -153,6 +151,12 @@ impl AssetTransfer {
             .map(|entry| Ok(serde_json::from_slice(&entry?.value)?))
             .collect()
     }
+}
+
+/// Writes `asset` under its id, as JSON.
+fn store(stub: &Stub<'_>, asset: &Asset) -> Result<()> {
+    stub.put_state(&asset.id, serde_json::to_vec(asset)?)?;
+    Ok(())
 }
 
 fn chaincode() -> Contracts {
