@@ -223,10 +223,9 @@ impl Handler {
                 let Some(context) = self.contexts.get(&message.channel_id, &message.txid) else {
                     return self.send(no_transaction(&message)).await;
                 };
-                let recorded =
-                    self.contexts
-                        .shim_metrics(kind, &message.channel_id, &context.tx.namespace);
-                recorded.received();
+                if let Some(metrics) = context.shim_metrics.of(kind) {
+                    metrics.received();
+                }
                 let support = self.support.clone();
                 let outbound = self.outbound.clone();
                 let span = info_span!("invoke_chaincode", channel = %message.channel_id, tx = %short_tx(&message.txid));
@@ -234,8 +233,10 @@ impl Handler {
                     async move {
                         let started = Instant::now();
                         let answer = invoke_chaincode(&support, &context, &message).await;
-                        let success = answer.r#type == MessageType::Response as i32;
-                        recorded.completed(success, started.elapsed());
+                        if let Some(metrics) = context.shim_metrics.of(kind) {
+                            let success = answer.r#type == MessageType::Response as i32;
+                            metrics.completed(success, started.elapsed());
+                        }
                         let _ = outbound.send(Box::new(answer)).await;
                     }
                     .instrument(span),

@@ -59,12 +59,15 @@ pub(crate) fn answer(contexts: &TxContexts, message: ChaincodeMessage) -> Immedi
             Immediate::Reply(match contexts.get(&message.channel_id, &message.txid) {
                 None => no_transaction(&message),
                 Some(context) => {
-                    let recorded =
-                        contexts.shim_metrics(kind, &message.channel_id, &context.tx.namespace);
-                    recorded.received();
+                    let recorded = context.shim_metrics.of(kind);
+                    if let Some(metrics) = recorded {
+                        metrics.received();
+                    }
                     let started = Instant::now();
                     let served = requests::serve(&context, kind, &message);
-                    recorded.completed(served.is_ok(), started.elapsed());
+                    if let Some(metrics) = recorded {
+                        metrics.completed(served.is_ok(), started.elapsed());
+                    }
                     match served {
                         Ok(payload) => reply(&message, MessageType::Response, payload),
                         Err(text) => {

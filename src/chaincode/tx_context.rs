@@ -1,7 +1,7 @@
 //! Transaction contexts: what the peer knows about a transaction while a chaincode runs it.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use ccvm_proto::protos::{ChaincodeMessage, SignedProposal};
 use tokio::sync::{Notify, oneshot};
@@ -16,9 +16,56 @@ use crate::sync::lock;
 /// A simulator shared by a transaction and the chaincodes it invokes on the same channel.
 pub type SharedSimulator = Arc<Mutex<TxSimulator>>;
 
+/// The requests a chaincode makes during a transaction, one metrics slot each.
+const SHIM_REQUESTS: [MessageType; 15] = [
+    MessageType::GetState,
+    MessageType::GetStateMultiple,
+    MessageType::PutState,
+    MessageType::DelState,
+    MessageType::WriteBatchState,
+    MessageType::GetStateByRange,
+    MessageType::QueryStateNext,
+    MessageType::QueryStateClose,
+    MessageType::GetQueryResult,
+    MessageType::GetHistoryForKey,
+    MessageType::GetStateMetadata,
+    MessageType::PutStateMetadata,
+    MessageType::GetPrivateDataHash,
+    MessageType::PurgePrivateData,
+    MessageType::InvokeChaincode,
+];
+
+/// Fabric's shim-request metrics of one handler's requests on one channel, each request type's
+/// label set resolved on its first use, so that recording a request takes no lock.
+pub(crate) struct ShimMetricsTable {
+    channel: String,
+    chaincode: String,
+    slots: [OnceLock<ShimRequestMetrics>; SHIM_REQUESTS.len()],
+}
+
+impl ShimMetricsTable {
+    fn new(channel: &str, chaincode: &str) -> Self {
+        Self {
+            channel: channel.to_owned(),
+            chaincode: chaincode.to_owned(),
+            slots: std::array::from_fn(|_| OnceLock::new()),
+        }
+    }
+
+    /// The metrics of requests of `kind`; `None` for a type that is not a shim request.
+    pub fn of(&self, kind: MessageType) -> Option<&ShimRequestMetrics> {
+        let slot = SHIM_REQUESTS.iter().position(|request| *request == kind)?;
+        Some(self.slots[slot].get_or_init(|| {
+            metrics().shim_request(kind.as_str_name(), &self.channel, &self.chaincode)
+        }))
+    }
+}
+
 /// One running transaction on one chaincode.
 pub(crate) struct TxContext {
     pub tx: TxInfo,
+    /// Where the transaction's shim requests are counted.
+    pub shim_metrics: Arc<ShimMetricsTable>,
     iterators: Mutex<HashMap<String, QueryIterator>>,
     next_iterator: Mutex<u64>,
     done: Mutex<Option<oneshot::Sender<ChaincodeMessage>>>,
@@ -79,8 +126,8 @@ pub(crate) struct TxContexts {
     closed_because: Mutex<Option<String>>,
     /// Woken when the last running transaction ends.
     idle: Notify,
-    /// The shim-request metrics this handler has recorded into, by request type and channel.
-    shim_metrics: Mutex<Vec<(MessageType, String, Arc<ShimRequestMetrics>)>>,
+    /// The shim-request metrics of this handler, by channel.
+    shim_metrics: Mutex<HashMap<String, Arc<ShimMetricsTable>>>,
 }
 
 impl TxContexts {
@@ -97,33 +144,22 @@ impl TxContexts {
         if channel.contains_key(tx.tx_id.as_str()) {
             return None;
         }
+        let shim_metrics = Arc::clone(
+            lock(&self.shim_metrics)
+                .entry(tx.channel.clone())
+                .or_insert_with(|| Arc::new(ShimMetricsTable::new(&tx.channel, &tx.namespace))),
+        );
         let (sender, receiver) = oneshot::channel();
         let tx_id = tx.tx_id.clone();
         let context = Arc::new(TxContext {
             tx,
+            shim_metrics,
             iterators: Mutex::default(),
             next_iterator: Mutex::default(),
             done: Mutex::new(Some(sender)),
         });
         channel.insert(tx_id, Arc::clone(&context));
         Some((context, receiver))
-    }
-
-    /// The shim-request metrics of requests of `kind` on `channel` for `chaincode`; a handler
-    /// sees few types and channels, so a short list serves.
-    pub fn shim_metrics(
-        &self,
-        kind: MessageType,
-        channel: &str,
-        chaincode: &str,
-    ) -> Arc<ShimRequestMetrics> {
-        let mut known = lock(&self.shim_metrics);
-        if let Some((_, _, found)) = known.iter().find(|(k, c, _)| *k == kind && c == channel) {
-            return Arc::clone(found);
-        }
-        let resolved = Arc::new(metrics().shim_request(kind.as_str_name(), channel, chaincode));
-        known.push((kind, channel.to_owned(), Arc::clone(&resolved)));
-        resolved
     }
 
     /// The context of a running transaction.
