@@ -57,6 +57,9 @@ pub struct Metrics {
     pub guest_exits: IntCounterVec,
     /// `ccvm_wasm_instances`: wasm guests resident in the node, each holding a pool slot.
     pub wasm_instances: IntGauge,
+    /// `ccvm_wasm_pool_slots_in_use`: pool slots held, by resident guests and by launches
+    /// being rehearsed.
+    pub wasm_pool_slots_in_use: IntGauge,
     /// `ccvm_wasm_pool_capacity`: pool slots, the most guests that can be resident at once.
     pub wasm_pool_capacity: IntGauge,
     /// `ccvm_wasm_component_load_duration{source}`: readying a component's machine code,
@@ -225,6 +228,14 @@ impl Metrics {
                 IntGauge::new(
                     "ccvm_wasm_instances",
                     "Wasm guests resident in the node, each holding a slot of the instance pool.",
+                ),
+            ),
+            wasm_pool_slots_in_use: registered(
+                r,
+                IntGauge::new(
+                    "ccvm_wasm_pool_slots_in_use",
+                    "Slots of the wasm instance pool held, by resident guests and by launches \
+                     being rehearsed.",
                 ),
             ),
             wasm_pool_capacity: registered(

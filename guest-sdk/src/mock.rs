@@ -5,7 +5,8 @@
 //! state only (it does not see its own writes), its writes are applied when it succeeds and
 //! dropped when it fails, ranges and partial composite keys run over committed keys, and each
 //! committed write of a key is kept in its history. Private data, key metadata, events, the
-//! creator, transient data and calls to other chaincodes work too.
+//! creator, transient data and calls to other chaincodes work too, on the same channel or, as
+//! on a Fabric peer, on another one (reading that channel's state, its writes discarded).
 //!
 //! ```
 //! use ccvm_guest_sdk::mock::MockLedger;
@@ -146,13 +147,30 @@ struct Writes {
     metadata: BTreeMap<Place, BTreeMap<String, Vec<u8>>>,
 }
 
+/// The channels a mock ledger knows: their committed state and the chaincodes on them that a
+/// transaction can call.
+struct Network {
+    /// The channel the chaincode under test runs on.
+    home: String,
+    worlds: HashMap<String, World>,
+    callees: HashMap<(String, String), Box<dyn Chaincode>>,
+}
+
+impl Network {
+    fn world_mut(&mut self, channel: &str) -> &mut World {
+        self.worlds.entry(channel.to_owned()).or_default()
+    }
+
+    fn home_world(&self) -> Option<&World> {
+        self.worlds.get(&self.home)
+    }
+}
+
 /// A ledger in memory that runs chaincode as a Fabric peer would; see the module docs.
 pub struct MockLedger {
     name: String,
-    channel: String,
-    world: World,
+    network: Network,
     creator: Vec<u8>,
-    callees: HashMap<String, Box<dyn Chaincode>>,
     transactions: u64,
 }
 
@@ -162,18 +180,20 @@ impl MockLedger {
     pub fn new(name: &str) -> Self {
         Self {
             name: name.to_owned(),
-            channel: MOCK_CHANNEL.to_owned(),
-            world: World::default(),
+            network: Network {
+                home: MOCK_CHANNEL.to_owned(),
+                worlds: HashMap::new(),
+                callees: HashMap::new(),
+            },
             creator: serialized_identity("Org1MSP", b""),
-            callees: HashMap::new(),
             transactions: 0,
         }
     }
 
-    /// Runs the transactions on `channel`.
+    /// Runs the transactions on `channel` (set it before adding chaincodes or state).
     #[must_use]
     pub fn on_channel(mut self, channel: &str) -> Self {
-        self.channel = channel.to_owned();
+        self.network.home = channel.to_owned();
         self
     }
 
@@ -184,13 +204,46 @@ impl MockLedger {
 
     /// Lets the chaincode under test call `chaincode` as `name` (on the same channel).
     pub fn add_chaincode(&mut self, name: &str, chaincode: impl Chaincode + 'static) {
-        self.callees.insert(name.to_owned(), Box::new(chaincode));
+        let channel = self.network.home.clone();
+        self.add_chaincode_on(&channel, name, chaincode);
+    }
+
+    /// Lets the chaincode under test call `chaincode` as `name/channel`. On another channel, as
+    /// on a Fabric peer, the call reads that channel's committed state and its writes are
+    /// discarded; only its response comes back.
+    pub fn add_chaincode_on(
+        &mut self,
+        channel: &str,
+        name: &str,
+        chaincode: impl Chaincode + 'static,
+    ) {
+        self.network
+            .callees
+            .insert((channel.to_owned(), name.to_owned()), Box::new(chaincode));
     }
 
     /// Sets a committed public value of the chaincode under test, as if a transaction wrote it.
     pub fn set_state(&mut self, key: &str, value: impl Into<Vec<u8>>) {
-        let place = (self.name.clone(), String::new(), key.to_owned());
-        self.world.entries.entry(place).or_default().value = value.into();
+        let (channel, name) = (self.network.home.clone(), self.name.clone());
+        self.set_state_on(&channel, &name, key, value);
+    }
+
+    /// Sets a committed public value of `chaincode` on `channel`, for the chaincode under test
+    /// to read through a call to it.
+    pub fn set_state_on(
+        &mut self,
+        channel: &str,
+        chaincode: &str,
+        key: &str,
+        value: impl Into<Vec<u8>>,
+    ) {
+        let place = (chaincode.to_owned(), String::new(), key.to_owned());
+        self.network
+            .world_mut(channel)
+            .entries
+            .entry(place)
+            .or_default()
+            .value = value.into();
     }
 
     /// The committed public value of `key`.
@@ -205,9 +258,13 @@ impl MockLedger {
 
     /// The committed metadata of a public key.
     pub fn state_metadata(&self, key: &str) -> BTreeMap<String, Vec<u8>> {
-        self.world
-            .entries
-            .get(&(self.name.clone(), String::new(), key.to_owned()))
+        self.network
+            .home_world()
+            .and_then(|world| {
+                world
+                    .entries
+                    .get(&(self.name.clone(), String::new(), key.to_owned()))
+            })
             .map(|entry| entry.metadata.clone())
             .unwrap_or_default()
     }
@@ -215,9 +272,9 @@ impl MockLedger {
     /// Every committed change to a public key, newest first.
     pub fn history(&self, key: &str) -> Vec<KeyModification> {
         let mut changes = self
-            .world
-            .history
-            .get(&(self.name.clone(), key.to_owned()))
+            .network
+            .home_world()
+            .and_then(|world| world.history.get(&(self.name.clone(), key.to_owned())))
             .cloned()
             .unwrap_or_default();
         changes.reverse();
@@ -225,7 +282,8 @@ impl MockLedger {
     }
 
     fn committed(&self, namespace: &str, collection: &str, key: &str) -> Option<Vec<u8>> {
-        self.world
+        self.network
+            .home_world()?
             .entries
             .get(&(namespace.to_owned(), collection.to_owned(), key.to_owned()))
             .map(|entry| entry.value.clone())
@@ -244,20 +302,25 @@ impl MockLedger {
             format!("{}/{}", self.name, self.transactions).as_bytes(),
         ));
         let timestamp = call.timestamp.unwrap_or_else(now);
+        let proposal = self.proposal(&call, &tx_id, timestamp);
         let transaction = Transaction {
             is_init: call.is_init,
-            channel_id: self.channel.clone(),
+            channel_id: self.network.home.clone(),
             tx_id: tx_id.clone(),
             input: ChaincodeInput {
                 args: call.args.clone(),
                 ..Default::default()
             },
-            proposal: Some(self.proposal(&call, &tx_id, timestamp)),
+            proposal: Some(proposal.clone()),
             peer_features: PeerFeatures::default(),
         };
+        let empty = World::default();
         let running = Running {
-            world: &self.world,
-            callees: &self.callees,
+            network: &self.network,
+            channel: &self.network.home,
+            world: self.network.home_world().unwrap_or(&empty),
+            tx_id: &tx_id,
+            proposal: &proposal,
             writes: RefCell::default(),
             queries: Cell::new(0),
         };
@@ -286,7 +349,7 @@ impl MockLedger {
     fn proposal(&self, call: &MockCall, tx_id: &str, timestamp: Timestamp) -> SignedProposal {
         let channel_header = ChannelHeader {
             r#type: HeaderType::EndorserTransaction as i32,
-            channel_id: self.channel.clone(),
+            channel_id: self.network.home.clone(),
             tx_id: tx_id.to_owned(),
             timestamp: Some(timestamp),
             ..Default::default()
@@ -325,13 +388,15 @@ impl MockLedger {
     }
 
     fn apply(&mut self, writes: Writes, tx_id: &str, timestamp: Timestamp) {
+        let home = self.network.home.clone();
+        let world = self.network.world_mut(&home);
         for (place, write) in writes.values {
             if place.1.is_empty() {
                 let (value, is_delete) = match &write {
                     Write::Put(value) => (value.clone(), false),
                     Write::Delete => (Vec::new(), true),
                 };
-                self.world
+                world
                     .history
                     .entry((place.0.clone(), place.2.clone()))
                     .or_default()
@@ -343,24 +408,28 @@ impl MockLedger {
                     });
             }
             match write {
-                Write::Put(value) => self.world.entries.entry(place).or_default().value = value,
+                Write::Put(value) => world.entries.entry(place).or_default().value = value,
                 Write::Delete => {
-                    self.world.entries.remove(&place);
+                    world.entries.remove(&place);
                 }
             }
         }
         for (place, entries) in writes.metadata {
-            if let Some(entry) = self.world.entries.get_mut(&place) {
+            if let Some(entry) = world.entries.get_mut(&place) {
                 entry.metadata.extend(entries);
             }
         }
     }
 }
 
-/// One transaction under way: committed state to read, writes to collect, open queries.
+/// One transaction under way on one channel: committed state to read, writes to collect, open
+/// queries.
 struct Running<'l> {
+    network: &'l Network,
+    channel: &'l str,
     world: &'l World,
-    callees: &'l HashMap<String, Box<dyn Chaincode>>,
+    tx_id: &'l str,
+    proposal: &'l SignedProposal,
     writes: RefCell<Writes>,
     /// How many queries the transaction opened, for their ids.
     queries: Cell<usize>,
@@ -606,32 +675,53 @@ impl MockPeer<'_, '_> {
         .encode_to_vec()
     }
 
-    /// Runs a chaincode added with [`MockLedger::add_chaincode`] in this transaction.
+    /// Runs a chaincode added with [`MockLedger::add_chaincode`] or
+    /// [`MockLedger::add_chaincode_on`] in this transaction: `name` on this channel, whose
+    /// writes join the transaction's, or `name/channel` on another, which reads that channel's
+    /// committed state and whose writes are discarded.
     fn invoke(&self, spec: ChaincodeSpec) -> Result<Vec<u8>, String> {
         let target = spec.chaincode_id.map(|id| id.name).unwrap_or_default();
-        if target.contains('/') {
-            return Err(format!(
-                "the mock ledger has one channel; cannot call {target}"
-            ));
-        }
-        let callee = self
-            .running
+        let running = self.running;
+        let (name, channel) = target.split_once('/').unwrap_or((&target, running.channel));
+        let callee = running
+            .network
             .callees
-            .get(&target)
-            .ok_or_else(|| format!("chaincode {target} is not added to the mock ledger"))?;
+            .get(&(channel.to_owned(), name.to_owned()))
+            .ok_or_else(|| {
+                format!("chaincode {name} on channel {channel} is not added to the mock ledger")
+            })?;
         let transaction = Transaction {
             is_init: false,
-            channel_id: String::new(),
-            tx_id: String::new(),
+            channel_id: channel.to_owned(),
+            tx_id: running.tx_id.to_owned(),
             input: spec.input.unwrap_or_default(),
-            proposal: None,
+            proposal: Some(running.proposal.clone()),
             peer_features: PeerFeatures::default(),
         };
-        let peer = MockPeer {
-            running: self.running,
-            namespace: &target,
+        let completed = if channel == running.channel {
+            let peer = MockPeer {
+                running,
+                namespace: name,
+            };
+            run_transaction(callee.as_ref(), transaction, &peer)
+        } else {
+            let empty = World::default();
+            let elsewhere = Running {
+                network: running.network,
+                channel,
+                world: running.network.worlds.get(channel).unwrap_or(&empty),
+                tx_id: running.tx_id,
+                proposal: running.proposal,
+                writes: RefCell::default(),
+                queries: Cell::new(0),
+            };
+            let peer = MockPeer {
+                running: &elsewhere,
+                namespace: name,
+            };
+            run_transaction(callee.as_ref(), transaction, &peer)
         };
-        Ok(run_transaction(callee.as_ref(), transaction, &peer).encode_to_vec())
+        Ok(completed.encode_to_vec())
     }
 }
 

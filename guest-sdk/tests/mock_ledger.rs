@@ -13,6 +13,8 @@ impl Probe {
         let param = |i: usize| params.get(i).map_or("", String::as_str);
         match function.as_str() {
             "put" => stub.put_state(param(0), param(1)).map(|()| Vec::new()),
+            "get" => Ok(stub.get_state(param(0))?.unwrap_or_default()),
+            "txid" => Ok(stub.tx_id().as_bytes().to_vec()),
             "put_then_get" => {
                 stub.put_state(param(0), param(1))?;
                 Ok(stub
@@ -75,6 +77,11 @@ impl Probe {
             "call" => {
                 let args: Vec<&[u8]> = params[1..].iter().map(String::as_bytes).collect();
                 let response = stub.invoke_chaincode(param(0), &args, "")?;
+                Ok(response.payload)
+            }
+            "call_on" => {
+                let args: Vec<&[u8]> = params[2..].iter().map(String::as_bytes).collect();
+                let response = stub.invoke_chaincode(param(0), &args, param(1))?;
                 Ok(response.payload)
             }
             other => Err(ShimError::InvalidArgument(format!("no function {other}"))),
@@ -270,5 +277,59 @@ fn a_called_chaincode_writes_in_its_own_namespace_within_the_transaction() {
         missing.response.message.contains("absent"),
         "{}",
         missing.response.message
+    );
+}
+
+#[test]
+fn a_chaincode_on_another_channel_reads_its_state_and_its_writes_are_discarded() {
+    let mut ledger = MockLedger::new("probe");
+    ledger.add_chaincode_on("otherchannel", "other", Probe);
+    ledger.set_state_on("otherchannel", "other", "k", "there");
+
+    let call = [
+        "call_on",
+        "other",
+        "otherchannel",
+        "put_then_get",
+        "k",
+        "new",
+    ];
+    let outcome = ledger.invoke(&Probe, &call);
+    assert!(outcome.committed, "{:?}", outcome.response);
+    assert_eq!(
+        outcome.response.payload, b"there",
+        "it reads that channel's committed state"
+    );
+    let again = ledger.invoke(&Probe, &["call_on", "other", "otherchannel", "get", "k"]);
+    assert_eq!(again.response.payload, b"there", "its write was discarded");
+
+    let txid = ledger.invoke(&Probe, &["call_on", "other", "otherchannel", "txid"]);
+    assert_eq!(
+        txid.response.payload,
+        txid.tx_id.as_bytes(),
+        "the callee runs in the caller's transaction"
+    );
+
+    let here = ledger.invoke(&Probe, &["call", "other", "get", "k"]);
+    assert!(!here.committed);
+    assert!(
+        here.response
+            .message
+            .contains("chaincode other on channel mychannel is not added to the mock ledger"),
+        "the same name on this channel is another chaincode: {}",
+        here.response.message
+    );
+}
+
+#[test]
+fn naming_this_channel_calls_the_chaincode_on_it() {
+    let mut ledger = MockLedger::new("probe").on_channel("orders");
+    ledger.add_chaincode("other", Probe);
+    let outcome = ledger.invoke(&Probe, &["call_on", "other", "orders", "put", "k", "v"]);
+    assert!(outcome.committed, "{:?}", outcome.response);
+    let read = ledger.invoke(&Probe, &["call", "other", "get", "k"]);
+    assert_eq!(
+        read.response.payload, b"v",
+        "the write joined the transaction"
     );
 }

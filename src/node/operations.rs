@@ -4,6 +4,7 @@
 //! wrong method on `/logspec` or `/version` is a 400).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -58,20 +59,40 @@ impl Operations {
             .with_state(self)
     }
 
-    /// Each failing check: the component and why.
+    /// Each failing check: the component and why. The checks run at once, each bounded by
+    /// [`HEALTH_CHECK_TIMEOUT`], so a hung engine fails its check instead of hanging the probe.
     async fn failed_checks(&self) -> Vec<(&'static str, String)> {
-        let mut failed = Vec::new();
         let ledger = self.ledger.clone();
-        let writable = tokio::task::spawn_blocking(move || ledger.check_writable()).await;
-        match writable {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => failed.push(("ledger", format!("the ledger cannot be written: {e}"))),
-            Err(e) => failed.push(("ledger", format!("the ledger check failed: {e}"))),
-        }
-        if let Some(Err(reason)) = self.docker.check_engine().await {
-            failed.push(("docker", reason));
-        }
-        failed
+        let ledger_check = bounded("ledger", async move {
+            match tokio::task::spawn_blocking(move || ledger.check_writable()).await {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(format!("the ledger cannot be written: {e}")),
+                Err(e) => Some(format!("the ledger check failed: {e}")),
+            }
+        });
+        let docker_check = bounded("docker", async {
+            self.docker.check_engine().await.and_then(Result::err)
+        });
+        let (ledger, docker) = tokio::join!(ledger_check, docker_check);
+        [ledger, docker].into_iter().flatten().collect()
+    }
+}
+
+/// The longest a health check may take before it counts as failed (Fabric's default).
+pub const HEALTH_CHECK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `check`'s failure reason, if any, for `component`; a check that does not finish within
+/// [`HEALTH_CHECK_TIMEOUT`] fails with that reason.
+async fn bounded(
+    component: &'static str,
+    check: impl Future<Output = Option<String>>,
+) -> Option<(&'static str, String)> {
+    match tokio::time::timeout(HEALTH_CHECK_TIMEOUT, check).await {
+        Ok(failure) => failure.map(|reason| (component, reason)),
+        Err(_) => Some((
+            component,
+            format!("the check did not finish within {HEALTH_CHECK_TIMEOUT:?}"),
+        )),
     }
 }
 

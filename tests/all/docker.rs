@@ -4,13 +4,15 @@
 
 use std::sync::Arc;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+use ccvm::operations_client::request;
 use ccvm::package::{CodeFile, Package, Platform};
 use ccvm_proto::ccvm::launch_event::Stage;
+use serde_json::json;
 
 use crate::harness::{
-    CHANNEL, TestNode, commit_definition, deploy, docker_endpoint, docker_engine, docker_node_with,
-    docker_tls_endpoint, run_ccvm, static_example,
+    CHANNEL, EngineProxy, TestNode, commit_definition, deploy, docker_endpoint, docker_engine,
+    docker_node_with, docker_tls_endpoint, run_ccvm, static_example,
 };
 
 async fn docker_node(endpoint: String) -> Result<TestNode> {
@@ -202,6 +204,58 @@ async fn a_container_that_exits_at_start_fails_its_launch_with_the_exit_code() -
         failed.contains("could not be launched: ended before registering: container exited with 0"),
         "{failed}"
     );
+    Ok(())
+}
+
+/// `/healthz` once the node has used the engine: healthy, then failing with the engine's
+/// reason while it is away, then healthy again when it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_names_an_engine_that_went_away_until_it_is_back() -> Result<()> {
+    let Some(endpoint) = docker_endpoint()? else {
+        return Ok(());
+    };
+    let sockets = tempfile::tempdir()?;
+    let mut engine = EngineProxy::start(sockets.path().join("engine.sock"), &endpoint)?;
+    let node = docker_node(engine.endpoint()).await?;
+    let address = node
+        .inner()
+        .operations_addr()
+        .context("the endpoint is served")?
+        .to_string();
+    let health = || async {
+        let (status, body) = request(&address, "GET", "/healthz", "").await?;
+        anyhow::Ok((status, serde_json::from_str::<serde_json::Value>(&body)?))
+    };
+
+    deploy(&node, "hostile", "quitter").await?;
+    node.query("quitter", &["hello"])
+        .await
+        .expect_err("the container exits at start");
+    let (status, body) = health().await?;
+    assert_eq!((status, &body["status"]), (200, &json!("OK")), "{body}");
+
+    engine.stop();
+    let (status, body) = health().await?;
+    assert_eq!(
+        (status, &body["status"]),
+        (503, &json!("Service Unavailable")),
+        "{body}"
+    );
+    let failed = body["failed_checks"].as_array().context("failed checks")?;
+    assert_eq!(failed.len(), 1, "only the engine fails: {body}");
+    assert_eq!(failed[0]["component"], "docker", "{body}");
+    let reason = failed[0]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with(&format!(
+            "the Docker engine at {} does not answer: ",
+            engine.endpoint()
+        )),
+        "{reason}"
+    );
+
+    engine.resume()?;
+    let (status, body) = health().await?;
+    assert_eq!((status, &body["status"]), (200, &json!("OK")), "{body}");
     Ok(())
 }
 

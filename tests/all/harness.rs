@@ -727,3 +727,70 @@ pub async fn docker_engine(endpoint: &str) -> Result<bollard::Docker> {
     let docker = bollard::Docker::connect_with_unix(path, 60, bollard::API_DEFAULT_VERSION)?;
     Ok(docker.negotiate_version().await?)
 }
+
+/// A socket that forwards every connection to the test engine's socket until stopped: the
+/// engine goes away for a node (connections cut, socket gone) and comes back, while the engine
+/// itself and the other tests' nodes are untouched.
+pub struct EngineProxy {
+    socket: PathBuf,
+    engine: PathBuf,
+    serving: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl EngineProxy {
+    /// Serves `socket`, forwarding to the engine at `endpoint` (`unix://…`).
+    pub fn start(socket: PathBuf, endpoint: &str) -> Result<Self> {
+        let engine = PathBuf::from(
+            endpoint
+                .strip_prefix("unix://")
+                .with_context(|| format!("the test engine {endpoint} is not a unix socket"))?,
+        );
+        let mut proxy = Self {
+            socket,
+            engine,
+            serving: None,
+        };
+        proxy.resume()?;
+        Ok(proxy)
+    }
+
+    /// The endpoint a node is configured with.
+    pub fn endpoint(&self) -> String {
+        format!("unix://{}", self.socket.display())
+    }
+
+    /// Cuts every forwarded connection and removes the socket.
+    pub fn stop(&mut self) {
+        if let Some(serving) = self.serving.take() {
+            serving.abort();
+        }
+        let _ = std::fs::remove_file(&self.socket);
+    }
+
+    /// Serves the socket again.
+    pub fn resume(&mut self) -> Result<()> {
+        self.stop();
+        let listener = tokio::net::UnixListener::bind(&self.socket)
+            .with_context(|| format!("binding {}", self.socket.display()))?;
+        let engine = self.engine.clone();
+        self.serving = Some(tokio::spawn(async move {
+            // Dropped with the task when stopped, which aborts every connection it holds.
+            let mut connections = tokio::task::JoinSet::new();
+            while let Ok((mut client, _)) = listener.accept().await {
+                let engine = engine.clone();
+                connections.spawn(async move {
+                    if let Ok(mut upstream) = tokio::net::UnixStream::connect(&engine).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                    }
+                });
+            }
+        }));
+        Ok(())
+    }
+}
+
+impl Drop for EngineProxy {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

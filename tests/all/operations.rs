@@ -98,6 +98,10 @@ async fn the_operations_endpoint_reports_health_metrics_and_version() -> Result<
         "qscc is resident: {metrics}"
     );
     assert!(
+        series("ccvm_wasm_pool_slots_in_use ").is_some_and(|n| n >= 1.0),
+        "qscc holds a slot of the pool: {metrics}"
+    );
+    assert!(
         series("ccvm_wasm_pool_capacity ").is_some_and(|n| n >= 1.0),
         "{metrics}"
     );

@@ -31,20 +31,42 @@ use crate::metrics::metrics;
 /// Messages buffered between a guest and its handler in each direction.
 const CHANNEL_BUFFER: usize = 64;
 
-/// Counts a live instance for as long as it is held.
-pub(super) struct LiveInstance(Arc<AtomicUsize>);
+/// Counts a pool slot in use (`ccvm_wasm_pool_slots_in_use`) for as long as it is held.
+pub(super) struct SlotInUse(());
+
+impl SlotInUse {
+    pub fn new() -> Self {
+        metrics().wasm_pool_slots_in_use.inc();
+        Self(())
+    }
+}
+
+impl Drop for SlotInUse {
+    fn drop(&mut self) {
+        metrics().wasm_pool_slots_in_use.dec();
+    }
+}
+
+/// Counts a live instance, and the pool slot it holds, for as long as it is held.
+pub(super) struct LiveInstance {
+    count: Arc<AtomicUsize>,
+    _slot: SlotInUse,
+}
 
 impl LiveInstance {
     pub fn new(count: &Arc<AtomicUsize>) -> Self {
         count.fetch_add(1, Ordering::Relaxed);
         metrics().wasm_instances.inc();
-        Self(Arc::clone(count))
+        Self {
+            count: Arc::clone(count),
+            _slot: SlotInUse::new(),
+        }
     }
 }
 
 impl Drop for LiveInstance {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.count.fetch_sub(1, Ordering::Relaxed);
         metrics().wasm_instances.dec();
     }
 }

@@ -22,7 +22,7 @@ use tokio::task::JoinSet;
 use wasmtime_wasi::p2::bindings::CommandPre;
 
 use super::host::GuestState;
-use super::instance::{guest_channels, run_guest, sandboxed_store};
+use super::instance::{SlotInUse, guest_channels, run_guest, sandboxed_store};
 use super::limits::InprocLimits;
 use crate::container::launch_config::CHAINCODE_ID_ENV;
 use crate::container::{InboundMessages, InlinePeer, Offered, OutboundMessages};
@@ -75,6 +75,7 @@ async fn rehearse(
         None,
         ticker,
     );
+    let _slot = SlotInUse::new();
     let mut store = sandboxed_store(pre, state, limits);
     let rehearsal = async {
         tokio::select! {
