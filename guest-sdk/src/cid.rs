@@ -14,6 +14,18 @@ use crate::stub::Stub;
 
 /// The extension in which a Fabric CA stores a certificate's attributes (`hf.*` and custom ones),
 /// as JSON: `{"attrs": {"name": "value", ...}}`.
+///
+/// ```
+/// # use ccvm_guest_sdk::cid::ClientIdentity;
+/// # use ccvm_guest_sdk::proto::{Message, msp::SerializedIdentity};
+/// # let pem = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/user1-cert.pem")).unwrap();
+/// # let creator = SerializedIdentity { mspid: "Org1MSP".to_owned(), id_bytes: pem }.encode_to_vec();
+/// # let caller = ClientIdentity::from_creator(&creator)?;
+/// // A Fabric CA certificate's extension 1.2.3.4.5.6.7.8.1 holds
+/// // {"attrs":{"hf.EnrollmentID":"user1","hf.Type":"client","role":"auditor",...}}
+/// assert_eq!(caller.attribute("hf.Type"), Some("client"));
+/// # Ok::<(), ccvm_guest_sdk::ShimError>(())
+/// ```
 pub const ATTRIBUTES_OID: &str = "1.2.3.4.5.6.7.8.1";
 
 /// The distinguished-name attributes Fabric's `cid` names, in the order it prints them.
@@ -56,6 +68,19 @@ pub struct ClientIdentity {
 impl ClientIdentity {
     /// The creator of the stub's transaction.
     ///
+    /// ```
+    /// # use ccvm_guest_sdk::mock::{MockCall, MockLedger};
+    /// # use ccvm_guest_sdk::cid::ClientIdentity;
+    /// # let mut ledger = MockLedger::new("assets");
+    /// # let pem = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/user1-cert.pem")).unwrap();
+    /// # let outcome = ledger.run_call(MockCall::default().creator("Org1MSP", &pem), |stub| {
+    /// let caller = ClientIdentity::from_stub(stub)?;
+    /// assert_eq!((caller.msp_id(), caller.attribute("hf.EnrollmentID")), ("Org1MSP", Some("user1")));
+    /// # Ok(())
+    /// # });
+    /// # assert!(outcome.committed, "{:?}", outcome.response);
+    /// ```
+    ///
     /// # Errors
     /// As [`Self::from_creator`].
     pub fn from_stub(stub: &Stub<'_>) -> Result<Self, ShimError> {
@@ -63,6 +88,18 @@ impl ClientIdentity {
     }
 
     /// Reads an encoded `msp.SerializedIdentity` holding a PEM X.509 certificate.
+    ///
+    /// ```
+    /// use ccvm_guest_sdk::cid::ClientIdentity;
+    /// use ccvm_guest_sdk::proto::{Message, msp::SerializedIdentity};
+    ///
+    /// # let pem = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/user1-cert.pem")).unwrap();
+    /// let creator = SerializedIdentity { mspid: "Org1MSP".to_owned(), id_bytes: pem }.encode_to_vec();
+    /// let caller = ClientIdentity::from_creator(&creator)?;
+    /// assert_eq!(caller.msp_id(), "Org1MSP");
+    /// assert!(ClientIdentity::from_creator(b"not an identity").is_err());
+    /// # Ok::<(), ccvm_guest_sdk::ShimError>(())
+    /// ```
     ///
     /// # Errors
     /// [`ShimError::InvalidArgument`] for bytes that are not such an identity.
@@ -88,28 +125,85 @@ impl ClientIdentity {
     }
 
     /// The MSP id of the submitter's organization.
+    ///
+    /// ```
+    /// # use ccvm_guest_sdk::cid::ClientIdentity;
+    /// # use ccvm_guest_sdk::proto::{Message, msp::SerializedIdentity};
+    /// # let pem = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/user1-cert.pem")).unwrap();
+    /// # let creator = SerializedIdentity { mspid: "Org1MSP".to_owned(), id_bytes: pem }.encode_to_vec();
+    /// # let caller = ClientIdentity::from_creator(&creator)?;
+    /// assert_eq!(caller.msp_id(), "Org1MSP");
+    /// # Ok::<(), ccvm_guest_sdk::ShimError>(())
+    /// ```
     pub fn msp_id(&self) -> &str {
         &self.msp_id
     }
 
     /// `x509::SUBJECT::ISSUER`, each distinguished name written as Fabric's `cid` writes it
     /// (`CN=user1,OU=client,O=Org1,C=US`).
+    ///
+    /// ```
+    /// # use ccvm_guest_sdk::cid::ClientIdentity;
+    /// # use ccvm_guest_sdk::proto::{Message, msp::SerializedIdentity};
+    /// # let pem = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/user1-cert.pem")).unwrap();
+    /// # let creator = SerializedIdentity { mspid: "Org1MSP".to_owned(), id_bytes: pem }.encode_to_vec();
+    /// # let caller = ClientIdentity::from_creator(&creator)?;
+    /// assert_eq!(
+    ///     caller.id(),
+    ///     "x509::CN=user1,OU=client,O=Org1,C=US::CN=ca.org1.example.com,O=org1.example.com,C=US"
+    /// );
+    /// # Ok::<(), ccvm_guest_sdk::ShimError>(())
+    /// ```
     pub fn id(&self) -> &str {
         &self.id
     }
 
     /// The submitter's certificate, DER-encoded.
+    ///
+    /// ```
+    /// # use ccvm_guest_sdk::cid::ClientIdentity;
+    /// # use ccvm_guest_sdk::proto::{Message, msp::SerializedIdentity};
+    /// # let pem = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/user1-cert.pem")).unwrap();
+    /// # let creator = SerializedIdentity { mspid: "Org1MSP".to_owned(), id_bytes: pem }.encode_to_vec();
+    /// # let caller = ClientIdentity::from_creator(&creator)?;
+    /// let der = caller.certificate_der();
+    /// assert_eq!(der[0], 0x30, "a DER SEQUENCE");
+    /// # Ok::<(), ccvm_guest_sdk::ShimError>(())
+    /// ```
     pub fn certificate_der(&self) -> &[u8] {
         &self.certificate
     }
 
     /// The value of a Fabric CA attribute (`hf.EnrollmentID`, `hf.Type`, `hf.Affiliation` or
     /// one of the CA's own), if the certificate has it.
+    ///
+    /// ```
+    /// # use ccvm_guest_sdk::cid::ClientIdentity;
+    /// # use ccvm_guest_sdk::proto::{Message, msp::SerializedIdentity};
+    /// # let pem = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/user1-cert.pem")).unwrap();
+    /// # let creator = SerializedIdentity { mspid: "Org1MSP".to_owned(), id_bytes: pem }.encode_to_vec();
+    /// # let caller = ClientIdentity::from_creator(&creator)?;
+    /// assert_eq!(caller.attribute("hf.Affiliation"), Some("org1.department1"));
+    /// assert_eq!(caller.attribute("clearance"), None);
+    /// # Ok::<(), ccvm_guest_sdk::ShimError>(())
+    /// ```
     pub fn attribute(&self, name: &str) -> Option<&str> {
         self.attributes.get(name).map(String::as_str)
     }
 
     /// Succeeds only if attribute `name` has exactly `value`.
+    ///
+    /// ```
+    /// # use ccvm_guest_sdk::cid::ClientIdentity;
+    /// # use ccvm_guest_sdk::proto::{Message, msp::SerializedIdentity};
+    /// # let pem = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/user1-cert.pem")).unwrap();
+    /// # let creator = SerializedIdentity { mspid: "Org1MSP".to_owned(), id_bytes: pem }.encode_to_vec();
+    /// # let caller = ClientIdentity::from_creator(&creator)?;
+    /// caller.assert_attribute("role", "auditor")?;
+    /// let refused = caller.assert_attribute("role", "admin").unwrap_err();
+    /// assert_eq!(refused.to_string(), "Attribute 'role' equals 'auditor', not 'admin'");
+    /// # Ok::<(), ccvm_guest_sdk::ShimError>(())
+    /// ```
     ///
     /// # Errors
     /// [`ShimError::InvalidArgument`] saying the attribute is missing or what it equals instead.

@@ -10,6 +10,15 @@ pub(crate) const MAX_UNICODE_RUNE: char = '\u{10FFFF}';
 
 /// Builds the composite key `\0type\0attr1\0attr2\0...`.
 ///
+/// ```
+/// use ccvm_guest_sdk::create_composite_key;
+///
+/// let key = create_composite_key("owner", &["alice", "asset1"])?;
+/// assert_eq!(key, "\u{0}owner\u{0}alice\u{0}asset1\u{0}");
+/// assert!(create_composite_key("owner", &["a\u{0}b"]).is_err());
+/// # Ok::<(), ccvm_guest_sdk::ShimError>(())
+/// ```
+///
 /// # Errors
 /// [`ShimError::InvalidArgument`] when a part contains U+0000 or U+10FFFF.
 pub fn create_composite_key(object_type: &str, attributes: &[&str]) -> Result<String, ShimError> {
@@ -28,6 +37,15 @@ pub fn create_composite_key(object_type: &str, attributes: &[&str]) -> Result<St
 }
 
 /// Splits a composite key into its object type and attributes.
+///
+/// ```
+/// use ccvm_guest_sdk::{create_composite_key, split_composite_key};
+///
+/// let key = create_composite_key("owner", &["alice", "asset1"])?;
+/// let (object_type, attributes) = split_composite_key(&key)?;
+/// assert_eq!((object_type.as_str(), attributes.as_slice()), ("owner", &["alice".to_owned(), "asset1".to_owned()][..]));
+/// # Ok::<(), ccvm_guest_sdk::ShimError>(())
+/// ```
 ///
 /// # Errors
 /// [`ShimError::InvalidArgument`] when `key` is not a composite key.

@@ -1,6 +1,20 @@
 //! Errors a chaincode sees from the shim.
 
 /// What can go wrong between a chaincode and its peer.
+///
+/// ```
+/// # use ccvm_guest_sdk::mock::{MockCall, MockLedger};
+/// # use ccvm_guest_sdk::ShimError;
+/// # let mut ledger = MockLedger::new("assets");
+/// # let outcome = ledger.run_call(MockCall::default(), |stub| {
+/// match stub.put_state("", "blue") {
+///     Err(ShimError::Peer(text)) => assert!(text.contains("empty"), "{text}"),
+///     other => panic!("the peer refuses an empty key: {other:?}"),
+/// }
+/// # Ok(())
+/// # });
+/// # assert!(outcome.committed, "{:?}", outcome.response);
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ShimError {

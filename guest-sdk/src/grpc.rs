@@ -26,6 +26,21 @@ pub(crate) const OUTBOUND_BUFFER: usize = 256;
 pub(crate) const MAX_MESSAGE_BYTES: usize = 100 * 1024 * 1024;
 
 /// Where the peer is and how to reach it, read from Fabric's flags and environment.
+///
+/// ```
+/// use ccvm_guest_sdk::PeerSettings;
+///
+/// let args = ["--peer.address".to_owned(), "peer0.org1.example.com:7052".to_owned()];
+/// let env = |name: &str| match name {
+///     "CORE_CHAINCODE_ID_NAME" => Some("kv:1.0".to_owned()),
+///     _ => None,
+/// };
+/// let settings = PeerSettings::from_settings(&args, &env)?;
+/// assert_eq!(settings.peer_address, "peer0.org1.example.com:7052");
+/// assert_eq!(settings.chaincode_name, "kv:1.0");
+/// assert!(settings.tls.is_none(), "CORE_PEER_TLS_ENABLED is not true");
+/// # Ok::<(), ccvm_guest_sdk::ShimError>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct PeerSettings {
     /// `host:port` of the peer's chaincode listener.
@@ -37,6 +52,23 @@ pub struct PeerSettings {
 }
 
 /// TLS material for the connection to the peer.
+///
+/// ```
+/// use ccvm_guest_sdk::PeerSettings;
+///
+/// let root = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/user1-cert.pem");
+/// let env = |name: &str| match name {
+///     "CORE_PEER_ADDRESS" => Some("peer0:7052".to_owned()),
+///     "CORE_CHAINCODE_ID_NAME" => Some("kv:1.0".to_owned()),
+///     "CORE_PEER_TLS_ENABLED" => Some("true".to_owned()),
+///     "CORE_PEER_TLS_ROOTCERT_FILE" => Some(root.to_owned()),
+///     _ => None,
+/// };
+/// let tls = PeerSettings::from_settings(&[], &env)?.tls.expect("TLS is enabled");
+/// assert!(tls.root_cert_pem.starts_with(b"-----BEGIN CERTIFICATE-----"));
+/// assert!(tls.client_identity.is_none(), "no CORE_TLS_CLIENT_KEY_PATH");
+/// # Ok::<(), ccvm_guest_sdk::ShimError>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct TlsSettings {
     /// PEM of the CA that signed the peer's certificate.
@@ -49,6 +81,16 @@ impl PeerSettings {
     /// Reads `--peer.address` (or `CORE_PEER_ADDRESS`), `CORE_CHAINCODE_ID_NAME` (or
     /// `--chaincode-id-name`) and the TLS variables.
     ///
+    /// ```no_run
+    /// use ccvm_guest_sdk::PeerSettings;
+    ///
+    /// // As Fabric's peer starts a chaincode:
+    /// //   CORE_CHAINCODE_ID_NAME=kv:1.0 ./chaincode --peer.address peer0:7052
+    /// let settings = PeerSettings::from_env_and_args()?;
+    /// println!("registering as {} with {}", settings.chaincode_name, settings.peer_address);
+    /// # Ok::<(), ccvm_guest_sdk::ShimError>(())
+    /// ```
+    ///
     /// # Errors
     /// [`ShimError::Config`] naming the missing or unreadable setting.
     pub fn from_env_and_args() -> Result<Self, ShimError> {
@@ -60,6 +102,21 @@ impl PeerSettings {
 
     /// As [`PeerSettings::from_env_and_args`], with the command line `args` (the program name
     /// left out) and the variables `env` finds.
+    ///
+    /// ```
+    /// use ccvm_guest_sdk::PeerSettings;
+    ///
+    /// let args = ["--peer.address".to_owned(), "peer0.org1.example.com:7052".to_owned()];
+    /// let env = |name: &str| match name {
+    ///     "CORE_CHAINCODE_ID_NAME" => Some("kv:1.0".to_owned()),
+    ///     _ => None,
+    /// };
+    /// let settings = PeerSettings::from_settings(&args, &env)?;
+    /// assert_eq!(settings.peer_address, "peer0.org1.example.com:7052");
+    /// assert_eq!(settings.chaincode_name, "kv:1.0");
+    /// assert!(settings.tls.is_none(), "CORE_PEER_TLS_ENABLED is not true");
+    /// # Ok::<(), ccvm_guest_sdk::ShimError>(())
+    /// ```
     ///
     /// # Errors
     /// [`ShimError::Config`] naming the missing or unreadable setting.
@@ -199,6 +256,22 @@ fn with_causes(error: &dyn std::error::Error) -> String {
 
 /// Connects with settings from the environment and serves until the peer closes the stream.
 ///
+/// ```no_run
+/// use ccvm_guest_sdk::{Chaincode, Response, ShimError, Stub};
+///
+/// struct Ping;
+///
+/// impl Chaincode for Ping {
+///     fn invoke(&self, _: &mut Stub<'_>) -> Response {
+///         Response::success("pong")
+///     }
+/// }
+///
+/// fn main() -> Result<(), ShimError> {
+///     ccvm_guest_sdk::start(Ping)
+/// }
+/// ```
+///
 /// # Errors
 /// A missing setting, a failed connection, or a refused registration.
 ///
@@ -225,6 +298,25 @@ pub(crate) fn stream_closed() -> ShimError {
 }
 
 /// Registers with the peer and serves transactions until the peer closes the stream.
+///
+/// ```
+/// use std::sync::Arc;
+///
+/// use ccvm_guest_sdk::{Chaincode, PeerSettings, Response, Stub, serve};
+///
+/// struct Ping;
+///
+/// impl Chaincode for Ping {
+///     fn invoke(&self, _: &mut Stub<'_>) -> Response {
+///         Response::success("pong")
+///     }
+/// }
+///
+/// # async fn run() -> Result<(), ccvm_guest_sdk::ShimError> {
+/// let settings = PeerSettings::from_env_and_args()?;
+/// serve(Arc::new(Ping), settings).await
+/// # }
+/// ```
 ///
 /// # Errors
 /// A failed connection, a refused registration, or a broken stream.
@@ -288,6 +380,23 @@ pub(crate) async fn converse(
 
 /// Dials the peer and opens its `ChaincodeSupport.Register` stream: `to_peer` carries the
 /// chaincode's messages, starting with its REGISTER; the stream returned carries the peer's.
+///
+/// ```
+/// use ccvm_guest_sdk::{PeerSettings, Shim, open_stream};
+/// use tokio::sync::mpsc;
+///
+/// # async fn run() -> Result<(), ccvm_guest_sdk::ShimError> {
+/// let settings = PeerSettings::from_env_and_args()?;
+/// let shim = Shim::new(settings.chaincode_name.clone());
+/// let (to_peer, outbound) = mpsc::channel(16);
+/// to_peer.send(shim.register_message()).await.expect("the channel is open");
+/// let mut from_peer = open_stream(&settings, outbound).await?;
+/// while let Some(message) = from_peer.message().await.ok().flatten() {
+///     println!("the peer sent {:?}", message.r#type);
+/// }
+/// # Ok(())
+/// # }
+/// ```
 ///
 /// # Errors
 /// A failed connection, or a peer that refuses the stream.

@@ -12,6 +12,29 @@ use crate::shim::{PeerCall, request};
 pub use ccvm_proto::queryresult::KeyModification;
 
 /// Where a paginated query stopped.
+///
+/// ```
+/// # use ccvm_guest_sdk::mock::{MockCall, MockLedger};
+/// # let mut ledger = MockLedger::new("assets");
+/// # for key in ["a", "b", "c"] {
+/// #     ledger.set_state(key, "1");
+/// # }
+/// # let outcome = ledger.run_call(MockCall::default(), |stub| {
+/// let mut bookmark = String::new();
+/// let mut pages = Vec::new();
+/// loop {
+///     let (page, info) = stub.get_state_by_range_with_pagination("", "", 2, &bookmark)?;
+///     pages.push(page.count());
+///     if info.bookmark.is_empty() || info.fetched_records_count < 2 {
+///         break;
+///     }
+///     bookmark = info.bookmark;
+/// }
+/// assert_eq!(pages, [2, 1]);
+/// # Ok(())
+/// # });
+/// # assert!(outcome.committed, "{:?}", outcome.response);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageInfo {
     /// How many records the page holds.
@@ -20,7 +43,33 @@ pub struct PageInfo {
     pub bookmark: String,
 }
 
+impl PageInfo {
+    /// No records, and no bookmark to continue at.
+    pub(crate) fn empty() -> Self {
+        Self {
+            fetched_records_count: 0,
+            bookmark: String::new(),
+        }
+    }
+}
+
 /// Results of a query, fetched batch by batch; the peer's iterator is closed on drop.
+///
+/// ```
+/// # use ccvm_guest_sdk::mock::{MockCall, MockLedger};
+/// # let mut ledger = MockLedger::new("assets");
+/// # for key in ["a", "b", "c"] {
+/// #     ledger.set_state(key, "1");
+/// # }
+/// # let outcome = ledger.run_call(MockCall::default(), |stub| {
+/// for kv in stub.get_state_by_range("", "")? {
+///     let kv = kv?;
+///     println!("{} = {}", kv.key, String::from_utf8_lossy(&kv.value));
+/// }
+/// # Ok(())
+/// # });
+/// # assert!(outcome.committed, "{:?}", outcome.response);
+/// ```
 pub struct ResultIterator<'a, T> {
     peer: &'a dyn PeerCall,
     channel_id: String,
@@ -31,8 +80,41 @@ pub struct ResultIterator<'a, T> {
 }
 
 /// Keys and values of a range query.
+///
+/// ```
+/// # use ccvm_guest_sdk::mock::{MockCall, MockLedger};
+/// # let mut ledger = MockLedger::new("assets");
+/// # for key in ["a", "b", "c"] {
+/// #     ledger.set_state(key, "1");
+/// # }
+/// # let outcome = ledger.run_call(MockCall::default(), |stub| {
+/// let keys: Vec<String> = stub
+///     .get_state_by_range("a", "")?
+///     .map(|kv| kv.map(|kv| kv.key))
+///     .collect::<Result<_, _>>()?;
+/// assert_eq!(keys, ["a", "b", "c"]);
+/// # Ok(())
+/// # });
+/// # assert!(outcome.committed, "{:?}", outcome.response);
+/// ```
 pub type StateIterator<'a> = ResultIterator<'a, Kv>;
 /// Changes to a key, newest first.
+///
+/// ```
+/// # use ccvm_guest_sdk::mock::{MockCall, MockLedger};
+/// # let mut ledger = MockLedger::new("assets");
+/// # ledger.run(|stub| stub.put_state("color", "red"));
+/// # ledger.run(|stub| stub.del_state("color"));
+/// # let outcome = ledger.run_call(MockCall::default(), |stub| {
+/// let deleted: Vec<bool> = stub
+///     .get_history_for_key("color")?
+///     .map(|change| change.map(|change| change.is_delete))
+///     .collect::<Result<_, _>>()?;
+/// assert_eq!(deleted, [true, false], "newest first");
+/// # Ok(())
+/// # });
+/// # assert!(outcome.committed, "{:?}", outcome.response);
+/// ```
 pub type HistoryIterator<'a> = ResultIterator<'a, KeyModification>;
 
 impl<'a, T> ResultIterator<'a, T> {
@@ -69,6 +151,22 @@ impl<'a, T> ResultIterator<'a, T> {
     }
 
     /// Closes the peer's iterator now instead of on drop, reporting any error.
+    ///
+    /// ```
+    /// # use ccvm_guest_sdk::mock::{MockCall, MockLedger};
+    /// # let mut ledger = MockLedger::new("assets");
+    /// # for key in ["a", "b", "c"] {
+    /// #     ledger.set_state(key, "1");
+    /// # }
+    /// # let outcome = ledger.run_call(MockCall::default(), |stub| {
+    /// let mut keys = stub.get_state_by_range("", "")?;
+    /// let first = keys.next().transpose()?;
+    /// assert_eq!(first.map(|kv| kv.key), Some("a".to_owned()));
+    /// keys.close()?;
+    /// # Ok(())
+    /// # });
+    /// # assert!(outcome.committed, "{:?}", outcome.response);
+    /// ```
     ///
     /// # Errors
     /// The peer's error.

@@ -58,7 +58,7 @@ pub use chaincode::{Chaincode, Response};
 pub use composite::{create_composite_key, split_composite_key};
 pub use error::ShimError;
 #[cfg(all(feature = "grpc", not(target_family = "wasm")))]
-pub use grpc::{PeerSettings, open_stream, serve, start};
+pub use grpc::{PeerSettings, TlsSettings, open_stream, serve, start};
 pub use iterators::{HistoryIterator, KeyModification, PageInfo, StateIterator};
 #[cfg(all(feature = "grpc", not(target_family = "wasm")))]
 pub use server::{

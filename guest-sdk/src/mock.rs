@@ -51,11 +51,33 @@ use sha2::{Digest, Sha256};
 use crate::chaincode::{Chaincode, Response};
 use crate::error::ShimError;
 use crate::shim::{PeerCall, PeerFeatures, Transaction, run_transaction};
+use crate::stub::Stub;
 
 /// The channel a mock ledger's transactions run on unless told otherwise.
+///
+/// ```
+/// # use ccvm_guest_sdk::mock::{MockCall, MockLedger};
+/// # use ccvm_guest_sdk::mock::MOCK_CHANNEL;
+/// # let mut ledger = MockLedger::new("assets");
+/// # let outcome = ledger.run_call(MockCall::default(), |stub| {
+/// assert_eq!(stub.channel_id(), MOCK_CHANNEL);
+/// # Ok(())
+/// # });
+/// # assert!(outcome.committed, "{:?}", outcome.response);
+/// ```
 pub const MOCK_CHANNEL: &str = "mychannel";
 
 /// One call to a chaincode on a [`MockLedger`]: its arguments and what the proposal carries.
+///
+/// ```
+/// use ccvm_guest_sdk::mock::{MockCall, MockLedger};
+///
+/// let mut ledger = MockLedger::new("assets");
+/// let call = MockCall::new(&["TransferAsset", "asset1"])
+///     .creator("Org2MSP", b"")
+///     .transient("price", "42");
+/// assert!(ledger.run_call(call, |stub| stub.put_state("asset1", "org2")).committed);
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct MockCall {
     args: Vec<Vec<u8>>,
@@ -67,6 +89,16 @@ pub struct MockCall {
 
 impl MockCall {
     /// A call with these arguments (the first is the function name).
+    ///
+    /// ```
+    /// # use ccvm_guest_sdk::mock::{MockCall, MockLedger};
+    /// # let mut ledger = MockLedger::new("assets");
+    /// # let outcome = ledger.run_call(MockCall::new(&[b"binary".as_slice(), &[0xff, 0x00]]), |stub| {
+    /// assert_eq!(stub.args()[1], [0xff, 0x00]);
+    /// # Ok(())
+    /// # });
+    /// # assert!(outcome.committed, "{:?}", outcome.response);
+    /// ```
     pub fn new<A: AsRef<[u8]>>(args: &[A]) -> Self {
         Self {
             args: args.iter().map(|a| a.as_ref().to_vec()).collect(),
@@ -75,6 +107,18 @@ impl MockCall {
     }
 
     /// Submitted by the identity of `msp_id` with the PEM certificate `certificate`.
+    ///
+    /// ```
+    /// # use ccvm_guest_sdk::mock::{MockCall, MockLedger};
+    /// # use ccvm_guest_sdk::proto::{Message, msp::SerializedIdentity};
+    /// # let mut ledger = MockLedger::new("assets");
+    /// # let outcome = ledger.run_call(MockCall::default().creator("Org2MSP", b""), |stub| {
+    /// let creator = SerializedIdentity::decode(stub.creator()).unwrap();
+    /// assert_eq!(creator.mspid, "Org2MSP");
+    /// # Ok(())
+    /// # });
+    /// # assert!(outcome.committed, "{:?}", outcome.response);
+    /// ```
     #[must_use]
     pub fn creator(mut self, msp_id: &str, certificate: &[u8]) -> Self {
         self.creator = Some(serialized_identity(msp_id, certificate));
@@ -82,6 +126,16 @@ impl MockCall {
     }
 
     /// With transient data `key` = `value`.
+    ///
+    /// ```
+    /// # use ccvm_guest_sdk::mock::{MockCall, MockLedger};
+    /// # let mut ledger = MockLedger::new("assets");
+    /// # let outcome = ledger.run_call(MockCall::default().transient("price", "42"), |stub| {
+    /// assert_eq!(stub.transient()["price"], b"42");
+    /// # Ok(())
+    /// # });
+    /// # assert!(outcome.committed, "{:?}", outcome.response);
+    /// ```
     #[must_use]
     pub fn transient(mut self, key: &str, value: impl Into<Vec<u8>>) -> Self {
         self.transient.insert(key.to_owned(), value.into());
@@ -89,6 +143,17 @@ impl MockCall {
     }
 
     /// Created by the client at `timestamp`.
+    ///
+    /// ```
+    /// # use ccvm_guest_sdk::mock::{MockCall, MockLedger};
+    /// # use ccvm_guest_sdk::proto::Timestamp;
+    /// # let mut ledger = MockLedger::new("assets");
+    /// # let outcome = ledger.run_call(MockCall::default().at(Timestamp { seconds: 86_400, nanos: 0 }), |stub| {
+    /// assert_eq!(stub.tx_timestamp().map(|t| t.seconds), Some(86_400));
+    /// # Ok(())
+    /// # });
+    /// # assert!(outcome.committed, "{:?}", outcome.response);
+    /// ```
     #[must_use]
     pub fn at(mut self, timestamp: Timestamp) -> Self {
         self.timestamp = Some(timestamp);
@@ -96,6 +161,24 @@ impl MockCall {
     }
 
     /// As an INIT transaction.
+    ///
+    /// ```
+    /// use ccvm_guest_sdk::mock::{MockCall, MockLedger};
+    /// use ccvm_guest_sdk::{Chaincode, Response, Stub};
+    ///
+    /// struct Once;
+    /// impl Chaincode for Once {
+    ///     fn init(&self, _: &mut Stub<'_>) -> Response {
+    ///         Response::success("init")
+    ///     }
+    ///     fn invoke(&self, _: &mut Stub<'_>) -> Response {
+    ///         Response::success("invoke")
+    ///     }
+    /// }
+    ///
+    /// let outcome = MockLedger::new("once").call(&Once, MockCall::new(&["setup"]).init());
+    /// assert_eq!(outcome.response.payload, b"init");
+    /// ```
     #[must_use]
     pub fn init(mut self) -> Self {
         self.is_init = true;
@@ -104,6 +187,20 @@ impl MockCall {
 }
 
 /// What a call on the mock ledger came to.
+///
+/// ```
+/// use ccvm_guest_sdk::mock::MockLedger;
+///
+/// let mut ledger = MockLedger::new("assets");
+/// let failed = ledger.run(|stub| {
+///     stub.put_state("color", "blue")?;
+///     stub.put_state("", "red")?; // refused: an empty key
+///     Ok(())
+/// });
+/// assert!(!failed.committed && !failed.response.is_success());
+/// assert_eq!(ledger.state("color"), None, "a failed transaction writes nothing");
+/// assert_eq!(failed.tx_id.len(), 64);
+/// ```
 #[derive(Debug, Clone)]
 pub struct MockOutcome {
     /// The chaincode's response.
@@ -167,6 +264,20 @@ impl Network {
 }
 
 /// A ledger in memory that runs chaincode as a Fabric peer would; see the module docs.
+///
+/// ```
+/// use ccvm_guest_sdk::mock::MockLedger;
+///
+/// let mut ledger = MockLedger::new("assets");
+/// ledger.set_state("asset1", "blue");
+/// let outcome = ledger.run(|stub| {
+///     stub.put_state("asset1", "red")?;
+///     assert_eq!(stub.get_state("asset1")?, Some(b"blue".to_vec()), "not its own write");
+///     Ok(())
+/// });
+/// assert!(outcome.committed);
+/// assert_eq!(ledger.state("asset1"), Some(b"red".to_vec()));
+/// ```
 pub struct MockLedger {
     name: String,
     network: Network,
@@ -177,6 +288,18 @@ pub struct MockLedger {
 impl MockLedger {
     /// A ledger for the chaincode named `name` (its state namespace) on [`MOCK_CHANNEL`]; calls
     /// are submitted by an `Org1MSP` identity without a certificate unless told otherwise.
+    ///
+    /// ```
+    /// # use ccvm_guest_sdk::mock::{MockCall, MockLedger};
+    /// # let mut ledger = MockLedger::new("assets");
+    /// # let outcome = ledger.run_call(MockCall::default(), |stub| {
+    /// // The name is the state namespace, as a chaincode's name is on a peer.
+    /// stub.put_state("color", "blue")?;
+    /// # Ok(())
+    /// # });
+    /// # assert!(outcome.committed, "{:?}", outcome.response);
+    /// assert_eq!(ledger.state("color"), Some(b"blue".to_vec()));
+    /// ```
     pub fn new(name: &str) -> Self {
         Self {
             name: name.to_owned(),
@@ -191,6 +314,16 @@ impl MockLedger {
     }
 
     /// Runs the transactions on `channel` (set it before adding chaincodes or state).
+    ///
+    /// ```
+    /// use ccvm_guest_sdk::mock::MockLedger;
+    ///
+    /// let mut ledger = MockLedger::new("assets").on_channel("orders");
+    /// assert!(ledger.run(|stub| {
+    ///     assert_eq!(stub.channel_id(), "orders");
+    ///     Ok(())
+    /// }).committed);
+    /// ```
     #[must_use]
     pub fn on_channel(mut self, channel: &str) -> Self {
         self.network.home = channel.to_owned();
@@ -198,11 +331,44 @@ impl MockLedger {
     }
 
     /// Submits calls by the identity of `msp_id` with the PEM certificate `certificate`.
+    ///
+    /// ```
+    /// use ccvm_guest_sdk::mock::MockLedger;
+    /// use ccvm_guest_sdk::proto::{Message, msp::SerializedIdentity};
+    ///
+    /// let mut ledger = MockLedger::new("assets");
+    /// ledger.set_creator("Org2MSP", b"");
+    /// assert!(ledger.run(|stub| {
+    ///     assert_eq!(SerializedIdentity::decode(stub.creator()).unwrap().mspid, "Org2MSP");
+    ///     Ok(())
+    /// }).committed);
+    /// ```
     pub fn set_creator(&mut self, msp_id: &str, certificate: &[u8]) {
         self.creator = serialized_identity(msp_id, certificate);
     }
 
     /// Lets the chaincode under test call `chaincode` as `name` (on the same channel).
+    ///
+    /// ```
+    /// use ccvm_guest_sdk::mock::MockLedger;
+    /// use ccvm_guest_sdk::{Chaincode, Response, Stub};
+    ///
+    /// struct Echo;
+    /// impl Chaincode for Echo {
+    ///     fn invoke(&self, stub: &mut Stub<'_>) -> Response {
+    ///         Response::success(stub.string_args().join(" "))
+    ///     }
+    /// }
+    ///
+    /// let mut ledger = MockLedger::new("caller");
+    /// ledger.add_chaincode("echo", Echo);
+    /// let outcome = ledger.run(|stub| {
+    ///     let echoed = stub.invoke_chaincode("echo", &[b"hi".as_slice()], "")?;
+    ///     assert_eq!(echoed.payload, b"hi");
+    ///     Ok(())
+    /// });
+    /// assert!(outcome.committed);
+    /// ```
     pub fn add_chaincode(&mut self, name: &str, chaincode: impl Chaincode + 'static) {
         let channel = self.network.home.clone();
         self.add_chaincode_on(&channel, name, chaincode);
@@ -211,6 +377,31 @@ impl MockLedger {
     /// Lets the chaincode under test call `chaincode` as `name/channel`. On another channel, as
     /// on a Fabric peer, the call reads that channel's committed state and its writes are
     /// discarded; only its response comes back.
+    ///
+    /// ```
+    /// use ccvm_guest_sdk::mock::MockLedger;
+    /// use ccvm_guest_sdk::{Chaincode, Response, Stub};
+    ///
+    /// struct Registry;
+    /// impl Chaincode for Registry {
+    ///     fn invoke(&self, stub: &mut Stub<'_>) -> Response {
+    ///         match stub.get_state("asset1") {
+    ///             Ok(owner) => Response::success(owner.unwrap_or_default()),
+    ///             Err(e) => Response::error(e.to_string()),
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let mut ledger = MockLedger::new("market");
+    /// ledger.add_chaincode_on("registry", "assets", Registry);
+    /// ledger.set_state_on("registry", "assets", "asset1", "alice");
+    /// let outcome = ledger.run(|stub| {
+    ///     let owner = stub.invoke_chaincode("assets", &[b"owner".as_slice()], "registry")?;
+    ///     assert_eq!(owner.payload, b"alice");
+    ///     Ok(())
+    /// });
+    /// assert!(outcome.committed);
+    /// ```
     pub fn add_chaincode_on(
         &mut self,
         channel: &str,
@@ -223,6 +414,17 @@ impl MockLedger {
     }
 
     /// Sets a committed public value of the chaincode under test, as if a transaction wrote it.
+    ///
+    /// ```
+    /// # use ccvm_guest_sdk::mock::{MockCall, MockLedger};
+    /// # let mut ledger = MockLedger::new("assets");
+    /// # ledger.set_state("color", "blue");
+    /// # let outcome = ledger.run_call(MockCall::default(), |stub| {
+    /// assert_eq!(stub.get_state("color")?, Some(b"blue".to_vec()));
+    /// # Ok(())
+    /// # });
+    /// # assert!(outcome.committed, "{:?}", outcome.response);
+    /// ```
     pub fn set_state(&mut self, key: &str, value: impl Into<Vec<u8>>) {
         let (channel, name) = (self.network.home.clone(), self.name.clone());
         self.set_state_on(&channel, &name, key, value);
@@ -230,6 +432,26 @@ impl MockLedger {
 
     /// Sets a committed public value of `chaincode` on `channel`, for the chaincode under test
     /// to read through a call to it.
+    ///
+    /// ```
+    /// use ccvm_guest_sdk::mock::MockLedger;
+    /// use ccvm_guest_sdk::{Chaincode, Response, Stub};
+    ///
+    /// struct Reader;
+    /// impl Chaincode for Reader {
+    ///     fn invoke(&self, stub: &mut Stub<'_>) -> Response {
+    ///         Response::success(stub.get_state("rate").ok().flatten().unwrap_or_default())
+    ///     }
+    /// }
+    ///
+    /// let mut ledger = MockLedger::new("billing");
+    /// ledger.add_chaincode("rates", Reader);
+    /// ledger.set_state_on("mychannel", "rates", "rate", "7");
+    /// assert!(ledger.run(|stub| {
+    ///     assert_eq!(stub.invoke_chaincode("rates", &[b"rate".as_slice()], "")?.payload, b"7");
+    ///     Ok(())
+    /// }).committed);
+    /// ```
     pub fn set_state_on(
         &mut self,
         channel: &str,
@@ -247,16 +469,43 @@ impl MockLedger {
     }
 
     /// The committed public value of `key`.
+    ///
+    /// ```
+    /// use ccvm_guest_sdk::mock::MockLedger;
+    ///
+    /// let mut ledger = MockLedger::new("assets");
+    /// ledger.run(|stub| stub.put_state("color", "blue"));
+    /// assert_eq!(ledger.state("color"), Some(b"blue".to_vec()));
+    /// assert_eq!(ledger.state("size"), None);
+    /// ```
     pub fn state(&self, key: &str) -> Option<Vec<u8>> {
         self.committed(&self.name, "", key)
     }
 
     /// The committed private value of `key` in `collection`.
+    ///
+    /// ```
+    /// use ccvm_guest_sdk::mock::MockLedger;
+    ///
+    /// let mut ledger = MockLedger::new("assets");
+    /// ledger.run(|stub| stub.put_private_data("secrets", "pin", "1234"));
+    /// assert_eq!(ledger.private_data("secrets", "pin"), Some(b"1234".to_vec()));
+    /// assert_eq!(ledger.state("pin"), None, "private data is not public state");
+    /// ```
     pub fn private_data(&self, collection: &str, key: &str) -> Option<Vec<u8>> {
         self.committed(&self.name, collection, key)
     }
 
     /// The committed metadata of a public key.
+    ///
+    /// ```
+    /// use ccvm_guest_sdk::mock::MockLedger;
+    ///
+    /// let mut ledger = MockLedger::new("assets");
+    /// ledger.run(|stub| stub.put_state("color", "blue"));
+    /// ledger.run(|stub| stub.set_state_validation_parameter("color", b"policy".to_vec()));
+    /// assert_eq!(ledger.state_metadata("color")["VALIDATION_PARAMETER"], b"policy");
+    /// ```
     pub fn state_metadata(&self, key: &str) -> BTreeMap<String, Vec<u8>> {
         self.network
             .home_world()
@@ -270,6 +519,16 @@ impl MockLedger {
     }
 
     /// Every committed change to a public key, newest first.
+    ///
+    /// ```
+    /// use ccvm_guest_sdk::mock::MockLedger;
+    ///
+    /// let mut ledger = MockLedger::new("assets");
+    /// ledger.run(|stub| stub.put_state("color", "red"));
+    /// ledger.run(|stub| stub.put_state("color", "blue"));
+    /// let values: Vec<Vec<u8>> = ledger.history("color").into_iter().map(|m| m.value).collect();
+    /// assert_eq!(values, [b"blue".to_vec(), b"red".to_vec()]);
+    /// ```
     pub fn history(&self, key: &str) -> Vec<KeyModification> {
         let mut changes = self
             .network
@@ -291,11 +550,81 @@ impl MockLedger {
 
     /// Calls `chaincode` with `args` (the function name first), submitted by the ledger's
     /// creator; its writes are applied if it succeeds.
+    ///
+    /// ```
+    /// use ccvm_guest_sdk::mock::MockLedger;
+    /// use ccvm_guest_sdk::{Chaincode, Response, Stub};
+    ///
+    /// struct Echo;
+    /// impl Chaincode for Echo {
+    ///     fn invoke(&self, stub: &mut Stub<'_>) -> Response {
+    ///         Response::success(stub.string_args().join(" "))
+    ///     }
+    /// }
+    ///
+    /// let outcome = MockLedger::new("echo").invoke(&Echo, &["say", "hi"]);
+    /// assert_eq!(outcome.response.payload, b"say hi");
+    /// ```
     pub fn invoke<A: AsRef<[u8]>>(&mut self, chaincode: &dyn Chaincode, args: &[A]) -> MockOutcome {
         self.call(chaincode, MockCall::new(args))
     }
 
+    /// Runs `transaction` as a chaincode's `invoke`, for testing code that works on a
+    /// [`Stub`]; its writes are applied if it returns `Ok`.
+    ///
+    /// ```
+    /// use ccvm_guest_sdk::mock::MockLedger;
+    ///
+    /// let mut ledger = MockLedger::new("assets");
+    /// assert!(ledger.run(|stub| stub.put_state("color", "blue")).committed);
+    /// assert_eq!(ledger.state("color"), Some(b"blue".to_vec()));
+    /// ```
+    pub fn run(
+        &mut self,
+        transaction: impl Fn(&mut Stub<'_>) -> Result<(), ShimError>,
+    ) -> MockOutcome {
+        self.run_call(MockCall::default(), transaction)
+    }
+
+    /// Runs `transaction` as [`MockLedger::run`] does, with `call`'s arguments, creator,
+    /// transient data and time.
+    ///
+    /// ```
+    /// use ccvm_guest_sdk::mock::{MockCall, MockLedger};
+    ///
+    /// let mut ledger = MockLedger::new("assets");
+    /// let call = MockCall::new(&["transfer", "asset1"]).transient("price", "42");
+    /// let outcome = ledger.run_call(call, |stub| {
+    ///     assert_eq!(stub.function_and_parameters().1, ["asset1"]);
+    ///     assert_eq!(stub.transient()["price"], b"42");
+    ///     Ok(())
+    /// });
+    /// assert!(outcome.committed);
+    /// ```
+    pub fn run_call(
+        &mut self,
+        call: MockCall,
+        transaction: impl Fn(&mut Stub<'_>) -> Result<(), ShimError>,
+    ) -> MockOutcome {
+        self.call(&Closure(transaction), call)
+    }
+
     /// Runs one call on `chaincode`; its writes are applied if it succeeds.
+    ///
+    /// ```
+    /// use ccvm_guest_sdk::mock::{MockCall, MockLedger};
+    /// use ccvm_guest_sdk::{Chaincode, Response, Stub};
+    ///
+    /// struct Secret;
+    /// impl Chaincode for Secret {
+    ///     fn invoke(&self, stub: &mut Stub<'_>) -> Response {
+    ///         Response::success(stub.transient().get("pin").cloned().unwrap_or_default())
+    ///     }
+    /// }
+    ///
+    /// let call = MockCall::new(&["reveal"]).transient("pin", "1234");
+    /// assert_eq!(MockLedger::new("secret").call(&Secret, call).response.payload, b"1234");
+    /// ```
     pub fn call(&mut self, chaincode: &dyn Chaincode, call: MockCall) -> MockOutcome {
         self.transactions += 1;
         let tx_id = hex(&Sha256::digest(
@@ -308,7 +637,7 @@ impl MockLedger {
             channel_id: self.network.home.clone(),
             tx_id: tx_id.clone(),
             input: ChaincodeInput {
-                args: call.args.clone(),
+                args: call.args,
                 ..Default::default()
             },
             proposal: Some(proposal.clone()),
@@ -418,6 +747,18 @@ impl MockLedger {
             if let Some(entry) = world.entries.get_mut(&place) {
                 entry.metadata.extend(entries);
             }
+        }
+    }
+}
+
+/// A closure run as a chaincode's `invoke` ([`MockLedger::run`]).
+struct Closure<F>(F);
+
+impl<F: Fn(&mut Stub<'_>) -> Result<(), ShimError>> Chaincode for Closure<F> {
+    fn invoke(&self, stub: &mut Stub<'_>) -> Response {
+        match (self.0)(stub) {
+            Ok(()) => Response::success(Vec::new()),
+            Err(e) => Response::error(e.to_string()),
         }
     }
 }

@@ -23,6 +23,28 @@ use crate::grpc::{MAX_MESSAGE_BYTES, OUTBOUND_BUFFER, converse};
 use crate::shim::Shim;
 
 /// Where a chaincode served as a service listens, and what it registers as.
+///
+/// ```
+/// use std::sync::Arc;
+///
+/// use ccvm_guest_sdk::{Chaincode, Response, ServerSettings, Stub, serve_as_server};
+///
+/// struct Ping;
+///
+/// impl Chaincode for Ping {
+///     fn invoke(&self, _: &mut Stub<'_>) -> Response {
+///         Response::success("pong")
+///     }
+/// }
+///
+/// // CHAINCODE_SERVER_ADDRESS=0.0.0.0:9999 CHAINCODE_ID=ping:4f3a… ./chaincode
+/// # async fn run() -> Result<(), ccvm_guest_sdk::ShimError> {
+/// if let Some(settings) = ServerSettings::from_env()? {
+///     serve_as_server(Arc::new(Ping), settings).await?;
+/// }
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
     /// `host:port` to listen on (`CHAINCODE_SERVER_ADDRESS`); port 0 picks a free one.
@@ -34,6 +56,17 @@ pub struct ServerSettings {
 }
 
 /// TLS material of a chaincode served as a service.
+///
+/// ```
+/// use ccvm_guest_sdk::ServerSettings;
+///
+/// // CHAINCODE_TLS_DISABLED=false CHAINCODE_TLS_KEY=… CHAINCODE_TLS_CERT=…
+/// // CHAINCODE_CLIENT_CA_CERT=… (peers must then show a certificate of that CA)
+/// if let Some(tls) = ServerSettings::from_env()?.and_then(|settings| settings.tls) {
+///     println!("mutual TLS: {}", tls.client_ca_pem.is_some());
+/// }
+/// # Ok::<(), ccvm_guest_sdk::ShimError>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct ServerTls {
     /// PEM key of the server certificate (`CHAINCODE_TLS_KEY`).
@@ -48,6 +81,28 @@ pub struct ServerTls {
 impl ServerSettings {
     /// The server settings from the environment, or `None` when `CHAINCODE_SERVER_ADDRESS` is
     /// not set (the chaincode then dials the peer).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    ///
+    /// use ccvm_guest_sdk::{Chaincode, Response, ServerSettings, Stub, serve_as_server};
+    ///
+    /// struct Ping;
+    ///
+    /// impl Chaincode for Ping {
+    ///     fn invoke(&self, _: &mut Stub<'_>) -> Response {
+    ///         Response::success("pong")
+    ///     }
+    /// }
+    ///
+    /// // CHAINCODE_SERVER_ADDRESS=0.0.0.0:9999 CHAINCODE_ID=ping:4f3a… ./chaincode
+    /// # async fn run() -> Result<(), ccvm_guest_sdk::ShimError> {
+    /// if let Some(settings) = ServerSettings::from_env()? {
+    ///     serve_as_server(Arc::new(Ping), settings).await?;
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// # Errors
     /// [`ShimError::Config`] naming the missing or unreadable setting.
@@ -92,9 +147,35 @@ impl ServerSettings {
 
 /// Most peer connections a chaincode served as a service holds at once; a peer beyond them is
 /// refused with `RESOURCE_EXHAUSTED`.
+///
+/// ```
+/// use ccvm_guest_sdk::MAX_PEER_CONNECTIONS;
+///
+/// // A peer dialling beyond these is refused with RESOURCE_EXHAUSTED until one closes.
+/// assert_eq!(MAX_PEER_CONNECTIONS, 64);
+/// ```
 pub const MAX_PEER_CONNECTIONS: usize = 64;
 
 /// One peer's connection to a chaincode served as a service.
+///
+/// ```
+/// use ccvm_guest_sdk::{PeerConnection, ServerSettings, listen_for_peers};
+///
+/// # async fn run() -> Result<(), ccvm_guest_sdk::ShimError> {
+/// let settings = ServerSettings::from_env()?.expect("CHAINCODE_SERVER_ADDRESS is set");
+/// listen_for_peers(&settings, |connection: PeerConnection| {
+///     let PeerConnection { mut inbound, outbound, place } = connection;
+///     tokio::spawn(async move {
+///         let _place = place; // held for as long as the conversation lasts
+///         while let Ok(Some(message)) = inbound.message().await {
+///             println!("the peer sent {:?}", message.r#type);
+///         }
+///         drop(outbound);
+///     });
+/// })
+/// .await
+/// # }
+/// ```
 pub struct PeerConnection {
     /// The peer's messages.
     pub inbound: Streaming<ChaincodeMessage>,
@@ -108,6 +189,25 @@ pub struct PeerConnection {
 /// Listens as `settings` say and hands each peer that dials in to `on_connection`, until the
 /// process ends. The address it listens on is printed to stderr (`serving chaincode ID on
 /// ADDRESS`), which tells a free port it was given as port 0.
+///
+/// ```
+/// use ccvm_guest_sdk::{PeerConnection, ServerSettings, listen_for_peers};
+///
+/// # async fn run() -> Result<(), ccvm_guest_sdk::ShimError> {
+/// let settings = ServerSettings::from_env()?.expect("CHAINCODE_SERVER_ADDRESS is set");
+/// listen_for_peers(&settings, |connection: PeerConnection| {
+///     let PeerConnection { mut inbound, outbound, place } = connection;
+///     tokio::spawn(async move {
+///         let _place = place; // held for as long as the conversation lasts
+///         while let Ok(Some(message)) = inbound.message().await {
+///             println!("the peer sent {:?}", message.r#type);
+///         }
+///         drop(outbound);
+///     });
+/// })
+/// .await
+/// # }
+/// ```
 ///
 /// # Errors
 /// An address that cannot be bound, unusable TLS material, or a failed server.
@@ -147,6 +247,28 @@ pub async fn listen_for_peers(
 }
 
 /// Serves `chaincode` as `settings` say: each peer that dials in gets a conversation of its own.
+///
+/// ```
+/// use std::sync::Arc;
+///
+/// use ccvm_guest_sdk::{Chaincode, Response, ServerSettings, Stub, serve_as_server};
+///
+/// struct Ping;
+///
+/// impl Chaincode for Ping {
+///     fn invoke(&self, _: &mut Stub<'_>) -> Response {
+///         Response::success("pong")
+///     }
+/// }
+///
+/// // CHAINCODE_SERVER_ADDRESS=0.0.0.0:9999 CHAINCODE_ID=ping:4f3a… ./chaincode
+/// # async fn run() -> Result<(), ccvm_guest_sdk::ShimError> {
+/// if let Some(settings) = ServerSettings::from_env()? {
+///     serve_as_server(Arc::new(Ping), settings).await?;
+/// }
+/// # Ok(())
+/// # }
+/// ```
 ///
 /// # Errors
 /// As [`listen_for_peers`].

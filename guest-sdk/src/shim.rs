@@ -14,8 +14,96 @@ use crate::error::ShimError;
 use crate::stub::Stub;
 
 /// Sends one request of a running transaction to the peer and waits for its answer.
+///
+/// ```
+/// use ccvm_guest_sdk::proto::MessageType;
+/// use ccvm_guest_sdk::proto::protos::{ChaincodeInput, ChaincodeMessage};
+/// use ccvm_guest_sdk::{
+///     Chaincode, PeerCall, PeerFeatures, Response, ShimError, Stub, Transaction, run_transaction,
+/// };
+///
+/// /// A peer whose ledger is empty and that takes every write.
+/// struct EmptyPeer;
+///
+/// impl PeerCall for EmptyPeer {
+///     fn call(&self, request: ChaincodeMessage) -> Result<ChaincodeMessage, ShimError> {
+///         Ok(ChaincodeMessage {
+///             r#type: MessageType::Response as i32,
+///             txid: request.txid,
+///             channel_id: request.channel_id,
+///             ..Default::default()
+///         })
+///     }
+/// }
+///
+/// struct Greeter;
+///
+/// impl Chaincode for Greeter {
+///     fn invoke(&self, stub: &mut Stub<'_>) -> Response {
+///         match stub.put_state("greeting", "hello") {
+///             Ok(()) => Response::success("greeted"),
+///             Err(e) => Response::error(e.to_string()),
+///         }
+///     }
+/// }
+///
+/// let transaction = Transaction {
+///     is_init: false,
+///     channel_id: "mychannel".to_owned(),
+///     tx_id: "tx1".to_owned(),
+///     input: ChaincodeInput { args: vec![b"greet".to_vec()], ..Default::default() },
+///     proposal: None,
+///     peer_features: PeerFeatures::default(),
+/// };
+/// let completed = run_transaction(&Greeter, transaction, &EmptyPeer);
+/// assert_eq!(completed.r#type, MessageType::Completed as i32);
+/// ```
 pub trait PeerCall {
     /// Sends `request` and returns the peer's RESPONSE or ERROR for it.
+    ///
+    /// ```
+    /// use ccvm_guest_sdk::proto::MessageType;
+    /// use ccvm_guest_sdk::proto::protos::{ChaincodeInput, ChaincodeMessage};
+    /// use ccvm_guest_sdk::{
+    ///     Chaincode, PeerCall, PeerFeatures, Response, ShimError, Stub, Transaction, run_transaction,
+    /// };
+    ///
+    /// /// A peer whose ledger is empty and that takes every write.
+    /// struct EmptyPeer;
+    ///
+    /// impl PeerCall for EmptyPeer {
+    ///     fn call(&self, request: ChaincodeMessage) -> Result<ChaincodeMessage, ShimError> {
+    ///         Ok(ChaincodeMessage {
+    ///             r#type: MessageType::Response as i32,
+    ///             txid: request.txid,
+    ///             channel_id: request.channel_id,
+    ///             ..Default::default()
+    ///         })
+    ///     }
+    /// }
+    ///
+    /// struct Greeter;
+    ///
+    /// impl Chaincode for Greeter {
+    ///     fn invoke(&self, stub: &mut Stub<'_>) -> Response {
+    ///         match stub.put_state("greeting", "hello") {
+    ///             Ok(()) => Response::success("greeted"),
+    ///             Err(e) => Response::error(e.to_string()),
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let transaction = Transaction {
+    ///     is_init: false,
+    ///     channel_id: "mychannel".to_owned(),
+    ///     tx_id: "tx1".to_owned(),
+    ///     input: ChaincodeInput { args: vec![b"greet".to_vec()], ..Default::default() },
+    ///     proposal: None,
+    ///     peer_features: PeerFeatures::default(),
+    /// };
+    /// let completed = run_transaction(&Greeter, transaction, &EmptyPeer);
+    /// assert_eq!(completed.r#type, MessageType::Completed as i32);
+    /// ```
     ///
     /// # Errors
     /// [`ShimError::Disconnected`] when the connection is gone.
@@ -56,6 +144,13 @@ pub(crate) fn request(
 const MIN_MULTIPLE_KEYS: usize = 100;
 
 /// What the peer said in READY it can do beyond the base protocol.
+///
+/// ```
+/// use ccvm_guest_sdk::PeerFeatures;
+///
+/// // Before READY, or from a peer that offers nothing more: one GET_STATE per key.
+/// assert_eq!(PeerFeatures::default().get_multiple_keys, None);
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PeerFeatures {
     /// Most keys per GET_STATE_MULTIPLE, if the peer takes it at all; a peer that does not
@@ -87,6 +182,50 @@ enum State {
 }
 
 /// A transaction the peer asked the chaincode to run.
+///
+/// ```
+/// # use ccvm_guest_sdk::proto::MessageType;
+/// # use ccvm_guest_sdk::proto::protos::{ChaincodeInput, ChaincodeMessage};
+/// # use ccvm_guest_sdk::{
+/// #     Chaincode, PeerCall, PeerFeatures, Response, ShimError, Stub, Transaction, run_transaction,
+/// # };
+/// #
+/// # /// A peer whose ledger is empty and that takes every write.
+/// # struct EmptyPeer;
+/// #
+/// # impl PeerCall for EmptyPeer {
+/// #     fn call(&self, request: ChaincodeMessage) -> Result<ChaincodeMessage, ShimError> {
+/// #         Ok(ChaincodeMessage {
+/// #             r#type: MessageType::Response as i32,
+/// #             txid: request.txid,
+/// #             channel_id: request.channel_id,
+/// #             ..Default::default()
+/// #         })
+/// #     }
+/// # }
+/// #
+/// # struct Greeter;
+/// #
+/// # impl Chaincode for Greeter {
+/// #     fn invoke(&self, stub: &mut Stub<'_>) -> Response {
+/// #         match stub.put_state("greeting", "hello") {
+/// #             Ok(()) => Response::success("greeted"),
+/// #             Err(e) => Response::error(e.to_string()),
+/// #         }
+/// #     }
+/// # }
+/// #
+/// # let transaction = Transaction {
+/// #     is_init: false,
+/// #     channel_id: "mychannel".to_owned(),
+/// #     tx_id: "tx1".to_owned(),
+/// #     input: ChaincodeInput { args: vec![b"greet".to_vec()], ..Default::default() },
+/// #     proposal: None,
+/// #     peer_features: PeerFeatures::default(),
+/// # };
+/// let completed = run_transaction(&Greeter, transaction, &EmptyPeer);
+/// assert_eq!(completed.r#type, MessageType::Completed as i32);
+/// ```
 #[derive(Debug, Clone)]
 pub struct Transaction {
     /// Whether it is an INIT rather than a TRANSACTION.
@@ -116,12 +255,79 @@ impl Transaction {
     }
 
     /// The ERROR message that fails this transaction with `text`.
+    ///
+    /// ```
+    /// # use ccvm_guest_sdk::proto::MessageType;
+    /// # use ccvm_guest_sdk::proto::protos::{ChaincodeInput, ChaincodeMessage};
+    /// # use ccvm_guest_sdk::{
+    /// #     Chaincode, PeerCall, PeerFeatures, Response, ShimError, Stub, Transaction, run_transaction,
+    /// # };
+    /// #
+    /// # /// A peer whose ledger is empty and that takes every write.
+    /// # struct EmptyPeer;
+    /// #
+    /// # impl PeerCall for EmptyPeer {
+    /// #     fn call(&self, request: ChaincodeMessage) -> Result<ChaincodeMessage, ShimError> {
+    /// #         Ok(ChaincodeMessage {
+    /// #             r#type: MessageType::Response as i32,
+    /// #             txid: request.txid,
+    /// #             channel_id: request.channel_id,
+    /// #             ..Default::default()
+    /// #         })
+    /// #     }
+    /// # }
+    /// #
+    /// # struct Greeter;
+    /// #
+    /// # impl Chaincode for Greeter {
+    /// #     fn invoke(&self, stub: &mut Stub<'_>) -> Response {
+    /// #         match stub.put_state("greeting", "hello") {
+    /// #             Ok(()) => Response::success("greeted"),
+    /// #             Err(e) => Response::error(e.to_string()),
+    /// #         }
+    /// #     }
+    /// # }
+    /// #
+    /// # let transaction = Transaction {
+    /// #     is_init: false,
+    /// #     channel_id: "mychannel".to_owned(),
+    /// #     tx_id: "tx1".to_owned(),
+    /// #     input: ChaincodeInput { args: vec![b"greet".to_vec()], ..Default::default() },
+    /// #     proposal: None,
+    /// #     peer_features: PeerFeatures::default(),
+    /// # };
+    /// let refused = transaction.error("busy".to_owned());
+    /// assert_eq!((refused.r#type, refused.txid.as_str()), (MessageType::Error as i32, "tx1"));
+    /// ```
     pub fn error(&self, text: String) -> ChaincodeMessage {
         self.reply(MessageType::Error, text.into_bytes())
     }
 }
 
 /// What the transport should do with a message from the peer.
+///
+/// ```
+/// use ccvm_guest_sdk::proto::MessageType;
+/// use ccvm_guest_sdk::proto::protos::{ChaincodeInput, ChaincodeMessage};
+/// use ccvm_guest_sdk::proto::Message;
+/// use ccvm_guest_sdk::{Action, Shim};
+///
+/// let message = |kind: MessageType, payload: Vec<u8>| ChaincodeMessage {
+///     r#type: kind as i32,
+///     payload,
+///     txid: "tx1".to_owned(),
+///     ..Default::default()
+/// };
+/// let mut shim = Shim::new("kv:1.0");
+/// let _register = shim.register_message(); // sent first
+/// assert!(matches!(shim.handle(message(MessageType::Registered, vec![]))?, Action::Nothing));
+/// assert!(matches!(shim.handle(message(MessageType::Ready, vec![]))?, Action::Nothing));
+/// assert!(shim.is_ready());
+/// let input = ChaincodeInput { args: vec![b"get".to_vec()], ..Default::default() };
+/// let action = shim.handle(message(MessageType::Transaction, input.encode_to_vec()))?;
+/// assert!(matches!(action, Action::Run(transaction) if transaction.tx_id == "tx1"));
+/// # Ok::<(), ccvm_guest_sdk::ShimError>(())
+/// ```
 #[derive(Debug)]
 pub enum Action {
     /// Nothing (a handshake step or a keepalive).
@@ -135,6 +341,29 @@ pub enum Action {
 }
 
 /// The shim's handshake state: created → established (REGISTERED) → ready (READY).
+///
+/// ```
+/// use ccvm_guest_sdk::proto::MessageType;
+/// use ccvm_guest_sdk::proto::protos::{ChaincodeInput, ChaincodeMessage};
+/// use ccvm_guest_sdk::proto::Message;
+/// use ccvm_guest_sdk::{Action, Shim};
+///
+/// let message = |kind: MessageType, payload: Vec<u8>| ChaincodeMessage {
+///     r#type: kind as i32,
+///     payload,
+///     txid: "tx1".to_owned(),
+///     ..Default::default()
+/// };
+/// let mut shim = Shim::new("kv:1.0");
+/// let _register = shim.register_message(); // sent first
+/// assert!(matches!(shim.handle(message(MessageType::Registered, vec![]))?, Action::Nothing));
+/// assert!(matches!(shim.handle(message(MessageType::Ready, vec![]))?, Action::Nothing));
+/// assert!(shim.is_ready());
+/// let input = ChaincodeInput { args: vec![b"get".to_vec()], ..Default::default() };
+/// let action = shim.handle(message(MessageType::Transaction, input.encode_to_vec()))?;
+/// assert!(matches!(action, Action::Run(transaction) if transaction.tx_id == "tx1"));
+/// # Ok::<(), ccvm_guest_sdk::ShimError>(())
+/// ```
 #[derive(Debug)]
 pub struct Shim {
     name: String,
@@ -144,6 +373,13 @@ pub struct Shim {
 
 impl Shim {
     /// A shim for the chaincode registering as `name`.
+    ///
+    /// ```
+    /// use ccvm_guest_sdk::Shim;
+    ///
+    /// let shim = Shim::new("asset-transfer:1.0");
+    /// assert!(!shim.is_ready());
+    /// ```
     pub fn new(name: impl Into<String>) -> Self {
         Self {
             name: name.into(),
@@ -153,6 +389,15 @@ impl Shim {
     }
 
     /// The REGISTER message that opens the conversation.
+    ///
+    /// ```
+    /// use ccvm_guest_sdk::Shim;
+    /// use ccvm_guest_sdk::proto::{Message, MessageType, protos::ChaincodeId};
+    ///
+    /// let register = Shim::new("kv:1.0").register_message();
+    /// assert_eq!(register.r#type, MessageType::Register as i32);
+    /// assert_eq!(ChaincodeId::decode(register.payload.as_slice()).unwrap().name, "kv:1.0");
+    /// ```
     pub fn register_message(&self) -> ChaincodeMessage {
         ChaincodeMessage {
             r#type: MessageType::Register as i32,
@@ -166,12 +411,49 @@ impl Shim {
     }
 
     /// Whether the peer has sent READY.
+    ///
+    /// ```
+    /// use ccvm_guest_sdk::proto::MessageType;
+    /// use ccvm_guest_sdk::proto::protos::{ChaincodeInput, ChaincodeMessage};
+    /// use ccvm_guest_sdk::proto::Message;
+    /// use ccvm_guest_sdk::{Action, Shim};
+    ///
+    /// let message = |kind: MessageType, payload: Vec<u8>| ChaincodeMessage {
+    ///     r#type: kind as i32,
+    ///     payload,
+    ///     txid: "tx1".to_owned(),
+    ///     ..Default::default()
+    /// };
+    /// let mut shim = Shim::new("kv:1.0");
+    /// let _register = shim.register_message(); // sent first
+    /// assert!(matches!(shim.handle(message(MessageType::Registered, vec![]))?, Action::Nothing));
+    /// assert!(matches!(shim.handle(message(MessageType::Ready, vec![]))?, Action::Nothing));
+    /// assert!(shim.is_ready());
+    /// let input = ChaincodeInput { args: vec![b"get".to_vec()], ..Default::default() };
+    /// let action = shim.handle(message(MessageType::Transaction, input.encode_to_vec()))?;
+    /// assert!(matches!(action, Action::Run(transaction) if transaction.tx_id == "tx1"));
+    /// # Ok::<(), ccvm_guest_sdk::ShimError>(())
+    /// ```
     pub fn is_ready(&self) -> bool {
         self.state == State::Ready
     }
 
     /// Decides what to do with one message from the peer. A message that is wrong for the state
     /// is answered with ERROR, as Fabric's shims do.
+    ///
+    /// ```
+    /// use ccvm_guest_sdk::proto::MessageType;
+    /// use ccvm_guest_sdk::proto::protos::ChaincodeMessage;
+    /// use ccvm_guest_sdk::{Shim, ShimError};
+    ///
+    /// let mut shim = Shim::new("kv:1.0");
+    /// let refused = ChaincodeMessage {
+    ///     r#type: MessageType::Error as i32,
+    ///     payload: b"chaincode kv:1.0 is not installed".to_vec(),
+    ///     ..Default::default()
+    /// };
+    /// assert!(matches!(shim.handle(refused), Err(ShimError::Peer(text)) if text.contains("not installed")));
+    /// ```
     ///
     /// # Errors
     /// [`ShimError::Peer`] when the peer refuses the registration (ERROR before REGISTERED).
@@ -235,6 +517,50 @@ fn error_message(to: &ChaincodeMessage, text: String) -> ChaincodeMessage {
 
 /// Runs one transaction on `chaincode` and returns the message to send back: COMPLETED with the
 /// response and any event, or ERROR if the chaincode panicked or its proposal was unreadable.
+///
+/// ```
+/// use ccvm_guest_sdk::proto::MessageType;
+/// use ccvm_guest_sdk::proto::protos::{ChaincodeInput, ChaincodeMessage};
+/// use ccvm_guest_sdk::{
+///     Chaincode, PeerCall, PeerFeatures, Response, ShimError, Stub, Transaction, run_transaction,
+/// };
+///
+/// /// A peer whose ledger is empty and that takes every write.
+/// struct EmptyPeer;
+///
+/// impl PeerCall for EmptyPeer {
+///     fn call(&self, request: ChaincodeMessage) -> Result<ChaincodeMessage, ShimError> {
+///         Ok(ChaincodeMessage {
+///             r#type: MessageType::Response as i32,
+///             txid: request.txid,
+///             channel_id: request.channel_id,
+///             ..Default::default()
+///         })
+///     }
+/// }
+///
+/// struct Greeter;
+///
+/// impl Chaincode for Greeter {
+///     fn invoke(&self, stub: &mut Stub<'_>) -> Response {
+///         match stub.put_state("greeting", "hello") {
+///             Ok(()) => Response::success("greeted"),
+///             Err(e) => Response::error(e.to_string()),
+///         }
+///     }
+/// }
+///
+/// let transaction = Transaction {
+///     is_init: false,
+///     channel_id: "mychannel".to_owned(),
+///     tx_id: "tx1".to_owned(),
+///     input: ChaincodeInput { args: vec![b"greet".to_vec()], ..Default::default() },
+///     proposal: None,
+///     peer_features: PeerFeatures::default(),
+/// };
+/// let completed = run_transaction(&Greeter, transaction, &EmptyPeer);
+/// assert_eq!(completed.r#type, MessageType::Completed as i32);
+/// ```
 pub fn run_transaction(
     chaincode: &dyn Chaincode,
     transaction: Transaction,

@@ -120,11 +120,31 @@ impl<'a> Stub<'a> {
     // --- the transaction ---
 
     /// All arguments as bytes; the first is by convention the function name.
+    ///
+    /// ```
+    /// # use ccvm_guest_sdk::mock::{MockCall, MockLedger};
+    /// # let mut ledger = MockLedger::new("assets");
+    /// # let outcome = ledger.run_call(MockCall::new(&["create", "asset1"]), |stub| {
+    /// assert_eq!(stub.args(), [b"create".to_vec(), b"asset1".to_vec()]);
+    /// # Ok(())
+    /// # });
+    /// # assert!(outcome.committed, "{:?}", outcome.response);
+    /// ```
     pub fn args(&self) -> &[Vec<u8>] {
         &self.args
     }
 
     /// All arguments as (lossy) UTF-8 strings.
+    ///
+    /// ```
+    /// # use ccvm_guest_sdk::mock::{MockCall, MockLedger};
+    /// # let mut ledger = MockLedger::new("assets");
+    /// # let outcome = ledger.run_call(MockCall::new(&["create", "asset1"]), |stub| {
+    /// assert_eq!(stub.string_args(), ["create", "asset1"]);
+    /// # Ok(())
+    /// # });
+    /// # assert!(outcome.committed, "{:?}", outcome.response);
+    /// ```
     pub fn string_args(&self) -> Vec<String> {
         self.args
             .iter()
@@ -133,47 +153,151 @@ impl<'a> Stub<'a> {
     }
 
     /// The first argument as the function name and the rest as its parameters.
+    ///
+    /// ```
+    /// # use ccvm_guest_sdk::mock::{MockCall, MockLedger};
+    /// # let mut ledger = MockLedger::new("assets");
+    /// # let outcome = ledger.run_call(MockCall::new(&["create", "asset1"]), |stub| {
+    /// let (function, params) = stub.function_and_parameters();
+    /// assert_eq!((function.as_str(), params.as_slice()), ("create", &["asset1".to_owned()][..]));
+    /// # Ok(())
+    /// # });
+    /// # assert!(outcome.committed, "{:?}", outcome.response);
+    /// ```
     pub fn function_and_parameters(&self) -> (String, Vec<String>) {
         let mut args = self.string_args().into_iter();
         (args.next().unwrap_or_default(), args.collect())
     }
 
     /// Decorations the peer attached to the input.
+    ///
+    /// ```
+    /// # use ccvm_guest_sdk::mock::{MockCall, MockLedger};
+    /// # let mut ledger = MockLedger::new("assets");
+    /// # let outcome = ledger.run_call(MockCall::default(), |stub| {
+    /// // Set by the peer's decoration plugins, if it has any; the mock ledger has none.
+    /// let tenant = stub.decorations().get("tenant");
+    /// assert_eq!(tenant, None);
+    /// # Ok(())
+    /// # });
+    /// # assert!(outcome.committed, "{:?}", outcome.response);
+    /// ```
     pub fn decorations(&self) -> &HashMap<String, Vec<u8>> {
         &self.decorations
     }
 
     /// The transaction id.
+    ///
+    /// ```
+    /// # use ccvm_guest_sdk::mock::{MockCall, MockLedger};
+    /// # let mut ledger = MockLedger::new("assets");
+    /// # let outcome = ledger.run_call(MockCall::default(), |stub| {
+    /// let receipt = format!("receipt~{}", stub.tx_id());
+    /// stub.put_state(&receipt, "paid")?;
+    /// # Ok(())
+    /// # });
+    /// # assert!(outcome.committed, "{:?}", outcome.response);
+    /// ```
     pub fn tx_id(&self) -> &str {
         &self.tx_id
     }
 
     /// The channel the transaction runs on.
+    ///
+    /// ```
+    /// # use ccvm_guest_sdk::mock::{MockCall, MockLedger};
+    /// # let mut ledger = MockLedger::new("assets");
+    /// # let outcome = ledger.run_call(MockCall::default(), |stub| {
+    /// assert_eq!(stub.channel_id(), "mychannel");
+    /// # Ok(())
+    /// # });
+    /// # assert!(outcome.committed, "{:?}", outcome.response);
+    /// ```
     pub fn channel_id(&self) -> &str {
         &self.channel_id
     }
 
     /// The submitter: an encoded `msp.SerializedIdentity` (MSP id and PEM certificate).
+    ///
+    /// ```
+    /// # use ccvm_guest_sdk::mock::{MockCall, MockLedger};
+    /// # use ccvm_guest_sdk::ShimError;
+    /// # use ccvm_guest_sdk::proto::{Message, msp::SerializedIdentity};
+    /// # let mut ledger = MockLedger::new("assets");
+    /// # let outcome = ledger.run_call(MockCall::default().creator("Org2MSP", b""), |stub| {
+    /// let creator = SerializedIdentity::decode(stub.creator())
+    ///     .map_err(|e| ShimError::InvalidArgument(e.to_string()))?;
+    /// assert_eq!(creator.mspid, "Org2MSP");
+    /// # Ok(())
+    /// # });
+    /// # assert!(outcome.committed, "{:?}", outcome.response);
+    /// ```
     pub fn creator(&self) -> &[u8] {
         &self.creator
     }
 
     /// Transient data of the proposal: passed to the chaincode, never written to the ledger.
+    ///
+    /// ```
+    /// # use ccvm_guest_sdk::mock::{MockCall, MockLedger};
+    /// # let mut ledger = MockLedger::new("assets");
+    /// # let outcome = ledger.run_call(MockCall::default().transient("price", "42"), |stub| {
+    /// let price = stub.transient().get("price").cloned().unwrap_or_default();
+    /// assert_eq!(price, b"42");
+    /// # Ok(())
+    /// # });
+    /// # assert!(outcome.committed, "{:?}", outcome.response);
+    /// ```
     pub fn transient(&self) -> &HashMap<String, Vec<u8>> {
         &self.transient
     }
 
     /// When the client created the transaction.
+    ///
+    /// ```
+    /// # use ccvm_guest_sdk::mock::{MockCall, MockLedger};
+    /// # use ccvm_guest_sdk::proto::Timestamp;
+    /// # let mut ledger = MockLedger::new("assets");
+    /// # let outcome = ledger.run_call(MockCall::default().at(Timestamp { seconds: 1_700_000_000, nanos: 0 }), |stub| {
+    /// let seconds = stub.tx_timestamp().map(|t| t.seconds);
+    /// assert_eq!(seconds, Some(1_700_000_000));
+    /// # Ok(())
+    /// # });
+    /// # assert!(outcome.committed, "{:?}", outcome.response);
+    /// ```
     pub fn tx_timestamp(&self) -> Option<Timestamp> {
         self.timestamp
     }
 
     /// The client's signed proposal.
+    ///
+    /// ```
+    /// # use ccvm_guest_sdk::mock::{MockCall, MockLedger};
+    /// # let mut ledger = MockLedger::new("assets");
+    /// # let outcome = ledger.run_call(MockCall::default(), |stub| {
+    /// let proposal = stub.signed_proposal().map(|p| p.proposal_bytes.len());
+    /// assert!(proposal.is_some_and(|bytes| bytes > 0));
+    /// # Ok(())
+    /// # });
+    /// # assert!(outcome.committed, "{:?}", outcome.response);
+    /// ```
     pub fn signed_proposal(&self) -> Option<&SignedProposal> {
         self.signed_proposal.as_ref()
     }
 
     /// Emits an event with the transaction; a later call replaces an earlier one.
+    ///
+    /// ```
+    /// # use ccvm_guest_sdk::mock::{MockCall, MockLedger};
+    /// # let mut ledger = MockLedger::new("assets");
+    /// # let outcome = ledger.run_call(MockCall::default(), |stub| {
+    /// stub.set_event("AssetCreated", b"asset1".to_vec())?;
+    /// # Ok(())
+    /// # });
+    /// # assert!(outcome.committed, "{:?}", outcome.response);
+    /// let event = outcome.event.expect("the transaction set an event");
+    /// assert_eq!(event.event_name, "AssetCreated");
+    /// ```
     ///
     /// # Errors
     /// [`ShimError::InvalidArgument`] for an empty name.
@@ -194,6 +318,18 @@ impl<'a> Stub<'a> {
     // --- public state ---
 
     /// The committed value of `key`, `None` if absent.
+    ///
+    /// ```
+    /// # use ccvm_guest_sdk::mock::{MockCall, MockLedger};
+    /// # let mut ledger = MockLedger::new("assets");
+    /// # ledger.set_state("color", "blue");
+    /// # let outcome = ledger.run_call(MockCall::default(), |stub| {
+    /// assert_eq!(stub.get_state("color")?, Some(b"blue".to_vec()));
+    /// assert_eq!(stub.get_state("size")?, None);
+    /// # Ok(())
+    /// # });
+    /// # assert!(outcome.committed, "{:?}", outcome.response);
+    /// ```
     ///
     /// # Errors
     /// The peer's error, or a lost connection.
@@ -216,6 +352,19 @@ impl<'a> Stub<'a> {
     /// The committed values of several keys, in order. A peer that said in READY it reads
     /// several keys at once (Fabric 3.1, ccvm) is asked in as few requests as its batch size
     /// allows; any other is asked one key at a time, as Fabric's shims ask it.
+    ///
+    /// ```
+    /// # use ccvm_guest_sdk::mock::{MockCall, MockLedger};
+    /// # let mut ledger = MockLedger::new("assets");
+    /// # ledger.set_state("color", "blue");
+    /// # ledger.set_state("size", "5");
+    /// # let outcome = ledger.run_call(MockCall::default(), |stub| {
+    /// let values = stub.get_multiple_states(&["color", "size", "shape"])?;
+    /// assert_eq!(values, [Some(b"blue".to_vec()), Some(b"5".to_vec()), None]);
+    /// # Ok(())
+    /// # });
+    /// # assert!(outcome.committed, "{:?}", outcome.response);
+    /// ```
     ///
     /// # Errors
     /// The peer's error, or a lost connection.
@@ -246,6 +395,17 @@ impl<'a> Stub<'a> {
 
     /// Writes `value` to `key` when the transaction commits.
     ///
+    /// ```
+    /// # use ccvm_guest_sdk::mock::{MockCall, MockLedger};
+    /// # let mut ledger = MockLedger::new("assets");
+    /// # let outcome = ledger.run_call(MockCall::default(), |stub| {
+    /// stub.put_state("color", "blue")?;
+    /// # Ok(())
+    /// # });
+    /// # assert!(outcome.committed, "{:?}", outcome.response);
+    /// assert_eq!(ledger.state("color"), Some(b"blue".to_vec()));
+    /// ```
+    ///
     /// # Errors
     /// The peer's error (an empty key, a read-only call), or a lost connection.
     pub fn put_state(&self, key: &str, value: impl Into<Vec<u8>>) -> Result<(), ShimError> {
@@ -263,6 +423,18 @@ impl<'a> Stub<'a> {
     }
 
     /// Deletes `key` when the transaction commits.
+    ///
+    /// ```
+    /// # use ccvm_guest_sdk::mock::{MockCall, MockLedger};
+    /// # let mut ledger = MockLedger::new("assets");
+    /// # ledger.set_state("color", "blue");
+    /// # let outcome = ledger.run_call(MockCall::default(), |stub| {
+    /// stub.del_state("color")?;
+    /// # Ok(())
+    /// # });
+    /// # assert!(outcome.committed, "{:?}", outcome.response);
+    /// assert_eq!(ledger.state("color"), None);
+    /// ```
     ///
     /// # Errors
     /// The peer's error, or a lost connection.
@@ -283,6 +455,23 @@ impl<'a> Stub<'a> {
     /// simple key and an empty `end` to the last key. As in Fabric's shims, composite keys are
     /// not in a plain range: an empty start is sent as `"\x01"`, past them.
     ///
+    /// ```
+    /// # use ccvm_guest_sdk::mock::{MockCall, MockLedger};
+    /// # let mut ledger = MockLedger::new("assets");
+    /// # ledger.set_state("a", "1");
+    /// # ledger.set_state("b", "2");
+    /// # ledger.set_state("c", "3");
+    /// # let outcome = ledger.run_call(MockCall::default(), |stub| {
+    /// let keys: Vec<String> = stub
+    ///     .get_state_by_range("a", "c")?
+    ///     .map(|kv| kv.map(|kv| kv.key))
+    ///     .collect::<Result<_, _>>()?;
+    /// assert_eq!(keys, ["a", "b"]);
+    /// # Ok(())
+    /// # });
+    /// # assert!(outcome.committed, "{:?}", outcome.response);
+    /// ```
+    ///
     /// # Errors
     /// [`ShimError::InvalidArgument`] for a key that starts with U+0000 (the composite key
     /// namespace), the peer's error, or a lost connection.
@@ -297,6 +486,22 @@ impl<'a> Stub<'a> {
 
     /// One page of at most `page_size` simple keys in `[start, end)`, starting at `bookmark` if
     /// given; an empty `start` as in [`Self::get_state_by_range`].
+    ///
+    /// ```
+    /// # use ccvm_guest_sdk::mock::{MockCall, MockLedger};
+    /// # let mut ledger = MockLedger::new("assets");
+    /// # ledger.set_state("a", "1");
+    /// # ledger.set_state("b", "2");
+    /// # ledger.set_state("c", "3");
+    /// # let outcome = ledger.run_call(MockCall::default(), |stub| {
+    /// let (first, page) = stub.get_state_by_range_with_pagination("", "", 2, "")?;
+    /// assert_eq!((first.count(), page.fetched_records_count), (2, 2));
+    /// let (rest, _) = stub.get_state_by_range_with_pagination("", "", 2, &page.bookmark)?;
+    /// assert_eq!(rest.count(), 1);
+    /// # Ok(())
+    /// # });
+    /// # assert!(outcome.committed, "{:?}", outcome.response);
+    /// ```
     ///
     /// # Errors
     /// As [`Self::get_state_by_range`].
@@ -313,13 +518,7 @@ impl<'a> Stub<'a> {
             bookmark: bookmark.to_owned(),
         };
         let (iterator, info) = self.range(start, end, "", Some(page))?;
-        Ok((
-            iterator,
-            info.unwrap_or(PageInfo {
-                fetched_records_count: 0,
-                bookmark: String::new(),
-            }),
-        ))
+        Ok((iterator, info.unwrap_or_else(PageInfo::empty)))
     }
 
     fn range(
@@ -348,6 +547,21 @@ impl<'a> Stub<'a> {
 
     /// Composite keys that start with `object_type` and the given leading `attributes`.
     ///
+    /// ```
+    /// # use ccvm_guest_sdk::mock::{MockCall, MockLedger};
+    /// # use ccvm_guest_sdk::create_composite_key;
+    /// # let mut ledger = MockLedger::new("assets");
+    /// # for (owner, asset) in [("alice", "a1"), ("alice", "a2"), ("bob", "b1")] {
+    /// #     ledger.set_state(&create_composite_key("owner", &[owner, asset]).unwrap(), "");
+    /// # }
+    /// # let outcome = ledger.run_call(MockCall::default(), |stub| {
+    /// let owned = stub.get_state_by_partial_composite_key("owner", &["alice"])?;
+    /// assert_eq!(owned.count(), 2);
+    /// # Ok(())
+    /// # });
+    /// # assert!(outcome.committed, "{:?}", outcome.response);
+    /// ```
+    ///
     /// # Errors
     /// An invalid key part, the peer's error, or a lost connection.
     pub fn get_state_by_partial_composite_key(
@@ -362,6 +576,25 @@ impl<'a> Stub<'a> {
 
     /// One page of a partial composite key query.
     ///
+    /// ```
+    /// # use ccvm_guest_sdk::mock::{MockCall, MockLedger};
+    /// # use ccvm_guest_sdk::create_composite_key;
+    /// # let mut ledger = MockLedger::new("assets");
+    /// # for (owner, asset) in [("alice", "a1"), ("alice", "a2"), ("bob", "b1")] {
+    /// #     ledger.set_state(&create_composite_key("owner", &[owner, asset]).unwrap(), "");
+    /// # }
+    /// # let outcome = ledger.run_call(MockCall::default(), |stub| {
+    /// let (page, info) =
+    ///     stub.get_state_by_partial_composite_key_with_pagination("owner", &[], 2, "")?;
+    /// assert_eq!(page.count(), 2);
+    /// let (rest, _) =
+    ///     stub.get_state_by_partial_composite_key_with_pagination("owner", &[], 2, &info.bookmark)?;
+    /// assert_eq!(rest.count(), 1);
+    /// # Ok(())
+    /// # });
+    /// # assert!(outcome.committed, "{:?}", outcome.response);
+    /// ```
+    ///
     /// # Errors
     /// An invalid key part, the peer's error, or a lost connection.
     pub fn get_state_by_partial_composite_key_with_pagination(
@@ -373,10 +606,26 @@ impl<'a> Stub<'a> {
     ) -> Result<(StateIterator<'a>, PageInfo), ShimError> {
         let start = create_composite_key(object_type, attributes)?;
         let end = format!("{start}{MAX_UNICODE_RUNE}");
-        self.get_state_by_range_with_pagination(&start, &end, page_size, bookmark)
+        let page = QueryMetadata {
+            page_size,
+            bookmark: bookmark.to_owned(),
+        };
+        let (iterator, info) = self.range(&start, &end, "", Some(page))?;
+        Ok((iterator, info.unwrap_or_else(PageInfo::empty)))
     }
 
     /// A rich query on the state database (JSON selector). ccvm's store answers with an error.
+    ///
+    /// ```
+    /// # use ccvm_guest_sdk::mock::{MockCall, MockLedger};
+    /// # let mut ledger = MockLedger::new("assets");
+    /// # let outcome = ledger.run_call(MockCall::default(), |stub| {
+    /// let selector = r#"{"selector":{"color":"blue"}}"#;
+    /// assert!(stub.get_query_result(selector).is_err(), "no rich queries on this store");
+    /// # Ok(())
+    /// # });
+    /// # assert!(outcome.committed, "{:?}", outcome.response);
+    /// ```
     ///
     /// # Errors
     /// The peer's error, or a lost connection.
@@ -395,6 +644,22 @@ impl<'a> Stub<'a> {
     }
 
     /// Every committed change to `key`, newest first.
+    ///
+    /// ```
+    /// # use ccvm_guest_sdk::mock::{MockCall, MockLedger};
+    /// # let mut ledger = MockLedger::new("assets");
+    /// # ledger.run(|stub| stub.put_state("color", "red"));
+    /// # ledger.run(|stub| stub.put_state("color", "blue"));
+    /// # let outcome = ledger.run_call(MockCall::default(), |stub| {
+    /// let values: Vec<Vec<u8>> = stub
+    ///     .get_history_for_key("color")?
+    ///     .map(|change| change.map(|change| change.value))
+    ///     .collect::<Result<_, _>>()?;
+    /// assert_eq!(values, [b"blue".to_vec(), b"red".to_vec()]);
+    /// # Ok(())
+    /// # });
+    /// # assert!(outcome.committed, "{:?}", outcome.response);
+    /// ```
     ///
     /// # Errors
     /// The peer's error, or a lost connection.
@@ -417,6 +682,19 @@ impl<'a> Stub<'a> {
     // --- metadata ---
 
     /// All metadata entries of a key (`collection` empty for public state).
+    ///
+    /// ```
+    /// # use ccvm_guest_sdk::mock::{MockCall, MockLedger};
+    /// # let mut ledger = MockLedger::new("assets");
+    /// # ledger.set_state("color", "blue");
+    /// # ledger.run(|stub| stub.put_state_metadata("", "color", "owner", b"alice".to_vec()));
+    /// # let outcome = ledger.run_call(MockCall::default(), |stub| {
+    /// let metadata = stub.get_state_metadata("", "color")?;
+    /// assert_eq!(metadata["owner"], b"alice");
+    /// # Ok(())
+    /// # });
+    /// # assert!(outcome.committed, "{:?}", outcome.response);
+    /// ```
     ///
     /// # Errors
     /// The peer's error, or a lost connection.
@@ -443,6 +721,18 @@ impl<'a> Stub<'a> {
 
     /// Sets one metadata entry of a key.
     ///
+    /// ```
+    /// # use ccvm_guest_sdk::mock::{MockCall, MockLedger};
+    /// # let mut ledger = MockLedger::new("assets");
+    /// # ledger.set_state("color", "blue");
+    /// # let outcome = ledger.run_call(MockCall::default(), |stub| {
+    /// stub.put_state_metadata("", "color", "owner", b"alice".to_vec())?;
+    /// # Ok(())
+    /// # });
+    /// # assert!(outcome.committed, "{:?}", outcome.response);
+    /// assert_eq!(ledger.state_metadata("color")["owner"], b"alice");
+    /// ```
+    ///
     /// # Errors
     /// The peer's error, or a lost connection.
     pub fn put_state_metadata(
@@ -466,6 +756,19 @@ impl<'a> Stub<'a> {
 
     /// The key-level endorsement policy of a public key.
     ///
+    /// ```
+    /// # use ccvm_guest_sdk::mock::{MockCall, MockLedger};
+    /// # let mut ledger = MockLedger::new("assets");
+    /// # ledger.set_state("color", "blue");
+    /// # ledger.run(|stub| stub.set_state_validation_parameter("color", b"policy".to_vec()));
+    /// # let outcome = ledger.run_call(MockCall::default(), |stub| {
+    /// let policy = stub.get_state_validation_parameter("color")?;
+    /// assert_eq!(policy, Some(b"policy".to_vec()));
+    /// # Ok(())
+    /// # });
+    /// # assert!(outcome.committed, "{:?}", outcome.response);
+    /// ```
+    ///
     /// # Errors
     /// The peer's error, or a lost connection.
     pub fn get_state_validation_parameter(&self, key: &str) -> Result<Option<Vec<u8>>, ShimError> {
@@ -475,6 +778,19 @@ impl<'a> Stub<'a> {
     }
 
     /// Sets the key-level endorsement policy of a public key.
+    ///
+    /// ```
+    /// # use ccvm_guest_sdk::mock::{MockCall, MockLedger};
+    /// # let mut ledger = MockLedger::new("assets");
+    /// # ledger.set_state("color", "blue");
+    /// # let outcome = ledger.run_call(MockCall::default(), |stub| {
+    /// // On a peer: an encoded `common.SignaturePolicyEnvelope`.
+    /// stub.set_state_validation_parameter("color", b"policy".to_vec())?;
+    /// # Ok(())
+    /// # });
+    /// # assert!(outcome.committed, "{:?}", outcome.response);
+    /// assert_eq!(ledger.state_metadata("color")["VALIDATION_PARAMETER"], b"policy");
+    /// ```
     ///
     /// # Errors
     /// The peer's error, or a lost connection.
@@ -490,6 +806,17 @@ impl<'a> Stub<'a> {
 
     /// The committed private value of `key` in `collection`.
     ///
+    /// ```
+    /// # use ccvm_guest_sdk::mock::{MockCall, MockLedger};
+    /// # let mut ledger = MockLedger::new("assets");
+    /// # ledger.run(|stub| stub.put_private_data("secrets", "pin", "1234"));
+    /// # let outcome = ledger.run_call(MockCall::default(), |stub| {
+    /// assert_eq!(stub.get_private_data("secrets", "pin")?, Some(b"1234".to_vec()));
+    /// # Ok(())
+    /// # });
+    /// # assert!(outcome.committed, "{:?}", outcome.response);
+    /// ```
+    ///
     /// # Errors
     /// The peer's error, or a lost connection.
     pub fn get_private_data(
@@ -502,6 +829,18 @@ impl<'a> Stub<'a> {
     }
 
     /// The SHA-256 of a private value, readable by peers outside the collection too.
+    ///
+    /// ```
+    /// # use ccvm_guest_sdk::mock::{MockCall, MockLedger};
+    /// # let mut ledger = MockLedger::new("assets");
+    /// # ledger.run(|stub| stub.put_private_data("secrets", "pin", "1234"));
+    /// # let outcome = ledger.run_call(MockCall::default(), |stub| {
+    /// let hash = stub.get_private_data_hash("secrets", "pin")?;
+    /// assert_eq!(hash.map(|sha256| sha256.len()), Some(32));
+    /// # Ok(())
+    /// # });
+    /// # assert!(outcome.committed, "{:?}", outcome.response);
+    /// ```
     ///
     /// # Errors
     /// The peer's error, or a lost connection.
@@ -521,6 +860,17 @@ impl<'a> Stub<'a> {
 
     /// Writes a private value; only its hash goes on the chain.
     ///
+    /// ```
+    /// # use ccvm_guest_sdk::mock::{MockCall, MockLedger};
+    /// # let mut ledger = MockLedger::new("assets");
+    /// # let outcome = ledger.run_call(MockCall::default(), |stub| {
+    /// stub.put_private_data("secrets", "pin", "1234")?;
+    /// # Ok(())
+    /// # });
+    /// # assert!(outcome.committed, "{:?}", outcome.response);
+    /// assert_eq!(ledger.private_data("secrets", "pin"), Some(b"1234".to_vec()));
+    /// ```
+    ///
     /// # Errors
     /// The peer's error, or a lost connection.
     pub fn put_private_data(
@@ -535,6 +885,18 @@ impl<'a> Stub<'a> {
 
     /// Deletes a private value.
     ///
+    /// ```
+    /// # use ccvm_guest_sdk::mock::{MockCall, MockLedger};
+    /// # let mut ledger = MockLedger::new("assets");
+    /// # ledger.run(|stub| stub.put_private_data("secrets", "pin", "1234"));
+    /// # let outcome = ledger.run_call(MockCall::default(), |stub| {
+    /// stub.del_private_data("secrets", "pin")?;
+    /// # Ok(())
+    /// # });
+    /// # assert!(outcome.committed, "{:?}", outcome.response);
+    /// assert_eq!(ledger.private_data("secrets", "pin"), None);
+    /// ```
+    ///
     /// # Errors
     /// The peer's error, or a lost connection.
     pub fn del_private_data(&self, collection: &str, key: &str) -> Result<(), ShimError> {
@@ -543,6 +905,18 @@ impl<'a> Stub<'a> {
     }
 
     /// Deletes a private value and purges it from the private store.
+    ///
+    /// ```
+    /// # use ccvm_guest_sdk::mock::{MockCall, MockLedger};
+    /// # let mut ledger = MockLedger::new("assets");
+    /// # ledger.run(|stub| stub.put_private_data("secrets", "pin", "1234"));
+    /// # let outcome = ledger.run_call(MockCall::default(), |stub| {
+    /// stub.purge_private_data("secrets", "pin")?;
+    /// # Ok(())
+    /// # });
+    /// # assert!(outcome.committed, "{:?}", outcome.response);
+    /// assert_eq!(ledger.private_data("secrets", "pin"), None);
+    /// ```
     ///
     /// # Errors
     /// The peer's error, or a lost connection.
@@ -558,6 +932,19 @@ impl<'a> Stub<'a> {
 
     /// Simple private keys in `[start, end)` of a collection; an empty `start` as in
     /// [`Self::get_state_by_range`].
+    ///
+    /// ```
+    /// # use ccvm_guest_sdk::mock::{MockCall, MockLedger};
+    /// # let mut ledger = MockLedger::new("assets");
+    /// # ledger.run(|stub| stub.put_private_data("secrets", "pin", "1234"));
+    /// # ledger.run(|stub| stub.put_private_data("secrets", "puk", "5678"));
+    /// # let outcome = ledger.run_call(MockCall::default(), |stub| {
+    /// let pins = stub.get_private_data_by_range("secrets", "", "")?;
+    /// assert_eq!(pins.count(), 2);
+    /// # Ok(())
+    /// # });
+    /// # assert!(outcome.committed, "{:?}", outcome.response);
+    /// ```
     ///
     /// # Errors
     /// As [`Self::get_state_by_range`], and for an empty collection name.
@@ -576,6 +963,25 @@ impl<'a> Stub<'a> {
 
     /// Calls another chaincode in this transaction. On the same channel (`channel` empty) it
     /// shares this transaction's reads and writes; on another channel it may only read.
+    ///
+    /// ```
+    /// # use ccvm_guest_sdk::mock::{MockCall, MockLedger};
+    /// # use ccvm_guest_sdk::{Chaincode, Response, Stub};
+    /// # let mut ledger = MockLedger::new("assets");
+    /// # struct Pricing;
+    /// # impl Chaincode for Pricing {
+    /// #     fn invoke(&self, _: &mut Stub<'_>) -> Response {
+    /// #         Response::success("42")
+    /// #     }
+    /// # }
+    /// # ledger.add_chaincode("pricing", Pricing);
+    /// # let outcome = ledger.run_call(MockCall::default(), |stub| {
+    /// let price = stub.invoke_chaincode("pricing", &[b"price".as_slice(), b"asset1"], "")?;
+    /// assert_eq!(price.payload, b"42");
+    /// # Ok(())
+    /// # });
+    /// # assert!(outcome.committed, "{:?}", outcome.response);
+    /// ```
     ///
     /// # Errors
     /// The callee's failure, the peer's error, or a lost connection.

@@ -24,6 +24,13 @@ use crate::shim::{PeerCall, Transaction, run_transaction};
 /// at once (its gateway and endorser bound their own concurrency); a chaincode whose transactions
 /// never end (stuck in a loop) holds at most this many threads, not one per transaction the peer
 /// sends it.
+///
+/// ```
+/// use ccvm_guest_sdk::MAX_TRANSACTION_THREADS;
+///
+/// // The 129th transaction in flight on one connection is answered ERROR "busy" at once.
+/// assert_eq!(MAX_TRANSACTION_THREADS, 128);
+/// ```
 pub const MAX_TRANSACTION_THREADS: usize = 128;
 
 /// A transaction's channel and id.

@@ -69,6 +69,23 @@ impl PeerCall for WasmPeer {
 /// Registers with the peer under `CORE_CHAINCODE_ID_NAME` and serves transactions, one at a
 /// time, until the peer closes the channel.
 ///
+/// ```no_run
+/// use ccvm_guest_sdk::{Chaincode, Response, ShimError, Stub};
+///
+/// struct Ping;
+///
+/// impl Chaincode for Ping {
+///     fn invoke(&self, _: &mut Stub<'_>) -> Response {
+///         Response::success("pong")
+///     }
+/// }
+///
+/// // Built with `cargo build --target wasm32-wasip2`, run by ccvm inside the peer.
+/// fn main() -> Result<(), ShimError> {
+///     ccvm_guest_sdk::start(Ping)
+/// }
+/// ```
+///
 /// # Errors
 /// A missing name, a refused registration, or a broken channel.
 pub fn start<C: Chaincode>(chaincode: C) -> Result<(), ShimError> {

@@ -16,6 +16,21 @@ const METADATA_SCHEMA: &str =
     "https://hyperledger.github.io/fabric-chaincode-node/main/api/contract-schema.json";
 
 /// One transaction as the metadata describes it (built by `#[contract]`).
+///
+/// ```
+/// use ccvm_guest_sdk::Stub;
+/// use ccvm_guest_sdk::contract::{Contract, SchemaGenerator, contract};
+///
+/// struct Assets;
+/// #[contract]
+/// impl Assets {
+///     #[transaction]
+///     fn create_asset(&self, _stub: &mut Stub<'_>, id: String, size: u32) {}
+/// }
+///
+/// let create = &Assets.transactions(&mut SchemaGenerator::default())[0];
+/// assert_eq!((create.name, create.evaluate, create.returns.is_none()), ("CreateAsset", false, true));
+/// ```
 pub struct TransactionMetadata {
     /// The transaction's name.
     pub name: &'static str,
@@ -28,6 +43,23 @@ pub struct TransactionMetadata {
 }
 
 /// One positional parameter of a transaction.
+///
+/// ```
+/// use ccvm_guest_sdk::Stub;
+/// use ccvm_guest_sdk::contract::{Contract, SchemaGenerator, contract};
+///
+/// struct Assets;
+/// #[contract]
+/// impl Assets {
+///     #[transaction]
+///     fn resize(&self, _stub: &mut Stub<'_>, id: String, size: u32) {}
+/// }
+///
+/// let resize = &Assets.transactions(&mut SchemaGenerator::default())[0];
+/// let names: Vec<&str> = resize.parameters.iter().map(|p| p.name).collect();
+/// assert_eq!(names, ["id", "size"]);
+/// assert_eq!(resize.parameters[1].schema.get("type"), Some(&serde_json::json!("integer")));
+/// ```
 pub struct ParameterMetadata {
     /// The parameter's name in the Rust method.
     pub name: &'static str,

@@ -82,11 +82,55 @@ mod metadata;
 use crate::chaincode::{Chaincode, Response};
 use crate::stub::Stub;
 
+///
+/// ```
+/// use ccvm_guest_sdk::Stub;
+/// use ccvm_guest_sdk::contract::{Contracts, contract};
+/// use ccvm_guest_sdk::mock::MockLedger;
+///
+/// struct Greeter;
+///
+/// #[contract]
+/// impl Greeter {
+///     #[transaction(evaluate)]
+///     fn greet(&self, _stub: &mut Stub<'_>, name: String) -> String {
+///         format!("hello {name}")
+///     }
+/// }
+///
+/// let chaincode = Contracts::new().with(Greeter);
+/// let outcome = MockLedger::new("greeter").invoke(&chaincode, &["Greet", "ada"]);
+/// assert_eq!(outcome.response.payload, b"hello ada");
+/// ```
 pub use ccvm_guest_sdk_macros::contract;
 pub use metadata::{ParameterMetadata, TransactionMetadata};
 pub use schemars::{self, JsonSchema, SchemaGenerator};
 
 /// The contract Fabric's contract APIs add to every chaincode.
+///
+/// ```
+/// use ccvm_guest_sdk::Stub;
+/// use ccvm_guest_sdk::contract::{Contracts, contract};
+/// use ccvm_guest_sdk::mock::MockLedger;
+///
+/// struct Greeter;
+///
+/// #[contract]
+/// impl Greeter {
+///     #[transaction(evaluate)]
+///     fn greet(&self, _stub: &mut Stub<'_>, name: String) -> String {
+///         format!("hello {name}")
+///     }
+/// }
+///
+/// use ccvm_guest_sdk::contract::SYSTEM_CONTRACT;
+///
+/// let chaincode = Contracts::new().with(Greeter);
+/// let call = format!("{SYSTEM_CONTRACT}:GetMetadata");
+/// let metadata = MockLedger::new("greeter").invoke(&chaincode, &[call]).response.payload;
+/// let metadata: serde_json::Value = serde_json::from_slice(&metadata).unwrap();
+/// assert!(metadata["contracts"]["Greeter"]["transactions"].is_array());
+/// ```
 pub const SYSTEM_CONTRACT: &str = "org.hyperledger.fabric";
 
 /// The system contract's transaction that returns the metadata.
@@ -94,12 +138,75 @@ const GET_METADATA: &str = "GetMetadata";
 
 /// A contract: a named set of transactions. `#[contract]` implements it; the hooks have
 /// defaults that do nothing (and refuse unknown names).
+///
+/// ```
+/// use ccvm_guest_sdk::Stub;
+/// use ccvm_guest_sdk::contract::{Contracts, contract};
+/// use ccvm_guest_sdk::mock::MockLedger;
+///
+/// struct Greeter;
+///
+/// #[contract]
+/// impl Greeter {
+///     #[transaction(evaluate)]
+///     fn greet(&self, _stub: &mut Stub<'_>, name: String) -> String {
+///         format!("hello {name}")
+///     }
+/// }
+///
+/// use ccvm_guest_sdk::contract::Contract;
+///
+/// assert_eq!(Greeter.name(), "Greeter");
+/// let mut stub_free = MockLedger::new("greeter");
+/// let outcome = stub_free.run(|stub| {
+///     let answer = Greeter.call(stub, "Greet", &[b"bob".to_vec()]);
+///     assert_eq!(answer, Some(Ok(b"hello bob".to_vec())));
+///     assert_eq!(Greeter.call(stub, "Wave", &[]), None);
+///     Ok(())
+/// });
+/// assert!(outcome.committed);
+/// ```
 pub trait Contract: Send + Sync {
     /// The contract's name in `Contract:Transaction`.
+    ///
+    /// ```
+    /// use ccvm_guest_sdk::contract::{Contract, contract};
+    ///
+    /// struct Assets;
+    ///
+    /// #[contract(name = "AssetContract")]
+    /// impl Assets {}
+    ///
+    /// assert_eq!(Assets.name(), "AssetContract");
+    /// ```
     fn name(&self) -> &str;
 
     /// Runs transaction `function` with `args` (the call's arguments after its name), or `None`
     /// if the contract has no such transaction.
+    ///
+    /// ```
+    /// use ccvm_guest_sdk::Stub;
+    /// use ccvm_guest_sdk::contract::{Contracts, contract};
+    /// use ccvm_guest_sdk::mock::MockLedger;
+    ///
+    /// struct Greeter;
+    ///
+    /// #[contract]
+    /// impl Greeter {
+    ///     #[transaction(evaluate)]
+    ///     fn greet(&self, _stub: &mut Stub<'_>, name: String) -> String {
+    ///         format!("hello {name}")
+    ///     }
+    /// }
+    ///
+    /// use ccvm_guest_sdk::contract::Contract;
+    ///
+    /// let outcome = MockLedger::new("greeter").run(|stub| {
+    ///     assert_eq!(Greeter.call(stub, "Greet", &[b"eve".to_vec()]), Some(Ok(b"hello eve".to_vec())));
+    ///     Ok(())
+    /// });
+    /// assert!(outcome.committed);
+    /// ```
     fn call(
         &self,
         stub: &mut Stub<'_>,
@@ -108,9 +215,65 @@ pub trait Contract: Send + Sync {
     ) -> Option<Result<Vec<u8>, String>>;
 
     /// The contract's transactions, their schemas generated with `schemas`.
+    ///
+    /// ```
+    /// use ccvm_guest_sdk::Stub;
+    /// use ccvm_guest_sdk::contract::{Contracts, contract};
+    /// use ccvm_guest_sdk::mock::MockLedger;
+    ///
+    /// struct Greeter;
+    ///
+    /// #[contract]
+    /// impl Greeter {
+    ///     #[transaction(evaluate)]
+    ///     fn greet(&self, _stub: &mut Stub<'_>, name: String) -> String {
+    ///         format!("hello {name}")
+    ///     }
+    /// }
+    ///
+    /// use ccvm_guest_sdk::contract::{Contract, SchemaGenerator};
+    ///
+    /// let transactions = Greeter.transactions(&mut SchemaGenerator::default());
+    /// assert_eq!(transactions[0].name, "Greet");
+    /// assert!(transactions[0].evaluate);
+    /// ```
     fn transactions(&self, schemas: &mut SchemaGenerator) -> Vec<TransactionMetadata>;
 
     /// Runs before every transaction of this contract; an `Err` fails the transaction.
+    ///
+    /// ```
+    /// use ccvm_guest_sdk::Stub;
+    /// use ccvm_guest_sdk::contract::{Contracts, contract};
+    /// use ccvm_guest_sdk::mock::MockLedger;
+    ///
+    /// struct Vault;
+    ///
+    /// #[contract]
+    /// impl Vault {
+    ///     #[transaction]
+    ///     fn open(&self, _stub: &mut Stub<'_>) -> String {
+    ///         "opened".to_owned()
+    ///     }
+    ///
+    ///     /// Becomes `before_transaction`.
+    ///     #[before]
+    ///     fn closed_at_night(&self, stub: &mut Stub<'_>, function: &str) -> Result<(), String> {
+    ///         match stub.tx_timestamp() {
+    ///             Some(t) if t.seconds % 86_400 < 6 * 3_600 => Err(format!("{function}: closed")),
+    ///             _ => Ok(()),
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let chaincode = Contracts::new().with(Vault);
+    /// let at_noon = MockCall::new(&["Open"]).at(Timestamp { seconds: 12 * 3_600, nanos: 0 });
+    /// assert!(MockLedger::new("vault").call(&chaincode, at_noon).committed);
+    /// let at_two = MockCall::new(&["Open"]).at(Timestamp { seconds: 2 * 3_600, nanos: 0 });
+    /// let refused = MockLedger::new("vault").call(&chaincode, at_two);
+    /// assert_eq!(refused.response.message, "Open: closed");
+    /// # use ccvm_guest_sdk::mock::MockCall;
+    /// # use ccvm_guest_sdk::proto::Timestamp;
+    /// ```
     ///
     /// # Errors
     /// Why the transaction may not run.
@@ -121,6 +284,34 @@ pub trait Contract: Send + Sync {
 
     /// Runs after every transaction of this contract that succeeded, with its encoded result;
     /// an `Err` fails the transaction.
+    ///
+    /// ```
+    /// use ccvm_guest_sdk::Stub;
+    /// use ccvm_guest_sdk::contract::{Contracts, contract};
+    /// use ccvm_guest_sdk::mock::MockLedger;
+    ///
+    /// struct Vault;
+    ///
+    /// #[contract]
+    /// impl Vault {
+    ///     #[transaction]
+    ///     fn deposit(&self, stub: &mut Stub<'_>, amount: u64) -> Result<u64, String> {
+    ///         stub.put_state("balance", amount.to_string()).map_err(|e| e.to_string())?;
+    ///         Ok(amount)
+    ///     }
+    ///
+    ///     /// Becomes `after_transaction`: sees the encoded result.
+    ///     #[after]
+    ///     fn announce(&self, stub: &mut Stub<'_>, function: &str, payload: &[u8]) -> Result<(), String> {
+    ///         stub.set_event(function, payload.to_vec()).map_err(|e| e.to_string())
+    ///     }
+    /// }
+    ///
+    /// let chaincode = Contracts::new().with(Vault);
+    /// let outcome = MockLedger::new("vault").invoke(&chaincode, &["Deposit", "10"]);
+    /// let event = outcome.event.expect("the after hook set an event");
+    /// assert_eq!((event.event_name.as_str(), event.payload.as_slice()), ("Deposit", &b"10"[..]));
+    /// ```
     ///
     /// # Errors
     /// Why the transaction must fail after all.
@@ -136,6 +327,27 @@ pub trait Contract: Send + Sync {
 
     /// Answers a name this contract has no transaction for.
     ///
+    /// ```
+    /// use ccvm_guest_sdk::Stub;
+    /// use ccvm_guest_sdk::contract::{Contracts, contract};
+    /// use ccvm_guest_sdk::mock::MockLedger;
+    ///
+    /// struct Vault;
+    ///
+    /// #[contract]
+    /// impl Vault {
+    ///     /// Becomes `unknown_transaction`.
+    ///     #[unknown]
+    ///     fn anything_else(&self, _stub: &mut Stub<'_>, function: &str) -> Result<String, String> {
+    ///         Err(format!("the vault has no {function}; try Open"))
+    ///     }
+    /// }
+    ///
+    /// let chaincode = Contracts::new().with(Vault);
+    /// let outcome = MockLedger::new("vault").invoke(&chaincode, &["Rob"]);
+    /// assert_eq!(outcome.response.message, "the vault has no Rob; try Open");
+    /// ```
+    ///
     /// # Errors
     /// By default, that the function does not exist, in Fabric's words.
     fn unknown_transaction(&self, stub: &mut Stub<'_>, function: &str) -> Result<Vec<u8>, String> {
@@ -148,6 +360,35 @@ pub trait Contract: Send + Sync {
 
 /// A chaincode made of contracts: routes `Contract:Transaction` to its contract, the first one
 /// added being the default, and answers `org.hyperledger.fabric:GetMetadata`.
+///
+/// ```
+/// use ccvm_guest_sdk::Stub;
+/// use ccvm_guest_sdk::contract::{Contracts, contract};
+/// use ccvm_guest_sdk::mock::MockLedger;
+///
+/// struct Assets;
+/// #[contract]
+/// impl Assets {
+///     #[transaction(evaluate)]
+///     fn count(&self, _stub: &mut Stub<'_>) -> u32 {
+///         3
+///     }
+/// }
+///
+/// struct Audit;
+/// #[contract]
+/// impl Audit {
+///     #[transaction(evaluate)]
+///     fn count(&self, _stub: &mut Stub<'_>) -> u32 {
+///         12
+///     }
+/// }
+///
+/// let chaincode = Contracts::new().with(Assets).with(Audit);
+/// let mut ledger = MockLedger::new("assets");
+/// assert_eq!(ledger.invoke(&chaincode, &["Count"]).response.payload, b"3", "the default contract");
+/// assert_eq!(ledger.invoke(&chaincode, &["Audit:Count"]).response.payload, b"12");
+/// ```
 pub struct Contracts {
     contracts: Vec<Box<dyn Contract>>,
     title: String,
@@ -162,6 +403,15 @@ impl Default for Contracts {
 
 impl Contracts {
     /// No contracts yet; the metadata's title and version are the SDK's until set.
+    ///
+    /// ```
+    /// use ccvm_guest_sdk::contract::Contracts;
+    /// use ccvm_guest_sdk::mock::MockLedger;
+    ///
+    /// let empty = Contracts::new();
+    /// let outcome = MockLedger::new("nothing").invoke(&empty, &["Anything"]);
+    /// assert!(!outcome.response.is_success());
+    /// ```
     pub fn new() -> Self {
         Self {
             contracts: Vec::new(),
@@ -171,6 +421,34 @@ impl Contracts {
     }
 
     /// Adds `contract`; the first one added is the default.
+    ///
+    /// ```
+    /// use ccvm_guest_sdk::Stub;
+    /// use ccvm_guest_sdk::contract::{Contracts, contract};
+    /// use ccvm_guest_sdk::mock::MockLedger;
+    ///
+    /// struct Assets;
+    /// #[contract]
+    /// impl Assets {
+    ///     #[transaction(evaluate)]
+    ///     fn count(&self, _stub: &mut Stub<'_>) -> u32 {
+    ///         3
+    ///     }
+    /// }
+    ///
+    /// struct Audit;
+    /// #[contract]
+    /// impl Audit {
+    ///     #[transaction(evaluate)]
+    ///     fn count(&self, _stub: &mut Stub<'_>) -> u32 {
+    ///         12
+    ///     }
+    /// }
+    ///
+    /// let chaincode = Contracts::new().with(Assets).with(Audit);
+    /// let metadata = chaincode.metadata();
+    /// assert_eq!(metadata["contracts"].as_object().map(|c| c.len()), Some(2));
+    /// ```
     ///
     /// # Panics
     /// If a contract of the same name was added, or the name is the system contract's.
@@ -189,6 +467,34 @@ impl Contracts {
     }
 
     /// Sets the chaincode's title and version in the metadata.
+    ///
+    /// ```
+    /// use ccvm_guest_sdk::Stub;
+    /// use ccvm_guest_sdk::contract::{Contracts, contract};
+    /// use ccvm_guest_sdk::mock::MockLedger;
+    ///
+    /// struct Assets;
+    /// #[contract]
+    /// impl Assets {
+    ///     #[transaction(evaluate)]
+    ///     fn count(&self, _stub: &mut Stub<'_>) -> u32 {
+    ///         3
+    ///     }
+    /// }
+    ///
+    /// struct Audit;
+    /// #[contract]
+    /// impl Audit {
+    ///     #[transaction(evaluate)]
+    ///     fn count(&self, _stub: &mut Stub<'_>) -> u32 {
+    ///         12
+    ///     }
+    /// }
+    ///
+    /// let chaincode = Contracts::new().with(Assets).info("Asset registry", "1.4.0");
+    /// assert_eq!(chaincode.metadata()["info"]["title"], "Asset registry");
+    /// assert_eq!(chaincode.metadata()["info"]["version"], "1.4.0");
+    /// ```
     #[must_use]
     pub fn info(mut self, title: impl Into<String>, version: impl Into<String>) -> Self {
         self.title = title.into();
@@ -197,6 +503,35 @@ impl Contracts {
     }
 
     /// Fabric's contract metadata of these contracts, as `GetMetadata` returns it.
+    ///
+    /// ```
+    /// use ccvm_guest_sdk::Stub;
+    /// use ccvm_guest_sdk::contract::{Contracts, contract};
+    /// use ccvm_guest_sdk::mock::MockLedger;
+    ///
+    /// struct Assets;
+    /// #[contract]
+    /// impl Assets {
+    ///     #[transaction(evaluate)]
+    ///     fn count(&self, _stub: &mut Stub<'_>) -> u32 {
+    ///         3
+    ///     }
+    /// }
+    ///
+    /// struct Audit;
+    /// #[contract]
+    /// impl Audit {
+    ///     #[transaction(evaluate)]
+    ///     fn count(&self, _stub: &mut Stub<'_>) -> u32 {
+    ///         12
+    ///     }
+    /// }
+    ///
+    /// let metadata = Contracts::new().with(Assets).metadata();
+    /// let count = &metadata["contracts"]["Assets"]["transactions"][0];
+    /// assert_eq!(count["name"], "Count");
+    /// assert_eq!(count["tags"][0], "EVALUATE");
+    /// ```
     pub fn metadata(&self) -> serde_json::Value {
         metadata::describe(&self.contracts, &self.title, &self.version)
     }
