@@ -136,6 +136,11 @@ impl Launcher {
             match under_way.get(name) {
                 Some(waiting) => (waiting.clone(), None),
                 None => {
+                    // A launch frees its name only once its chaincode is registered, so one
+                    // that ended since the caller looked at the registry is found there now.
+                    if let Some(handle) = registry.get(name) {
+                        return Ok(handle);
+                    }
                     let (done, waiting) = watch::channel(None);
                     under_way.insert(name.to_owned(), waiting.clone());
                     let launch = run_launch(
@@ -443,6 +448,33 @@ mod tests {
             vm.starts.load(Ordering::Relaxed),
             1,
             "the second caller waited on the first launch instead of starting another"
+        );
+        launcher.stop().await;
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_caller_that_finds_no_launch_under_way_starts_none_for_a_registered_chaincode()
+    -> Result<()> {
+        let registry = HandlerRegistry::default();
+        let vm = Arc::new(GatedVm {
+            registry: registry.clone(),
+            gate: Semaphore::new(1),
+            starts: AtomicUsize::new(0),
+        });
+        let launcher = Launcher::default();
+        launcher.add_vm(Arc::clone(&vm) as Arc<dyn Vm>);
+        let timeout = Duration::from_secs(60);
+        let first = launcher.launch("cc", &registry, timeout).await?;
+
+        // As a caller that saw no handler just before the first launch ended and freed the
+        // name: the launcher has nothing under way, and the chaincode is registered.
+        let second = launcher.launch("cc", &registry, timeout).await?;
+        assert_eq!(second.name(), first.name());
+        assert_eq!(
+            vm.starts.load(Ordering::Relaxed),
+            1,
+            "the registered chaincode was not started again"
         );
         launcher.stop().await;
         Ok(())
