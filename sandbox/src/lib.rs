@@ -14,8 +14,8 @@ pub use determinism::{GUEST_DATA_DIR, deterministic_config, guest_wasi};
 pub use exit::{DeadlineExceeded, GuestExit, classify};
 pub use limits::{
     DEFAULT_MAX_MEMORY_BYTES, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_STACK_BYTES,
-    DEFAULT_TX_DEADLINE, EPOCH_TICK, GuestLimiter, TickerHold, TxClock, check_message_size,
-    ends_transaction, runner_env, start_epoch_ticker, starts_transaction,
+    DEFAULT_TX_DEADLINE, EPOCH_TICK, GuestLimiter, Oversize, TickerHold, TxClock,
+    check_message_size, ends_transaction, runner_env, start_epoch_ticker, starts_transaction,
 };
 pub use log_budget::{
     LogBudget, MAX_LOG_BYTES_PER_SECOND, MAX_LOG_BYTES_PER_TX, MAX_LOG_LINE_BYTES,

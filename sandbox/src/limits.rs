@@ -22,15 +22,26 @@ pub const DEFAULT_TX_DEADLINE: Duration = Duration::from_secs(30);
 /// so that a guest inside the peer is held to what a chaincode reaching it over gRPC is. A larger
 /// message ends the guest's connection, as gRPC ends a stream.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 100 * 1024 * 1024;
-/// Refuses a message of `len` bytes from a guest allowed `max` bytes; the text says both.
+/// A guest's message over the size limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("message of {bytes} bytes is over the limit of {limit} bytes")]
+pub struct Oversize {
+    /// The message's size.
+    pub bytes: usize,
+    /// The most a message may hold.
+    pub limit: usize,
+}
+
+/// Refuses a message of `len` bytes from a guest allowed `max` bytes.
 ///
 /// # Errors
-/// The refusal, when `len` is over `max`.
-pub fn check_message_size(len: usize, max: usize) -> Result<(), String> {
+/// [`Oversize`], when `len` is over `max`.
+pub fn check_message_size(len: usize, max: usize) -> Result<(), Oversize> {
     if len > max {
-        return Err(format!(
-            "message of {len} bytes is over the limit of {max} bytes"
-        ));
+        return Err(Oversize {
+            bytes: len,
+            limit: max,
+        });
     }
     Ok(())
 }

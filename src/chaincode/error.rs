@@ -3,16 +3,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::container::{Exit, VmError};
+use crate::container::{Exit, IssueError, VmError};
 use crate::ledger::LedgerError;
 
 /// Why a launch failed; every caller that waited on the launch gets the same.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum LaunchFailure {
-    /// The launch could not be configured (the chaincode's certificate was not issued).
-    #[error("{0}")]
-    Config(String),
+    /// The launch could not be configured: the chaincode's certificate was not issued.
+    #[error(transparent)]
+    Config(IssueError),
     /// The VM could not start the chaincode.
     #[error(transparent)]
     Start(Arc<VmError>),

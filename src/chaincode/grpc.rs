@@ -11,6 +11,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::handler::Handler;
 use super::support::ChaincodeSupport;
+use crate::container::StreamBroken;
 
 /// Messages buffered towards one chaincode before the handler waits for the stream.
 const OUTBOUND_BUFFER: usize = 256;
@@ -45,7 +46,7 @@ impl chaincode_support_server::ChaincodeSupport for ChaincodeSupportService {
             .and_then(|certs| certs.first().and_then(|cert| common_name(cert)));
         let inbound = request
             .into_inner()
-            .map(|next| next.map_err(|status| status.message().to_owned()));
+            .map(|next| next.map_err(StreamBroken::Transport));
         let (outbound, replies) = mpsc::channel(OUTBOUND_BUFFER);
         let handler =
             Handler::new(self.support.clone(), outbound).authenticated_as(authenticated_as);

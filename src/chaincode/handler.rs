@@ -23,7 +23,7 @@ use super::registration::Registrant;
 use super::registry::HandlerHandle;
 use super::support::{ChaincodeSupport, ExecuteRequest};
 use super::tx_context::{TxContext, TxContexts};
-use crate::container::OutboundMessages;
+use crate::container::{OutboundMessages, StreamBroken};
 
 /// Drives one chaincode connection: a stream of messages in, a sink of messages out.
 pub struct Handler {
@@ -102,7 +102,7 @@ impl Handler {
     /// transactions fail with a disconnect.
     pub async fn serve<S>(mut self, mut inbound: S)
     where
-        S: Stream<Item = Result<ChaincodeMessage, String>> + Unpin + Send,
+        S: Stream<Item = Result<ChaincodeMessage, StreamBroken>> + Unpin + Send,
     {
         let mut keepalive = self.support.config().keepalive.map(tokio::time::interval);
         let reason = loop {
@@ -126,7 +126,7 @@ impl Handler {
             };
             let message = match next {
                 None => break self.why_lost("stream ended".to_owned()).await,
-                Some(Err(reason)) => break self.why_lost(reason).await,
+                Some(Err(broken)) => break self.why_lost(broken.to_string()).await,
                 Some(Ok(message)) => message,
             };
             let outcome = if self.registered.is_some() {

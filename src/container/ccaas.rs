@@ -18,7 +18,7 @@ use tracing::{info, warn};
 
 use super::{
     ChaincodeResolver, ChaincodeStreams, Exit, ExitReport, LaunchConfig, StartFuture, Started,
-    StreamConnector, Target, Vm, VmError,
+    StreamBroken, StreamConnector, Target, Vm, VmError,
 };
 use crate::package::{Package, Platform};
 
@@ -88,6 +88,24 @@ impl Connection {
         }
         Ok(endpoint)
     }
+}
+
+/// How the connection to a chaincode served as a service ended.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServiceEnd {
+    /// The peer stopped it.
+    #[error("disconnected by the peer")]
+    StoppedByPeer,
+    /// The chaincode closed its stream.
+    #[error("closed its stream")]
+    Closed,
+    /// The stream failed; the text is gRPC's status message.
+    #[error("stream failed: {0}")]
+    Failed(String),
+    /// The peer's handler of the connection ended first.
+    #[error("its handler ended")]
+    HandlerEnded,
 }
 
 /// Why a chaincode served elsewhere could not be reached.
@@ -191,24 +209,26 @@ impl CcaasVm {
         let stop = stopped.clone();
         let registers_as = registers_as.to_owned();
         let pump = tokio::spawn(async move {
-            let why = loop {
+            let end = loop {
                 let next = tokio::select! {
-                    () = stopped.cancelled() => break "disconnected by the peer".to_owned(),
+                    () = stopped.cancelled() => break ServiceEnd::StoppedByPeer,
                     next = inbound.message() => next,
                 };
                 let message = match next {
                     Ok(Some(message)) => as_registered(message, &registers_as),
-                    Ok(None) => break "closed its stream".to_owned(),
-                    Err(status) => break format!("stream failed: {}", status.message()),
+                    Ok(None) => break ServiceEnd::Closed,
+                    Err(status) => break ServiceEnd::Failed(status.message().to_owned()),
                 };
                 if to_handler.send(Ok(Box::new(message))).await.is_err() {
-                    break "its handler ended".to_owned();
+                    break ServiceEnd::HandlerEnded;
                 }
             };
-            let _ = to_handler
-                .send(Err(format!("chaincode {registers_as} {why}")))
-                .await;
-            why
+            let broken = StreamBroken::ServiceEnded {
+                chaincode: registers_as,
+                end: end.clone(),
+            };
+            let _ = to_handler.send(Err(broken)).await;
+            end
         });
         Ok(Started {
             stop: Box::new(move || stop.cancel()),

@@ -6,6 +6,8 @@ use std::future::Future;
 use ccvm_sandbox::GuestExit;
 use tokio::sync::watch;
 
+use super::ccaas::ServiceEnd;
+
 /// How a started chaincode ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -22,8 +24,8 @@ pub enum Exit {
     },
     /// The engine lost track of the container (it was removed, or waiting on it failed).
     ContainerLost(Option<String>),
-    /// A chaincode the peer dialled ended its connection; the text says how.
-    Disconnected(String),
+    /// The connection to a chaincode the peer dialled ended.
+    Disconnected(ServiceEnd),
     /// The task that ran the chaincode ended before it could say (it panicked, or was
     /// cancelled).
     Lost,
@@ -40,7 +42,7 @@ impl std::fmt::Display for Exit {
             } => write!(f, "container exited with {code}: {error}"),
             Self::ContainerLost(None) => f.write_str("lost track of the container"),
             Self::ContainerLost(Some(why)) => write!(f, "lost track of the container: {why}"),
-            Self::Disconnected(how) => f.write_str(how),
+            Self::Disconnected(how) => how.fmt(f),
             Self::Lost => f.write_str("failed: the task running it ended unexpectedly"),
         }
     }
@@ -140,10 +142,7 @@ mod tests {
                 "container exited with 1",
             ),
             (Exit::ContainerLost(None), "lost track of the container"),
-            (
-                Exit::Disconnected("closed its stream".to_owned()),
-                "closed its stream",
-            ),
+            (Exit::Disconnected(ServiceEnd::Closed), "closed its stream"),
             (Exit::Lost, "failed: the task running it ended unexpectedly"),
         ];
         for (exit, text) in cases {

@@ -101,13 +101,24 @@ pub struct ClientCredentials {
     pub root_pem: String,
 }
 
+/// Why a chaincode's client certificate could not be issued.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("cannot issue a certificate to {chaincode}: {source}")]
+pub struct IssueError {
+    /// The chaincode.
+    pub chaincode: String,
+    /// The issuer's error.
+    #[source]
+    pub source: Arc<dyn std::error::Error + Send + Sync>,
+}
+
 /// Issues a client certificate to each chaincode that dials the peer.
 pub trait CertIssuer: Send + Sync {
     /// Credentials for a chaincode registering as `name`.
     ///
     /// # Errors
-    /// Why none could be issued.
-    fn issue(&self, name: &str) -> Result<ClientCredentials, String>;
+    /// [`IssueError`], saying why none could be issued.
+    fn issue(&self, name: &str) -> Result<ClientCredentials, IssueError>;
 }
 
 /// Builds launch configurations: where the peer's chaincode listener is, and who issues client
@@ -128,8 +139,8 @@ impl ContainerRuntime {
     /// What `target` is started with.
     ///
     /// # Errors
-    /// Why a client certificate could not be issued.
-    pub fn launch_config(&self, target: &Target) -> Result<LaunchConfig, String> {
+    /// [`IssueError`] when the chaincode's client certificate could not be issued.
+    pub fn launch_config(&self, target: &Target) -> Result<LaunchConfig, IssueError> {
         let mut config = LaunchConfig {
             registers_as: target.registers_as.clone(),
             env: vec![(CHAINCODE_ID_ENV.to_owned(), target.registers_as.clone())],
@@ -187,7 +198,7 @@ mod tests {
     struct FixedIssuer;
 
     impl CertIssuer for FixedIssuer {
-        fn issue(&self, name: &str) -> Result<ClientCredentials, String> {
+        fn issue(&self, name: &str) -> Result<ClientCredentials, IssueError> {
             Ok(ClientCredentials {
                 cert_pem: format!("cert of {name}"),
                 key_pem: format!("key of {name}"),
@@ -213,7 +224,7 @@ mod tests {
     }
 
     #[test]
-    fn a_chaincode_in_the_peer_is_told_only_its_name() -> Result<(), String> {
+    fn a_chaincode_in_the_peer_is_told_only_its_name() -> Result<(), IssueError> {
         let runtime =
             ContainerRuntime::new("127.0.0.1:7052".to_owned(), Some(Arc::new(FixedIssuer)));
         for connection in [Connection::InProcess, Connection::Served] {
@@ -225,7 +236,8 @@ mod tests {
     }
 
     #[test]
-    fn a_chaincode_that_dials_gets_the_address_and_its_own_certificate() -> Result<(), String> {
+    fn a_chaincode_that_dials_gets_the_address_and_its_own_certificate()
+    -> Result<(), Box<dyn std::error::Error>> {
         let runtime =
             ContainerRuntime::new("10.0.0.1:7052".to_owned(), Some(Arc::new(FixedIssuer)));
         let config = runtime.launch_config(&target(Connection::DialsPeer))?;
@@ -246,7 +258,7 @@ mod tests {
     }
 
     #[test]
-    fn without_an_issuer_a_chaincode_dials_in_the_clear() -> Result<(), String> {
+    fn without_an_issuer_a_chaincode_dials_in_the_clear() -> Result<(), IssueError> {
         let runtime = ContainerRuntime::new("127.0.0.1:7052".to_owned(), None);
         let config = runtime.launch_config(&target(Connection::DialsPeer))?;
         assert_eq!(value(&config, "CORE_PEER_TLS_ENABLED"), Some("false"));

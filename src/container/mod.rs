@@ -23,11 +23,11 @@ use ccvm_proto::protos::ChaincodeMessage;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-pub use error::VmError;
+pub use error::{StreamBroken, VmError};
 pub use exit::{Exit, ExitNotice, ExitReport};
 pub use launch_config::{
-    CertIssuer, ChaincodeResolver, ClientCredentials, Connection, ContainerRuntime, LaunchConfig,
-    Resolved, Target,
+    CertIssuer, ChaincodeResolver, ClientCredentials, Connection, ContainerRuntime, IssueError,
+    LaunchConfig, Resolved, Target,
 };
 pub use progress::{LaunchEvent, LaunchProgress, LaunchStage};
 
@@ -65,12 +65,12 @@ pub trait Vm: Send + Sync {
     ) -> StartFuture<'a>;
 }
 
-/// Messages from a chaincode; an `Err` ends the stream with its reason.
+/// Messages from a chaincode; an `Err` ends the stream and says why.
 ///
 /// Messages travel boxed between the peer and a chaincode: a channel allocates room for 32
 /// messages at a time, which for unboxed messages would be 8 KiB per direction and connection
 /// before the first message.
-pub type InboundMessages = mpsc::Receiver<Result<Box<ChaincodeMessage>, String>>;
+pub type InboundMessages = mpsc::Receiver<Result<Box<ChaincodeMessage>, StreamBroken>>;
 
 /// The sink for messages to a chaincode (boxed, as [`InboundMessages`] says why).
 pub type OutboundMessages = mpsc::Sender<Box<ChaincodeMessage>>;

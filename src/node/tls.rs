@@ -5,6 +5,7 @@
 //! common name is the name it must register with.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -15,7 +16,7 @@ use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 use sha2::{Digest, Sha256};
 
 use crate::config::PeerTlsSettings;
-use crate::container::{CertIssuer, ClientCredentials};
+use crate::container::{CertIssuer, ClientCredentials, IssueError};
 use crate::fs_private::write_private;
 
 /// The CA's common name; its certificate is rebuilt from it and the stored key when issuing.
@@ -166,7 +167,7 @@ impl ChaincodeCa {
 }
 
 impl CertIssuer for ChaincodeCa {
-    fn issue(&self, name: &str) -> Result<ClientCredentials, String> {
+    fn issue(&self, name: &str) -> Result<ClientCredentials, IssueError> {
         let issue = || -> Result<ClientCredentials, rcgen::Error> {
             let mut params = CertificateParams::new(Vec::<String>::new())?;
             params.distinguished_name.push(DnType::CommonName, name);
@@ -180,6 +181,9 @@ impl CertIssuer for ChaincodeCa {
                 root_pem: self.ca_cert_pem.clone(),
             })
         };
-        issue().map_err(|e| format!("cannot issue a certificate to {name}: {e}"))
+        issue().map_err(|e| IssueError {
+            chaincode: name.to_owned(),
+            source: Arc::new(e),
+        })
     }
 }

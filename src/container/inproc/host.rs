@@ -11,7 +11,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::limits::InprocLimits;
-use crate::container::{InlinePeer, Offered};
+use crate::container::{InlinePeer, Offered, StreamBroken};
 use ccvm_sandbox::{
     GuestLimiter, LogBudget, TickerHold, TxClock, check_message_size, starts_transaction,
 };
@@ -65,7 +65,7 @@ pub trait BlockStore: Send + Sync {
 
 /// A guest's ends of its two channels to the peer: messages to it, and messages from it.
 pub(super) type GuestEnds = (
-    mpsc::Sender<Result<Box<ChaincodeMessage>, String>>,
+    mpsc::Sender<Result<Box<ChaincodeMessage>, StreamBroken>>,
     mpsc::Receiver<Box<ChaincodeMessage>>,
 );
 
@@ -74,7 +74,7 @@ pub(crate) struct GuestState {
     pub name: String,
     pub wasi: WasiCtx,
     pub table: ResourceTable,
-    pub to_peer: mpsc::Sender<Result<Box<ChaincodeMessage>, String>>,
+    pub to_peer: mpsc::Sender<Result<Box<ChaincodeMessage>, StreamBroken>>,
     pub from_peer: mpsc::Receiver<Box<ChaincodeMessage>>,
     pub limiter: GuestLimiter,
     pub clock: TxClock,
@@ -134,10 +134,11 @@ impl GuestState {
         }
     }
 
-    /// Ends the guest's connection for `reason`, which the peer logs and fails its
-    /// transactions with; returns the reason for the guest.
-    async fn close_with(&mut self, reason: String) -> String {
-        let _ = self.to_peer.send(Err(reason.clone())).await;
+    /// Ends the guest's connection because it `broke` the protocol, which the peer logs and
+    /// fails its transactions with; returns the reason for the guest.
+    async fn close_with(&mut self, broke: StreamBroken) -> String {
+        let reason = broke.to_string();
+        let _ = self.to_peer.send(Err(broke)).await;
         reason
     }
 }
@@ -154,13 +155,18 @@ impl WasiView for GuestState {
 impl peer::Host for GuestState {
     async fn send(&mut self, message: Vec<u8>) -> Result<(), String> {
         if let Err(oversize) = check_message_size(message.len(), self.max_message_bytes) {
-            let refused = format!("chaincode {}: {oversize}", self.name);
+            let chaincode = self.name.clone();
+            let refused = StreamBroken::Oversize {
+                chaincode,
+                oversize,
+            };
             return Err(self.close_with(refused).await);
         }
         let message = match ChaincodeMessage::decode(message.as_slice()) {
             Ok(message) => message,
-            Err(e) => {
-                let refused = format!("undecodable message from chaincode {}: {e}", self.name);
+            Err(source) => {
+                let chaincode = self.name.clone();
+                let refused = StreamBroken::Undecodable { chaincode, source };
                 return Err(self.close_with(refused).await);
             }
         };

@@ -24,7 +24,8 @@ use super::error::InprocError;
 use super::host::{BlockStore, GuestEnds, GuestState};
 use super::limits::InprocLimits;
 use crate::container::{
-    ChaincodeStreams, Exit, ExitReport, InboundMessages, OutboundMessages, Started, StreamConnector,
+    ChaincodeStreams, Exit, ExitReport, InboundMessages, OutboundMessages, Started, StreamBroken,
+    StreamConnector,
 };
 use crate::metrics::metrics;
 
@@ -217,8 +218,11 @@ pub(super) fn start(
             GuestExit::Finished => info!(chaincode = %name, "wasm chaincode finished"),
             other => {
                 warn!(chaincode = %name, exit = ?other, "wasm chaincode ended");
-                let reason = format!("wasm chaincode {name} {other}");
-                let _ = store.data().to_peer.send(Err(reason)).await;
+                let ended = StreamBroken::GuestEnded {
+                    chaincode: name.clone(),
+                    exit: other.clone(),
+                };
+                let _ = store.data().to_peer.send(Err(ended)).await;
             }
         }
         exit

@@ -96,7 +96,7 @@ async fn stand_in_peer(
 ) -> Result<(), String> {
     let register = match inbound.recv().await {
         Some(Ok(message)) => message,
-        Some(Err(why)) => return Err(why),
+        Some(Err(why)) => return Err(why.to_string()),
         None => return Err("it closed its channel".to_owned()),
     };
     if register.r#type != MessageType::Register as i32 {
