@@ -387,6 +387,17 @@ mod tests {
         starts: AtomicUsize,
     }
 
+    impl GatedVm {
+        /// A VM whose starts register in `registry`, `permits` of them without waiting.
+        fn opened(registry: &HandlerRegistry, permits: usize) -> Arc<Self> {
+            Arc::new(Self {
+                registry: registry.clone(),
+                gate: Semaphore::new(permits),
+                starts: AtomicUsize::new(0),
+            })
+        }
+    }
+
     impl Vm for GatedVm {
         fn target(&self, name: &str) -> Option<Target> {
             Some(Target {
@@ -426,11 +437,7 @@ mod tests {
     #[tokio::test]
     async fn a_launch_whose_first_caller_gave_up_serves_the_next_caller() -> Result<()> {
         let registry = HandlerRegistry::default();
-        let vm = Arc::new(GatedVm {
-            registry: registry.clone(),
-            gate: Semaphore::new(0),
-            starts: AtomicUsize::new(0),
-        });
+        let vm = GatedVm::opened(&registry, 0);
         let launcher = Launcher::default();
         launcher.add_vm(Arc::clone(&vm) as Arc<dyn Vm>);
         let timeout = Duration::from_secs(60);
@@ -457,11 +464,7 @@ mod tests {
     async fn a_caller_that_finds_no_launch_under_way_starts_none_for_a_registered_chaincode()
     -> Result<()> {
         let registry = HandlerRegistry::default();
-        let vm = Arc::new(GatedVm {
-            registry: registry.clone(),
-            gate: Semaphore::new(1),
-            starts: AtomicUsize::new(0),
-        });
+        let vm = GatedVm::opened(&registry, 1);
         let launcher = Launcher::default();
         launcher.add_vm(Arc::clone(&vm) as Arc<dyn Vm>);
         let timeout = Duration::from_secs(60);
@@ -483,11 +486,7 @@ mod tests {
     #[tokio::test]
     async fn a_launch_under_way_when_the_peer_stops_tells_its_callers_why() {
         let registry = HandlerRegistry::default();
-        let vm = Arc::new(GatedVm {
-            registry: registry.clone(),
-            gate: Semaphore::new(0),
-            starts: AtomicUsize::new(0),
-        });
+        let vm = GatedVm::opened(&registry, 0);
         let launcher = Arc::new(Launcher::default());
         launcher.add_vm(vm as Arc<dyn Vm>);
         let waiting = {

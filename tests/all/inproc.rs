@@ -536,9 +536,11 @@ async fn a_guest_computing_after_its_vm_is_gone_still_stops() -> Result<()> {
         Arc::new(NoBlocks),
     )?;
     let component = vm.compile("hostile", &wasm_example("hostile")?)?;
-    let instance = vm.start("silent", &component)?;
+    let mut instance = vm.start("silent", &component)?;
     drop((vm, component));
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    tokio::time::timeout(Duration::from_secs(10), instance.first_run())
+        .await
+        .context("the spinning guest never yielded at an epoch check")?;
 
     instance.stop();
     let exit = tokio::time::timeout(Duration::from_secs(10), instance.wait())

@@ -77,7 +77,8 @@ pub struct InstanceHandle {
     task: JoinHandle<GuestExit>,
     stop: CancellationToken,
     exited: ExitReport,
-    first_run: oneshot::Receiver<()>,
+    /// Told when the first run is over; taken by whoever waits for it.
+    first_run: Option<oneshot::Receiver<()>>,
 }
 
 impl InstanceHandle {
@@ -96,8 +97,17 @@ impl InstanceHandle {
         Started {
             stop: Box::new(move || stop.cancel()),
             exited: self.exited,
-            first_run: Some(self.first_run),
+            first_run: self.first_run,
             register_within: Some(register_within),
+        }
+    }
+
+    /// Waits until the guest's first run is over: it registered and waits for the peer, it
+    /// ended, or it was computing when an epoch check made it yield.
+    /// Returns at once if it was waited for before.
+    pub async fn first_run(&mut self) {
+        if let Some(ran) = self.first_run.take() {
+            let _ = ran.await;
         }
     }
 
@@ -239,7 +249,7 @@ pub(super) fn start(
         task,
         stop,
         exited,
-        first_run,
+        first_run: Some(first_run),
     })
 }
 
