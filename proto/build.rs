@@ -5,6 +5,7 @@ const PROTO_FILES: &[&str] = &[
     "peer/peer.proto",
     "peer/transaction.proto",
     "peer/events.proto",
+    "peer/policy.proto",
     "gateway/gateway.proto",
     "orderer/ab.proto",
     "google/rpc/status.proto",

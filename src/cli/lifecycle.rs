@@ -1,5 +1,6 @@
-//! `ccvm chaincode package | install | approve | commit | list`: Fabric's lifecycle steps for a
-//! user chaincode, each a call to the node (installing) or a transaction on `_lifecycle`.
+//! `ccvm chaincode package | install | approve | commit | list | deploy`: Fabric's lifecycle
+//! steps for a user chaincode, each a call to the node (installing) or a transaction on
+//! `_lifecycle`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -14,6 +15,7 @@ use crate::config::DEFAULT_LISTEN;
 use crate::ledger::DEFAULT_CHANNEL;
 use crate::node::LIFECYCLE;
 use crate::package::{CodeFile, Package, Platform};
+use crate::policy::SignaturePolicy;
 
 #[derive(Args)]
 pub(super) struct PackageArgs {
@@ -43,14 +45,19 @@ pub(super) struct InstallArgs {
 /// The node and the client identity a lifecycle step uses.
 #[derive(Args)]
 pub(super) struct TargetArgs {
-    /// The node's client address.
-    #[arg(long, default_value = DEFAULT_LISTEN)]
-    peer: String,
+    /// The node's client address (Fabric's `CORE_PEER_ADDRESS`).
+    #[arg(
+        long,
+        visible_alias = "peerAddresses",
+        env = "CORE_PEER_ADDRESS",
+        default_value = DEFAULT_LISTEN
+    )]
+    pub peer: String,
     #[command(flatten)]
-    client: ClientArgs,
+    pub client: ClientArgs,
     /// The channel.
     #[arg(short = 'C', long = "channelID", default_value = DEFAULT_CHANNEL)]
-    channel: String,
+    pub channel: String,
 }
 
 #[derive(Args)]
@@ -75,26 +82,70 @@ pub(super) struct DeployArgs {
     target: TargetArgs,
 }
 
+/// A chaincode definition's parameters, taken as Fabric's lifecycle commands take them.
 #[derive(Args)]
-pub(super) struct DefinitionArgs {
+pub(super) struct DefinitionParams {
     /// The chaincode name.
     #[arg(short = 'n', long)]
-    name: String,
+    pub name: String,
     /// The chaincode version.
     #[arg(short = 'v', long)]
-    version: String,
+    pub version: String,
     /// The definition's sequence: 1, then one more per change.
     #[arg(long)]
-    sequence: u64,
-    /// The installed package to run.
+    pub sequence: u64,
+    /// The endorsement policy in Fabric's signature-policy language, e.g.
+    /// "OR('Org1MSP.peer','Org2MSP.peer')"; the channel's Endorsement policy when neither this
+    /// nor --channel-config-policy is given.
+    #[arg(long, conflicts_with = "channel_config_policy")]
+    signature_policy: Option<String>,
+    /// A channel policy to endorse under instead, by path, e.g. /Channel/Application/Admins.
     #[arg(long)]
-    package_id: String,
-    /// The endorsement policy, kept as data.
-    #[arg(long, default_value = "")]
-    signature_policy: String,
+    channel_config_policy: Option<String>,
     /// Whether Init must be invoked first.
     #[arg(long)]
     init_required: bool,
+}
+
+impl DefinitionParams {
+    /// The endorsement policy as `_lifecycle` keeps it: signature-policy text, a channel policy
+    /// path, or empty for the channel's `Endorsement` policy. A policy that cannot be read is
+    /// refused here, before anything is submitted.
+    fn endorsement_policy(&self) -> anyhow::Result<String> {
+        if let Some(policy) = &self.signature_policy {
+            SignaturePolicy::parse(policy)
+                .with_context(|| format!("--signature-policy {policy:?}"))?;
+            return Ok(policy.clone());
+        }
+        match &self.channel_config_policy {
+            Some(path) if !path.starts_with('/') => bail!(
+                "--channel-config-policy {path:?} is not a policy path such as \
+                 /Channel/Application/Endorsement"
+            ),
+            Some(path) => Ok(path.clone()),
+            None => Ok(String::new()),
+        }
+    }
+
+    /// The parameters as `_lifecycle` takes them.
+    pub fn to_json(&self) -> anyhow::Result<serde_json::Value> {
+        Ok(json!({
+            "name": self.name,
+            "version": self.version,
+            "sequence": self.sequence,
+            "endorsement_policy": self.endorsement_policy()?,
+            "init_required": self.init_required,
+        }))
+    }
+}
+
+#[derive(Args)]
+pub(super) struct DefinitionArgs {
+    #[command(flatten)]
+    definition: DefinitionParams,
+    /// The installed package to run.
+    #[arg(long)]
+    package_id: String,
     #[command(flatten)]
     target: TargetArgs,
 }
@@ -231,20 +282,14 @@ pub(super) async fn define(args: &DefinitionArgs, commit: bool) -> anyhow::Resul
             target.peer
         );
     };
-    let definition = json!({
-        "name": args.name,
-        "version": args.version,
-        "sequence": args.sequence,
-        "package_id": args.package_id,
-        "platform": package.platform,
-        "endorsement_policy": args.signature_policy,
-        "init_required": args.init_required,
-    });
+    let mut definition = args.definition.to_json()?;
+    definition["package_id"] = json!(args.package_id);
+    definition["platform"] = json!(package.platform);
     let block = submit_definition(target, &definition, commit).await?;
     let done = if commit { "committed" } else { "approved" };
     println!(
         "{done} {} {} sequence {} in block {block}",
-        args.name, args.version, args.sequence
+        args.definition.name, args.definition.version, args.definition.sequence
     );
     Ok(())
 }

@@ -3,6 +3,7 @@
 
 mod builder;
 mod lifecycle;
+mod lifecycle_queries;
 mod progress;
 
 use std::io::Write;
@@ -218,11 +219,21 @@ enum ChaincodeCommand {
     /// Package, install, approve and commit a chaincode in one step, then start it.
     Deploy(lifecycle::DeployArgs),
     /// Approve a chaincode definition for this node's organization.
+    #[command(visible_alias = "approveformyorg")]
     Approve(lifecycle::DefinitionArgs),
+    /// Which organizations approved a definition's parameters, as Fabric's CLI prints it.
+    #[command(name = "checkcommitreadiness")]
+    CheckCommitReadiness(lifecycle_queries::CheckCommitReadinessArgs),
     /// Commit an approved chaincode definition; the chaincode runs on its next call.
     Commit(lifecycle::DefinitionArgs),
     /// List installed packages and committed definitions.
     List(lifecycle::TargetArgs),
+    /// The node's installed packages, as Fabric's CLI prints them.
+    #[command(name = "queryinstalled")]
+    QueryInstalled(lifecycle_queries::QueryInstalledArgs),
+    /// The committed definitions, or one with its approvals, as Fabric's CLI prints them.
+    #[command(name = "querycommitted")]
+    QueryCommitted(lifecycle_queries::QueryCommittedArgs),
     /// Serve a wasm chaincode as a service (chaincode-as-a-service), with Fabric's
     /// CHAINCODE_SERVER_ADDRESS, CHAINCODE_ID and CHAINCODE_TLS_* settings.
     Serve(builder::ServeArgs),
@@ -399,6 +410,15 @@ async fn run(cli: Cli, config: Option<Config>) -> anyhow::Result<()> {
         }
         Command::Chaincode(ChaincodeCommand::Commit(args)) => lifecycle::define(&args, true).await,
         Command::Chaincode(ChaincodeCommand::List(args)) => lifecycle::list(&args).await,
+        Command::Chaincode(ChaincodeCommand::CheckCommitReadiness(args)) => {
+            lifecycle_queries::check_commit_readiness(&args).await
+        }
+        Command::Chaincode(ChaincodeCommand::QueryInstalled(args)) => {
+            lifecycle_queries::query_installed(&args).await
+        }
+        Command::Chaincode(ChaincodeCommand::QueryCommitted(args)) => {
+            lifecycle_queries::query_committed(&args).await
+        }
         Command::Chaincode(ChaincodeCommand::New(args)) => new_project(&args),
         Command::Scc(SccCommand::List(args)) => list_system_chaincodes(&args).await,
         Command::Builder(_) | Command::Chaincode(ChaincodeCommand::Serve(_)) => {

@@ -4,9 +4,13 @@
 use std::process::Output;
 
 use anyhow::Result;
+use base64::Engine;
 use ccvm::node::{LIFECYCLE, QSCC};
+use ccvm::policy::SignaturePolicy;
+use ccvm::proto::Message;
+use ccvm::proto::protos::{ApplicationPolicy, application_policy};
 
-use crate::harness::{CHANNEL, TestNode, run_ccvm as ccvm, rust_chaincode};
+use crate::harness::{CHANNEL, TestNode, run_ccvm as ccvm, rust_chaincode, wasm_example};
 
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
@@ -264,4 +268,219 @@ async fn invoke_and_query_take_fabrics_flags_and_environment() -> Result<()> {
         stderr(&refused)
     );
     Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lifecycle_queries_print_what_fabrics_peer_cli_prints() -> Result<()> {
+    let node = TestNode::start().await?;
+    let peer = node.inner().peer_addr().to_string();
+    let data_dir = node.config().data_dir.display().to_string();
+    let msp = node.config().msp_id.clone();
+    let work = tempfile::tempdir()?;
+    let component = work.path().join("kv.wasm");
+    std::fs::write(&component, wasm_example("kv")?)?;
+    let package = work.path().join("kv.tar.gz").display().to_string();
+    let package_id = stdout(
+        &ccvm_at(
+            &peer,
+            &[
+                "chaincode",
+                "package",
+                "--label",
+                "kv_1.0",
+                "--lang",
+                "wasm",
+                "--path",
+                &component.display().to_string(),
+                "-o",
+                &package,
+            ],
+        )
+        .await?,
+    )
+    .trim()
+    .to_owned();
+    ccvm_ok(&peer, &data_dir, vec!["chaincode", "install", &package]).await?;
+    assert_eq!(
+        ccvm_ok(&peer, &data_dir, vec!["chaincode", "queryinstalled"]).await?,
+        format!("Installed chaincodes on peer:\nPackage ID: {package_id}, Label: kv_1.0\n")
+    );
+
+    let policy = format!("OR('{msp}.peer')");
+    let params = ["-n", "cli-kv", "-v", "1.0", "--sequence", "1"];
+    let with_policy = [&params[..], &["--signature-policy", policy.as_str()]].concat();
+    let approve = [
+        &["chaincode", "approveformyorg", "--package-id", &package_id][..],
+        &with_policy,
+    ]
+    .concat();
+    ccvm_ok(&peer, &data_dir, approve).await?;
+    let readiness = [&["chaincode", "checkcommitreadiness"][..], &with_policy].concat();
+    assert_eq!(
+        ccvm_ok(&peer, &data_dir, readiness).await?,
+        format!(
+            "Chaincode definition for chaincode 'cli-kv', version '1.0', sequence '1' on \
+             channel '{CHANNEL}' approval status by org:\n{msp}: true\n"
+        ),
+        "readiness compares the parameters, not the package each org chose"
+    );
+    let stricter = format!("AND('{msp}.peer','{msp}.admin')");
+    let other_policy = [
+        &["chaincode", "checkcommitreadiness"][..],
+        &params,
+        &["--signature-policy", &stricter, "-O", "json"],
+    ]
+    .concat();
+    assert_eq!(
+        ccvm_ok(&peer, &data_dir, other_policy).await?,
+        format!("{{\n\t\"approvals\": {{\n\t\t\"{msp}\": false\n\t}}\n}}\n")
+    );
+
+    let commit = [
+        &["chaincode", "commit", "--package-id", &package_id][..],
+        &with_policy,
+    ]
+    .concat();
+    ccvm_ok(&peer, &data_dir, commit).await?;
+    assert_eq!(
+        ccvm_ok(
+            &peer,
+            &data_dir,
+            vec!["chaincode", "querycommitted", "-C", CHANNEL, "-n", "cli-kv"]
+        )
+        .await?,
+        format!(
+            "Committed chaincode definition for chaincode 'cli-kv' on channel '{CHANNEL}':\n\
+             Version: 1.0, Sequence: 1, Endorsement Plugin: escc, Validation Plugin: vscc, \
+             Approvals: [{msp}: true]\n"
+        )
+    );
+    assert_eq!(
+        ccvm_ok(
+            &peer,
+            &data_dir,
+            vec!["chaincode", "querycommitted", "-C", CHANNEL]
+        )
+        .await?,
+        format!(
+            "Committed chaincode definitions on channel '{CHANNEL}':\nName: cli-kv, Version: \
+             1.0, Sequence: 1, Endorsement Plugin: escc, Validation Plugin: vscc\n"
+        )
+    );
+    let committed: serde_json::Value = serde_json::from_str(
+        &ccvm_ok(
+            &peer,
+            &data_dir,
+            vec!["chaincode", "querycommitted", "-n", "cli-kv", "-O", "json"],
+        )
+        .await?,
+    )?;
+    assert_eq!(committed["sequence"], 1);
+    assert_eq!(committed["version"], "1.0");
+    assert_eq!(committed["collections"], serde_json::json!({}));
+    assert_eq!(
+        committed["approvals"],
+        serde_json::json!({ msp.clone(): true })
+    );
+    assert!(
+        committed.get("init_required").is_none(),
+        "false is left out"
+    );
+    let parameter = base64::engine::general_purpose::STANDARD.decode(
+        committed["validation_parameter"]
+            .as_str()
+            .unwrap_or_default(),
+    )?;
+    let Some(application_policy::Type::SignaturePolicy(envelope)) =
+        ApplicationPolicy::decode(parameter.as_slice())?.r#type
+    else {
+        panic!("the validation parameter is not a signature policy: {committed}");
+    };
+    assert_eq!(
+        SignaturePolicy::from_envelope(&envelope.encode_to_vec())?,
+        SignaturePolicy::parse(&policy)?
+    );
+    let installed: serde_json::Value = serde_json::from_str(
+        &ccvm_ok(
+            &peer,
+            &data_dir,
+            vec!["chaincode", "queryinstalled", "--output", "JSON"],
+        )
+        .await?,
+    )?;
+    assert_eq!(
+        installed["installed_chaincodes"][0]["references"][CHANNEL]["chaincodes"],
+        serde_json::json!([{"name": "cli-kv", "version": "1.0"}])
+    );
+
+    let missing = ccvm_at(
+        &peer,
+        &[
+            "chaincode",
+            "querycommitted",
+            "-n",
+            "nothing",
+            "--data-dir",
+            &data_dir,
+        ],
+    )
+    .await?;
+    assert!(!missing.status.success());
+    assert!(
+        stderr(&missing).contains("namespace nothing is not defined"),
+        "{}",
+        stderr(&missing)
+    );
+    for (flag, policy, reason) in [
+        ("--signature-policy", "AND('a.peer'", "--signature-policy"),
+        (
+            "--channel-config-policy",
+            "Channel/Application/Admins",
+            "is not a policy path",
+        ),
+    ] {
+        let mut refused = vec!["chaincode", "approve", "--package-id", &package_id];
+        refused.extend(["-n", "cli-kv", "-v", "2.0", "--sequence", "2", flag, policy]);
+        refused.extend(["--data-dir", &data_dir]);
+        let output = ccvm_at(&peer, &refused).await?;
+        assert!(!output.status.success());
+        assert!(stderr(&output).contains(reason), "{}", stderr(&output));
+    }
+    let unchanged = ccvm_at(
+        &peer,
+        &[
+            "chaincode",
+            "checkcommitreadiness",
+            "-n",
+            "cli-kv",
+            "-v",
+            "2.0",
+            "--sequence",
+            "2",
+            "-O",
+            "json",
+            "--data-dir",
+            &data_dir,
+        ],
+    )
+    .await?;
+    assert_eq!(
+        stdout(&unchanged),
+        "{}\n",
+        "the refused approvals submitted nothing"
+    );
+    Ok(())
+}
+
+/// Runs the `ccvm` binary against `peer` as the development admin of `data_dir`; its stdout, or
+/// an error with its stderr.
+async fn ccvm_ok(peer: &str, data_dir: &str, mut args: Vec<&str>) -> Result<String> {
+    args.extend(["--data-dir", data_dir]);
+    let output = ccvm_at(peer, &args).await?;
+    anyhow::ensure!(
+        output.status.success(),
+        "ccvm {args:?}: {}",
+        stderr(&output)
+    );
+    Ok(stdout(&output))
 }

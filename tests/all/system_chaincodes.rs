@@ -98,6 +98,10 @@ async fn lifecycle_installs_approves_and_commits_a_definition() -> Result<()> {
     assert_eq!(committed["version"], "1.0");
     assert_eq!(committed["package_id"], PACKAGE_ID);
     assert_eq!(committed["sequence"], 1);
+    assert_eq!(
+        committed["approvals"],
+        json!({ node.config().msp_id.clone(): true })
+    );
 
     let again = node
         .invoke(

@@ -44,20 +44,16 @@ impl Installed {
     }
 }
 
-/// A chaincode definition, as approved by organizations and committed on a channel.
+/// What organizations agree on when they approve a definition, and what readiness compares, as
+/// in Fabric: everything but the package, which each organization chooses for itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Definition {
+pub struct Parameters {
     /// The chaincode's name.
     pub name: String,
     /// Its version label.
     pub version: String,
     /// 1 for the first definition, one more for each later one.
     pub sequence: u64,
-    /// The installed package this definition runs (empty for none yet).
-    #[serde(default)]
-    pub package_id: String,
-    /// How the package runs: one of [`PLATFORMS`].
-    pub platform: String,
     /// The endorsement policy, kept as data.
     #[serde(default)]
     pub endorsement_policy: String,
@@ -66,7 +62,7 @@ pub struct Definition {
     pub init_required: bool,
 }
 
-impl Definition {
+impl Parameters {
     pub fn check(&self) -> Result<(), ShimError> {
         let name_ok = !self.name.is_empty()
             && self
@@ -93,18 +89,38 @@ impl Definition {
         if self.sequence == 0 {
             return Err(invalid("sequence starts at 1".to_owned()));
         }
+        Ok(())
+    }
+}
+
+/// A chaincode definition, as approved by organizations and committed on a channel: its
+/// parameters and the package the node runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Definition {
+    #[serde(flatten)]
+    pub parameters: Parameters,
+    /// The installed package this definition runs (empty for none yet).
+    #[serde(default)]
+    pub package_id: String,
+    /// How the package runs: one of [`PLATFORMS`].
+    pub platform: String,
+}
+
+impl Definition {
+    pub fn check(&self) -> Result<(), ShimError> {
+        self.parameters.check()?;
         check_platform(&self.platform)
     }
 
     /// A definition must be the next sequence after the committed one.
     pub fn check_sequence(&self, committed: Option<&Definition>) -> Result<(), ShimError> {
-        let next = committed.map_or(1, |c| c.sequence + 1);
-        if self.sequence == next {
+        let next = committed.map_or(1, |c| c.parameters.sequence + 1);
+        if self.parameters.sequence == next {
             Ok(())
         } else {
             Err(invalid(format!(
                 "chaincode {} expects sequence {next}, not {}",
-                self.name, self.sequence
+                self.parameters.name, self.parameters.sequence
             )))
         }
     }
@@ -119,9 +135,17 @@ pub struct Approval {
     pub definition: Definition,
 }
 
-/// Which organizations approved a definition exactly as given.
+/// Which organizations approved a definition's parameters as given.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Readiness {
+    pub approvals: BTreeMap<String, bool>,
+}
+
+/// A committed definition and the approvals of its parameters.
+#[derive(Debug, Serialize)]
+pub struct Committed {
+    #[serde(flatten)]
+    pub definition: Definition,
     pub approvals: BTreeMap<String, bool>,
 }
 

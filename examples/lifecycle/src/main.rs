@@ -10,15 +10,16 @@
 //! | `InstallChaincode` | `{"package_id", "label", "platform"}` | the record |
 //! | `QueryInstalledChaincodes` | | the records |
 //! | `ApproveChaincodeDefinitionForMyOrg` | a definition | the approval |
-//! | `CheckCommitReadiness` | a definition | `{"approvals": {msp id: bool}}` |
+//! | `CheckCommitReadiness` | a definition's parameters | `{"approvals": {msp id: bool}}` |
 //! | `CommitChaincodeDefinition` | a definition | the definition |
-//! | `QueryChaincodeDefinition` | name | the definition |
+//! | `QueryChaincodeDefinition` | name | the definition and its `approvals` |
 //! | `QueryChaincodeDefinitions` | | the definitions |
 //!
-//! A definition is `{"name", "version", "sequence", "package_id", "platform",
-//! "endorsement_policy", "init_required"}`. Sequences start at 1 and grow by one per commit; a
-//! commit needs the committing organization's approval of exactly that definition, and approving
-//! the same definition twice is refused. Who may call which function is the peer's ACL: approval
+//! A definition is its parameters `{"name", "version", "sequence", "endorsement_policy",
+//! "init_required"}` and the package it runs, `"package_id"` and `"platform"`. Sequences start at
+//! 1 and grow by one per commit. As in Fabric, readiness compares the parameters only (each
+//! organization chooses its own package); a commit needs the committing organization's approval
+//! of exactly that definition, and approving the same definition twice is refused. Who may call which function is the peer's ACL: approval
 //! takes an admin of the peer's organization.
 
 mod definition;
@@ -29,7 +30,7 @@ use prost::Message;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use definition::{Approval, Definition, Installed, Readiness};
+use definition::{Approval, Committed, Definition, Installed, Parameters, Readiness};
 
 /// Composite-key object types of the records this chaincode keeps.
 const INSTALLED: &str = "installed";
@@ -60,69 +61,71 @@ fn dispatch(stub: &Stub<'_>, function: &str, params: &[String]) -> Result<Vec<u8
         "ApproveChaincodeDefinitionForMyOrg" => {
             let definition: Definition = parse(params)?;
             definition.check()?;
-            let committed = committed(stub, &definition.name)?;
+            let committed = committed(stub, &definition.parameters.name)?;
             definition.check_sequence(committed.as_ref())?;
             let approval = Approval {
                 msp_id: creator_msp(stub)?,
                 definition,
             };
-            let sequence = approval.definition.sequence.to_string();
-            let approval_key = key(
-                APPROVAL,
-                &[&approval.definition.name, &sequence, &approval.msp_id],
-            )?;
+            let approval_key = approval_key(&approval.definition.parameters, &approval.msp_id)?;
             let previous = stub.get_state(&approval_key)?;
             if let Some(previous) = previous
                 && from_json::<Approval>(&previous)? == approval
             {
                 return Err(ShimError::InvalidArgument(format!(
-                    "attempted to redefine uncommitted sequence ({sequence}) for namespace {} \
-                     with unchanged content",
-                    approval.definition.name
+                    "attempted to redefine uncommitted sequence ({}) for namespace {} with \
+                     unchanged content",
+                    approval.definition.parameters.sequence, approval.definition.parameters.name
                 )));
             }
             put_json(stub, &approval_key, &approval)?;
             json(&approval)
         }
         "CheckCommitReadiness" => {
-            let definition: Definition = parse(params)?;
-            definition.check()?;
-            json(&readiness(stub, &definition)?)
+            let parameters: Parameters = parse(params)?;
+            parameters.check()?;
+            json(&readiness(stub, &parameters)?)
         }
         "CommitChaincodeDefinition" => {
             let definition: Definition = parse(params)?;
             definition.check()?;
-            let committed = committed(stub, &definition.name)?;
-            if committed.as_ref().map(|c| c.sequence) == Some(definition.sequence) {
+            let Parameters { name, sequence, .. } = &definition.parameters;
+            let committed = committed(stub, name)?;
+            if committed.as_ref().map(|c| c.parameters.sequence) == Some(*sequence) {
                 return Err(ShimError::InvalidArgument(format!(
-                    "chaincode {} sequence {} is already committed",
-                    definition.name, definition.sequence
+                    "chaincode {name} sequence {sequence} is already committed"
                 )));
             }
             definition.check_sequence(committed.as_ref())?;
             let msp_id = creator_msp(stub)?;
-            let approvals = readiness(stub, &definition)?;
-            if approvals.approvals.get(&msp_id) != Some(&true) {
+            let own = stub
+                .get_state(&approval_key(&definition.parameters, &msp_id)?)?
+                .map(|bytes| from_json::<Approval>(&bytes))
+                .transpose()?;
+            if own.map(|approval| approval.definition).as_ref() != Some(&definition) {
                 return Err(ShimError::InvalidArgument(format!(
-                    "organization {msp_id} has not approved this definition of chaincode {} \
-                     sequence {}",
-                    definition.name, definition.sequence
+                    "organization {msp_id} has not approved this definition of chaincode \
+                     {name} sequence {sequence}"
                 )));
             }
-            put_json(stub, &key(DEFINITION, &[&definition.name])?, &definition)?;
+            put_json(stub, &key(DEFINITION, &[name])?, &definition)?;
             json(&definition)
         }
         "QueryChaincodeDefinition" => {
             let name = params.first().ok_or_else(|| {
                 ShimError::InvalidArgument("QueryChaincodeDefinition needs a name".to_owned())
             })?;
-            match committed(stub, name)? {
-                Some(definition) => json(&definition),
-                None => Err(ShimError::InvalidArgument(format!(
-                    "chaincode {name} is not defined on channel {}",
+            let Some(definition) = committed(stub, name)? else {
+                return Err(ShimError::InvalidArgument(format!(
+                    "namespace {name} is not defined on channel {}",
                     stub.channel_id()
-                ))),
-            }
+                )));
+            };
+            let approvals = readiness(stub, &definition.parameters)?.approvals;
+            json(&Committed {
+                definition,
+                approvals,
+            })
         }
         "QueryChaincodeDefinitions" => json(&all::<Definition>(stub, DEFINITION)?),
         other => Err(ShimError::InvalidArgument(format!(
@@ -131,15 +134,21 @@ fn dispatch(stub: &Stub<'_>, function: &str, params: &[String]) -> Result<Vec<u8
     }
 }
 
-/// Which organizations approved exactly `definition`.
-fn readiness(stub: &Stub<'_>, definition: &Definition) -> Result<Readiness, ShimError> {
-    let sequence = definition.sequence.to_string();
+/// The key of an organization's approval of a definition's sequence.
+fn approval_key(parameters: &Parameters, msp_id: &str) -> Result<String, ShimError> {
+    let sequence = parameters.sequence.to_string();
+    key(APPROVAL, &[&parameters.name, &sequence, msp_id])
+}
+
+/// Which organizations approved `parameters` for their sequence, as they are given.
+fn readiness(stub: &Stub<'_>, parameters: &Parameters) -> Result<Readiness, ShimError> {
+    let sequence = parameters.sequence.to_string();
     let mut readiness = Readiness::default();
     for entry in
-        stub.get_state_by_partial_composite_key(APPROVAL, &[&definition.name, &sequence])?
+        stub.get_state_by_partial_composite_key(APPROVAL, &[&parameters.name, &sequence])?
     {
         let approval: Approval = from_json(&entry?.value)?;
-        let matches = approval.definition == *definition;
+        let matches = approval.definition.parameters == *parameters;
         readiness.approvals.insert(approval.msp_id, matches);
     }
     Ok(readiness)
