@@ -70,9 +70,9 @@ pub(crate) fn answer(contexts: &TxContexts, message: ChaincodeMessage) -> Immedi
                     }
                     match served {
                         Ok(payload) => reply(&message, MessageType::Response, payload),
-                        Err(text) => {
-                            debug!(tx = %short_tx(&message.txid), %text, "{} failed", kind.as_str_name());
-                            error_reply(&message, text)
+                        Err(e) => {
+                            debug!(tx = %short_tx(&message.txid), error = %e, "{} failed", kind.as_str_name());
+                            error_reply(&message, e.for_chaincode())
                         }
                     }
                 }

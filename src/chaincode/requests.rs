@@ -14,10 +14,57 @@ use ccvm_proto::protos::{
 
 use super::queries::QueryIterator;
 use super::tx_context::TxContext;
-use crate::ledger::RangeScan;
+use crate::ledger::{LedgerError, RangeScan};
 
-/// Why a request failed; sent to the chaincode as the ERROR payload.
-pub(crate) type RequestError = String;
+/// Why a state request failed. The chaincode is sent [`RequestError::for_chaincode`] as the
+/// ERROR payload.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RequestError {
+    /// The payload is not the message its type names.
+    #[error("malformed payload: {0}")]
+    Malformed(#[from] prost::DecodeError),
+    /// A key was empty.
+    #[error("key must not be an empty string")]
+    EmptyKey,
+    /// A private data request named no collection.
+    #[error("collection must not be an empty string")]
+    EmptyCollection,
+    /// A write in a chaincode called from another channel, which may only read.
+    #[error("writes are not allowed in a chaincode called from another channel")]
+    ReadOnly,
+    /// A WRITE_BATCH_STATE record of no type.
+    #[error("write batch record has no type")]
+    UntypedRecord,
+    /// A PUT_STATE_METADATA without its metadata.
+    #[error("PUT_STATE_METADATA carries no metadata")]
+    NoMetadata,
+    /// A paginated range over private data.
+    #[error("pagination is not supported for private data")]
+    PrivatePagination,
+    /// QUERY_STATE_NEXT for an iterator the transaction does not have open.
+    #[error("query iterator {0} not found")]
+    UnknownIterator(String),
+    /// GET_QUERY_RESULT: the state store has no query language.
+    #[error("rich queries (GET_QUERY_RESULT) are not supported by this state store")]
+    RichQuery,
+    /// A message type that is not a state request.
+    #[error("{} is not a state request", .0.as_str_name())]
+    NotAStateRequest(MessageType),
+    /// The ledger refused the request or failed underneath it.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+}
+
+impl RequestError {
+    /// The ERROR payload's text: the reason itself, but only [`LedgerError::for_chaincode`]'s
+    /// account of a failing store.
+    pub(crate) fn for_chaincode(&self) -> String {
+        match self {
+            Self::Ledger(e) => e.for_chaincode(),
+            refusal => refusal.to_string(),
+        }
+    }
+}
 
 /// Serves one state request of a running transaction.
 pub(crate) fn serve(
@@ -43,10 +90,11 @@ pub(crate) fn serve(
         MessageType::GetPrivateDataHash => {
             let req: GetState = decode(payload)?;
             require_collection(&req.collection)?;
-            let hash = context
-                .simulator()
-                .get_private_data_hash(&context.tx.namespace, &req.collection, &req.key)
-                .map_err(|e| e.for_chaincode())?;
+            let hash = context.simulator().get_private_data_hash(
+                &context.tx.namespace,
+                &req.collection,
+                &req.key,
+            )?;
             Ok(hash.unwrap_or_default())
         }
         MessageType::PutState => {
@@ -82,7 +130,7 @@ pub(crate) fn serve(
                         put_metadata(context, &record.collection, &record.key, metadata)?;
                     }
                     write_record::Type::Undefined => {
-                        return Err("write batch record has no type".to_owned());
+                        return Err(RequestError::UntypedRecord);
                     }
                 }
             }
@@ -92,8 +140,7 @@ pub(crate) fn serve(
             let req: GetStateMetadata = decode(payload)?;
             let entries = context
                 .simulator()
-                .get_state_metadata(&context.tx.namespace, &req.collection, &req.key)
-                .map_err(|e| e.for_chaincode())?
+                .get_state_metadata(&context.tx.namespace, &req.collection, &req.key)?
                 .into_iter()
                 .map(|(metakey, value)| StateMetadata { metakey, value })
                 .collect();
@@ -101,9 +148,7 @@ pub(crate) fn serve(
         }
         MessageType::PutStateMetadata => {
             let req: PutStateMetadata = decode(payload)?;
-            let metadata = req
-                .metadata
-                .ok_or("PUT_STATE_METADATA carries no metadata")?;
+            let metadata = req.metadata.ok_or(RequestError::NoMetadata)?;
             put_metadata(context, &req.collection, &req.key, metadata)?;
             Ok(Vec::new())
         }
@@ -115,7 +160,7 @@ pub(crate) fn serve(
                 Some(decode::<QueryMetadata>(&req.metadata)?)
             };
             if page.is_some() && !req.collection.is_empty() {
-                return Err("pagination is not supported for private data".to_owned());
+                return Err(RequestError::PrivatePagination);
             }
             let start = match &page {
                 Some(page) if !page.bookmark.is_empty() => page.bookmark.as_str(),
@@ -155,7 +200,7 @@ pub(crate) fn serve(
             let req: QueryStateNext = decode(payload)?;
             let mut iterator = context
                 .take_iterator(&req.id)
-                .ok_or_else(|| format!("query iterator {} not found", req.id))?;
+                .ok_or_else(|| RequestError::UnknownIterator(req.id.clone()))?;
             let response = next_batch(context, &mut iterator, &req.id)?;
             if !iterator.exhausted() {
                 context.put_iterator(req.id, iterator);
@@ -171,20 +216,18 @@ pub(crate) fn serve(
             }
             .encode_to_vec())
         }
-        MessageType::GetQueryResult => {
-            Err("rich queries (GET_QUERY_RESULT) are not supported by this state store".to_owned())
-        }
-        other => Err(format!("{} is not a state request", other.as_str_name())),
+        MessageType::GetQueryResult => Err(RequestError::RichQuery),
+        other => Err(RequestError::NotAStateRequest(other)),
     }
 }
 
 fn decode<M: Message + Default>(payload: &[u8]) -> Result<M, RequestError> {
-    M::decode(payload).map_err(|e| format!("malformed payload: {e}"))
+    Ok(M::decode(payload)?)
 }
 
 fn require_key(key: &str) -> Result<(), RequestError> {
     if key.is_empty() {
-        Err("key must not be an empty string".to_owned())
+        Err(RequestError::EmptyKey)
     } else {
         Ok(())
     }
@@ -192,7 +235,7 @@ fn require_key(key: &str) -> Result<(), RequestError> {
 
 fn require_collection(collection: &str) -> Result<(), RequestError> {
     if collection.is_empty() {
-        Err("collection must not be an empty string".to_owned())
+        Err(RequestError::EmptyCollection)
     } else {
         Ok(())
     }
@@ -200,7 +243,7 @@ fn require_collection(collection: &str) -> Result<(), RequestError> {
 
 fn require_writable(context: &TxContext) -> Result<(), RequestError> {
     if context.tx.read_only {
-        Err("writes are not allowed in a chaincode called from another channel".to_owned())
+        Err(RequestError::ReadOnly)
     } else {
         Ok(())
     }
@@ -213,7 +256,7 @@ fn get(context: &TxContext, collection: &str, key: &str) -> Result<Option<Vec<u8
     } else {
         simulator.get_private_data(&context.tx.namespace, collection, key)
     };
-    found.map_err(|e| e.for_chaincode())
+    Ok(found?)
 }
 
 fn put(
@@ -263,16 +306,14 @@ fn put_metadata(
 ) -> Result<(), RequestError> {
     require_writable(context)?;
     require_key(key)?;
-    context
-        .simulator()
-        .put_state_metadata(
-            &context.tx.namespace,
-            collection,
-            key,
-            &metadata.metakey,
-            metadata.value,
-        )
-        .map_err(|e| e.for_chaincode())
+    context.simulator().put_state_metadata(
+        &context.tx.namespace,
+        collection,
+        key,
+        &metadata.metakey,
+        metadata.value,
+    )?;
+    Ok(())
 }
 
 fn open_iterator(
@@ -292,7 +333,154 @@ fn next_batch(
     iterator: &mut QueryIterator,
     id: &str,
 ) -> Result<QueryResponse, RequestError> {
-    iterator
-        .next_batch(&mut context.simulator(), id)
-        .map_err(|e| e.for_chaincode())
+    Ok(iterator.next_batch(&mut context.simulator(), id)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use ccvm_proto::protos::{
+        GetStateByRange, PutState, QueryStateNext, WriteBatchState, WriteRecord,
+    };
+
+    use super::*;
+    use crate::chaincode::tx_context::{TxContexts, TxInfo};
+    use crate::ledger::{DEFAULT_CHANNEL, Ledger};
+
+    /// A transaction of chaincode `cc` on a fresh ledger, writable unless `read_only`.
+    fn context(read_only: bool) -> anyhow::Result<(tempfile::TempDir, Arc<TxContext>)> {
+        let dir = tempfile::tempdir()?;
+        let ledger = Ledger::open(dir.path())?;
+        let info = TxInfo {
+            channel: DEFAULT_CHANNEL.to_owned(),
+            tx_id: "tx".to_owned(),
+            namespace: "cc".to_owned(),
+            signed_proposal: None,
+            simulator: Arc::new(Mutex::new(ledger.new_simulator(DEFAULT_CHANNEL, "tx")?)),
+            read_only,
+        };
+        let (context, _completion) = TxContexts::default()
+            .open(info)
+            .ok_or_else(|| anyhow::anyhow!("the transaction is new"))?;
+        Ok((dir, context))
+    }
+
+    fn request(kind: MessageType, payload: impl Message) -> ChaincodeMessage {
+        ChaincodeMessage {
+            r#type: kind as i32,
+            payload: payload.encode_to_vec(),
+            ..Default::default()
+        }
+    }
+
+    fn put(key: &str) -> ChaincodeMessage {
+        request(
+            MessageType::PutState,
+            PutState {
+                key: key.to_owned(),
+                value: b"v".to_vec(),
+                ..Default::default()
+            },
+        )
+    }
+
+    #[test]
+    fn each_refusal_is_its_own_kind() -> anyhow::Result<()> {
+        let (_dir, writable) = context(false)?;
+        let serve = |kind, message: ChaincodeMessage| serve(&writable, kind, &message);
+
+        assert!(matches!(
+            serve(MessageType::PutState, put("")),
+            Err(RequestError::EmptyKey)
+        ));
+        let garbage = ChaincodeMessage {
+            payload: vec![0xff, 0xff, 0xff],
+            ..Default::default()
+        };
+        assert!(matches!(
+            serve(MessageType::GetState, garbage),
+            Err(RequestError::Malformed(_))
+        ));
+        let next = QueryStateNext {
+            id: "nowhere".to_owned(),
+        };
+        assert!(matches!(
+            serve(MessageType::QueryStateNext, request(MessageType::QueryStateNext, next)),
+            Err(RequestError::UnknownIterator(id)) if id == "nowhere"
+        ));
+        let paged_private = GetStateByRange {
+            collection: "secrets".to_owned(),
+            metadata: QueryMetadata {
+                page_size: 2,
+                ..Default::default()
+            }
+            .encode_to_vec(),
+            ..Default::default()
+        };
+        assert!(matches!(
+            serve(
+                MessageType::GetStateByRange,
+                request(MessageType::GetStateByRange, paged_private)
+            ),
+            Err(RequestError::PrivatePagination)
+        ));
+        let untyped = WriteBatchState {
+            rec: vec![WriteRecord {
+                key: "k".to_owned(),
+                ..Default::default()
+            }],
+        };
+        assert!(matches!(
+            serve(
+                MessageType::WriteBatchState,
+                request(MessageType::WriteBatchState, untyped)
+            ),
+            Err(RequestError::UntypedRecord)
+        ));
+        assert!(matches!(
+            serve(MessageType::GetQueryResult, ChaincodeMessage::default()),
+            Err(RequestError::RichQuery)
+        ));
+        assert!(matches!(
+            serve(MessageType::Completed, ChaincodeMessage::default()),
+            Err(RequestError::NotAStateRequest(MessageType::Completed))
+        ));
+        assert!(serve(MessageType::PutState, put("k")).is_ok());
+        Ok(())
+    }
+
+    #[test]
+    fn a_chaincode_called_from_another_channel_may_only_read() -> anyhow::Result<()> {
+        let (_dir, read_only) = context(true)?;
+        let refused = serve(&read_only, MessageType::PutState, &put("k")).unwrap_err();
+        assert!(matches!(refused, RequestError::ReadOnly));
+        assert_eq!(
+            refused.for_chaincode(),
+            "writes are not allowed in a chaincode called from another channel"
+        );
+        let read = request(
+            MessageType::GetState,
+            GetState {
+                key: "k".to_owned(),
+                ..Default::default()
+            },
+        );
+        assert!(serve(&read_only, MessageType::GetState, &read).is_ok());
+        Ok(())
+    }
+
+    #[test]
+    fn a_failing_store_is_told_without_its_details() {
+        let store = RequestError::Ledger(LedgerError::Store(redb::Error::Io(
+            std::io::Error::other("disk /var/lib/ccvm/ledger.redb is full"),
+        )));
+        assert_eq!(store.for_chaincode(), crate::ledger::STORE_FAILURE);
+        assert!(
+            store.to_string().contains("ledger.redb"),
+            "the log keeps it"
+        );
+        let refusal = RequestError::Ledger(LedgerError::Simulation("no more writes".to_owned()));
+        assert_eq!(refusal.for_chaincode(), "no more writes");
+    }
 }

@@ -13,7 +13,7 @@ mod simulator;
 mod store;
 
 pub use commit::{PendingTx, PrivateRead, PrivateWrite, PrivateWrites, TxOutcome};
-pub use error::{LedgerError, Result};
+pub use error::{LedgerError, Result, STORE_FAILURE};
 pub use records::{HistoryItem, Version};
 pub use simulator::{RangeScan, SimulationResults, TxSimulator};
 pub use store::{CommittedTx, DEFAULT_CHANNEL, Ledger};
