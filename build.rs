@@ -26,8 +26,9 @@ const STATIC_TARGET: &str = "x86_64-unknown-linux-musl";
 /// The runner package, built for [`STATIC_TARGET`] to `ccvm-wasm-runner` in `OUT_DIR`.
 const RUNNER: &str = "ccvm-wasm-runner";
 /// Sources of what is built here.
-const INPUTS: [&str; 9] = [
+const INPUTS: [&str; 10] = [
     "examples/lifecycle",
+    "lifecycle-schema",
     "examples/qscc",
     "guest-sdk",
     "proto",

@@ -6,8 +6,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use ccvm_lifecycle_schema::{Definition, Installed, Parameters};
 use clap::Args;
-use serde_json::json;
 
 use super::ClientArgs;
 use super::progress::spinner;
@@ -127,15 +127,15 @@ impl DefinitionParams {
         }
     }
 
-    /// The parameters as `_lifecycle` takes them.
-    pub fn to_json(&self) -> anyhow::Result<serde_json::Value> {
-        Ok(json!({
-            "name": self.name,
-            "version": self.version,
-            "sequence": self.sequence,
-            "endorsement_policy": self.endorsement_policy()?,
-            "init_required": self.init_required,
-        }))
+    /// The parameters as `_lifecycle` keeps them.
+    pub fn parameters(&self) -> anyhow::Result<Parameters> {
+        Ok(Parameters {
+            name: self.name.clone(),
+            version: self.version.clone(),
+            sequence: self.sequence,
+            endorsement_policy: self.endorsement_policy()?,
+            init_required: self.init_required,
+        })
     }
 }
 
@@ -216,11 +216,11 @@ async fn install_and_record(target: &TargetArgs, bytes: Vec<u8>) -> anyhow::Resu
         .await?
         .install_package(bytes)
         .await?;
-    let record = json!({
-        "package_id": installed.package_id,
-        "label": installed.label,
-        "platform": installed.platform,
-    });
+    let record = Installed {
+        package_id: installed.package_id.clone(),
+        label: installed.label,
+        platform: installed.platform,
+    };
     target
         .client
         .client(&target.peer)
@@ -228,10 +228,7 @@ async fn install_and_record(target: &TargetArgs, bytes: Vec<u8>) -> anyhow::Resu
         .invoke(
             &target.channel,
             LIFECYCLE,
-            vec![
-                b"InstallChaincode".to_vec(),
-                record.to_string().into_bytes(),
-            ],
+            vec![b"InstallChaincode".to_vec(), serde_json::to_vec(&record)?],
             Default::default(),
         )
         .await?;
@@ -242,7 +239,7 @@ async fn install_and_record(target: &TargetArgs, bytes: Vec<u8>) -> anyhow::Resu
 /// that holds the transaction.
 async fn submit_definition(
     target: &TargetArgs,
-    definition: &serde_json::Value,
+    definition: &Definition,
     commit: bool,
 ) -> anyhow::Result<u64> {
     let function = if commit {
@@ -251,8 +248,7 @@ async fn submit_definition(
         "ApproveChaincodeDefinitionForMyOrg"
     };
     let doing = if commit { "committing" } else { "approving" };
-    let name = definition["name"].as_str().unwrap_or_default();
-    let waiting = spinner(format!("{doing} {name}"));
+    let waiting = spinner(format!("{doing} {}", definition.parameters.name));
     let committed = target
         .client
         .client(&target.peer)
@@ -262,7 +258,7 @@ async fn submit_definition(
             LIFECYCLE,
             vec![
                 function.as_bytes().to_vec(),
-                definition.to_string().into_bytes(),
+                serde_json::to_vec(definition)?,
             ],
             Default::default(),
         )
@@ -282,9 +278,11 @@ pub(super) async fn define(args: &DefinitionArgs, commit: bool) -> anyhow::Resul
             target.peer
         );
     };
-    let mut definition = args.definition.to_json()?;
-    definition["package_id"] = json!(args.package_id);
-    definition["platform"] = json!(package.platform);
+    let definition = Definition {
+        parameters: args.definition.parameters()?,
+        package_id: args.package_id.clone(),
+        platform: package.platform.clone(),
+    };
     let block = submit_definition(target, &definition, commit).await?;
     let done = if commit { "committed" } else { "approved" };
     println!(
@@ -309,10 +307,10 @@ pub(super) async fn list(target: &TargetArgs) -> anyhow::Result<()> {
         writeln!(
             out,
             "  {} {} sequence {} package {}",
-            definition["name"].as_str().unwrap_or_default(),
-            definition["version"].as_str().unwrap_or_default(),
-            definition["sequence"],
-            definition["package_id"].as_str().unwrap_or_default(),
+            definition.parameters.name,
+            definition.parameters.version,
+            definition.parameters.sequence,
+            definition.package_id,
         )?;
     }
     writeln!(out, "Running chaincodes:")?;
@@ -323,7 +321,7 @@ pub(super) async fn list(target: &TargetArgs) -> anyhow::Result<()> {
 }
 
 /// The chaincode definitions committed on the target's channel, as `_lifecycle` lists them.
-async fn committed_definitions(target: &TargetArgs) -> anyhow::Result<Vec<serde_json::Value>> {
+pub(super) async fn committed_definitions(target: &TargetArgs) -> anyhow::Result<Vec<Definition>> {
     let response = target
         .client
         .client(&target.peer)
@@ -344,8 +342,8 @@ async fn next_sequence(target: &TargetArgs, name: &str) -> anyhow::Result<u64> {
     let committed = committed_definitions(target)
         .await?
         .iter()
-        .filter(|definition| definition["name"] == name)
-        .filter_map(|definition| definition["sequence"].as_u64())
+        .filter(|definition| definition.parameters.name == name)
+        .map(|definition| definition.parameters.sequence)
         .max()
         .unwrap_or(0);
     Ok(committed + 1)
@@ -365,15 +363,17 @@ pub(super) async fn deploy(args: &DeployArgs) -> anyhow::Result<()> {
     waiting.finish_and_clear();
     let package_id = installed?;
     let sequence = next_sequence(&args.target, &args.name).await?;
-    let definition = json!({
-        "name": args.name,
-        "version": args.version,
-        "sequence": sequence,
-        "package_id": package_id,
-        "platform": args.platform.as_str(),
-        "endorsement_policy": "",
-        "init_required": false,
-    });
+    let definition = Definition {
+        parameters: Parameters {
+            name: args.name.clone(),
+            version: args.version.clone(),
+            sequence,
+            endorsement_policy: String::new(),
+            init_required: false,
+        },
+        package_id: package_id.clone(),
+        platform: args.platform.as_str().to_owned(),
+    };
     submit_definition(&args.target, &definition, false).await?;
     let block = submit_definition(&args.target, &definition, true).await?;
     println!(

@@ -10,9 +10,11 @@ use anyhow::Context;
 use base64::Engine;
 use clap::Args;
 use prost::Message;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use super::lifecycle::{DefinitionParams, TargetArgs};
+use ccvm_lifecycle_schema::{Committed, Readiness};
+
+use super::lifecycle::{DefinitionParams, TargetArgs, committed_definitions};
 use crate::node::LIFECYCLE;
 use crate::policy::SignaturePolicy;
 use crate::proto::common::SignaturePolicyEnvelope;
@@ -68,23 +70,6 @@ pub(super) struct QueryCommittedArgs {
     output: OutputArgs,
 }
 
-/// A committed definition as `_lifecycle` answers `QueryChaincodeDefinition(s)`.
-#[derive(Deserialize)]
-struct LifecycleDefinition {
-    name: String,
-    version: String,
-    sequence: u64,
-    #[serde(default)]
-    package_id: String,
-    #[serde(default)]
-    endorsement_policy: String,
-    #[serde(default)]
-    init_required: bool,
-    /// Which organizations approved it (only for one chaincode's definition).
-    #[serde(default)]
-    approvals: BTreeMap<String, bool>,
-}
-
 /// Fabric's `QueryInstalledChaincodesResult`.
 #[derive(Serialize)]
 struct InstalledChaincodes {
@@ -114,7 +99,7 @@ struct ChaincodeReference {
 
 /// Fabric's `CheckCommitReadinessResult`.
 #[derive(Serialize)]
-struct Readiness {
+struct ReadinessResult {
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     approvals: BTreeMap<String, bool>,
 }
@@ -174,7 +159,7 @@ fn is_false(value: &bool) -> bool {
 pub(super) async fn query_installed(args: &QueryInstalledArgs) -> anyhow::Result<()> {
     let target = &args.target;
     let packages = target.client.admin(&target.peer).await?.packages().await?;
-    let definitions = definitions(target).await?;
+    let definitions = committed_definitions(target).await?;
     let installed = InstalledChaincodes {
         installed_chaincodes: packages
             .into_iter()
@@ -183,8 +168,8 @@ pub(super) async fn query_installed(args: &QueryInstalledArgs) -> anyhow::Result
                     .iter()
                     .filter(|definition| definition.package_id == package.package_id)
                     .map(|definition| ChaincodeReference {
-                        name: definition.name.clone(),
-                        version: definition.version.clone(),
+                        name: definition.parameters.name.clone(),
+                        version: definition.parameters.version.clone(),
                     })
                     .collect();
                 let references = if chaincodes.is_empty() {
@@ -218,18 +203,15 @@ pub(super) async fn query_installed(args: &QueryInstalledArgs) -> anyhow::Result
 /// `ccvm chaincode checkcommitreadiness`: which organizations approved the definition.
 pub(super) async fn check_commit_readiness(args: &CheckCommitReadinessArgs) -> anyhow::Result<()> {
     let definition = &args.definition;
-    let parameters = definition.to_json()?;
+    let parameters = serde_json::to_vec(&definition.parameters()?)?;
     let answer = query(
         &args.target,
-        vec![
-            b"CheckCommitReadiness".to_vec(),
-            parameters.to_string().into_bytes(),
-        ],
+        vec![b"CheckCommitReadiness".to_vec(), parameters],
     )
     .await?;
-    let readiness: ReadinessAnswer = serde_json::from_slice(&answer)
+    let readiness: Readiness = serde_json::from_slice(&answer)
         .context("_lifecycle answered readiness with something other than its approvals")?;
-    let result = Readiness {
+    let result = ReadinessResult {
         approvals: readiness.approvals,
     };
     let mut out = std::io::stdout().lock();
@@ -248,12 +230,6 @@ pub(super) async fn check_commit_readiness(args: &CheckCommitReadinessArgs) -> a
     Ok(())
 }
 
-/// `_lifecycle`'s answer to `CheckCommitReadiness`.
-#[derive(Deserialize)]
-struct ReadinessAnswer {
-    approvals: BTreeMap<String, bool>,
-}
-
 /// `ccvm chaincode querycommitted`: one committed definition with its approvals, or all.
 pub(super) async fn query_committed(args: &QueryCommittedArgs) -> anyhow::Result<()> {
     let channel = &args.target.channel;
@@ -267,17 +243,18 @@ pub(super) async fn query_committed(args: &QueryCommittedArgs) -> anyhow::Result
             ],
         )
         .await?;
-        let definition: LifecycleDefinition = serde_json::from_slice(&answer)
+        let committed: Committed = serde_json::from_slice(&answer)
             .context("_lifecycle answered with something other than a definition")?;
+        let parameters = committed.definition.parameters;
         let result = DefinitionResult {
-            sequence: definition.sequence,
-            version: definition.version,
+            sequence: parameters.sequence,
+            version: parameters.version,
             endorsement_plugin: ENDORSEMENT_PLUGIN,
             validation_plugin: VALIDATION_PLUGIN,
-            validation_parameter: validation_parameter(&definition.endorsement_policy)?,
+            validation_parameter: validation_parameter(&parameters.endorsement_policy)?,
             collections: Collections {},
-            init_required: definition.init_required,
-            approvals: definition.approvals,
+            init_required: parameters.init_required,
+            approvals: committed.approvals,
         };
         if args.output.json() {
             return print_json(&mut out, &result);
@@ -300,19 +277,20 @@ pub(super) async fn query_committed(args: &QueryCommittedArgs) -> anyhow::Result
         return Ok(());
     }
     let result = DefinitionsResult {
-        chaincode_definitions: definitions(&args.target)
+        chaincode_definitions: committed_definitions(&args.target)
             .await?
             .into_iter()
             .map(|definition| {
+                let parameters = definition.parameters;
                 Ok(NamedDefinition {
-                    validation_parameter: validation_parameter(&definition.endorsement_policy)?,
-                    name: definition.name,
-                    sequence: definition.sequence,
-                    version: definition.version,
+                    validation_parameter: validation_parameter(&parameters.endorsement_policy)?,
+                    name: parameters.name,
+                    sequence: parameters.sequence,
+                    version: parameters.version,
                     endorsement_plugin: ENDORSEMENT_PLUGIN,
                     validation_plugin: VALIDATION_PLUGIN,
                     collections: Collections {},
-                    init_required: definition.init_required,
+                    init_required: parameters.init_required,
                 })
             })
             .collect::<anyhow::Result<_>>()?,
@@ -341,12 +319,6 @@ fn summary(version: &str, sequence: u64) -> String {
         "Version: {version}, Sequence: {sequence}, Endorsement Plugin: {ENDORSEMENT_PLUGIN}, \
          Validation Plugin: {VALIDATION_PLUGIN}"
     )
-}
-
-/// The committed definitions on the target's channel.
-async fn definitions(target: &TargetArgs) -> anyhow::Result<Vec<LifecycleDefinition>> {
-    let answer = query(target, vec![b"QueryChaincodeDefinitions".to_vec()]).await?;
-    serde_json::from_slice(&answer).context("_lifecycle answered with something other than a list")
 }
 
 /// Evaluates a `_lifecycle` function on the target's channel; its payload.
@@ -426,7 +398,7 @@ mod tests {
         let mut out = Vec::new();
         print_json(
             &mut out,
-            &Readiness {
+            &ReadinessResult {
                 approvals: BTreeMap::from([
                     ("Org2MSP".to_owned(), false),
                     ("Org1MSP".to_owned(), true),

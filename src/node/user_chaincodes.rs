@@ -4,8 +4,7 @@
 
 use std::collections::HashMap;
 
-use ccvm_guest_sdk::{create_composite_key, split_composite_key};
-use serde::Deserialize;
+use ccvm_lifecycle_schema::{Definition, defined_by, definition_key};
 use tracing::{info, warn};
 
 use super::system_chaincodes::LIFECYCLE;
@@ -15,28 +14,8 @@ use crate::ledger::{DEFAULT_CHANNEL, Ledger, TxSimulator};
 use crate::package::PackageStore;
 use crate::validation::{StateView, ValidationState};
 
-/// The fields of a committed `_lifecycle` definition the peer needs to launch a chaincode.
-#[derive(Debug, Deserialize)]
-struct Definition {
-    name: String,
-    version: String,
-    #[serde(default)]
-    package_id: String,
-    #[serde(default)]
-    endorsement_policy: String,
-}
-
-/// `_lifecycle`'s key of a committed definition: the composite key `definition/NAME`, formed
-/// as the chaincode forms it.
-fn definition_key(name: &str) -> Option<String> {
-    create_composite_key(DEFINITION, &[name]).ok()
-}
-
 /// The metadata entry that holds a key's endorsement policy.
 const VALIDATION_PARAMETER: &str = "VALIDATION_PARAMETER";
-
-/// The object type of `_lifecycle`'s committed definitions.
-const DEFINITION: &str = "definition";
 
 /// Resolves a chaincode name through the definitions committed on the node's channel.
 pub(super) struct DefinedChaincodes {
@@ -57,7 +36,7 @@ impl DefinedChaincodes {
 
 /// The committed definition of chaincode `name` as `reader` sees it.
 fn read_definition(reader: &mut TxSimulator, name: &str) -> Option<Definition> {
-    let bytes = reader.get_state(LIFECYCLE, &definition_key(name)?).ok()??;
+    let bytes = reader.get_state(LIFECYCLE, &definition_key(name)).ok()??;
     serde_json::from_slice(&bytes)
         .inspect_err(|e| warn!(chaincode = name, "unreadable definition: {e}"))
         .ok()
@@ -77,11 +56,7 @@ impl ValidationState for DefinedChaincodes {
     }
 
     fn defined_by(&self, key: &str) -> Option<String> {
-        let (object_type, attributes) = split_composite_key(key).ok()?;
-        match (object_type.as_str(), attributes.as_slice()) {
-            (DEFINITION, [name]) => Some(name.clone()),
-            _ => None,
-        }
+        defined_by(key).map(str::to_owned)
     }
 }
 
@@ -97,7 +72,8 @@ impl StateView for DefinitionsView {
             return policy.clone();
         }
         let reader = self.reader.as_mut()?;
-        let policy = read_definition(reader, name).map(|definition| definition.endorsement_policy);
+        let policy = read_definition(reader, name)
+            .map(|definition| definition.parameters.endorsement_policy);
         self.policies.insert(name.to_owned(), policy.clone());
         policy
     }
@@ -138,7 +114,7 @@ impl ChaincodeResolver for DefinedChaincodes {
             .inspect_err(|e| warn!(chaincode = name, "unreadable package: {e}"))
             .ok()??;
         Some(Resolved {
-            registers_as: format!("{}:{}", definition.name, definition.version),
+            registers_as: definition.registers_as(),
             package,
         })
     }

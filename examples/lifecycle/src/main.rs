@@ -22,20 +22,16 @@
 //! of exactly that definition, and approving the same definition twice is refused. Who may call which function is the peer's ACL: approval
 //! takes an admin of the peer's organization.
 
-mod definition;
-
 use ccvm_guest_sdk::proto::msp::SerializedIdentity;
 use ccvm_guest_sdk::{Chaincode, Response, ShimError, Stub, create_composite_key};
 use prost::Message;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use definition::{Approval, Committed, Definition, Installed, Parameters, Readiness};
-
-/// Composite-key object types of the records this chaincode keeps.
-const INSTALLED: &str = "installed";
-const APPROVAL: &str = "approval";
-const DEFINITION: &str = "definition";
+use ccvm_lifecycle_schema::{
+    APPROVAL, Approval, Committed, DEFINITION, Definition, INSTALLED, Installed, Parameters,
+    Readiness, SchemaError,
+};
 
 struct Lifecycle;
 
@@ -53,16 +49,18 @@ fn dispatch(stub: &Stub<'_>, function: &str, params: &[String]) -> Result<Vec<u8
     match function {
         "InstallChaincode" => {
             let installed: Installed = parse(params)?;
-            installed.check()?;
+            installed.check().map_err(invalid)?;
             put_json(stub, &key(INSTALLED, &[&installed.package_id])?, &installed)?;
             json(&installed)
         }
         "QueryInstalledChaincodes" => json(&all::<Installed>(stub, INSTALLED)?),
         "ApproveChaincodeDefinitionForMyOrg" => {
             let definition: Definition = parse(params)?;
-            definition.check()?;
+            definition.check().map_err(invalid)?;
             let committed = committed(stub, &definition.parameters.name)?;
-            definition.check_sequence(committed.as_ref())?;
+            definition
+                .check_sequence(committed.as_ref())
+                .map_err(invalid)?;
             let approval = Approval {
                 msp_id: creator_msp(stub)?,
                 definition,
@@ -83,12 +81,12 @@ fn dispatch(stub: &Stub<'_>, function: &str, params: &[String]) -> Result<Vec<u8
         }
         "CheckCommitReadiness" => {
             let parameters: Parameters = parse(params)?;
-            parameters.check()?;
+            parameters.check().map_err(invalid)?;
             json(&readiness(stub, &parameters)?)
         }
         "CommitChaincodeDefinition" => {
             let definition: Definition = parse(params)?;
-            definition.check()?;
+            definition.check().map_err(invalid)?;
             let Parameters { name, sequence, .. } = &definition.parameters;
             let committed = committed(stub, name)?;
             if committed.as_ref().map(|c| c.parameters.sequence) == Some(*sequence) {
@@ -96,7 +94,9 @@ fn dispatch(stub: &Stub<'_>, function: &str, params: &[String]) -> Result<Vec<u8
                     "chaincode {name} sequence {sequence} is already committed"
                 )));
             }
-            definition.check_sequence(committed.as_ref())?;
+            definition
+                .check_sequence(committed.as_ref())
+                .map_err(invalid)?;
             let msp_id = creator_msp(stub)?;
             let own = stub
                 .get_state(&approval_key(&definition.parameters, &msp_id)?)?
@@ -178,6 +178,12 @@ fn creator_msp(stub: &Stub<'_>) -> Result<String, ShimError> {
         ));
     }
     Ok(identity.mspid)
+}
+
+/// A record that breaks the schema's rules is an invalid argument.
+#[expect(clippy::needless_pass_by_value, reason = "used as map_err(invalid)")]
+fn invalid(e: SchemaError) -> ShimError {
+    ShimError::InvalidArgument(e.to_string())
 }
 
 fn key(object_type: &str, attributes: &[&str]) -> Result<String, ShimError> {
