@@ -15,14 +15,16 @@ use tracing::{Instrument, debug, info_span};
 
 use super::access::Access;
 use super::proposal::UnpackedProposal;
-use super::system_chaincodes::QSCC;
+use super::system_chaincodes::{LIFECYCLE, QSCC};
 use super::tls::client_cert_hash;
 use super::transient::TransientStore;
+use ccvm_lifecycle_schema::Definition;
+
 use crate::chaincode::{ChaincodeSupport, ExecuteRequest};
 use crate::fabric::ERROR_THRESHOLD;
 use crate::metrics::metrics;
 use crate::msp::{Identity, OwnSignatures};
-use crate::policy::resource_of;
+use crate::policy::{ChannelPolicies, resource_of};
 use crate::sync::lock;
 
 /// The status of a proposal that failed before or while running the chaincode.
@@ -53,6 +55,36 @@ impl ProposalFailure {
             Self::Refused(message) | Self::Simulation(message) => message,
         }
     }
+}
+
+/// Refuses a `_lifecycle` approval or commit of a definition whose endorsement policy could
+/// never be evaluated on the channel (text that does not parse, a path to no policy), before
+/// it is recorded. Arguments that are not a definition are left to `_lifecycle` to refuse.
+fn check_definition_policy(
+    policies: &ChannelPolicies,
+    function: &str,
+    args: &[Vec<u8>],
+) -> Result<(), String> {
+    if !matches!(
+        function,
+        "ApproveChaincodeDefinitionForMyOrg" | "CommitChaincodeDefinition"
+    ) {
+        return Ok(());
+    }
+    let Some(Ok(definition)) = args
+        .get(1)
+        .map(|json| serde_json::from_slice::<Definition>(json))
+    else {
+        return Ok(());
+    };
+    policies
+        .check_endorsement_text(&definition.parameters.endorsement_policy)
+        .map_err(|e| {
+            format!(
+                "chaincode {} cannot be defined with this endorsement policy: {e}",
+                definition.parameters.name
+            )
+        })
 }
 
 /// Runs proposals with the node's identity.
@@ -121,6 +153,10 @@ impl Endorser {
                 &signed.signature,
             )
             .map_err(|denied| refused(denied.to_string()))?;
+        if proposal.chaincode == LIFECYCLE {
+            check_definition_policy(&self.access.policies, &function, &proposal.input.args)
+                .map_err(refused)?;
+        }
         let started = Instant::now();
         let (channel, chaincode) = (proposal.channel.clone(), proposal.chaincode.clone());
         let answer = self.run(proposal, signed, purpose).await;

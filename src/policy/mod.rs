@@ -184,25 +184,51 @@ impl ChannelPolicies {
     /// [`PolicyError::Unknown`] for a path the channel has no policy at,
     /// [`PolicyError::NotSatisfied`] otherwise.
     pub fn check(&self, path: &str, signers: &[Arc<ValidatedIdentity>]) -> Result<(), PolicyError> {
-        let unknown = || PolicyError::Unknown(path.to_owned());
-        let relative = path.strip_prefix(APPLICATION_PREFIX).ok_or_else(unknown)?;
-        let satisfied = match relative.split_once('/') {
-            None => {
-                let meta = self.channel.get(relative).ok_or_else(unknown)?;
-                self.meta_satisfied(meta, signers)
-            }
-            Some((msp_id, name)) => self
-                .orgs
-                .iter()
-                .find(|org| org.msp_id == msp_id)
-                .and_then(|org| org.policies.get(name))
-                .ok_or_else(unknown)?
-                .is_satisfied_by(signers),
+        let satisfied = match self.find(path)? {
+            Found::Channel(meta) => self.meta_satisfied(meta, signers),
+            Found::Organization(policy) => policy.is_satisfied_by(signers),
         };
         if satisfied {
             Ok(())
         } else {
             Err(PolicyError::NotSatisfied(path.to_owned()))
+        }
+    }
+
+    /// The policy at `path`.
+    fn find(&self, path: &str) -> Result<Found<'_>, PolicyError> {
+        let unknown = || PolicyError::Unknown(path.to_owned());
+        let relative = path.strip_prefix(APPLICATION_PREFIX).ok_or_else(unknown)?;
+        match relative.split_once('/') {
+            None => self
+                .channel
+                .get(relative)
+                .map(Found::Channel)
+                .ok_or_else(unknown),
+            Some((msp_id, name)) => self
+                .orgs
+                .iter()
+                .find(|org| org.msp_id == msp_id)
+                .and_then(|org| org.policies.get(name))
+                .map(Found::Organization)
+                .ok_or_else(unknown),
+        }
+    }
+
+    /// Checks that an endorsement policy given as text can be evaluated on this channel: a
+    /// signature policy that parses, a path the channel has a policy at, or empty (the channel's
+    /// `Endorsement` policy).
+    ///
+    /// # Errors
+    /// [`PolicyError::Parse`] or [`PolicyError::Unknown`].
+    pub fn check_endorsement_text(&self, policy: &str) -> Result<(), PolicyError> {
+        let policy = policy.trim();
+        if policy.is_empty() {
+            Ok(())
+        } else if policy.starts_with('/') {
+            self.find(policy).map(|_| ())
+        } else {
+            SignaturePolicy::parse(policy).map(|_| ())
         }
     }
 
@@ -246,6 +272,12 @@ impl ChannelPolicies {
             ImplicitRule::Majority => satisfied > subs.len() / 2,
         }
     }
+}
+
+/// A policy found at a path: a channel-wide implicit-meta policy or an organization's.
+enum Found<'p> {
+    Channel(&'p ImplicitMeta),
+    Organization(&'p SignaturePolicy),
 }
 
 /// Drops repeated identities from `signers`, keeping the first of each: one identity counts
@@ -361,6 +393,30 @@ mod tests {
         );
         assert!(matches!(
             policies.check_endorsement("AND('Org1MSP.peer'", &one),
+            Err(PolicyError::Parse { .. })
+        ));
+    }
+
+    #[test]
+    fn an_endorsement_policy_text_is_checked_against_the_channel() {
+        let policies = channel(&["Org1MSP"]);
+        assert_eq!(policies.check_endorsement_text(""), Ok(()));
+        assert_eq!(
+            policies.check_endorsement_text("/Channel/Application/Org1MSP/Endorsement"),
+            Ok(())
+        );
+        assert_eq!(
+            policies.check_endorsement_text("OR('Org1MSP.peer')"),
+            Ok(())
+        );
+        assert_eq!(
+            policies.check_endorsement_text("/Channel/Application/Nowhere"),
+            Err(PolicyError::Unknown(
+                "/Channel/Application/Nowhere".to_owned()
+            ))
+        );
+        assert!(matches!(
+            policies.check_endorsement_text("AND('Org1MSP.peer'"),
             Err(PolicyError::Parse { .. })
         ));
     }

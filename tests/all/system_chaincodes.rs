@@ -154,6 +154,18 @@ async fn lifecycle_refuses_malformed_definitions() -> Result<()> {
             "platform",
         ),
         (json!({"name": "ok"}), "bad JSON"),
+        (
+            json!({"name": "ok", "version": "1", "sequence": 1, "platform": "rust",
+                   "endorsement_policy": "AND('Org1MSP.peer'"}),
+            "cannot be defined with this endorsement policy: policy \"AND('Org1MSP.peer'\" \
+             does not parse",
+        ),
+        (
+            json!({"name": "ok", "version": "1", "sequence": 1, "platform": "rust",
+                   "endorsement_policy": "/Channel/Application/Nowhere"}),
+            "cannot be defined with this endorsement policy: no policy \
+             /Channel/Application/Nowhere on this channel",
+        ),
     ];
     for (definition, expected) in cases {
         let error = node
