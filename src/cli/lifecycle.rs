@@ -55,8 +55,13 @@ pub(super) struct TargetArgs {
     pub peer: String,
     #[command(flatten)]
     pub client: ClientArgs,
-    /// The channel.
-    #[arg(short = 'C', long = "channelID", default_value = DEFAULT_CHANNEL)]
+    /// The channel (`-c` too, as `peer channel` takes it).
+    #[arg(
+        short = 'C',
+        short_alias = 'c',
+        long = "channelID",
+        default_value = DEFAULT_CHANNEL
+    )]
     pub channel: String,
 }
 

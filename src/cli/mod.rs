@@ -2,6 +2,7 @@
 //! library, prints; holds no logic of its own.
 
 mod builder;
+mod channel;
 mod lifecycle;
 mod lifecycle_queries;
 mod progress;
@@ -40,6 +41,9 @@ enum Command {
     /// The system chaincodes of a running node.
     #[command(subcommand)]
     Scc(SccCommand),
+    /// A channel's chain on a running node.
+    #[command(subcommand)]
+    Channel(channel::ChannelCommand),
     /// The external builder that lets Fabric's peers run ccvm packages.
     #[command(subcommand)]
     Builder(builder::BuilderCommand),
@@ -421,6 +425,7 @@ async fn run(cli: Cli, config: Option<Config>) -> anyhow::Result<()> {
         }
         Command::Chaincode(ChaincodeCommand::New(args)) => new_project(&args),
         Command::Scc(SccCommand::List(args)) => list_system_chaincodes(&args).await,
+        Command::Channel(command) => channel::run(command).await,
         Command::Builder(_) | Command::Chaincode(ChaincodeCommand::Serve(_)) => {
             unreachable!("run before the runtime starts")
         }

@@ -8,6 +8,7 @@ use base64::Engine;
 use ccvm::node::{LIFECYCLE, QSCC};
 use ccvm::policy::SignaturePolicy;
 use ccvm::proto::Message;
+use ccvm::proto::common::{Block, BlockchainInfo};
 use ccvm::proto::protos::{ApplicationPolicy, application_policy};
 
 use crate::harness::{CHANNEL, TestNode, run_ccvm as ccvm, rust_chaincode, wasm_example};
@@ -483,4 +484,98 @@ async fn ccvm_ok(peer: &str, data_dir: &str, mut args: Vec<&str>) -> Result<Stri
         stderr(&output)
     );
     Ok(stdout(&output))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channel_getinfo_and_fetch_read_the_chain_as_fabrics_peer_cli_does() -> Result<()> {
+    let node = TestNode::start().await?;
+    let peer = node.inner().peer_addr().to_string();
+    let data_dir = node.config().data_dir.display().to_string();
+    let installed = serde_json::json!({
+        "package_id": format!("kv_1.0:{}", "ab".repeat(32)),
+        "label": "kv_1.0",
+        "platform": "wasm",
+    });
+    for _ in 0..2 {
+        node.invoke(LIFECYCLE, &["InstallChaincode", &installed.to_string()])
+            .await?;
+    }
+    let info = node.query(QSCC, &["GetChainInfo", CHANNEL]).await?;
+    let info = BlockchainInfo::decode(info.payload.as_slice())?;
+    anyhow::ensure!(info.height >= 2, "two blocks committed: {info:?}");
+
+    let printed = ccvm_ok(&peer, &data_dir, vec!["channel", "getinfo", "-c", CHANNEL]).await?;
+    let json = printed
+        .strip_prefix("Blockchain info: ")
+        .ok_or_else(|| anyhow::anyhow!("{printed}"))?;
+    let json: serde_json::Value = serde_json::from_str(json)?;
+    assert_eq!(json["height"], info.height);
+    let base64 = base64::engine::general_purpose::STANDARD;
+    assert_eq!(
+        base64.decode(json["currentBlockHash"].as_str().unwrap_or_default())?,
+        info.current_block_hash
+    );
+    assert_eq!(
+        base64.decode(json["previousBlockHash"].as_str().unwrap_or_default())?,
+        info.previous_block_hash
+    );
+
+    let work = tempfile::tempdir()?;
+    let newest = work.path().join("newest.block");
+    let newest_path = newest.display().to_string();
+    ccvm_ok(
+        &peer,
+        &data_dir,
+        vec!["channel", "fetch", "newest", &newest_path, "-c", CHANNEL],
+    )
+    .await?;
+    let block = Block::decode(std::fs::read(&newest)?.as_slice())?;
+    assert_eq!(
+        block.header.map(|header| header.number),
+        Some(info.height - 1)
+    );
+
+    let oldest = tokio::process::Command::new(env!("CARGO_BIN_EXE_ccvm"))
+        .args(["channel", "fetch", "oldest", "-c", CHANNEL])
+        .args(["--peer", &peer, "--data-dir", &data_dir])
+        .current_dir(work.path())
+        .env("CCVM_LOG", "warn")
+        .output()
+        .await?;
+    assert!(oldest.status.success(), "{}", stderr(&oldest));
+    assert!(
+        stderr(&oldest).contains("Received block: 0"),
+        "{}",
+        stderr(&oldest)
+    );
+    let first =
+        Block::decode(std::fs::read(work.path().join("mychannel_oldest.block"))?.as_slice())?;
+    assert_eq!(first.header.map(|header| header.number), Some(0));
+
+    for (which, reason) in [
+        ("config", "has no configuration block"),
+        ("banana", "is not newest, oldest, config or a block number"),
+        ("999", "no block 999"),
+    ] {
+        let refused = ccvm_at(
+            &peer,
+            &[
+                "channel",
+                "fetch",
+                which,
+                "-c",
+                CHANNEL,
+                "--data-dir",
+                &data_dir,
+            ],
+        )
+        .await?;
+        assert!(!refused.status.success());
+        assert!(
+            stderr(&refused).contains(reason),
+            "{which}: {}",
+            stderr(&refused)
+        );
+    }
+    Ok(())
 }
