@@ -86,15 +86,16 @@ async fn fetch(args: &FetchArgs) -> anyhow::Result<()> {
             format!("{number:?} is not newest, oldest, config or a block number")
         })?,
     };
-    let block = query(
-        target,
-        vec![
-            b"GetBlockByNumber".to_vec(),
-            target.channel.clone().into_bytes(),
-            number.to_string().into_bytes(),
-        ],
-    )
-    .await?;
+    let block = target
+        .evaluate(
+            QSCC,
+            vec![
+                b"GetBlockByNumber".to_vec(),
+                target.channel.clone().into_bytes(),
+                number.to_string().into_bytes(),
+            ],
+        )
+        .await?;
     let output = args
         .output
         .clone()
@@ -106,24 +107,14 @@ async fn fetch(args: &FetchArgs) -> anyhow::Result<()> {
 
 /// The channel's `BlockchainInfo`.
 async fn chain_info(target: &TargetArgs) -> anyhow::Result<BlockchainInfo> {
-    let payload = query(
-        target,
-        vec![
-            b"GetChainInfo".to_vec(),
-            target.channel.clone().into_bytes(),
-        ],
-    )
-    .await?;
-    BlockchainInfo::decode(payload.as_slice()).context("qscc answered with no chain info")
-}
-
-/// Evaluates a `qscc` function; its payload.
-async fn query(target: &TargetArgs, args: Vec<Vec<u8>>) -> anyhow::Result<Vec<u8>> {
-    let response = target
-        .client
-        .client(&target.peer)
-        .await?
-        .query(&target.channel, QSCC, args, Default::default())
+    let payload = target
+        .evaluate(
+            QSCC,
+            vec![
+                b"GetChainInfo".to_vec(),
+                target.channel.clone().into_bytes(),
+            ],
+        )
         .await?;
-    Ok(response.payload)
+    BlockchainInfo::decode(payload.as_slice()).context("qscc answered with no chain info")
 }

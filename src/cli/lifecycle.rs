@@ -65,6 +65,20 @@ pub(super) struct TargetArgs {
     pub channel: String,
 }
 
+impl TargetArgs {
+    /// Evaluates a function of `chaincode` on the target's channel, as this client; the
+    /// payload of its successful answer.
+    pub async fn evaluate(&self, chaincode: &str, args: Vec<Vec<u8>>) -> anyhow::Result<Vec<u8>> {
+        let response = self
+            .client
+            .client(&self.peer)
+            .await?
+            .query(&self.channel, chaincode, args, Default::default())
+            .await?;
+        Ok(response.payload)
+    }
+}
+
 #[derive(Args)]
 pub(super) struct DeployArgs {
     /// The chaincode name.
@@ -327,19 +341,10 @@ pub(super) async fn list(target: &TargetArgs) -> anyhow::Result<()> {
 
 /// The chaincode definitions committed on the target's channel, as `_lifecycle` lists them.
 pub(super) async fn committed_definitions(target: &TargetArgs) -> anyhow::Result<Vec<Definition>> {
-    let response = target
-        .client
-        .client(&target.peer)
-        .await?
-        .query(
-            &target.channel,
-            LIFECYCLE,
-            vec![b"QueryChaincodeDefinitions".to_vec()],
-            Default::default(),
-        )
+    let answer = target
+        .evaluate(LIFECYCLE, vec![b"QueryChaincodeDefinitions".to_vec()])
         .await?;
-    serde_json::from_slice(&response.payload)
-        .context("_lifecycle answered with something other than a list")
+    serde_json::from_slice(&answer).context("_lifecycle answered with something other than a list")
 }
 
 /// The sequence the next definition of `name` takes: one more than the committed one, or 1.

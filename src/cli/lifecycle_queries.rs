@@ -12,7 +12,7 @@ use clap::Args;
 use prost::Message;
 use serde::Serialize;
 
-use ccvm_lifecycle_schema::{Committed, Readiness};
+use ccvm_lifecycle_schema::{Committed, Parameters, Readiness};
 
 use super::lifecycle::{DefinitionParams, TargetArgs, committed_definitions};
 use crate::node::LIFECYCLE;
@@ -107,16 +107,8 @@ struct ReadinessResult {
 /// Fabric's `QueryChaincodeDefinitionResult`.
 #[derive(Serialize)]
 struct DefinitionResult {
-    sequence: u64,
-    version: String,
-    endorsement_plugin: &'static str,
-    validation_plugin: &'static str,
-    /// Base64 of the `ApplicationPolicy` the definition is endorsed under.
-    validation_parameter: String,
-    /// Private data collections: none are defined through ccvm's lifecycle.
-    collections: Collections,
-    #[serde(skip_serializing_if = "is_false")]
-    init_required: bool,
+    #[serde(flatten)]
+    fields: DefinitionFields,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     approvals: BTreeMap<String, bool>,
 }
@@ -132,14 +124,45 @@ struct DefinitionsResult {
 #[derive(Serialize)]
 struct NamedDefinition {
     name: String,
+    #[serde(flatten)]
+    fields: DefinitionFields,
+}
+
+/// The fields, in Fabric's order, that both query results show of a committed definition.
+#[derive(Serialize)]
+struct DefinitionFields {
     sequence: u64,
     version: String,
     endorsement_plugin: &'static str,
     validation_plugin: &'static str,
+    /// Base64 of the `ApplicationPolicy` the definition is endorsed under.
     validation_parameter: String,
+    /// Private data collections: none are defined through ccvm's lifecycle.
     collections: Collections,
     #[serde(skip_serializing_if = "is_false")]
     init_required: bool,
+}
+
+impl DefinitionFields {
+    fn of(parameters: &Parameters) -> anyhow::Result<Self> {
+        Ok(Self {
+            sequence: parameters.sequence,
+            version: parameters.version.clone(),
+            endorsement_plugin: ENDORSEMENT_PLUGIN,
+            validation_plugin: VALIDATION_PLUGIN,
+            validation_parameter: validation_parameter(&parameters.endorsement_policy)?,
+            collections: Collections {},
+            init_required: parameters.init_required,
+        })
+    }
+
+    /// The line Fabric's CLI prints for a committed definition.
+    fn summary(&self) -> String {
+        format!(
+            "Version: {}, Sequence: {}, Endorsement Plugin: {}, Validation Plugin: {}",
+            self.version, self.sequence, self.endorsement_plugin, self.validation_plugin
+        )
+    }
 }
 
 /// An empty `CollectionConfigPackage`.
@@ -204,11 +227,13 @@ pub(super) async fn query_installed(args: &QueryInstalledArgs) -> anyhow::Result
 pub(super) async fn check_commit_readiness(args: &CheckCommitReadinessArgs) -> anyhow::Result<()> {
     let definition = &args.definition;
     let parameters = serde_json::to_vec(&definition.parameters()?)?;
-    let answer = query(
-        &args.target,
-        vec![b"CheckCommitReadiness".to_vec(), parameters],
-    )
-    .await?;
+    let answer = args
+        .target
+        .evaluate(
+            LIFECYCLE,
+            vec![b"CheckCommitReadiness".to_vec(), parameters],
+        )
+        .await?;
     let readiness: Readiness = serde_json::from_slice(&answer)
         .context("_lifecycle answered readiness with something other than its approvals")?;
     let result = ReadinessResult {
@@ -235,25 +260,20 @@ pub(super) async fn query_committed(args: &QueryCommittedArgs) -> anyhow::Result
     let channel = &args.target.channel;
     let mut out = std::io::stdout().lock();
     if let Some(name) = &args.name {
-        let answer = query(
-            &args.target,
-            vec![
-                b"QueryChaincodeDefinition".to_vec(),
-                name.clone().into_bytes(),
-            ],
-        )
-        .await?;
+        let answer = args
+            .target
+            .evaluate(
+                LIFECYCLE,
+                vec![
+                    b"QueryChaincodeDefinition".to_vec(),
+                    name.clone().into_bytes(),
+                ],
+            )
+            .await?;
         let committed: Committed = serde_json::from_slice(&answer)
             .context("_lifecycle answered with something other than a definition")?;
-        let parameters = committed.definition.parameters;
         let result = DefinitionResult {
-            sequence: parameters.sequence,
-            version: parameters.version,
-            endorsement_plugin: ENDORSEMENT_PLUGIN,
-            validation_plugin: VALIDATION_PLUGIN,
-            validation_parameter: validation_parameter(&parameters.endorsement_policy)?,
-            collections: Collections {},
-            init_required: parameters.init_required,
+            fields: DefinitionFields::of(&committed.definition.parameters)?,
             approvals: committed.approvals,
         };
         if args.output.json() {
@@ -271,7 +291,7 @@ pub(super) async fn query_committed(args: &QueryCommittedArgs) -> anyhow::Result
         writeln!(
             out,
             "{}, Approvals: [{}]",
-            summary(&result.version, result.sequence),
+            result.fields.summary(),
             approvals.join(", ")
         )?;
         return Ok(());
@@ -281,16 +301,9 @@ pub(super) async fn query_committed(args: &QueryCommittedArgs) -> anyhow::Result
             .await?
             .into_iter()
             .map(|definition| {
-                let parameters = definition.parameters;
                 Ok(NamedDefinition {
-                    validation_parameter: validation_parameter(&parameters.endorsement_policy)?,
-                    name: parameters.name,
-                    sequence: parameters.sequence,
-                    version: parameters.version,
-                    endorsement_plugin: ENDORSEMENT_PLUGIN,
-                    validation_plugin: VALIDATION_PLUGIN,
-                    collections: Collections {},
-                    init_required: parameters.init_required,
+                    fields: DefinitionFields::of(&definition.parameters)?,
+                    name: definition.parameters.name,
                 })
             })
             .collect::<anyhow::Result<_>>()?,
@@ -307,29 +320,10 @@ pub(super) async fn query_committed(args: &QueryCommittedArgs) -> anyhow::Result
             out,
             "Name: {}, {}",
             definition.name,
-            summary(&definition.version, definition.sequence)
+            definition.fields.summary()
         )?;
     }
     Ok(())
-}
-
-/// The line Fabric's CLI prints for a committed definition.
-fn summary(version: &str, sequence: u64) -> String {
-    format!(
-        "Version: {version}, Sequence: {sequence}, Endorsement Plugin: {ENDORSEMENT_PLUGIN}, \
-         Validation Plugin: {VALIDATION_PLUGIN}"
-    )
-}
-
-/// Evaluates a `_lifecycle` function on the target's channel; its payload.
-async fn query(target: &TargetArgs, args: Vec<Vec<u8>>) -> anyhow::Result<Vec<u8>> {
-    let response = target
-        .client
-        .client(&target.peer)
-        .await?
-        .query(&target.channel, LIFECYCLE, args, Default::default())
-        .await?;
-    Ok(response.payload)
 }
 
 /// Base64 of the `ApplicationPolicy` Fabric records for an endorsement policy kept as text: a
