@@ -8,11 +8,10 @@ use std::io::Write;
 
 use anyhow::Context;
 use base64::Engine;
+use ccvm_lifecycle_schema::{Committed, Parameters, Readiness};
 use clap::Args;
 use prost::Message;
 use serde::Serialize;
-
-use ccvm_lifecycle_schema::{Committed, Parameters, Readiness};
 
 use super::lifecycle::{DefinitionParams, TargetArgs, committed_definitions};
 use crate::node::LIFECYCLE;

@@ -4,6 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use ccvm_lifecycle_schema::Definition;
 use ccvm_proto::Message;
 use ccvm_proto::protos::endorser_server::{self, EndorserServer};
 use ccvm_proto::protos::{
@@ -18,8 +19,6 @@ use super::proposal::UnpackedProposal;
 use super::system_chaincodes::{LIFECYCLE, QSCC};
 use super::tls::client_cert_hash;
 use super::transient::TransientStore;
-use ccvm_lifecycle_schema::Definition;
-
 use crate::chaincode::{ChaincodeSupport, ExecuteRequest};
 use crate::fabric::ERROR_THRESHOLD;
 use crate::metrics::metrics;
