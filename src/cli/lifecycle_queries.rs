@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use super::lifecycle::{DefinitionParams, TargetArgs, committed_definitions};
 use crate::node::LIFECYCLE;
-use crate::policy::SignaturePolicy;
+use crate::policy::EndorsementPolicy;
 use crate::proto::common::SignaturePolicyEnvelope;
 use crate::proto::protos::{ApplicationPolicy, application_policy};
 
@@ -23,8 +23,6 @@ use crate::proto::protos::{ApplicationPolicy, application_policy};
 const ENDORSEMENT_PLUGIN: &str = "escc";
 /// The validation plugin named in a definition: ccvm validates as Fabric's default plugin does.
 const VALIDATION_PLUGIN: &str = "vscc";
-/// The channel policy a definition without a policy of its own is endorsed under.
-const CHANNEL_ENDORSEMENT_POLICY: &str = "/Channel/Application/Endorsement";
 
 /// How a query's result is printed.
 #[derive(Args)]
@@ -329,20 +327,15 @@ pub(super) async fn query_committed(args: &QueryCommittedArgs) -> anyhow::Result
 /// signature policy, or a reference to a channel policy (the channel's `Endorsement` when the
 /// text is empty).
 fn validation_parameter(policy: &str) -> anyhow::Result<String> {
-    let policy = policy.trim();
-    let kind = if policy.is_empty() {
-        application_policy::Type::ChannelConfigPolicyReference(
-            CHANNEL_ENDORSEMENT_POLICY.to_owned(),
-        )
-    } else if policy.starts_with('/') {
-        application_policy::Type::ChannelConfigPolicyReference(policy.to_owned())
-    } else {
-        let envelope = SignaturePolicy::parse(policy)
-            .with_context(|| format!("the committed endorsement policy {policy:?}"))?
-            .to_envelope();
-        application_policy::Type::SignaturePolicy(SignaturePolicyEnvelope::decode(
-            envelope.as_slice(),
-        )?)
+    let parsed = EndorsementPolicy::parse(policy)
+        .with_context(|| format!("the committed endorsement policy {policy:?}"))?;
+    let kind = match parsed {
+        EndorsementPolicy::Channel(path) => {
+            application_policy::Type::ChannelConfigPolicyReference(path)
+        }
+        EndorsementPolicy::Signature(signature) => application_policy::Type::SignaturePolicy(
+            SignaturePolicyEnvelope::decode(signature.to_envelope().as_slice())?,
+        ),
     };
     let encoded = ApplicationPolicy { r#type: Some(kind) }.encode_to_vec();
     Ok(base64::engine::general_purpose::STANDARD.encode(encoded))
@@ -360,6 +353,7 @@ fn print_json(out: &mut impl Write, value: &impl Serialize) -> anyhow::Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::SignaturePolicy;
 
     #[test]
     fn the_channel_default_policy_is_recorded_as_fabric_records_it() {

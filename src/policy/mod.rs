@@ -216,24 +216,19 @@ impl ChannelPolicies {
     }
 
     /// Checks that an endorsement policy given as text can be evaluated on this channel: a
-    /// signature policy that parses, a path the channel has a policy at, or empty (the channel's
-    /// `Endorsement` policy).
+    /// signature policy that parses, or a path (the channel's `Endorsement` policy for empty
+    /// text) the channel has a policy at.
     ///
     /// # Errors
     /// [`PolicyError::Parse`] or [`PolicyError::Unknown`].
     pub fn check_endorsement_text(&self, policy: &str) -> Result<(), PolicyError> {
-        let policy = policy.trim();
-        if policy.is_empty() {
-            Ok(())
-        } else if policy.starts_with('/') {
-            self.find(policy).map(|_| ())
-        } else {
-            SignaturePolicy::parse(policy).map(|_| ())
+        match EndorsementPolicy::parse(policy)? {
+            EndorsementPolicy::Channel(path) => self.find(&path).map(|_| ()),
+            EndorsementPolicy::Signature(_) => Ok(()),
         }
     }
 
-    /// Checks an endorsement policy given as text: a signature policy in Fabric's language, or a
-    /// channel policy path; empty means the channel's `Endorsement` policy.
+    /// Checks an endorsement policy given as text (see [`EndorsementPolicy::parse`]).
     ///
     /// # Errors
     /// As [`ChannelPolicies::check`], or [`PolicyError::Parse`].
@@ -242,17 +237,12 @@ impl ChannelPolicies {
         policy: &str,
         signers: &[Arc<ValidatedIdentity>],
     ) -> Result<(), PolicyError> {
-        let policy = policy.trim();
-        if policy.is_empty() {
-            return self.check(&format!("{APPLICATION_PREFIX}Endorsement"), signers);
-        }
-        if policy.starts_with('/') {
-            return self.check(policy, signers);
-        }
-        if SignaturePolicy::parse(policy)?.is_satisfied_by(signers) {
-            Ok(())
-        } else {
-            Err(PolicyError::NotSatisfied(policy.to_owned()))
+        match EndorsementPolicy::parse(policy)? {
+            EndorsementPolicy::Channel(path) => self.check(&path, signers),
+            EndorsementPolicy::Signature(signature) if signature.is_satisfied_by(signers) => Ok(()),
+            EndorsementPolicy::Signature(_) => {
+                Err(PolicyError::NotSatisfied(policy.trim().to_owned()))
+            }
         }
     }
 
@@ -270,6 +260,33 @@ impl ChannelPolicies {
             ImplicitRule::Any => satisfied >= 1,
             ImplicitRule::All => satisfied == subs.len(),
             ImplicitRule::Majority => satisfied > subs.len() / 2,
+        }
+    }
+}
+
+/// An endorsement policy as a chaincode definition keeps it, in text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndorsementPolicy {
+    /// A policy of the channel, by path.
+    Channel(String),
+    /// A signature policy in Fabric's language.
+    Signature(SignaturePolicy),
+}
+
+impl EndorsementPolicy {
+    /// Reads the text: empty is the channel's `Endorsement` policy, a path starting with `/`
+    /// is a channel policy, anything else a signature policy.
+    ///
+    /// # Errors
+    /// [`PolicyError::Parse`] for a signature policy that does not parse.
+    pub fn parse(text: &str) -> Result<Self, PolicyError> {
+        let text = text.trim();
+        if text.is_empty() {
+            Ok(Self::Channel(format!("{APPLICATION_PREFIX}Endorsement")))
+        } else if text.starts_with('/') {
+            Ok(Self::Channel(text.to_owned()))
+        } else {
+            SignaturePolicy::parse(text).map(Self::Signature)
         }
     }
 }

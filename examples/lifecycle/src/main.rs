@@ -19,8 +19,8 @@
 //! "init_required"}` and the package it runs, `"package_id"` and `"platform"`. Sequences start at
 //! 1 and grow by one per commit. As in Fabric, readiness compares the parameters only (each
 //! organization chooses its own package); a commit needs the committing organization's approval
-//! of exactly that definition, and approving the same definition twice is refused. Who may call which function is the peer's ACL: approval
-//! takes an admin of the peer's organization.
+//! of exactly that definition, and approving the same definition twice is refused. Who may call
+//! which function is the peer's ACL: approval takes an admin of the peer's organization.
 
 use ccvm_guest_sdk::proto::msp::SerializedIdentity;
 use ccvm_guest_sdk::{Chaincode, Response, ShimError, Stub, create_composite_key};
