@@ -48,8 +48,7 @@ impl chaincode_support_server::ChaincodeSupport for ChaincodeSupportService {
             .into_inner()
             .map(|next| next.map_err(StreamBroken::Transport));
         let (outbound, replies) = mpsc::channel(OUTBOUND_BUFFER);
-        let handler =
-            Handler::new(self.support.clone(), outbound).authenticated_as(authenticated_as);
+        let handler = Handler::new(self.support.clone(), outbound, authenticated_as);
         self.support.spawn(handler.serve(inbound));
         Ok(Response::new(Box::pin(
             ReceiverStream::new(replies).map(|reply| Ok(*reply)),

@@ -1,20 +1,21 @@
 //! The peer side of the `ChaincodeMessage` protocol.
 //!
-//! A [`Handler`] drives one connected chaincode: it answers the registration handshake, serves
-//! the state requests a chaincode makes during a transaction, and routes COMPLETED and ERROR back
-//! to whoever is waiting. It consumes and produces [`ChaincodeMessage`]s only; it knows nothing of
-//! gRPC, wasm or Docker, which are transports adapted onto it ([`grpc`] is one).
-//! A VM that runs its chaincode inside the peer also gets the registration and the state
-//! requests answered inline, on the chaincode's own task (`registration`, `immediate`).
+//! One state machine without I/O (`connection`) is the peer side of a chaincode connection: it
+//! answers the registration handshake, serves the state requests a chaincode makes during a
+//! transaction, and routes COMPLETED and ERROR back to whoever is waiting. It consumes
+//! [`ChaincodeMessage`]s and produces effects; it knows nothing of gRPC, wasm or Docker. A
+//! [`Handler`] drives it over a stream ([`grpc`] is one); a VM that runs its chaincode inside the
+//! peer drives it on the chaincode's own thread, so that its requests are answered inline.
 //! [`ChaincodeSupport`] is the entry point the endorser uses: it finds the registered handler and
 //! executes a transaction on it with a deadline.
 //!
 //! [`ChaincodeMessage`]: ccvm_proto::protos::ChaincodeMessage
 
+mod connection;
 mod error;
 pub mod grpc;
 mod handler;
-mod immediate;
+mod invocation;
 mod launch;
 mod message;
 mod queries;

@@ -1,18 +1,10 @@
-//! Judging a chaincode's REGISTER, by the handler of its connection or inline, on the guest's
-//! own task, for a VM that runs the guest inside the peer.
-//!
-//! Inline registration saves a launch the hops to the handler's task and back: the guest gets
-//! REGISTERED and READY as the answer to its REGISTER, and the launch that waits for it is woken
-//! on the same thread. The handler learns of the registration through a one-shot channel before
-//! it reads anything else the chaincode sends.
+//! Judging a chaincode's REGISTER: whether it may register under the name it gives, and its
+//! handle in the registry if it may.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 use ccvm_proto::Message;
 use ccvm_proto::protos::{ChaincodeId, ChaincodeMessage};
-use ccvm_proto::registration_accepted;
-use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
@@ -20,7 +12,7 @@ use super::error::ChaincodeError;
 use super::registry::HandlerHandle;
 use super::support::ChaincodeSupport;
 use super::tx_context::TxContexts;
-use crate::container::{Offered, OutboundMessages};
+use crate::container::OutboundMessages;
 
 /// One connection's side of a registration: where its chaincode is reached and what the peer
 /// knows about it.
@@ -36,6 +28,8 @@ pub(crate) struct Registrant<'a> {
     /// Ends the chaincode when one of its transactions times out, for one running inside the
     /// peer.
     pub end_on_timeout: Option<&'a CancellationToken>,
+    /// Cancelled when the chaincode is retired.
+    pub retired: &'a CancellationToken,
 }
 
 impl Registrant<'_> {
@@ -73,6 +67,7 @@ impl Registrant<'_> {
             self.outbound.clone(),
             Arc::clone(self.contexts),
         )
+        .retired_through(self.retired.clone())
         .ended_on_timeout_by(self.end_on_timeout.cloned());
         self.support
             .registry()
@@ -84,46 +79,5 @@ impl Registrant<'_> {
             info!(chaincode = %name, "chaincode registered");
         }
         Ok(handle)
-    }
-}
-
-/// A connection's registration, waiting to be done inline on the chaincode's first REGISTER.
-pub(crate) struct InlineRegistration {
-    pub support: ChaincodeSupport,
-    pub outbound: OutboundMessages,
-    pub contexts: Arc<TxContexts>,
-    pub launched_as: String,
-    pub end_on_timeout: Option<CancellationToken>,
-    /// Where the connection's handler takes the handle.
-    pub handler: oneshot::Sender<HandlerHandle>,
-}
-
-impl InlineRegistration {
-    /// Registers the chaincode that sent the REGISTER `message` and queues REGISTERED and READY
-    /// in `answers`. A REGISTER it may not make, or one whose handler has gone, is declined: the
-    /// handler then judges it and gives the refusal.
-    pub fn offer(
-        self,
-        message: ChaincodeMessage,
-        answers: &mut VecDeque<ChaincodeMessage>,
-    ) -> Offered {
-        let registrant = Registrant {
-            support: &self.support,
-            outbound: &self.outbound,
-            contexts: &self.contexts,
-            launched_as: Some(&self.launched_as),
-            authenticated_as: None,
-            end_on_timeout: self.end_on_timeout.as_ref(),
-        };
-        let Ok(handle) = registrant.register(&message) else {
-            return Offered::Declined(message);
-        };
-        if self.handler.send(handle.clone()).is_err() {
-            self.support.registry().deregister(&handle);
-            return Offered::Declined(message);
-        }
-        answers.extend(registration_accepted(&message));
-        self.support.registry().ready(&handle);
-        Offered::Answered
     }
 }

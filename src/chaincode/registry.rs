@@ -42,6 +42,18 @@ impl HandlerHandle {
         }
     }
 
+    /// Cancels `retired` when the chaincode is retired, for whoever serves its connection.
+    #[must_use]
+    pub(crate) fn retired_through(mut self, retired: CancellationToken) -> Self {
+        self.retired = retired;
+        self
+    }
+
+    /// Where the chaincode's messages go.
+    pub(crate) fn outbound(&self) -> &OutboundMessages {
+        &self.outbound
+    }
+
     /// Lets the peer end the chaincode through `end` when one of its transactions times out.
     #[must_use]
     pub(crate) fn ended_on_timeout_by(mut self, end: Option<CancellationToken>) -> Self {
@@ -53,13 +65,6 @@ impl HandlerHandle {
     /// the peer.
     pub(crate) fn end_on_timeout(&self) -> Option<&CancellationToken> {
         self.end_on_timeout.as_ref()
-    }
-
-    /// Resolves once the chaincode has been retired (a newer instance takes its place) and has
-    /// no transaction left to finish.
-    pub(crate) async fn retired_and_idle(&self) {
-        self.retired.cancelled().await;
-        self.contexts.idle().await;
     }
 
     /// The name the chaincode registered with.

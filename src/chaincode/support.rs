@@ -4,25 +4,22 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ccvm_proto::MessageType;
 use ccvm_proto::protos::{ChaincodeInput, ChaincodeMessage, SignedProposal};
-use tokio::sync::oneshot;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::warn;
 
+use super::connection::{Connection, ToChaincode};
 use super::error::{ChaincodeError, Result};
 use super::handler::Handler;
-use super::immediate::{self, Immediate};
 use super::launch::Launcher;
-use super::registration::InlineRegistration;
 use super::registry::{HandlerHandle, HandlerRegistry};
-use super::tx_context::{SharedSimulator, TxContexts};
+use super::tx_context::SharedSimulator;
 use crate::container::{
     ChaincodeStreams, ContainerRuntime, Exit, InlinePeer, LaunchProgress, Offered, PeerEnd,
-    Registrations, StreamConnector, Vm,
+    PeerGone, Registrations, StreamConnector, Vm,
 };
 use crate::ledger::Ledger;
 use crate::metrics::metrics;
@@ -96,32 +93,31 @@ pub struct ExecuteRequest {
 /// What a chaincode answered: its COMPLETED message.
 pub type ExecuteResult = ChaincodeMessage;
 
-/// Answers a launched chaincode's state requests and transaction ends inline.
-struct InlineAnswers {
-    contexts: Arc<TxContexts>,
-    /// The registration, until the chaincode's first REGISTER.
-    registration: Mutex<Option<InlineRegistration>>,
+/// Drives a launched chaincode's connection on the chaincode's own thread, within the call that
+/// hands the peer each message.
+struct InlineDriver {
+    support: ChaincodeSupport,
+    connection: Arc<Mutex<Connection>>,
 }
 
-impl InlinePeer for InlineAnswers {
+impl InlinePeer for InlineDriver {
     fn offer(
         &self,
         message: ChaincodeMessage,
         answers: &mut VecDeque<ChaincodeMessage>,
     ) -> Offered {
-        if message.r#type == MessageType::Register as i32 {
-            return match lock(&self.registration).take() {
-                Some(registration) => registration.offer(message, answers),
-                None => Offered::Declined(message),
-            };
-        }
-        match immediate::answer(&self.contexts, message) {
-            Immediate::Reply(reply) => {
-                answers.push_back(reply);
-                Offered::Answered
+        let mut connection = lock(&self.connection);
+        let mut closed = None;
+        for effect in connection.on_message(message) {
+            match effect.apply_in_peer(&self.support) {
+                None => {}
+                Some(ToChaincode::Send(answer)) => answers.push_back(answer),
+                Some(ToChaincode::Close(reason)) => closed = Some(reason),
             }
-            Immediate::Done => Offered::Answered,
-            Immediate::Pending(message) => Offered::Declined(message),
+        }
+        match closed {
+            Some(reason) => Offered::Closed(reason),
+            None => Offered::Answered,
         }
     }
 }
@@ -224,26 +220,19 @@ impl ChaincodeSupport {
         self.inner.tasks.wait().await;
     }
 
-    /// Connects chaincodes a VM launched: each stream gets a [`Handler`] that accepts the
-    /// registration under the name it was launched as, and the VM gets the means to answer the
-    /// registration and state requests inline, on the chaincode's own thread. The VM runs the
-    /// handler; [`Self::stop`] waits for it all the same.
+    /// Connects chaincodes a VM launched: each connection accepts the registration under the
+    /// name the chaincode was launched as, and is driven by a [`Handler`] over its streams and by
+    /// the VM inline, on the chaincode's own thread. The VM runs the handler; [`Self::stop`]
+    /// waits for it all the same.
     ///
     /// The connector holds support weakly, since the VM it is given to is held by support: once
-    /// support is gone, a new chaincode's streams are dropped and it ends.
+    /// support is gone, it refuses a new chaincode with [`PeerGone`].
     pub fn connector(&self) -> StreamConnector {
         let support = Arc::downgrade(&self.inner);
         Arc::new(move |streams: ChaincodeStreams| {
-            let contexts = Arc::new(TxContexts::default());
-            let Some(inner) = support.upgrade() else {
-                return PeerEnd {
-                    inline: Box::new(InlineAnswers {
-                        contexts,
-                        registration: Mutex::new(None),
-                    }),
-                    serve: Box::pin(std::future::ready(())),
-                };
-            };
+            let inner = support.upgrade().ok_or_else(|| PeerGone {
+                chaincode: streams.launched_as.clone(),
+            })?;
             let support = ChaincodeSupport { inner };
             let ChaincodeStreams {
                 launched_as,
@@ -251,34 +240,22 @@ impl ChaincodeSupport {
                 outbound,
                 end_on_timeout,
             } = streams;
-            let (registered, registration) = oneshot::channel();
-            let handler = Handler::launched(
-                support.clone(),
-                outbound.clone(),
-                launched_as.clone(),
-                Arc::clone(&contexts),
-            )
-            .ended_on_timeout_by(end_on_timeout.clone())
-            .registered_inline(registration);
+            let connection = Connection::new(support.clone(), outbound.clone())
+                .launched_as(launched_as)
+                .ended_on_timeout_by(end_on_timeout);
+            let connection = Arc::new(Mutex::new(connection));
+            let handler = Handler::driving(support.clone(), outbound, Arc::clone(&connection));
             let serve = support.inner.tasks.track_future(
                 handler
                     .serve(ReceiverStream::new(inbound).map(|next| next.map(|message| *message))),
             );
-            let registration = InlineRegistration {
-                support,
-                outbound,
-                contexts: Arc::clone(&contexts),
-                launched_as,
-                end_on_timeout,
-                handler: registered,
-            };
-            PeerEnd {
-                inline: Box::new(InlineAnswers {
-                    contexts,
-                    registration: Mutex::new(Some(registration)),
+            Ok(PeerEnd {
+                inline: Box::new(InlineDriver {
+                    support,
+                    connection,
                 }),
                 serve: Box::pin(serve),
-            }
+            })
         })
     }
 

@@ -17,8 +17,8 @@ use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 use tracing::{info, warn};
 
 use super::{
-    ChaincodeResolver, ChaincodeStreams, Exit, ExitReport, LaunchConfig, StartFuture, Started,
-    StreamBroken, StreamConnector, Target, Vm, VmError,
+    ChaincodeResolver, ChaincodeStreams, Exit, ExitReport, LaunchConfig, PeerGone, StartFuture,
+    Started, StreamBroken, StreamConnector, Target, Vm, VmError,
 };
 use crate::package::{Package, Platform};
 
@@ -112,6 +112,9 @@ pub enum ServiceEnd {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CcaasError {
+    /// The peer has stopped, so the connection has nothing to serve it.
+    #[error(transparent)]
+    PeerGone(#[from] PeerGone),
     /// The chaincode's package is not a `ccaas` package.
     #[error("{chaincode} is not a ccaas chaincode")]
     NotCcaas {
@@ -203,7 +206,7 @@ impl CcaasVm {
             inbound: from_chaincode,
             outbound: to_chaincode,
             end_on_timeout: None,
-        });
+        })?;
         tokio::spawn(peer.serve);
         let stopped = CancellationToken::new();
         let stop = stopped.clone();

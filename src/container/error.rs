@@ -61,6 +61,12 @@ pub enum StreamBroken {
         /// How the connection ended.
         end: ServiceEnd,
     },
+    /// The peer ended the connection after its last replies (a refused registration).
+    #[error("{reason}")]
+    Closed {
+        /// Why.
+        reason: String,
+    },
     /// The gRPC stream of a chaincode that dialled the peer failed.
     #[error("{}", .0.message())]
     Transport(tonic::Status),

@@ -85,6 +85,10 @@ pub enum Offered {
     Answered,
     /// Not answerable inline; send it down the stream.
     Declined(ChaincodeMessage),
+    /// Handled, and the peer ends the connection for this reason once the chaincode has its
+    /// replies (a refused registration's ERROR): send the reason down the stream as
+    /// [`StreamBroken::Closed`].
+    Closed(String),
 }
 
 /// The peer's inline side of one chaincode connection: a VM whose chaincode runs on a thread of
@@ -120,7 +124,16 @@ pub struct ChaincodeStreams {
 }
 
 /// Hands a started chaincode's streams to the peer; returns the peer's side of the connection.
-pub type StreamConnector = std::sync::Arc<dyn Fn(ChaincodeStreams) -> PeerEnd + Send + Sync>;
+pub type StreamConnector =
+    std::sync::Arc<dyn Fn(ChaincodeStreams) -> Result<PeerEnd, PeerGone> + Send + Sync>;
+
+/// The peer a VM would connect a chaincode to has stopped.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the peer has stopped: chaincode {chaincode} cannot connect to it")]
+pub struct PeerGone {
+    /// The chaincode.
+    pub chaincode: String,
+}
 
 /// Which names the peer expects chaincodes it launched elsewhere (in a container) to register
 /// with; outside dev mode a REGISTER under any other name is refused.

@@ -18,6 +18,7 @@ mod inproc;
 mod ledger_commit;
 mod node_shim;
 mod operations;
+mod peer_side;
 mod raw_chaincode;
 mod rust_chaincode;
 mod scaffold;

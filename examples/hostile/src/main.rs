@@ -2,7 +2,9 @@
 //! `spin` never returns, `hoard` allocates without end, `recurse` never stops recursing, `clock`
 //! reads the host's time, `read NAME` reads `/data/NAME`, `sleep` sleeps an hour, `babble` (in
 //! wasm) sends the peer bytes that are not a message and `hang` (in wasm) waits for a message the
-//! peer never sends. Any other function answers normally, so a test can tell a contained guest
+//! peer never sends. `relay MESSAGE...` (in wasm) sends the peer each `ChaincodeMessage` as it
+//! is, in the running transaction where it names none, and answers with the peer's replies, each
+//! after its length (4 bytes, big-endian). Any other function answers normally, so a test can tell a contained guest
 //! from a broken one. Launched as `quitter` it ends at once, as `silent` it never
 //! registers.
 //!
@@ -36,6 +38,31 @@ mod raw {
             Ok(_) => "the peer sent something unasked".to_owned(),
             Err(closed) => closed,
         }
+    }
+
+    /// Sends each of the encoded `messages` to the peer, in the transaction `tx_id` on `channel`
+    /// where it names none, and returns the peer's replies, each after its length.
+    pub fn relay(messages: &[Vec<u8>], tx_id: &str, channel: &str) -> Result<Vec<u8>, String> {
+        use ccvm_guest_sdk::proto::Message;
+        use ccvm_guest_sdk::proto::protos::ChaincodeMessage;
+
+        let mut replies = Vec::new();
+        for bytes in messages {
+            let mut message =
+                ChaincodeMessage::decode(bytes.as_slice()).map_err(|e| e.to_string())?;
+            if message.txid.is_empty() {
+                tx_id.clone_into(&mut message.txid);
+            }
+            if message.channel_id.is_empty() {
+                channel.clone_into(&mut message.channel_id);
+            }
+            ccvm::chaincode::peer::send(&message.encode_to_vec())?;
+            let reply = ccvm::chaincode::peer::receive()?;
+            let length = u32::try_from(reply.len()).map_err(|e| e.to_string())?;
+            replies.extend(length.to_be_bytes());
+            replies.extend(reply);
+        }
+        Ok(replies)
     }
 
     /// Sends bytes that do not decode as a `ChaincodeMessage`.
@@ -84,6 +111,11 @@ impl Chaincode for Hostile {
             "babble" => Response::error(raw::babble()),
             #[cfg(target_family = "wasm")]
             "hang" => Response::error(raw::hang()),
+            #[cfg(target_family = "wasm")]
+            "relay" => match raw::relay(&stub.args()[1..], stub.tx_id(), stub.channel_id()) {
+                Ok(replies) => Response::success(replies),
+                Err(e) => Response::error(e),
+            },
             "sleep" => {
                 std::thread::sleep(std::time::Duration::from_secs(3600));
                 Response::success("slept an hour")

@@ -34,6 +34,9 @@ pub enum InprocError {
         /// Why.
         reason: String,
     },
+    /// The peer has stopped, so a new instance has nothing to connect to.
+    #[error(transparent)]
+    PeerGone(#[from] crate::container::PeerGone),
     /// The engine could not be configured.
     #[error("wasm engine: {0}")]
     Engine(String),

@@ -178,6 +178,13 @@ impl peer::Host for GuestState {
                 .send(Ok(Box::new(message)))
                 .await
                 .map_err(|_| "the peer closed the channel".to_owned()),
+            Offered::Closed(reason) => {
+                let _ = self
+                    .to_peer
+                    .send(Err(StreamBroken::Closed { reason }))
+                    .await;
+                Ok(())
+            }
         }
     }
 

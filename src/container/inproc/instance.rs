@@ -206,7 +206,7 @@ pub(super) fn start(
         inbound,
         outbound,
         end_on_timeout: Some(stop.clone()),
-    });
+    })?;
     let state = GuestState::new(name, wasi, guest_ends, peer.inline, limits, blocks, ticker);
     let mut store = sandboxed_store(pre, state, limits);
     let pre = pre.clone();
