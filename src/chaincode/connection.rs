@@ -37,18 +37,13 @@ use crate::container::OutboundMessages;
 
 /// What a message from the chaincode leads to, for the transport to carry out in order.
 pub(crate) enum Effect {
-    /// Send this message to the chaincode.
-    Send(ChaincodeMessage),
-    /// The chaincode has registered and the `Send`s before this one tell it so (REGISTERED and
-    /// READY): once they are on their way, open it to transactions.
-    Ready(HandlerHandle),
-    /// Run a chaincode-to-chaincode call; its answer is sent to the chaincode when it is done.
-    Invoke(Invocation),
-    /// End the connection for this reason, once the `Send`s before this one are on their way.
-    Close(String),
+    /// Reaches the chaincode: only its transport can carry it out.
+    ToChaincode(ToChaincode),
+    /// Stays in the peer: carried out the same way whoever drives the connection.
+    InPeer(InPeer),
 }
 
-/// The effects only the transport can carry out: those that reach the chaincode.
+/// The effects that reach the chaincode.
 #[expect(
     clippy::large_enum_variant,
     reason = "carried out as soon as it is returned; boxing would allocate for each reply"
@@ -56,34 +51,47 @@ pub(crate) enum Effect {
 pub(crate) enum ToChaincode {
     /// Send this message.
     Send(ChaincodeMessage),
-    /// End the connection for this reason.
+    /// End the connection for this reason, once the messages sent before are on their way.
     Close(String),
 }
 
-impl Effect {
-    /// Carries out an effect that does not reach the chaincode: opens a registered chaincode to
-    /// transactions, or spawns a chaincode call on `support`. Returns the others.
-    pub fn apply_in_peer(self, support: &ChaincodeSupport) -> Option<ToChaincode> {
+/// The effects that stay in the peer.
+pub(crate) enum InPeer {
+    /// The chaincode has registered and the messages sent before tell it so (REGISTERED and
+    /// READY): once they are on their way, open it to transactions.
+    Ready(HandlerHandle),
+    /// Run a chaincode-to-chaincode call; its answer is sent to the chaincode when it is done.
+    Invoke(Invocation),
+}
+
+impl InPeer {
+    /// Opens a registered chaincode to transactions, or spawns a chaincode call on `support`.
+    pub fn apply(self, support: &ChaincodeSupport) {
         match self {
-            Self::Send(message) => Some(ToChaincode::Send(message)),
-            Self::Close(reason) => Some(ToChaincode::Close(reason)),
-            Self::Ready(handle) => {
-                support.registry().ready(&handle);
-                None
-            }
+            Self::Ready(handle) => support.registry().ready(&handle),
             Self::Invoke(call) => {
                 let span = info_span!("invoke_chaincode", channel = %call.channel(), tx = %short_tx(call.tx_id()));
                 support.spawn(call.run(support.clone()).instrument(span));
-                None
             }
         }
     }
 }
 
+impl Effect {
+    fn send(message: ChaincodeMessage) -> Self {
+        Self::ToChaincode(ToChaincode::Send(message))
+    }
+}
+
 /// Where a connection is in the registration handshake.
 enum State {
-    /// Waiting for REGISTER; the sink is kept for the handle a registration makes.
-    Created(OutboundMessages),
+    /// Waiting for REGISTER, with what judging it needs, and the sink kept for the handle a
+    /// registration makes. (Only this state holds support, so that a guest whose connection
+    /// outlives the peer's stop does not keep the peer's ledger open.)
+    Created {
+        support: ChaincodeSupport,
+        outbound: OutboundMessages,
+    },
     /// Registered under this handle.
     Ready(HandlerHandle),
     /// Registration refused, or the connection has ended.
@@ -92,7 +100,6 @@ enum State {
 
 /// The peer side of one chaincode connection.
 pub(crate) struct Connection {
-    support: ChaincodeSupport,
     state: State,
     contexts: Arc<TxContexts>,
     launched_as: Option<String>,
@@ -107,8 +114,7 @@ impl Connection {
     /// A connection whose replies go to `outbound`, for a chaincode that dialled in on its own.
     pub fn new(support: ChaincodeSupport, outbound: OutboundMessages) -> Self {
         Self {
-            support,
-            state: State::Created(outbound),
+            state: State::Created { support, outbound },
             contexts: Arc::default(),
             launched_as: None,
             authenticated_as: None,
@@ -154,7 +160,7 @@ impl Connection {
     pub fn registered(&self) -> Option<&HandlerHandle> {
         match &self.state {
             State::Ready(handle) => Some(handle),
-            State::Created(_) | State::Closed => None,
+            State::Created { .. } | State::Closed => None,
         }
     }
 
@@ -163,7 +169,7 @@ impl Connection {
     pub fn close(&mut self) -> Option<HandlerHandle> {
         match mem::replace(&mut self.state, State::Closed) {
             State::Ready(handle) => Some(handle),
-            State::Created(_) | State::Closed => None,
+            State::Created { .. } | State::Closed => None,
         }
     }
 
@@ -172,7 +178,7 @@ impl Connection {
     pub fn on_message(&mut self, message: ChaincodeMessage) -> Drain<'_, Effect> {
         self.effects.clear();
         match self.state {
-            State::Created(_) => self.on_created(message),
+            State::Created { .. } => self.on_created(message),
             State::Ready(_) => self.on_ready(message),
             State::Closed => {}
         }
@@ -187,14 +193,14 @@ impl Connection {
                 type_name(message.r#type)
             );
             self.effects
-                .push_back(Effect::Send(error_reply(&message, text)));
+                .push_back(Effect::send(error_reply(&message, text)));
             return;
         }
-        let State::Created(outbound) = &self.state else {
+        let State::Created { support, outbound } = &self.state else {
             return;
         };
         let registrant = Registrant {
-            support: &self.support,
+            support,
             outbound,
             contexts: &self.contexts,
             launched_as: self.launched_as.as_deref(),
@@ -207,16 +213,18 @@ impl Connection {
                 self.effects.extend(
                     registration_accepted(&message)
                         .into_iter()
-                        .map(Effect::Send),
+                        .map(Effect::send),
                 );
-                self.effects.push_back(Effect::Ready(handle.clone()));
+                self.effects
+                    .push_back(Effect::InPeer(InPeer::Ready(handle.clone())));
                 self.state = State::Ready(handle);
             }
             Err(why) => {
                 warn!(%why, "chaincode registration refused");
                 self.effects
-                    .push_back(Effect::Send(error_reply(&message, &why)));
-                self.effects.push_back(Effect::Close(why));
+                    .push_back(Effect::send(error_reply(&message, &why)));
+                self.effects
+                    .push_back(Effect::ToChaincode(ToChaincode::Close(why)));
                 self.state = State::Closed;
             }
         }
@@ -227,7 +235,7 @@ impl Connection {
         let Ok(kind) = MessageType::try_from(message.r#type) else {
             let text = format!("unknown message type {}", message.r#type);
             self.effects
-                .push_back(Effect::Send(error_reply(&message, text)));
+                .push_back(Effect::send(error_reply(&message, text)));
             return;
         };
         match kind {
@@ -247,7 +255,7 @@ impl Connection {
             | MessageType::GetPrivateDataHash
             | MessageType::PurgePrivateData => {
                 let answer = self.serve_request(kind, &message);
-                self.effects.push_back(Effect::Send(answer));
+                self.effects.push_back(Effect::send(answer));
             }
             MessageType::InvokeChaincode => {
                 match self.contexts.get(&message.channel_id, &message.txid) {
@@ -259,11 +267,11 @@ impl Connection {
                             return;
                         };
                         let call = Invocation::new(context, message, handle.outbound().clone());
-                        self.effects.push_back(Effect::Invoke(call));
+                        self.effects.push_back(Effect::InPeer(InPeer::Invoke(call)));
                     }
                     None => self
                         .effects
-                        .push_back(Effect::Send(no_transaction(&message))),
+                        .push_back(Effect::send(no_transaction(&message))),
                 }
             }
             MessageType::Keepalive => {}
@@ -273,7 +281,7 @@ impl Connection {
                     kind.as_str_name()
                 );
                 self.effects
-                    .push_back(Effect::Send(error_reply(&message, text)));
+                    .push_back(Effect::send(error_reply(&message, text)));
             }
         }
     }
@@ -358,13 +366,17 @@ mod tests {
     fn described(effects: Drain<'_, Effect>) -> Vec<(String, String)> {
         effects
             .map(|effect| match effect {
-                Effect::Send(message) => (
+                Effect::ToChaincode(ToChaincode::Send(message)) => (
                     type_name(message.r#type),
                     String::from_utf8_lossy(&message.payload).into_owned(),
                 ),
-                Effect::Ready(handle) => ("ready".to_owned(), handle.name().to_owned()),
-                Effect::Invoke(call) => ("invoke".to_owned(), call.tx_id().to_owned()),
-                Effect::Close(reason) => ("close".to_owned(), reason),
+                Effect::ToChaincode(ToChaincode::Close(reason)) => ("close".to_owned(), reason),
+                Effect::InPeer(InPeer::Ready(handle)) => {
+                    ("ready".to_owned(), handle.name().to_owned())
+                }
+                Effect::InPeer(InPeer::Invoke(call)) => {
+                    ("invoke".to_owned(), call.tx_id().to_owned())
+                }
             })
             .collect()
     }

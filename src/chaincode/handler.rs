@@ -13,7 +13,7 @@ use tokio_stream::{Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
-use super::connection::{Connection, ToChaincode};
+use super::connection::{Connection, Effect, ToChaincode};
 use super::message::bare;
 use super::support::ChaincodeSupport;
 use super::tx_context::TxContexts;
@@ -98,15 +98,15 @@ impl Handler {
             };
             effects.extend(lock(&self.connection).on_message(message));
             while let Some(effect) = effects.pop_front() {
-                match effect.apply_in_peer(&self.support) {
-                    None => {}
-                    Some(ToChaincode::Send(message)) => {
+                match effect {
+                    Effect::InPeer(effect) => effect.apply(&self.support),
+                    Effect::ToChaincode(ToChaincode::Send(message)) => {
                         let sent = self.outbound.send(Box::new(message)).await;
                         if sent.is_err() {
                             break 'serve "outbound stream closed".to_owned();
                         }
                     }
-                    Some(ToChaincode::Close(reason)) => break 'serve reason,
+                    Effect::ToChaincode(ToChaincode::Close(reason)) => break 'serve reason,
                 }
             }
         };

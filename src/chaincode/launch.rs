@@ -46,21 +46,23 @@ pub(crate) struct Launcher {
 
 /// What a launch task shares with the launcher that spawned it.
 struct Shared {
-    /// Replaced, not changed, when a VM is added, so that a launch takes them with one count.
-    vms: Mutex<Arc<[Arc<dyn Vm>]>>,
-    runtime: Mutex<Arc<ContainerRuntime>>,
+    vms: Box<[Arc<dyn Vm>]>,
+    runtime: ContainerRuntime,
     progress: LaunchProgress,
     under_way: Mutex<HashMap<String, watch::Receiver<Told>>>,
     exits: Mutex<HashMap<String, ExitReport>>,
 }
 
-impl Default for Launcher {
-    fn default() -> Self {
+impl Launcher {
+    /// A launcher that asks `vms` in order for a chaincode, configures what they start with
+    /// `runtime` (where chaincodes that dial the peer find it, and who issues their
+    /// certificates), and reports each launch's steps to `progress`.
+    pub fn new(vms: Vec<Arc<dyn Vm>>, runtime: ContainerRuntime, progress: LaunchProgress) -> Self {
         Self {
             shared: Arc::new(Shared {
-                vms: Mutex::new(Arc::new([])),
-                runtime: Mutex::default(),
-                progress: LaunchProgress::default(),
+                vms: vms.into_boxed_slice(),
+                runtime,
+                progress,
                 under_way: Mutex::default(),
                 exits: Mutex::default(),
             }),
@@ -68,32 +70,17 @@ impl Default for Launcher {
             stopping: CancellationToken::new(),
         }
     }
-}
-
-impl Launcher {
-    /// Adds a VM, asked after those added before it.
-    pub fn add_vm(&self, vm: Arc<dyn Vm>) {
-        let mut vms = lock(&self.shared.vms);
-        *vms = vms.iter().cloned().chain([vm]).collect();
-    }
-
-    /// Sets where chaincodes that dial the peer find it, and who issues their certificates.
-    pub fn set_runtime(&self, runtime: ContainerRuntime) {
-        *lock(&self.shared.runtime) = Arc::new(runtime);
-    }
 
     /// Where launches report their steps.
     pub fn progress(&self) -> &LaunchProgress {
         &self.shared.progress
     }
 
-    /// Ends the launches under way, waits for their tasks, and drops the VMs, so that their
-    /// engines and threads end with the node.
+    /// Ends the launches under way and waits for their tasks.
     pub async fn stop(&self) {
         self.stopping.cancel();
         self.tasks.close();
         self.tasks.wait().await;
-        *lock(&self.shared.vms) = Arc::new([]);
     }
 
     /// Why the chaincode launched as `name` ended, waiting up to `patience` for its VM to say:
@@ -105,9 +92,7 @@ impl Launcher {
 
     /// Whether a VM of this launcher has the chaincode `name`.
     pub fn can_launch(&self, name: &str) -> bool {
-        lock(&self.shared.vms)
-            .iter()
-            .any(|vm| vm.target(name).is_some())
+        self.shared.vms.iter().any(|vm| vm.target(name).is_some())
     }
 
     /// Launches `name` unless a launch of it is under way, and waits for that launch to end.
@@ -122,8 +107,9 @@ impl Launcher {
         registry: &HandlerRegistry,
         timeout: Duration,
     ) -> Result<HandlerHandle> {
-        let vms = Arc::clone(&lock(&self.shared.vms));
-        let Some((vm, target)) = vms
+        let Some((vm, target)) = self
+            .shared
+            .vms
             .iter()
             .find_map(|vm| vm.target(name).map(|target| (Arc::clone(vm), target)))
         else {
@@ -255,8 +241,7 @@ async fn launch(shared: Arc<Shared>, order: LaunchOrder, done: watch::Sender<Tol
         LaunchStage::Starting,
         order.target.registers_as.as_str(),
     );
-    let runtime = Arc::clone(&lock(&shared.runtime));
-    let result = match runtime.launch_config(&order.target) {
+    let result = match shared.runtime.launch_config(&order.target) {
         Ok(config) => start_and_wait(&order, &config).await.map(|exited| {
             lock(&shared.exits).insert(order.name.clone(), exited);
         }),
@@ -380,6 +365,12 @@ mod tests {
     use super::*;
     use crate::container::{Connection, ExitReport, StartFuture};
 
+    /// A launcher with `vm` as its only VM.
+    fn launcher_of(vm: Arc<GatedVm>) -> Launcher {
+        let vms: Vec<Arc<dyn Vm>> = vec![vm];
+        Launcher::new(vms, ContainerRuntime::default(), LaunchProgress::default())
+    }
+
     /// A VM whose starts wait for a permit, then register the chaincode at once.
     struct GatedVm {
         registry: HandlerRegistry,
@@ -438,8 +429,7 @@ mod tests {
     async fn a_launch_whose_first_caller_gave_up_serves_the_next_caller() -> Result<()> {
         let registry = HandlerRegistry::default();
         let vm = GatedVm::opened(&registry, 0);
-        let launcher = Launcher::default();
-        launcher.add_vm(Arc::clone(&vm) as Arc<dyn Vm>);
+        let launcher = launcher_of(Arc::clone(&vm));
         let timeout = Duration::from_secs(60);
 
         let gave_up = tokio::time::timeout(
@@ -465,8 +455,7 @@ mod tests {
     -> Result<()> {
         let registry = HandlerRegistry::default();
         let vm = GatedVm::opened(&registry, 1);
-        let launcher = Launcher::default();
-        launcher.add_vm(Arc::clone(&vm) as Arc<dyn Vm>);
+        let launcher = launcher_of(Arc::clone(&vm));
         let timeout = Duration::from_secs(60);
         let first = launcher.launch("cc", &registry, timeout).await?;
 
@@ -487,8 +476,7 @@ mod tests {
     async fn a_launch_under_way_when_the_peer_stops_tells_its_callers_why() {
         let registry = HandlerRegistry::default();
         let vm = GatedVm::opened(&registry, 0);
-        let launcher = Arc::new(Launcher::default());
-        launcher.add_vm(vm as Arc<dyn Vm>);
+        let launcher = Arc::new(launcher_of(vm));
         let waiting = {
             let launcher = Arc::clone(&launcher);
             tokio::spawn(async move {

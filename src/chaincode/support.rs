@@ -1,7 +1,7 @@
 //! The entry point for running a transaction on a chaincode.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use ccvm_proto::protos::{ChaincodeInput, ChaincodeMessage, SignedProposal};
@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::warn;
 
-use super::connection::{Connection, ToChaincode};
+use super::connection::{Connection, Effect, ToChaincode};
 use super::error::{ChaincodeError, Result};
 use super::handler::Handler;
 use super::launch::Launcher;
@@ -95,8 +95,11 @@ pub type ExecuteResult = ChaincodeMessage;
 
 /// Drives a launched chaincode's connection on the chaincode's own thread, within the call that
 /// hands the peer each message.
+///
+/// It holds support weakly, as the connector does: the guest's thread may outlive the peer's
+/// stop by a moment, and must not keep the peer's ledger open.
 struct InlineDriver {
-    support: ChaincodeSupport,
+    support: Weak<Inner>,
     connection: Arc<Mutex<Connection>>,
 }
 
@@ -109,10 +112,13 @@ impl InlinePeer for InlineDriver {
         let mut connection = lock(&self.connection);
         let mut closed = None;
         for effect in connection.on_message(message) {
-            match effect.apply_in_peer(&self.support) {
-                None => {}
-                Some(ToChaincode::Send(answer)) => answers.push_back(answer),
-                Some(ToChaincode::Close(reason)) => closed = Some(reason),
+            match effect {
+                Effect::ToChaincode(ToChaincode::Send(answer)) => answers.push_back(answer),
+                Effect::ToChaincode(ToChaincode::Close(reason)) => closed = Some(reason),
+                Effect::InPeer(effect) => match self.support.upgrade() {
+                    Some(inner) => effect.apply(&ChaincodeSupport { inner }),
+                    None => closed = Some("the peer has stopped".to_owned()),
+                },
             }
         }
         match closed {
@@ -166,20 +172,88 @@ impl Registrations for ExpectedRegistrations {
     }
 }
 
+/// Chaincode support under construction: the VMs that launch chaincodes are made with its
+/// [`connector`](Self::connector) and handed to it once, before it is built.
+pub struct SupportBuilder {
+    ledger: Ledger,
+    config: SupportConfig,
+    vms: Vec<Arc<dyn Vm>>,
+    runtime: ContainerRuntime,
+    progress: LaunchProgress,
+    expected: Arc<ExpectedRegistrations>,
+    built: SupportCell,
+}
+
+/// Where a connector finds chaincode support once it is built; weak, since the VM the connector
+/// is given to is held by support.
+type SupportCell = Arc<OnceLock<Weak<Inner>>>;
+
+impl SupportBuilder {
+    /// Connects the chaincodes a VM starts to the support this builds (see
+    /// [`ChaincodeSupport::connector`]).
+    pub fn connector(&self) -> StreamConnector {
+        connector_to(Arc::clone(&self.built))
+    }
+
+    /// Lets support launch the chaincodes `vm` has, on first use and after they end. VMs are
+    /// asked in the order they are added.
+    pub fn vm(&mut self, vm: Arc<dyn Vm>) -> &mut Self {
+        self.vms.push(vm);
+        self
+    }
+
+    /// Sets the container runtime step of launches: where chaincodes that dial the peer find
+    /// it, and who issues their client certificates.
+    pub fn container_runtime(&mut self, runtime: ContainerRuntime) -> &mut Self {
+        self.runtime = runtime;
+        self
+    }
+
+    /// Where a VM that starts chaincode outside the peer announces the names it will register
+    /// with.
+    pub fn registrations(&self) -> Arc<dyn Registrations> {
+        Arc::clone(&self.expected) as Arc<dyn Registrations>
+    }
+
+    /// Where launches report their steps; VMs report theirs here too.
+    pub fn launch_progress(&self) -> &LaunchProgress {
+        &self.progress
+    }
+
+    /// The support, with its VMs.
+    pub fn build(self) -> ChaincodeSupport {
+        let inner = Arc::new(Inner {
+            registry: HandlerRegistry::default(),
+            stopping: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            launcher: Launcher::new(self.vms, self.runtime, self.progress),
+            expected: self.expected,
+            ledger: self.ledger,
+            config: self.config,
+        });
+        let _ = self.built.set(Arc::downgrade(&inner));
+        ChaincodeSupport { inner }
+    }
+}
+
 impl ChaincodeSupport {
-    /// Support over `ledger` with the given settings.
-    pub fn new(ledger: Ledger, config: SupportConfig) -> Self {
-        Self {
-            inner: Arc::new(Inner {
-                registry: HandlerRegistry::default(),
-                stopping: CancellationToken::new(),
-                tasks: TaskTracker::new(),
-                launcher: Launcher::default(),
-                expected: Arc::default(),
-                ledger,
-                config,
-            }),
+    /// Support over `ledger` with the given settings, to be given its VMs before it is built.
+    pub fn builder(ledger: Ledger, config: SupportConfig) -> SupportBuilder {
+        SupportBuilder {
+            ledger,
+            config,
+            vms: Vec::new(),
+            runtime: ContainerRuntime::default(),
+            progress: LaunchProgress::default(),
+            expected: Arc::default(),
+            built: SupportCell::default(),
         }
+    }
+
+    /// Support over `ledger` with the given settings and no VMs: it runs transactions only on
+    /// chaincodes that connect on their own.
+    pub fn new(ledger: Ledger, config: SupportConfig) -> Self {
+        Self::builder(ledger, config).build()
     }
 
     /// The registry of connected chaincodes.
@@ -228,35 +302,7 @@ impl ChaincodeSupport {
     /// The connector holds support weakly, since the VM it is given to is held by support: once
     /// support is gone, it refuses a new chaincode with [`PeerGone`].
     pub fn connector(&self) -> StreamConnector {
-        let support = Arc::downgrade(&self.inner);
-        Arc::new(move |streams: ChaincodeStreams| {
-            let inner = support.upgrade().ok_or_else(|| PeerGone {
-                chaincode: streams.launched_as.clone(),
-            })?;
-            let support = ChaincodeSupport { inner };
-            let ChaincodeStreams {
-                launched_as,
-                inbound,
-                outbound,
-                end_on_timeout,
-            } = streams;
-            let connection = Connection::new(support.clone(), outbound.clone())
-                .launched_as(launched_as)
-                .ended_on_timeout_by(end_on_timeout);
-            let connection = Arc::new(Mutex::new(connection));
-            let handler = Handler::driving(support.clone(), outbound, Arc::clone(&connection));
-            let serve = support.inner.tasks.track_future(
-                handler
-                    .serve(ReceiverStream::new(inbound).map(|next| next.map(|message| *message))),
-            );
-            Ok(PeerEnd {
-                inline: Box::new(InlineDriver {
-                    support,
-                    connection,
-                }),
-                serve: Box::pin(serve),
-            })
-        })
+        connector_to(Arc::new(OnceLock::from(Arc::downgrade(&self.inner))))
     }
 
     /// Whether the node runs chaincode `name` itself (a system chaincode, or a user chaincode
@@ -266,27 +312,9 @@ impl ChaincodeSupport {
         self.inner.launcher.can_launch(name)
     }
 
-    /// Lets this support launch the chaincodes `vm` has, on first use and after they end. VMs
-    /// are asked in the order they were added.
-    pub fn add_vm(&self, vm: Arc<dyn Vm>) {
-        self.inner.launcher.add_vm(vm);
-    }
-
     /// Where launches report their steps; VMs report theirs here too.
     pub fn launch_progress(&self) -> &LaunchProgress {
         self.inner.launcher.progress()
-    }
-
-    /// Sets the container runtime step of launches: where chaincodes that dial the peer find
-    /// it, and who issues their client certificates.
-    pub fn set_container_runtime(&self, runtime: ContainerRuntime) {
-        self.inner.launcher.set_runtime(runtime);
-    }
-
-    /// Where a VM that starts chaincode outside the peer announces the names it will register
-    /// with.
-    pub fn registrations(&self) -> Arc<dyn Registrations> {
-        Arc::clone(&self.inner.expected) as Arc<dyn Registrations>
     }
 
     /// Why the chaincode launched as `name` ended (its container's exit code, say), if its VM
@@ -375,6 +403,40 @@ impl ChaincodeSupport {
         }
         result
     }
+}
+
+/// A connector to the support `built` holds (see [`ChaincodeSupport::connector`]).
+fn connector_to(built: SupportCell) -> StreamConnector {
+    Arc::new(move |streams: ChaincodeStreams| {
+        let inner = built
+            .get()
+            .and_then(Weak::upgrade)
+            .ok_or_else(|| PeerGone {
+                chaincode: streams.launched_as.clone(),
+            })?;
+        let support = ChaincodeSupport { inner };
+        let ChaincodeStreams {
+            launched_as,
+            inbound,
+            outbound,
+            end_on_timeout,
+        } = streams;
+        let connection = Connection::new(support.clone(), outbound.clone())
+            .launched_as(launched_as)
+            .ended_on_timeout_by(end_on_timeout);
+        let connection = Arc::new(Mutex::new(connection));
+        let handler = Handler::driving(support.clone(), outbound, Arc::clone(&connection));
+        let serve = support.inner.tasks.track_future(
+            handler.serve(ReceiverStream::new(inbound).map(|next| next.map(|message| *message))),
+        );
+        Ok(PeerEnd {
+            inline: Box::new(InlineDriver {
+                support: Arc::downgrade(&support.inner),
+                connection,
+            }),
+            serve: Box::pin(serve),
+        })
+    })
 }
 
 #[cfg(test)]

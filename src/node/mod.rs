@@ -191,14 +191,14 @@ impl Node {
             &config.acls,
             config.peer_tls() && config.tls.client_auth_required,
         )?);
-        let support = ChaincodeSupport::new(ledger.clone(), config.support());
+        let mut chaincodes = ChaincodeSupport::builder(ledger.clone(), config.support());
         let inproc = Arc::new(InprocVm::new(
-            support.connector(),
+            chaincodes.connector(),
             config.inproc_limits(),
             Some(config.wasm_cache_dir()),
             Arc::new(LedgerBlocks(ledger.clone())),
         )?);
-        support.add_vm(Arc::clone(&inproc) as Arc<dyn Vm>);
+        chaincodes.vm(Arc::clone(&inproc) as Arc<dyn Vm>);
         for (chaincode, dir) in &config.inproc.data_dirs {
             std::fs::create_dir_all(dir).map_err(|source| NodeError::ChaincodeDir {
                 dir: dir.clone(),
@@ -206,13 +206,6 @@ impl Node {
             })?;
             inproc.grant_dir(chaincode, dir.clone());
         }
-        let system_chaincodes = SystemChaincodes::new(
-            Arc::clone(&inproc),
-            support.clone(),
-            config.inproc.chaincode_dir.clone(),
-            &config.inproc.block_readers,
-        );
-        let from_dir = system_chaincodes.install_all()?;
         let transient = Arc::new(TransientStore::default());
 
         let peer_listener = bind(&config.listen).await?;
@@ -237,12 +230,37 @@ impl Node {
             ledger: ledger.clone(),
             packages: packages.clone(),
         });
+        let defined = Arc::clone(&definitions) as Arc<dyn ChaincodeResolver>;
+        chaincodes.vm(Arc::new(CcaasVm::new(
+            Arc::clone(&defined),
+            chaincodes.connector(),
+        )));
+        chaincodes.container_runtime(ContainerRuntime::new(
+            chaincode_addr.to_string(),
+            chaincode_ca.clone().map(|ca| ca as Arc<dyn CertIssuer>),
+        ));
+        let docker = Arc::new(DockerVm::new(
+            config.docker_settings(),
+            defined,
+            chaincodes.registrations(),
+            chaincodes.launch_progress().clone(),
+        ));
+        chaincodes.vm(Arc::clone(&docker) as Arc<dyn Vm>);
+        let support = chaincodes.build();
+        let system_chaincodes = SystemChaincodes::new(
+            Arc::clone(&inproc),
+            support.clone(),
+            config.inproc.chaincode_dir.clone(),
+            &config.inproc.block_readers,
+        );
+        let from_dir = system_chaincodes.install_all()?;
+
         let own_signatures = Arc::new(OwnSignatures::new(identity.serialized()));
         let validator = Arc::new(TxValidator::new(
             Arc::clone(&access.trust),
             Arc::clone(&own_signatures),
             Arc::clone(&access.policies),
-            Arc::clone(&definitions) as _,
+            definitions as _,
         ));
         let redefined_in = support.clone();
         let (cutter, cutter_task) = BlockCutter::start(
@@ -255,23 +273,6 @@ impl Node {
             },
             Arc::new(move |name: &str| user_chaincodes::retire_redefined(&redefined_in, name)),
         );
-        let defined: Arc<dyn ChaincodeResolver> = definitions;
-        support.add_vm(Arc::new(CcaasVm::new(
-            Arc::clone(&defined),
-            support.connector(),
-        )));
-        support.set_container_runtime(ContainerRuntime::new(
-            chaincode_addr.to_string(),
-            chaincode_ca.clone().map(|ca| ca as Arc<dyn CertIssuer>),
-        ));
-        let docker = DockerVm::new(
-            config.docker_settings(),
-            defined,
-            support.registrations(),
-            support.launch_progress().clone(),
-        );
-        let docker = Arc::new(docker);
-        support.add_vm(Arc::clone(&docker) as Arc<dyn Vm>);
 
         let client_port = || -> Result<tonic::transport::Server, NodeError> {
             let server = tonic::transport::Server::builder();
