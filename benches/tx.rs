@@ -261,7 +261,7 @@ fn main() -> Result<()> {
 
         let vm = node.inner().inproc();
         let component = vm.compile("wasmkv", &wasm_example("kv")?)?;
-        let _wasm = vm.start("wasmkv:1.0", &component)?;
+        let _wasm = vm.start("wasmkv:1.0", &component).await?;
         node.wait_registered("wasmkv").await?;
         bench_path(&node, "wasm inproc", "wasmkv", &mut rows).await?;
 

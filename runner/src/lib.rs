@@ -11,7 +11,7 @@
 //! When a guest fails (trap, deadline, memory cap) the transactions it holds are failed with the
 //! reason and its connection ends, so the peer starts or dials it again.
 
-mod host;
+mod link;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -20,16 +20,16 @@ use std::time::Duration;
 use ccvm_guest_sdk::{PeerConnection, PeerSettings, ServerSettings, listen_for_peers, open_stream};
 use ccvm_proto::protos::ChaincodeMessage;
 use ccvm_sandbox::{
-    GuestExit, GuestLimiter, LogBudget, TickerHold, TxClock, WasmLimits, classify,
-    deterministic_config, guest_wasi, start_epoch_ticker,
+    GuestExit, GuestState, TickerHold, WasmLimits, chaincode_linker, deterministic_config,
+    guest_wasi, run_guest, sandboxed_store, start_epoch_ticker,
 };
 use tokio::sync::mpsc;
 use tracing::{info, warn};
-use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
-use wasmtime::{Engine, Store, UpdateDeadline};
-use wasmtime_wasi::p2::bindings::sync::CommandPre;
+use wasmtime::Engine;
+use wasmtime::component::Component;
+use wasmtime_wasi::p2::bindings::CommandPre;
 
-use self::host::{GuestState, log, peer};
+use self::link::RelayLink;
 
 /// The chaincode component inside the runner's container, unless `CCVM_WASM_FILE` names another.
 pub const DEFAULT_WASM_FILE: &str = "/chaincode.wasm";
@@ -41,7 +41,7 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 /// A compiled chaincode and the limits each of its instances runs under.
 pub struct Sandbox {
     engine: Engine,
-    pre: CommandPre<GuestState>,
+    pre: CommandPre<GuestState<RelayLink>>,
     limits: WasmLimits,
     ticker: TickerHold,
 }
@@ -56,12 +56,7 @@ impl Sandbox {
             .map_err(|e| format!("{e:#}"))?;
         let component = Component::new(&engine, wasm)
             .map_err(|e| format!("not a chaincode component: {e:#}"))?;
-        let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| format!("{e:#}"))?;
-        peer::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
-            .map_err(|e| format!("{e:#}"))?;
-        log::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
-            .map_err(|e| format!("{e:#}"))?;
+        let linker = chaincode_linker(&engine).map_err(|e| format!("{e:#}"))?;
         let pre = linker
             .instantiate_pre(&component)
             .map_err(|e| format!("the chaincode imports more than it is granted: {e:#}"))?;
@@ -87,9 +82,9 @@ impl Sandbox {
         Self::new(&wasm, limits)
     }
 
-    /// Runs one instance registering as `name`, on the calling thread, until its `main` ends.
-    /// When it fails, each transaction it still holds is failed on `to_peer` with the reason.
-    pub fn run_instance(
+    /// Runs one instance registering as `name` until its `main` ends. When it fails, each
+    /// transaction it still holds is failed on `to_peer` with the reason.
+    pub async fn run_instance(
         &self,
         name: &str,
         to_peer: mpsc::Sender<ChaincodeMessage>,
@@ -102,42 +97,17 @@ impl Sandbox {
             Ok(wasi) => wasi,
             Err(e) => return GuestExit::Trapped(e),
         };
-        let mut store = Store::new(
-            &self.engine,
-            GuestState {
-                wasi,
-                table: ResourceTable::new(),
-                to_peer,
-                from_peer,
-                limiter: GuestLimiter::new(self.limits.max_memory_bytes),
-                clock: TxClock::default(),
-                log: LogBudget::default(),
-                max_message_bytes: self.limits.max_message_bytes,
-                open: Default::default(),
-                _ticker: self.ticker.clone(),
-            },
-        );
-        store.limiter(|state| &mut state.limiter);
-        let deadline = self.limits.tx_deadline;
-        store.epoch_deadline_callback(move |store| {
-            store.data().clock.check_deadline(deadline)?;
-            Ok(UpdateDeadline::Continue(1))
-        });
-        store.set_epoch_deadline(1);
-        let exit = match self.pre.instantiate(&mut store) {
-            Ok(command) => match command.wasi_cli_run().call_run(&mut store) {
-                Ok(Ok(())) => GuestExit::Finished,
-                Ok(Err(())) => GuestExit::Failed,
-                Err(error) => classify(name, &error, store.data().limiter.memory_refused),
-            },
-            Err(e) => GuestExit::Trapped(format!("instantiation failed: {}", e.root_cause())),
-        };
+        let link = RelayLink::new(to_peer, from_peer);
+        let state = GuestState::new(name, wasi, link, &self.limits, self.ticker.clone());
+        let mut store = sandboxed_store(&self.engine, state, self.limits.tx_deadline);
+        let exit = run_guest(&mut store, &self.pre).await;
         if exit != GuestExit::Finished {
             let reason = format!("wasm chaincode {name} {exit}");
-            let mut state = store.into_data();
-            for failed in state.fail_open_transactions(&reason) {
-                let _ = state.to_peer.blocking_send(failed);
-            }
+            store
+                .into_data()
+                .into_link()
+                .fail_open_transactions(&reason)
+                .await;
         }
         exit
     }
@@ -162,9 +132,9 @@ pub fn run_from_env(default_wasm: &Path) -> Result<(), String> {
     }
 }
 
+/// A runtime for the relays and the guests, with a worker per core.
 fn runtime() -> Result<tokio::runtime::Runtime, String> {
     tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start a runtime: {e}"))
@@ -186,12 +156,13 @@ pub fn dial(sandbox: &Sandbox, settings: PeerSettings) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
         relay(stream, inbound).await
     });
-    let exit = sandbox.run_instance(&name, to_peer, from_peer);
-    let relay_result = runtime.block_on(async {
-        tokio::time::timeout(FLUSH_TIMEOUT, relayed)
+    let (exit, relay_result) = runtime.block_on(async {
+        let exit = sandbox.run_instance(&name, to_peer, from_peer).await;
+        let relayed = tokio::time::timeout(FLUSH_TIMEOUT, relayed)
             .await
             .unwrap_or(Ok(Ok(())))
-            .unwrap_or_else(|e| Err(format!("the relay failed: {e}")))
+            .unwrap_or_else(|e| Err(format!("the relay failed: {e}")));
+        (exit, relayed)
     });
     match (exit, relay_result) {
         (GuestExit::Finished, Ok(())) => Ok(()),
@@ -201,7 +172,7 @@ pub fn dial(sandbox: &Sandbox, settings: PeerSettings) -> Result<(), String> {
 }
 
 /// Serves the chaincode as `settings` say until the process ends: each peer connection runs an
-/// instance of its own on a thread of its own, registering as `CHAINCODE_ID`.
+/// instance of its own as a task of its own, registering as `CHAINCODE_ID`.
 ///
 /// # Errors
 /// An address that cannot be bound, or unusable TLS material.
@@ -225,18 +196,13 @@ pub fn serve(sandbox: Sandbox, settings: &ServerSettings) -> Result<(), String> 
             });
             let sandbox = Arc::clone(&sandbox);
             let name = name.clone();
-            let started = std::thread::Builder::new()
-                .name("ccvm-guest".to_owned())
-                .spawn(move || {
-                    let exit = sandbox.run_instance(&name, to_peer, from_peer);
-                    if exit != GuestExit::Finished {
-                        warn!("wasm chaincode {name} {exit}");
-                    }
-                    drop(place);
-                });
-            if let Err(e) = started {
-                warn!("cannot start a guest thread: {e}");
-            }
+            tokio::spawn(async move {
+                let exit = sandbox.run_instance(&name, to_peer, from_peer).await;
+                if exit != GuestExit::Finished {
+                    warn!("wasm chaincode {name} {exit}");
+                }
+                drop(place);
+            });
         }))
         .map_err(|e| e.to_string())
 }

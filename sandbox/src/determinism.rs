@@ -13,9 +13,13 @@ use wasmtime_wasi::{Deterministic, FsPerms, HostMonotonicClock, HostWallClock, W
 /// Where a granted directory appears inside the guest.
 pub const GUEST_DATA_DIR: &str = "/data";
 
+/// Stack left on a guest's fiber for the host functions it calls, beyond the wasm stack cap.
+const HOST_STACK_BYTES: usize = 1024 * 1024;
+
 /// Engine settings under which every peer computes the same result: NaNs are canonicalised,
 /// relaxed SIMD (whose results vary by CPU) is off, threads are not compiled in, and a guest can
-/// be interrupted at each epoch tick; the wasm stack is capped at `max_stack_bytes`.
+/// be interrupted at each epoch tick; the wasm stack is capped at `max_stack_bytes`, on a fiber
+/// with room for the host functions beyond it.
 #[must_use]
 pub fn deterministic_config(max_stack_bytes: usize) -> Config {
     let mut config = Config::new();
@@ -24,7 +28,8 @@ pub fn deterministic_config(max_stack_bytes: usize) -> Config {
         .cranelift_nan_canonicalization(true)
         .wasm_relaxed_simd(false)
         .epoch_interruption(true)
-        .max_wasm_stack(max_stack_bytes);
+        .max_wasm_stack(max_stack_bytes)
+        .async_stack_size(max_stack_bytes + HOST_STACK_BYTES);
     config
 }
 

@@ -1,5 +1,7 @@
 //! How a guest instance ends, named so that the transaction it was running can say why.
 
+use std::time::Duration;
+
 use tracing::warn;
 use wasmtime::Trap;
 
@@ -13,6 +15,8 @@ pub enum GuestExit {
     Failed,
     /// A transaction ran past the deadline and the guest was stopped.
     Timeout,
+    /// The guest did not register within this bound and was stopped.
+    NotRegistered(Duration),
     /// The guest needed more memory than its cap.
     MemoryLimit,
     /// The guest exhausted its stack.
@@ -30,6 +34,7 @@ impl GuestExit {
             Self::Finished => "finished",
             Self::Failed => "failed",
             Self::Timeout => "deadline",
+            Self::NotRegistered(_) => "unregistered",
             Self::MemoryLimit => "memory",
             Self::StackOverflow => "stack",
             Self::Stopped => "stopped",
@@ -44,6 +49,9 @@ impl std::fmt::Display for GuestExit {
             Self::Finished => f.write_str("finished"),
             Self::Failed => f.write_str("main returned an error"),
             Self::Timeout => f.write_str("stopped: transaction deadline exceeded"),
+            Self::NotRegistered(within) => {
+                write!(f, "stopped: did not register within {within:?}")
+            }
             Self::MemoryLimit => f.write_str("stopped: memory limit exceeded"),
             Self::StackOverflow => f.write_str("trapped: stack overflow"),
             Self::Stopped => f.write_str("stopped by the peer"),
@@ -52,10 +60,16 @@ impl std::fmt::Display for GuestExit {
     }
 }
 
-/// The error an epoch callback raises to stop a guest that is past its deadline.
-#[derive(Debug, thiserror::Error)]
-#[error("transaction deadline exceeded")]
-pub struct DeadlineExceeded;
+/// The error an epoch check raises to stop a guest that is past one of its deadlines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Overdue {
+    /// The running transaction is past its deadline.
+    #[error("transaction deadline exceeded")]
+    Transaction,
+    /// The guest has not registered within this bound.
+    #[error("did not register within {0:?}")]
+    Registration(Duration),
+}
 
 /// Names why the guest `name`'s `main` failed with `error`; `memory_refused` says whether its
 /// limiter refused a growth. The name carries the trap but not the guest's backtrace, which is
@@ -63,8 +77,11 @@ pub struct DeadlineExceeded;
 pub fn classify(name: &str, error: &wasmtime::Error, memory_refused: bool) -> GuestExit {
     warn!(chaincode = %name, "wasm chaincode failed: {error:?}");
     let trap = error.downcast_ref::<Trap>();
-    if error.downcast_ref::<DeadlineExceeded>().is_some() {
-        GuestExit::Timeout
+    if let Some(overdue) = error.downcast_ref::<Overdue>() {
+        match *overdue {
+            Overdue::Transaction => GuestExit::Timeout,
+            Overdue::Registration(within) => GuestExit::NotRegistered(within),
+        }
     } else if trap == Some(&Trap::StackOverflow) {
         GuestExit::StackOverflow
     } else if memory_refused {

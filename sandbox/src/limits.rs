@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use ccvm_proto::MessageType;
 use wasmtime::{Engine, ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 
-use crate::exit::DeadlineExceeded;
+use crate::exit::Overdue;
 
 /// Most linear memory one guest instance may use. A system chaincode's working set is a few MiB;
 /// 64 MiB leaves ample room and stops a memory bomb long before it hurts the peer.
@@ -156,14 +156,26 @@ pub fn ends_transaction(kind: i32) -> bool {
     kind == MessageType::Completed as i32 || kind == MessageType::Error as i32
 }
 
-/// Tracks whether the guest is working on a transaction and since when.
+/// Tracks whether the guest is working on a transaction and since when, and, for a guest
+/// that must register within a bound, whether it has.
 #[derive(Debug, Default)]
 pub struct TxClock {
     running: usize,
     since: Option<Instant>,
+    /// When the guest started and how long it may take to send REGISTER, until it has.
+    registration: Option<(Instant, Duration)>,
 }
 
 impl TxClock {
+    /// The clock of a guest starting now that must register `within` that long.
+    #[must_use]
+    pub fn awaiting_registration(within: Duration) -> Self {
+        Self {
+            registration: Some((Instant::now(), within)),
+            ..Self::default()
+        }
+    }
+
     /// The guest was handed a transaction (it may queue it behind the one it runs).
     fn started(&mut self) {
         self.running += 1;
@@ -183,21 +195,30 @@ impl TxClock {
         }
     }
 
-    /// Notes a message the guest sends: a transaction's last message stops the clock.
+    /// Notes a message the guest sends: REGISTER ends the wait for registration, and a
+    /// transaction's last message stops the clock.
     pub fn sent(&mut self, kind: i32) {
+        if kind == MessageType::Register as i32 {
+            self.registration = None;
+        }
         if ends_transaction(kind) {
             self.finished();
         }
     }
 
-    /// An epoch check: [`DeadlineExceeded`], which stops the guest, once the current
-    /// transaction has run longer than `deadline`.
+    /// An epoch check: [`Overdue`], which stops the guest, once the current transaction has run
+    /// longer than `deadline`, or the guest has not registered within its bound.
     ///
     /// # Errors
-    /// [`DeadlineExceeded`] past the deadline.
-    pub fn check_deadline(&self, deadline: Duration) -> Result<(), DeadlineExceeded> {
+    /// [`Overdue`] past either bound.
+    pub fn check_deadline(&self, deadline: Duration) -> Result<(), Overdue> {
+        if let Some((started, within)) = self.registration
+            && started.elapsed() > within
+        {
+            return Err(Overdue::Registration(within));
+        }
         match self.since {
-            Some(since) if since.elapsed() > deadline => Err(DeadlineExceeded),
+            Some(since) if since.elapsed() > deadline => Err(Overdue::Transaction),
             _ => Ok(()),
         }
     }
@@ -229,6 +250,20 @@ mod tests {
         assert!(clock.check_deadline(Duration::from_secs(3600)).is_ok());
         clock.sent(COMPLETED);
         assert!(clock.check_deadline(Duration::ZERO).is_ok());
+    }
+
+    #[test]
+    fn a_guest_that_does_not_register_in_time_is_overdue_until_it_does() {
+        let mut clock = TxClock::awaiting_registration(Duration::ZERO);
+        std::thread::sleep(Duration::from_millis(1));
+        assert_eq!(
+            clock.check_deadline(Duration::from_secs(3600)),
+            Err(Overdue::Registration(Duration::ZERO))
+        );
+        clock.sent(MessageType::Register as i32);
+        assert_eq!(clock.check_deadline(Duration::from_secs(3600)), Ok(()));
+        let waiting = TxClock::awaiting_registration(Duration::from_secs(3600));
+        assert_eq!(waiting.check_deadline(Duration::from_secs(3600)), Ok(()));
     }
 
     #[test]

@@ -291,8 +291,8 @@ impl Drop for Outcome {
 ///
 /// The timer is armed only when needed: arming it wakes the worker thread parked on the
 /// runtime's driver. A start that finishes at once needs none, and neither does a chaincode
-/// that registers within its first run, when its VM can tell when that ends (a wasm guest
-/// registers inline in it).
+/// registered by the time its start returns (an inproc guest registers in the run its start
+/// gives it).
 async fn start_and_wait(
     order: &LaunchOrder,
     config: &LaunchConfig,
@@ -316,42 +316,24 @@ async fn start_and_wait(
             return Err(LaunchError::TimedOut(timeout));
         }
     };
-    let Started {
-        stop,
-        mut exited,
-        first_run,
-        register_within,
-    } = started;
-    // A timer is first polled, and so armed, once the first run is over; the VM's bound on the
-    // registration replaces the startup deadline when it ends sooner.
-    let timed_out = async {
-        if let Some(ran) = first_run {
-            let _ = ran.await;
-        }
-        match register_within {
-            Some(limit) if tokio::time::Instant::now() + limit < deadline.deadline() => {
-                tokio::time::sleep(limit).await;
-                limit
-            }
-            _ => {
-                (&mut deadline).await;
-                timeout
-            }
-        }
-    };
+    let Started { stop, mut exited } = started;
     tokio::select! {
         biased;
         _ = registry.registered(name) => {
             info!(chaincode = name, "launched");
             Ok(exited)
         }
-        exit = exited.ended() => {
-            Err(LaunchError::Failed(LaunchFailure::EndedBeforeRegistering(exit)))
-        }
-        waited = timed_out => {
-            warn!(chaincode = name, ?waited, "chaincode did not register in time; stopping it");
+        exit = exited.ended() => match exit.registration_overdue() {
+            Some(within) => {
+                warn!(chaincode = name, ?within, "chaincode did not register in time; its VM stopped it");
+                Err(LaunchError::TimedOut(within))
+            }
+            None => Err(LaunchError::Failed(LaunchFailure::EndedBeforeRegistering(exit))),
+        },
+        () = &mut deadline => {
+            warn!(chaincode = name, ?timeout, "chaincode did not register in time; stopping it");
             stop();
-            Err(LaunchError::TimedOut(waited))
+            Err(LaunchError::TimedOut(timeout))
         }
     }
 }
@@ -418,8 +400,6 @@ mod tests {
                 Ok(Started {
                     stop: Box::new(|| {}),
                     exited,
-                    first_run: None,
-                    register_within: None,
                 })
             })
         }

@@ -238,8 +238,6 @@ impl CcaasVm {
             exited: ExitReport::watching(async move {
                 pump.await.map_or(Exit::Lost, Exit::Disconnected)
             }),
-            first_run: None,
-            register_within: None,
         })
     }
 }

@@ -31,6 +31,18 @@ pub enum Exit {
     Lost,
 }
 
+impl Exit {
+    /// The bound within which the chaincode had to register, when its VM stopped it for not
+    /// registering within it.
+    #[must_use]
+    pub fn registration_overdue(&self) -> Option<std::time::Duration> {
+        match self {
+            Self::Guest(GuestExit::NotRegistered(within)) => Some(*within),
+            _ => None,
+        }
+    }
+}
+
 impl std::fmt::Display for Exit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

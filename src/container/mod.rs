@@ -17,10 +17,9 @@ pub mod wasm_runner;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::time::Duration;
 
 use ccvm_proto::protos::ChaincodeMessage;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 pub use error::{StreamBroken, VmError};
@@ -37,12 +36,6 @@ pub struct Started {
     pub stop: Box<dyn Fn() + Send + Sync>,
     /// How the chaincode ended, once it has.
     pub exited: ExitReport,
-    /// Resolves once the chaincode has run as far as it could without waiting, for a VM that
-    /// can tell; a chaincode that registered by then is launched without a startup timer.
-    pub first_run: Option<oneshot::Receiver<()>>,
-    /// How long the chaincode may take to register from now, for a VM that bounds it more
-    /// tightly than the startup timeout (which also covers building and starting).
-    pub register_within: Option<Duration>,
 }
 
 /// A start under way: resolves once the chaincode is running (not yet registered), or with why

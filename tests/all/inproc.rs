@@ -15,7 +15,7 @@ async fn wasm_chaincode_serves_every_stub_call_inside_the_peer() -> Result<()> {
     let node = TestNode::start_with(|config| config.dev_mode = false).await?;
     let vm = node.inner().inproc();
     let component = vm.compile("wasmkv", &wasm_example("kv")?)?;
-    let _instance = vm.start("wasmkv:1.0", &component)?;
+    let _instance = vm.start("wasmkv:1.0", &component).await?;
     node.wait_registered("wasmkv").await?;
 
     node.invoke("wasmkv", &["put", "color", "blue"]).await?;
@@ -66,8 +66,8 @@ async fn wasm_chaincodes_invoke_wasm_and_native_chaincodes() -> Result<()> {
     let node = TestNode::start().await?;
     let vm = node.inner().inproc();
     let component = vm.compile("wasmkv", &wasm_example("kv")?)?;
-    let _wasm = vm.start("wasmkv:1.0", &component)?;
-    let _other_wasm = vm.start("otherkv:1.0", &component)?;
+    let _wasm = vm.start("wasmkv:1.0", &component).await?;
+    let _other_wasm = vm.start("otherkv:1.0", &component).await?;
     let _native = rust_chaincode(&node, "kv", "kv:1.0")?;
     node.wait_registered("wasmkv").await?;
     node.wait_registered("otherkv").await?;
@@ -96,7 +96,7 @@ async fn a_guest_trap_fails_its_transaction_and_the_peer_keeps_serving() -> Resu
     let node = TestNode::start().await?;
     let vm = node.inner().inproc();
     let component = vm.compile("wasmkv", &wasm_example("kv")?)?;
-    let instance = vm.start("wasmkv:1.0", &component)?;
+    let instance = vm.start("wasmkv:1.0", &component).await?;
     let _native = rust_chaincode(&node, "kv", "kv:1.0")?;
     node.wait_registered("wasmkv").await?;
     node.wait_registered("kv").await?;
@@ -112,7 +112,7 @@ async fn a_guest_trap_fails_its_transaction_and_the_peer_keeps_serving() -> Resu
     node.wait_deregistered("wasmkv").await?;
 
     node.invoke("kv", &["put", "native", "unaffected"]).await?;
-    let _again = vm.start("wasmkv:1.0", &component)?;
+    let _again = vm.start("wasmkv:1.0", &component).await?;
     node.wait_registered("wasmkv").await?;
     node.invoke("wasmkv", &["put", "after", "trap"]).await?;
     assert_eq!(node.query_text("wasmkv", &["get", "after"]).await?, "trap");
@@ -144,7 +144,7 @@ async fn hostile_node(
         TestNode::start_with(|config| config.chaincode.execute_timeout_ms = timeout_ms).await?;
     let vm = node.inner().inproc();
     let component = vm.compile("hostile", &wasm_example("hostile")?)?;
-    let instance = vm.start("hostile:1.0", &component)?;
+    let instance = vm.start("hostile:1.0", &component).await?;
     node.wait_registered("hostile").await?;
     assert_eq!(
         node.query_text("hostile", &["hello"]).await?,
@@ -194,7 +194,9 @@ async fn a_memory_bomb_hits_the_memory_cap() -> Result<()> {
 async fn garbage_from_a_guest_fails_its_transaction_and_closes_only_its_channel() -> Result<()> {
     let (node, instance) = hostile_node(30_000).await?;
     let vm = node.inner().inproc();
-    let _neighbour = vm.start("wasmkv:1.0", &vm.compile("wasmkv", &wasm_example("kv")?)?)?;
+    let _neighbour = vm
+        .start("wasmkv:1.0", &vm.compile("wasmkv", &wasm_example("kv")?)?)
+        .await?;
     node.wait_registered("wasmkv").await?;
 
     let refused = node.query("hostile", &["babble"]).await.unwrap_err();
@@ -362,7 +364,7 @@ async fn a_guest_message_over_the_size_limit_ends_only_its_connection() -> Resul
     let node = TestNode::start_with(|config| config.chaincode.max_message_bytes = 4096).await?;
     let vm = node.inner().inproc();
     let component = vm.compile("wasmkv", &wasm_example("kv")?)?;
-    let instance = vm.start("wasmkv:1.0", &component)?;
+    let instance = vm.start("wasmkv:1.0", &component).await?;
     node.wait_registered("wasmkv").await?;
 
     let refused = node
@@ -380,7 +382,7 @@ async fn a_guest_message_over_the_size_limit_ends_only_its_connection() -> Resul
         .context("the guest whose message was refused kept running")?;
     node.wait_deregistered("wasmkv").await?;
 
-    let _again = vm.start("wasmkv:1.0", &component)?;
+    let _again = vm.start("wasmkv:1.0", &component).await?;
     node.wait_registered("wasmkv").await?;
     node.invoke("wasmkv", &["put", "small", "ok"]).await?;
     assert_eq!(node.query_text("wasmkv", &["get", "small"]).await?, "ok");
@@ -411,10 +413,10 @@ async fn a_second_instance_under_a_taken_name_is_refused_and_the_first_serves_on
     let node = TestNode::start_with(|config| config.dev_mode = false).await?;
     let vm = node.inner().inproc();
     let component = vm.compile("wasmkv", &wasm_example("kv")?)?;
-    let _first = vm.start("twice:1.0", &component)?;
+    let _first = vm.start("twice:1.0", &component).await?;
     node.wait_registered("twice").await?;
 
-    let second = vm.start("twice:1.0", &component)?;
+    let second = vm.start("twice:1.0", &component).await?;
     let exit = tokio::time::timeout(Duration::from_secs(10), second.wait())
         .await
         .context("the refused instance kept running")?;
@@ -536,11 +538,8 @@ async fn a_guest_computing_after_its_vm_is_gone_still_stops() -> Result<()> {
         Arc::new(NoBlocks),
     )?;
     let component = vm.compile("hostile", &wasm_example("hostile")?)?;
-    let mut instance = vm.start("silent", &component)?;
+    let instance = vm.start("silent", &component).await?;
     drop((vm, component));
-    tokio::time::timeout(Duration::from_secs(10), instance.first_run())
-        .await
-        .context("the spinning guest never yielded at an epoch check")?;
 
     instance.stop();
     let exit = tokio::time::timeout(Duration::from_secs(10), instance.wait())

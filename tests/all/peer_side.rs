@@ -226,10 +226,12 @@ impl WasmGuest {
     async fn start() -> Result<Self> {
         let node = TestNode::start().await?;
         let vm = node.inner().inproc();
-        let instance = vm.start(
-            "hostile:1.0",
-            &vm.compile("hostile", &wasm_example("hostile")?)?,
-        )?;
+        let instance = vm
+            .start(
+                "hostile:1.0",
+                &vm.compile("hostile", &wasm_example("hostile")?)?,
+            )
+            .await?;
         node.wait_registered("hostile").await?;
         Ok(Self {
             node,

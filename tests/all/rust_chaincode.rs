@@ -410,10 +410,12 @@ async fn a_range_from_the_empty_key_holds_simple_keys_only_natively_and_in_wasm(
     let node = TestNode::start().await?;
     let _native = rust_chaincode(&node, "kv", "kv:1.0")?;
     let vm = node.inner().inproc();
-    let _wasm = vm.start(
-        "wasmkv:1.0",
-        &vm.compile("wasmkv", &crate::harness::wasm_example("kv")?)?,
-    )?;
+    let _wasm = vm
+        .start(
+            "wasmkv:1.0",
+            &vm.compile("wasmkv", &crate::harness::wasm_example("kv")?)?,
+        )
+        .await?;
     for chaincode in ["kv", "wasmkv"] {
         node.wait_registered(chaincode).await?;
         node.invoke(chaincode, &["put", "apple", "1"]).await?;

@@ -339,12 +339,7 @@ impl DockerVm {
                 });
             })
         };
-        Ok(Started {
-            stop,
-            exited,
-            first_run: None,
-            register_within: None,
-        })
+        Ok(Started { stop, exited })
     }
 }
 

@@ -6,8 +6,6 @@ use wasmtime::{Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationCon
 use super::error::{InprocError, Result};
 use super::limits::InprocLimits;
 
-/// Stack left on a guest's fiber for the host functions it calls, beyond the wasm stack cap.
-const HOST_STACK_BYTES: usize = 1024 * 1024;
 /// Core wasm instances one guest component may create (a Rust guest has its program, the WASI
 /// adapter and the small shim modules that link them).
 const CORE_INSTANCES_PER_GUEST: u32 = 8;
@@ -67,7 +65,6 @@ pub(super) fn new_engine(limits: &InprocLimits) -> Result<Engine> {
     crate::metrics::metrics().wasm_pool_capacity.set(capacity);
     let mut config = deterministic_config(limits.wasm.max_stack_bytes);
     config
-        .async_stack_size(limits.wasm.max_stack_bytes + HOST_STACK_BYTES)
         .memory_reservation(MEMORY_RESERVATION_BYTES)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool(limits)));
     Engine::new(&config).map_err(|e| {

@@ -4,24 +4,26 @@
 //! `receive`, the fiber suspends and the worker thread is free. A transaction handed to the guest
 //! wakes its task on the thread that sent it, so a guest and the handler answering it share a
 //! thread and no transaction pays for an OS thread wake-up.
+//!
+//! A start runs the guest's first run (up to its first wait: registered and waiting for the peer,
+//! for a guest that behaves) on the starting task, and only then spawns the rest. So a launch
+//! finds its chaincode registered when the start returns, and arms no timer to wait for it.
 
 use std::future::{Future, poll_fn};
 use std::path::Path;
-use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::task::Poll;
 
-use ccvm_sandbox::{GuestExit, TickerHold, classify, guest_wasi};
-use tokio::sync::{mpsc, oneshot};
+use ccvm_sandbox::{GuestExit, GuestState, TickerHold, guest_wasi, run_guest, sandboxed_store};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
-use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi::p2::bindings::CommandPre;
 
 use super::error::InprocError;
-use super::host::{BlockStore, GuestEnds, GuestState};
+use super::host::{BlockStore, GuestEnds, InprocGuest, InprocLink};
 use super::limits::InprocLimits;
 use crate::container::{
     ChaincodeStreams, Exit, ExitReport, InboundMessages, OutboundMessages, Started, StreamBroken,
@@ -77,8 +79,6 @@ pub struct InstanceHandle {
     task: JoinHandle<GuestExit>,
     stop: CancellationToken,
     exited: ExitReport,
-    /// Told when the first run is over; taken by whoever waits for it.
-    first_run: Option<oneshot::Receiver<()>>,
 }
 
 impl InstanceHandle {
@@ -90,24 +90,12 @@ impl InstanceHandle {
         self.stop.cancel();
     }
 
-    /// The instance as a started chaincode: how to stop it, how it ended, when its first run
-    /// was over, and how long it may take to register.
-    pub(super) fn into_started(self, register_within: Duration) -> Started {
+    /// The instance as a started chaincode: how to stop it and how it ended.
+    pub(super) fn into_started(self) -> Started {
         let stop = self.stop;
         Started {
             stop: Box::new(move || stop.cancel()),
             exited: self.exited,
-            first_run: self.first_run,
-            register_within: Some(register_within),
-        }
-    }
-
-    /// Waits until the guest's first run is over: it registered and waits for the peer, it
-    /// ended, or it was computing when an epoch check made it yield.
-    /// Returns at once if it was waited for before.
-    pub async fn first_run(&mut self) {
-        if let Some(ran) = self.first_run.take() {
-            let _ = ran.await;
         }
     }
 
@@ -116,26 +104,6 @@ impl InstanceHandle {
         self.task
             .await
             .unwrap_or_else(|e| GuestExit::Trapped(format!("instance task failed: {e}")))
-    }
-}
-
-/// Instantiates the guest in `store` and runs its `main` to its end.
-///
-/// wasmtime's instantiation and call futures are boxed: held inline they make the instance's
-/// task four times larger, and spawning it copies every byte.
-pub(super) async fn run_guest(
-    store: &mut Store<GuestState>,
-    pre: &CommandPre<GuestState>,
-    name: &str,
-) -> GuestExit {
-    let command = match Box::pin(pre.instantiate_async(&mut *store)).await {
-        Ok(command) => command,
-        Err(e) => return GuestExit::Trapped(format!("instantiation failed: {}", e.root_cause())),
-    };
-    match Box::pin(command.wasi_cli_run().call_run(&mut *store)).await {
-        Ok(Ok(())) => GuestExit::Finished,
-        Ok(Err(())) => GuestExit::Failed,
-        Err(error) => classify(name, &error, store.data().limiter.memory_refused),
     }
 }
 
@@ -154,39 +122,11 @@ pub(super) fn guest_channels() -> (GuestEnds, (InboundMessages, OutboundMessages
     ((to_peer, from_peer), (inbound, outbound))
 }
 
-/// A store for one guest of `pre` holding `state`, within `limits`: its memory cap, and its
-/// transaction deadline checked at each epoch tick, where a guest that has computed since its
-/// last check also yields to other tasks. (The first check after a wait comes at once when the
-/// guest waited past a tick; yielding there would only send an idle guest's next transaction
-/// through the scheduler, waking another worker.)
-pub(super) fn sandboxed_store(
-    pre: &CommandPre<GuestState>,
-    state: GuestState,
-    limits: &InprocLimits,
-) -> Store<GuestState> {
-    let mut store = Store::new(pre.engine(), state);
-    store.limiter(|state| &mut state.limiter);
-    let deadline = limits.wasm.tx_deadline;
-    store.epoch_deadline_callback(move |mut store| {
-        let state = store.data_mut();
-        state.clock.check_deadline(deadline)?;
-        if std::mem::take(&mut state.resumed) {
-            return Ok(UpdateDeadline::Continue(1));
-        }
-        Ok(UpdateDeadline::YieldCustom(
-            1,
-            Box::pin(tokio::task::yield_now()),
-        ))
-    });
-    store.set_epoch_deadline(1);
-    store
-}
-
-/// Connects a new instance launched as `name` to the peer and spawns its `main` as a task,
-/// which also serves the peer's side of the connection: one task per instance, so the guest and
-/// its handler share a thread and a launch wakes no other worker.
-pub(super) fn start(
-    pre: &CommandPre<GuestState>,
+/// Connects a new instance launched as `name` to the peer and runs its `main`, with the peer's
+/// side of the connection, up to its first wait; then spawns the rest as a task: one task per
+/// instance, so the guest and its handler share a thread and a launch wakes no other worker.
+pub(super) async fn start(
+    pre: &CommandPre<InprocGuest>,
     name: &str,
     grants: Grants<'_>,
     connector: &StreamConnector,
@@ -207,21 +147,23 @@ pub(super) fn start(
         outbound,
         end_on_timeout: Some(stop.clone()),
     })?;
-    let state = GuestState::new(name, wasi, guest_ends, peer.inline, limits, blocks, ticker);
-    let mut store = sandboxed_store(pre, state, limits);
+    let link = InprocLink::new(guest_ends, peer.inline, blocks);
+    let state = GuestState::new(name, wasi, link, &limits.wasm, ticker)
+        .registering_within(limits.register_timeout);
+    let mut store = sandboxed_store(pre.engine(), state, limits.wasm.tx_deadline);
     let pre = pre.clone();
     let name = name.to_owned();
     let (notice, exited) = ExitReport::new();
     let guest = async move {
         let _live = live;
         let exit = tokio::select! {
-            exit = run_guest(&mut store, &pre, &name) => exit,
+            exit = run_guest(&mut store, &pre) => exit,
             () = stopped.cancelled() => GuestExit::Stopped,
         };
         let metrics = metrics();
         metrics.guest_exits.with_label_values(&[exit.kind()]).inc();
         #[expect(clippy::cast_precision_loss, reason = "a histogram of memory sizes")]
-        let peak = store.data().limiter.memory_peak_bytes as f64;
+        let peak = store.data().memory_peak_bytes() as f64;
         metrics.guest_memory_peak.observe(peak);
         notice.report(Exit::Guest(exit.clone()));
         match &exit {
@@ -232,38 +174,30 @@ pub(super) fn start(
                     chaincode: name.clone(),
                     exit: other.clone(),
                 };
-                let _ = store.data().to_peer.send(Err(ended)).await;
+                store.data().link().end(ended).await;
             }
         }
         exit
     };
-    let (ran, first_run) = oneshot::channel();
-    let task = tokio::spawn(after_first_poll(
-        async move {
-            let (exit, ()) = tokio::join!(guest, peer.serve);
-            exit
-        },
-        ran,
-    ));
-    Ok(InstanceHandle {
-        task,
-        stop,
-        exited,
-        first_run: Some(first_run),
+    let task = spawn_after_first_run(async move {
+        let (exit, ()) = tokio::join!(guest, peer.serve);
+        exit
     })
+    .await;
+    Ok(InstanceHandle { task, stop, exited })
 }
 
-/// Runs `future`, telling `ran` once its first poll is over: it did all it could before it
-/// had to wait, or it ended.
-async fn after_first_poll<F: Future>(future: F, ran: oneshot::Sender<()>) -> F::Output {
-    let mut future = pin!(future);
-    let mut ran = Some(ran);
-    poll_fn(|context| {
-        let poll = future.as_mut().poll(context);
-        if let Some(ran) = ran.take() {
-            let _ = ran.send(());
-        }
-        poll
-    })
-    .await
+/// Polls `future` once on the calling task, so that it does all it can before it first has to
+/// wait, then spawns the rest as a task of its own. (A future may be polled by another task
+/// than the one that polled it before: it wakes whichever polled it last.)
+async fn spawn_after_first_run<F>(future: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let mut future = Box::pin(future);
+    match poll_fn(|context| Poll::Ready(future.as_mut().poll(context))).await {
+        Poll::Ready(output) => tokio::spawn(std::future::ready(output)),
+        Poll::Pending => tokio::spawn(future),
+    }
 }

@@ -3,18 +3,19 @@
 
 use std::path::PathBuf;
 
+use ccvm_sandbox::chaincode_linker;
 use wasmtime::Engine;
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime_wasi::p2::bindings::CommandPre;
 
 use super::cache::{CacheOutcome, ComponentCache};
 use super::error::{InprocError, Result};
-use super::host::{GuestState, ledger, log, peer};
+use super::host::{InprocGuest, ledger};
 
 /// A chaincode component compiled and linked against the host, ready to start in microseconds.
 #[derive(Clone)]
 pub struct Compiled {
-    pub(super) pre: CommandPre<GuestState>,
+    pub(super) pre: CommandPre<InprocGuest>,
     outcome: CacheOutcome,
     pub(super) reads_blocks: bool,
 }
@@ -39,18 +40,8 @@ impl Compiled {
 /// grants the block store.
 pub(super) struct Linking {
     cache: ComponentCache,
-    linker: Linker<GuestState>,
-    block_reader_linker: Linker<GuestState>,
-}
-
-/// A linker with what every chaincode guest may import: WASI (as the sandbox configures it),
-/// the peer channel and logging.
-fn chaincode_linker(engine: &Engine) -> wasmtime::Result<Linker<GuestState>> {
-    let mut linker = Linker::new(engine);
-    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-    peer::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)?;
-    log::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)?;
-    Ok(linker)
+    linker: Linker<InprocGuest>,
+    block_reader_linker: Linker<InprocGuest>,
 }
 
 impl Linking {

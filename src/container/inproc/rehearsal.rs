@@ -17,12 +17,12 @@ use std::time::Duration;
 
 use ccvm_proto::MessageType;
 use ccvm_proto::protos::ChaincodeMessage;
-use ccvm_sandbox::{TickerHold, guest_wasi};
+use ccvm_sandbox::{GuestState, TickerHold, guest_wasi, run_guest, sandboxed_store};
 use tokio::task::JoinSet;
 use wasmtime_wasi::p2::bindings::CommandPre;
 
-use super::host::GuestState;
-use super::instance::{SlotInUse, guest_channels, run_guest, sandboxed_store};
+use super::host::{InprocGuest, InprocLink};
+use super::instance::{SlotInUse, guest_channels};
 use super::limits::InprocLimits;
 use crate::container::launch_config::CHAINCODE_ID_ENV;
 use crate::container::{InboundMessages, InlinePeer, Offered, OutboundMessages};
@@ -36,7 +36,7 @@ const REHEARSAL_LIMIT: Duration = Duration::from_secs(5);
 /// # Errors
 /// The first rehearsal's failure, as [`rehearse`] gives it.
 pub(super) async fn rehearse_on_each_worker(
-    pre: &CommandPre<GuestState>,
+    pre: &CommandPre<InprocGuest>,
     name: &str,
     limits: &InprocLimits,
     ticker: &TickerHold,
@@ -59,27 +59,20 @@ pub(super) async fn rehearse_on_each_worker(
 /// Why the guest did not get to READY: it failed to instantiate, ended, sent something other
 /// than REGISTER, or took longer than [`REHEARSAL_LIMIT`].
 async fn rehearse(
-    pre: &CommandPre<GuestState>,
+    pre: &CommandPre<InprocGuest>,
     name: &str,
     limits: &InprocLimits,
     ticker: TickerHold,
 ) -> Result<(), String> {
     let wasi = guest_wasi(&[(CHAINCODE_ID_ENV.to_owned(), name.to_owned())], None)?;
     let (guest_ends, (mut inbound, outbound)) = guest_channels();
-    let state = GuestState::new(
-        name,
-        wasi,
-        guest_ends,
-        Box::new(StandIn),
-        limits,
-        None,
-        ticker,
-    );
+    let link = InprocLink::new(guest_ends, Box::new(StandIn), None);
+    let state = GuestState::new(name, wasi, link, &limits.wasm, ticker);
     let _slot = SlotInUse::new();
-    let mut store = sandboxed_store(pre, state, limits);
+    let mut store = sandboxed_store(pre.engine(), state, limits.wasm.tx_deadline);
     let rehearsal = async {
         tokio::select! {
-            exit = run_guest(&mut store, pre, name) => Err(format!("it ended: {exit}")),
+            exit = run_guest(&mut store, pre) => Err(format!("it ended: {exit}")),
             ready = stand_in_peer(&mut inbound, &outbound) => ready,
         }
     };

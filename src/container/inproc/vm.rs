@@ -127,17 +127,18 @@ impl InprocVm {
         self.instances_live.load(Ordering::Relaxed)
     }
 
-    /// Starts an instance of `component` that registers as `name`, as a task of its own.
+    /// Starts an instance of `component` that registers as `name`: runs it up to its first
+    /// wait (for a guest that behaves, registered), then as a task of its own.
     ///
     /// # Errors
     /// [`InprocError::Grant`] when a directory granted to it cannot be opened.
-    pub fn start(&self, name: &str, component: &Compiled) -> Result<InstanceHandle> {
+    pub async fn start(&self, name: &str, component: &Compiled) -> Result<InstanceHandle> {
         let env = [(CHAINCODE_ID_ENV.to_owned(), name.to_owned())];
-        self.start_with_env(name, &env, component)
+        self.start_with_env(name, &env, component).await
     }
 
     /// Starts an instance of `component` launched as `name`, whose WASI environment is `env`.
-    fn start_with_env(
+    async fn start_with_env(
         &self,
         name: &str,
         env: &[(String, String)],
@@ -166,7 +167,8 @@ impl InprocVm {
             &self.connector,
             &self.limits,
             (live, self.ticker.clone()),
-        )?;
+        )
+        .await?;
         self.instances_started.fetch_add(1, Ordering::Relaxed);
         Ok(instance)
     }
@@ -240,8 +242,8 @@ impl Vm for InprocVm {
     ) -> StartFuture<'a> {
         Box::pin(async move {
             let component = self.compiled(name).await?;
-            let instance = self.start_with_env(name, &config.env, &component)?;
-            Ok::<_, VmError>(instance.into_started(self.limits.register_timeout))
+            let instance = self.start_with_env(name, &config.env, &component).await?;
+            Ok::<_, VmError>(instance.into_started())
         })
     }
 }
