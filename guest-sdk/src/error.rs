@@ -1,14 +1,18 @@
 //! Errors a chaincode sees from the shim.
 
-/// What can go wrong between a chaincode and its peer.
+use ccvm_proto::Refusal;
+
+/// What can go wrong between a chaincode and its peer. A refusal by the peer tells its kind
+/// ([`ShimError::refusal`]), the same from every ccvm peer and from [`crate::mock::MockLedger`].
 ///
 /// ```
 /// # use ccvm_guest_sdk::mock::{MockCall, MockLedger};
 /// # use ccvm_guest_sdk::ShimError;
+/// use ccvm_guest_sdk::proto::Refusal;
 /// # let mut ledger = MockLedger::new("assets");
 /// # let outcome = ledger.run_call(MockCall::default(), |stub| {
 /// match stub.put_state("", "blue") {
-///     Err(ShimError::Peer(text)) => assert!(text.contains("empty"), "{text}"),
+///     Err(refused) => assert_eq!(refused.refusal(), Some(Refusal::EmptyKey), "{refused}"),
 ///     other => panic!("the peer refuses an empty key: {other:?}"),
 /// }
 /// # Ok(())
@@ -33,4 +37,15 @@ pub enum ShimError {
     /// An argument given to a stub call is invalid.
     #[error("{0}")]
     InvalidArgument(String),
+}
+
+impl ShimError {
+    /// The kind of the peer's refusal, when the peer refused a request with one of the kinds a
+    /// ccvm peer tells; `None` for other errors and for a peer's text of no known kind.
+    pub fn refusal(&self) -> Option<Refusal> {
+        match self {
+            Self::Peer(text) => Refusal::of(text),
+            _ => None,
+        }
+    }
 }

@@ -45,7 +45,7 @@ use ccvm_proto::protos::{
     write_record,
 };
 use ccvm_proto::queryresult::{KeyModification, Kv};
-use ccvm_proto::{Message, MessageType, Timestamp};
+use ccvm_proto::{Message, MessageType, Refusal, Timestamp};
 use sha2::{Digest, Sha256};
 
 use crate::chaincode::{Chaincode, Response};
@@ -854,7 +854,7 @@ impl MockPeer<'_, '_> {
                             self.write_metadata(&record.collection, &record.key, metadata)?;
                         }
                         write_record::Type::Undefined => {
-                            return Err("write batch record has no type".to_owned());
+                            return Err(Refusal::UntypedRecord.text().to_owned());
                         }
                     }
                 }
@@ -876,9 +876,7 @@ impl MockPeer<'_, '_> {
             }
             MessageType::PutStateMetadata => {
                 let request: PutStateMetadata = decode(payload)?;
-                let metadata = request
-                    .metadata
-                    .ok_or("PUT_STATE_METADATA carries no metadata")?;
+                let metadata = request.metadata.ok_or(Refusal::NoMetadata.text())?;
                 self.write_metadata(&request.collection, &request.key, metadata)?;
                 Ok(Vec::new())
             }
@@ -897,13 +895,11 @@ impl MockPeer<'_, '_> {
                 Ok(self.open(results, Vec::new()))
             }
             MessageType::QueryStateNext | MessageType::QueryStateClose => {
-                Err("the query iterator is exhausted".to_owned())
+                Err(Refusal::UnknownIterator.text().to_owned())
             }
-            MessageType::GetQueryResult => Err(
-                "rich queries (GET_QUERY_RESULT) are not supported by this state store".to_owned(),
-            ),
+            MessageType::GetQueryResult => Err(Refusal::RichQueryUnsupported.text().to_owned()),
             MessageType::InvokeChaincode => self.invoke(decode(payload)?),
-            other => Err(format!("{} is not a state request", other.as_str_name())),
+            other => Err(Refusal::NotAStateRequest.with(other.as_str_name())),
         }
     }
 
@@ -1074,14 +1070,14 @@ fn result_bytes(change: &KeyModification) -> QueryResultBytes {
 
 fn require_key(key: &str) -> Result<(), String> {
     if key.is_empty() {
-        Err("key must not be an empty string".to_owned())
+        Err(Refusal::EmptyKey.text().to_owned())
     } else {
         Ok(())
     }
 }
 
 fn decode<M: Message + Default>(payload: &[u8]) -> Result<M, String> {
-    M::decode(payload).map_err(|e| format!("malformed payload: {e}"))
+    M::decode(payload).map_err(|e| Refusal::Malformed.with(e))
 }
 
 /// The chaincode's response in its COMPLETED (or ERROR) message.

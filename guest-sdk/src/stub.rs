@@ -10,7 +10,7 @@ use ccvm_proto::protos::{
     PutState, PutStateMetadata, QueryMetadata, QueryResponse, SignedProposal, StateMetadata,
     StateMetadataResult,
 };
-use ccvm_proto::{Message, MessageType, Timestamp};
+use ccvm_proto::{Message, MessageType, Refusal, Timestamp};
 
 use crate::chaincode::Response;
 use crate::composite::{MAX_UNICODE_RUNE, create_composite_key};
@@ -1028,7 +1028,7 @@ impl<'a> Stub<'a> {
 fn require_collection(collection: &str) -> Result<(), ShimError> {
     if collection.is_empty() {
         Err(ShimError::InvalidArgument(
-            "collection must not be an empty string".to_owned(),
+            Refusal::EmptyCollection.text().to_owned(),
         ))
     } else {
         Ok(())

@@ -15,6 +15,7 @@
 
 #[cfg(feature = "grpc")]
 pub mod codec;
+pub mod refusal;
 
 /// The shim protocol, proposals and transactions (`package protos`).
 pub mod protos {
@@ -72,6 +73,7 @@ pub mod ccvm {
 pub use prost::Message;
 pub use prost_types::Timestamp;
 pub use protos::chaincode_message::Type as MessageType;
+pub use refusal::Refusal;
 
 /// Most keys a chaincode reads with one GET_STATE_MULTIPLE, and most records it writes with one
 /// WRITE_BATCH_STATE: Fabric's defaults (`chaincode.runtimeParams`).

@@ -4,7 +4,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::container::{Exit, IssueError, VmError};
-use crate::ledger::LedgerError;
 
 /// Why a launch failed; every caller that waited on the launch gets the same.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -125,24 +124,9 @@ pub enum ChaincodeError {
         /// The ERROR payload.
         message: String,
     },
-    /// A message could not be decoded or was not valid in the handler's state.
-    #[error("protocol: {0}")]
-    Protocol(String),
-    /// The ledger failed underneath a chaincode request.
-    #[error(transparent)]
-    Ledger(#[from] LedgerError),
 }
 
 impl ChaincodeError {
-    /// The text a client or a calling chaincode may see: the error's own, except that a failing
-    /// store is told in a fixed text (see [`LedgerError::for_chaincode`]).
-    pub fn for_client(&self) -> String {
-        match self {
-            Self::Ledger(e) => e.for_chaincode(),
-            other => other.to_string(),
-        }
-    }
-
     /// Whether the chaincode did not answer in time.
     pub fn is_timeout(&self) -> bool {
         matches!(self, Self::Timeout { .. })

@@ -4,8 +4,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use ccvm_proto::Message;
-use ccvm_proto::MessageType;
 use ccvm_proto::protos::{ChaincodeMessage, ChaincodeSpec};
+use ccvm_proto::{MessageType, Refusal};
 
 use super::message::{error_reply, reply};
 use super::support::{ChaincodeSupport, ExecuteRequest};
@@ -66,7 +66,12 @@ async fn invoke_chaincode(
 ) -> ChaincodeMessage {
     let spec = match ChaincodeSpec::decode(message.payload.as_slice()) {
         Ok(spec) => spec,
-        Err(e) => return error_reply(message, format!("malformed INVOKE_CHAINCODE: {e}")),
+        Err(e) => {
+            return error_reply(
+                message,
+                Refusal::Malformed.with(format_args!("INVOKE_CHAINCODE: {e}")),
+            );
+        }
     };
     let target = spec.chaincode_id.map(|id| id.name).unwrap_or_default();
     let (name, channel) = match target.split_once('/') {
@@ -92,6 +97,6 @@ async fn invoke_chaincode(
     };
     match support.execute(request).await {
         Ok(completed) => reply(message, MessageType::Response, completed.encode_to_vec()),
-        Err(e) => error_reply(message, e.for_client()),
+        Err(e) => error_reply(message, Refusal::ChaincodeCallFailed.with(e)),
     }
 }

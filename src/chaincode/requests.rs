@@ -4,51 +4,51 @@
 //! RESPONSE payload; an `Err` becomes an ERROR reply with the same transaction id.
 
 use ccvm_proto::Message;
-use ccvm_proto::MessageType;
 use ccvm_proto::protos::{
     ChaincodeMessage, DelState, GetHistoryForKey, GetState, GetStateByRange, GetStateMetadata,
     GetStateMultiple, GetStateMultipleResult, PurgePrivateState, PutState, PutStateMetadata,
     QueryMetadata, QueryResponse, QueryStateClose, QueryStateNext, StateMetadata,
     StateMetadataResult, WriteBatchState, write_record,
 };
+use ccvm_proto::{MessageType, Refusal};
 
 use super::queries::QueryIterator;
 use super::tx_context::TxContext;
 use crate::ledger::{LedgerError, RangeScan};
 
 /// Why a state request failed. The chaincode is sent [`RequestError::for_chaincode`] as the
-/// ERROR payload.
+/// ERROR payload, which leads with the [`Refusal`] kind's fixed text.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum RequestError {
     /// The payload is not the message its type names.
-    #[error("malformed payload: {0}")]
+    #[error("{}", Refusal::Malformed.with(.0))]
     Malformed(#[from] prost::DecodeError),
     /// A key was empty.
-    #[error("key must not be an empty string")]
+    #[error("{}", Refusal::EmptyKey.text())]
     EmptyKey,
     /// A private data request named no collection.
-    #[error("collection must not be an empty string")]
+    #[error("{}", Refusal::EmptyCollection.text())]
     EmptyCollection,
     /// A write in a chaincode called from another channel, which may only read.
-    #[error("writes are not allowed in a chaincode called from another channel")]
+    #[error("{}", Refusal::ReadOnly.text())]
     ReadOnly,
     /// A WRITE_BATCH_STATE record of no type.
-    #[error("write batch record has no type")]
+    #[error("{}", Refusal::UntypedRecord.text())]
     UntypedRecord,
     /// A PUT_STATE_METADATA without its metadata.
-    #[error("PUT_STATE_METADATA carries no metadata")]
+    #[error("{}", Refusal::NoMetadata.text())]
     NoMetadata,
     /// A paginated range over private data.
-    #[error("pagination is not supported for private data")]
+    #[error("{}", Refusal::PrivatePagination.text())]
     PrivatePagination,
     /// QUERY_STATE_NEXT for an iterator the transaction does not have open.
-    #[error("query iterator {0} not found")]
+    #[error("{}", Refusal::UnknownIterator.with(.0))]
     UnknownIterator(String),
     /// GET_QUERY_RESULT: the state store has no query language.
-    #[error("rich queries (GET_QUERY_RESULT) are not supported by this state store")]
+    #[error("{}", Refusal::RichQueryUnsupported.text())]
     RichQuery,
     /// A message type that is not a state request.
-    #[error("{} is not a state request", .0.as_str_name())]
+    #[error("{}", Refusal::NotAStateRequest.with(.0.as_str_name()))]
     NotAStateRequest(MessageType),
     /// The ledger refused the request or failed underneath it.
     #[error(transparent)]
@@ -451,6 +451,47 @@ mod tests {
     }
 
     #[test]
+    fn every_refusal_reads_back_from_its_payload() {
+        let refusals = [
+            (
+                RequestError::Malformed(GetState::decode([0xff_u8].as_slice()).unwrap_err()),
+                Refusal::Malformed,
+            ),
+            (RequestError::EmptyKey, Refusal::EmptyKey),
+            (RequestError::EmptyCollection, Refusal::EmptyCollection),
+            (RequestError::ReadOnly, Refusal::ReadOnly),
+            (RequestError::UntypedRecord, Refusal::UntypedRecord),
+            (RequestError::NoMetadata, Refusal::NoMetadata),
+            (RequestError::PrivatePagination, Refusal::PrivatePagination),
+            (
+                RequestError::UnknownIterator("it-1".to_owned()),
+                Refusal::UnknownIterator,
+            ),
+            (RequestError::RichQuery, Refusal::RichQueryUnsupported),
+            (
+                RequestError::NotAStateRequest(MessageType::Completed),
+                Refusal::NotAStateRequest,
+            ),
+            (
+                RequestError::Ledger(LedgerError::UnknownChannel("other".to_owned())),
+                Refusal::UnknownChannel,
+            ),
+            (
+                RequestError::Ledger(LedgerError::PrivateMetadata),
+                Refusal::PrivateMetadata,
+            ),
+        ];
+        for (refused, kind) in refusals {
+            let payload = refused.for_chaincode();
+            assert_eq!(Refusal::of(&payload), Some(kind), "{payload}");
+        }
+        assert_eq!(
+            RequestError::NotAStateRequest(MessageType::Completed).for_chaincode(),
+            "not a state request: COMPLETED"
+        );
+    }
+
+    #[test]
     fn a_chaincode_called_from_another_channel_may_only_read() -> anyhow::Result<()> {
         let (_dir, read_only) = context(true)?;
         let refused = serve(&read_only, MessageType::PutState, &put("k")).unwrap_err();
@@ -480,7 +521,11 @@ mod tests {
             store.to_string().contains("ledger.redb"),
             "the log keeps it"
         );
-        let refusal = RequestError::Ledger(LedgerError::Simulation("no more writes".to_owned()));
-        assert_eq!(refusal.for_chaincode(), "no more writes");
+        assert_eq!(
+            Refusal::of(&store.for_chaincode()),
+            Some(Refusal::StoreFailure)
+        );
+        let refusal = RequestError::Ledger(LedgerError::PrivateMetadata);
+        assert_eq!(refusal.for_chaincode(), Refusal::PrivateMetadata.text());
     }
 }

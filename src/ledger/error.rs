@@ -1,5 +1,7 @@
 //! Errors of the ledger layer.
 
+use ccvm_proto::Refusal;
+
 /// What can go wrong reading or writing the ledger.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -42,19 +44,17 @@ pub enum LedgerError {
         /// The hash asked, in hex.
         hash: String,
     },
-    /// A simulator was used after its results were taken or for a write it cannot record.
-    #[error("{0}")]
-    Simulation(String),
+    /// Metadata written to a key of private data, which the simulator cannot record.
+    #[error("{}", Refusal::PrivateMetadata.text())]
+    PrivateMetadata,
 }
 
 /// What a chaincode or a client is told when the store fails underneath its request.
-pub const STORE_FAILURE: &str =
-    "the ledger could not be read or written; the node's log has the details";
+pub const STORE_FAILURE: &str = Refusal::StoreFailure.text();
 
 impl LedgerError {
-    /// The text a chaincode or a client may see. A refusal that says something about the
-    /// request (an unknown channel, block or transaction, a write the simulator cannot take)
-    /// keeps its text. A failing store is logged in full and told as [`STORE_FAILURE`]: text
+    /// The text a chaincode or a client may see: the kind of refusal, with what the request
+    /// asked for. A failing store is logged in full and told as [`STORE_FAILURE`] alone: text
     /// that reaches a transaction must read the same on every peer and must not show the node's
     /// files.
     pub fn for_chaincode(&self) -> String {
@@ -63,7 +63,9 @@ impl LedgerError {
                 tracing::error!(error = %self, "the ledger failed underneath a request");
                 STORE_FAILURE.to_owned()
             }
-            refusal => refusal.to_string(),
+            Self::UnknownChannel(channel) => Refusal::UnknownChannel.with(channel),
+            Self::PrivateMetadata => Refusal::PrivateMetadata.text().to_owned(),
+            not_found => Refusal::NotFound.with(not_found),
         }
     }
 
@@ -102,7 +104,27 @@ mod tests {
             "/srv/ccvm/ledger: disk full",
         )));
         assert_eq!(store.for_chaincode(), STORE_FAILURE);
+        assert_eq!(
+            Refusal::of(&store.for_chaincode()),
+            Some(Refusal::StoreFailure)
+        );
         let refusal = LedgerError::UnknownChannel("other".to_owned());
-        assert_eq!(refusal.for_chaincode(), "channel other does not exist");
+        assert_eq!(refusal.for_chaincode(), "channel does not exist: other");
+        assert_eq!(
+            Refusal::of(&refusal.for_chaincode()),
+            Some(Refusal::UnknownChannel)
+        );
+        let missing = LedgerError::NoSuchBlock {
+            channel: "mychannel".to_owned(),
+            number: 9,
+        };
+        assert_eq!(
+            missing.for_chaincode(),
+            "not found: channel mychannel has no block 9"
+        );
+        assert_eq!(
+            Refusal::of(&missing.for_chaincode()),
+            Some(Refusal::NotFound)
+        );
     }
 }

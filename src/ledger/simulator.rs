@@ -281,9 +281,7 @@ impl TxSimulator {
         value: Vec<u8>,
     ) -> Result<()> {
         if !collection.is_empty() {
-            return Err(LedgerError::Simulation(
-                "metadata of private data is not supported".to_owned(),
-            ));
+            return Err(LedgerError::PrivateMetadata);
         }
         let pending = self.ns(namespace).metadata_writes.get(key).cloned();
         let mut entries = match pending {

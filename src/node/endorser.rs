@@ -214,7 +214,7 @@ impl Endorser {
                 read_only: false,
             })
             .await
-            .map_err(|e| ProposalFailure::Simulation(e.for_client()))?;
+            .map_err(|e| ProposalFailure::Simulation(e.to_string()))?;
         let response = ChaincodeResponse::decode(completed.payload.as_slice()).map_err(|e| {
             ProposalFailure::Simulation(format!("chaincode sent a malformed response: {e}"))
         })?;

@@ -11,7 +11,7 @@ use ccvm::container::inproc::InstanceHandle;
 use ccvm::container::{ChaincodeStreams, StreamBroken};
 use ccvm::ledger::Ledger;
 use ccvm::proto::protos::{ChaincodeId, ChaincodeInput, ChaincodeMessage, GetState, PutState};
-use ccvm::proto::{Message, MessageType};
+use ccvm::proto::{Message, MessageType, Refusal};
 use tokio::sync::mpsc;
 
 use crate::harness::{CHANNEL, TestNode, wasm_example};
@@ -66,6 +66,7 @@ async fn the_peer_answers_as_fabrics_handler(chaincode: &mut impl Relay) -> Resu
             message(MessageType::Register, Vec::new()),
             elsewhere,
             message(MessageType::PutState, vec![0xff, 0xff, 0xff]),
+            message(MessageType::PutState, PutState::default().encode_to_vec()),
         ])
         .await?;
     let kinds: Vec<_> = replies
@@ -75,7 +76,7 @@ async fn the_peer_answers_as_fabrics_handler(chaincode: &mut impl Relay) -> Resu
     assert_eq!(
         kinds,
         [
-            "RESPONSE", "RESPONSE", "RESPONSE", "ERROR", "ERROR", "ERROR", "ERROR"
+            "RESPONSE", "RESPONSE", "RESPONSE", "ERROR", "ERROR", "ERROR", "ERROR", "ERROR"
         ]
     );
     assert!(
@@ -96,10 +97,16 @@ async fn the_peer_answers_as_fabrics_handler(chaincode: &mut impl Relay) -> Resu
         text(&replies[5]),
         format!("no ongoing transaction no-such-tx on channel {CHANNEL}")
     );
-    assert!(
-        text(&replies[6]).starts_with("malformed payload"),
+    assert_eq!(
+        Refusal::of(&text(&replies[6])),
+        Some(Refusal::Malformed),
         "{}",
         text(&replies[6])
+    );
+    assert_eq!(
+        text(&replies[7]),
+        Refusal::EmptyKey.text(),
+        "a refusal reads the same over every transport"
     );
     assert_eq!(
         replies[5].txid, "no-such-tx",
