@@ -17,6 +17,7 @@ const PROTO_FILES: &[&str] = &[
     "ledger/rwset/kvrwset/kv_rwset.proto",
     "ccvm/committer.proto",
     "ccvm/admin.proto",
+    "discovery/protocol.proto",
 ];
 
 fn main() -> anyhow::Result<()> {

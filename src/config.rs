@@ -42,6 +42,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Address of the endorser and committer services.
     pub listen: String,
+    /// `host:port` clients are told to reach the node at, as the discovery service advertises
+    /// it (Fabric's `peer.address`); unset, the address the client port is bound to.
+    pub address: Option<String>,
     /// Address of the `ChaincodeSupport` service chaincodes dial.
     pub chaincode_listen: String,
     /// Address of the `ccvm.Admin` service on a listener of its own (with the client port's
@@ -297,6 +300,7 @@ impl Default for Config {
         Self {
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             listen: DEFAULT_LISTEN.to_owned(),
+            address: None,
             chaincode_listen: DEFAULT_CHAINCODE_LISTEN.to_owned(),
             admin_listen: None,
             dev_mode: false,

@@ -226,6 +226,15 @@ pub fn definition_key(name: &str) -> String {
     format!("{s}{DEFINITION}{s}{name}{s}")
 }
 
+/// The key range `[start, end)` that holds every committed definition.
+pub fn definitions_range() -> (String, String) {
+    let s = COMPOSITE_KEY_SEPARATOR;
+    (
+        format!("{s}{DEFINITION}{s}"),
+        format!("{s}{DEFINITION}{s}{}", char::MAX),
+    )
+}
+
 /// The chaincode whose committed definition `key` holds, if it is such a key.
 pub fn defined_by(key: &str) -> Option<&str> {
     let s = COMPOSITE_KEY_SEPARATOR;

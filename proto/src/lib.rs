@@ -3,8 +3,8 @@
 //!
 //! Each module is one protobuf package. With the `grpc` feature, `protos` also holds the
 //! tonic client and server for `ChaincodeSupport`, `Chaincode`, `Endorser` and `Deliver`,
-//! `gateway` the `Gateway`, `orderer` the `AtomicBroadcast`, and `ccvm` the `Committer`
-//! service.
+//! `gateway` the `Gateway`, `orderer` the `AtomicBroadcast`, `discovery` the `Discovery`, and
+//! `ccvm` the `Committer` service.
 
 #![allow(
     missing_docs,
@@ -63,6 +63,17 @@ pub mod google {
     pub mod rpc {
         include!(concat!(env!("OUT_DIR"), "/google.rpc.rs"));
     }
+}
+
+/// Fabric's discovery service: a channel's organizations, orderers, peers and endorsers
+/// (`package discovery`).
+pub mod discovery {
+    include!(concat!(env!("OUT_DIR"), "/discovery.rs"));
+}
+
+/// The gossip messages a discovery answer carries for each peer (`package gossip`).
+pub mod gossip {
+    include!(concat!(env!("OUT_DIR"), "/gossip.rs"));
 }
 
 /// ccvm's own single-node commit service (`package ccvm`).

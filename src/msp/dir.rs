@@ -30,6 +30,10 @@ pub struct MspMaterial {
     pub node_ous: Option<NodeOus>,
     /// When set, only identities carrying one of these OUs are members.
     pub member_ous: Vec<OuIdentifier>,
+    /// Root CA certificates of the organization's TLS certificates (`tlscacerts/`), DER.
+    pub tls_root_certs: Vec<Vec<u8>>,
+    /// Intermediate CA certificates of its TLS certificates (`tlsintermediatecerts/`), DER.
+    pub tls_intermediate_certs: Vec<Vec<u8>>,
 }
 
 /// An organizational unit, optionally tied to the CA that must certify it.
@@ -99,6 +103,11 @@ impl MspMaterial {
             admin_certs: read_pem_dir(&dir.join("admincerts"), SectionKind::Certificate)?,
             node_ous,
             member_ous,
+            tls_root_certs: read_pem_dir(&dir.join("tlscacerts"), SectionKind::Certificate)?,
+            tls_intermediate_certs: read_pem_dir(
+                &dir.join("tlsintermediatecerts"),
+                SectionKind::Certificate,
+            )?,
         })
     }
 }

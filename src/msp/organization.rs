@@ -338,6 +338,8 @@ mod tests {
             admin_certs: Vec::new(),
             node_ous,
             member_ous: Vec::new(),
+            tls_root_certs: Vec::new(),
+            tls_intermediate_certs: Vec::new(),
         }
     }
 

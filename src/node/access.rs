@@ -2,7 +2,7 @@
 //! applied to a signed request.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::msp::{IdentityError, MspError, MspMaterial, Trust, ValidatedIdentity};
@@ -41,20 +41,36 @@ pub(crate) struct Access {
 }
 
 impl Access {
-    /// Trusts the node's own organization (`local`, read from its MSP directory) and the
-    /// further `organizations` (MSP id → MSP directory), with Fabric's default policies and
-    /// ACLs plus `acl_overrides`.
-    pub fn load(
-        local: MspMaterial,
+    /// Reads the material of the organizations a node trusts: its own (`local_msp_id`, from its
+    /// MSP directory `local_dir`) first, then the further `organizations` (MSP id → MSP
+    /// directory).
+    ///
+    /// # Errors
+    /// An MSP directory that cannot be read.
+    pub fn read_organizations(
+        local_dir: &Path,
+        local_msp_id: &str,
         organizations: &BTreeMap<String, PathBuf>,
+    ) -> Result<Vec<MspMaterial>, MspError> {
+        std::iter::once((local_msp_id, local_dir))
+            .chain(
+                organizations
+                    .iter()
+                    .map(|(msp_id, dir)| (msp_id.as_str(), dir.as_path())),
+            )
+            .map(|(msp_id, dir)| MspMaterial::load(dir, msp_id))
+            .collect()
+    }
+
+    /// Trusts the organizations of `materials`, the node's own first (see
+    /// [`Access::read_organizations`]), with Fabric's default policies and ACLs plus
+    /// `acl_overrides`.
+    pub fn new(
+        materials: &[MspMaterial],
         acl_overrides: &BTreeMap<String, String>,
         tls_binding: bool,
     ) -> Result<Self, MspError> {
-        let local_msp_id = local.msp_id.clone();
-        let mut materials = vec![local];
-        for (msp_id, dir) in organizations {
-            materials.push(MspMaterial::load(dir, msp_id)?);
-        }
+        let local_msp_id = materials.first().map_or("", |local| local.msp_id.as_str());
         let policies = ChannelPolicies::fabric_defaults(
             materials
                 .iter()
@@ -64,9 +80,9 @@ impl Access {
                 .collect(),
         );
         Ok(Self {
-            trust: Arc::new(Trust::new(&materials)?),
+            trust: Arc::new(Trust::new(materials)?),
             policies: Arc::new(policies),
-            acls: Acls::fabric_defaults(&local_msp_id, acl_overrides),
+            acls: Acls::fabric_defaults(local_msp_id, acl_overrides),
             tls_binding,
         })
     }

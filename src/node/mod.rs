@@ -12,6 +12,7 @@ mod blocks;
 mod broadcast;
 mod committer;
 mod deliver;
+mod discovery;
 mod endorser;
 mod gateway;
 mod launch_stream;
@@ -47,7 +48,7 @@ use crate::container::{CertIssuer, ContainerRuntime, Vm};
 use crate::ledger::{Ledger, LedgerError};
 use crate::metrics::metrics;
 use crate::msp::dev_org::DevOrganization;
-use crate::msp::{Identity, MspError, MspMaterial, OwnSignatures};
+use crate::msp::{Identity, IdentityError, MspError, OwnSignatures};
 use crate::package::PackageStore;
 use crate::validation::TxValidator;
 use access::Access;
@@ -57,6 +58,7 @@ use blocks::LedgerBlocks;
 use broadcast::BroadcastService;
 use committer::{BlockCutter, BlockCutting};
 use deliver::{DeliverService, Deliverer};
+use discovery::DiscoveryService;
 use endorser::{Endorser, EndorserService};
 use gateway::GatewayService;
 use operations::Operations;
@@ -69,6 +71,7 @@ use user_chaincodes::DefinedChaincodes;
 
 pub use broadcast::MAX_BROADCAST_IN_FLIGHT;
 pub use deliver::MAX_DELIVER_STREAMS;
+pub use discovery::MAX_DISCOVERY_QUERIES;
 pub use gateway::{MAX_CHAINCODE_EVENT_STREAMS, MAX_COMMIT_STATUS_WAITERS};
 pub use operations::VERSION;
 pub use system_chaincodes::{LIFECYCLE, Origin, QSCC, SystemChaincodeStatus, built_in};
@@ -101,6 +104,9 @@ pub enum NodeError {
     /// An MSP directory or the node's identity could not be created or loaded.
     #[error(transparent)]
     Msp(#[from] MspError),
+    /// The node's own identity is not a valid member of its organization.
+    #[error("the node's own identity is not valid in its organization: {0}")]
+    OwnIdentity(IdentityError),
     /// A listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -185,12 +191,18 @@ impl Node {
             }
         };
         let identity = Identity::load(&msp_dir, &config.msp_id)?;
-        let access = Arc::new(Access::load(
-            MspMaterial::load(&msp_dir, &config.msp_id)?,
-            &config.organizations,
+        let organizations =
+            Access::read_organizations(&msp_dir, &config.msp_id, &config.organizations)?;
+        let access = Arc::new(Access::new(
+            &organizations,
             &config.acls,
             config.peer_tls() && config.tls.client_auth_required,
         )?);
+        let identity = Arc::new(identity);
+        let validated_identity = access
+            .trust
+            .validate(&identity.serialized())
+            .map_err(NodeError::OwnIdentity)?;
         let mut chaincodes = ChaincodeSupport::builder(ledger.clone(), config.support());
         let inproc = Arc::new(InprocVm::new(
             chaincodes.connector(),
@@ -211,6 +223,10 @@ impl Node {
         let peer_listener = bind(&config.listen).await?;
         let chaincode_listener = bind(&config.chaincode_listen).await?;
         let peer_addr = local_addr(&peer_listener, &config.listen)?;
+        let advertised = config
+            .address
+            .clone()
+            .unwrap_or_else(|| advertised_address(peer_addr));
         let chaincode_addr = local_addr(&chaincode_listener, &config.chaincode_listen)?;
         let packages = PackageStore::new(config.data_dir.join(PACKAGES_DIR));
         let chaincode_ca = if config.chaincode_tls() {
@@ -260,7 +276,7 @@ impl Node {
             Arc::clone(&access.trust),
             Arc::clone(&own_signatures),
             Arc::clone(&access.policies),
-            definitions as _,
+            Arc::clone(&definitions) as _,
         ));
         let redefined_in = support.clone();
         let (cutter, cutter_task) = BlockCutter::start(
@@ -290,7 +306,7 @@ impl Node {
         let msp_id = identity.msp_id().to_owned();
         let endorser = Arc::new(Endorser::new(
             support.clone(),
-            Arc::new(identity),
+            Arc::clone(&identity),
             Arc::clone(&transient),
             Arc::clone(&access),
             own_signatures,
@@ -346,6 +362,20 @@ impl Node {
                 DeliverService::server(deliverer)
                     .max_decoding_message_size(recv)
                     .max_encoding_message_size(send),
+            )
+            .add_service(
+                DiscoveryService::server(
+                    ledger.clone(),
+                    Arc::clone(&access),
+                    definitions,
+                    support.clone(),
+                    Arc::clone(&identity),
+                    validated_identity,
+                    &advertised,
+                    &organizations,
+                )
+                .max_decoding_message_size(recv)
+                .max_encoding_message_size(send),
             )
             .add_service(
                 CommitterService::server(orderer)
@@ -667,6 +697,16 @@ async fn bind(addr: &str) -> Result<TcpListener, NodeError> {
             addr: addr.to_owned(),
             source,
         })
+}
+
+/// The address clients are told to reach the node at when none is configured: the client
+/// port's, with a wildcard IP as loopback.
+fn advertised_address(bound: SocketAddr) -> String {
+    if bound.ip().is_unspecified() {
+        format!("127.0.0.1:{}", bound.port())
+    } else {
+        bound.to_string()
+    }
 }
 
 fn local_addr(listener: &TcpListener, addr: &str) -> Result<SocketAddr, NodeError> {

@@ -4,15 +4,18 @@
 
 use std::collections::HashMap;
 
-use ccvm_lifecycle_schema::{Definition, defined_by, definition_key};
+use ccvm_lifecycle_schema::{Definition, defined_by, definition_key, definitions_range};
 use tracing::{info, warn};
 
 use super::system_chaincodes::LIFECYCLE;
 use crate::chaincode::ChaincodeSupport;
 use crate::container::{ChaincodeResolver, Resolved};
-use crate::ledger::{DEFAULT_CHANNEL, Ledger, TxSimulator};
+use crate::ledger::{DEFAULT_CHANNEL, Ledger, RangeScan, TxSimulator};
 use crate::package::PackageStore;
 use crate::validation::{StateView, ValidationState};
+
+/// Definitions read from the store at a time when all are listed.
+const DEFINITIONS_BATCH: usize = 256;
 
 /// The metadata entry that holds a key's endorsement policy.
 const VALIDATION_PARAMETER: &str = "VALIDATION_PARAMETER";
@@ -28,9 +31,35 @@ impl DefinedChaincodes {
         self.definition_on(DEFAULT_CHANNEL, name)
     }
 
-    fn definition_on(&self, channel: &str, name: &str) -> Option<Definition> {
+    /// The definition of chaincode `name` committed on `channel`.
+    pub(super) fn definition_on(&self, channel: &str, name: &str) -> Option<Definition> {
         let mut reader = self.ledger.new_simulator(channel, "").ok()?;
         read_definition(&mut reader, name)
+    }
+
+    /// Every definition committed on `channel`, by name.
+    pub(super) fn committed_on(&self, channel: &str) -> Vec<Definition> {
+        let Ok(mut reader) = self.ledger.new_simulator(channel, "") else {
+            return Vec::new();
+        };
+        let (start, end) = definitions_range();
+        let mut scan = RangeScan::new(LIFECYCLE, "", &start, &end, None);
+        let mut definitions = Vec::new();
+        while scan.has_more() {
+            let rows = match reader.scan_range(&mut scan, DEFINITIONS_BATCH) {
+                Ok(rows) => rows,
+                Err(e) => {
+                    warn!(%channel, "cannot read the committed definitions: {e}");
+                    break;
+                }
+            };
+            definitions.extend(rows.into_iter().filter_map(|(key, bytes)| {
+                serde_json::from_slice::<Definition>(&bytes)
+                    .inspect_err(|e| warn!(%key, "unreadable definition: {e}"))
+                    .ok()
+            }));
+        }
+        definitions
     }
 }
 

@@ -5,6 +5,7 @@ mod ccaas;
 mod chaincode_tls;
 mod cli;
 mod deliver;
+mod discovery;
 mod docker;
 mod docker_wasm;
 mod fabric_cli;
