@@ -132,12 +132,24 @@ pub fn run_from_env(default_wasm: &Path) -> Result<(), String> {
     }
 }
 
-/// A runtime for the relays and the guests, with a worker per core.
-fn runtime() -> Result<tokio::runtime::Runtime, String> {
-    tokio::runtime::Builder::new_multi_thread()
+/// A runtime for the relays and the guests: on the calling thread for one instance (its guest
+/// and relay take turns, with no wake-up crossing threads), with a worker per core for the
+/// instances of a service.
+fn runtime(instances: Instances) -> Result<tokio::runtime::Runtime, String> {
+    let mut builder = match instances {
+        Instances::One => tokio::runtime::Builder::new_current_thread(),
+        Instances::Many => tokio::runtime::Builder::new_multi_thread(),
+    };
+    builder
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start a runtime: {e}"))
+}
+
+/// How many guest instances a runtime runs.
+enum Instances {
+    One,
+    Many,
 }
 
 /// Runs one instance that dials the peer, until it or the peer ends the conversation.
@@ -147,7 +159,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
 pub fn dial(sandbox: &Sandbox, settings: PeerSettings) -> Result<(), String> {
     let name = settings.chaincode_name.clone();
     info!(chaincode = %name, peer = %settings.peer_address, "starting the wasm chaincode");
-    let runtime = runtime()?;
+    let runtime = runtime(Instances::One)?;
     let (to_peer, outbound) = mpsc::channel(RELAY_BUFFER);
     let (inbound, from_peer) = mpsc::channel(RELAY_BUFFER);
     let relayed = runtime.spawn(async move {
@@ -177,7 +189,7 @@ pub fn dial(sandbox: &Sandbox, settings: PeerSettings) -> Result<(), String> {
 /// # Errors
 /// An address that cannot be bound, or unusable TLS material.
 pub fn serve(sandbox: Sandbox, settings: &ServerSettings) -> Result<(), String> {
-    let runtime = runtime()?;
+    let runtime = runtime(Instances::Many)?;
     let sandbox = Arc::new(sandbox);
     let name = settings.chaincode_id.clone();
     info!(chaincode = %name, address = %settings.address, "serving the wasm chaincode");
