@@ -303,17 +303,31 @@ async fn discovery_refuses_outsiders_unknown_channels_and_unsigned_requests() ->
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fabrics_older_node_sdk_submits_with_discovery_on() -> Result<()> {
     let node = TestNode::start().await?;
-    let _chaincode = node_chaincode(&node, "shim-kv.js", "sdkdisc")?;
+    submits_with_discovery_on(&node, &[]).await
+}
+
+/// Over TLS the SDK dials each discovered peer and orderer with the TLS roots discovery gave
+/// for its organization, checking the certificate against the advertised host.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fabrics_older_node_sdk_submits_with_discovery_on_over_tls() -> Result<()> {
+    let node = TestNode::start_with(|config| config.tls.enabled = Some(true)).await?;
+    let tls_ca = dev_organization(&node.config().data_dir).tls_ca_cert();
+    let tls_ca = tls_ca.to_str().context("a UTF-8 path")?;
+    submits_with_discovery_on(&node, &[("TLS_CA", tls_ca)]).await
+}
+
+async fn submits_with_discovery_on(node: &TestNode, env: &[(&str, &str)]) -> Result<()> {
+    let _chaincode = node_chaincode(node, "shim-kv.js", "sdkdisc")?;
     node.wait_registered("sdkdisc").await?;
     node.invoke("sdkdisc", &["put", "first", "block"]).await?;
     let user = dev_organization(&node.config().data_dir).user_msp_dir();
     let seen = node_client(
         "sdk-discovery.js",
-        &node,
+        node,
         &user,
         &node.config().msp_id,
         "sdkdisc",
-        &[],
+        env,
     )
     .await?;
     assert_eq!(seen["submit"]["ok"], true, "{seen}");

@@ -2,9 +2,11 @@
 // its default: the connection profile names the peer only, so the orderer, the endorsers and
 // the chaincodes the peer serves come from the discovery service. Prints one JSON object with
 // what each step saw. Settings come from the environment: PEER (host:port), MSP_DIR, MSP_ID,
-// CHANNEL, CHAINCODE, AS_LOCALHOST ("false" to dial the advertised host).
+// CHANNEL, CHAINCODE, AS_LOCALHOST ("false" to dial the advertised host), and TLS_CA (the
+// peer's TLS CA certificate file, to connect over TLS).
 'use strict';
 
+const fs = require('fs');
 const { Gateway, Wallets } = require('fabric-network');
 const { wallet: memberWallet } = require('./msp');
 
@@ -17,13 +19,16 @@ async function attempt(call) {
 }
 
 async function main() {
-    const { PEER, MSP_DIR, MSP_ID, CHANNEL, CHAINCODE, AS_LOCALHOST } = process.env;
+    const { PEER, MSP_DIR, MSP_ID, CHANNEL, CHAINCODE, AS_LOCALHOST, TLS_CA } = process.env;
+    const peer = TLS_CA
+        ? { url: `grpcs://${PEER}`, tlsCACerts: { pem: fs.readFileSync(TLS_CA).toString() } }
+        : { url: `grpc://${PEER}` };
     const profile = {
         name: 'ccvm',
         version: '1.0.0',
         client: { organization: 'Org' },
         organizations: { Org: { mspid: MSP_ID, peers: ['peer0'] } },
-        peers: { peer0: { url: `grpc://${PEER}` } },
+        peers: { peer0: peer },
     };
     const wallet = await memberWallet(Wallets, MSP_DIR, MSP_ID, 'caller');
     const gateway = new Gateway();
