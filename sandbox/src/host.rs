@@ -35,7 +35,7 @@ wasmtime::component::bindgen!({
 });
 
 use self::ccvm::chaincode::log::Level;
-pub use self::ccvm::chaincode::{log, peer};
+use self::ccvm::chaincode::{log, peer};
 
 /// What a guest whose peer has closed the channel is told.
 pub const PEER_CLOSED: &str = "the peer closed the channel";
@@ -151,11 +151,6 @@ impl<L: PeerLink> GuestState<L> {
     /// The guest's link to the peer.
     pub fn link(&self) -> &L {
         &self.link
-    }
-
-    /// The guest's link to the peer, to change.
-    pub fn link_mut(&mut self) -> &mut L {
-        &mut self.link
     }
 
     /// The guest's link to the peer, once the guest has ended.

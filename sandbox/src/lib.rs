@@ -15,8 +15,7 @@ mod wasm_limits;
 pub use determinism::{GUEST_DATA_DIR, deterministic_config, guest_wasi};
 pub use exit::{GuestExit, Overdue, classify};
 pub use host::{
-    BrokenMessage, GuestState, PEER_CLOSED, PeerLink, chaincode_linker, log, peer, run_guest,
-    sandboxed_store,
+    BrokenMessage, GuestState, PEER_CLOSED, PeerLink, chaincode_linker, run_guest, sandboxed_store,
 };
 pub use limits::{
     DEFAULT_MAX_MEMORY_BYTES, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_STACK_BYTES,

@@ -65,7 +65,9 @@ impl LedgerError {
             }
             Self::UnknownChannel(channel) => Refusal::UnknownChannel.with(channel),
             Self::PrivateMetadata => Refusal::PrivateMetadata.text().to_owned(),
-            not_found => Refusal::NotFound.with(not_found),
+            not_found @ (Self::NoSuchTransaction { .. }
+            | Self::NoSuchBlock { .. }
+            | Self::NoSuchBlockHash { .. }) => Refusal::NotFound.with(not_found),
         }
     }
 

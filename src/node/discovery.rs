@@ -4,7 +4,7 @@
 //! orderer, so each answer names the node itself, as Fabric's peer describes itself: its
 //! identity, its alive message and its signed state on the channel.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -108,15 +108,18 @@ impl DiscoveryService {
                 }
                 _ => QueryAnswer::Members(self.channel_membership(channel)),
             },
-            QueryKind::CcQuery(chaincodes) => chaincodes
-                .interests
-                .iter()
-                .map(|interest| self.endorsers(channel, interest))
-                .collect::<Result<Vec<_>, _>>()
-                .map_or_else(
-                    |refused| refusal(&refused),
-                    |content| QueryAnswer::CcQueryRes(ChaincodeQueryResult { content }),
-                ),
+            QueryKind::CcQuery(chaincodes) => {
+                let peer = self.node.on_channel(channel, self.state(channel));
+                chaincodes
+                    .interests
+                    .iter()
+                    .map(|interest| self.endorsers(channel, interest, &peer))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_or_else(
+                        |refused| refusal(&refused),
+                        |content| QueryAnswer::CcQueryRes(ChaincodeQueryResult { content }),
+                    )
+            }
         }
     }
 
@@ -179,12 +182,12 @@ impl DiscoveryService {
                 metadata: Vec::new(),
             })
             .collect();
-        for name in self.running_undefined(channel) {
-            chaincodes.push(Chaincode {
-                name,
-                ..Default::default()
-            });
-        }
+        let mut undefined = self.running_user_chaincodes();
+        undefined.retain(|name| chaincodes.iter().all(|defined| defined.name != *name));
+        chaincodes.extend(undefined.into_iter().map(|name| Chaincode {
+            name,
+            ..Default::default()
+        }));
         Properties {
             ledger_height,
             left_channel: false,
@@ -200,20 +203,16 @@ impl DiscoveryService {
             .all(|call| self.endorsement_policy(channel, &call.name).is_some())
     }
 
-    /// The user chaincodes running on the node without a definition on `channel`.
-    fn running_undefined(&self, channel: &str) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .support
+    /// The names of the user chaincodes registered with the node, defined or not.
+    fn running_user_chaincodes(&self) -> BTreeSet<String> {
+        self.support
             .registry()
             .names()
             .iter()
             .map(|registered| registered.split(':').next().unwrap_or(registered))
             .filter(|name| built_in(name).is_none())
-            .filter(|name| self.definitions.definition_on(channel, name).is_none())
             .map(str::to_owned)
-            .collect();
-        names.dedup();
-        names
+            .collect()
     }
 
     /// The endorsement policy of chaincode `name` on `channel`, if the node serves it: a
@@ -226,18 +225,18 @@ impl DiscoveryService {
         if let Some(definition) = self.definitions.definition_on(channel, name) {
             return Some(Endorsing::Policy(definition.parameters.endorsement_policy));
         }
-        self.running_undefined(channel)
-            .iter()
-            .any(|running| running == name)
+        self.running_user_chaincodes()
+            .contains(name)
             .then(|| Endorsing::Policy(String::new()))
     }
 
-    /// Who must endorse a transaction calling the chaincodes of `interest`: the node, when its
-    /// endorsement satisfies each of their policies.
+    /// Who must endorse a transaction calling the chaincodes of `interest`: the node (`peer`,
+    /// as a peer of `channel`), when its endorsement satisfies each of their policies.
     fn endorsers(
         &self,
         channel: &str,
         interest: &ChaincodeInterest,
+        peer: &Peer,
     ) -> Result<EndorsementDescriptor, String> {
         let Some(first) = interest.chaincodes.first() else {
             return Err("the chaincode interest names no chaincode".to_owned());
@@ -259,12 +258,13 @@ impl DiscoveryService {
                 .check_endorsement(&policy, std::slice::from_ref(&self.node.validated))
                 .map_err(|e| cannot(&format!("this peer alone cannot satisfy its policy: {e}")))?;
         }
-        let peer = self.node.on_channel(channel, self.state(channel));
         Ok(EndorsementDescriptor {
             chaincode: first.name.clone(),
             endorsers_by_groups: HashMap::from([(
                 OWN_GROUP.to_owned(),
-                Peers { peers: vec![peer] },
+                Peers {
+                    peers: vec![peer.clone()],
+                },
             )]),
             layouts: vec![Layout {
                 quantities_by_group: HashMap::from([(OWN_GROUP.to_owned(), 1)]),
