@@ -1,5 +1,5 @@
 //! Builds what ccvm carries inside its binary, so that `ccvm node start` needs no extra step: the
-//! system chaincodes (`examples/lifecycle`, `examples/qscc`) for `wasm32-wasip2`, and the wasm
+//! system chaincodes (`examples/lifecycle`, `examples/qscc`, `examples/cscc`) for `wasm32-wasip2`, and the wasm
 //! runner (`runner/`) as a static `x86_64-unknown-linux-musl` executable that the Docker VM puts
 //! into the image of a `wasm` package.
 //!
@@ -20,16 +20,17 @@ mod static_cc;
 
 const WASM_TARGET: &str = "wasm32-wasip2";
 /// Packages built for [`WASM_TARGET`], each to `<package>.wasm` in `OUT_DIR`.
-const SYSTEM_CHAINCODES: [&str; 2] = ["lifecycle", "qscc"];
+const SYSTEM_CHAINCODES: [&str; 3] = ["lifecycle", "qscc", "cscc"];
 /// The target whose executables run in an empty (`FROM scratch`) image.
 const STATIC_TARGET: &str = "x86_64-unknown-linux-musl";
 /// The runner package, built for [`STATIC_TARGET`] to `ccvm-wasm-runner` in `OUT_DIR`.
 const RUNNER: &str = "ccvm-wasm-runner";
 /// Sources of what is built here.
-const INPUTS: [&str; 10] = [
+const INPUTS: [&str; 11] = [
     "examples/lifecycle",
     "lifecycle-schema",
     "examples/qscc",
+    "examples/cscc",
     "guest-sdk",
     "proto",
     "runner",

@@ -7,9 +7,9 @@ use ccvm_proto::Message;
 use ccvm_proto::ccvm::admin_client::AdminClient;
 use ccvm_proto::ccvm::committer_client::CommitterClient;
 use ccvm_proto::ccvm::{
-    InstallPackageRequest, InstalledPackage, LaunchEvent, LaunchRequest, ListPackagesRequest,
-    ListRunningRequest, ListSystemChaincodesRequest, ReloadSystemChaincodeRequest, SubmitResponse,
-    SystemChaincode,
+    CreateChannelRequest, InstallPackageRequest, InstalledPackage, LaunchEvent, LaunchRequest,
+    ListPackagesRequest, ListRunningRequest, ListSystemChaincodesRequest,
+    ReloadSystemChaincodeRequest, SubmitResponse, SystemChaincode,
 };
 use ccvm_proto::common::{ChannelHeader, Envelope, Header, HeaderType, SignatureHeader};
 use ccvm_proto::gateway::gateway_client::GatewayClient;
@@ -232,6 +232,23 @@ impl Admin {
             .list_running(self.signed("/ccvm.Admin/ListRunning", ListRunningRequest {}))
             .await?;
         Ok(running.into_inner().names)
+    }
+
+    /// Creates channel `name` on the node; answers its genesis block, an encoded `common.Block`.
+    ///
+    /// # Errors
+    /// [`ClientError::Rpc`] with the node's reason when it cannot.
+    pub async fn create_channel(&mut self, name: &str) -> Result<Vec<u8>, ClientError> {
+        let created = self
+            .client
+            .create_channel(self.signed(
+                "/ccvm.Admin/CreateChannel",
+                CreateChannelRequest {
+                    name: name.to_owned(),
+                },
+            ))
+            .await?;
+        Ok(created.into_inner().genesis_block)
     }
 
     /// Reloads a system chaincode on the node.

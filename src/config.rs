@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::chaincode::{
     DEFAULT_EXECUTE_TIMEOUT, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_STARTUP_TIMEOUT, SupportConfig,
 };
+use crate::channel::Batching;
 use crate::container::docker::DockerSettings;
 use crate::container::inproc::{
     DEFAULT_MAX_INSTANCES, DEFAULT_MAX_MEMORY_BYTES, DEFAULT_MAX_STACK_BYTES,
@@ -165,8 +166,8 @@ pub struct InprocSettings {
     /// How long a started instance may take to register, in milliseconds; within the
     /// chaincode startup timeout, which also covers compiling.
     pub register_timeout_ms: u64,
-    /// System chaincodes granted read access to the block store, beyond `qscc`, which always
-    /// has it.
+    /// System chaincodes granted read access to the block store, beyond `qscc` and `cscc`,
+    /// which always have it.
     pub block_readers: Vec<String>,
     /// Where compiled components are kept; `wasm-cache` in the data directory when unset.
     pub cache_dir: Option<PathBuf>,
@@ -409,6 +410,19 @@ impl Config {
                     .unwrap_or_else(|| self.data_dir.join("rust-build"))
             }),
             wasm_limits: self.inproc_limits().wasm,
+        }
+    }
+
+    /// How blocks are cut, as a new channel's configuration records it: at most
+    /// `commit.max_block_txs` transactions, cut after `commit.max_block_bytes` bytes, with no
+    /// transaction larger than the largest message the client port accepts.
+    pub fn batching(&self) -> Batching {
+        let bytes = |value: usize| u32::try_from(value).unwrap_or(u32::MAX);
+        Batching {
+            max_message_count: bytes(self.commit.max_block_txs),
+            absolute_max_bytes: bytes(self.max_recv_message_bytes),
+            preferred_max_bytes: bytes(self.commit.max_block_bytes),
+            timeout: Duration::from_millis(self.commit.batch_timeout_ms),
         }
     }
 

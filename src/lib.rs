@@ -19,6 +19,7 @@
 //! - [`ledger`] keeps world state with MVCC versions, history and blocks in an embedded store.
 
 pub mod chaincode;
+pub mod channel;
 pub mod cli;
 pub mod client;
 pub mod config;

@@ -346,7 +346,7 @@ mod tests {
 
     fn support() -> anyhow::Result<(ChaincodeSupport, tempfile::TempDir)> {
         let dir = tempfile::tempdir()?;
-        let ledger = Ledger::open(dir.path())?;
+        let ledger = Ledger::open_with_default_channel(dir.path())?;
         Ok((ChaincodeSupport::new(ledger, SupportConfig::default()), dir))
     }
 

@@ -351,7 +351,7 @@ mod tests {
     /// A transaction of chaincode `cc` on a fresh ledger, writable unless `read_only`.
     fn context(read_only: bool) -> anyhow::Result<(tempfile::TempDir, Arc<TxContext>)> {
         let dir = tempfile::tempdir()?;
-        let ledger = Ledger::open(dir.path())?;
+        let ledger = Ledger::open_with_default_channel(dir.path())?;
         let info = TxInfo {
             channel: DEFAULT_CHANNEL.to_owned(),
             tx_id: "tx".to_owned(),

@@ -235,7 +235,7 @@ mod tests {
     #[tokio::test]
     async fn idle_resolves_when_the_last_transaction_closes() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
-        let ledger = Ledger::open(dir.path())?;
+        let ledger = Ledger::open_with_default_channel(dir.path())?;
         let contexts = Arc::new(TxContexts::default());
         for tx_id in ["a", "b"] {
             anyhow::ensure!(

@@ -1,5 +1,7 @@
-//! `ccvm channel getinfo | fetch`: a channel's chain, read through `qscc` as Fabric's `peer
-//! channel` commands read it, and printed or written as they print and write it.
+//! `ccvm channel create | list | getinfo | fetch`: the node's channels, created through its
+//! admin service and listed through `cscc`, and a channel's chain, read through `qscc` and
+//! `cscc` as Fabric's `peer channel` commands read it, printed or written as they print and
+//! write it.
 
 use std::path::PathBuf;
 
@@ -8,13 +10,21 @@ use base64::Engine;
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
+use super::ClientArgs;
 use super::lifecycle::TargetArgs;
-use crate::node::QSCC;
+use crate::config::DEFAULT_LISTEN;
+use crate::node::{CSCC, QSCC};
 use crate::proto::Message;
-use crate::proto::common::BlockchainInfo;
+use crate::proto::common::{Block, BlockchainInfo};
+use crate::proto::protos::ChannelQueryResponse;
 
 #[derive(Subcommand)]
 pub(super) enum ChannelCommand {
+    /// Creates a channel whose members are the node's organizations and writes its genesis
+    /// block, as `peer channel create` does (signed by an admin of the node's organization).
+    Create(CreateArgs),
+    /// The channels the node has, as `peer channel list` prints them.
+    List(ListArgs),
     /// The channel's height and the hashes of its last two blocks, as `peer channel getinfo`
     /// prints them.
     #[command(name = "getinfo")]
@@ -24,8 +34,32 @@ pub(super) enum ChannelCommand {
 }
 
 #[derive(Args)]
+pub(super) struct CreateArgs {
+    /// The channel's name: lowercase letters, digits, '.' and '-', starting with a letter.
+    #[arg(short = 'c', long = "channelID")]
+    channel: String,
+    /// Where to write the genesis block; CHANNEL.block by default.
+    #[arg(long = "outputBlock")]
+    output: Option<PathBuf>,
+    /// The node's client address (Fabric's `CORE_PEER_ADDRESS`).
+    #[arg(long, env = "CORE_PEER_ADDRESS", default_value = DEFAULT_LISTEN)]
+    peer: String,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[derive(Args)]
+pub(super) struct ListArgs {
+    /// The node's client address (Fabric's `CORE_PEER_ADDRESS`).
+    #[arg(long, env = "CORE_PEER_ADDRESS", default_value = DEFAULT_LISTEN)]
+    peer: String,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[derive(Args)]
 pub(super) struct FetchArgs {
-    /// `newest`, `oldest` or a block number.
+    /// `newest`, `oldest`, `config` or a block number.
     which: String,
     /// The file to write; CHANNEL_WHICH.block by default.
     output: Option<PathBuf>,
@@ -55,6 +89,40 @@ fn is_zero(value: &u64) -> bool {
 
 pub(super) async fn run(command: ChannelCommand) -> anyhow::Result<()> {
     match command {
+        ChannelCommand::Create(args) => {
+            let genesis = args
+                .client
+                .admin(&args.peer)
+                .await?
+                .create_channel(&args.channel)
+                .await?;
+            let output = args
+                .output
+                .unwrap_or_else(|| PathBuf::from(format!("{}.block", args.channel)));
+            std::fs::write(&output, genesis)
+                .with_context(|| format!("writing {}", output.display()))?;
+            eprintln!(
+                "created channel {}; its genesis block is in {}",
+                args.channel,
+                output.display()
+            );
+            Ok(())
+        }
+        ChannelCommand::List(args) => {
+            let answer = args
+                .client
+                .client(&args.peer)
+                .await?
+                .query("", CSCC, vec![b"GetChannels".to_vec()], Default::default())
+                .await?;
+            let channels = ChannelQueryResponse::decode(answer.payload.as_slice())
+                .context("cscc answered with no channel list")?;
+            println!("Channels peers has joined: ");
+            for channel in channels.channels {
+                println!("{}", channel.channel_id);
+            }
+            Ok(())
+        }
         ChannelCommand::GetInfo(target) => {
             let info = chain_info(&target).await?;
             let base64 = |hash: &[u8]| base64::engine::general_purpose::STANDARD.encode(hash);
@@ -72,30 +140,44 @@ pub(super) async fn run(command: ChannelCommand) -> anyhow::Result<()> {
 
 async fn fetch(args: &FetchArgs) -> anyhow::Result<()> {
     let target = &args.target;
+    let channel = target.channel.clone().into_bytes();
     let number = match args.which.as_str() {
-        "oldest" => 0,
+        "oldest" => Some(0),
         "newest" => match chain_info(target).await?.height.checked_sub(1) {
-            Some(newest) => newest,
+            Some(newest) => Some(newest),
             None => bail!("channel {} has no block yet", target.channel),
         },
-        "config" => bail!(
-            "channel {} has no configuration block: its chain starts with its first transaction",
-            target.channel
-        ),
-        number => number.parse().with_context(|| {
+        "config" => None,
+        number => Some(number.parse().with_context(|| {
             format!("{number:?} is not newest, oldest, config or a block number")
-        })?,
+        })?),
     };
-    let block = target
-        .evaluate(
-            QSCC,
-            vec![
-                b"GetBlockByNumber".to_vec(),
-                target.channel.clone().into_bytes(),
-                number.to_string().into_bytes(),
-            ],
-        )
-        .await?;
+    let block = match number {
+        Some(number) => {
+            target
+                .evaluate(
+                    QSCC,
+                    vec![
+                        b"GetBlockByNumber".to_vec(),
+                        channel,
+                        number.to_string().into_bytes(),
+                    ],
+                )
+                .await?
+        }
+        None => {
+            target
+                .evaluate(CSCC, vec![b"GetConfigBlock".to_vec(), channel])
+                .await?
+        }
+    };
+    let number = match number {
+        Some(number) => number,
+        None => Block::decode(block.as_slice())
+            .context("cscc answered with no block")?
+            .header
+            .map_or(0, |header| header.number),
+    };
     let output = args
         .output
         .clone()

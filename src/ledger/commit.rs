@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::ops::Bound;
 
 use ccvm_proto::common::{
-    Block, BlockData, BlockHeader, BlockMetadata, BlockchainInfo, ChannelHeader, Envelope,
-    HeaderType, Payload,
+    Block, BlockData, BlockHeader, BlockMetadata, BlockMetadataIndex, BlockchainInfo,
+    ChannelHeader, Envelope, HeaderType, LastConfig, Metadata, OrdererBlockMetadata, Payload,
 };
 use ccvm_proto::kvrwset::{self, range_query_info::ReadsInfo};
 use ccvm_proto::protos::{
@@ -14,12 +14,14 @@ use ccvm_proto::protos::{
 };
 use ccvm_proto::rwset::TxReadWriteSet;
 use prost::Message;
-use redb::{ReadableTable, Table};
+use redb::{ReadableTable, Table, WriteTransaction};
 
 use super::block_hash::{data_hash, header_hash};
 use super::error::{LedgerError, Result};
 use super::records::{HistoryRecord, Version, VersionedValue};
-use super::store::{BLOCK_HASHES, BLOCKS, CHAINS, HISTORY, Ledger, PRIVATE, STATE, TXIDS};
+use super::store::{
+    BLOCK_HASHES, BLOCKS, CHAINS, HISTORY, LAST_CONFIG, Ledger, PRIVATE, STATE, TXIDS,
+};
 
 /// A private read recorded during simulation, checked again at commit.
 #[derive(Debug, Clone)]
@@ -113,6 +115,10 @@ impl Ledger {
                 None => return Err(LedgerError::UnknownChannel(channel.to_owned())),
             };
             let number = info.height;
+            let last_config = txn
+                .open_table(LAST_CONFIG)?
+                .get(channel)?
+                .map(|number| number.value());
             let mut tables = Tables {
                 state: txn.open_table(STATE)?,
                 private: txn.open_table(PRIVATE)?,
@@ -130,17 +136,14 @@ impl Ledger {
                 data.push(tx.envelope.encode_to_vec());
                 results.push(outcome);
             }
-            let block = build_block(number, info.current_block_hash.clone(), data, codes);
-            let hash = header_hash(block.header.as_ref().expect("built with a header"));
-            txn.open_table(BLOCKS)?
-                .insert((channel, number), block.encode_to_vec().as_slice())?;
-            txn.open_table(BLOCK_HASHES)?
-                .insert((channel, hash.as_slice()), number)?;
-            let next = BlockchainInfo {
-                height: number + 1,
-                current_block_hash: hash,
-                previous_block_hash: info.current_block_hash,
-            };
+            let block = build_block(
+                number,
+                info.current_block_hash.clone(),
+                data,
+                codes,
+                last_config,
+            );
+            let next = store_block(&txn, channel, &block, info.current_block_hash)?;
             chains.insert(channel, next.encode_to_vec().as_slice())?;
             outcomes = results;
         }
@@ -443,9 +446,78 @@ fn claims_tx_id(validation: TxValidationCode) -> bool {
     )
 }
 
-fn build_block(number: u64, previous_hash: Vec<u8>, data: Vec<Vec<u8>>, codes: Vec<u8>) -> Block {
+/// Writes block 0 of a new channel, holding `genesis` as a valid transaction, and answers the
+/// channel's chain info after it.
+pub(super) fn append_genesis(
+    txn: &WriteTransaction,
+    channel: &str,
+    genesis: &Envelope,
+) -> Result<BlockchainInfo> {
+    let block = build_block(
+        0,
+        Vec::new(),
+        vec![genesis.encode_to_vec()],
+        vec![TxValidationCode::Valid as u8],
+        Some(0),
+    );
+    if let Some(tx_id) = channel_header(genesis).map(|header| header.tx_id) {
+        txn.open_table(TXIDS)?.insert(
+            (channel, tx_id.as_str()),
+            (0, 0, TxValidationCode::Valid as i32),
+        )?;
+    }
+    store_block(txn, channel, &block, Vec::new())
+}
+
+/// The channel header of an envelope, if it has one.
+fn channel_header(envelope: &Envelope) -> Option<ChannelHeader> {
+    let payload = Payload::decode(envelope.payload.as_slice()).ok()?;
+    ChannelHeader::decode(payload.header?.channel_header.as_slice()).ok()
+}
+
+/// Stores `block`, whose predecessor's hash is `previous_hash`, with its hash index, and
+/// answers the channel's chain info after it.
+fn store_block(
+    txn: &WriteTransaction,
+    channel: &str,
+    block: &Block,
+    previous_hash: Vec<u8>,
+) -> Result<BlockchainInfo> {
+    let header = block.header.as_ref().expect("built with a header");
+    let hash = header_hash(header);
+    txn.open_table(BLOCKS)?
+        .insert((channel, header.number), block.encode_to_vec().as_slice())?;
+    txn.open_table(BLOCK_HASHES)?
+        .insert((channel, hash.as_slice()), header.number)?;
+    Ok(BlockchainInfo {
+        height: header.number + 1,
+        current_block_hash: hash,
+        previous_block_hash: previous_hash,
+    })
+}
+
+/// A block of `data`, with each transaction's validation code and, when the channel has a
+/// configuration block, its number in the orderer's metadata as Fabric's blocks carry it.
+fn build_block(
+    number: u64,
+    previous_hash: Vec<u8>,
+    data: Vec<Vec<u8>>,
+    codes: Vec<u8>,
+    last_config: Option<u64>,
+) -> Block {
     let mut metadata = vec![Vec::new(); 5];
-    metadata[ccvm_proto::common::BlockMetadataIndex::TransactionsFilter as usize] = codes;
+    metadata[BlockMetadataIndex::TransactionsFilter as usize] = codes;
+    if let Some(index) = last_config {
+        let orderer = OrdererBlockMetadata {
+            last_config: Some(LastConfig { index }),
+            consenter_metadata: Vec::new(),
+        };
+        metadata[BlockMetadataIndex::Signatures as usize] = Metadata {
+            value: orderer.encode_to_vec(),
+            signatures: Vec::new(),
+        }
+        .encode_to_vec();
+    }
     Block {
         header: Some(BlockHeader {
             number,
@@ -526,7 +598,7 @@ mod tests {
     #[test]
     fn reads_see_committed_state_not_pending_writes() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
-        let ledger = Ledger::open(dir.path())?;
+        let ledger = Ledger::open_with_default_channel(dir.path())?;
         let mut simulator = ledger.new_simulator(DEFAULT_CHANNEL, "t1")?;
         simulator.put_state("cc", "k", b"v".to_vec());
         assert_eq!(simulator.get_state("cc", "k")?, None);
@@ -536,7 +608,7 @@ mod tests {
     #[test]
     fn commit_versions_values_and_keeps_history() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
-        let ledger = Ledger::open(dir.path())?;
+        let ledger = Ledger::open_with_default_channel(dir.path())?;
         assert_eq!(
             commit_one(&ledger, "t1", |s| s.put_state("cc", "k", b"one".to_vec()))?.code,
             TxValidationCode::Valid
@@ -556,20 +628,24 @@ mod tests {
             .iter()
             .map(|h| (h.tx_id.as_str(), h.is_delete, h.version.block))
             .collect();
-        assert_eq!(seen, [("t3", true, 2), ("t2", false, 1), ("t1", false, 0)]);
+        assert_eq!(
+            seen,
+            [("t3", true, 3), ("t2", false, 2), ("t1", false, 1)],
+            "block 0 is the channel's genesis"
+        );
         let older = simulator.history("cc", "k", Some(history[0].version), 1)?;
         assert_eq!(
             older[0].tx_id, "t2",
             "history resumes after a given version"
         );
-        assert_eq!(ledger.chain_info(DEFAULT_CHANNEL)?.height, 3);
+        assert_eq!(ledger.chain_info(DEFAULT_CHANNEL)?.height, 4);
         Ok(())
     }
 
     #[test]
     fn a_stale_read_is_an_mvcc_conflict_and_writes_nothing() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
-        let ledger = Ledger::open(dir.path())?;
+        let ledger = Ledger::open_with_default_channel(dir.path())?;
         commit_one(&ledger, "t1", |s| s.put_state("cc", "k", b"one".to_vec()))?;
         let mut stale = ledger.new_simulator(DEFAULT_CHANNEL, "t2")?;
         stale.get_state("cc", "k")?;
@@ -602,7 +678,7 @@ mod tests {
     #[test]
     fn metadata_survives_value_writes_and_dies_with_the_key() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
-        let ledger = Ledger::open(dir.path())?;
+        let ledger = Ledger::open_with_default_channel(dir.path())?;
         commit_one(&ledger, "t1", |s| s.put_state("cc", "k", b"v".to_vec()))?;
         commit_one(&ledger, "t2", |s| {
             s.put_state_metadata("cc", "", "k", "policy", b"p".to_vec())
@@ -624,7 +700,7 @@ mod tests {
     #[test]
     fn range_scans_page_and_stop_at_the_end_key() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
-        let ledger = Ledger::open(dir.path())?;
+        let ledger = Ledger::open_with_default_channel(dir.path())?;
         commit_one(&ledger, "t1", |s| {
             for key in ["a", "b", "c", "d"] {
                 s.put_state("cc", key, key.as_bytes().to_vec());
@@ -656,7 +732,7 @@ mod tests {
     #[test]
     fn an_unknown_channel_commits_nothing() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
-        let ledger = Ledger::open(dir.path())?;
+        let ledger = Ledger::open_with_default_channel(dir.path())?;
         let err = ledger.commit_block("nochannel", Vec::new()).unwrap_err();
         assert!(matches!(err, LedgerError::UnknownChannel(name) if name == "nochannel"));
         assert!(!ledger.has_channel("nochannel")?);
@@ -667,7 +743,7 @@ mod tests {
     fn a_transaction_refused_before_commit_writes_nothing_and_only_a_proven_creator_takes_its_id()
     -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
-        let ledger = Ledger::open(dir.path())?;
+        let ledger = Ledger::open_with_default_channel(dir.path())?;
         let refused = |tx_id: &str, validation| -> anyhow::Result<TxOutcome> {
             let mut simulator = ledger.new_simulator(DEFAULT_CHANNEL, tx_id)?;
             simulator.put_state("cc", "k", tx_id.as_bytes().to_vec());

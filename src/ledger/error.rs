@@ -20,6 +20,9 @@ pub enum LedgerError {
     /// No channel of that name exists on this node.
     #[error("channel {0} does not exist")]
     UnknownChannel(String),
+    /// A channel of that name exists already.
+    #[error("channel {0} exists already")]
+    ChannelExists(String),
     /// No transaction with that id was committed on the channel.
     #[error("channel {channel} has no transaction {tx_id}")]
     NoSuchTransaction {
@@ -64,6 +67,7 @@ impl LedgerError {
                 STORE_FAILURE.to_owned()
             }
             Self::UnknownChannel(channel) => Refusal::UnknownChannel.with(channel),
+            Self::ChannelExists(_) => self.to_string(),
             Self::PrivateMetadata => Refusal::PrivateMetadata.text().to_owned(),
             not_found @ (Self::NoSuchTransaction { .. }
             | Self::NoSuchBlock { .. }

@@ -9,6 +9,7 @@ use prost::Message;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::watch;
 
+use super::commit::append_genesis;
 use super::error::{LedgerError, Result};
 use super::simulator::TxSimulator;
 
@@ -33,6 +34,9 @@ pub(crate) const TXIDS: TableDefinition<(&str, &str), (u64, u64, i32)> =
     TableDefinition::new("txids");
 /// Channels: name → encoded `common.BlockchainInfo`.
 pub(crate) const CHAINS: TableDefinition<&str, &[u8]> = TableDefinition::new("chains");
+/// The channel's latest configuration block: name → block number. A channel created before
+/// channels had configuration blocks has no entry.
+pub(crate) const LAST_CONFIG: TableDefinition<&str, u64> = TableDefinition::new("last_config");
 
 /// A node's ledger: every channel's state, history and blocks in one store.
 ///
@@ -54,7 +58,7 @@ pub struct CommittedTx {
 }
 
 impl Ledger {
-    /// Opens (or creates) the ledger in `dir`, creating the default channel on first use.
+    /// Opens (or creates) the ledger in `dir`.
     ///
     /// # Errors
     /// Fails when the directory or the store cannot be created or opened.
@@ -66,9 +70,15 @@ impl Ledger {
             commits: Arc::new(watch::Sender::new(0)),
         };
         ledger.create_tables()?;
-        if !ledger.has_channel(DEFAULT_CHANNEL)? {
-            ledger.create_channel(DEFAULT_CHANNEL)?;
-        }
+        Ok(ledger)
+    }
+
+    /// A ledger in `dir` with the default channel, created from an empty genesis transaction,
+    /// for tests of the layers above.
+    #[cfg(test)]
+    pub(crate) fn open_with_default_channel(dir: &Path) -> Result<Self> {
+        let ledger = Self::open(dir)?;
+        ledger.create_channel(DEFAULT_CHANNEL, &Envelope::default())?;
         Ok(ledger)
     }
 
@@ -81,27 +91,42 @@ impl Ledger {
         txn.open_table(BLOCK_HASHES)?;
         txn.open_table(TXIDS)?;
         txn.open_table(CHAINS)?;
+        txn.open_table(LAST_CONFIG)?;
         txn.commit()?;
         Ok(())
     }
 
-    /// Creates an empty channel; creating one that exists changes nothing.
+    /// Creates a channel whose block 0 holds `genesis`, its configuration transaction.
     ///
     /// # Errors
-    /// Fails when the store cannot be written.
-    pub fn create_channel(&self, channel: &str) -> Result<()> {
+    /// [`LedgerError::ChannelExists`] for a channel the ledger has, or a store failure.
+    pub fn create_channel(&self, channel: &str, genesis: &Envelope) -> Result<()> {
         let txn = self.db.begin_write()?;
         {
             let mut chains = txn.open_table(CHAINS)?;
-            if chains.get(channel)?.is_none() {
-                chains.insert(
-                    channel,
-                    BlockchainInfo::default().encode_to_vec().as_slice(),
-                )?;
+            if chains.get(channel)?.is_some() {
+                return Err(LedgerError::ChannelExists(channel.to_owned()));
             }
+            let info = append_genesis(&txn, channel, genesis)?;
+            chains.insert(channel, info.encode_to_vec().as_slice())?;
+            txn.open_table(LAST_CONFIG)?.insert(channel, 0)?;
         }
         txn.commit()?;
+        self.commits.send_modify(|count| *count += 1);
         Ok(())
+    }
+
+    /// The number of the channel's latest configuration block; `None` for a channel created
+    /// without one.
+    ///
+    /// # Errors
+    /// Fails when the store cannot be read.
+    pub fn last_config(&self, channel: &str) -> Result<Option<u64>> {
+        let txn = self.db.begin_read()?;
+        Ok(txn
+            .open_table(LAST_CONFIG)?
+            .get(channel)?
+            .map(|number| number.value()))
     }
 
     /// Whether the channel exists.
@@ -250,6 +275,16 @@ impl Ledger {
     /// before reading the ledger, then wait for a change, and no commit goes unnoticed.
     pub fn commit_notifications(&self) -> watch::Receiver<u64> {
         self.commits.subscribe()
+    }
+
+    /// A simulator for a proposal that names no channel, as Fabric's channel-less calls of
+    /// system chaincodes (cscc's `GetChannels`) do: it reads no state, and what it records is
+    /// never committed.
+    ///
+    /// # Errors
+    /// Fails when the store cannot be read.
+    pub fn channel_less_simulator(&self, tx_id: &str) -> Result<TxSimulator> {
+        TxSimulator::new(self.db.begin_read()?, "", tx_id)
     }
 
     /// A simulator for one transaction on the channel, reading the current committed state.

@@ -22,6 +22,14 @@ pub enum MspError {
         /// What was wrong.
         reason: String,
     },
+    /// An organization in a channel's configuration is not a usable MSP.
+    #[error("MSP {msp_id} in the channel configuration: {reason}")]
+    Config {
+        /// The MSP id.
+        msp_id: String,
+        /// What was wrong.
+        reason: String,
+    },
     /// Key or certificate generation failed.
     #[error("cannot create {what}: {reason}")]
     Generate {

@@ -8,6 +8,7 @@
 pub mod dev_org;
 mod dir;
 mod error;
+mod fabric_config;
 mod identity;
 mod low_s;
 mod organization;
@@ -17,6 +18,7 @@ mod trust;
 
 pub use dir::{MspMaterial, NodeOus, OuIdentifier};
 pub use error::{CertificateRefusal, IdentityError, MspError};
+pub use fabric_config::FABRIC_MSP_TYPE;
 pub use identity::{MspRole, NodeRole, PublicKey, ValidatedIdentity};
 pub use organization::Organization;
 pub use own_signatures::{MAX_OWN_SIGNATURES, OwnSignatures};

@@ -1,10 +1,11 @@
-//! Who may do what on the node: the channel's organizations (MSPs), its policies and its ACLs,
-//! applied to a signed request.
+//! Who may do what on the node or on one of its channels: the organizations (MSPs), policies
+//! and ACLs, applied to a signed request.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::channel::ChannelConfig;
 use crate::msp::{IdentityError, MspError, MspMaterial, Trust, ValidatedIdentity};
 use crate::policy::{Acls, ChannelPolicies, OrgPolicies, PolicyError};
 
@@ -82,7 +83,25 @@ impl Access {
         Ok(Self {
             trust: Arc::new(Trust::new(materials)?),
             policies: Arc::new(policies),
-            acls: Acls::fabric_defaults(local_msp_id, acl_overrides),
+            acls: Acls::new(local_msp_id, &Acls::channel_defaults(acl_overrides)),
+            tls_binding,
+        })
+    }
+
+    /// The organizations, policies and ACLs of a channel configured by `config`, on a node of
+    /// `local_msp_id`.
+    ///
+    /// # Errors
+    /// An organization whose material does not parse, or two with one MSP id.
+    pub fn of_channel(
+        config: &ChannelConfig,
+        local_msp_id: &str,
+        tls_binding: bool,
+    ) -> Result<Self, MspError> {
+        Ok(Self {
+            trust: Arc::new(Trust::new(&config.organizations)?),
+            policies: Arc::new(config.policies.clone()),
+            acls: Acls::new(local_msp_id, &config.acls),
             tls_binding,
         })
     }

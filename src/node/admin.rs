@@ -1,4 +1,5 @@
-//! The `ccvm.Admin` service: what `ccvm scc list|reload` and `ccvm chaincode install|list` call.
+//! The `ccvm.Admin` service: what `ccvm scc list|reload`, `ccvm chaincode install|list` and
+//! `ccvm channel create` call.
 //! System chaincodes are reloaded only from what the node already has (its directory and
 //! built-ins). Installing a package only stores it: it runs once a definition naming it is
 //! committed through `_lifecycle`, which takes an endorsed transaction.
@@ -8,9 +9,10 @@
 
 use ccvm_proto::ccvm::admin_server::{self, AdminServer};
 use ccvm_proto::ccvm::{
-    InstallPackageRequest, InstalledPackage, LaunchRequest, ListPackagesRequest,
-    ListRunningRequest, ListSystemChaincodesRequest, PackageList, ReloadSystemChaincodeRequest,
-    ReloadSystemChaincodeResponse, RunningChaincodes, SystemChaincode, SystemChaincodeList,
+    CreateChannelRequest, CreateChannelResponse, InstallPackageRequest, InstalledPackage,
+    LaunchRequest, ListPackagesRequest, ListRunningRequest, ListSystemChaincodesRequest,
+    PackageList, ReloadSystemChaincodeRequest, ReloadSystemChaincodeResponse, RunningChaincodes,
+    SystemChaincode, SystemChaincodeList,
 };
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -19,7 +21,7 @@ use ccvm_proto::Message;
 use tonic::{Request, Response, Status};
 
 use super::access::Access;
-
+use super::channels::Channels;
 use super::launch_stream::{self, LaunchEvents};
 use super::status::ServiceError;
 use super::system_chaincodes::{Origin, SystemChaincodes};
@@ -33,6 +35,7 @@ pub(super) struct AdminService {
     system_chaincodes: SystemChaincodes,
     packages: PackageStore,
     support: ChaincodeSupport,
+    channels: Arc<Channels>,
     access: Arc<Access>,
 }
 
@@ -41,12 +44,14 @@ impl AdminService {
         system_chaincodes: SystemChaincodes,
         packages: PackageStore,
         support: ChaincodeSupport,
+        channels: Arc<Channels>,
         access: Arc<Access>,
     ) -> AdminServer<Self> {
         AdminServer::new(Self {
             system_chaincodes,
             packages,
             support,
+            channels,
             access,
         })
     }
@@ -164,6 +169,18 @@ impl admin_server::Admin for AdminService {
         self.authorize(&request, "/ccvm.Admin/ListRunning")?;
         Ok(Response::new(RunningChaincodes {
             names: self.support.registry().names(),
+        }))
+    }
+
+    async fn create_channel(
+        &self,
+        request: Request<CreateChannelRequest>,
+    ) -> Result<Response<CreateChannelResponse>, Status> {
+        self.authorize(&request, "/ccvm.Admin/CreateChannel")?;
+        let name = request.into_inner().name;
+        let genesis = self.channels.create(&name).map_err(ServiceError::from)?;
+        Ok(Response::new(CreateChannelResponse {
+            genesis_block: genesis.encode_to_vec(),
         }))
     }
 }

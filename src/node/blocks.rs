@@ -1,6 +1,7 @@
-//! The block store as the query system chaincode reads it, through the inproc VM's `ledger`
-//! interface.
+//! The block store as the query and configuration system chaincodes read it, through the
+//! inproc VM's `ledger` interface.
 
+use ccvm_proto::Refusal;
 use prost::Message;
 
 use crate::container::inproc::BlockStore;
@@ -43,5 +44,23 @@ impl BlockStore for LedgerBlocks {
             .transaction(channel, tx_id)
             .map(|processed| processed.encode_to_vec())
             .map_err(|e| e.for_chaincode())
+    }
+
+    fn channels(&self) -> Result<Vec<String>, String> {
+        let mut names = self.0.channels().map_err(|e| e.for_chaincode())?;
+        names.sort_unstable();
+        Ok(names)
+    }
+
+    fn config_block(&self, channel: &str) -> Result<Vec<u8>, String> {
+        self.0.chain_info(channel).map_err(|e| e.for_chaincode())?;
+        let number = self
+            .0
+            .last_config(channel)
+            .map_err(|e| e.for_chaincode())?
+            .ok_or_else(|| {
+                Refusal::NotFound.with(format!("channel {channel} has no configuration block"))
+            })?;
+        self.block_by_number(channel, number)
     }
 }

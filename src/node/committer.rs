@@ -12,9 +12,10 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
+use super::channels::Channels;
 use crate::ledger::{Ledger, PendingTx, TxOutcome};
 use crate::metrics::metrics;
-use crate::validation::{Candidate, TxValidator};
+use crate::validation::Candidate;
 
 /// Submissions waiting to be cut into a block before `Submit` callers wait for room.
 const SUBMIT_QUEUE: usize = 4096;
@@ -38,17 +39,17 @@ pub(crate) struct BlockCutter {
 
 impl BlockCutter {
     /// Starts the cutting task on the current runtime; it ends once every clone is dropped.
-    /// Each block's transactions are validated by `validator` before commit.
+    /// Each block's transactions are validated by its channel's validator before commit.
     pub fn start(
         ledger: Ledger,
-        validator: Arc<TxValidator>,
+        channels: Arc<Channels>,
         cutting: BlockCutting,
         on_redefined: OnRedefined,
     ) -> (Self, JoinHandle<()>) {
         let (queue, submissions) = mpsc::channel(SUBMIT_QUEUE);
         let task = tokio::spawn(cut_blocks(
             ledger,
-            validator,
+            channels,
             submissions,
             cutting,
             on_redefined,
@@ -94,7 +95,7 @@ pub(crate) struct BlockCutting {
 /// more), commits them per channel, and answers.
 async fn cut_blocks(
     ledger: Ledger,
-    validator: Arc<TxValidator>,
+    channels: Arc<Channels>,
     mut submissions: mpsc::Receiver<Submission>,
     cutting: BlockCutting,
     on_redefined: OnRedefined,
@@ -145,8 +146,13 @@ async fn cut_blocks(
                 .into_iter()
                 .map(|s| ((s.tx, s.signature_verified), s.done))
                 .unzip();
+            let Some(validator) = channels.get(&channel).map(|on| Arc::clone(&on.validator)) else {
+                for waiter in waiters {
+                    let _ = waiter.send(Err(format!("channel {channel} does not exist")));
+                }
+                continue;
+            };
             let ledger = ledger.clone();
-            let validator = Arc::clone(&validator);
             let name = channel.clone();
             let started = Instant::now();
             let committed = tokio::task::spawn_blocking(move || {

@@ -25,9 +25,9 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::debug;
 
-use super::access::Access;
 use super::block_content::transactions;
 use super::block_feed::{BlockFeed, FeedError};
+use super::channels::Channels;
 use super::tls::client_cert_hash;
 use crate::ledger::Ledger;
 use crate::policy::{EVENT_BLOCK, EVENT_FILTERED_BLOCK};
@@ -56,16 +56,16 @@ pub(crate) enum Delivered {
 /// Serves deliver streams from the ledger.
 pub(crate) struct Deliverer {
     ledger: Ledger,
-    access: Arc<Access>,
+    channels: Arc<Channels>,
     stop: CancellationToken,
     streams: Arc<Semaphore>,
 }
 
 impl Deliverer {
-    pub fn new(ledger: Ledger, access: Arc<Access>, stop: CancellationToken) -> Self {
+    pub fn new(ledger: Ledger, channels: Arc<Channels>, stop: CancellationToken) -> Self {
         Self {
             ledger,
-            access,
+            channels,
             stop,
             streams: Arc::new(Semaphore::new(MAX_DELIVER_STREAMS)),
         }
@@ -88,7 +88,7 @@ impl Deliverer {
         let (answers, stream) = mpsc::channel(DELIVER_BUFFER);
         let session = Session {
             ledger: self.ledger.clone(),
-            access: Arc::clone(&self.access),
+            channels: Arc::clone(&self.channels),
             stop: self.stop.clone(),
             client_cert_hash,
             resource,
@@ -121,7 +121,7 @@ enum Ended {
 /// One deliver stream.
 struct Session<R> {
     ledger: Ledger,
-    access: Arc<Access>,
+    channels: Arc<Channels>,
     stop: CancellationToken,
     client_cert_hash: Option<Vec<u8>>,
     resource: &'static str,
@@ -173,25 +173,28 @@ impl<R: Send + 'static> Session<R> {
         let signature_header = SignatureHeader::decode(header.signature_header.as_slice())
             .map_err(|e| bad(format!("malformed signature header: {e}")))?;
         check_timestamp(channel_header.timestamp.as_ref()).map_err(bad)?;
-        self.access
+        let channel = channel_header.channel_id;
+        let not_found = || {
+            Ended::With(
+                BlockStatus::NotFound,
+                format!("channel {channel} does not exist"),
+            )
+        };
+        let access = Arc::clone(&self.channels.get(&channel).ok_or_else(not_found)?.access);
+        access
             .check_tls_binding(
                 self.client_cert_hash.as_deref(),
                 &channel_header.tls_cert_hash,
             )
             .map_err(|denied| bad(denied.to_string()))?;
-        let channel = channel_header.channel_id;
-        let height = match self.ledger.chain_info(&channel) {
-            Ok(info) => info.height,
-            Err(_) => {
-                return Err(Ended::With(
-                    BlockStatus::NotFound,
-                    format!("channel {channel} does not exist"),
-                ));
-            }
-        };
+        let height = self
+            .ledger
+            .chain_info(&channel)
+            .map_err(|_| not_found())?
+            .height;
         let info = SeekInfo::decode(payload.data.as_slice())
             .map_err(|e| bad(format!("malformed seek info: {e}")))?;
-        self.access
+        access
             .authorize(
                 self.resource,
                 &signature_header.creator,

@@ -21,18 +21,18 @@ use ccvm_proto::gossip::gossip_message::{Content, Tag};
 use ccvm_proto::gossip::{
     AliveMessage, Chaincode, Envelope, GossipMessage, Member, PeerTime, Properties, StateInfo,
 };
-use ccvm_proto::msp::{FabricMspConfig, FabricNodeOUs, FabricOuIdentifier};
 use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
-use tracing::{debug, warn};
+use tracing::debug;
 
 use super::access::Access;
+use super::channels::{Channel, Channels};
 use super::status::ServiceError;
 use super::system_chaincodes::built_in;
 use super::user_chaincodes::DefinedChaincodes;
 use crate::chaincode::ChaincodeSupport;
 use crate::ledger::Ledger;
-use crate::msp::{Identity, MspMaterial, MspRole, NodeOus, OuIdentifier, ValidatedIdentity};
+use crate::msp::{Identity, MspRole, ValidatedIdentity};
 use crate::policy::APPLICATION_PREFIX;
 
 /// What a query the client may not make, or one about a channel the node does not have, is
@@ -46,74 +46,79 @@ const OWN_GROUP: &str = "G0";
 /// The node's discovery service.
 pub struct DiscoveryService {
     ledger: Ledger,
-    access: Arc<Access>,
+    channels: Arc<Channels>,
+    /// Who may ask about the node itself.
+    local: Arc<Access>,
     definitions: Arc<DefinedChaincodes>,
     /// Chaincodes running without a definition (started by hand in dev mode) are served too.
     support: ChaincodeSupport,
     node: OwnPeer,
-    /// Each trusted organization as the channel's configuration describes it.
-    msps: HashMap<String, FabricMspConfig>,
 }
 
 impl DiscoveryService {
-    /// The service of a node that signs as `identity` (validated as `validated`), is reached
-    /// at `endpoint` (`host:port`) and trusts the organizations of `materials`.
+    /// The service of a node that signs as `identity` (validated as `validated`) and is
+    /// reached at `endpoint` (`host:port`); `local` says who may ask about the node itself.
     #[expect(
         clippy::too_many_arguments,
         reason = "each is a separate part of the node the answers describe"
     )]
     pub(crate) fn server(
         ledger: Ledger,
-        access: Arc<Access>,
+        channels: Arc<Channels>,
+        local: Arc<Access>,
         definitions: Arc<DefinedChaincodes>,
         support: ChaincodeSupport,
         identity: Arc<Identity>,
         validated: Arc<ValidatedIdentity>,
         endpoint: &str,
-        materials: &[MspMaterial],
     ) -> DiscoveryServer<Self> {
-        let msps = materials
-            .iter()
-            .map(|material| (material.msp_id.clone(), msp_config(material)))
-            .collect();
         DiscoveryServer::new(Self {
             ledger,
-            access,
+            channels,
+            local,
             definitions,
             support,
             node: OwnPeer::new(identity, validated, endpoint),
-            msps,
         })
     }
 
     /// Answers one query of `asker`.
-    fn answer(&self, query: &Query, asker: &Asker) -> QueryAnswer {
+    fn answer(&self, query: &Query, asker: &Asker<'_>) -> QueryAnswer {
         let Some(kind) = &query.query else {
             return refusal("the query asks nothing");
         };
-        let channel = query.channel.as_str();
-        match kind {
-            QueryKind::LocalPeers(_) if asker.local_admin(self.node.msp_id()) => {
+        let channel_name = query.channel.as_str();
+        if let QueryKind::LocalPeers(_) = kind {
+            return if asker.local_admin(&self.local, self.node.msp_id()) {
                 QueryAnswer::Members(self.node.local_membership())
-            }
-            QueryKind::LocalPeers(_) => refusal(ACCESS_DENIED),
-            _ if !self.may_ask_about(channel, asker) => {
-                debug!(%channel, "discovery query refused");
+            } else {
                 refusal(ACCESS_DENIED)
-            }
-            QueryKind::ConfigQuery(_) => QueryAnswer::ConfigResult(self.config()),
+            };
+        }
+        let Some(channel) = self
+            .channels
+            .get(channel_name)
+            .filter(|channel| asker.channel_writer(channel))
+        else {
+            debug!(channel = %channel_name, "discovery query refused");
+            return refusal(ACCESS_DENIED);
+        };
+        let (channel, name) = (&*channel, channel_name);
+        match kind {
+            QueryKind::LocalPeers(_) => refusal(ACCESS_DENIED),
+            QueryKind::ConfigQuery(_) => QueryAnswer::ConfigResult(self.config(channel)),
             QueryKind::PeerQuery(membership) => match &membership.filter {
-                Some(filter) if !self.serves_all(channel, filter) => {
+                Some(filter) if !self.serves_all(name, filter) => {
                     QueryAnswer::Members(PeerMembershipResult::default())
                 }
-                _ => QueryAnswer::Members(self.channel_membership(channel)),
+                _ => QueryAnswer::Members(self.channel_membership(name)),
             },
             QueryKind::CcQuery(chaincodes) => {
-                let peer = self.node.on_channel(channel, self.state(channel));
+                let peer = self.node.on_channel(name, self.state(name));
                 chaincodes
                     .interests
                     .iter()
-                    .map(|interest| self.endorsers(channel, interest, &peer))
+                    .map(|interest| self.endorsers(channel, name, interest, &peer))
                     .collect::<Result<Vec<_>, _>>()
                     .map_or_else(
                         |refused| refusal(&refused),
@@ -123,31 +128,33 @@ impl DiscoveryService {
         }
     }
 
-    /// Whether `asker` may ask about `channel`: the node has it and the asker is one of its
-    /// writers.
-    fn may_ask_about(&self, channel: &str, asker: &Asker) -> bool {
-        let has_channel = self
-            .ledger
-            .has_channel(channel)
-            .inspect_err(|e| warn!(%channel, "cannot tell whether the channel exists: {e}"))
-            .unwrap_or(false);
-        has_channel && asker.channel_writer(&self.access)
-    }
-
-    /// The channel's organizations, and the node as the orderer of its own organization.
-    fn config(&self) -> ConfigResult {
-        let (host, port) = self.node.host_and_port();
+    /// The channel's organizations and orderers, as its configuration names them; the node is
+    /// the orderer of its own organization, at the address it is reached at now.
+    fn config(&self, channel: &Channel) -> ConfigResult {
+        let config = &channel.config;
+        let orderers = config
+            .orderers
+            .iter()
+            .map(|org| {
+                let endpoint = if org.material.msp_id == self.node.msp_id() {
+                    vec![endpoint_of(&self.node.endpoint)]
+                } else {
+                    org.endpoints
+                        .iter()
+                        .map(|address| endpoint_of(address))
+                        .collect()
+                };
+                (org.material.msp_id.clone(), Endpoints { endpoint })
+            })
+            .collect();
         ConfigResult {
-            msps: self.msps.clone(),
-            orderers: HashMap::from([(
-                self.node.msp_id().to_owned(),
-                Endpoints {
-                    endpoint: vec![Endpoint {
-                        host: host.to_owned(),
-                        port,
-                    }],
-                },
-            )]),
+            msps: config
+                .organizations
+                .iter()
+                .chain(config.orderers.iter().map(|org| &org.material))
+                .map(|material| (material.msp_id.clone(), material.to_fabric_config()))
+                .collect(),
+            orderers,
         }
     }
 
@@ -234,6 +241,7 @@ impl DiscoveryService {
     /// as a peer of `channel`), when its endorsement satisfies each of their policies.
     fn endorsers(
         &self,
+        on: &Channel,
         channel: &str,
         interest: &ChaincodeInterest,
         peer: &Peer,
@@ -253,7 +261,7 @@ impl DiscoveryService {
                 Some(Endorsing::ByThisPeer) => continue,
                 Some(Endorsing::Policy(policy)) => policy,
             };
-            self.access
+            on.access
                 .policies
                 .check_endorsement(&policy, std::slice::from_ref(&self.node.validated))
                 .map_err(|e| cannot(&format!("this peer alone cannot satisfy its policy: {e}")))?;
@@ -296,7 +304,10 @@ impl discovery_server::Discovery for DiscoveryService {
             ))
             .into());
         }
-        let asker = Asker::of(&self.access, &client_identity, &signed);
+        let asker = Asker {
+            identity: &client_identity,
+            request: &signed,
+        };
         let results = request
             .queries
             .iter()
@@ -316,40 +327,52 @@ enum Endorsing {
     Policy(String),
 }
 
-/// Who asks: the signer of the request, when it is a valid identity that signed it.
-struct Asker(Option<Arc<ValidatedIdentity>>);
+/// Who asks: the signer of a request, verified against the organizations of what it asks
+/// about.
+struct Asker<'r> {
+    identity: &'r [u8],
+    request: &'r SignedRequest,
+}
 
-impl Asker {
-    /// The signer of `request`, verified against the node's trusted organizations.
-    fn of(access: &Access, identity: &[u8], request: &SignedRequest) -> Self {
-        Self(
-            access
-                .trust
-                .verify(identity, &request.payload, &request.signature)
-                .inspect_err(|e| debug!("discovery request from an unverified signer: {e}"))
-                .ok(),
-        )
+impl Asker<'_> {
+    /// The signer, when `access` trusts it and it signed the request.
+    fn verified(&self, access: &Access) -> Option<Arc<ValidatedIdentity>> {
+        access
+            .trust
+            .verify(
+                self.identity,
+                &self.request.payload,
+                &self.request.signature,
+            )
+            .inspect_err(|e| debug!("discovery request from an unverified signer: {e}"))
+            .ok()
     }
 
-    /// Whether the asker may ask about a channel: a channel writer, as Fabric's discovery
+    /// Whether the asker may ask about `channel`: one of its writers, as Fabric's discovery
     /// service requires.
-    fn channel_writer(&self, access: &Access) -> bool {
-        self.0.as_ref().is_some_and(|identity| {
-            access
+    fn channel_writer(&self, channel: &Channel) -> bool {
+        self.verified(&channel.access).is_some_and(|identity| {
+            channel
+                .access
                 .policies
-                .check(
-                    &format!("{APPLICATION_PREFIX}Writers"),
-                    std::slice::from_ref(identity),
-                )
+                .check(&format!("{APPLICATION_PREFIX}Writers"), &[identity])
                 .is_ok()
         })
     }
 
     /// Whether the asker may ask about the node itself: an admin of its organization.
-    fn local_admin(&self, msp_id: &str) -> bool {
-        self.0
-            .as_ref()
+    fn local_admin(&self, local: &Access, msp_id: &str) -> bool {
+        self.verified(local)
             .is_some_and(|identity| identity.is(msp_id, MspRole::Admin))
+    }
+}
+
+/// An endpoint as a configuration names it, `host:port`.
+fn endpoint_of(address: &str) -> Endpoint {
+    let (host, port) = address.rsplit_once(':').unwrap_or((address, ""));
+    Endpoint {
+        host: host.trim_matches(['[', ']']).to_owned(),
+        port: port.parse().unwrap_or(0),
     }
 }
 
@@ -413,15 +436,6 @@ impl OwnPeer {
         self.identity.msp_id()
     }
 
-    /// The host and port of the node's endpoint.
-    fn host_and_port(&self) -> (&str, u32) {
-        let (host, port) = self
-            .endpoint
-            .rsplit_once(':')
-            .unwrap_or((self.endpoint.as_str(), ""));
-        (host.trim_matches(['[', ']']), port.parse().unwrap_or(0))
-    }
-
     /// The node as a member of no channel: its alive message and identity.
     fn local_membership(&self) -> PeerMembershipResult {
         PeerMembershipResult {
@@ -480,49 +494,4 @@ fn now_nanos() -> u64 {
         .map_or(0, |elapsed| {
             u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX)
         })
-}
-
-/// An organization as a channel's configuration carries it: certificates in PEM.
-fn msp_config(material: &MspMaterial) -> FabricMspConfig {
-    FabricMspConfig {
-        name: material.msp_id.clone(),
-        root_certs: pem_all("CERTIFICATE", &material.root_certs),
-        intermediate_certs: pem_all("CERTIFICATE", &material.intermediate_certs),
-        admins: pem_all("CERTIFICATE", &material.admin_certs),
-        revocation_list: pem_all("X509 CRL", &material.crls),
-        organizational_unit_identifiers: material.member_ous.iter().map(ou_identifier).collect(),
-        tls_root_certs: pem_all("CERTIFICATE", &material.tls_root_certs),
-        tls_intermediate_certs: pem_all("CERTIFICATE", &material.tls_intermediate_certs),
-        fabric_node_ous: material.node_ous.as_ref().map(node_ous),
-        ..Default::default()
-    }
-}
-
-fn node_ous(ous: &NodeOus) -> FabricNodeOUs {
-    FabricNodeOUs {
-        enable: true,
-        client_ou_identifier: ous.client.as_ref().map(ou_identifier),
-        peer_ou_identifier: ous.peer.as_ref().map(ou_identifier),
-        admin_ou_identifier: ous.admin.as_ref().map(ou_identifier),
-        orderer_ou_identifier: ous.orderer.as_ref().map(ou_identifier),
-    }
-}
-
-fn ou_identifier(ou: &OuIdentifier) -> FabricOuIdentifier {
-    FabricOuIdentifier {
-        certificate: ou
-            .certificate
-            .as_ref()
-            .map(|der| pem_of("CERTIFICATE", der))
-            .unwrap_or_default(),
-        organizational_unit_identifier: ou.ou.clone(),
-    }
-}
-
-fn pem_all(tag: &str, ders: &[Vec<u8>]) -> Vec<Vec<u8>> {
-    ders.iter().map(|der| pem_of(tag, der)).collect()
-}
-
-fn pem_of(tag: &str, der: &[u8]) -> Vec<u8> {
-    pem::encode(&pem::Pem::new(tag, der)).into_bytes()
 }

@@ -15,8 +15,9 @@ use tonic::{Request, Response, Status};
 use tracing::{Instrument, debug, info_span};
 
 use super::access::Access;
+use super::channels::Channels;
 use super::proposal::UnpackedProposal;
-use super::system_chaincodes::{LIFECYCLE, QSCC};
+use super::system_chaincodes::{CSCC, LIFECYCLE, QSCC, built_in};
 use super::tls::client_cert_hash;
 use super::transient::TransientStore;
 use crate::chaincode::{ChaincodeSupport, ExecuteRequest};
@@ -56,6 +57,14 @@ impl ProposalFailure {
     }
 }
 
+/// Whether a call of `function` of `chaincode` reads the channel its first argument names, so
+/// that a channel-less proposal of it is about that channel: qscc's queries, and cscc's
+/// configuration queries.
+fn asks_about_named_channel(chaincode: &str, function: &str) -> bool {
+    chaincode == QSCC
+        || (chaincode == CSCC && matches!(function, "GetConfigBlock" | "GetChannelConfig"))
+}
+
 /// Refuses a `_lifecycle` approval or commit of a definition whose endorsement policy could
 /// never be evaluated on the channel (text that does not parse, a path to no policy), before
 /// it is recorded. Arguments that are not a definition are left to `_lifecycle` to refuse.
@@ -91,7 +100,9 @@ pub(crate) struct Endorser {
     support: ChaincodeSupport,
     identity: Arc<Identity>,
     transient: Arc<TransientStore>,
-    access: Arc<Access>,
+    channels: Arc<Channels>,
+    /// Who may call a system chaincode without a channel.
+    local: Arc<Access>,
     own_signatures: Arc<OwnSignatures>,
 }
 
@@ -100,14 +111,16 @@ impl Endorser {
         support: ChaincodeSupport,
         identity: Arc<Identity>,
         transient: Arc<TransientStore>,
-        access: Arc<Access>,
+        channels: Arc<Channels>,
+        local: Arc<Access>,
         own_signatures: Arc<OwnSignatures>,
     ) -> Self {
         Self {
             support,
             identity,
             transient,
-            access,
+            channels,
+            local,
             own_signatures,
         }
     }
@@ -124,9 +137,15 @@ impl Endorser {
     ) -> Result<ProposalResponse, ProposalFailure> {
         metrics().proposals_received.inc();
         let refused = |message: String| ProposalFailure::Refused(message);
-        if proposal.channel.is_empty() && proposal.chaincode == QSCC {
-            // A channel-less query of the query system chaincode (`peer channel getinfo`) is
-            // about the channel it names.
+        let function = proposal
+            .input
+            .args
+            .first()
+            .map(|name| String::from_utf8_lossy(name).into_owned())
+            .unwrap_or_default();
+        if proposal.channel.is_empty() && asks_about_named_channel(&proposal.chaincode, &function) {
+            // A channel-less query of a channel's chain or configuration (`peer channel
+            // getinfo`) is about the channel it names.
             proposal.channel = proposal
                 .input
                 .args
@@ -134,17 +153,27 @@ impl Endorser {
                 .map(|channel| String::from_utf8_lossy(channel).into_owned())
                 .unwrap_or_default();
         }
-        self.access
+        let (access, purpose) = if proposal.channel.is_empty() {
+            // A channel-less call of a system chaincode is about the node: it is checked
+            // against the node's organizations and its answer is not endorsed.
+            if built_in(&proposal.chaincode).is_none() {
+                return Err(ProposalFailure::Simulation(format!(
+                    "channel '' not found: only system chaincodes are called without a channel, not {}",
+                    proposal.chaincode
+                )));
+            }
+            (Arc::clone(&self.local), Purpose::Evaluate)
+        } else {
+            let channel = self.channels.get(&proposal.channel).ok_or_else(|| {
+                ProposalFailure::Simulation(format!("channel '{}' not found", proposal.channel))
+            })?;
+            (Arc::clone(&channel.access), purpose)
+        };
+        access
             .check_tls_binding(client_cert_hash, &proposal.tls_cert_hash)
             .map_err(|denied| refused(denied.to_string()))?;
-        let function = proposal
-            .input
-            .args
-            .first()
-            .map(|name| String::from_utf8_lossy(name).into_owned())
-            .unwrap_or_default();
-        let resource = resource_of(self.access.acls(), &proposal.chaincode, &function);
-        self.access
+        let resource = resource_of(access.acls(), &proposal.chaincode, &function);
+        access
             .authorize(
                 &resource,
                 &proposal.creator,
@@ -153,7 +182,7 @@ impl Endorser {
             )
             .map_err(|denied| refused(denied.to_string()))?;
         if proposal.chaincode == LIFECYCLE {
-            check_definition_policy(&self.access.policies, &function, &proposal.input.args)
+            check_definition_policy(&access.policies, &function, &proposal.input.args)
                 .map_err(refused)?;
         }
         let started = Instant::now();
@@ -187,11 +216,13 @@ impl Endorser {
         purpose: Purpose,
     ) -> Result<ProposalResponse, ProposalFailure> {
         let refused = |message: String| ProposalFailure::Refused(message);
-        let simulator = self
-            .support
-            .ledger()
-            .new_simulator(&proposal.channel, &proposal.tx_id)
-            .map_err(|e| ProposalFailure::Simulation(e.for_chaincode()))?;
+        let ledger = self.support.ledger();
+        let simulator = if proposal.channel.is_empty() {
+            ledger.channel_less_simulator(&proposal.tx_id)
+        } else {
+            ledger.new_simulator(&proposal.channel, &proposal.tx_id)
+        }
+        .map_err(|e| ProposalFailure::Simulation(e.for_chaincode()))?;
         if simulator
             .tx_id_committed()
             .map_err(|e| ProposalFailure::Simulation(e.for_chaincode()))?

@@ -24,9 +24,9 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Code, Request, Response, Status};
 use tracing::debug;
 
-use super::access::Access;
 use super::block_content::transactions;
 use super::block_feed::{BlockFeed, FeedError};
+use super::channels::{Channel, Channels};
 use super::endorser::{Endorser, ProposalFailure, Purpose};
 use super::ordering::{Orderer, broadcast_status};
 use super::proposal::UnpackedProposal;
@@ -53,7 +53,7 @@ pub struct GatewayService {
     endorser: Arc<Endorser>,
     orderer: Arc<Orderer>,
     ledger: Ledger,
-    access: Arc<Access>,
+    channels: Arc<Channels>,
     /// The node's organization, as endorser and orderer in error details.
     msp_id: String,
     /// The node's client address, as endorser and orderer in error details.
@@ -68,7 +68,7 @@ impl GatewayService {
         endorser: Arc<Endorser>,
         orderer: Arc<Orderer>,
         ledger: Ledger,
-        access: Arc<Access>,
+        channels: Arc<Channels>,
         msp_id: String,
         address: String,
         stop: CancellationToken,
@@ -77,7 +77,7 @@ impl GatewayService {
             endorser,
             orderer,
             ledger,
-            access,
+            channels,
             msp_id,
             address,
             commit_waiters: Arc::new(Semaphore::new(MAX_COMMIT_STATUS_WAITERS)),
@@ -106,10 +106,8 @@ impl GatewayService {
         Status::with_details(code, message, rich.encode_to_vec().into())
     }
 
-    fn has_channel(&self, channel: &str) -> Result<bool, Status> {
-        self.ledger
-            .has_channel(channel)
-            .map_err(|e| Status::from(ServiceError::from(e)))
+    fn has_channel(&self, channel: &str) -> bool {
+        self.channels.get(channel).is_some()
     }
 }
 
@@ -149,7 +147,7 @@ impl gateway_server::Gateway for GatewayService {
         let proposal = UnpackedProposal::parse(&signed).map_err(|e| {
             Status::invalid_argument(format!("failed to unpack transaction proposal: {e}"))
         })?;
-        if !self.has_channel(&proposal.channel)? {
+        if !self.has_channel(&proposal.channel) {
             return Err(Status::unavailable(format!(
                 "failed to get config for channel [{0}]: channel {0} does not exist",
                 proposal.channel
@@ -220,7 +218,7 @@ impl gateway_server::Gateway for GatewayService {
                 elsewhere.join(", ")
             )));
         }
-        if !self.has_channel(&proposal.channel)? {
+        if !self.has_channel(&proposal.channel) {
             return Err(Status::failed_precondition(format!(
                 "no combination of peers can be derived which satisfy the endorsement policy: channel {} does not exist",
                 proposal.channel
@@ -319,7 +317,11 @@ impl gateway_server::Gateway for GatewayService {
         }
         let request = CommitStatusRequest::decode(signed.request.as_slice())
             .map_err(|e| Status::invalid_argument(format!("invalid status request: {e}")))?;
-        self.access
+        let channel: Arc<Channel> = self.channels.get(&request.channel_id).ok_or_else(|| {
+            Status::aborted(format!("channel does not exist: {}", request.channel_id))
+        })?;
+        channel
+            .access
             .authorize(
                 GATEWAY_COMMIT_STATUS,
                 &request.identity,
@@ -327,12 +329,6 @@ impl gateway_server::Gateway for GatewayService {
                 &signed.signature,
             )
             .map_err(|denied| Status::permission_denied(denied.to_string()))?;
-        if !self.has_channel(&request.channel_id)? {
-            return Err(Status::aborted(format!(
-                "channel does not exist: {}",
-                request.channel_id
-            )));
-        }
         let _waiting = Arc::clone(&self.commit_waiters)
             .try_acquire_owned()
             .map_err(|_| {
@@ -364,7 +360,11 @@ impl gateway_server::Gateway for GatewayService {
         let request = ChaincodeEventsRequest::decode(signed.request.as_slice()).map_err(|e| {
             Status::invalid_argument(format!("invalid chaincode events request: {e}"))
         })?;
-        self.access
+        let channel: Arc<Channel> = self.channels.get(&request.channel_id).ok_or_else(|| {
+            Status::not_found(format!("channel does not exist: {}", request.channel_id))
+        })?;
+        channel
+            .access
             .authorize(
                 GATEWAY_CHAINCODE_EVENTS,
                 &request.identity,
@@ -372,12 +372,6 @@ impl gateway_server::Gateway for GatewayService {
                 &signed.signature,
             )
             .map_err(|denied| Status::permission_denied(denied.to_string()))?;
-        if !self.has_channel(&request.channel_id)? {
-            return Err(Status::not_found(format!(
-                "channel does not exist: {}",
-                request.channel_id
-            )));
-        }
         let (start, after) = self.events_start(&request)?;
         let streaming = Arc::clone(&self.event_streams)
             .try_acquire_owned()

@@ -10,6 +10,7 @@ mod block_content;
 mod block_feed;
 mod blocks;
 mod broadcast;
+mod channels;
 mod committer;
 mod deliver;
 mod discovery;
@@ -39,23 +40,24 @@ use tracing::{info, warn};
 
 use crate::chaincode::ChaincodeSupport;
 use crate::chaincode::grpc::ChaincodeSupportService;
+use crate::channel::ChannelConfig;
 use crate::config::Config;
 use crate::container::ChaincodeResolver;
 use crate::container::ccaas::CcaasVm;
 use crate::container::docker::DockerVm;
 use crate::container::inproc::{InprocError, InprocVm};
 use crate::container::{CertIssuer, ContainerRuntime, Vm};
-use crate::ledger::{Ledger, LedgerError};
+use crate::ledger::{DEFAULT_CHANNEL, Ledger, LedgerError};
 use crate::metrics::metrics;
 use crate::msp::dev_org::DevOrganization;
 use crate::msp::{Identity, IdentityError, MspError, OwnSignatures};
 use crate::package::PackageStore;
-use crate::validation::TxValidator;
 use access::Access;
 use admin::AdminService;
 use background::Background;
 use blocks::LedgerBlocks;
 use broadcast::BroadcastService;
+use channels::{ChannelContext, Channels};
 use committer::{BlockCutter, BlockCutting};
 use deliver::{DeliverService, Deliverer};
 use discovery::DiscoveryService;
@@ -70,11 +72,12 @@ use transient::TransientStore;
 use user_chaincodes::DefinedChaincodes;
 
 pub use broadcast::MAX_BROADCAST_IN_FLIGHT;
+pub use channels::{ChannelError, MAX_CHANNEL_NAME_CHARS};
 pub use deliver::MAX_DELIVER_STREAMS;
 pub use discovery::MAX_DISCOVERY_QUERIES;
 pub use gateway::{MAX_CHAINCODE_EVENT_STREAMS, MAX_COMMIT_STATUS_WAITERS};
 pub use operations::VERSION;
-pub use system_chaincodes::{LIFECYCLE, Origin, QSCC, SystemChaincodeStatus, built_in};
+pub use system_chaincodes::{CSCC, LIFECYCLE, Origin, QSCC, SystemChaincodeStatus, built_in};
 pub use transient::{MAX_TRANSIENT_BYTES, TRANSIENT_RETENTION};
 
 /// Where the node creates its development organization, under the data directory, when no
@@ -104,6 +107,9 @@ pub enum NodeError {
     /// An MSP directory or the node's identity could not be created or loaded.
     #[error(transparent)]
     Msp(#[from] MspError),
+    /// A channel could not be read or created.
+    #[error(transparent)]
+    Channel(#[from] ChannelError),
     /// The node's own identity is not a valid member of its organization.
     #[error("the node's own identity is not valid in its organization: {0}")]
     OwnIdentity(IdentityError),
@@ -193,13 +199,10 @@ impl Node {
         let identity = Identity::load(&msp_dir, &config.msp_id)?;
         let organizations =
             Access::read_organizations(&msp_dir, &config.msp_id, &config.organizations)?;
-        let access = Arc::new(Access::new(
-            &organizations,
-            &config.acls,
-            config.peer_tls() && config.tls.client_auth_required,
-        )?);
+        let tls_binding = config.peer_tls() && config.tls.client_auth_required;
+        let local = Arc::new(Access::new(&organizations, &config.acls, tls_binding)?);
         let identity = Arc::new(identity);
-        let validated_identity = access
+        let validated_identity = local
             .trust
             .validate(&identity.serialized())
             .map_err(NodeError::OwnIdentity)?;
@@ -272,16 +275,28 @@ impl Node {
         let from_dir = system_chaincodes.install_all()?;
 
         let own_signatures = Arc::new(OwnSignatures::new(identity.serialized()));
-        let validator = Arc::new(TxValidator::new(
-            Arc::clone(&access.trust),
-            Arc::clone(&own_signatures),
-            Arc::clone(&access.policies),
-            Arc::clone(&definitions) as _,
-        ));
+        let channels = Arc::new(Channels::open(
+            ledger.clone(),
+            ChannelContext {
+                local_msp_id: identity.msp_id().to_owned(),
+                tls_binding,
+                own_signatures: Arc::clone(&own_signatures),
+                state: Arc::clone(&definitions) as _,
+            },
+            ChannelConfig::new_channel(
+                organizations,
+                &config.acls,
+                advertised.clone(),
+                config.batching(),
+            ),
+        )?);
+        if channels.get(DEFAULT_CHANNEL).is_none() {
+            channels.create(DEFAULT_CHANNEL)?;
+        }
         let redefined_in = support.clone();
         let (cutter, cutter_task) = BlockCutter::start(
             ledger.clone(),
-            validator,
+            Arc::clone(&channels),
             BlockCutting {
                 max_txs: config.commit.max_block_txs,
                 max_bytes: config.commit.max_block_bytes,
@@ -308,18 +323,14 @@ impl Node {
             support.clone(),
             Arc::clone(&identity),
             Arc::clone(&transient),
-            Arc::clone(&access),
+            Arc::clone(&channels),
+            Arc::clone(&local),
             own_signatures,
         ));
-        let orderer = Arc::new(Orderer::new(
-            cutter,
-            ledger.clone(),
-            transient,
-            Arc::clone(&access),
-        ));
+        let orderer = Arc::new(Orderer::new(cutter, transient, Arc::clone(&channels)));
         let deliverer = Arc::new(Deliverer::new(
             ledger.clone(),
-            Arc::clone(&access),
+            Arc::clone(&channels),
             background.stop_token(),
         ));
         let (recv, send) = (config.max_recv_message_bytes, config.max_send_message_bytes);
@@ -327,7 +338,8 @@ impl Node {
             system_chaincodes.clone(),
             packages.clone(),
             support.clone(),
-            Arc::clone(&access),
+            Arc::clone(&channels),
+            Arc::clone(&local),
         )
         .max_decoding_message_size(recv)
         .max_encoding_message_size(send);
@@ -345,7 +357,7 @@ impl Node {
                     endorser,
                     Arc::clone(&orderer),
                     ledger.clone(),
-                    Arc::clone(&access),
+                    Arc::clone(&channels),
                     msp_id,
                     peer_addr.to_string(),
                     background.stop_token(),
@@ -366,13 +378,13 @@ impl Node {
             .add_service(
                 DiscoveryService::server(
                     ledger.clone(),
-                    Arc::clone(&access),
+                    channels,
+                    local,
                     definitions,
                     support.clone(),
                     Arc::clone(&identity),
                     validated_identity,
                     &advertised,
-                    &organizations,
                 )
                 .max_decoding_message_size(recv)
                 .max_encoding_message_size(send),

@@ -13,34 +13,32 @@ use ccvm_proto::common::{
 use ccvm_proto::protos::TxValidationCode;
 use tonic::{Request, Response, Status};
 
-use super::access::{Access, AccessDenied};
+use super::access::AccessDenied;
+use super::channels::Channels;
 use super::committer::BlockCutter;
 use super::status::ServiceError;
 use super::tls::client_cert_hash;
 use super::transient::TransientStore;
-use crate::ledger::{Ledger, PendingTx, TxOutcome};
+use crate::ledger::{PendingTx, TxOutcome};
 use crate::policy::APPLICATION_PREFIX;
 
 /// Checks signed transaction envelopes and orders the admitted ones into blocks.
 pub(crate) struct Orderer {
     cutter: BlockCutter,
-    ledger: Ledger,
     transient: Arc<TransientStore>,
-    access: Arc<Access>,
+    channels: Arc<Channels>,
 }
 
 impl Orderer {
     pub fn new(
         cutter: BlockCutter,
-        ledger: Ledger,
         transient: Arc<TransientStore>,
-        access: Arc<Access>,
+        channels: Arc<Channels>,
     ) -> Self {
         Self {
             cutter,
-            ledger,
             transient,
-            access,
+            channels,
         }
     }
 
@@ -65,24 +63,24 @@ impl Orderer {
                 Some((channel, signature.creator))
             })
             .ok_or_else(|| ServiceError::Malformed("envelope has no readable header".to_owned()))?;
-        self.access
-            .check_tls_binding(client_cert_hash, &header.tls_cert_hash)?;
-        let writer = self
-            .access
+        let channel = self
+            .channels
+            .get(&header.channel_id)
+            .ok_or_else(|| ServiceError::NoChannel(header.channel_id.clone()))?;
+        let access = &channel.access;
+        access.check_tls_binding(client_cert_hash, &header.tls_cert_hash)?;
+        let writer = access
             .trust
             .verify(&creator, &envelope.payload, &envelope.signature)
             .map_err(AccessDenied::from)?;
         let writers = format!("{APPLICATION_PREFIX}Writers");
-        self.access
+        access
             .policies
             .check(&writers, &[writer])
             .map_err(|reason| AccessDenied::Policy {
                 resource: "the ordering service".to_owned(),
                 reason,
             })?;
-        if !self.ledger.has_channel(&header.channel_id)? {
-            return Err(ServiceError::NoChannel(header.channel_id));
-        }
         let private = self.transient.take(&header.tx_id);
         self.cutter
             .submit_verified(

@@ -7,6 +7,7 @@ use tracing::error;
 
 use super::NodeError;
 use super::access::AccessDenied;
+use super::channels::ChannelError;
 use crate::ledger::LedgerError;
 use crate::package::PackageError;
 use crate::signed_call::SignedCallError;
@@ -39,6 +40,9 @@ pub(crate) enum ServiceError {
     /// The ledger failed underneath.
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    /// A channel that cannot be created, or the node failing to create it.
+    #[error(transparent)]
+    Channel(#[from] ChannelError),
     /// The task serving the request ended unexpectedly.
     #[error("the task serving the request failed: {0}")]
     TaskFailed(String),
@@ -59,8 +63,15 @@ impl ServiceError {
                 | NodeError::Inproc(_)
                 | NodeError::ChaincodeDir { .. }
                 | NodeError::Reload { .. },
+            )
+            | Self::Channel(
+                ChannelError::InvalidName(_) | ChannelError::Ledger(LedgerError::ChannelExists(_)),
             ) => false,
-            Self::Package(_) | Self::Node(_) | Self::Ledger(_) | Self::TaskFailed(_) => true,
+            Self::Package(_)
+            | Self::Node(_)
+            | Self::Ledger(_)
+            | Self::Channel(_)
+            | Self::TaskFailed(_) => true,
             Self::Malformed(_)
             | Self::AccessDenied(_)
             | Self::Unsigned(_)
@@ -88,7 +99,11 @@ impl From<ServiceError> for Status {
             ServiceError::Malformed(_)
             | ServiceError::Package(
                 PackageError::Malformed(_) | PackageError::Label(_) | PackageError::Platform(_),
-            ) => Status::invalid_argument(text),
+            )
+            | ServiceError::Channel(ChannelError::InvalidName(_)) => Status::invalid_argument(text),
+            ServiceError::Channel(ChannelError::Ledger(LedgerError::ChannelExists(_))) => {
+                Status::already_exists(text)
+            }
             ServiceError::AccessDenied(_) => Status::permission_denied(text),
             ServiceError::Unsigned(_) => Status::unauthenticated(text),
             ServiceError::NoChannel(_)
@@ -100,6 +115,7 @@ impl From<ServiceError> for Status {
             ServiceError::Package(_)
             | ServiceError::Node(_)
             | ServiceError::Ledger(_)
+            | ServiceError::Channel(_)
             | ServiceError::TaskFailed(_) => Status::internal(text),
         }
     }
@@ -170,6 +186,26 @@ mod tests {
             )))
             .0,
             Code::NotFound
+        );
+    }
+
+    #[test]
+    fn a_bad_channel_name_is_an_invalid_argument_and_a_taken_one_already_exists() {
+        assert_eq!(
+            status(ServiceError::Channel(ChannelError::InvalidName(
+                "My_Channel".to_owned()
+            )))
+            .0,
+            Code::InvalidArgument
+        );
+        assert_eq!(
+            status(ServiceError::Channel(ChannelError::Ledger(
+                LedgerError::ChannelExists("mychannel".to_owned())
+            ))),
+            (
+                Code::AlreadyExists,
+                "channel mychannel exists already".to_owned()
+            )
         );
     }
 

@@ -22,14 +22,17 @@ use crate::sync::lock;
 pub const LIFECYCLE: &str = "_lifecycle";
 /// The query system chaincode: chain info, blocks and transactions.
 pub const QSCC: &str = "qscc";
+/// The configuration system chaincode: the node's channels and their configurations.
+pub const CSCC: &str = "cscc";
 
 /// The system chaincodes compiled into the `ccvm` binary, by name.
-const BUILT_IN: [(&str, &[u8]); 2] = [
+const BUILT_IN: [(&str, &[u8]); 3] = [
     (
         LIFECYCLE,
         include_bytes!(concat!(env!("OUT_DIR"), "/lifecycle.wasm")),
     ),
     (QSCC, include_bytes!(concat!(env!("OUT_DIR"), "/qscc.wasm"))),
+    (CSCC, include_bytes!(concat!(env!("OUT_DIR"), "/cscc.wasm"))),
 ];
 
 /// The wasm of a system chaincode built into ccvm.
@@ -89,9 +92,9 @@ impl SystemChaincodes {
         }
     }
 
-    /// Whether `name` may read the block store: `qscc`, and those configured to.
+    /// Whether `name` may read the block store: `qscc`, `cscc`, and those configured to.
     fn reads_blocks(&self, name: &str) -> bool {
-        name == QSCC || self.block_readers.iter().any(|reader| reader == name)
+        name == QSCC || name == CSCC || self.block_readers.iter().any(|reader| reader == name)
     }
 
     /// Installs the built-in system chaincodes (started on first use, compiled then if

@@ -42,12 +42,10 @@ pub struct Acls {
 }
 
 impl Acls {
-    /// Fabric's default ACLs, with `_lifecycle`'s per-organization functions and the node's
-    /// admin service guarded by the admins of the node's organization, `local_msp_id`; then
-    /// `overrides` (resource → policy path) on top.
-    pub fn fabric_defaults(local_msp_id: &str, overrides: &BTreeMap<String, String>) -> Self {
+    /// Fabric's default ACLs of a channel's resources with `overrides` (resource → policy path)
+    /// on top: what a new channel's configuration carries.
+    pub fn channel_defaults(overrides: &BTreeMap<String, String>) -> BTreeMap<String, String> {
         let channel = |name: &str| format!("{APPLICATION_PREFIX}{name}");
-        let local_admins = format!("{APPLICATION_PREFIX}{local_msp_id}/Admins");
         let mut table = BTreeMap::new();
         for function in [
             "CheckCommitReadiness",
@@ -56,9 +54,6 @@ impl Acls {
             "QueryChaincodeDefinitions",
         ] {
             table.insert(format!("_lifecycle/{function}"), channel("Writers"));
-        }
-        for function in LOCAL_ADMIN_LIFECYCLE {
-            table.insert(format!("_lifecycle/{function}"), local_admins.clone());
         }
         for function in [
             "GetChainInfo",
@@ -69,14 +64,36 @@ impl Acls {
         ] {
             table.insert(format!("qscc/{function}"), channel("Readers"));
         }
+        for function in ["GetConfigBlock", "GetChannelConfig"] {
+            table.insert(format!("cscc/{function}"), channel("Readers"));
+        }
         table.insert(PROPOSE.to_owned(), channel("Writers"));
         table.insert("peer/ChaincodeToChaincode".to_owned(), channel("Writers"));
         table.insert(GATEWAY_COMMIT_STATUS.to_owned(), channel("Readers"));
         table.insert(GATEWAY_CHAINCODE_EVENTS.to_owned(), channel("Readers"));
         table.insert(EVENT_BLOCK.to_owned(), channel("Readers"));
         table.insert(EVENT_FILTERED_BLOCK.to_owned(), channel("Readers"));
-        table.insert(ADMIN_SERVICE.to_owned(), local_admins);
         table.extend(overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
+        table
+    }
+
+    /// The ACLs on a node of `local_msp_id` of a channel whose configuration guards its
+    /// resources by `channel` (resource → policy path). `_lifecycle`'s per-organization
+    /// functions and the node's admin service are guarded by the admins of the node's
+    /// organization, and the list of the node's channels by its members (its `Readers`), unless
+    /// `channel` names them.
+    pub fn new(local_msp_id: &str, channel: &BTreeMap<String, String>) -> Self {
+        let local_admins = format!("{APPLICATION_PREFIX}{local_msp_id}/Admins");
+        let mut table: BTreeMap<String, String> = LOCAL_ADMIN_LIFECYCLE
+            .iter()
+            .map(|function| (format!("_lifecycle/{function}"), local_admins.clone()))
+            .collect();
+        table.insert(ADMIN_SERVICE.to_owned(), local_admins);
+        table.insert(
+            CSCC_GET_CHANNELS.to_owned(),
+            format!("{APPLICATION_PREFIX}{local_msp_id}/Readers"),
+        );
+        table.extend(channel.iter().map(|(k, v)| (k.clone(), v.clone())));
         Self { table }
     }
 
@@ -89,6 +106,9 @@ impl Acls {
             .unwrap_or_else(|| format!("{APPLICATION_PREFIX}Admins"))
     }
 }
+
+/// The resource of cscc's list of the node's channels, which no channel guards.
+pub const CSCC_GET_CHANNELS: &str = "cscc/GetChannels";
 
 /// The resource of every call to the node's `ccvm.Admin` service.
 pub const ADMIN_SERVICE: &str = "ccvm/Admin";

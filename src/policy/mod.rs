@@ -153,9 +153,9 @@ impl ChannelPolicies {
             rule,
             sub_policy: sub.to_owned(),
         };
-        Self {
+        Self::new(
             orgs,
-            channel: BTreeMap::from([
+            BTreeMap::from([
                 ("Readers".to_owned(), meta(ImplicitRule::Any, "Readers")),
                 ("Writers".to_owned(), meta(ImplicitRule::Any, "Writers")),
                 ("Admins".to_owned(), meta(ImplicitRule::Majority, "Admins")),
@@ -168,7 +168,22 @@ impl ChannelPolicies {
                     meta(ImplicitRule::Majority, "Endorsement"),
                 ),
             ]),
-        }
+        )
+    }
+
+    /// A channel of `orgs` whose own policies, by name, are `channel`.
+    pub fn new(orgs: Vec<OrgPolicies>, channel: BTreeMap<String, ImplicitMeta>) -> Self {
+        Self { orgs, channel }
+    }
+
+    /// The organizations' policies.
+    pub fn organizations(&self) -> &[OrgPolicies] {
+        &self.orgs
+    }
+
+    /// The channel's own policies by name.
+    pub fn channel_policies(&self) -> &BTreeMap<String, ImplicitMeta> {
+        &self.channel
     }
 
     /// The MSP ids of the channel's organizations.

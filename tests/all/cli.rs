@@ -552,8 +552,23 @@ async fn channel_getinfo_and_fetch_read_the_chain_as_fabrics_peer_cli_does() -> 
         Block::decode(std::fs::read(work.path().join("mychannel_oldest.block"))?.as_slice())?;
     assert_eq!(first.header.map(|header| header.number), Some(0));
 
+    let config = tokio::process::Command::new(env!("CARGO_BIN_EXE_ccvm"))
+        .args(["channel", "fetch", "config", "-c", CHANNEL])
+        .args(["--peer", &peer, "--data-dir", &data_dir])
+        .current_dir(work.path())
+        .env("CCVM_LOG", "warn")
+        .output()
+        .await?;
+    assert!(config.status.success(), "{}", stderr(&config));
+    let config_block =
+        Block::decode(std::fs::read(work.path().join("mychannel_config.block"))?.as_slice())?;
+    assert_eq!(
+        config_block.header.map(|header| header.number),
+        Some(0),
+        "block 0 is the configuration"
+    );
+
     for (which, reason) in [
-        ("config", "has no configuration block"),
         ("banana", "is not newest, oldest, config or a block number"),
         ("999", "no block 999"),
     ] {

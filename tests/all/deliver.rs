@@ -102,9 +102,6 @@ async fn fabrics_older_node_sdk_submits_through_broadcast_and_hears_blocks_and_e
     let node = TestNode::start().await?;
     let _chaincode = node_chaincode(&node, "shim-kv.js", "sdkkv")?;
     node.wait_registered("sdkkv").await?;
-    // The SDK's event service starts at the newest block, which a channel has only once its
-    // first block is committed.
-    node.invoke("sdkkv", &["put", "first", "block"]).await?;
     let user = dev_organization(&node.config().data_dir).user_msp_dir();
     let seen = node_client(
         "sdk-submit.js",
@@ -152,28 +149,28 @@ async fn deliver_streams_blocks_then_waits_for_new_ones_and_filters_them() -> Re
 
     let mut blocks = deliver(
         &node,
-        seek(identity, CHANNEL, &from_to(specified(0), specified(1))),
+        seek(identity, CHANNEL, &from_to(specified(1), specified(2))),
     )
     .await?;
     match next(&mut blocks).await? {
         deliver_response::Type::Block(block) => {
-            assert_eq!(block.header.context("a header")?.number, 0);
+            assert_eq!(block.header.context("a header")?.number, 1);
         }
-        other => anyhow::bail!("block 0, not {other:?}"),
+        other => anyhow::bail!("block 1, not {other:?}"),
     }
     let waiting = tokio::spawn(async move {
         let block = next(&mut blocks).await;
         (block, blocks)
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(!waiting.is_finished(), "block 1 is not committed yet");
+    assert!(!waiting.is_finished(), "block 2 is not committed yet");
     let second = node.invoke("kv", &["put", "k", "v"]).await?;
     let (block, mut blocks) = waiting.await?;
     match block? {
         deliver_response::Type::Block(block) => {
-            assert_eq!(block.header.context("a header")?.number, 1);
+            assert_eq!(block.header.context("a header")?.number, 2);
         }
-        other => anyhow::bail!("block 1, not {other:?}"),
+        other => anyhow::bail!("block 2, not {other:?}"),
     }
     assert_eq!(
         next(&mut blocks).await?,
@@ -198,7 +195,7 @@ async fn deliver_streams_blocks_then_waits_for_new_ones_and_filters_them() -> Re
         .await?
         .into_inner();
     let mut txs = Vec::new();
-    for _ in 0..2 {
+    for _ in 0..3 {
         match next(&mut filtered).await? {
             deliver_response::Type::FilteredBlock(block) => {
                 assert_eq!(block.channel_id, CHANNEL);
@@ -207,6 +204,12 @@ async fn deliver_streams_blocks_then_waits_for_new_ones_and_filters_them() -> Re
             other => anyhow::bail!("a filtered block, not {other:?}"),
         }
     }
+    let genesis = txs.remove(0);
+    assert_eq!(
+        genesis.r#type,
+        HeaderType::Config as i32,
+        "block 0 holds the channel's configuration"
+    );
     let ids: Vec<&str> = txs.iter().map(|tx| tx.txid.as_str()).collect();
     assert_eq!(ids, [first.tx_id.as_str(), second.tx_id.as_str()]);
     assert!(

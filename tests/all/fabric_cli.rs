@@ -1,7 +1,8 @@
 //! Fabric's own `peer` command (the 2.5.9 release in `../shared/fabric/`) as a client of a node:
-//! the node is its endorsing peer, its orderer (`-o`) and its event source (`--waitForEvent`).
-//! Not yet: `peer channel fetch config` (channels have no configuration block yet) and `peer
-//! lifecycle chaincode query*` (the node's `_lifecycle` takes ccvm's own arguments).
+//! the node is its endorsing peer, its orderer (`-o`), its event source (`--waitForEvent`) and
+//! its source of blocks, configuration blocks included, which Fabric's `configtxgen` decodes.
+//! Not yet: `peer lifecycle chaincode query*` (the node's `_lifecycle` takes ccvm's own
+//! arguments).
 
 use std::path::Path;
 use std::process::Output;
@@ -98,13 +99,13 @@ async fn fabrics_peer_command_invokes_waits_for_the_event_queries_and_fetches_bl
     let info = peer(&bin, &node, &["channel", "getinfo", "-c", CHANNEL]).await?;
     assert!(info.status.success(), "{}", text(&info.stderr));
     assert!(
-        text(&info.stdout).starts_with(r#"Blockchain info: {"height":2,"#),
+        text(&info.stdout).starts_with(r#"Blockchain info: {"height":3,"#),
         "{}",
         text(&info.stdout)
     );
 
     let blocks = tempfile::tempdir()?;
-    for (which, number) in [("newest", 1), ("oldest", 0), ("1", 1)] {
+    for (which, number) in [("newest", 2), ("oldest", 0), ("1", 1), ("config", 0)] {
         let file = blocks.path().join(format!("{which}.block"));
         let fetched = peer(
             &bin,
@@ -129,5 +130,37 @@ async fn fabrics_peer_command_invokes_waits_for_the_event_queries_and_fetches_bl
             "fetch {which}"
         );
     }
+
+    let listed = peer(&bin, &node, &["channel", "list"]).await?;
+    assert!(listed.status.success(), "{}", text(&listed.stderr));
+    assert_eq!(
+        text(&listed.stdout),
+        format!("Channels peers has joined: \n{CHANNEL}\n")
+    );
+
+    let inspected = Command::new(bin.join("configtxgen"))
+        .arg("-inspectBlock")
+        .arg(blocks.path().join("config.block"))
+        .env_clear()
+        .output()
+        .await?;
+    assert!(inspected.status.success(), "{}", text(&inspected.stderr));
+    let decoded: serde_json::Value = serde_json::from_slice(&inspected.stdout)?;
+    let channel_group = &decoded["data"]["data"][0]["payload"]["data"]["config"]["channel_group"];
+    let msp_id = &node.config().msp_id;
+    assert_eq!(
+        channel_group["groups"]["Application"]["groups"][msp_id]["values"]["MSP"]["value"]["config"]
+            ["name"],
+        msp_id.as_str(),
+        "{decoded}"
+    );
+    assert_eq!(
+        channel_group["groups"]["Orderer"]["values"]["ConsensusType"]["value"]["type"],
+        "solo"
+    );
+    assert_eq!(
+        channel_group["groups"]["Application"]["values"]["Capabilities"]["value"]["capabilities"]["V2_5"],
+        serde_json::json!({})
+    );
     Ok(())
 }

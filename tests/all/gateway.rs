@@ -272,7 +272,10 @@ async fn a_wasm_system_chaincode_is_evaluated_through_the_gateway() -> Result<()
     let result = answer.result.context("a result")?;
     assert_eq!(result.status, 200, "{}", result.message);
     let info = ccvm::proto::common::BlockchainInfo::decode(result.payload.as_slice())?;
-    assert_eq!(info.height, 1, "{info:?}");
+    assert_eq!(
+        info.height, 2,
+        "the configuration block and one more: {info:?}"
+    );
     Ok(())
 }
 
@@ -526,7 +529,7 @@ async fn the_client_library_submits_through_the_gateway() -> Result<()> {
         .client
         .proposal(CHANNEL, "kv", to_args(&["put", "k", "gw"]), HashMap::new());
     let block = node.client.submit_through_gateway(&put).await?;
-    assert_eq!(block, 0);
+    assert_eq!(block, 1, "the first block after the configuration");
     assert_eq!(node.query_text("kv", &["get", "k"]).await?, "gw");
     Ok(())
 }

@@ -112,6 +112,13 @@ impl TestNode {
 
     /// Stops the node and starts it again on the same data directory and ports.
     pub async fn restart(&mut self) -> Result<()> {
+        self.restart_with(|_| {}).await
+    }
+
+    /// Stops the node and starts it again on the same data directory and ports, with its
+    /// settings adjusted by `adjust`.
+    pub async fn restart_with(&mut self, adjust: impl FnOnce(&mut Config)) -> Result<()> {
+        adjust(&mut self.config);
         let node = self.node.take().expect("node is running");
         self.config.listen = node.peer_addr().to_string();
         self.config.chaincode_listen = node.chaincode_addr().to_string();

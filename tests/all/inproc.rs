@@ -526,6 +526,14 @@ impl BlockStore for NoBlocks {
     fn transaction_by_id(&self, _: &str, _: &str) -> Result<Vec<u8>, String> {
         Err("no blocks".to_owned())
     }
+
+    fn channels(&self) -> Result<Vec<String>, String> {
+        Err("no blocks".to_owned())
+    }
+
+    fn config_block(&self, _: &str) -> Result<Vec<u8>, String> {
+        Err("no blocks".to_owned())
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

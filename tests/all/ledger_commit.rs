@@ -218,7 +218,7 @@ async fn a_batch_timeout_gathers_transactions_into_one_block_up_to_its_count() -
     }
     assert_eq!(
         blocks,
-        [0, 0, 0],
+        [1, 1, 1],
         "the first transaction waited for the two sent 300 ms later"
     );
     Ok(())
@@ -243,7 +243,7 @@ async fn a_block_holds_no_more_bytes_than_its_limit() -> Result<()> {
     blocks.sort_unstable();
     assert_eq!(
         blocks,
-        [0, 1],
+        [1, 2],
         "each transaction passes the byte limit alone"
     );
     Ok(())

@@ -3,6 +3,7 @@
 
 mod ccaas;
 mod chaincode_tls;
+mod channels;
 mod cli;
 mod deliver;
 mod discovery;

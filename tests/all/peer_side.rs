@@ -10,6 +10,7 @@ use ccvm::chaincode::{ChaincodeSupport, ExecuteRequest, SupportConfig};
 use ccvm::container::inproc::InstanceHandle;
 use ccvm::container::{ChaincodeStreams, StreamBroken};
 use ccvm::ledger::Ledger;
+use ccvm::proto::common::Envelope;
 use ccvm::proto::protos::{ChaincodeId, ChaincodeInput, ChaincodeMessage, GetState, PutState};
 use ccvm::proto::{Message, MessageType, Refusal};
 use tokio::sync::mpsc;
@@ -130,6 +131,7 @@ impl OnChannels {
     async fn register() -> Result<Self> {
         let dir = tempfile::tempdir()?;
         let ledger = Ledger::open(dir.path())?;
+        ledger.create_channel(CHANNEL, &Envelope::default())?;
         let support = ChaincodeSupport::new(ledger.clone(), SupportConfig::default());
         let (to_peer, inbound) = mpsc::channel(8);
         let (outbound, from_peer) = mpsc::channel(8);

@@ -54,6 +54,18 @@ pub trait BlockStore: Send + Sync {
     /// # Errors
     /// No such transaction, or a store that cannot be read.
     fn transaction_by_id(&self, channel: &str, tx_id: &str) -> Result<Vec<u8>, String>;
+
+    /// The names of the peer's channels, sorted.
+    ///
+    /// # Errors
+    /// A store that cannot be read.
+    fn channels(&self) -> Result<Vec<String>, String>;
+
+    /// The encoded `common.Block` of the channel's latest configuration.
+    ///
+    /// # Errors
+    /// An unknown channel, one without a configuration block, or a store that cannot be read.
+    fn config_block(&self, channel: &str) -> Result<Vec<u8>, String>;
 }
 
 /// A guest's ends of its two channels to the peer: messages to it, and messages from it.
@@ -169,5 +181,13 @@ impl ledger::Host for InprocGuest {
 
     fn transaction_by_id(&mut self, channel: String, tx_id: String) -> Result<Vec<u8>, String> {
         blocks(self)?.transaction_by_id(&channel, &tx_id)
+    }
+
+    fn channels(&mut self) -> Result<Vec<String>, String> {
+        blocks(self)?.channels()
+    }
+
+    fn config_block(&mut self, channel: String) -> Result<Vec<u8>, String> {
+        blocks(self)?.config_block(&channel)
     }
 }

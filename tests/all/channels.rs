@@ -1,0 +1,243 @@
+//! Channels: each created with a genesis configuration block (`common.Config` with the node's
+//! organizations, policies and ACLs), listed and read through `cscc`, and served by what its
+//! own configuration block says, also after a restart.
+
+use std::collections::HashMap;
+
+use anyhow::{Context, Result, bail};
+use ccvm::channel::{ChannelConfig, config_of_envelope};
+use ccvm::client::{Client, ClientError};
+use ccvm::node::{CSCC, QSCC};
+use ccvm::proto::Message;
+use ccvm::proto::common::{
+    Block, BlockMetadataIndex, Config, Envelope, Metadata, OrdererBlockMetadata,
+};
+use ccvm::proto::protos::ChannelQueryResponse;
+use tonic::Code;
+
+use crate::harness::{CHANNEL, TestNode, rust_chaincode, to_args, user_identity};
+
+/// The configuration in a channel's genesis block.
+fn config_in(block: &Block) -> Result<Config> {
+    let envelope = block
+        .data
+        .as_ref()
+        .and_then(|data| data.data.first())
+        .context("the block holds a transaction")?;
+    Ok(config_of_envelope(&Envelope::decode(envelope.as_slice())?)?)
+}
+
+/// The number of the latest configuration block that `block`'s metadata names.
+fn last_config_of(block: &Block) -> Result<u64> {
+    let signatures = &block.metadata.as_ref().context("metadata")?.metadata
+        [BlockMetadataIndex::Signatures as usize];
+    let orderer =
+        OrdererBlockMetadata::decode(Metadata::decode(signatures.as_slice())?.value.as_slice())?;
+    Ok(orderer.last_config.context("a last config")?.index)
+}
+
+async fn channels_of(client: &Client) -> Result<Vec<String>> {
+    let answer = client
+        .query("", CSCC, to_args(&["GetChannels"]), HashMap::new())
+        .await?;
+    Ok(ChannelQueryResponse::decode(answer.payload.as_slice())?
+        .channels
+        .into_iter()
+        .map(|channel| channel.channel_id)
+        .collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_node_starts_mychannel_with_its_configuration_block() -> Result<()> {
+    let node = TestNode::start().await?;
+    let genesis = Block::decode(
+        node.query_bytes(QSCC, to_args(&["GetBlockByNumber", CHANNEL, "0"]))
+            .await?
+            .payload
+            .as_slice(),
+    )?;
+    let config = ChannelConfig::from_proto(&config_in(&genesis)?)?;
+    let msp_ids: Vec<&str> = config
+        .organizations
+        .iter()
+        .map(|org| org.msp_id.as_str())
+        .collect();
+    assert_eq!(msp_ids, [node.config().msp_id.as_str()]);
+    assert_eq!(
+        config.acls.get("qscc/GetChainInfo").map(String::as_str),
+        Some("/Channel/Application/Readers")
+    );
+    assert_eq!(
+        config.orderers[0].endpoints,
+        [node.inner().peer_addr().to_string()]
+    );
+    assert_eq!(last_config_of(&genesis)?, 0);
+
+    let _kv = rust_chaincode(&node, "kv", "kv")?;
+    node.wait_registered("kv").await?;
+    let committed = node.invoke("kv", &["put", "k", "v"]).await?;
+    assert_eq!(committed.block, 1, "block 0 is the configuration");
+    let block = Block::decode(
+        node.query_bytes(QSCC, to_args(&["GetBlockByNumber", CHANNEL, "1"]))
+            .await?
+            .payload
+            .as_slice(),
+    )?;
+    assert_eq!(
+        last_config_of(&block)?,
+        0,
+        "every block names its configuration"
+    );
+
+    let config_block = node
+        .query_bytes(CSCC, to_args(&["GetConfigBlock", CHANNEL]))
+        .await?;
+    assert_eq!(Block::decode(config_block.payload.as_slice())?, genesis);
+    let channel_config = node
+        .query_bytes(CSCC, to_args(&["GetChannelConfig", CHANNEL]))
+        .await?;
+    assert_eq!(
+        Config::decode(channel_config.payload.as_slice())?,
+        config_in(&genesis)?
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_creates_channels_that_keep_their_state_apart() -> Result<()> {
+    let mut node = TestNode::start().await?;
+    let _kv = rust_chaincode(&node, "kv", "kv")?;
+    node.wait_registered("kv").await?;
+
+    let genesis = Block::decode(
+        node.admin()
+            .await?
+            .create_channel("second")
+            .await?
+            .as_slice(),
+    )?;
+    assert_eq!(genesis.header.as_ref().context("a header")?.number, 0);
+    assert_eq!(
+        config_in(&genesis)?
+            .channel_group
+            .context("a channel group")?
+            .groups
+            .keys()
+            .map(String::as_str)
+            .collect::<std::collections::BTreeSet<_>>(),
+        ["Application", "Orderer"].into()
+    );
+
+    node.invoke("kv", &["put", "color", "blue"]).await?;
+    let on_second = node
+        .client
+        .invoke(
+            "second",
+            "kv",
+            to_args(&["put", "color", "green"]),
+            HashMap::new(),
+        )
+        .await?;
+    assert_eq!(on_second.block, 1);
+    let read = |channel: &'static str| {
+        let client = &node.client;
+        async move {
+            let answer = client
+                .query(channel, "kv", to_args(&["get", "color"]), HashMap::new())
+                .await?;
+            anyhow::Ok(String::from_utf8(answer.payload)?)
+        }
+    };
+    assert_eq!(read(CHANNEL).await?, "blue");
+    assert_eq!(read("second").await?, "green");
+    assert_eq!(channels_of(&node.client).await?, [CHANNEL, "second"]);
+
+    node.restart().await?;
+    assert_eq!(channels_of(&node.client).await?, [CHANNEL, "second"]);
+    let _kv = rust_chaincode(&node, "kv", "kv")?;
+    node.wait_registered("kv").await?;
+    let client = &node.client;
+    let answer = client
+        .query("second", "kv", to_args(&["get", "color"]), HashMap::new())
+        .await?;
+    assert_eq!(answer.payload, b"green");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creating_a_channel_needs_an_admin_a_valid_name_and_a_new_one() -> Result<()> {
+    let node = TestNode::start().await?;
+    let addr = node.inner().peer_addr().to_string();
+
+    let mut as_user = ccvm::client::Admin::connect(&addr, user_identity(node.config())?).await?;
+    let refused = as_user
+        .create_channel("usermade")
+        .await
+        .expect_err("a client is not an admin");
+    let ClientError::Rpc(status) = refused else {
+        bail!("refused without an RPC status: {refused}");
+    };
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    assert!(
+        status.message().contains("access denied for ccvm/Admin"),
+        "{status:?}"
+    );
+
+    let mut admin = node.admin().await?;
+    for (name, code) in [
+        ("Bad_Name", Code::InvalidArgument),
+        (CHANNEL, Code::AlreadyExists),
+    ] {
+        let refused = admin.create_channel(name).await.expect_err(name);
+        let ClientError::Rpc(status) = refused else {
+            bail!("{name} refused without an RPC status: {refused}");
+        };
+        assert_eq!(status.code(), code, "{name}: {status:?}");
+    }
+    assert_eq!(channels_of(&node.client).await?, [CHANNEL]);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_channel_is_guarded_by_the_acls_of_its_own_configuration() -> Result<()> {
+    let mut node = TestNode::start().await?;
+    node.admin().await?.create_channel("before").await?;
+    node.restart_with(|config| {
+        config.acls.insert(
+            "qscc/GetChainInfo".to_owned(),
+            "/Channel/Application/Admins".to_owned(),
+        );
+    })
+    .await?;
+    node.admin().await?.create_channel("after").await?;
+
+    let user = Client::connect(
+        &node.inner().peer_addr().to_string(),
+        user_identity(node.config())?,
+    )
+    .await?;
+    let chain_info = |channel: &'static str| {
+        user.query(
+            channel,
+            QSCC,
+            to_args(&["GetChainInfo", channel]),
+            HashMap::new(),
+        )
+    };
+    for channel in [CHANNEL, "before"] {
+        chain_info(channel)
+            .await
+            .with_context(|| format!("a client reads the chain of {channel}"))?;
+    }
+    let refused = chain_info("after")
+        .await
+        .expect_err("the new channel's ACL keeps clients out");
+    let refused = format!("{refused:#}");
+    assert!(
+        refused.contains("access denied for qscc/GetChainInfo")
+            && refused.contains("/Channel/Application/Admins"),
+        "{refused}"
+    );
+    assert_eq!(channels_of(&user).await?, ["after", "before", CHANNEL]);
+    Ok(())
+}
