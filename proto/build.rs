@@ -16,6 +16,8 @@ const PROTO_FILES: &[&str] = &[
     "orderer/configuration.proto",
     "peer/configuration.proto",
     "peer/query.proto",
+    "peer/collection.proto",
+    "peer/lifecycle/lifecycle.proto",
     "msp/identities.proto",
     "ledger/queryresult/kv_query_result.proto",
     "ledger/rwset/rwset.proto",

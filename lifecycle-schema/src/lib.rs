@@ -1,20 +1,32 @@
-//! The records `_lifecycle` keeps in world state as JSON, the rules a valid one follows, and
-//! the keys it keeps them under: one schema for the chaincode that writes them, the node that
-//! launches and validates by them, and the command line that shows them.
+//! The records `_lifecycle` keeps in world state as JSON, the rules a valid one follows, the
+//! keys it keeps them under, and how a definition's parameters are read from the arguments
+//! Fabric's `peer lifecycle chaincode` sends: one schema for the chaincode that writes them, the
+//! node that launches and validates by them, and the command line that shows them.
+
+mod policy_text;
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use base64::Engine;
+use ccvm_proto::Message;
+use ccvm_proto::lifecycle::{
+    ApproveChaincodeDefinitionForMyOrgArgs, CheckCommitReadinessArgs, CommitChaincodeDefinitionArgs,
+};
+use ccvm_proto::protos::{ApplicationPolicy, CollectionConfigPackage, application_policy};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// The ways a user chaincode package can be run.
-pub const PLATFORMS: [&str; 4] = ["rust", "binary", "wasm", "ccaas"];
+pub use policy_text::signature_policy_text;
 
-/// Composite-key object type of an installed package's record: `installed/PACKAGE_ID`.
-pub const INSTALLED: &str = "installed";
 /// Composite-key object type of an approval: `approval/NAME/SEQUENCE/MSP_ID`.
 pub const APPROVAL: &str = "approval";
 /// Composite-key object type of a committed definition: `definition/NAME`.
 pub const DEFINITION: &str = "definition";
+/// The endorsement plugin a definition names: ccvm endorses as Fabric's default plugin does.
+pub const ENDORSEMENT_PLUGIN: &str = "escc";
+/// The validation plugin a definition names: ccvm validates as Fabric's default plugin does.
+pub const VALIDATION_PLUGIN: &str = "vscc";
+/// The policy a definition without one is endorsed under: the channel's `Endorsement`.
+pub const DEFAULT_ENDORSEMENT_POLICY: &str = "/Channel/Application/Endorsement";
 
 /// The first character of a composite key, and the one after each of its parts (Fabric's).
 const COMPOSITE_KEY_SEPARATOR: char = '\u{0}';
@@ -28,7 +40,7 @@ pub enum SchemaError {
     /// A version with characters other than letters, digits and `_ . + -`, or none.
     #[error("version {0:?} must be letters, digits and _ . + -")]
     Version(String),
-    /// Sequence 0.
+    /// A sequence below 1.
     #[error("sequence starts at 1")]
     ZeroSequence,
     /// A sequence other than the one after the committed definition's.
@@ -41,52 +53,22 @@ pub enum SchemaError {
         /// The sequence given.
         given: u64,
     },
-    /// A platform not in [`PLATFORMS`].
-    #[error("platform {0:?} is not one of rust, binary, wasm, ccaas")]
-    Platform(String),
-    /// A package id that is not `LABEL:SHA256HEX` of its label.
-    #[error("package id {package_id:?} {why}")]
-    PackageId {
-        /// The package id given.
-        package_id: String,
-        /// What is wrong with it.
-        why: &'static str,
+    /// An endorsement or validation plugin other than Fabric's defaults.
+    #[error(
+        "{kind} plugin {name:?} is not supported: ccvm endorses and validates as Fabric's default plugins (escc, vscc) do"
+    )]
+    Plugin {
+        /// `endorsement` or `validation`.
+        kind: &'static str,
+        /// The plugin named.
+        name: String,
     },
-}
-
-/// A chaincode package installed on the peer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Installed {
-    /// `LABEL:SHA256HEX` of the package.
-    pub package_id: String,
-    /// The label from the package's metadata.
-    pub label: String,
-    /// How the package runs: one of [`PLATFORMS`].
-    pub platform: String,
-}
-
-impl Installed {
-    /// Checks the platform and that the package id is `LABEL:SHA256HEX` of this label.
-    ///
-    /// # Errors
-    /// [`SchemaError::Platform`] or [`SchemaError::PackageId`].
-    pub fn check(&self) -> Result<(), SchemaError> {
-        check_platform(&self.platform)?;
-        let refused = |why| SchemaError::PackageId {
-            package_id: self.package_id.clone(),
-            why,
-        };
-        let Some((label, hash)) = self.package_id.split_once(':') else {
-            return Err(refused("is not LABEL:SHA256HEX"));
-        };
-        if label != self.label {
-            return Err(refused("does not start with the package's label"));
-        }
-        if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(refused("does not end with a SHA-256 in hex"));
-        }
-        Ok(())
-    }
+    /// Private data collections in a definition.
+    #[error("private data collections are not defined through ccvm's lifecycle yet")]
+    Collections,
+    /// A validation parameter that is not an `ApplicationPolicy` ccvm evaluates.
+    #[error("the endorsement policy (validation parameter) {0}")]
+    Policy(String),
 }
 
 /// What organizations agree on when they approve a definition, and what readiness compares, as
@@ -99,16 +81,116 @@ pub struct Parameters {
     pub version: String,
     /// 1 for the first definition, one more for each later one.
     pub sequence: u64,
-    /// The endorsement policy: Fabric's signature-policy language, a channel policy path, or
-    /// empty for the channel's `Endorsement` policy.
+    /// The endorsement policy as the node evaluates it: Fabric's signature-policy language, a
+    /// channel policy path, or empty for the channel's `Endorsement` policy.
     #[serde(default)]
     pub endorsement_policy: String,
+    /// The same policy as Fabric records it: an encoded `protos.ApplicationPolicy` (base64 in
+    /// JSON).
+    #[serde(default, with = "base64_bytes")]
+    pub validation_parameter: Vec<u8>,
     /// Whether `Init` must be invoked before other functions.
     #[serde(default)]
     pub init_required: bool,
 }
 
+/// A definition's parameters as Fabric's lifecycle arguments carry them
+/// (`ApproveChaincodeDefinitionForMyOrgArgs`, `CheckCommitReadinessArgs`,
+/// `CommitChaincodeDefinitionArgs`).
+#[derive(Debug, Clone, Copy)]
+pub struct FabricParameters<'a> {
+    /// The chaincode's name.
+    pub name: &'a str,
+    /// Its version label.
+    pub version: &'a str,
+    /// Its sequence.
+    pub sequence: i64,
+    /// The endorsement plugin; empty for the default.
+    pub endorsement_plugin: &'a str,
+    /// The validation plugin; empty for the default.
+    pub validation_plugin: &'a str,
+    /// An encoded `protos.ApplicationPolicy`; empty for the channel's `Endorsement` policy.
+    pub validation_parameter: &'a [u8],
+    /// Private data collections.
+    pub collections: Option<&'a CollectionConfigPackage>,
+    /// Whether `Init` must be invoked first.
+    pub init_required: bool,
+}
+
+/// `From` each of Fabric's argument messages that carries a definition's parameters.
+macro_rules! fabric_parameters_from {
+    ($($args:ty),*) => {$(
+        impl<'a> From<&'a $args> for FabricParameters<'a> {
+            fn from(args: &'a $args) -> Self {
+                Self {
+                    name: &args.name,
+                    version: &args.version,
+                    sequence: args.sequence,
+                    endorsement_plugin: &args.endorsement_plugin,
+                    validation_plugin: &args.validation_plugin,
+                    validation_parameter: &args.validation_parameter,
+                    collections: args.collections.as_ref(),
+                    init_required: args.init_required,
+                }
+            }
+        }
+    )*};
+}
+
+fabric_parameters_from!(
+    ApproveChaincodeDefinitionForMyOrgArgs,
+    CheckCommitReadinessArgs,
+    CommitChaincodeDefinitionArgs
+);
+
 impl Parameters {
+    /// Reads Fabric's arguments: the default plugins (or none named), no collections, and the
+    /// validation parameter as the endorsement policy, the channel's `Endorsement` policy
+    /// when it is empty, as Fabric records it.
+    ///
+    /// # Errors
+    /// [`SchemaError`] naming what ccvm does not take or what does not check.
+    pub fn from_fabric(fabric: &FabricParameters<'_>) -> Result<Self, SchemaError> {
+        let plugin = |kind, name: &str, default| {
+            if name.is_empty() || name == default {
+                Ok(())
+            } else {
+                Err(SchemaError::Plugin {
+                    kind,
+                    name: name.to_owned(),
+                })
+            }
+        };
+        plugin("endorsement", fabric.endorsement_plugin, ENDORSEMENT_PLUGIN)?;
+        plugin("validation", fabric.validation_plugin, VALIDATION_PLUGIN)?;
+        if fabric
+            .collections
+            .is_some_and(|collections| !collections.config.is_empty())
+        {
+            return Err(SchemaError::Collections);
+        }
+        let validation_parameter = if fabric.validation_parameter.is_empty() {
+            channel_policy_reference(DEFAULT_ENDORSEMENT_POLICY)
+        } else {
+            fabric.validation_parameter.to_vec()
+        };
+        let parameters = Self {
+            name: fabric.name.to_owned(),
+            version: fabric.version.to_owned(),
+            sequence: u64::try_from(fabric.sequence).map_err(|_| SchemaError::ZeroSequence)?,
+            endorsement_policy: endorsement_policy_text(&validation_parameter)?,
+            validation_parameter,
+            init_required: fabric.init_required,
+        };
+        parameters.check()?;
+        Ok(parameters)
+    }
+
+    /// The sequence as Fabric's messages carry it.
+    pub fn fabric_sequence(&self) -> i64 {
+        i64::try_from(self.sequence).unwrap_or(i64::MAX)
+    }
+
     /// Checks the name, the version and that the sequence is not 0.
     ///
     /// # Errors
@@ -147,20 +229,9 @@ pub struct Definition {
     /// The installed package this definition runs (empty for none yet).
     #[serde(default)]
     pub package_id: String,
-    /// How the package runs: one of [`PLATFORMS`].
-    pub platform: String,
 }
 
 impl Definition {
-    /// Checks the parameters and the platform.
-    ///
-    /// # Errors
-    /// As [`Parameters::check`], or [`SchemaError::Platform`].
-    pub fn check(&self) -> Result<(), SchemaError> {
-        self.parameters.check()?;
-        check_platform(&self.platform)
-    }
-
     /// Checks that this definition is the next sequence after the committed one.
     ///
     /// # Errors
@@ -211,11 +282,54 @@ pub struct Committed {
     pub approvals: BTreeMap<String, bool>,
 }
 
-fn check_platform(platform: &str) -> Result<(), SchemaError> {
-    if PLATFORMS.contains(&platform) {
-        Ok(())
-    } else {
-        Err(SchemaError::Platform(platform.to_owned()))
+/// An encoded `ApplicationPolicy` that refers to the channel policy at `path`.
+pub fn channel_policy_reference(path: &str) -> Vec<u8> {
+    ApplicationPolicy {
+        r#type: Some(application_policy::Type::ChannelConfigPolicyReference(
+            path.to_owned(),
+        )),
+    }
+    .encode_to_vec()
+}
+
+/// The endorsement policy an encoded `ApplicationPolicy` holds, as the node evaluates it: a
+/// channel policy path, or a signature policy in Fabric's language.
+///
+/// # Errors
+/// [`SchemaError::Policy`] for bytes that are no such policy, or a signature policy the node
+/// does not evaluate.
+pub fn endorsement_policy_text(validation_parameter: &[u8]) -> Result<String, SchemaError> {
+    let policy = ApplicationPolicy::decode(validation_parameter)
+        .map_err(|e| SchemaError::Policy(format!("is not an ApplicationPolicy: {e}")))?;
+    match policy.r#type {
+        Some(application_policy::Type::ChannelConfigPolicyReference(path))
+            if path.starts_with('/') =>
+        {
+            Ok(path)
+        }
+        Some(application_policy::Type::ChannelConfigPolicyReference(path)) => Err(
+            SchemaError::Policy(format!("{path:?} is not a channel policy path")),
+        ),
+        Some(application_policy::Type::SignaturePolicy(envelope)) => {
+            signature_policy_text(&envelope).map_err(SchemaError::Policy)
+        }
+        None => Err(SchemaError::Policy("names no policy".to_owned())),
+    }
+}
+
+/// Bytes as base64 text in JSON.
+mod base64_bytes {
+    use super::{Deserialize, Deserializer, Engine, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -257,31 +371,107 @@ mod tests {
                 version: "1.0".to_owned(),
                 sequence,
                 endorsement_policy: String::new(),
+                validation_parameter: Vec::new(),
                 init_required: false,
             },
             package_id: String::new(),
-            platform: "wasm".to_owned(),
+        }
+    }
+
+    fn fabric(validation_parameter: &[u8]) -> FabricParameters<'_> {
+        FabricParameters {
+            name: "basic",
+            version: "1.0",
+            sequence: 1,
+            endorsement_plugin: "",
+            validation_plugin: "vscc",
+            validation_parameter,
+            collections: None,
+            init_required: true,
         }
     }
 
     #[test]
     fn a_definition_reads_and_writes_as_flat_json() {
-        let json =
-            r#"{"name":"basic","version":"1.0","sequence":1,"package_id":"","platform":"wasm"}"#;
+        let json = r#"{"name":"basic","version":"1.0","sequence":1,"package_id":""}"#;
         let read: Definition = serde_json::from_str(json).unwrap();
         assert_eq!(read, definition(1));
-        let written = serde_json::to_value(&read).unwrap();
+        let mut with_policy = definition(1);
+        with_policy.parameters.validation_parameter = vec![0x12, 0x01, b'/'];
+        let written = serde_json::to_value(&with_policy).unwrap();
         assert_eq!(written["name"], "basic");
         assert_eq!(written["sequence"], 1);
+        assert_eq!(written["validation_parameter"], "EgEv");
+        assert_eq!(
+            serde_json::from_value::<Definition>(written).unwrap(),
+            with_policy
+        );
+    }
+
+    #[test]
+    fn fabrics_arguments_are_read_with_the_channel_default_policy() {
+        let read = Parameters::from_fabric(&fabric(&[])).unwrap();
+        assert_eq!(read.endorsement_policy, DEFAULT_ENDORSEMENT_POLICY);
+        assert_eq!(
+            base64::engine::general_purpose::STANDARD.encode(&read.validation_parameter),
+            "EiAvQ2hhbm5lbC9BcHBsaWNhdGlvbi9FbmRvcnNlbWVudA==",
+            "the reference Fabric records"
+        );
+        assert!(read.init_required);
+        let admins = channel_policy_reference("/Channel/Application/Admins");
+        assert_eq!(
+            Parameters::from_fabric(&fabric(&admins))
+                .unwrap()
+                .endorsement_policy,
+            "/Channel/Application/Admins"
+        );
+    }
+
+    #[test]
+    fn fabrics_arguments_ccvm_does_not_take_are_refused_by_name() {
+        let custom = FabricParameters {
+            endorsement_plugin: "myescc",
+            ..fabric(&[])
+        };
+        assert_eq!(
+            Parameters::from_fabric(&custom).unwrap_err().to_string(),
+            "endorsement plugin \"myescc\" is not supported: ccvm endorses and validates as Fabric's default plugins (escc, vscc) do"
+        );
+        let collections = CollectionConfigPackage {
+            config: vec![Default::default()],
+        };
+        let with_collections = FabricParameters {
+            collections: Some(&collections),
+            ..fabric(&[])
+        };
+        assert_eq!(
+            Parameters::from_fabric(&with_collections),
+            Err(SchemaError::Collections)
+        );
+        let negative = FabricParameters {
+            sequence: -1,
+            ..fabric(&[])
+        };
+        assert_eq!(
+            Parameters::from_fabric(&negative),
+            Err(SchemaError::ZeroSequence)
+        );
+        assert!(matches!(
+            Parameters::from_fabric(&fabric(b"\xff\xff")),
+            Err(SchemaError::Policy(reason)) if reason.contains("is not an ApplicationPolicy")
+        ));
     }
 
     #[test]
     fn each_invalid_record_names_its_fault() {
         let mut bad = definition(1);
         bad.parameters.name = "a--b".to_owned();
-        assert_eq!(bad.check(), Err(SchemaError::Name("a--b".to_owned())));
+        assert_eq!(
+            bad.parameters.check(),
+            Err(SchemaError::Name("a--b".to_owned()))
+        );
         let mut bad = definition(0);
-        assert_eq!(bad.check(), Err(SchemaError::ZeroSequence));
+        assert_eq!(bad.parameters.check(), Err(SchemaError::ZeroSequence));
         bad.parameters.sequence = 3;
         assert_eq!(
             bad.check_sequence(Some(&definition(1)))
@@ -289,20 +479,6 @@ mod tests {
                 .to_string(),
             "chaincode basic expects sequence 2, not 3"
         );
-        bad.platform = "java".to_owned();
-        assert_eq!(
-            bad.check().unwrap_err().to_string(),
-            "platform \"java\" is not one of rust, binary, wasm, ccaas"
-        );
-        let installed = Installed {
-            package_id: "other:abc".to_owned(),
-            label: "basic".to_owned(),
-            platform: "wasm".to_owned(),
-        };
-        assert!(matches!(
-            installed.check(),
-            Err(SchemaError::PackageId { why, .. }) if why.contains("label")
-        ));
     }
 
     #[test]

@@ -76,6 +76,11 @@ pub mod gossip {
     include!(concat!(env!("OUT_DIR"), "/gossip.rs"));
 }
 
+/// The arguments and results of `_lifecycle`'s functions (`package lifecycle`).
+pub mod lifecycle {
+    include!(concat!(env!("OUT_DIR"), "/lifecycle.rs"));
+}
+
 /// ccvm's own single-node commit service (`package ccvm`).
 pub mod ccvm {
     include!(concat!(env!("OUT_DIR"), "/ccvm.rs"));

@@ -1,13 +1,13 @@
 //! `ccvm chaincode package | install | approve | commit | list | deploy`: Fabric's lifecycle
 //! steps for a user chaincode, each a call to the node (installing) or a transaction on
-//! `_lifecycle`.
+//! `_lifecycle` with Fabric's arguments, as `peer lifecycle chaincode` sends them.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use ccvm_lifecycle_schema::{Definition, Installed, Parameters};
 use clap::Args;
+use prost::Message;
 
 use super::ClientArgs;
 use super::progress::spinner;
@@ -16,6 +16,14 @@ use crate::ledger::DEFAULT_CHANNEL;
 use crate::node::LIFECYCLE;
 use crate::package::{CodeFile, Package, Platform};
 use crate::policy::SignaturePolicy;
+use crate::proto::common::SignaturePolicyEnvelope;
+use crate::proto::lifecycle::chaincode_source::{Local, Type as Source};
+use crate::proto::lifecycle::query_chaincode_definitions_result::ChaincodeDefinition;
+use crate::proto::lifecycle::{
+    ApproveChaincodeDefinitionForMyOrgArgs, ChaincodeSource, CheckCommitReadinessArgs,
+    CommitChaincodeDefinitionArgs, QueryChaincodeDefinitionsArgs, QueryChaincodeDefinitionsResult,
+};
+use crate::proto::protos::{ApplicationPolicy, application_policy};
 
 #[derive(Args)]
 pub(super) struct PackageArgs {
@@ -127,33 +135,81 @@ pub(super) struct DefinitionParams {
 }
 
 impl DefinitionParams {
-    /// The endorsement policy as `_lifecycle` keeps it: signature-policy text, a channel policy
-    /// path, or empty for the channel's `Endorsement` policy. A policy that cannot be read is
+    /// The endorsement policy as Fabric's arguments carry it: an encoded `ApplicationPolicy`,
+    /// or nothing for the channel's `Endorsement` policy. A policy that cannot be read is
     /// refused here, before anything is submitted.
-    fn endorsement_policy(&self) -> anyhow::Result<String> {
-        if let Some(policy) = &self.signature_policy {
-            SignaturePolicy::parse(policy)
-                .with_context(|| format!("--signature-policy {policy:?}"))?;
-            return Ok(policy.clone());
+    fn validation_parameter(&self) -> anyhow::Result<Vec<u8>> {
+        let policy = if let Some(text) = &self.signature_policy {
+            let envelope = SignaturePolicy::parse(text)
+                .with_context(|| format!("--signature-policy {text:?}"))?
+                .to_envelope();
+            application_policy::Type::SignaturePolicy(SignaturePolicyEnvelope::decode(
+                envelope.as_slice(),
+            )?)
+        } else {
+            match &self.channel_config_policy {
+                Some(path) if !path.starts_with('/') => bail!(
+                    "--channel-config-policy {path:?} is not a policy path such as \
+                     /Channel/Application/Endorsement"
+                ),
+                Some(path) => application_policy::Type::ChannelConfigPolicyReference(path.clone()),
+                None => return Ok(Vec::new()),
+            }
+        };
+        Ok(ApplicationPolicy {
+            r#type: Some(policy),
         }
-        match &self.channel_config_policy {
-            Some(path) if !path.starts_with('/') => bail!(
-                "--channel-config-policy {path:?} is not a policy path such as \
-                 /Channel/Application/Endorsement"
-            ),
-            Some(path) => Ok(path.clone()),
-            None => Ok(String::new()),
-        }
+        .encode_to_vec())
     }
 
-    /// The parameters as `_lifecycle` keeps them.
-    pub fn parameters(&self) -> anyhow::Result<Parameters> {
-        Ok(Parameters {
+    fn sequence(&self) -> anyhow::Result<i64> {
+        i64::try_from(self.sequence).context("--sequence is too large")
+    }
+
+    /// `_lifecycle`'s arguments approving this definition to run `package_id`, if given.
+    pub fn approve_args(
+        &self,
+        package_id: Option<&str>,
+    ) -> anyhow::Result<ApproveChaincodeDefinitionForMyOrgArgs> {
+        Ok(ApproveChaincodeDefinitionForMyOrgArgs {
+            sequence: self.sequence()?,
             name: self.name.clone(),
             version: self.version.clone(),
-            sequence: self.sequence,
-            endorsement_policy: self.endorsement_policy()?,
+            validation_parameter: self.validation_parameter()?,
             init_required: self.init_required,
+            source: Some(ChaincodeSource {
+                r#type: Some(match package_id {
+                    Some(package_id) => Source::LocalPackage(Local {
+                        package_id: package_id.to_owned(),
+                    }),
+                    None => Source::Unavailable(Default::default()),
+                }),
+            }),
+            ..Default::default()
+        })
+    }
+
+    /// `_lifecycle`'s arguments committing this definition.
+    pub fn commit_args(&self) -> anyhow::Result<CommitChaincodeDefinitionArgs> {
+        Ok(CommitChaincodeDefinitionArgs {
+            sequence: self.sequence()?,
+            name: self.name.clone(),
+            version: self.version.clone(),
+            validation_parameter: self.validation_parameter()?,
+            init_required: self.init_required,
+            ..Default::default()
+        })
+    }
+
+    /// `_lifecycle`'s arguments asking which organizations approved this definition.
+    pub fn readiness_args(&self) -> anyhow::Result<CheckCommitReadinessArgs> {
+        Ok(CheckCommitReadinessArgs {
+            sequence: self.sequence()?,
+            name: self.name.clone(),
+            version: self.version.clone(),
+            validation_parameter: self.validation_parameter()?,
+            init_required: self.init_required,
+            ..Default::default()
         })
     }
 }
@@ -162,9 +218,10 @@ impl DefinitionParams {
 pub(super) struct DefinitionArgs {
     #[command(flatten)]
     definition: DefinitionParams,
-    /// The installed package to run.
+    /// The installed package to run (approving only; a commit runs the package each
+    /// organization approved).
     #[arg(long)]
-    package_id: String,
+    package_id: Option<String>,
     #[command(flatten)]
     target: TargetArgs,
 }
@@ -221,53 +278,37 @@ pub(super) async fn install(args: &InstallArgs) -> anyhow::Result<()> {
     let bytes = std::fs::read(&args.package)
         .with_context(|| format!("reading {}", args.package.display()))?;
     let waiting = spinner(format!("installing {}", args.package.display()));
-    let installed = install_and_record(&args.target, bytes).await;
+    let installed = install_package(&args.target, bytes).await;
     waiting.finish_and_clear();
     println!("{}", installed?);
     Ok(())
 }
 
-/// Stores the package on the node and records it in `_lifecycle`; returns its id.
-async fn install_and_record(target: &TargetArgs, bytes: Vec<u8>) -> anyhow::Result<String> {
+/// Stores the package on the node; returns its id.
+async fn install_package(target: &TargetArgs, bytes: Vec<u8>) -> anyhow::Result<String> {
     let installed = target
         .client
         .admin(&target.peer)
         .await?
         .install_package(bytes)
         .await?;
-    let record = Installed {
-        package_id: installed.package_id.clone(),
-        label: installed.label,
-        platform: installed.platform,
-    };
-    target
-        .client
-        .client(&target.peer)
-        .await?
-        .invoke(
-            &target.channel,
-            LIFECYCLE,
-            vec![b"InstallChaincode".to_vec(), serde_json::to_vec(&record)?],
-            Default::default(),
-        )
-        .await?;
     Ok(installed.package_id)
 }
 
-/// Approves (`commit` false) or commits `definition` through `_lifecycle`; returns the block
-/// that holds the transaction.
+/// Approves or commits a definition through `_lifecycle`: calls `function` with the encoded
+/// `args` and waits for the transaction's commit; returns the block that holds it.
 async fn submit_definition(
     target: &TargetArgs,
-    definition: &Definition,
-    commit: bool,
+    function: &str,
+    name: &str,
+    args: Vec<u8>,
 ) -> anyhow::Result<u64> {
-    let function = if commit {
-        "CommitChaincodeDefinition"
+    let doing = if function == COMMIT {
+        "committing"
     } else {
-        "ApproveChaincodeDefinitionForMyOrg"
+        "approving"
     };
-    let doing = if commit { "committing" } else { "approving" };
-    let waiting = spinner(format!("{doing} {}", definition.parameters.name));
+    let waiting = spinner(format!("{doing} {name}"));
     let committed = target
         .client
         .client(&target.peer)
@@ -275,10 +316,7 @@ async fn submit_definition(
         .invoke(
             &target.channel,
             LIFECYCLE,
-            vec![
-                function.as_bytes().to_vec(),
-                serde_json::to_vec(definition)?,
-            ],
+            vec![function.as_bytes().to_vec(), args],
             Default::default(),
         )
         .await;
@@ -286,27 +324,32 @@ async fn submit_definition(
     Ok(committed?.block)
 }
 
+/// `_lifecycle`'s function approving a definition.
+const APPROVE: &str = "ApproveChaincodeDefinitionForMyOrg";
+/// `_lifecycle`'s function committing a definition.
+const COMMIT: &str = "CommitChaincodeDefinition";
+
 /// Approves (`commit` false) or commits the definition.
 pub(super) async fn define(args: &DefinitionArgs, commit: bool) -> anyhow::Result<()> {
     let target = &args.target;
-    let packages = target.client.admin(&target.peer).await?.packages().await?;
-    let Some(package) = packages.iter().find(|p| p.package_id == args.package_id) else {
-        bail!(
-            "package {} is not installed on {}",
-            args.package_id,
-            target.peer
-        );
+    let definition = &args.definition;
+    let (function, encoded) = if commit {
+        (COMMIT, definition.commit_args()?.encode_to_vec())
+    } else {
+        if let Some(package_id) = &args.package_id {
+            let packages = target.client.admin(&target.peer).await?.packages().await?;
+            if !packages.iter().any(|p| p.package_id == *package_id) {
+                bail!("package {package_id} is not installed on {}", target.peer);
+            }
+        }
+        let approve = definition.approve_args(args.package_id.as_deref())?;
+        (APPROVE, approve.encode_to_vec())
     };
-    let definition = Definition {
-        parameters: args.definition.parameters()?,
-        package_id: args.package_id.clone(),
-        platform: package.platform.clone(),
-    };
-    let block = submit_definition(target, &definition, commit).await?;
+    let block = submit_definition(target, function, &definition.name, encoded).await?;
     let done = if commit { "committed" } else { "approved" };
     println!(
         "{done} {} {} sequence {} in block {block}",
-        args.definition.name, args.definition.version, args.definition.sequence
+        definition.name, definition.version, definition.sequence
     );
     Ok(())
 }
@@ -325,11 +368,8 @@ pub(super) async fn list(target: &TargetArgs) -> anyhow::Result<()> {
     for definition in &definitions {
         writeln!(
             out,
-            "  {} {} sequence {} package {}",
-            definition.parameters.name,
-            definition.parameters.version,
-            definition.parameters.sequence,
-            definition.package_id,
+            "  {} {} sequence {}",
+            definition.name, definition.version, definition.sequence,
         )?;
     }
     writeln!(out, "Running chaincodes:")?;
@@ -340,11 +380,21 @@ pub(super) async fn list(target: &TargetArgs) -> anyhow::Result<()> {
 }
 
 /// The chaincode definitions committed on the target's channel, as `_lifecycle` lists them.
-pub(super) async fn committed_definitions(target: &TargetArgs) -> anyhow::Result<Vec<Definition>> {
+pub(super) async fn committed_definitions(
+    target: &TargetArgs,
+) -> anyhow::Result<Vec<ChaincodeDefinition>> {
     let answer = target
-        .evaluate(LIFECYCLE, vec![b"QueryChaincodeDefinitions".to_vec()])
+        .evaluate(
+            LIFECYCLE,
+            vec![
+                b"QueryChaincodeDefinitions".to_vec(),
+                QueryChaincodeDefinitionsArgs {}.encode_to_vec(),
+            ],
+        )
         .await?;
-    serde_json::from_slice(&answer).context("_lifecycle answered with something other than a list")
+    Ok(QueryChaincodeDefinitionsResult::decode(answer.as_slice())
+        .context("_lifecycle answered with something other than its definitions")?
+        .chaincode_definitions)
 }
 
 /// The sequence the next definition of `name` takes: one more than the committed one, or 1.
@@ -352,11 +402,11 @@ async fn next_sequence(target: &TargetArgs, name: &str) -> anyhow::Result<u64> {
     let committed = committed_definitions(target)
         .await?
         .iter()
-        .filter(|definition| definition.parameters.name == name)
-        .map(|definition| definition.parameters.sequence)
+        .filter(|definition| definition.name == name)
+        .map(|definition| definition.sequence)
         .max()
         .unwrap_or(0);
-    Ok(committed + 1)
+    Ok(u64::try_from(committed).unwrap_or(0) + 1)
 }
 
 /// Packages, installs, approves and commits a chaincode in one step (a single-node network has
@@ -369,23 +419,22 @@ pub(super) async fn deploy(args: &DeployArgs) -> anyhow::Result<()> {
     let files = code_files(args.platform, &args.path)?;
     let bytes = Package::build(&label, args.platform, &files)?;
     let waiting = spinner(format!("installing {label}"));
-    let installed = install_and_record(&args.target, bytes).await;
+    let installed = install_package(&args.target, bytes).await;
     waiting.finish_and_clear();
     let package_id = installed?;
     let sequence = next_sequence(&args.target, &args.name).await?;
-    let definition = Definition {
-        parameters: Parameters {
-            name: args.name.clone(),
-            version: args.version.clone(),
-            sequence,
-            endorsement_policy: String::new(),
-            init_required: false,
-        },
-        package_id: package_id.clone(),
-        platform: args.platform.as_str().to_owned(),
+    let definition = DefinitionParams {
+        name: args.name.clone(),
+        version: args.version.clone(),
+        sequence,
+        signature_policy: None,
+        channel_config_policy: None,
+        init_required: false,
     };
-    submit_definition(&args.target, &definition, false).await?;
-    let block = submit_definition(&args.target, &definition, true).await?;
+    let approve = definition.approve_args(Some(&package_id))?.encode_to_vec();
+    submit_definition(&args.target, APPROVE, &args.name, approve).await?;
+    let commit = definition.commit_args()?.encode_to_vec();
+    let block = submit_definition(&args.target, COMMIT, &args.name, commit).await?;
     println!(
         "deployed {} {} sequence {sequence} in block {block}: package {package_id}",
         args.name, args.version

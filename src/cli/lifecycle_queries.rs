@@ -8,21 +8,16 @@ use std::io::Write;
 
 use anyhow::Context;
 use base64::Engine;
-use ccvm_lifecycle_schema::{Committed, Parameters, Readiness};
 use clap::Args;
 use prost::Message;
 use serde::Serialize;
 
 use super::lifecycle::{DefinitionParams, TargetArgs, committed_definitions};
 use crate::node::LIFECYCLE;
-use crate::policy::EndorsementPolicy;
-use crate::proto::common::SignaturePolicyEnvelope;
-use crate::proto::protos::{ApplicationPolicy, application_policy};
-
-/// The endorsement plugin named in a definition: ccvm endorses as Fabric's default plugin does.
-const ENDORSEMENT_PLUGIN: &str = "escc";
-/// The validation plugin named in a definition: ccvm validates as Fabric's default plugin does.
-const VALIDATION_PLUGIN: &str = "vscc";
+use crate::proto::lifecycle::{
+    CheckCommitReadinessResult, QueryChaincodeDefinitionArgs, QueryChaincodeDefinitionResult,
+    QueryInstalledChaincodesArgs, QueryInstalledChaincodesResult,
+};
 
 /// How a query's result is printed.
 #[derive(Args)]
@@ -128,10 +123,10 @@ struct NamedDefinition {
 /// The fields, in Fabric's order, that both query results show of a committed definition.
 #[derive(Serialize)]
 struct DefinitionFields {
-    sequence: u64,
+    sequence: i64,
     version: String,
-    endorsement_plugin: &'static str,
-    validation_plugin: &'static str,
+    endorsement_plugin: String,
+    validation_plugin: String,
     /// Base64 of the `ApplicationPolicy` the definition is endorsed under.
     validation_parameter: String,
     /// Private data collections: none are defined through ccvm's lifecycle.
@@ -141,16 +136,23 @@ struct DefinitionFields {
 }
 
 impl DefinitionFields {
-    fn of(parameters: &Parameters) -> anyhow::Result<Self> {
-        Ok(Self {
-            sequence: parameters.sequence,
-            version: parameters.version.clone(),
-            endorsement_plugin: ENDORSEMENT_PLUGIN,
-            validation_plugin: VALIDATION_PLUGIN,
-            validation_parameter: validation_parameter(&parameters.endorsement_policy)?,
+    fn of(
+        sequence: i64,
+        version: String,
+        (endorsement_plugin, validation_plugin): (String, String),
+        validation_parameter: &[u8],
+        init_required: bool,
+    ) -> Self {
+        Self {
+            sequence,
+            version,
+            endorsement_plugin,
+            validation_plugin,
+            validation_parameter: base64::engine::general_purpose::STANDARD
+                .encode(validation_parameter),
             collections: Collections {},
-            init_required: parameters.init_required,
-        })
+            init_required,
+        }
     }
 
     /// The line Fabric's CLI prints for a committed definition.
@@ -174,34 +176,49 @@ fn is_false(value: &bool) -> bool {
     !*value
 }
 
-/// `ccvm chaincode queryinstalled`: the node's packages, each with the chaincodes on the
-/// target's channel whose committed definition runs it.
+/// `ccvm chaincode queryinstalled`: the node's packages, each with the chaincodes whose
+/// committed definition runs it, by channel, as the node's `_lifecycle` answers without a
+/// channel.
 pub(super) async fn query_installed(args: &QueryInstalledArgs) -> anyhow::Result<()> {
     let target = &args.target;
-    let packages = target.client.admin(&target.peer).await?.packages().await?;
-    let definitions = committed_definitions(target).await?;
+    let answer = target
+        .client
+        .client(&target.peer)
+        .await?
+        .query(
+            "",
+            LIFECYCLE,
+            vec![
+                b"QueryInstalledChaincodes".to_vec(),
+                QueryInstalledChaincodesArgs {}.encode_to_vec(),
+            ],
+            Default::default(),
+        )
+        .await?;
+    let result = QueryInstalledChaincodesResult::decode(answer.payload.as_slice())
+        .context("_lifecycle answered with something other than the installed packages")?;
     let installed = InstalledChaincodes {
-        installed_chaincodes: packages
+        installed_chaincodes: result
+            .installed_chaincodes
             .into_iter()
-            .map(|package| {
-                let chaincodes: Vec<ChaincodeReference> = definitions
-                    .iter()
-                    .filter(|definition| definition.package_id == package.package_id)
-                    .map(|definition| ChaincodeReference {
-                        name: definition.parameters.name.clone(),
-                        version: definition.parameters.version.clone(),
+            .map(|package| InstalledChaincode {
+                package_id: package.package_id,
+                label: package.label,
+                references: package
+                    .references
+                    .into_iter()
+                    .map(|(channel, references)| {
+                        let chaincodes = references
+                            .chaincodes
+                            .into_iter()
+                            .map(|chaincode| ChaincodeReference {
+                                name: chaincode.name,
+                                version: chaincode.version,
+                            })
+                            .collect();
+                        (channel, References { chaincodes })
                     })
-                    .collect();
-                let references = if chaincodes.is_empty() {
-                    BTreeMap::new()
-                } else {
-                    BTreeMap::from([(target.channel.clone(), References { chaincodes })])
-                };
-                InstalledChaincode {
-                    package_id: package.package_id,
-                    label: package.label,
-                    references,
-                }
+                    .collect(),
             })
             .collect(),
     };
@@ -223,18 +240,20 @@ pub(super) async fn query_installed(args: &QueryInstalledArgs) -> anyhow::Result
 /// `ccvm chaincode checkcommitreadiness`: which organizations approved the definition.
 pub(super) async fn check_commit_readiness(args: &CheckCommitReadinessArgs) -> anyhow::Result<()> {
     let definition = &args.definition;
-    let parameters = serde_json::to_vec(&definition.parameters()?)?;
     let answer = args
         .target
         .evaluate(
             LIFECYCLE,
-            vec![b"CheckCommitReadiness".to_vec(), parameters],
+            vec![
+                b"CheckCommitReadiness".to_vec(),
+                definition.readiness_args()?.encode_to_vec(),
+            ],
         )
         .await?;
-    let readiness: Readiness = serde_json::from_slice(&answer)
+    let readiness = CheckCommitReadinessResult::decode(answer.as_slice())
         .context("_lifecycle answered readiness with something other than its approvals")?;
     let result = ReadinessResult {
-        approvals: readiness.approvals,
+        approvals: readiness.approvals.into_iter().collect(),
     };
     let mut out = std::io::stdout().lock();
     if args.output.json() {
@@ -257,21 +276,25 @@ pub(super) async fn query_committed(args: &QueryCommittedArgs) -> anyhow::Result
     let channel = &args.target.channel;
     let mut out = std::io::stdout().lock();
     if let Some(name) = &args.name {
+        let query = QueryChaincodeDefinitionArgs { name: name.clone() };
         let answer = args
             .target
             .evaluate(
                 LIFECYCLE,
-                vec![
-                    b"QueryChaincodeDefinition".to_vec(),
-                    name.clone().into_bytes(),
-                ],
+                vec![b"QueryChaincodeDefinition".to_vec(), query.encode_to_vec()],
             )
             .await?;
-        let committed: Committed = serde_json::from_slice(&answer)
+        let committed = QueryChaincodeDefinitionResult::decode(answer.as_slice())
             .context("_lifecycle answered with something other than a definition")?;
         let result = DefinitionResult {
-            fields: DefinitionFields::of(&committed.definition.parameters)?,
-            approvals: committed.approvals,
+            fields: DefinitionFields::of(
+                committed.sequence,
+                committed.version,
+                (committed.endorsement_plugin, committed.validation_plugin),
+                &committed.validation_parameter,
+                committed.init_required,
+            ),
+            approvals: committed.approvals.into_iter().collect(),
         };
         if args.output.json() {
             return print_json(&mut out, &result);
@@ -297,13 +320,17 @@ pub(super) async fn query_committed(args: &QueryCommittedArgs) -> anyhow::Result
         chaincode_definitions: committed_definitions(&args.target)
             .await?
             .into_iter()
-            .map(|definition| {
-                Ok(NamedDefinition {
-                    fields: DefinitionFields::of(&definition.parameters)?,
-                    name: definition.parameters.name,
-                })
+            .map(|definition| NamedDefinition {
+                fields: DefinitionFields::of(
+                    definition.sequence,
+                    definition.version,
+                    (definition.endorsement_plugin, definition.validation_plugin),
+                    &definition.validation_parameter,
+                    definition.init_required,
+                ),
+                name: definition.name,
             })
-            .collect::<anyhow::Result<_>>()?,
+            .collect(),
     };
     if args.output.json() {
         return print_json(&mut out, &result);
@@ -323,24 +350,6 @@ pub(super) async fn query_committed(args: &QueryCommittedArgs) -> anyhow::Result
     Ok(())
 }
 
-/// Base64 of the `ApplicationPolicy` Fabric records for an endorsement policy kept as text: a
-/// signature policy, or a reference to a channel policy (the channel's `Endorsement` when the
-/// text is empty).
-fn validation_parameter(policy: &str) -> anyhow::Result<String> {
-    let parsed = EndorsementPolicy::parse(policy)
-        .with_context(|| format!("the committed endorsement policy {policy:?}"))?;
-    let kind = match parsed {
-        EndorsementPolicy::Channel(path) => {
-            application_policy::Type::ChannelConfigPolicyReference(path)
-        }
-        EndorsementPolicy::Signature(signature) => application_policy::Type::SignaturePolicy(
-            SignaturePolicyEnvelope::decode(signature.to_envelope().as_slice())?,
-        ),
-    };
-    let encoded = ApplicationPolicy { r#type: Some(kind) }.encode_to_vec();
-    Ok(base64::engine::general_purpose::STANDARD.encode(encoded))
-}
-
 /// Writes `value` as Go's `json.MarshalIndent(value, "", "\t")` does, and a line end.
 fn print_json(out: &mut impl Write, value: &impl Serialize) -> anyhow::Result<()> {
     let formatter = serde_json::ser::PrettyFormatter::with_indent(b"\t");
@@ -353,32 +362,6 @@ fn print_json(out: &mut impl Write, value: &impl Serialize) -> anyhow::Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::SignaturePolicy;
-
-    #[test]
-    fn the_channel_default_policy_is_recorded_as_fabric_records_it() {
-        assert_eq!(
-            validation_parameter("").unwrap(),
-            "EiAvQ2hhbm5lbC9BcHBsaWNhdGlvbi9FbmRvcnNlbWVudA=="
-        );
-    }
-
-    #[test]
-    fn a_signature_policy_is_recorded_as_its_envelope() {
-        let encoded = validation_parameter("OR('Org1MSP.peer','Org2MSP.peer')").unwrap();
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(encoded)
-            .unwrap();
-        let Some(application_policy::Type::SignaturePolicy(envelope)) =
-            ApplicationPolicy::decode(bytes.as_slice()).unwrap().r#type
-        else {
-            panic!("not a signature policy");
-        };
-        assert_eq!(
-            SignaturePolicy::from_envelope(&envelope.encode_to_vec()).unwrap(),
-            SignaturePolicy::parse("OR('Org1MSP.peer','Org2MSP.peer')").unwrap()
-        );
-    }
 
     #[test]
     fn json_is_printed_as_fabrics_cli_prints_it() {

@@ -4,8 +4,11 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use ccvm_lifecycle_schema::Definition;
+use ccvm_lifecycle_schema::Parameters;
 use ccvm_proto::Message;
+use ccvm_proto::lifecycle::{
+    ApproveChaincodeDefinitionForMyOrgArgs, CommitChaincodeDefinitionArgs,
+};
 use ccvm_proto::protos::endorser_server::{self, EndorserServer};
 use ccvm_proto::protos::{
     ChaincodeAction, ChaincodeEvent, ChaincodeId, Endorsement, ProposalResponse,
@@ -16,6 +19,7 @@ use tracing::{Instrument, debug, info_span};
 
 use super::access::Access;
 use super::channels::Channels;
+use super::local_lifecycle::LocalLifecycle;
 use super::proposal::UnpackedProposal;
 use super::system_chaincodes::{CSCC, LIFECYCLE, QSCC, built_in};
 use super::tls::client_cert_hash;
@@ -29,6 +33,8 @@ use crate::sync::lock;
 
 /// The status of a proposal that failed before or while running the chaincode.
 const INTERNAL_ERROR: i32 = 500;
+/// The status of a proposal the node answered itself.
+const SUCCESS: i32 = 200;
 
 /// What a proposal is run for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,31 +72,34 @@ fn asks_about_named_channel(chaincode: &str, function: &str) -> bool {
 }
 
 /// Refuses a `_lifecycle` approval or commit of a definition whose endorsement policy could
-/// never be evaluated on the channel (text that does not parse, a path to no policy), before
-/// it is recorded. Arguments that are not a definition are left to `_lifecycle` to refuse.
+/// never be evaluated on the channel (a path to no policy), before it is recorded. Arguments
+/// that are not a definition are left to `_lifecycle` to refuse.
 fn check_definition_policy(
     policies: &ChannelPolicies,
     function: &str,
     args: &[Vec<u8>],
 ) -> Result<(), String> {
-    if !matches!(
-        function,
-        "ApproveChaincodeDefinitionForMyOrg" | "CommitChaincodeDefinition"
-    ) {
-        return Ok(());
-    }
-    let Some(Ok(definition)) = args
-        .get(1)
-        .map(|json| serde_json::from_slice::<Definition>(json))
-    else {
+    let argument = args.get(1).map(Vec::as_slice).unwrap_or_default();
+    let parameters = match function {
+        "ApproveChaincodeDefinitionForMyOrg" => {
+            ApproveChaincodeDefinitionForMyOrgArgs::decode(argument)
+                .ok()
+                .and_then(|args| Parameters::from_fabric(&(&args).into()).ok())
+        }
+        "CommitChaincodeDefinition" => CommitChaincodeDefinitionArgs::decode(argument)
+            .ok()
+            .and_then(|args| Parameters::from_fabric(&(&args).into()).ok()),
+        _ => None,
+    };
+    let Some(parameters) = parameters else {
         return Ok(());
     };
     policies
-        .check_endorsement_text(&definition.parameters.endorsement_policy)
+        .check_endorsement_text(&parameters.endorsement_policy)
         .map_err(|e| {
             format!(
                 "chaincode {} cannot be defined with this endorsement policy: {e}",
-                definition.parameters.name
+                parameters.name
             )
         })
 }
@@ -103,6 +112,8 @@ pub(crate) struct Endorser {
     channels: Arc<Channels>,
     /// Who may call a system chaincode without a channel.
     local: Arc<Access>,
+    /// Answers `_lifecycle`'s calls about the node's packages.
+    local_lifecycle: Arc<LocalLifecycle>,
     own_signatures: Arc<OwnSignatures>,
 }
 
@@ -113,6 +124,7 @@ impl Endorser {
         transient: Arc<TransientStore>,
         channels: Arc<Channels>,
         local: Arc<Access>,
+        local_lifecycle: Arc<LocalLifecycle>,
         own_signatures: Arc<OwnSignatures>,
     ) -> Self {
         Self {
@@ -121,6 +133,7 @@ impl Endorser {
             transient,
             channels,
             local,
+            local_lifecycle,
             own_signatures,
         }
     }
@@ -187,7 +200,11 @@ impl Endorser {
         }
         let started = Instant::now();
         let (channel, chaincode) = (proposal.channel.clone(), proposal.chaincode.clone());
-        let answer = self.run(proposal, signed, purpose).await;
+        let answer = if channel.is_empty() && chaincode == LIFECYCLE {
+            self.answer_locally(function, proposal.input.args).await
+        } else {
+            self.run(proposal, signed, purpose).await
+        };
         let success = answer.as_ref().is_ok_and(|answer| {
             answer
                 .response
@@ -206,6 +223,33 @@ impl Endorser {
             ])
             .observe(started.elapsed().as_secs_f64());
         answer
+    }
+
+    /// Answers a channel-less call of `_lifecycle` about the node's packages, unendorsed.
+    async fn answer_locally(
+        &self,
+        function: String,
+        mut args: Vec<Vec<u8>>,
+    ) -> Result<ProposalResponse, ProposalFailure> {
+        let argument = if args.len() > 1 {
+            args.swap_remove(1)
+        } else {
+            Vec::new()
+        };
+        let local = Arc::clone(&self.local_lifecycle);
+        let payload = tokio::task::spawn_blocking(move || local.answer(&function, &argument))
+            .await
+            .map_err(|e| ProposalFailure::Simulation(format!("the lifecycle task failed: {e}")))?
+            .map_err(ProposalFailure::Simulation)?;
+        Ok(ProposalResponse {
+            version: 1,
+            response: Some(ChaincodeResponse {
+                status: SUCCESS,
+                message: String::new(),
+                payload,
+            }),
+            ..Default::default()
+        })
     }
 
     /// Simulates an accepted proposal and, for [`Purpose::Endorse`], endorses its results.

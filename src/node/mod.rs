@@ -17,6 +17,7 @@ mod discovery;
 mod endorser;
 mod gateway;
 mod launch_stream;
+mod local_lifecycle;
 mod operations;
 mod operations_tls;
 mod ordering;
@@ -63,6 +64,7 @@ use deliver::{DeliverService, Deliverer};
 use discovery::DiscoveryService;
 use endorser::{Endorser, EndorserService};
 use gateway::GatewayService;
+use local_lifecycle::LocalLifecycle;
 use operations::Operations;
 use operations_tls::{ClientCertificate, OperationsTlsError, TlsListener};
 use ordering::{CommitterService, Orderer};
@@ -325,6 +327,7 @@ impl Node {
             Arc::clone(&transient),
             Arc::clone(&channels),
             Arc::clone(&local),
+            Arc::new(LocalLifecycle::new(Arc::clone(&definitions))),
             own_signatures,
         ));
         let orderer = Arc::new(Orderer::new(cutter, transient, Arc::clone(&channels)));

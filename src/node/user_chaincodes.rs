@@ -37,6 +37,14 @@ impl DefinedChaincodes {
         read_definition(&mut reader, name)
     }
 
+    /// The node's channels.
+    pub(super) fn channels(&self) -> Vec<String> {
+        self.ledger
+            .channels()
+            .inspect_err(|e| warn!("cannot list the channels: {e}"))
+            .unwrap_or_default()
+    }
+
     /// Every definition committed on `channel`, by name.
     pub(super) fn committed_on(&self, channel: &str) -> Vec<Definition> {
         let Ok(mut reader) = self.ledger.new_simulator(channel, "") else {

@@ -52,9 +52,19 @@ impl PackageStore {
     /// # Errors
     /// A package file that cannot be read or no longer parses.
     pub fn get(&self, id: &str) -> Result<Option<Package>, PackageError> {
+        self.file_bytes(id)?
+            .map(|bytes| Package::parse(&bytes))
+            .transpose()
+    }
+
+    /// The file of the installed package with that id, as it was installed, if any.
+    ///
+    /// # Errors
+    /// A package file that cannot be read.
+    pub fn file_bytes(&self, id: &str) -> Result<Option<Vec<u8>>, PackageError> {
         let path = self.file(id);
         match std::fs::read(&path) {
-            Ok(bytes) => Package::parse(&bytes).map(Some),
+            Ok(bytes) => Ok(Some(bytes)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Self::io_error(&path)(e)),
         }

@@ -28,8 +28,9 @@ pub const EVENT_BLOCK: &str = "event/Block";
 pub const EVENT_FILTERED_BLOCK: &str = "event/FilteredBlock";
 
 /// The resources `_lifecycle` keeps for the peer's own organization's admins.
-const LOCAL_ADMIN_LIFECYCLE: [&str; 4] = [
+const LOCAL_ADMIN_LIFECYCLE: [&str; 5] = [
     "InstallChaincode",
+    "QueryInstalledChaincode",
     "QueryInstalledChaincodes",
     "ApproveChaincodeDefinitionForMyOrg",
     "GetInstalledChaincodePackage",

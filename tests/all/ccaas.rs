@@ -8,7 +8,7 @@ use anyhow::{Result, bail};
 use ccvm::package::{CodeFile, Package, Platform};
 use serde_json::json;
 
-use crate::harness::{TestNode, commit_definition, node_chaincode_server};
+use crate::harness::{LifecycleDefinition, TestNode, commit_definition, node_chaincode_server};
 
 /// A `ccaas` package whose `connection.json` is `connection`, installed on `node`; its id.
 fn install_connection(
@@ -55,7 +55,7 @@ async fn a_chaincode_served_elsewhere_is_dialed_by_the_node() -> Result<()> {
     let package_id = install_connection(&node, "nodekv_1.0", &connection)?;
     let _server = node_chaincode_server(&address, &package_id)?;
     wait_listening(&address).await?;
-    commit_definition(&node, "ccaaskv", &package_id, Platform::Ccaas).await?;
+    commit_definition(&node, "ccaaskv", &package_id).await?;
 
     node.invoke("ccaaskv", &["put", "served", "elsewhere"])
         .await?;
@@ -73,7 +73,7 @@ async fn an_unreachable_service_fails_the_launch_naming_its_address() -> Result<
     let address = format!("127.0.0.1:{}", free_port()?);
     let connection = json!({"address": address, "dial_timeout": "2s"});
     let package_id = install_connection(&node, "gone_1.0", &connection)?;
-    commit_definition(&node, "gone", &package_id, Platform::Ccaas).await?;
+    commit_definition(&node, "gone", &package_id).await?;
     let failed = node
         .query("gone", &["get", "k"])
         .await
@@ -121,7 +121,7 @@ async fn sdk_chaincode_served_as_a_service_takes_several_peers_at_once() -> Resu
     let second = TestNode::start_with(|config| config.dev_mode = false).await?;
     for (node, value) in [(&first, "one"), (&second, "two")] {
         let package_id = install_connection(node, "kv_1.0", &connection)?;
-        commit_definition(node, "servedkv", &package_id, Platform::Ccaas).await?;
+        commit_definition(node, "servedkv", &package_id).await?;
         node.invoke("servedkv", &["put", "who", value]).await?;
     }
     assert_eq!(first.query_text("servedkv", &["get", "who"]).await?, "one");
@@ -170,7 +170,7 @@ async fn sdk_chaincode_served_over_mutual_tls_is_dialled_with_its_root_and_a_cli
         "address": address, "dial_timeout": "10s", "tls_required": true, "root_cert": ca.pem(),
     });
     let package_id = install_connection(&node, "kv_0.9", &without_client_cert)?;
-    commit_definition(&node, "refused", &package_id, Platform::Ccaas).await?;
+    commit_definition(&node, "refused", &package_id).await?;
     let refused = node.query("refused", &["get", "k"]).await.unwrap_err();
     assert!(
         refused
@@ -184,7 +184,7 @@ async fn sdk_chaincode_served_over_mutual_tls_is_dialled_with_its_root_and_a_cli
         "client_auth_required": true, "client_cert": client_cert, "client_key": client_key,
     });
     let package_id = install_connection(&node, "kv_1.0", &with_client_cert)?;
-    commit_definition(&node, "tlskv", &package_id, Platform::Ccaas).await?;
+    commit_definition(&node, "tlskv", &package_id).await?;
     node.invoke("tlskv", &["put", "over", "tls"]).await?;
     assert_eq!(node.query_text("tlskv", &["get", "over"]).await?, "tls");
     Ok(())
@@ -205,7 +205,7 @@ async fn an_upgraded_definition_moves_calls_to_the_new_service() -> Result<()> {
         wait_listening(&address).await?;
         packages.push(package_id);
     }
-    commit_definition(&node, "upkv", &packages[0], Platform::Ccaas).await?;
+    commit_definition(&node, "upkv", &packages[0]).await?;
     node.invoke("upkv", &["put", "k", "one"]).await?;
     assert!(
         node.inner()
@@ -215,24 +215,15 @@ async fn an_upgraded_definition_moves_calls_to_the_new_service() -> Result<()> {
             .contains(&"upkv:1.0".to_owned())
     );
 
-    let upgrade = json!({
-        "name": "upkv",
-        "version": "2.0",
-        "sequence": 2,
-        "package_id": packages[1],
-        "platform": "ccaas",
-    })
-    .to_string();
-    node.invoke(
-        ccvm::node::LIFECYCLE,
-        &["ApproveChaincodeDefinitionForMyOrg", &upgrade],
-    )
-    .await?;
+    let upgrade = LifecycleDefinition {
+        version: "2.0",
+        sequence: 2,
+        ..LifecycleDefinition::first("upkv", &packages[1])
+    };
+    node.invoke_bytes(ccvm::node::LIFECYCLE, upgrade.approve())
+        .await?;
     let again = node
-        .invoke(
-            ccvm::node::LIFECYCLE,
-            &["ApproveChaincodeDefinitionForMyOrg", &upgrade],
-        )
+        .invoke_bytes(ccvm::node::LIFECYCLE, upgrade.approve())
         .await
         .unwrap_err();
     assert!(
@@ -241,11 +232,8 @@ async fn an_upgraded_definition_moves_calls_to_the_new_service() -> Result<()> {
             .contains("attempted to redefine uncommitted sequence (2) for namespace upkv with unchanged content"),
         "{again}"
     );
-    node.invoke(
-        ccvm::node::LIFECYCLE,
-        &["CommitChaincodeDefinition", &upgrade],
-    )
-    .await?;
+    node.invoke_bytes(ccvm::node::LIFECYCLE, upgrade.commit())
+        .await?;
     node.wait_deregistered("upkv:1.0").await?;
     assert_eq!(node.query_text("upkv", &["get", "k"]).await?, "one");
     let names = node.inner().support().registry().names();

@@ -55,7 +55,11 @@ async fn scc_list_reload_and_query_through_the_command_line() -> Result<()> {
     ])
     .await?;
     assert!(query.status.success(), "{}", stderr(&query));
-    assert_eq!(stdout(&query).trim(), "[]");
+    assert_eq!(
+        stdout(&query).trim(),
+        "",
+        "no definitions: an empty QueryChaincodeDefinitionsResult"
+    );
 
     let listed = stdout(&ccvm(&["scc", "list", "--peer", &peer, "--data-dir", &data_dir]).await?);
     assert!(
@@ -491,13 +495,8 @@ async fn channel_getinfo_and_fetch_read_the_chain_as_fabrics_peer_cli_does() -> 
     let node = TestNode::start().await?;
     let peer = node.inner().peer_addr().to_string();
     let data_dir = node.config().data_dir.display().to_string();
-    let installed = serde_json::json!({
-        "package_id": format!("kv_1.0:{}", "ab".repeat(32)),
-        "label": "kv_1.0",
-        "platform": "wasm",
-    });
     for _ in 0..2 {
-        node.invoke(LIFECYCLE, &["InstallChaincode", &installed.to_string()])
+        node.invoke(LIFECYCLE, &["QueryChaincodeDefinitions"])
             .await?;
     }
     let info = node.query(QSCC, &["GetChainInfo", CHANNEL]).await?;

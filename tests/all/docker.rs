@@ -405,7 +405,7 @@ serde_json = "1"
     ];
     let package = Package::build("rustkv_1.0", Platform::Rust, &project)?;
     let installed = node.inner().packages().install(&package)?;
-    commit_definition(&node, "rustkv", &installed.id, Platform::Rust).await?;
+    commit_definition(&node, "rustkv", &installed.id).await?;
 
     node.invoke("rustkv", &["put", "built", "on the host"])
         .await?;
@@ -440,7 +440,7 @@ async fn a_rust_package_is_not_built_on_the_host_unless_the_operator_allows_it()
     ];
     let package = Package::build("hostile_1.0", Platform::Rust, &project)?;
     let installed = node.inner().packages().install(&package)?;
-    commit_definition(&node, "hostile", &installed.id, Platform::Rust).await?;
+    commit_definition(&node, "hostile", &installed.id).await?;
     let failed = node
         .query("hostile", &["get", "k"])
         .await
@@ -478,7 +478,7 @@ async fn a_package_that_does_not_build_fails_its_launch_with_the_build_log() -> 
     ];
     let package = Package::build("broken_1.0", Platform::Rust, &project)?;
     let installed = node.inner().packages().install(&package)?;
-    commit_definition(&node, "broken", &installed.id, Platform::Rust).await?;
+    commit_definition(&node, "broken", &installed.id).await?;
 
     let failed = node
         .query("broken", &["get", "k"])

@@ -103,7 +103,7 @@ async fn a_wasm_package_that_is_not_a_component_fails_its_launch_naming_why() ->
         )],
     )?;
     let installed = node.inner().packages().install(&package)?;
-    commit_definition(&node, "notwasm", &installed.id, Platform::Wasm).await?;
+    commit_definition(&node, "notwasm", &installed.id).await?;
 
     let failed = node
         .query("notwasm", &["get", "k"])

@@ -15,8 +15,14 @@ use ccvm::msp::Identity;
 use ccvm::msp::dev_org::DevOrganization;
 use ccvm::node::{LIFECYCLE, Node, dev_organization};
 use ccvm::package::{CodeFile, Package, Platform};
-use ccvm::proto::protos::Response;
-use serde_json::json;
+use ccvm::policy::SignaturePolicy;
+use ccvm::proto::Message;
+use ccvm::proto::common::SignaturePolicyEnvelope;
+use ccvm::proto::lifecycle::{
+    ApproveChaincodeDefinitionForMyOrgArgs, ChaincodeSource, CheckCommitReadinessArgs,
+    CommitChaincodeDefinitionArgs, chaincode_source,
+};
+use ccvm::proto::protos::{ApplicationPolicy, Response, application_policy};
 use tempfile::TempDir;
 use tokio::process::{Child, Command};
 
@@ -176,6 +182,14 @@ impl TestNode {
         Ok(self
             .client
             .invoke(CHANNEL, chaincode, to_args(args), HashMap::new())
+            .await?)
+    }
+
+    /// Endorses and commits a call whose arguments are raw bytes.
+    pub async fn invoke_bytes(&self, chaincode: &str, args: Vec<Vec<u8>>) -> Result<Committed> {
+        Ok(self
+            .client
+            .invoke(CHANNEL, chaincode, args, HashMap::new())
             .await?)
     }
 
@@ -564,29 +578,110 @@ fn report_skipped(why: &str) {
     let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
 }
 
+/// A chaincode definition, as `_lifecycle`'s arguments (Fabric's messages) carry it.
+#[derive(Debug, Clone, Copy)]
+pub struct LifecycleDefinition<'a> {
+    /// The chaincode.
+    pub name: &'a str,
+    /// Its version.
+    pub version: &'a str,
+    /// Its sequence.
+    pub sequence: i64,
+    /// Fabric's signature-policy text, a channel policy path, or empty for the channel's
+    /// `Endorsement` policy.
+    pub policy: &'a str,
+    /// The package an approval names; empty for none.
+    pub package_id: &'a str,
+}
+
+impl<'a> LifecycleDefinition<'a> {
+    /// Version 1.0, sequence 1 of `name`, under the channel's policy, running `package_id`.
+    pub fn first(name: &'a str, package_id: &'a str) -> Self {
+        Self {
+            name,
+            version: "1.0",
+            sequence: 1,
+            policy: "",
+            package_id,
+        }
+    }
+
+    /// The policy as an encoded `ApplicationPolicy`, or nothing for the channel's default.
+    pub fn validation_parameter(&self) -> Vec<u8> {
+        let policy = match self.policy {
+            "" => return Vec::new(),
+            path if path.starts_with('/') => {
+                application_policy::Type::ChannelConfigPolicyReference(path.to_owned())
+            }
+            text => application_policy::Type::SignaturePolicy(
+                SignaturePolicyEnvelope::decode(
+                    SignaturePolicy::parse(text)
+                        .expect("a policy that parses")
+                        .to_envelope()
+                        .as_slice(),
+                )
+                .expect("an envelope"),
+            ),
+        };
+        ApplicationPolicy {
+            r#type: Some(policy),
+        }
+        .encode_to_vec()
+    }
+
+    /// `_lifecycle`'s arguments approving the definition.
+    pub fn approve(&self) -> Vec<Vec<u8>> {
+        let args = ApproveChaincodeDefinitionForMyOrgArgs {
+            sequence: self.sequence,
+            name: self.name.to_owned(),
+            version: self.version.to_owned(),
+            validation_parameter: self.validation_parameter(),
+            source: Some(ChaincodeSource {
+                r#type: Some(chaincode_source::Type::LocalPackage(
+                    chaincode_source::Local {
+                        package_id: self.package_id.to_owned(),
+                    },
+                )),
+            }),
+            ..Default::default()
+        };
+        vec![
+            b"ApproveChaincodeDefinitionForMyOrg".to_vec(),
+            args.encode_to_vec(),
+        ]
+    }
+
+    /// `_lifecycle`'s arguments committing the definition.
+    pub fn commit(&self) -> Vec<Vec<u8>> {
+        let args = CommitChaincodeDefinitionArgs {
+            sequence: self.sequence,
+            name: self.name.to_owned(),
+            version: self.version.to_owned(),
+            validation_parameter: self.validation_parameter(),
+            ..Default::default()
+        };
+        vec![b"CommitChaincodeDefinition".to_vec(), args.encode_to_vec()]
+    }
+
+    /// `_lifecycle`'s arguments asking who approved the definition.
+    pub fn readiness(&self) -> Vec<Vec<u8>> {
+        let args = CheckCommitReadinessArgs {
+            sequence: self.sequence,
+            name: self.name.to_owned(),
+            version: self.version.to_owned(),
+            validation_parameter: self.validation_parameter(),
+            ..Default::default()
+        };
+        vec![b"CheckCommitReadiness".to_vec(), args.encode_to_vec()]
+    }
+}
+
 /// Approves and commits version 1.0, sequence 1 of chaincode `name`, running the installed
-/// package `package_id` of `platform`.
-pub async fn commit_definition(
-    node: &TestNode,
-    name: &str,
-    package_id: &str,
-    platform: Platform,
-) -> Result<()> {
-    let definition = json!({
-        "name": name,
-        "version": "1.0",
-        "sequence": 1,
-        "package_id": package_id,
-        "platform": platform.as_str(),
-    })
-    .to_string();
-    node.invoke(
-        LIFECYCLE,
-        &["ApproveChaincodeDefinitionForMyOrg", &definition],
-    )
-    .await?;
-    node.invoke(LIFECYCLE, &["CommitChaincodeDefinition", &definition])
-        .await?;
+/// package `package_id`.
+pub async fn commit_definition(node: &TestNode, name: &str, package_id: &str) -> Result<()> {
+    let definition = LifecycleDefinition::first(name, package_id);
+    node.invoke_bytes(LIFECYCLE, definition.approve()).await?;
+    node.invoke_bytes(LIFECYCLE, definition.commit()).await?;
     Ok(())
 }
 
@@ -600,7 +695,7 @@ pub async fn deploy(node: &TestNode, example: &str, name: &str) -> Result<String
         &[CodeFile::new("chaincode", binary, 0o755)],
     )?;
     let installed = node.inner().packages().install(&package)?;
-    commit_definition(node, name, &installed.id, Platform::Binary).await?;
+    commit_definition(node, name, &installed.id).await?;
     Ok(installed.id)
 }
 
@@ -617,7 +712,7 @@ pub async fn deploy_wasm(node: &TestNode, example: &str, name: &str) -> Result<S
         )],
     )?;
     let installed = node.inner().packages().install(&package)?;
-    commit_definition(node, name, &installed.id, Platform::Wasm).await?;
+    commit_definition(node, name, &installed.id).await?;
     Ok(installed.id)
 }
 

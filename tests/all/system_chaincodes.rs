@@ -1,34 +1,34 @@
 //! The system chaincodes built into ccvm: `_lifecycle` keeps chaincode definitions in world
-//! state, `qscc` reads the block store through the `ledger` interface granted to it alone. Both
-//! are wasm, compiled on first use and reached by name like any chaincode.
+//! state and takes Fabric's lifecycle arguments, `qscc` reads the block store through the
+//! `ledger` interface granted to block readers alone. Both are wasm, compiled on first use and
+//! reached by name like any chaincode.
+
+use std::collections::BTreeMap;
 
 use anyhow::Result;
+use ccvm::client::Committed;
 use ccvm::node::{LIFECYCLE, QSCC, built_in};
 use ccvm::proto::common::{Block, BlockchainInfo};
-use ccvm::proto::protos::ProcessedTransaction;
+use ccvm::proto::lifecycle::{
+    ApproveChaincodeDefinitionForMyOrgArgs, CheckCommitReadinessResult,
+    QueryApprovedChaincodeDefinitionArgs, QueryApprovedChaincodeDefinitionResult,
+    QueryChaincodeDefinitionArgs, QueryChaincodeDefinitionResult, chaincode_source,
+};
+use ccvm::proto::protos::{CollectionConfigPackage, ProcessedTransaction};
 use prost::Message;
-use serde_json::json;
 
-use crate::harness::{CHANNEL, TestNode, wasm_example};
+use crate::harness::{CHANNEL, LifecycleDefinition, TestNode, wasm_example};
 
 const PACKAGE_ID: &str =
     "basic_1.0:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
-fn definition(sequence: u64, version: &str) -> String {
-    json!({
-        "name": "basic",
-        "version": version,
-        "sequence": sequence,
-        "package_id": PACKAGE_ID,
-        "platform": "rust",
-        "endorsement_policy": "OR('Org1MSP.member')",
-    })
-    .to_string()
-}
-
-/// The installation of the `basic_1.0` package, as `_lifecycle` records it.
-fn basic_installed() -> serde_json::Value {
-    json!({"package_id": PACKAGE_ID, "label": "basic_1.0", "platform": "rust"})
+fn definition(sequence: i64, version: &str) -> LifecycleDefinition<'_> {
+    LifecycleDefinition {
+        version,
+        sequence,
+        policy: "OR('Org1MSP.member')",
+        ..LifecycleDefinition::first("basic", PACKAGE_ID)
+    }
 }
 
 /// The test channel's chain info, read through `qscc`.
@@ -37,8 +37,27 @@ async fn chain_info(node: &TestNode) -> Result<BlockchainInfo> {
     Ok(BlockchainInfo::decode(reply.payload.as_slice())?)
 }
 
+/// Commits a transaction that writes nothing.
+async fn commit_a_block(node: &TestNode) -> Result<Committed> {
+    node.invoke(LIFECYCLE, &["QueryChaincodeDefinitions"]).await
+}
+
+/// Who approved `definition`, as `_lifecycle` answers readiness.
+async fn readiness(
+    node: &TestNode,
+    definition: &LifecycleDefinition<'_>,
+) -> Result<BTreeMap<String, bool>> {
+    let answer = node.query_bytes(LIFECYCLE, definition.readiness()).await?;
+    Ok(
+        CheckCommitReadinessResult::decode(answer.payload.as_slice())?
+            .approvals
+            .into_iter()
+            .collect(),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lifecycle_installs_approves_and_commits_a_definition() -> Result<()> {
+async fn lifecycle_approves_and_commits_a_definition_with_fabrics_arguments() -> Result<()> {
     let node = TestNode::start_with(|config| config.dev_mode = false).await?;
     node.inner().system_chaincodes_prepared().await;
     assert_eq!(
@@ -46,20 +65,10 @@ async fn lifecycle_installs_approves_and_commits_a_definition() -> Result<()> {
         0,
         "preparing starts no instance"
     );
-
-    let installed = basic_installed();
-    node.invoke(LIFECYCLE, &["InstallChaincode", &installed.to_string()])
-        .await?;
-    let all = node
-        .query_json(LIFECYCLE, &["QueryInstalledChaincodes"])
-        .await?;
-    assert_eq!(all, json!([installed]));
+    let msp = node.config().msp_id.clone();
 
     let early = node
-        .invoke(
-            LIFECYCLE,
-            &["CommitChaincodeDefinition", &definition(1, "1.0")],
-        )
+        .invoke_bytes(LIFECYCLE, definition(1, "1.0").commit())
         .await
         .unwrap_err();
     assert!(
@@ -67,47 +76,80 @@ async fn lifecycle_installs_approves_and_commits_a_definition() -> Result<()> {
         "{early:#}"
     );
 
-    node.invoke(
-        LIFECYCLE,
-        &["ApproveChaincodeDefinitionForMyOrg", &definition(1, "1.0")],
-    )
-    .await?;
-    let ready = node
-        .query_json(LIFECYCLE, &["CheckCommitReadiness", &definition(1, "1.0")])
+    let approved = node
+        .invoke_bytes(LIFECYCLE, definition(1, "1.0").approve())
         .await?;
-    assert_eq!(
-        ready["approvals"],
-        json!({ node.config().msp_id.clone(): true })
+    assert!(
+        approved.response.payload.is_empty(),
+        "an empty approval result"
     );
-    let other = node
-        .query_json(LIFECYCLE, &["CheckCommitReadiness", &definition(1, "2.0")])
-        .await?;
     assert_eq!(
-        other["approvals"],
-        json!({ node.config().msp_id.clone(): false })
+        readiness(&node, &definition(1, "1.0")).await?,
+        BTreeMap::from([(msp.clone(), true)])
+    );
+    assert_eq!(
+        readiness(&node, &definition(1, "2.0")).await?,
+        BTreeMap::from([(msp.clone(), false)])
     );
 
-    node.invoke(
-        LIFECYCLE,
-        &["CommitChaincodeDefinition", &definition(1, "1.0")],
-    )
-    .await?;
-    let committed = node
-        .query_json(LIFECYCLE, &["QueryChaincodeDefinition", "basic"])
+    node.invoke_bytes(LIFECYCLE, definition(1, "1.0").commit())
         .await?;
-    assert_eq!(committed["version"], "1.0");
-    assert_eq!(committed["package_id"], PACKAGE_ID);
-    assert_eq!(committed["sequence"], 1);
+    let query = QueryChaincodeDefinitionArgs {
+        name: "basic".to_owned(),
+    };
+    let committed = QueryChaincodeDefinitionResult::decode(
+        node.query_bytes(
+            LIFECYCLE,
+            vec![b"QueryChaincodeDefinition".to_vec(), query.encode_to_vec()],
+        )
+        .await?
+        .payload
+        .as_slice(),
+    )?;
+    assert_eq!((committed.version.as_str(), committed.sequence), ("1.0", 1));
     assert_eq!(
-        committed["approvals"],
-        json!({ node.config().msp_id.clone(): true })
+        (
+            committed.endorsement_plugin.as_str(),
+            committed.validation_plugin.as_str()
+        ),
+        ("escc", "vscc")
+    );
+    assert_eq!(
+        committed.validation_parameter,
+        definition(1, "1.0").validation_parameter()
+    );
+    assert_eq!(
+        committed.approvals,
+        [(msp.clone(), true)].into_iter().collect()
+    );
+    let approved = QueryApprovedChaincodeDefinitionResult::decode(
+        node.query_bytes(
+            LIFECYCLE,
+            vec![
+                b"QueryApprovedChaincodeDefinition".to_vec(),
+                QueryApprovedChaincodeDefinitionArgs {
+                    name: "basic".to_owned(),
+                    sequence: 0,
+                }
+                .encode_to_vec(),
+            ],
+        )
+        .await?
+        .payload
+        .as_slice(),
+    )?;
+    assert_eq!(
+        approved.source.and_then(|source| source.r#type),
+        Some(chaincode_source::Type::LocalPackage(
+            chaincode_source::Local {
+                package_id: PACKAGE_ID.to_owned()
+            }
+        )),
+        "the latest approval names its package"
     );
 
     let again = node
-        .invoke(
-            LIFECYCLE,
-            &["CommitChaincodeDefinition", &definition(1, "1.0")],
-        )
+        .invoke_bytes(LIFECYCLE, definition(1, "1.0").commit())
         .await
         .unwrap_err();
     assert!(
@@ -115,18 +157,24 @@ async fn lifecycle_installs_approves_and_commits_a_definition() -> Result<()> {
         "{again:#}"
     );
     let skipped = node
-        .invoke(
-            LIFECYCLE,
-            &["ApproveChaincodeDefinitionForMyOrg", &definition(3, "3.0")],
-        )
+        .invoke_bytes(LIFECYCLE, definition(3, "3.0").approve())
         .await
         .unwrap_err();
     assert!(
         format!("{skipped:#}").contains("expects sequence 2"),
         "{skipped:#}"
     );
+    let nothing = QueryChaincodeDefinitionArgs {
+        name: "nothing".to_owned(),
+    };
     let unknown = node
-        .query(LIFECYCLE, &["QueryChaincodeDefinition", "nothing"])
+        .query_bytes(
+            LIFECYCLE,
+            vec![
+                b"QueryChaincodeDefinition".to_vec(),
+                nothing.encode_to_vec(),
+            ],
+        )
         .await
         .unwrap_err();
     assert!(
@@ -138,67 +186,85 @@ async fn lifecycle_installs_approves_and_commits_a_definition() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lifecycle_refuses_malformed_definitions() -> Result<()> {
+async fn lifecycle_refuses_malformed_definitions_naming_why() -> Result<()> {
     let node = TestNode::start().await?;
+    let valid = LifecycleDefinition::first("ok", "");
+    let mut collections = definition(1, "1.0").approve();
+    let mut with_collections =
+        ApproveChaincodeDefinitionForMyOrgArgs::decode(collections[1].as_slice())?;
+    with_collections.collections = Some(CollectionConfigPackage {
+        config: vec![Default::default()],
+    });
+    collections[1] = with_collections.encode_to_vec();
+    let mut garbled_policy = valid.approve();
+    let mut garbled = ApproveChaincodeDefinitionForMyOrgArgs::decode(garbled_policy[1].as_slice())?;
+    garbled.validation_parameter = vec![0xff, 0xff];
+    garbled_policy[1] = garbled.encode_to_vec();
     let cases = [
         (
-            json!({"name": "bad name", "version": "1", "sequence": 1, "platform": "rust"}),
+            LifecycleDefinition {
+                name: "bad name",
+                ..valid
+            }
+            .approve(),
             "chaincode name",
         ),
         (
-            json!({"name": "ok", "version": "1", "sequence": 0, "platform": "rust"}),
+            LifecycleDefinition {
+                sequence: 0,
+                ..valid
+            }
+            .approve(),
             "sequence starts at 1",
         ),
         (
-            json!({"name": "ok", "version": "1", "sequence": 1, "platform": "cobol"}),
-            "platform",
-        ),
-        (json!({"name": "ok"}), "bad JSON"),
-        (
-            json!({"name": "ok", "version": "1", "sequence": 1, "platform": "rust",
-                   "endorsement_policy": "AND('Org1MSP.peer'"}),
-            "cannot be defined with this endorsement policy: policy \"AND('Org1MSP.peer'\" \
-             does not parse",
+            vec![
+                b"ApproveChaincodeDefinitionForMyOrg".to_vec(),
+                br#"{"name": "ok"}"#.to_vec(),
+            ],
+            "takes Fabric's lifecycle arguments",
         ),
         (
-            json!({"name": "ok", "version": "1", "sequence": 1, "platform": "rust",
-                   "endorsement_policy": "/Channel/Application/Nowhere"}),
+            collections,
+            "private data collections are not defined through ccvm's lifecycle yet",
+        ),
+        (
+            garbled_policy,
+            "the endorsement policy (validation parameter) is not an ApplicationPolicy",
+        ),
+        (
+            LifecycleDefinition {
+                policy: "/Channel/Application/Nowhere",
+                ..valid
+            }
+            .approve(),
             "cannot be defined with this endorsement policy: no policy \
              /Channel/Application/Nowhere on this channel",
         ),
     ];
-    for (definition, expected) in cases {
-        let error = node
-            .invoke(
-                LIFECYCLE,
-                &[
-                    "ApproveChaincodeDefinitionForMyOrg",
-                    &definition.to_string(),
-                ],
-            )
-            .await
-            .unwrap_err();
+    for (args, expected) in cases {
+        let error = node.invoke_bytes(LIFECYCLE, args).await.unwrap_err();
         assert!(
             format!("{error:#}").contains(expected),
-            "{definition}: {error:#}"
+            "{expected}: {error:#}"
         );
     }
-    let bad_id = json!({"package_id": "basic:nothex", "label": "basic", "platform": "rust"});
-    let error = node
-        .invoke(LIFECYCLE, &["InstallChaincode", &bad_id.to_string()])
+    let on_channel = node
+        .query(LIFECYCLE, &["QueryInstalledChaincodes"])
         .await
         .unwrap_err();
-    assert!(format!("{error:#}").contains("SHA-256"), "{error:#}");
+    assert!(
+        format!("{on_channel:#}")
+            .contains("is about the peer's own packages: call it without a channel"),
+        "{on_channel:#}"
+    );
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn qscc_reads_chain_info_blocks_and_transactions() -> Result<()> {
     let node = TestNode::start().await?;
-    let installed = basic_installed();
-    let committed = node
-        .invoke(LIFECYCLE, &["InstallChaincode", &installed.to_string()])
-        .await?;
+    let committed = commit_a_block(&node).await?;
 
     let info = chain_info(&node).await?;
     assert_eq!(info.height, committed.block + 1);
@@ -266,10 +332,8 @@ async fn qscc_reads_chain_info_blocks_and_transactions() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn qscc_follows_the_chain_by_block_hash() -> Result<()> {
     let node = TestNode::start().await?;
-    for label in ["first", "second"] {
-        let installed = json!({"package_id": format!("{label}:{}", "ab".repeat(32)), "label": label, "platform": "rust"});
-        node.invoke(LIFECYCLE, &["InstallChaincode", &installed.to_string()])
-            .await?;
+    for _ in 0..2 {
+        commit_a_block(&node).await?;
     }
     let info = chain_info(&node).await?;
     let newest = node
@@ -333,10 +397,7 @@ async fn only_a_granted_chaincode_may_import_the_block_store() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_restarted_while_readying_its_system_chaincodes_starts_every_time() -> Result<()> {
     let mut node = TestNode::start_with(|config| config.inproc.cache_dir = None).await?;
-    let installed = basic_installed();
-    let committed = node
-        .invoke(LIFECYCLE, &["InstallChaincode", &installed.to_string()])
-        .await?;
+    let committed = commit_a_block(&node).await?;
     for _ in 0..20 {
         node.restart().await?;
     }

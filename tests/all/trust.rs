@@ -9,21 +9,23 @@ use anyhow::{Context, Result, bail};
 use ccvm::client::{Admin, Client, ClientError};
 use ccvm::msp::Identity;
 use ccvm::msp::dev_org::{DevCa, DevOrganization, Issued, Validity};
+use ccvm::node::LIFECYCLE;
 use ccvm::proto::Message;
 use ccvm::proto::MessageType;
 use ccvm::proto::ccvm::ListSystemChaincodesRequest;
 use ccvm::proto::ccvm::admin_client::AdminClient;
+use ccvm::proto::lifecycle::QueryChaincodeDefinitionsResult;
 use ccvm::proto::protos::chaincode_support_client::ChaincodeSupportClient;
 use ccvm::proto::protos::{
     ChaincodeId, ChaincodeMessage, Endorsement, ProposalResponse, TxValidationCode,
 };
-use serde_json::json;
 use tempfile::TempDir;
 use time::OffsetDateTime;
 use tonic::transport::Endpoint;
 
 use crate::harness::{
-    CHANNEL, TestNode, fabric_bin, node_sdk_evaluate, rust_chaincode, to_args, user_identity,
+    CHANNEL, LifecycleDefinition, TestNode, fabric_bin, node_sdk_evaluate, rust_chaincode, to_args,
+    user_identity,
 };
 
 const DAY: Duration = Duration::from_secs(24 * 3600);
@@ -328,19 +330,13 @@ impl TwoOrgs {
             org2,
             _kv: kv,
         };
-        let definition = json!({
-            "name": "kv",
-            "version": "1.0",
-            "sequence": 1,
-            "platform": "binary",
-            "endorsement_policy": policy,
-        })
-        .to_string();
-        for function in [
-            "ApproveChaincodeDefinitionForMyOrg",
-            "CommitChaincodeDefinition",
-        ] {
-            let (proposal, response) = two.endorse("_lifecycle", &[function, &definition]).await?;
+        let definition = LifecycleDefinition {
+            policy,
+            ..LifecycleDefinition::first("kv", "")
+        };
+        for args in [definition.approve(), definition.commit()] {
+            let function = String::from_utf8_lossy(&args[0]).into_owned();
+            let (proposal, response) = two.endorse(LIFECYCLE, args.clone()).await?;
             let ours = response.endorsement.clone().unwrap_or_default();
             assert_eq!(
                 submit_with(&two.node.client, &proposal, &response, vec![ours]).await?,
@@ -348,7 +344,7 @@ impl TwoOrgs {
                 "{function}: one of two organizations is not a majority for LifecycleEndorsement"
             );
             assert_eq!(
-                two.submit_by_both(&[function, &definition]).await?,
+                two.submit_by_both(LIFECYCLE, args).await?,
                 TxValidationCode::Valid,
                 "{function} endorsed by both organizations"
             );
@@ -359,45 +355,38 @@ impl TwoOrgs {
     async fn endorse(
         &self,
         chaincode: &str,
-        args: &[&str],
+        args: Vec<Vec<u8>>,
     ) -> Result<(ccvm::client::TxProposal, ProposalResponse)> {
         let client = &self.node.client;
-        let proposal = client.proposal(CHANNEL, chaincode, to_args(args), HashMap::new());
+        let proposal = client.proposal(CHANNEL, chaincode, args, HashMap::new());
         let response = client.endorse(&proposal).await?;
         Ok((proposal, response))
     }
 
-    /// Calls kv (or `_lifecycle` for its functions) endorsed by the node's peer only.
+    /// Calls kv endorsed by the node's peer only.
     async fn submit_by_ours(&self, args: &[&str]) -> Result<TxValidationCode> {
-        let (proposal, response) = self.endorse(chaincode_of(args), args).await?;
+        let (proposal, response) = self.endorse("kv", to_args(args)).await?;
         let ours = response.endorsement.clone().unwrap_or_default();
         submit_with(&self.node.client, &proposal, &response, vec![ours]).await
     }
 
     /// Calls kv (or `_lifecycle`) endorsed by both organizations' peers.
-    async fn submit_by_both(&self, args: &[&str]) -> Result<TxValidationCode> {
-        let (proposal, response) = self.endorse(chaincode_of(args), args).await?;
+    async fn submit_by_both(
+        &self,
+        chaincode: &str,
+        args: Vec<Vec<u8>>,
+    ) -> Result<TxValidationCode> {
+        let (proposal, response) = self.endorse(chaincode, args).await?;
         let ours = response.endorsement.clone().unwrap_or_default();
         let theirs = endorsement_by(&self.org2.peer()?, &response.payload);
         submit_with(&self.node.client, &proposal, &response, vec![ours, theirs]).await
     }
 }
 
-fn chaincode_of(args: &[&str]) -> &'static str {
-    if args
-        .first()
-        .is_some_and(|function| function.contains("ChaincodeDefinition"))
-    {
-        "_lifecycle"
-    } else {
-        "kv"
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_and_policy_of_two_organizations_needs_both_peers() -> Result<()> {
     let two = TwoOrgs::start("AND('DevMSP.peer', 'Org2MSP.peer')").await?;
-    let (proposal, response) = two.endorse("kv", &["put", "k", "one"]).await?;
+    let (proposal, response) = two.endorse("kv", to_args(&["put", "k", "one"])).await?;
     let ours = response.endorsement.clone().unwrap_or_default();
     assert_eq!(
         submit_with(
@@ -411,7 +400,8 @@ async fn an_and_policy_of_two_organizations_needs_both_peers() -> Result<()> {
         "the same peer twice counts once"
     );
     assert_eq!(
-        two.submit_by_both(&["put", "k", "two"]).await?,
+        two.submit_by_both("kv", to_args(&["put", "k", "two"]))
+            .await?,
         TxValidationCode::Valid
     );
     assert_eq!(two.node.query_text("kv", &["get", "k"]).await?, "two");
@@ -442,7 +432,8 @@ async fn a_key_level_policy_governs_writes_of_its_key() -> Result<()> {
     );
     assert_eq!(two.node.query_text("kv", &["get", "guarded"]).await?, "one");
     assert_eq!(
-        two.submit_by_both(&["put", "guarded", "three"]).await?,
+        two.submit_by_both("kv", to_args(&["put", "guarded", "three"]))
+            .await?,
         TxValidationCode::Valid
     );
     assert_eq!(
@@ -558,9 +549,13 @@ async fn a_hand_started_stream_cannot_take_a_system_chaincodes_name_in_dev_mode(
         "{answer:?}"
     );
     let definitions = node
-        .query_text("_lifecycle", &["QueryChaincodeDefinitions"])
+        .query(LIFECYCLE, &["QueryChaincodeDefinitions"])
         .await?;
-    assert_eq!(definitions, "[]", "the node's own _lifecycle still answers");
+    assert_eq!(
+        QueryChaincodeDefinitionsResult::decode(definitions.payload.as_slice())?,
+        QueryChaincodeDefinitionsResult::default(),
+        "the node's own _lifecycle still answers"
+    );
     Ok(())
 }
 
@@ -619,7 +614,10 @@ async fn material_made_by_cryptogen_loads_as_the_nodes_organization_unchanged() 
             HashMap::new(),
         )
         .await?;
-    assert_eq!(definitions.payload, b"[]");
+    assert_eq!(
+        QueryChaincodeDefinitionsResult::decode(definitions.payload.as_slice())?,
+        QueryChaincodeDefinitionsResult::default()
+    );
     let endorsed = user
         .endorse(&user.proposal(
             CHANNEL,

@@ -1,157 +1,278 @@
-//! The lifecycle system chaincode, `_lifecycle`: which chaincode packages are installed on the
-//! peer, which definitions each organization approved, and which definitions are committed on
-//! the channel. The peer reads a committed definition to decide how to launch a user chaincode.
+//! The lifecycle system chaincode, `_lifecycle`: which definitions each organization approved,
+//! and which definitions are committed on the channel. The peer reads a committed definition to
+//! decide how to launch a user chaincode and which policy endorses its transactions.
 //!
-//! Everything is kept in world state through the ordinary stub, so it is endorsed, committed and
-//! versioned like any other state. Arguments and results are JSON:
+//! Arguments and results are Fabric's messages (`lifecycle.*Args`, `lifecycle.*Result`), so
+//! Fabric's `peer lifecycle chaincode` and SDKs use it unchanged:
 //!
-//! | function | arguments | result |
-//! | --- | --- | --- |
-//! | `InstallChaincode` | `{"package_id", "label", "platform"}` | the record |
-//! | `QueryInstalledChaincodes` | | the records |
-//! | `ApproveChaincodeDefinitionForMyOrg` | a definition | the approval |
-//! | `CheckCommitReadiness` | a definition's parameters | `{"approvals": {msp id: bool}}` |
-//! | `CommitChaincodeDefinition` | a definition | the definition |
-//! | `QueryChaincodeDefinition` | name | the definition and its `approvals` |
-//! | `QueryChaincodeDefinitions` | | the definitions |
+//! | function | result |
+//! | --- | --- |
+//! | `ApproveChaincodeDefinitionForMyOrg` | empty |
+//! | `CheckCommitReadiness` | each organization's approval of the definition |
+//! | `CommitChaincodeDefinition` | empty |
+//! | `QueryApprovedChaincodeDefinition` | the caller's organization's approval |
+//! | `QueryChaincodeDefinition` | the committed definition and its approvals |
+//! | `QueryChaincodeDefinitions` | the committed definitions |
 //!
-//! A definition is its parameters `{"name", "version", "sequence", "endorsement_policy",
-//! "init_required"}` and the package it runs, `"package_id"` and `"platform"`. Sequences start at
-//! 1 and grow by one per commit. As in Fabric, readiness compares the parameters only (each
-//! organization chooses its own package); a commit needs the committing organization's approval
-//! of exactly that definition, and approving the same definition twice is refused. Who may call
-//! which function is the peer's ACL: approval takes an admin of the peer's organization.
+//! Installed packages are the peer's, not the channel's: the peer answers `InstallChaincode`,
+//! `QueryInstalledChaincodes` and the like itself, without a channel.
+//!
+//! Records are kept in world state through the ordinary stub as JSON (`ccvm-lifecycle-schema`),
+//! so they are endorsed, committed and versioned like any other state. Sequences start at 1
+//! and grow by one per commit. As in Fabric, readiness compares the parameters only (each
+//! organization chooses its own package); a commit needs the committing organization's
+//! approval of exactly those parameters and runs the package that approval names, and
+//! approving the same definition twice is refused. Who may call which function is the peer's
+//! ACL: approval takes an admin of the peer's organization.
 
+use ccvm_guest_sdk::proto::lifecycle::chaincode_source::{Local, Type as Source};
+use ccvm_guest_sdk::proto::lifecycle::query_chaincode_definitions_result::ChaincodeDefinition;
+use ccvm_guest_sdk::proto::lifecycle::{
+    ApproveChaincodeDefinitionForMyOrgArgs, ApproveChaincodeDefinitionForMyOrgResult,
+    ChaincodeSource, CheckCommitReadinessArgs, CheckCommitReadinessResult,
+    CommitChaincodeDefinitionArgs, CommitChaincodeDefinitionResult,
+    QueryApprovedChaincodeDefinitionArgs, QueryApprovedChaincodeDefinitionResult,
+    QueryChaincodeDefinitionArgs, QueryChaincodeDefinitionResult, QueryChaincodeDefinitionsResult,
+};
 use ccvm_guest_sdk::proto::msp::SerializedIdentity;
+use ccvm_guest_sdk::proto::protos::CollectionConfigPackage;
 use ccvm_guest_sdk::{Chaincode, Response, ShimError, Stub, create_composite_key};
 use prost::Message;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use ccvm_lifecycle_schema::{
-    APPROVAL, Approval, Committed, DEFINITION, Definition, INSTALLED, Installed, Parameters,
-    Readiness, SchemaError,
+    APPROVAL, Approval, DEFINITION, Definition, ENDORSEMENT_PLUGIN, Parameters, SchemaError,
+    VALIDATION_PLUGIN,
 };
 
 struct Lifecycle;
 
 impl Chaincode for Lifecycle {
     fn invoke(&self, stub: &mut Stub<'_>) -> Response {
-        let (function, params) = stub.function_and_parameters();
-        match dispatch(stub, &function, &params) {
+        let args = stub.args();
+        let function = args
+            .first()
+            .map(|name| String::from_utf8_lossy(name).into_owned())
+            .unwrap_or_default();
+        let argument = args.get(1).cloned().unwrap_or_default();
+        match dispatch(stub, &function, &argument) {
             Ok(payload) => Response::success(payload),
             Err(e) => Response::error(e.to_string()),
         }
     }
 }
 
-fn dispatch(stub: &Stub<'_>, function: &str, params: &[String]) -> Result<Vec<u8>, ShimError> {
+fn dispatch(stub: &Stub<'_>, function: &str, argument: &[u8]) -> Result<Vec<u8>, ShimError> {
     match function {
-        "InstallChaincode" => {
-            let installed: Installed = parse(params)?;
-            installed.check().map_err(invalid)?;
-            put_json(stub, &key(INSTALLED, &[&installed.package_id])?, &installed)?;
-            json(&installed)
-        }
-        "QueryInstalledChaincodes" => json(&all::<Installed>(stub, INSTALLED)?),
         "ApproveChaincodeDefinitionForMyOrg" => {
-            let definition: Definition = parse(params)?;
-            definition.check().map_err(invalid)?;
-            let committed = committed(stub, &definition.parameters.name)?;
-            definition
-                .check_sequence(committed.as_ref())
-                .map_err(invalid)?;
-            let approval = Approval {
-                msp_id: creator_msp(stub)?,
-                definition,
+            let args: ApproveChaincodeDefinitionForMyOrgArgs = decode(function, argument)?;
+            let parameters = Parameters::from_fabric(&(&args).into()).map_err(invalid)?;
+            let package_id = match args.source.and_then(|source| source.r#type) {
+                Some(Source::LocalPackage(local)) => local.package_id,
+                Some(Source::Unavailable(_)) | None => String::new(),
             };
-            let approval_key = approval_key(&approval.definition.parameters, &approval.msp_id)?;
-            let previous = stub.get_state(&approval_key)?;
-            if let Some(previous) = previous
-                && from_json::<Approval>(&previous)? == approval
-            {
-                return Err(ShimError::InvalidArgument(format!(
-                    "attempted to redefine uncommitted sequence ({}) for namespace {} with \
-                     unchanged content",
-                    approval.definition.parameters.sequence, approval.definition.parameters.name
-                )));
-            }
-            put_json(stub, &approval_key, &approval)?;
-            json(&approval)
+            approve(
+                stub,
+                Definition {
+                    parameters,
+                    package_id,
+                },
+            )?;
+            Ok(ApproveChaincodeDefinitionForMyOrgResult {}.encode_to_vec())
         }
         "CheckCommitReadiness" => {
-            let parameters: Parameters = parse(params)?;
-            parameters.check().map_err(invalid)?;
-            json(&readiness(stub, &parameters)?)
+            let args: CheckCommitReadinessArgs = decode(function, argument)?;
+            let parameters = Parameters::from_fabric(&(&args).into()).map_err(invalid)?;
+            Ok(CheckCommitReadinessResult {
+                approvals: approvals(stub, &parameters)?.into_iter().collect(),
+            }
+            .encode_to_vec())
         }
         "CommitChaincodeDefinition" => {
-            let definition: Definition = parse(params)?;
-            definition.check().map_err(invalid)?;
-            let Parameters { name, sequence, .. } = &definition.parameters;
-            let committed = committed(stub, name)?;
-            if committed.as_ref().map(|c| c.parameters.sequence) == Some(*sequence) {
-                return Err(ShimError::InvalidArgument(format!(
-                    "chaincode {name} sequence {sequence} is already committed"
-                )));
+            let args: CommitChaincodeDefinitionArgs = decode(function, argument)?;
+            let parameters = Parameters::from_fabric(&(&args).into()).map_err(invalid)?;
+            commit(stub, &parameters)?;
+            Ok(CommitChaincodeDefinitionResult {}.encode_to_vec())
+        }
+        "QueryApprovedChaincodeDefinition" => {
+            let args: QueryApprovedChaincodeDefinitionArgs = decode(function, argument)?;
+            let approved = approved(stub, &args.name, args.sequence)?;
+            let parameters = &approved.definition.parameters;
+            Ok(QueryApprovedChaincodeDefinitionResult {
+                sequence: parameters.fabric_sequence(),
+                version: parameters.version.clone(),
+                endorsement_plugin: ENDORSEMENT_PLUGIN.to_owned(),
+                validation_plugin: VALIDATION_PLUGIN.to_owned(),
+                validation_parameter: parameters.validation_parameter.clone(),
+                collections: Some(CollectionConfigPackage::default()),
+                init_required: parameters.init_required,
+                source: Some(ChaincodeSource {
+                    r#type: Some(Source::LocalPackage(Local {
+                        package_id: approved.definition.package_id.clone(),
+                    })),
+                }),
             }
-            definition
-                .check_sequence(committed.as_ref())
-                .map_err(invalid)?;
-            let msp_id = creator_msp(stub)?;
-            let own = stub
-                .get_state(&approval_key(&definition.parameters, &msp_id)?)?
-                .map(|bytes| from_json::<Approval>(&bytes))
-                .transpose()?;
-            if own.map(|approval| approval.definition).as_ref() != Some(&definition) {
-                return Err(ShimError::InvalidArgument(format!(
-                    "organization {msp_id} has not approved this definition of chaincode \
-                     {name} sequence {sequence}"
-                )));
-            }
-            put_json(stub, &key(DEFINITION, &[name])?, &definition)?;
-            json(&definition)
+            .encode_to_vec())
         }
         "QueryChaincodeDefinition" => {
-            let name = params.first().ok_or_else(|| {
-                ShimError::InvalidArgument("QueryChaincodeDefinition needs a name".to_owned())
-            })?;
-            let Some(definition) = committed(stub, name)? else {
+            let args: QueryChaincodeDefinitionArgs = decode(function, argument)?;
+            let Some(definition) = committed(stub, &args.name)? else {
                 return Err(ShimError::InvalidArgument(format!(
-                    "namespace {name} is not defined on channel {}",
+                    "namespace {} is not defined on channel {}",
+                    args.name,
                     stub.channel_id()
                 )));
             };
-            let approvals = readiness(stub, &definition.parameters)?.approvals;
-            json(&Committed {
-                definition,
-                approvals,
-            })
+            let parameters = &definition.parameters;
+            Ok(QueryChaincodeDefinitionResult {
+                sequence: parameters.fabric_sequence(),
+                version: parameters.version.clone(),
+                endorsement_plugin: ENDORSEMENT_PLUGIN.to_owned(),
+                validation_plugin: VALIDATION_PLUGIN.to_owned(),
+                validation_parameter: parameters.validation_parameter.clone(),
+                collections: Some(CollectionConfigPackage::default()),
+                init_required: parameters.init_required,
+                approvals: approvals(stub, parameters)?.into_iter().collect(),
+            }
+            .encode_to_vec())
         }
-        "QueryChaincodeDefinitions" => json(&all::<Definition>(stub, DEFINITION)?),
+        "QueryChaincodeDefinitions" => Ok(QueryChaincodeDefinitionsResult {
+            chaincode_definitions: all::<Definition>(stub, DEFINITION)?
+                .into_iter()
+                .map(|definition| {
+                    let parameters = definition.parameters;
+                    ChaincodeDefinition {
+                        sequence: parameters.fabric_sequence(),
+                        name: parameters.name,
+                        version: parameters.version,
+                        endorsement_plugin: ENDORSEMENT_PLUGIN.to_owned(),
+                        validation_plugin: VALIDATION_PLUGIN.to_owned(),
+                        validation_parameter: parameters.validation_parameter,
+                        collections: Some(CollectionConfigPackage::default()),
+                        init_required: parameters.init_required,
+                    }
+                })
+                .collect(),
+        }
+        .encode_to_vec()),
+        "InstallChaincode"
+        | "QueryInstalledChaincode"
+        | "QueryInstalledChaincodes"
+        | "GetInstalledChaincodePackage" => Err(ShimError::InvalidArgument(format!(
+            "{function} is about the peer's own packages: call it without a channel"
+        ))),
         other => Err(ShimError::InvalidArgument(format!(
             "_lifecycle has no function {other:?}"
         ))),
     }
 }
 
-/// The key of an organization's approval of a definition's sequence.
-fn approval_key(parameters: &Parameters, msp_id: &str) -> Result<String, ShimError> {
-    let sequence = parameters.sequence.to_string();
-    key(APPROVAL, &[&parameters.name, &sequence, msp_id])
+/// Records the caller's organization's approval of `definition`.
+fn approve(stub: &Stub<'_>, definition: Definition) -> Result<(), ShimError> {
+    let committed = committed(stub, &definition.parameters.name)?;
+    definition
+        .check_sequence(committed.as_ref())
+        .map_err(invalid)?;
+    let approval = Approval {
+        msp_id: creator_msp(stub)?,
+        definition,
+    };
+    let approval_key = approval_key(
+        &approval.definition.parameters.name,
+        approval.definition.parameters.sequence,
+        &approval.msp_id,
+    )?;
+    if let Some(previous) = stub.get_state(&approval_key)?
+        && from_json::<Approval>(&previous)? == approval
+    {
+        return Err(ShimError::InvalidArgument(format!(
+            "attempted to redefine uncommitted sequence ({}) for namespace {} with unchanged \
+             content",
+            approval.definition.parameters.sequence, approval.definition.parameters.name
+        )));
+    }
+    put_json(stub, &approval_key, &approval)
 }
 
-/// Which organizations approved `parameters` for their sequence, as they are given.
-fn readiness(stub: &Stub<'_>, parameters: &Parameters) -> Result<Readiness, ShimError> {
+/// Commits the definition of `parameters`, running the package the committing organization's
+/// approval names.
+fn commit(stub: &Stub<'_>, parameters: &Parameters) -> Result<(), ShimError> {
+    let Parameters { name, sequence, .. } = parameters;
+    let committed = committed(stub, name)?;
+    if committed.as_ref().map(|c| c.parameters.sequence) == Some(*sequence) {
+        return Err(ShimError::InvalidArgument(format!(
+            "chaincode {name} sequence {sequence} is already committed"
+        )));
+    }
+    let msp_id = creator_msp(stub)?;
+    let own = stub
+        .get_state(&approval_key(name, *sequence, &msp_id)?)?
+        .map(|bytes| from_json::<Approval>(&bytes))
+        .transpose()?
+        .filter(|approval| approval.definition.parameters == *parameters);
+    let Some(own) = own else {
+        return Err(ShimError::InvalidArgument(format!(
+            "organization {msp_id} has not approved this definition of chaincode {name} \
+             sequence {sequence}"
+        )));
+    };
+    own.definition
+        .check_sequence(committed.as_ref())
+        .map_err(invalid)?;
+    put_json(stub, &key(DEFINITION, &[name])?, &own.definition)
+}
+
+/// The caller's organization's approval of chaincode `name` at `sequence`, or at its latest
+/// approved sequence for 0.
+fn approved(stub: &Stub<'_>, name: &str, sequence: i64) -> Result<Approval, ShimError> {
+    let msp_id = creator_msp(stub)?;
+    let not_approved = || {
+        ShimError::InvalidArgument(format!(
+            "organization {msp_id} has not approved chaincode {name} at sequence {sequence}"
+        ))
+    };
+    if sequence > 0 {
+        let sequence = u64::try_from(sequence).map_err(|_| not_approved())?;
+        return stub
+            .get_state(&approval_key(name, sequence, &msp_id)?)?
+            .map(|bytes| from_json::<Approval>(&bytes))
+            .transpose()?
+            .ok_or_else(not_approved);
+    }
+    let mut latest: Option<Approval> = None;
+    for entry in stub.get_state_by_partial_composite_key(APPROVAL, &[name])? {
+        let approval: Approval = from_json(&entry?.value)?;
+        let newer = latest.as_ref().is_none_or(|seen| {
+            seen.definition.parameters.sequence < approval.definition.parameters.sequence
+        });
+        if approval.msp_id == msp_id && newer {
+            latest = Some(approval);
+        }
+    }
+    latest.ok_or_else(not_approved)
+}
+
+/// The key of an organization's approval of a definition's sequence.
+fn approval_key(name: &str, sequence: u64, msp_id: &str) -> Result<String, ShimError> {
+    key(APPROVAL, &[name, &sequence.to_string(), msp_id])
+}
+
+/// Which organizations approved `parameters` for their sequence, and whether as given.
+fn approvals(
+    stub: &Stub<'_>,
+    parameters: &Parameters,
+) -> Result<std::collections::BTreeMap<String, bool>, ShimError> {
     let sequence = parameters.sequence.to_string();
-    let mut readiness = Readiness::default();
+    let mut approvals = std::collections::BTreeMap::new();
     for entry in
         stub.get_state_by_partial_composite_key(APPROVAL, &[&parameters.name, &sequence])?
     {
         let approval: Approval = from_json(&entry?.value)?;
         let matches = approval.definition.parameters == *parameters;
-        readiness.approvals.insert(approval.msp_id, matches);
+        approvals.insert(approval.msp_id, matches);
     }
-    Ok(readiness)
+    Ok(approvals)
 }
 
 /// The committed definition of a chaincode, if any.
@@ -186,27 +307,26 @@ fn invalid(e: SchemaError) -> ShimError {
     ShimError::InvalidArgument(e.to_string())
 }
 
-fn key(object_type: &str, attributes: &[&str]) -> Result<String, ShimError> {
-    create_composite_key(object_type, attributes)
+/// `function`'s argument, Fabric's message `M`.
+fn decode<M: Message + Default>(function: &str, argument: &[u8]) -> Result<M, ShimError> {
+    M::decode(argument).map_err(|e| {
+        ShimError::InvalidArgument(format!(
+            "{function} takes Fabric's lifecycle arguments (a protobuf message): {e}"
+        ))
+    })
 }
 
-fn parse<T: DeserializeOwned>(params: &[String]) -> Result<T, ShimError> {
-    let text = params
-        .first()
-        .ok_or_else(|| ShimError::InvalidArgument("expected one JSON argument".to_owned()))?;
-    from_json(text.as_bytes())
+fn key(object_type: &str, attributes: &[&str]) -> Result<String, ShimError> {
+    create_composite_key(object_type, attributes)
 }
 
 fn from_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ShimError> {
     serde_json::from_slice(bytes).map_err(|e| ShimError::InvalidArgument(format!("bad JSON: {e}")))
 }
 
-fn json(value: &impl Serialize) -> Result<Vec<u8>, ShimError> {
-    serde_json::to_vec(value).map_err(|e| ShimError::InvalidArgument(e.to_string()))
-}
-
 fn put_json(stub: &Stub<'_>, key: &str, value: &impl Serialize) -> Result<(), ShimError> {
-    stub.put_state(key, json(value)?)
+    let json = serde_json::to_vec(value).map_err(|e| ShimError::InvalidArgument(e.to_string()))?;
+    stub.put_state(key, json)
 }
 
 fn main() -> Result<(), ShimError> {
