@@ -9,7 +9,8 @@
 //! no client, no signatures); `endorse` adds the client's gRPC call to the endorser, which
 //! verifies the proposal and signs the endorsement; `endorse+commit` also orders and commits;
 //! `gateway submit` does what Fabric's Gateway SDKs do: `Endorse`, sign, `Submit`, and a signed
-//! `CommitStatus`.
+//! `CommitStatus`; `gateway event` submits the same way a transaction that emits a chaincode
+//! event, and measures until a listener on the gateway's `ChaincodeEvents` stream has it.
 //!
 //! Run: `cargo bench --bench tx`. Prints one table; the figures are this machine's. Each row is
 //! measured several times (`CCVM_BENCH_RUNS`, 3 by default) and shows the median run's figures
@@ -35,6 +36,7 @@ use harness::{
     CHANNEL, TestNode, deploy, deploy_wasm, docker_endpoint, docker_node_with, node_chaincode,
     rust_chaincode, to_args, wasm_example,
 };
+use tokio::sync::oneshot;
 
 /// Transactions measured per run by default, after a warm-up of a tenth as many.
 const DEFAULT_TRANSACTIONS: usize = 4000;
@@ -47,6 +49,7 @@ enum Mode {
     Endorse,
     EndorseAndCommit,
     Gateway,
+    GatewayEvent,
 }
 
 impl Mode {
@@ -56,6 +59,7 @@ impl Mode {
             Self::Endorse => "endorse",
             Self::EndorseAndCommit => "endorse+commit",
             Self::Gateway => "gateway submit",
+            Self::GatewayEvent => "gateway event",
         }
     }
 }
@@ -118,17 +122,47 @@ enum Prepared {
 }
 
 fn prepare(node: &TestNode, chaincode: &str, key: String, mode: Mode) -> Prepared {
-    match mode {
-        Mode::Execute => Prepared::Execute { key },
-        Mode::Endorse | Mode::EndorseAndCommit | Mode::Gateway => Prepared::Proposal(
-            node.client
-                .proposal(CHANNEL, chaincode, to_args(&["bump", &key]), HashMap::new()),
-        ),
-    }
+    let args = match mode {
+        Mode::Execute => return Prepared::Execute { key },
+        Mode::GatewayEvent => to_args(&["event", "bench", &key]),
+        Mode::Endorse | Mode::EndorseAndCommit | Mode::Gateway => to_args(&["bump", &key]),
+    };
+    Prepared::Proposal(
+        node.client
+            .proposal(CHANNEL, chaincode, args, HashMap::new()),
+    )
+}
+
+/// When each transaction's chaincode event reached the listener, by transaction id.
+type EventWaiters = Arc<Mutex<HashMap<String, oneshot::Sender<Instant>>>>;
+
+/// Listens to `chaincode`'s events on the node's gateway and tells each waiter when its
+/// transaction's event arrived; ends with the stream.
+async fn listen_for_events(node: &TestNode, chaincode: &str) -> Result<EventWaiters> {
+    let waiters: EventWaiters = Arc::default();
+    let mut events = node.client.chaincode_events(CHANNEL, chaincode).await?;
+    let told = Arc::clone(&waiters);
+    tokio::spawn(async move {
+        while let Ok(Some(response)) = events.message().await {
+            let arrived = Instant::now();
+            for event in response.events {
+                if let Some(waiter) = told.lock().expect("waiters lock").remove(&event.tx_id) {
+                    let _ = waiter.send(arrived);
+                }
+            }
+        }
+    });
+    Ok(waiters)
 }
 
 /// Runs one transaction in `mode` and returns how long it took.
-async fn one(node: &TestNode, chaincode: &str, prepared: Prepared, mode: Mode) -> Result<Duration> {
+async fn one(
+    node: &TestNode,
+    chaincode: &str,
+    prepared: Prepared,
+    mode: Mode,
+    events: Option<&EventWaiters>,
+) -> Result<Duration> {
     let proposal = match prepared {
         Prepared::Proposal(proposal) => proposal,
         Prepared::Execute { key } => {
@@ -153,6 +187,16 @@ async fn one(node: &TestNode, chaincode: &str, prepared: Prepared, mode: Mode) -
             return Ok(begun.elapsed());
         }
     };
+    if let Some(events) = events {
+        let (told, arrival) = oneshot::channel();
+        events
+            .lock()
+            .expect("waiters lock")
+            .insert(proposal.tx_id.clone(), told);
+        let begun = Instant::now();
+        node.client.submit_through_gateway(&proposal).await?;
+        return Ok(arrival.await? - begun);
+    }
     let begun = Instant::now();
     if mode == Mode::Gateway {
         node.client.submit_through_gateway(&proposal).await?;
@@ -186,11 +230,16 @@ async fn measure(
         })
         .collect();
     let queue = Arc::new(Mutex::new(prepared));
+    let events = match mode {
+        Mode::GatewayEvent => Some(listen_for_events(node, chaincode).await?),
+        _ => None,
+    };
     let started = Instant::now();
     let clients: Vec<_> = (0..in_flight)
         .map(|_| {
             let node = Arc::clone(node);
             let queue = Arc::clone(&queue);
+            let events = events.clone();
             let chaincode = chaincode.to_owned();
             tokio::spawn(async move {
                 let mut latencies = Vec::new();
@@ -199,7 +248,8 @@ async fn measure(
                     let Some(transaction) = next else {
                         return anyhow::Ok(latencies);
                     };
-                    latencies.push(one(&node, &chaincode, transaction, mode).await?);
+                    let took = one(&node, &chaincode, transaction, mode, events.as_ref()).await?;
+                    latencies.push(took);
                 }
             })
         })
@@ -225,6 +275,7 @@ async fn bench_path(
         Mode::Endorse,
         Mode::EndorseAndCommit,
         Mode::Gateway,
+        Mode::GatewayEvent,
     ] {
         for in_flight in [1, 16] {
             let label = format!("{path:<24} {:<15} {in_flight:>9}", mode.label());

@@ -14,7 +14,8 @@ use ccvm_proto::ccvm::{
 use ccvm_proto::common::{ChannelHeader, Envelope, Header, HeaderType, SignatureHeader};
 use ccvm_proto::gateway::gateway_client::GatewayClient;
 use ccvm_proto::gateway::{
-    CommitStatusRequest, EndorseRequest, SignedCommitStatusRequest, SubmitRequest,
+    ChaincodeEventsRequest, ChaincodeEventsResponse, CommitStatusRequest, EndorseRequest,
+    SignedChaincodeEventsRequest, SignedCommitStatusRequest, SubmitRequest,
 };
 use ccvm_proto::protos::endorser_client::EndorserClient;
 use ccvm_proto::protos::{
@@ -568,6 +569,35 @@ impl Client {
             block_number: status.block_number,
         })?;
         Ok(status.block_number)
+    }
+}
+
+impl Client {
+    /// The events of `chaincode` on `channel` from the next block on, read through the node's
+    /// gateway as Fabric's Gateway SDKs read them: one answer per block that has any.
+    ///
+    /// # Errors
+    /// [`ClientError::Rpc`] when the node refuses the request.
+    pub async fn chaincode_events(
+        &self,
+        channel: &str,
+        chaincode: &str,
+    ) -> Result<tonic::Streaming<ChaincodeEventsResponse>, ClientError> {
+        let request = ChaincodeEventsRequest {
+            channel_id: channel.to_owned(),
+            chaincode_id: chaincode.to_owned(),
+            identity: self.identity.serialized(),
+            ..Default::default()
+        }
+        .encode_to_vec();
+        let mut gateway = self.gateway.clone();
+        Ok(gateway
+            .chaincode_events(SignedChaincodeEventsRequest {
+                signature: self.identity.sign(&request),
+                request,
+            })
+            .await?
+            .into_inner())
     }
 }
 

@@ -1,6 +1,6 @@
 //! The node's channels: each one's configuration, read from its latest configuration block,
 //! and what follows from it: who may do what on the channel, and how its transactions are
-//! validated.
+//! ordered into blocks and validated.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -9,7 +9,10 @@ use ccvm_proto::Message;
 use ccvm_proto::common::{Block, Envelope};
 use tracing::{info, warn};
 
+use tokio_util::task::TaskTracker;
+
 use super::access::Access;
+use super::committer::{BlockCutter, BlockCutting, CutterParts, OnRedefined};
 use crate::channel::{ChannelConfig, ConfigError, config_of_envelope, genesis_envelope};
 use crate::ledger::{Ledger, LedgerError};
 use crate::msp::{MspError, OwnSignatures};
@@ -55,8 +58,8 @@ pub(crate) struct Channel {
     pub config: ChannelConfig,
     /// Its organizations, policies and ACLs, applied to signed requests.
     pub access: Arc<Access>,
-    /// The validation of its transactions before commit.
-    pub validator: Arc<TxValidator>,
+    /// Orders its transactions into blocks and commits them.
+    pub cutter: BlockCutter,
 }
 
 /// What every channel's access and validation share: the node's organization, whether messages
@@ -70,6 +73,10 @@ pub(crate) struct ChannelContext {
     pub own_signatures: Arc<OwnSignatures>,
     /// Committed state, as validation reads it.
     pub state: Arc<dyn ValidationState>,
+    /// Told the chaincodes whose new definitions a block committed.
+    pub on_redefined: OnRedefined,
+    /// Where each channel's block cutter runs.
+    pub tasks: TaskTracker,
 }
 
 /// The node's channels by name.
@@ -177,10 +184,20 @@ impl Channels {
             Arc::clone(&access.policies),
             Arc::clone(&self.context.state),
         );
+        let cutter = BlockCutter::start(
+            CutterParts {
+                channel: name.to_owned(),
+                ledger: self.ledger.clone(),
+                validator: Arc::new(validator),
+                cutting: BlockCutting::of(&config.batching),
+                on_redefined: Arc::clone(&self.context.on_redefined),
+            },
+            &self.context.tasks,
+        );
         Ok(Arc::new(Channel {
             config,
             access: Arc::new(access),
-            validator: Arc::new(validator),
+            cutter,
         }))
     }
 }

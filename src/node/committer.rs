@@ -1,5 +1,6 @@
-//! Ordering and committing for a single-node network: admitted transactions are cut into
-//! blocks by one task and committed to the ledger, and each submitter learns its outcome.
+//! Ordering and committing for a single-node network: each channel's admitted transactions are
+//! cut into blocks by a task of its own, as the channel's `BatchSize` and `BatchTimeout` say,
+//! and committed to the ledger, and each submitter learns its outcome.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,19 +10,19 @@ use ccvm_proto::Message;
 use ccvm_proto::protos::TxValidationCode;
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use super::channels::Channels;
+use tokio_util::task::TaskTracker;
+
+use crate::channel::Batching;
 use crate::ledger::{Ledger, PendingTx, TxOutcome};
 use crate::metrics::metrics;
-use crate::validation::Candidate;
+use crate::validation::{Candidate, TxValidator};
 
 /// Submissions waiting to be cut into a block before `Submit` callers wait for room.
 const SUBMIT_QUEUE: usize = 4096;
 
 struct Submission {
-    channel: String,
     tx: PendingTx,
     /// The creator's signature over the envelope was verified on submission.
     signature_verified: bool,
@@ -31,43 +32,41 @@ struct Submission {
 /// Told the chaincodes whose new definitions a block committed.
 pub(crate) type OnRedefined = Arc<dyn Fn(&str) + Send + Sync>;
 
-/// Cuts submitted transactions into blocks and commits them.
+/// What one channel's cutter works with.
+pub(crate) struct CutterParts {
+    /// The channel.
+    pub channel: String,
+    /// The ledger its blocks are committed to.
+    pub ledger: Ledger,
+    /// The validation of its transactions.
+    pub validator: Arc<TxValidator>,
+    /// When its blocks are cut.
+    pub cutting: BlockCutting,
+    /// Told the chaincodes whose new definitions a block committed.
+    pub on_redefined: OnRedefined,
+}
+
+/// Cuts one channel's submitted transactions into blocks and commits them.
 #[derive(Clone)]
 pub(crate) struct BlockCutter {
     queue: mpsc::Sender<Submission>,
 }
 
 impl BlockCutter {
-    /// Starts the cutting task on the current runtime; it ends once every clone is dropped.
-    /// Each block's transactions are validated by its channel's validator before commit.
-    pub fn start(
-        ledger: Ledger,
-        channels: Arc<Channels>,
-        cutting: BlockCutting,
-        on_redefined: OnRedefined,
-    ) -> (Self, JoinHandle<()>) {
+    /// Starts the channel's cutting task on `tasks`; it ends once every clone of the cutter
+    /// is dropped. Each block's transactions are validated before commit.
+    pub fn start(parts: CutterParts, tasks: &TaskTracker) -> Self {
         let (queue, submissions) = mpsc::channel(SUBMIT_QUEUE);
-        let task = tokio::spawn(cut_blocks(
-            ledger,
-            channels,
-            submissions,
-            cutting,
-            on_redefined,
-        ));
-        (Self { queue }, task)
+        tasks.spawn(cut_blocks(parts, submissions));
+        Self { queue }
     }
 
     /// Orders `tx`, whose creator's signature the caller has verified, and waits for its
     /// commit.
-    pub async fn submit_verified(
-        &self,
-        channel: String,
-        tx: PendingTx,
-    ) -> Result<TxOutcome, String> {
+    pub async fn submit_verified(&self, tx: PendingTx) -> Result<TxOutcome, String> {
         let (done, outcome) = oneshot::channel();
         self.queue
             .send(Submission {
-                channel,
                 tx,
                 signature_verified: true,
                 done,
@@ -91,15 +90,30 @@ pub(crate) struct BlockCutting {
     pub timeout: Duration,
 }
 
+impl BlockCutting {
+    /// The cutting a channel's configuration sets: at most `BatchSize.MaxMessageCount`
+    /// transactions, cut once `BatchSize.PreferredMaxBytes` are reached, after
+    /// `BatchTimeout`.
+    pub fn of(batching: &Batching) -> Self {
+        let count = |value: u32| usize::try_from(value).unwrap_or(usize::MAX);
+        Self {
+            max_txs: count(batching.max_message_count),
+            max_bytes: count(batching.preferred_max_bytes),
+            timeout: batching.timeout,
+        }
+    }
+}
+
 /// Cuts blocks of what is queued, up to a block's worth (waiting up to the batch timeout for
-/// more), commits them per channel, and answers.
-async fn cut_blocks(
-    ledger: Ledger,
-    channels: Arc<Channels>,
-    mut submissions: mpsc::Receiver<Submission>,
-    cutting: BlockCutting,
-    on_redefined: OnRedefined,
-) {
+/// more), commits them, and answers.
+async fn cut_blocks(parts: CutterParts, mut submissions: mpsc::Receiver<Submission>) {
+    let CutterParts {
+        channel,
+        ledger,
+        validator,
+        cutting,
+        on_redefined,
+    } = parts;
     let mut carried: Option<Submission> = None;
     loop {
         let first = match carried.take() {
@@ -131,82 +145,72 @@ async fn cut_blocks(
             bytes += size;
             batch.push(next);
         }
-        let mut by_channel: Vec<(String, Vec<Submission>)> = Vec::new();
-        for submission in batch {
-            match by_channel
-                .iter_mut()
-                .find(|(channel, _)| *channel == submission.channel)
-            {
-                Some((_, group)) => group.push(submission),
-                None => by_channel.push((submission.channel.clone(), vec![submission])),
+        commit_batch(&channel, &ledger, &validator, &on_redefined, batch).await;
+    }
+}
+
+/// Validates and commits one block of `batch` on `channel`, and answers each submitter.
+async fn commit_batch(
+    channel: &str,
+    ledger: &Ledger,
+    validator: &Arc<TxValidator>,
+    on_redefined: &OnRedefined,
+    batch: Vec<Submission>,
+) {
+    let (txs, waiters): (Vec<_>, Vec<_>) = batch
+        .into_iter()
+        .map(|s| ((s.tx, s.signature_verified), s.done))
+        .unzip();
+    let (ledger, validator, name) = (ledger.clone(), Arc::clone(validator), channel.to_owned());
+    let started = Instant::now();
+    let committed = tokio::task::spawn_blocking(move || {
+        let candidates: Vec<Candidate<'_>> = txs
+            .iter()
+            .map(|(tx, signature_verified)| Candidate {
+                envelope: &tx.envelope,
+                signature_verified: *signature_verified,
+            })
+            .collect();
+        let verdicts = validator.validate_block(&name, &candidates);
+        drop(candidates);
+        let mut redefines = Vec::with_capacity(txs.len());
+        let txs = txs
+            .into_iter()
+            .zip(verdicts)
+            .map(|((tx, _), verdict)| {
+                redefines.push(verdict.redefines);
+                PendingTx {
+                    validation: verdict.code,
+                    ..tx
+                }
+            })
+            .collect();
+        ledger
+            .commit_block(&name, txs)
+            .map(|outcomes| (outcomes, redefines))
+    })
+    .await;
+    match committed {
+        Ok(Ok((outcomes, redefines))) => {
+            record_block(channel, &outcomes, started.elapsed());
+            info!(%channel, block = outcomes.first().map(|o| o.block), txs = outcomes.len(), "committed block");
+            for ((waiter, outcome), redefined) in waiters.into_iter().zip(outcomes).zip(redefines) {
+                if outcome.code == TxValidationCode::Valid {
+                    redefined.iter().for_each(|name| on_redefined(name));
+                }
+                let _ = waiter.send(Ok(outcome));
             }
         }
-        for (channel, group) in by_channel {
-            let (txs, waiters): (Vec<_>, Vec<_>) = group
-                .into_iter()
-                .map(|s| ((s.tx, s.signature_verified), s.done))
-                .unzip();
-            let Some(validator) = channels.get(&channel).map(|on| Arc::clone(&on.validator)) else {
-                for waiter in waiters {
-                    let _ = waiter.send(Err(format!("channel {channel} does not exist")));
-                }
-                continue;
-            };
-            let ledger = ledger.clone();
-            let name = channel.clone();
-            let started = Instant::now();
-            let committed = tokio::task::spawn_blocking(move || {
-                let candidates: Vec<Candidate<'_>> = txs
-                    .iter()
-                    .map(|(tx, signature_verified)| Candidate {
-                        envelope: &tx.envelope,
-                        signature_verified: *signature_verified,
-                    })
-                    .collect();
-                let verdicts = validator.validate_block(&name, &candidates);
-                drop(candidates);
-                let mut redefines = Vec::with_capacity(txs.len());
-                let txs = txs
-                    .into_iter()
-                    .zip(verdicts)
-                    .map(|((tx, _), verdict)| {
-                        redefines.push(verdict.redefines);
-                        PendingTx {
-                            validation: verdict.code,
-                            ..tx
-                        }
-                    })
-                    .collect();
-                ledger
-                    .commit_block(&name, txs)
-                    .map(|outcomes| (outcomes, redefines))
-            })
-            .await;
-            match committed {
-                Ok(Ok((outcomes, redefines))) => {
-                    record_block(&channel, &outcomes, started.elapsed());
-                    info!(%channel, block = outcomes.first().map(|o| o.block), txs = outcomes.len(), "committed block");
-                    for ((waiter, outcome), redefined) in
-                        waiters.into_iter().zip(outcomes).zip(redefines)
-                    {
-                        if outcome.code == TxValidationCode::Valid {
-                            redefined.iter().for_each(|name| on_redefined(name));
-                        }
-                        let _ = waiter.send(Ok(outcome));
-                    }
-                }
-                Ok(Err(e)) => {
-                    warn!(%channel, error = %e, "block commit failed");
-                    for waiter in waiters {
-                        let _ = waiter.send(Err(format!("commit failed: {e}")));
-                    }
-                }
-                Err(e) => {
-                    warn!(%channel, error = %e, "block commit task failed");
-                    for waiter in waiters {
-                        let _ = waiter.send(Err("commit failed".to_owned()));
-                    }
-                }
+        Ok(Err(e)) => {
+            warn!(%channel, error = %e, "block commit failed");
+            for waiter in waiters {
+                let _ = waiter.send(Err(format!("commit failed: {e}")));
+            }
+        }
+        Err(e) => {
+            warn!(%channel, error = %e, "block commit task failed");
+            for waiter in waiters {
+                let _ = waiter.send(Err("commit failed".to_owned()));
             }
         }
     }

@@ -37,6 +37,7 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::chaincode::ChaincodeSupport;
@@ -59,7 +60,6 @@ use background::Background;
 use blocks::LedgerBlocks;
 use broadcast::BroadcastService;
 use channels::{ChannelContext, Channels};
-use committer::{BlockCutter, BlockCutting};
 use deliver::{DeliverService, Deliverer};
 use discovery::DiscoveryService;
 use endorser::{Endorser, EndorserService};
@@ -179,7 +179,8 @@ pub struct Node {
     prepared: watch::Receiver<bool>,
     stop: Vec<oneshot::Sender<()>>,
     servers: Vec<JoinHandle<Result<(), NodeError>>>,
-    cutter_task: JoinHandle<()>,
+    /// The channels' block cutters, each ending once its channel is no longer served.
+    cutters: TaskTracker,
 }
 
 impl Node {
@@ -277,6 +278,8 @@ impl Node {
         let from_dir = system_chaincodes.install_all()?;
 
         let own_signatures = Arc::new(OwnSignatures::new(identity.serialized()));
+        let redefined_in = support.clone();
+        let cutters = TaskTracker::new();
         let channels = Arc::new(Channels::open(
             ledger.clone(),
             ChannelContext {
@@ -284,6 +287,10 @@ impl Node {
                 tls_binding,
                 own_signatures: Arc::clone(&own_signatures),
                 state: Arc::clone(&definitions) as _,
+                on_redefined: Arc::new(move |name: &str| {
+                    user_chaincodes::retire_redefined(&redefined_in, name);
+                }),
+                tasks: cutters.clone(),
             },
             ChannelConfig::new_channel(
                 organizations,
@@ -295,17 +302,6 @@ impl Node {
         if channels.get(DEFAULT_CHANNEL).is_none() {
             channels.create(DEFAULT_CHANNEL)?;
         }
-        let redefined_in = support.clone();
-        let (cutter, cutter_task) = BlockCutter::start(
-            ledger.clone(),
-            Arc::clone(&channels),
-            BlockCutting {
-                max_txs: config.commit.max_block_txs,
-                max_bytes: config.commit.max_block_bytes,
-                timeout: Duration::from_millis(config.commit.batch_timeout_ms),
-            },
-            Arc::new(move |name: &str| user_chaincodes::retire_redefined(&redefined_in, name)),
-        );
 
         let client_port = || -> Result<tonic::transport::Server, NodeError> {
             let server = tonic::transport::Server::builder();
@@ -330,7 +326,7 @@ impl Node {
             Arc::new(LocalLifecycle::new(Arc::clone(&definitions))),
             own_signatures,
         ));
-        let orderer = Arc::new(Orderer::new(cutter, transient, Arc::clone(&channels)));
+        let orderer = Arc::new(Orderer::new(transient, Arc::clone(&channels)));
         let deliverer = Arc::new(Deliverer::new(
             ledger.clone(),
             Arc::clone(&channels),
@@ -474,7 +470,7 @@ impl Node {
             prepared,
             stop: servers.stop,
             servers: servers.tasks,
-            cutter_task,
+            cutters,
         })
     }
 
@@ -589,7 +585,8 @@ impl Node {
                 first_error = result;
             }
         }
-        let _ = self.cutter_task.await;
+        self.cutters.close();
+        self.cutters.wait().await;
         self.background.ended().await;
         info!("node stopped");
         first_error

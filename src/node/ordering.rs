@@ -15,7 +15,6 @@ use tonic::{Request, Response, Status};
 
 use super::access::AccessDenied;
 use super::channels::Channels;
-use super::committer::BlockCutter;
 use super::status::ServiceError;
 use super::tls::client_cert_hash;
 use super::transient::TransientStore;
@@ -24,28 +23,22 @@ use crate::policy::APPLICATION_PREFIX;
 
 /// Checks signed transaction envelopes and orders the admitted ones into blocks.
 pub(crate) struct Orderer {
-    cutter: BlockCutter,
     transient: Arc<TransientStore>,
     channels: Arc<Channels>,
 }
 
 impl Orderer {
-    pub fn new(
-        cutter: BlockCutter,
-        transient: Arc<TransientStore>,
-        channels: Arc<Channels>,
-    ) -> Self {
+    pub fn new(transient: Arc<TransientStore>, channels: Arc<Channels>) -> Self {
         Self {
-            cutter,
             transient,
             channels,
         }
     }
 
-    /// Admits `envelope` as Fabric's orderer does (a readable header, bound to the client's TLS
+    /// Admits `envelope` as Fabric's orderer does (a readable header, for a channel of this
+    /// node, within the channel's `BatchSize.AbsoluteMaxBytes`, bound to the client's TLS
     /// certificate when required, signed by a valid identity that satisfies the channel's
-    /// `Writers`, for a channel of this node), orders it, and resolves once its block is
-    /// committed. The outcome may be any validation code: ordering does not endorse.
+    /// `Writers`), orders it, and resolves once its block is committed. The outcome may be any validation code: ordering does not endorse.
     ///
     /// # Errors
     /// Why it was not admitted, or [`ServiceError::Unavailable`] when the node is stopping.
@@ -67,6 +60,13 @@ impl Orderer {
             .channels
             .get(&header.channel_id)
             .ok_or_else(|| ServiceError::NoChannel(header.channel_id.clone()))?;
+        let size = envelope.encoded_len();
+        let limit = channel.config.batching.absolute_max_bytes;
+        if u32::try_from(size).map_or(true, |size| size > limit) {
+            return Err(ServiceError::Malformed(format!(
+                "message payload is {size} bytes and exceeds maximum allowed {limit} bytes"
+            )));
+        }
         let access = &channel.access;
         access.check_tls_binding(client_cert_hash, &header.tls_cert_hash)?;
         let writer = access
@@ -82,15 +82,13 @@ impl Orderer {
                 reason,
             })?;
         let private = self.transient.take(&header.tx_id);
-        self.cutter
-            .submit_verified(
-                header.channel_id,
-                PendingTx {
-                    envelope,
-                    private,
-                    validation: TxValidationCode::Valid,
-                },
-            )
+        channel
+            .cutter
+            .submit_verified(PendingTx {
+                envelope,
+                private,
+                validation: TxValidationCode::Valid,
+            })
             .await
             .map_err(ServiceError::Unavailable)
     }

@@ -241,3 +241,93 @@ async fn each_channel_is_guarded_by_the_acls_of_its_own_configuration() -> Resul
     assert_eq!(channels_of(&user).await?, ["after", "before", CHANNEL]);
     Ok(())
 }
+
+/// Submits three transactions putting `key`0..2 on `channel`: one, then two more 300 ms later;
+/// the block each was committed in.
+async fn blocks_of_staggered_puts(node: &TestNode, channel: &str) -> Result<Vec<u64>> {
+    let client = &node.client;
+    let mut endorsed = Vec::new();
+    for n in 0..3 {
+        let proposal = client.proposal(
+            channel,
+            "kv",
+            to_args(&["put", &format!("k{n}"), "v"]),
+            HashMap::new(),
+        );
+        let response = client.endorse(&proposal).await?;
+        endorsed.push((proposal, response));
+    }
+    let (first, rest) = endorsed.split_first().context("three endorsements")?;
+    let later = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        futures_util::future::join_all(rest.iter().map(|(p, r)| client.submit(p, r))).await
+    };
+    let (first, rest) = tokio::join!(client.submit(&first.0, &first.1), later);
+    let mut blocks = vec![first?.block_number];
+    for submitted in rest {
+        blocks.push(submitted?.block_number);
+    }
+    Ok(blocks)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_channel_cuts_its_blocks_as_its_own_configuration_says() -> Result<()> {
+    let mut node = TestNode::start().await?;
+    node.restart_with(|config| {
+        config.commit.batch_timeout_ms = 2000;
+        config.commit.max_block_txs = 3;
+    })
+    .await?;
+    let genesis = Block::decode(
+        node.admin()
+            .await?
+            .create_channel("batched")
+            .await?
+            .as_slice(),
+    )?;
+    let batching = ChannelConfig::from_proto(&config_in(&genesis)?)?.batching;
+    assert_eq!(
+        (batching.max_message_count, batching.timeout),
+        (3, std::time::Duration::from_secs(2))
+    );
+    let _kv = rust_chaincode(&node, "kv", "kv")?;
+    node.wait_registered("kv").await?;
+
+    let batched = blocks_of_staggered_puts(&node, "batched").await?;
+    assert_eq!(
+        batched,
+        [1, 1, 1],
+        "the first transaction waited for the two sent 300 ms later"
+    );
+    let unbatched = blocks_of_staggered_puts(&node, CHANNEL).await?;
+    assert!(
+        unbatched[0] < unbatched[1],
+        "mychannel cuts at once, as it was configured: {unbatched:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_larger_than_its_channels_absolute_max_bytes_is_refused() -> Result<()> {
+    let mut node = TestNode::start_with(|config| config.max_recv_message_bytes = 64 * 1024).await?;
+    node.restart_with(|config| config.max_recv_message_bytes = 4 * 1024 * 1024)
+        .await?;
+    let _kv = rust_chaincode(&node, "kv", "kv")?;
+    node.wait_registered("kv").await?;
+    let big = "x".repeat(128 * 1024);
+    let refused = node
+        .invoke("kv", &["put", "big", &big])
+        .await
+        .expect_err("larger than the channel's AbsoluteMaxBytes");
+    let refused = format!("{refused:#}");
+    assert!(
+        refused.contains("exceeds maximum allowed 65536 bytes"),
+        "{refused}"
+    );
+    assert!(
+        node.query("kv", &["get", "big"]).await?.payload.is_empty(),
+        "nothing was written"
+    );
+    node.invoke("kv", &["put", "small", "fits"]).await?;
+    Ok(())
+}
