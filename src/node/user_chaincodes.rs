@@ -20,15 +20,23 @@ const DEFINITIONS_BATCH: usize = 256;
 /// The metadata entry that holds a key's endorsement policy.
 const VALIDATION_PARAMETER: &str = "VALIDATION_PARAMETER";
 
-/// Resolves a chaincode name through the definitions committed on the node's channel.
+/// Resolves a chaincode name through the definitions committed on the node's channels.
 pub(super) struct DefinedChaincodes {
     pub ledger: Ledger,
     pub packages: PackageStore,
 }
 
 impl DefinedChaincodes {
+    /// The definition that decides which package chaincode `name` runs on this node: the one
+    /// committed on the default channel, else on the first other channel, by name, that has
+    /// one. A node runs one package per chaincode name, whichever channel calls it.
     fn definition(&self, name: &str) -> Option<Definition> {
-        self.definition_on(DEFAULT_CHANNEL, name)
+        self.definition_on(DEFAULT_CHANNEL, name).or_else(|| {
+            self.channels()
+                .iter()
+                .filter(|channel| *channel != DEFAULT_CHANNEL)
+                .find_map(|channel| self.definition_on(channel, name))
+        })
     }
 
     /// The definition of chaincode `name` committed on `channel`.

@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use anyhow::{Context, Result, bail};
 use ccvm::channel::{ChannelConfig, config_of_envelope};
 use ccvm::client::{Client, ClientError};
-use ccvm::node::{CSCC, QSCC};
+use ccvm::node::{CSCC, LIFECYCLE, QSCC};
+use ccvm::package::{CodeFile, Package, Platform};
 use ccvm::proto::Message;
 use ccvm::proto::common::{
     Block, BlockMetadataIndex, Config, Envelope, Metadata, OrdererBlockMetadata,
@@ -15,7 +16,10 @@ use ccvm::proto::common::{
 use ccvm::proto::protos::ChannelQueryResponse;
 use tonic::Code;
 
-use crate::harness::{CHANNEL, TestNode, rust_chaincode, to_args, user_identity};
+use crate::harness::{
+    CHANNEL, LifecycleDefinition, TestNode, node_chaincode_server, rust_chaincode, to_args,
+    user_identity,
+};
 
 /// The configuration in a channel's genesis block.
 fn config_in(block: &Block) -> Result<Config> {
@@ -329,5 +333,54 @@ async fn a_transaction_larger_than_its_channels_absolute_max_bytes_is_refused() 
         "nothing was written"
     );
     node.invoke("kv", &["put", "small", "fits"]).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chaincode_defined_only_on_a_new_channel_runs_there() -> Result<()> {
+    let node = TestNode::start_with(|config| config.dev_mode = false).await?;
+    node.admin().await?.create_channel("second").await?;
+    let address = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .to_string();
+    let connection = serde_json::json!({"address": address, "dial_timeout": "10s"});
+    let package = Package::build(
+        "secondkv_1.0",
+        Platform::Ccaas,
+        &[CodeFile::new(
+            "connection.json",
+            connection.to_string().into_bytes(),
+            0o644,
+        )],
+    )?;
+    let package_id = node.inner().packages().install(&package)?.id;
+    let _server = node_chaincode_server(&address, &package_id)?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while tokio::net::TcpStream::connect(&address).await.is_err() {
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "the chaincode server never listened on {address}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let definition = LifecycleDefinition::first("secondkv", &package_id);
+    for args in [definition.approve(), definition.commit()] {
+        node.client
+            .invoke("second", LIFECYCLE, args, HashMap::new())
+            .await?;
+    }
+    node.client
+        .invoke(
+            "second",
+            "secondkv",
+            to_args(&["put", "k", "on second"]),
+            HashMap::new(),
+        )
+        .await?;
+    let read = node
+        .client
+        .query("second", "secondkv", to_args(&["get", "k"]), HashMap::new())
+        .await?;
+    assert_eq!(read.payload, b"on second");
     Ok(())
 }
