@@ -258,15 +258,11 @@ impl ChannelConfig {
             ])
             .into_iter()
             .collect(),
-            policies: [
-                ("Readers", ImplicitRule::Any, "Readers"),
-                ("Writers", ImplicitRule::Any, "Writers"),
-                ("Admins", ImplicitRule::Majority, "Admins"),
-                ("BlockValidation", ImplicitRule::Any, "Writers"),
-            ]
-            .into_iter()
-            .map(|(name, rule, sub)| (name.to_owned(), implicit_meta(&meta(rule, sub))))
-            .collect(),
+            policies: implicit_metas(CHANNEL_POLICIES.iter().chain([&(
+                "BlockValidation",
+                ImplicitRule::Any,
+                "Writers",
+            )])),
             mod_policy: ADMINS.to_owned(),
             version: 0,
         };
@@ -294,14 +290,7 @@ impl ChannelConfig {
             ]
             .into_iter()
             .collect(),
-            policies: [
-                ("Readers", ImplicitRule::Any, "Readers"),
-                ("Writers", ImplicitRule::Any, "Writers"),
-                ("Admins", ImplicitRule::Majority, "Admins"),
-            ]
-            .into_iter()
-            .map(|(name, rule, sub)| (name.to_owned(), implicit_meta(&meta(rule, sub))))
-            .collect(),
+            policies: implicit_metas(CHANNEL_POLICIES.iter()),
             mod_policy: ADMINS.to_owned(),
             version: 0,
         };
@@ -568,11 +557,27 @@ fn read_implicit_meta(item: &str, policy: &ConfigPolicy) -> Result<ImplicitMeta,
     })
 }
 
-fn meta(rule: ImplicitRule, sub_policy: &str) -> ImplicitMeta {
-    ImplicitMeta {
-        rule,
-        sub_policy: sub_policy.to_owned(),
-    }
+/// Policies of the channel and ordering groups, as `configtxgen`'s sample profiles set them:
+/// name, rule, and the organizations' policy the rule combines.
+const CHANNEL_POLICIES: [(&str, ImplicitRule, &str); 3] = [
+    ("Readers", ImplicitRule::Any, "Readers"),
+    ("Writers", ImplicitRule::Any, "Writers"),
+    ("Admins", ImplicitRule::Majority, "Admins"),
+];
+
+/// A group's policies, each an implicit-meta policy (name, rule, sub-policy).
+fn implicit_metas<'p>(
+    policies: impl Iterator<Item = &'p (&'p str, ImplicitRule, &'p str)>,
+) -> HashMap<String, ConfigPolicy> {
+    policies
+        .map(|&(name, rule, sub_policy)| {
+            let meta = ImplicitMeta {
+                rule,
+                sub_policy: sub_policy.to_owned(),
+            };
+            (name.to_owned(), implicit_meta(&meta))
+        })
+        .collect()
 }
 
 fn implicit_meta(meta: &ImplicitMeta) -> ConfigPolicy {

@@ -5,10 +5,11 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
-use ccvm::package::{CodeFile, Package, Platform};
 use serde_json::json;
 
-use crate::harness::{LifecycleDefinition, TestNode, commit_definition, node_chaincode_server};
+use crate::harness::{
+    LifecycleDefinition, TestNode, ccaas_package, commit_definition, node_chaincode_server,
+};
 
 /// A `ccaas` package whose `connection.json` is `connection`, installed on `node`; its id.
 fn install_connection(
@@ -16,15 +17,7 @@ fn install_connection(
     label: &str,
     connection: &serde_json::Value,
 ) -> Result<String> {
-    let package = Package::build(
-        label,
-        Platform::Ccaas,
-        &[CodeFile::new(
-            "connection.json",
-            connection.to_string().into_bytes(),
-            0o644,
-        )],
-    )?;
+    let package = ccaas_package(label, connection)?;
     Ok(node.inner().packages().install(&package)?.id)
 }
 

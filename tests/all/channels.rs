@@ -8,7 +8,6 @@ use anyhow::{Context, Result, bail};
 use ccvm::channel::{ChannelConfig, config_of_envelope};
 use ccvm::client::{Client, ClientError};
 use ccvm::node::{CSCC, LIFECYCLE, QSCC};
-use ccvm::package::{CodeFile, Package, Platform};
 use ccvm::proto::Message;
 use ccvm::proto::common::{
     Block, BlockMetadataIndex, Config, Envelope, Metadata, OrdererBlockMetadata,
@@ -17,8 +16,8 @@ use ccvm::proto::protos::ChannelQueryResponse;
 use tonic::Code;
 
 use crate::harness::{
-    CHANNEL, LifecycleDefinition, TestNode, node_chaincode_server, rust_chaincode, to_args,
-    user_identity,
+    CHANNEL, LifecycleDefinition, TestNode, ccaas_package, node_chaincode_server, rust_chaincode,
+    to_args, user_identity,
 };
 
 /// The configuration in a channel's genesis block.
@@ -344,15 +343,7 @@ async fn a_chaincode_defined_only_on_a_new_channel_runs_there() -> Result<()> {
         .local_addr()?
         .to_string();
     let connection = serde_json::json!({"address": address, "dial_timeout": "10s"});
-    let package = Package::build(
-        "secondkv_1.0",
-        Platform::Ccaas,
-        &[CodeFile::new(
-            "connection.json",
-            connection.to_string().into_bytes(),
-            0o644,
-        )],
-    )?;
+    let package = ccaas_package("secondkv_1.0", &connection)?;
     let package_id = node.inner().packages().install(&package)?.id;
     let _server = node_chaincode_server(&address, &package_id)?;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);

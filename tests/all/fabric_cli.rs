@@ -13,9 +13,11 @@ use ccvm::proto::Message;
 use ccvm::proto::common::Block;
 use tokio::process::Command;
 
-use ccvm::package::{CodeFile, Package, Platform};
+use ccvm::package::Package;
 
-use crate::harness::{CHANNEL, TestNode, fabric_bin, node_chaincode_server, rust_chaincode};
+use crate::harness::{
+    CHANNEL, TestNode, ccaas_package, fabric_bin, node_chaincode_server, rust_chaincode,
+};
 
 /// Runs `peer` from `bin` with `args` as the node's development user, TLS off.
 async fn peer(bin: &Path, node: &TestNode, args: &[&str]) -> Result<Output> {
@@ -192,15 +194,7 @@ async fn fabrics_lifecycle_commands_install_approve_and_commit_a_chaincode() -> 
     };
     let connection =
         serde_json::json!({"address": address, "dial_timeout": "10s", "tls_required": false});
-    let bytes = Package::build(
-        "fabkv_1.0",
-        Platform::Ccaas,
-        &[CodeFile::new(
-            "connection.json",
-            connection.to_string().into_bytes(),
-            0o644,
-        )],
-    )?;
+    let bytes = ccaas_package("fabkv_1.0", &connection)?;
     let package_file = work.path().join("fabkv.tar.gz");
     std::fs::write(&package_file, &bytes)?;
     let package_id = Package::parse(&bytes)?.id;

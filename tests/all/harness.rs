@@ -739,6 +739,19 @@ pub async fn docker_node_with(
     .await
 }
 
+/// A `ccaas` package file, labelled `label`, whose `connection.json` is `connection`.
+pub fn ccaas_package(label: &str, connection: &serde_json::Value) -> Result<Vec<u8>> {
+    Ok(Package::build(
+        label,
+        Platform::Ccaas,
+        &[CodeFile::new(
+            "connection.json",
+            connection.to_string().into_bytes(),
+            0o644,
+        )],
+    )?)
+}
+
 /// Starts Fabric's Node shim as a chaincode server (chaincode as a service) on `address`, with
 /// package id `ccid`; the node dials it.
 pub fn node_chaincode_server(address: &str, ccid: &str) -> Result<ChaincodeProcess> {
