@@ -20,8 +20,8 @@ use ccvm_proto::gateway::{
 use ccvm_proto::protos::endorser_client::EndorserClient;
 use ccvm_proto::protos::{
     ChaincodeHeaderExtension, ChaincodeId, ChaincodeInput, ChaincodeInvocationSpec,
-    ChaincodeProposalPayload, ChaincodeSpec, Proposal, ProposalResponse, Response, SignedProposal,
-    TxValidationCode, chaincode_spec,
+    ChaincodeProposalPayload, ChaincodeSpec, Endorsement, Proposal, ProposalResponse, Response,
+    SignedProposal, TxValidationCode, chaincode_spec,
 };
 use rand::RngCore;
 use rustls_pki_types::CertificateDer;
@@ -67,6 +67,12 @@ pub enum ClientError {
         /// The validation code's name.
         code: String,
     },
+    /// An endorser (counted from 1 after the first) answered a proposal with a different result
+    /// than the first endorser.
+    #[error(
+        "ProposalResponsePayloads do not match: endorser {0} after the first simulated a different result"
+    )]
+    PayloadMismatch(usize),
     /// The arguments given are not `{"Args":[...]}` or `{"function":...,"Args":[...]}`.
     #[error("invalid chaincode arguments: {0}")]
     Args(String),
@@ -491,17 +497,20 @@ impl Client {
         args: Vec<Vec<u8>>,
         transient: HashMap<String, Vec<u8>>,
     ) -> Result<Committed, ClientError> {
-        self.invoke_ordered_by(self, channel, chaincode, args, transient)
+        self.invoke_endorsed_by(&[], self, channel, chaincode, args, transient)
             .await
     }
 
-    /// Runs a chaincode function on this client's node, then commits its endorsed result
-    /// through `orderer`'s node.
+    /// Runs a chaincode function on this client's node and on the nodes of `endorsers` (each
+    /// given the same proposal, signed by this client), then commits the transaction carrying
+    /// every endorsement through `orderer`'s node.
     ///
     /// # Errors
-    /// As [`Client::invoke`].
-    pub async fn invoke_ordered_by(
+    /// As [`Client::invoke`], or [`ClientError::PayloadMismatch`] when an endorser's result
+    /// differs from this node's.
+    pub async fn invoke_endorsed_by(
         &self,
+        endorsers: &[Client],
         orderer: &Client,
         channel: &str,
         chaincode: &str,
@@ -511,7 +520,26 @@ impl Client {
         let proposal = self.proposal(channel, chaincode, args, transient);
         let endorsed = self.endorse(&proposal).await?;
         let response = successful(&endorsed)?;
-        let submitted = orderer.submit(&proposal, &endorsed).await?;
+        let mut endorsements: Vec<Endorsement> = endorsed.endorsement.clone().into_iter().collect();
+        for (index, endorser) in endorsers.iter().enumerate() {
+            let theirs = endorser.endorse(&proposal).await?;
+            successful(&theirs)?;
+            if theirs.payload != endorsed.payload {
+                return Err(ClientError::PayloadMismatch(index + 1));
+            }
+            endorsements.extend(theirs.endorsement);
+        }
+        let payload = endorsed_transaction(
+            proposal.header.clone(),
+            proposal.payload_without_transient.clone(),
+            endorsed.payload,
+            endorsements,
+        )
+        .encode_to_vec();
+        let signature = self.identity.sign(&payload);
+        let submitted = orderer
+            .submit_envelope(Envelope { payload, signature })
+            .await?;
         check_valid(&submitted)?;
         Ok(Committed {
             response,

@@ -265,13 +265,13 @@ struct NewArgs {
 #[derive(Args)]
 struct CallArgs {
     /// The node's client address (Fabric's `CORE_PEER_ADDRESS`).
-    #[arg(
-        long,
-        visible_alias = "peerAddresses",
-        env = "CORE_PEER_ADDRESS",
-        default_value = DEFAULT_LISTEN
-    )]
+    #[arg(long, env = "CORE_PEER_ADDRESS", default_value = DEFAULT_LISTEN)]
     peer: String,
+    /// The endorsing nodes, as Fabric's CLI takes them (repeat it for several): an invoke
+    /// collects an endorsement from each, the first of which answers a query; --peer when
+    /// none is given.
+    #[arg(long = "peerAddresses")]
+    peer_addresses: Vec<String>,
     /// The ordering service an invoke submits to; the peer's own when unset.
     #[arg(short = 'o', long = "orderer")]
     orderer: Option<String>,
@@ -536,12 +536,20 @@ async fn call(args: CallArgs, commit: bool) -> anyhow::Result<()> {
         Some(json) => parse_transient(json)?,
         None => Default::default(),
     };
-    let client = args.client.client(&args.peer).await?;
+    let (peer, others) = match args.peer_addresses.split_first() {
+        Some((first, others)) => (first.as_str(), others),
+        None => (args.peer.as_str(), &[][..]),
+    };
+    let client = args.client.client(peer).await?;
+    let mut endorsers = Vec::with_capacity(others.len());
+    for other in others {
+        endorsers.push(args.client.client(other).await?);
+    }
     let orderer = match &args.orderer {
-        Some(addr) if *addr != args.peer => Some(args.client.client(addr).await?),
+        Some(addr) if addr != peer => Some(args.client.client(addr).await?),
         _ => None,
     };
-    progress::launch(args.client.admin(&args.peer).await, &args.name)
+    progress::launch(args.client.admin(peer).await, &args.name)
         .await
         .map_err(anyhow::Error::msg)?;
     let verb = if commit { "invoking" } else { "querying" };
@@ -549,7 +557,8 @@ async fn call(args: CallArgs, commit: bool) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
     if commit {
         let committed = client
-            .invoke_ordered_by(
+            .invoke_endorsed_by(
+                &endorsers,
                 orderer.as_ref().unwrap_or(&client),
                 &args.channel,
                 &args.name,

@@ -5,7 +5,8 @@ use std::process::Output;
 
 use anyhow::Result;
 use base64::Engine;
-use ccvm::node::{LIFECYCLE, QSCC};
+use ccvm::msp::dev_org::DevOrganization;
+use ccvm::node::{LIFECYCLE, QSCC, dev_organization};
 use ccvm::policy::SignaturePolicy;
 use ccvm::proto::Message;
 use ccvm::proto::common::{Block, BlockchainInfo};
@@ -591,5 +592,74 @@ async fn channel_getinfo_and_fetch_read_the_chain_as_fabrics_peer_cli_does() -> 
             stderr(&refused)
         );
     }
+    Ok(())
+}
+
+/// `--peerAddresses` given twice: the invoke carries an endorsement of each node, which a
+/// channel of two organizations needs under its default `MAJORITY Endorsement`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invoke_collects_an_endorsement_from_each_peer_address() -> Result<()> {
+    let org2_dir = tempfile::tempdir()?;
+    let org2 = DevOrganization::at(org2_dir.path());
+    org2.create_if_absent("Org2MSP")?;
+    let first = TestNode::start_with(|config| {
+        config
+            .organizations
+            .insert("Org2MSP".to_owned(), org2.msp_dir());
+    })
+    .await?;
+    let dev_msp = dev_organization(&first.config().data_dir).msp_dir();
+    let second = TestNode::start_for(&org2, "Org2MSP", |config| {
+        config.organizations.insert("DevMSP".to_owned(), dev_msp);
+    })
+    .await?;
+    let _first_kv = rust_chaincode(&first, "kv", "kv")?;
+    let _second_kv = rust_chaincode(&second, "kv", "kv")?;
+    first.wait_registered("kv").await?;
+    second.wait_registered("kv").await?;
+    let (a, b) = (
+        first.inner().peer_addr().to_string(),
+        second.inner().peer_addr().to_string(),
+    );
+    let data_dir = first.config().data_dir.display().to_string();
+    let invoke = |ctor: &'static str| {
+        vec![
+            "chaincode",
+            "invoke",
+            "-C",
+            CHANNEL,
+            "-n",
+            "kv",
+            "-c",
+            ctor,
+            "--data-dir",
+            data_dir.as_str(),
+        ]
+    };
+
+    let refused = ccvm_at(&a, &invoke(r#"{"Args":["put","k","alone"]}"#)).await?;
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("ENDORSEMENT_POLICY_FAILURE"),
+        "one endorsement of two organizations: {}",
+        stderr(&refused)
+    );
+
+    let mut both = invoke(r#"{"Args":["put","k","both"]}"#);
+    both.extend(["--peerAddresses", &a, "--peerAddresses", &b]);
+    let invoked = ccvm_at(&a, &both).await?;
+    assert!(invoked.status.success(), "{}", stderr(&invoked));
+    assert_eq!(first.query_text("kv", &["get", "k"]).await?, "both");
+
+    // Only the first node committed that transaction, so the two read k at different versions.
+    let mut differing = invoke(r#"{"Args":["bump","k"]}"#);
+    differing.extend(["--peerAddresses", &a, "--peerAddresses", &b]);
+    let refused = ccvm_at(&a, &differing).await?;
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("ProposalResponsePayloads do not match"),
+        "{}",
+        stderr(&refused)
+    );
     Ok(())
 }
