@@ -8,7 +8,7 @@ use ccvm_proto::Message;
 use ccvm_proto::ccvm::SubmitResponse;
 use ccvm_proto::ccvm::committer_server::{self, CommitterServer};
 use ccvm_proto::common::{
-    ChannelHeader, Envelope, Payload, SignatureHeader, Status as BlockStatus,
+    ChannelHeader, Envelope, HeaderType, Payload, SignatureHeader, Status as BlockStatus,
 };
 use ccvm_proto::protos::TxValidationCode;
 use tonic::{Request, Response, Status};
@@ -35,8 +35,8 @@ impl Orderer {
         }
     }
 
-    /// Admits `envelope` as Fabric's orderer does (a readable header, for a channel of this
-    /// node, within the channel's `BatchSize.AbsoluteMaxBytes`, bound to the client's TLS
+    /// Admits `envelope` as Fabric's orderer does (a readable header of an endorser
+    /// transaction, for a channel of this node, within the channel's `BatchSize.AbsoluteMaxBytes`, bound to the client's TLS
     /// certificate when required, signed by a valid identity that satisfies the channel's
     /// `Writers`), orders it, and resolves once its block is committed. The outcome may be any validation code: ordering does not endorse.
     ///
@@ -56,6 +56,16 @@ impl Orderer {
                 Some((channel, signature.creator))
             })
             .ok_or_else(|| ServiceError::Malformed("envelope has no readable header".to_owned()))?;
+        if header.r#type != HeaderType::EndorserTransaction as i32 {
+            return Err(ServiceError::Malformed(format!(
+                "this ordering service orders endorser transactions, not header type {}: a node's \
+                 channels keep the configuration they were created with",
+                HeaderType::try_from(header.r#type).map_or_else(
+                    |_| header.r#type.to_string(),
+                    |kind| kind.as_str_name().to_owned()
+                )
+            )));
+        }
         let channel = self
             .channels
             .get(&header.channel_id)

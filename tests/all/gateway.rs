@@ -7,9 +7,11 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use ccvm::msp::Identity;
 use ccvm::msp::dev_org::DevOrganization;
-use ccvm::node::dev_organization;
+use ccvm::node::{QSCC, dev_organization};
 use ccvm::proto::Message;
-use ccvm::proto::common::{Envelope, Status as BlockStatus};
+use ccvm::proto::common::{
+    ChannelHeader, Envelope, Header, HeaderType, Payload, SignatureHeader, Status as BlockStatus,
+};
 use ccvm::proto::gateway::gateway_client::GatewayClient;
 use ccvm::proto::gateway::{
     ChaincodeEventsRequest, CommitStatusRequest, EvaluateRequest, SignedChaincodeEventsRequest,
@@ -505,6 +507,64 @@ async fn broadcast_orders_an_endorsed_transaction_and_refuses_an_outsiders() -> 
         .into_inner();
     assert_eq!(status.result, TxValidationCode::Valid as i32);
     assert_eq!(node.query_text("kv", &["get", "k"]).await?, "broadcast");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broadcast_refuses_a_channel_configuration_update() -> Result<()> {
+    let node = TestNode::start().await?;
+    let channel = Channel::from_shared(format!("http://{}", node.inner().peer_addr()))?
+        .connect()
+        .await?;
+    let mut orderer = AtomicBroadcastClient::new(channel);
+    let admin = node.client.identity();
+    let header = Header {
+        channel_header: ChannelHeader {
+            r#type: HeaderType::ConfigUpdate as i32,
+            channel_id: CHANNEL.to_owned(),
+            timestamp: Some(std::time::SystemTime::now().into()),
+            ..Default::default()
+        }
+        .encode_to_vec(),
+        signature_header: SignatureHeader {
+            creator: admin.serialized(),
+            nonce: vec![7; 24],
+        }
+        .encode_to_vec(),
+    };
+    let payload = Payload {
+        header: Some(header),
+        data: b"a config update envelope".to_vec(),
+    }
+    .encode_to_vec();
+    let update = Envelope {
+        signature: admin.sign(&payload),
+        payload,
+    };
+    let height = node.query(QSCC, &["GetChainInfo", CHANNEL]).await?;
+    let mut answers = orderer
+        .broadcast(tokio_stream::iter([update]))
+        .await?
+        .into_inner();
+    let answer = answers.message().await?.context("an answer")?;
+    assert_eq!(
+        answer.status,
+        BlockStatus::BadRequest as i32,
+        "{}",
+        answer.info
+    );
+    assert!(
+        answer
+            .info
+            .contains("orders endorser transactions, not header type CONFIG_UPDATE"),
+        "{}",
+        answer.info
+    );
+    assert_eq!(
+        node.query(QSCC, &["GetChainInfo", CHANNEL]).await?.payload,
+        height.payload,
+        "nothing was ordered"
+    );
     Ok(())
 }
 
