@@ -436,11 +436,26 @@ impl Client {
         proposal: &TxProposal,
         endorsed: &ProposalResponse,
     ) -> Envelope {
+        self.envelope_endorsed_by(
+            proposal,
+            endorsed.payload.clone(),
+            endorsed.endorsement.clone().into_iter().collect(),
+        )
+    }
+
+    /// The transaction of `proposal` whose result, `response_payload`, carries
+    /// `endorsements`, in an envelope signed by this client.
+    fn envelope_endorsed_by(
+        &self,
+        proposal: &TxProposal,
+        response_payload: Vec<u8>,
+        endorsements: Vec<Endorsement>,
+    ) -> Envelope {
         let payload = endorsed_transaction(
             proposal.header.clone(),
             proposal.payload_without_transient.clone(),
-            endorsed.payload.clone(),
-            endorsed.endorsement.clone().into_iter().collect(),
+            response_payload,
+            endorsements,
         )
         .encode_to_vec();
         let signature = self.identity.sign(&payload);
@@ -529,17 +544,8 @@ impl Client {
             }
             endorsements.extend(theirs.endorsement);
         }
-        let payload = endorsed_transaction(
-            proposal.header.clone(),
-            proposal.payload_without_transient.clone(),
-            endorsed.payload,
-            endorsements,
-        )
-        .encode_to_vec();
-        let signature = self.identity.sign(&payload);
-        let submitted = orderer
-            .submit_envelope(Envelope { payload, signature })
-            .await?;
+        let envelope = self.envelope_endorsed_by(&proposal, endorsed.payload, endorsements);
+        let submitted = orderer.submit_envelope(envelope).await?;
         check_valid(&submitted)?;
         Ok(Committed {
             response,

@@ -24,7 +24,7 @@ pub(super) enum ChannelCommand {
     /// block, as `peer channel create` does (signed by an admin of the node's organization).
     Create(CreateArgs),
     /// The channels the node has, as `peer channel list` prints them.
-    List(ListArgs),
+    List(NodeArgs),
     /// The channel's height and the hashes of its last two blocks, as `peer channel getinfo`
     /// prints them.
     #[command(name = "getinfo")]
@@ -41,15 +41,13 @@ pub(super) struct CreateArgs {
     /// Where to write the genesis block; CHANNEL.block by default.
     #[arg(long = "outputBlock")]
     output: Option<PathBuf>,
-    /// The node's client address (Fabric's `CORE_PEER_ADDRESS`).
-    #[arg(long, env = "CORE_PEER_ADDRESS", default_value = DEFAULT_LISTEN)]
-    peer: String,
     #[command(flatten)]
-    client: ClientArgs,
+    node: NodeArgs,
 }
 
+/// The node a channel command talks to, and who signs.
 #[derive(Args)]
-pub(super) struct ListArgs {
+pub(super) struct NodeArgs {
     /// The node's client address (Fabric's `CORE_PEER_ADDRESS`).
     #[arg(long, env = "CORE_PEER_ADDRESS", default_value = DEFAULT_LISTEN)]
     peer: String,
@@ -91,8 +89,9 @@ pub(super) async fn run(command: ChannelCommand) -> anyhow::Result<()> {
     match command {
         ChannelCommand::Create(args) => {
             let genesis = args
+                .node
                 .client
-                .admin(&args.peer)
+                .admin(&args.node.peer)
                 .await?
                 .create_channel(&args.channel)
                 .await?;

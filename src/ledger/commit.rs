@@ -136,14 +136,8 @@ impl Ledger {
                 data.push(tx.envelope.encode_to_vec());
                 results.push(outcome);
             }
-            let block = build_block(
-                number,
-                info.current_block_hash.clone(),
-                data,
-                codes,
-                last_config,
-            );
-            let next = store_block(&txn, channel, &block, info.current_block_hash)?;
+            let block = build_block(number, info.current_block_hash, data, codes, last_config);
+            let next = store_block(&txn, channel, &block)?;
             chains.insert(channel, next.encode_to_vec().as_slice())?;
             outcomes = results;
         }
@@ -466,7 +460,7 @@ pub(super) fn append_genesis(
             (0, 0, TxValidationCode::Valid as i32),
         )?;
     }
-    store_block(txn, channel, &block, Vec::new())
+    store_block(txn, channel, &block)
 }
 
 /// The channel header of an envelope, if it has one.
@@ -475,14 +469,8 @@ fn channel_header(envelope: &Envelope) -> Option<ChannelHeader> {
     ChannelHeader::decode(payload.header?.channel_header.as_slice()).ok()
 }
 
-/// Stores `block`, whose predecessor's hash is `previous_hash`, with its hash index, and
-/// answers the channel's chain info after it.
-fn store_block(
-    txn: &WriteTransaction,
-    channel: &str,
-    block: &Block,
-    previous_hash: Vec<u8>,
-) -> Result<BlockchainInfo> {
+/// Stores `block` with its hash index, and answers the channel's chain info after it.
+fn store_block(txn: &WriteTransaction, channel: &str, block: &Block) -> Result<BlockchainInfo> {
     let header = block.header.as_ref().expect("built with a header");
     let hash = header_hash(header);
     txn.open_table(BLOCKS)?
@@ -492,7 +480,7 @@ fn store_block(
     Ok(BlockchainInfo {
         height: header.number + 1,
         current_block_hash: hash,
-        previous_block_hash: previous_hash,
+        previous_block_hash: header.previous_hash.clone(),
     })
 }
 

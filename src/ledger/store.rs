@@ -147,7 +147,7 @@ impl Ledger {
         Ok(())
     }
 
-    /// The names of all channels.
+    /// The names of all channels, sorted (the store keeps them in key order).
     ///
     /// # Errors
     /// Fails when the store cannot be read.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::channel::ChannelConfig;
 use crate::msp::{IdentityError, MspError, MspMaterial, Trust, ValidatedIdentity};
-use crate::policy::{Acls, ChannelPolicies, OrgPolicies, PolicyError};
+use crate::policy::{Acls, ChannelPolicies, PolicyError};
 
 /// Why a signed request was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -61,31 +61,6 @@ impl Access {
             )
             .map(|(msp_id, dir)| MspMaterial::load(dir, msp_id))
             .collect()
-    }
-
-    /// Trusts the organizations of `materials`, the node's own first (see
-    /// [`Access::read_organizations`]), with Fabric's default policies and ACLs plus
-    /// `acl_overrides`.
-    pub fn new(
-        materials: &[MspMaterial],
-        acl_overrides: &BTreeMap<String, String>,
-        tls_binding: bool,
-    ) -> Result<Self, MspError> {
-        let local_msp_id = materials.first().map_or("", |local| local.msp_id.as_str());
-        let policies = ChannelPolicies::fabric_defaults(
-            materials
-                .iter()
-                .map(|material| {
-                    OrgPolicies::fabric_defaults(&material.msp_id, material.node_ous.is_some())
-                })
-                .collect(),
-        );
-        Ok(Self {
-            trust: Arc::new(Trust::new(materials)?),
-            policies: Arc::new(policies),
-            acls: Acls::new(local_msp_id, &Acls::channel_defaults(acl_overrides)),
-            tls_binding,
-        })
     }
 
     /// The organizations, policies and ACLs of a channel configured by `config`, on a node of

@@ -47,9 +47,7 @@ impl BlockStore for LedgerBlocks {
     }
 
     fn channels(&self) -> Result<Vec<String>, String> {
-        let mut names = self.0.channels().map_err(|e| e.for_chaincode())?;
-        names.sort_unstable();
-        Ok(names)
+        self.0.channels().map_err(|e| e.for_chaincode())
     }
 
     fn config_block(&self, channel: &str) -> Result<Vec<u8>, String> {

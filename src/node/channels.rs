@@ -126,10 +126,9 @@ impl Channels {
     /// has.
     pub fn create(&self, name: &str) -> Result<Block, ChannelError> {
         check_name(name)?;
-        let config = self.template.clone();
-        let channel = self.serve(name, config.clone())?;
-        self.ledger
-            .create_channel(name, &genesis_envelope(name, &config.to_proto()))?;
+        let genesis = genesis_envelope(name, &self.template.to_proto());
+        let channel = self.serve(name, self.template.clone())?;
+        self.ledger.create_channel(name, &genesis)?;
         write(&self.by_name).insert(name.to_owned(), channel);
         info!(%name, "created channel");
         Ok(self.ledger.block(name, 0)?)

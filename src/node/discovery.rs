@@ -4,6 +4,7 @@
 //! orderer, so each answer names the node itself, as Fabric's peer describes itself: its
 //! identity, its alive message and its signed state on the channel.
 
+use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -98,7 +99,7 @@ impl DiscoveryService {
         let Some(channel) = self
             .channels
             .get(channel_name)
-            .filter(|channel| asker.channel_writer(channel))
+            .filter(|channel| asker.channel_writer(channel_name, channel))
         else {
             debug!(channel = %channel_name, "discovery query refused");
             return refusal(ACCESS_DENIED);
@@ -304,10 +305,7 @@ impl discovery_server::Discovery for DiscoveryService {
             ))
             .into());
         }
-        let asker = Asker {
-            identity: &client_identity,
-            request: &signed,
-        };
+        let asker = Asker::new(&client_identity, &signed);
         let results = request
             .queries
             .iter()
@@ -332,9 +330,20 @@ enum Endorsing {
 struct Asker<'r> {
     identity: &'r [u8],
     request: &'r SignedRequest,
+    /// Whether the asker is a writer of each channel asked about so far: the queries of one
+    /// request often name the same channel, and its signature is verified once per channel.
+    writer_of: RefCell<HashMap<String, bool>>,
 }
 
-impl Asker<'_> {
+impl<'r> Asker<'r> {
+    fn new(identity: &'r [u8], request: &'r SignedRequest) -> Self {
+        Self {
+            identity,
+            request,
+            writer_of: RefCell::default(),
+        }
+    }
+
     /// The signer, when `access` trusts it and it signed the request.
     fn verified(&self, access: &Access) -> Option<Arc<ValidatedIdentity>> {
         access
@@ -348,16 +357,21 @@ impl Asker<'_> {
             .ok()
     }
 
-    /// Whether the asker may ask about `channel`: one of its writers, as Fabric's discovery
-    /// service requires.
-    fn channel_writer(&self, channel: &Channel) -> bool {
-        self.verified(&channel.access).is_some_and(|identity| {
+    /// Whether the asker may ask about `channel`, named `name`: one of its writers, as
+    /// Fabric's discovery service requires.
+    fn channel_writer(&self, name: &str, channel: &Channel) -> bool {
+        if let Some(known) = self.writer_of.borrow().get(name) {
+            return *known;
+        }
+        let writer = self.verified(&channel.access).is_some_and(|identity| {
             channel
                 .access
                 .policies
                 .check(&format!("{APPLICATION_PREFIX}Writers"), &[identity])
                 .is_ok()
-        })
+        });
+        self.writer_of.borrow_mut().insert(name.to_owned(), writer);
+        writer
     }
 
     /// Whether the asker may ask about the node itself: an admin of its organization.

@@ -26,7 +26,7 @@ use tracing::debug;
 
 use super::block_content::transactions;
 use super::block_feed::{BlockFeed, FeedError};
-use super::channels::{Channel, Channels};
+use super::channels::Channels;
 use super::endorser::{Endorser, ProposalFailure, Purpose};
 use super::ordering::{Orderer, broadcast_status};
 use super::proposal::UnpackedProposal;
@@ -317,7 +317,7 @@ impl gateway_server::Gateway for GatewayService {
         }
         let request = CommitStatusRequest::decode(signed.request.as_slice())
             .map_err(|e| Status::invalid_argument(format!("invalid status request: {e}")))?;
-        let channel: Arc<Channel> = self.channels.get(&request.channel_id).ok_or_else(|| {
+        let channel = self.channels.get(&request.channel_id).ok_or_else(|| {
             Status::aborted(format!("channel does not exist: {}", request.channel_id))
         })?;
         channel
@@ -360,7 +360,7 @@ impl gateway_server::Gateway for GatewayService {
         let request = ChaincodeEventsRequest::decode(signed.request.as_slice()).map_err(|e| {
             Status::invalid_argument(format!("invalid chaincode events request: {e}"))
         })?;
-        let channel: Arc<Channel> = self.channels.get(&request.channel_id).ok_or_else(|| {
+        let channel = self.channels.get(&request.channel_id).ok_or_else(|| {
             Status::not_found(format!("channel does not exist: {}", request.channel_id))
         })?;
         channel

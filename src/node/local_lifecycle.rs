@@ -67,23 +67,14 @@ impl LocalLifecycle {
                     .ok_or_else(|| not_installed(&args.package_id))?;
                 let mut references = self.references();
                 Ok(QueryInstalledChaincodeResult {
-                    references: references
-                        .remove(&package.id)
-                        .unwrap_or_default()
-                        .into_iter()
-                        .map(|(channel, chaincodes)| {
-                            let chaincodes = chaincodes
-                                .into_iter()
-                                .map(|(name, version)| {
-                                    query_installed_chaincode_result::Chaincode { name, version }
-                                })
-                                .collect();
-                            (
-                                channel,
-                                query_installed_chaincode_result::References { chaincodes },
-                            )
-                        })
-                        .collect(),
+                    references: result_references(
+                        references.remove(&package.id).unwrap_or_default(),
+                        |name, version| query_installed_chaincode_result::Chaincode {
+                            name,
+                            version,
+                        },
+                        |chaincodes| query_installed_chaincode_result::References { chaincodes },
+                    ),
                     package_id: package.id,
                     label: package.label,
                 }
@@ -97,28 +88,16 @@ impl LocalLifecycle {
                     .into_iter()
                     .map(|Package { id, label, .. }| {
                         query_installed_chaincodes_result::InstalledChaincode {
-                            references: references
-                                .remove(&id)
-                                .unwrap_or_default()
-                                .into_iter()
-                                .map(|(channel, chaincodes)| {
-                                    let chaincodes = chaincodes
-                                        .into_iter()
-                                        .map(|(name, version)| {
-                                            query_installed_chaincodes_result::Chaincode {
-                                                name,
-                                                version,
-                                            }
-                                        })
-                                        .collect();
-                                    (
-                                        channel,
-                                        query_installed_chaincodes_result::References {
-                                            chaincodes,
-                                        },
-                                    )
-                                })
-                                .collect(),
+                            references: result_references(
+                                references.remove(&id).unwrap_or_default(),
+                                |name, version| query_installed_chaincodes_result::Chaincode {
+                                    name,
+                                    version,
+                                },
+                                |chaincodes| query_installed_chaincodes_result::References {
+                                    chaincodes,
+                                },
+                            ),
                             package_id: id,
                             label,
                         }
@@ -165,6 +144,26 @@ impl LocalLifecycle {
         }
         by_package
     }
+}
+
+/// A package's references as a result message's map: channel → `group` of the chaincodes,
+/// each made by `chaincode` from its name and version. The two installed-package results
+/// have messages of their own with the same fields.
+fn result_references<C, R>(
+    references: References,
+    chaincode: impl Fn(String, String) -> C,
+    group: impl Fn(Vec<C>) -> R,
+) -> HashMap<String, R> {
+    references
+        .into_iter()
+        .map(|(channel, chaincodes)| {
+            let chaincodes = chaincodes
+                .into_iter()
+                .map(|(name, version)| chaincode(name, version))
+                .collect();
+            (channel, group(chaincodes))
+        })
+        .collect()
 }
 
 fn not_installed(package_id: &str) -> String {

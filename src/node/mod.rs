@@ -203,12 +203,7 @@ impl Node {
         let organizations =
             Access::read_organizations(&msp_dir, &config.msp_id, &config.organizations)?;
         let tls_binding = config.peer_tls() && config.tls.client_auth_required;
-        let local = Arc::new(Access::new(&organizations, &config.acls, tls_binding)?);
         let identity = Arc::new(identity);
-        let validated_identity = local
-            .trust
-            .validate(&identity.serialized())
-            .map_err(NodeError::OwnIdentity)?;
         let mut chaincodes = ChaincodeSupport::builder(ledger.clone(), config.support());
         let inproc = Arc::new(InprocVm::new(
             chaincodes.connector(),
@@ -233,6 +228,23 @@ impl Node {
             .address
             .clone()
             .unwrap_or_else(|| advertised_address(peer_addr));
+        // A new channel's configuration; the node's own organizations and policies, which
+        // guard the node itself, are the same.
+        let template = ChannelConfig::new_channel(
+            organizations,
+            &config.acls,
+            advertised.clone(),
+            config.batching(),
+        );
+        let local = Arc::new(Access::of_channel(
+            &template,
+            identity.msp_id(),
+            tls_binding,
+        )?);
+        let validated_identity = local
+            .trust
+            .validate(&identity.serialized())
+            .map_err(NodeError::OwnIdentity)?;
         let chaincode_addr = local_addr(&chaincode_listener, &config.chaincode_listen)?;
         let packages = PackageStore::new(config.data_dir.join(PACKAGES_DIR));
         let chaincode_ca = if config.chaincode_tls() {
@@ -292,12 +304,7 @@ impl Node {
                 }),
                 tasks: cutters.clone(),
             },
-            ChannelConfig::new_channel(
-                organizations,
-                &config.acls,
-                advertised.clone(),
-                config.batching(),
-            ),
+            template,
         )?);
         if channels.get(DEFAULT_CHANNEL).is_none() {
             channels.create(DEFAULT_CHANNEL)?;

@@ -36,9 +36,11 @@ impl Orderer {
     }
 
     /// Admits `envelope` as Fabric's orderer does (a readable header of an endorser
-    /// transaction, for a channel of this node, within the channel's `BatchSize.AbsoluteMaxBytes`, bound to the client's TLS
-    /// certificate when required, signed by a valid identity that satisfies the channel's
-    /// `Writers`), orders it, and resolves once its block is committed. The outcome may be any validation code: ordering does not endorse.
+    /// transaction, for a channel of this node, within the channel's
+    /// `BatchSize.AbsoluteMaxBytes`, bound to the client's TLS certificate when required,
+    /// signed by a valid identity that satisfies the channel's `Writers`), orders it, and
+    /// resolves once its block is committed. The outcome may be any validation code: ordering
+    /// does not endorse.
     ///
     /// # Errors
     /// Why it was not admitted, or [`ServiceError::Unavailable`] when the node is stopping.

@@ -7,6 +7,8 @@ use std::collections::HashMap;
 use anyhow::{Context, Result, bail};
 use ccvm::channel::{ChannelConfig, config_of_envelope};
 use ccvm::client::{Client, ClientError};
+use ccvm::msp::Identity;
+use ccvm::msp::dev_org::DevOrganization;
 use ccvm::node::{CSCC, LIFECYCLE, QSCC};
 use ccvm::proto::Message;
 use ccvm::proto::common::{
@@ -198,6 +200,20 @@ async fn creating_a_channel_needs_an_admin_a_valid_name_and_a_new_one() -> Resul
         assert_eq!(status.code(), code, "{name}: {status:?}");
     }
     assert_eq!(channels_of(&node.client).await?, [CHANNEL]);
+
+    let elsewhere = tempfile::tempdir()?;
+    let other_org = DevOrganization::at(elsewhere.path());
+    other_org.create_if_absent("Org9MSP")?;
+    let outsider =
+        Client::connect(&addr, Identity::load(&other_org.user_msp_dir(), "Org9MSP")?).await?;
+    let refused = channels_of(&outsider)
+        .await
+        .expect_err("an outsider may not list the node's channels");
+    let refused = format!("{refused:#}");
+    assert!(
+        refused.contains("access denied: MSP Org9MSP is not an organization of this channel"),
+        "{refused}"
+    );
     Ok(())
 }
 
