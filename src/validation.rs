@@ -21,7 +21,8 @@ use crate::msp::{OwnSignatures, Trust, ValidatedIdentity};
 use crate::policy::{APPLICATION_PREFIX, ChannelPolicies, SignaturePolicy, distinct};
 
 /// The namespace of the lifecycle system chaincode, whose writes need the channel's
-/// `LifecycleEndorsement` policy.
+/// `LifecycleEndorsement` policy, except an organization's approval, which needs that
+/// organization's `Endorsement` policy (its peers).
 pub const LIFECYCLE_NAMESPACE: &str = "_lifecycle";
 
 /// What validation reads of committed state: chaincode definitions and key-level policies.
@@ -32,6 +33,10 @@ pub trait ValidationState: Send + Sync {
     /// The chaincode whose definition a write of `key` in `_lifecycle`'s namespace commits, if
     /// the key is a definition's.
     fn defined_by(&self, key: &str) -> Option<String>;
+
+    /// The organization whose approval of a definition a write of `key` in `_lifecycle`'s
+    /// namespace records, if the key is an approval's.
+    fn approving_org(&self, key: &str) -> Option<String>;
 }
 
 /// One snapshot of a channel's committed state, as validation reads it.
@@ -236,6 +241,12 @@ impl TxValidator {
         for (namespace, written) in written {
             let mut chaincode_policy_needed = written.chaincode_policy || written.keys.is_empty();
             for key in written.keys {
+                if namespace == LIFECYCLE_NAMESPACE
+                    && let Some(msp_id) = self.state.approving_org(&key)
+                {
+                    self.check_approval_endorsed(&msp_id, &endorsers)?;
+                    continue;
+                }
                 match view.validation_parameter(&namespace, &key) {
                     Some(envelope) => {
                         let satisfied = SignaturePolicy::from_envelope(&envelope)
@@ -269,6 +280,27 @@ impl TxValidator {
             .iter()
             .filter_map(|key| self.state.defined_by(key))
             .collect())
+    }
+
+    /// Checks that an approval of organization `msp_id` is endorsed as Fabric endorses a write
+    /// of the organization's implicit collection: by its own `Endorsement` policy, its peers.
+    /// An organization approves for itself; the channel's other organizations cannot.
+    fn check_approval_endorsed(
+        &self,
+        msp_id: &str,
+        endorsers: &[Arc<ValidatedIdentity>],
+    ) -> Result<(), Refusal> {
+        self.policies
+            .check(
+                &format!("{APPLICATION_PREFIX}{msp_id}/Endorsement"),
+                endorsers,
+            )
+            .map_err(|e| {
+                Refusal::new(
+                    TxValidationCode::EndorsementPolicyFailure,
+                    format!("the approval of {msp_id}: {e}"),
+                )
+            })
     }
 
     /// The distinct valid identities whose endorsement signatures verify over `payload`; the

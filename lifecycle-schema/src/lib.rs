@@ -360,6 +360,42 @@ pub fn defined_by(key: &str) -> Option<&str> {
     (!name.is_empty() && !name.contains(s)).then_some(name)
 }
 
+/// The key of organization `msp_id`'s approval of chaincode `name` at `sequence`, as the
+/// chaincode's stub forms the composite key `approval/NAME/SEQUENCE/MSP_ID`.
+pub fn approval_key(name: &str, sequence: u64, msp_id: &str) -> String {
+    let s = COMPOSITE_KEY_SEPARATOR;
+    format!("{s}{APPROVAL}{s}{name}{s}{sequence}{s}{msp_id}{s}")
+}
+
+/// The key range `[start, end)` that holds every organization's approval of chaincode `name` at
+/// `sequence`.
+pub fn approvals_range(name: &str, sequence: u64) -> (String, String) {
+    let s = COMPOSITE_KEY_SEPARATOR;
+    let prefix = format!("{s}{APPROVAL}{s}{name}{s}{sequence}{s}");
+    let end = format!("{prefix}{}", char::MAX);
+    (prefix, end)
+}
+
+/// The organization whose approval `key` holds, if it is such a key.
+pub fn approved_by(key: &str) -> Option<&str> {
+    let s = COMPOSITE_KEY_SEPARATOR;
+    let parts: Vec<&str> = key
+        .strip_prefix(s)?
+        .strip_prefix(APPROVAL)?
+        .strip_prefix(s)?
+        .strip_suffix(s)?
+        .split(s)
+        .collect();
+    match parts.as_slice() {
+        [name, sequence, msp_id]
+            if !name.is_empty() && sequence.parse::<u64>().is_ok() && !msp_id.is_empty() =>
+        {
+            Some(msp_id)
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -491,5 +527,22 @@ mod tests {
         );
         assert_eq!(defined_by("\u{0}definition\u{0}a\u{0}b\u{0}"), None);
         assert_eq!(defined_by("definition"), None);
+    }
+
+    #[test]
+    fn an_approval_key_names_its_organization_and_lies_in_its_sequence_range() {
+        let key = approval_key("basic", 2, "Org1MSP");
+        assert_eq!(key, "\u{0}approval\u{0}basic\u{0}2\u{0}Org1MSP\u{0}");
+        assert_eq!(approved_by(&key), Some("Org1MSP"));
+        let (start, end) = approvals_range("basic", 2);
+        assert!(start.as_str() <= key.as_str() && key.as_str() < end.as_str());
+        let (other_start, _) = approvals_range("basic", 20);
+        assert!(!key.starts_with(&other_start));
+        assert_eq!(approved_by(&definition_key("basic")), None);
+        assert_eq!(
+            approved_by("\u{0}approval\u{0}basic\u{0}x\u{0}Org1MSP\u{0}"),
+            None
+        );
+        assert_eq!(approved_by("\u{0}approval\u{0}basic\u{0}2\u{0}\u{0}"), None);
     }
 }

@@ -4,11 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use ccvm_lifecycle_schema::Parameters;
 use ccvm_proto::Message;
-use ccvm_proto::lifecycle::{
-    ApproveChaincodeDefinitionForMyOrgArgs, CommitChaincodeDefinitionArgs,
-};
 use ccvm_proto::protos::endorser_server::{self, EndorserServer};
 use ccvm_proto::protos::{
     ChaincodeAction, ChaincodeEvent, ChaincodeId, Endorsement, ProposalResponse,
@@ -19,6 +15,7 @@ use tracing::{Instrument, debug, info_span};
 
 use super::access::Access;
 use super::channels::Channels;
+use super::lifecycle_checks::check_lifecycle_call;
 use super::local_lifecycle::LocalLifecycle;
 use super::proposal::UnpackedProposal;
 use super::system_chaincodes::{CSCC, LIFECYCLE, QSCC, built_in};
@@ -28,7 +25,7 @@ use crate::chaincode::{ChaincodeSupport, ExecuteRequest};
 use crate::fabric::ERROR_THRESHOLD;
 use crate::metrics::metrics;
 use crate::msp::{Identity, OwnSignatures};
-use crate::policy::{ChannelPolicies, resource_of};
+use crate::policy::resource_of;
 use crate::sync::lock;
 
 /// The status of a proposal that failed before or while running the chaincode.
@@ -69,39 +66,6 @@ impl ProposalFailure {
 fn asks_about_named_channel(chaincode: &str, function: &str) -> bool {
     chaincode == QSCC
         || (chaincode == CSCC && matches!(function, "GetConfigBlock" | "GetChannelConfig"))
-}
-
-/// Refuses a `_lifecycle` approval or commit of a definition whose endorsement policy could
-/// never be evaluated on the channel (a path to no policy), before it is recorded. Arguments
-/// that are not a definition are left to `_lifecycle` to refuse.
-fn check_definition_policy(
-    policies: &ChannelPolicies,
-    function: &str,
-    args: &[Vec<u8>],
-) -> Result<(), String> {
-    let argument = args.get(1).map(Vec::as_slice).unwrap_or_default();
-    let parameters = match function {
-        "ApproveChaincodeDefinitionForMyOrg" => {
-            ApproveChaincodeDefinitionForMyOrgArgs::decode(argument)
-                .ok()
-                .and_then(|args| Parameters::from_fabric(&(&args).into()).ok())
-        }
-        "CommitChaincodeDefinition" => CommitChaincodeDefinitionArgs::decode(argument)
-            .ok()
-            .and_then(|args| Parameters::from_fabric(&(&args).into()).ok()),
-        _ => None,
-    };
-    let Some(parameters) = parameters else {
-        return Ok(());
-    };
-    policies
-        .check_endorsement_text(&parameters.endorsement_policy)
-        .map_err(|e| {
-            format!(
-                "chaincode {} cannot be defined with this endorsement policy: {e}",
-                parameters.name
-            )
-        })
 }
 
 /// Runs proposals with the node's identity.
@@ -194,9 +158,20 @@ impl Endorser {
                 &signed.signature,
             )
             .map_err(|denied| refused(denied.to_string()))?;
-        if proposal.chaincode == LIFECYCLE {
-            check_definition_policy(&access.policies, &function, &proposal.input.args)
-                .map_err(refused)?;
+        if proposal.chaincode == LIFECYCLE && !proposal.channel.is_empty() {
+            let ledger = self.support.ledger();
+            check_lifecycle_call(
+                &access.policies,
+                self.identity.msp_id(),
+                || {
+                    ledger
+                        .new_simulator(&proposal.channel, "")
+                        .map_err(|e| e.to_string())
+                },
+                &function,
+                &proposal.input.args,
+            )
+            .map_err(refused)?;
         }
         let started = Instant::now();
         let (channel, chaincode) = (proposal.channel.clone(), proposal.chaincode.clone());

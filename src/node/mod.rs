@@ -17,6 +17,7 @@ mod discovery;
 mod endorser;
 mod gateway;
 mod launch_stream;
+mod lifecycle_checks;
 mod local_lifecycle;
 mod operations;
 mod operations_tls;
@@ -263,6 +264,7 @@ impl Node {
         let definitions = Arc::new(DefinedChaincodes {
             ledger: ledger.clone(),
             packages: packages.clone(),
+            local_msp_id: identity.msp_id().to_owned(),
         });
         let defined = Arc::clone(&definitions) as Arc<dyn ChaincodeResolver>;
         chaincodes.vm(Arc::new(CcaasVm::new(

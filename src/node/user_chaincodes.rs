@@ -4,7 +4,10 @@
 
 use std::collections::HashMap;
 
-use ccvm_lifecycle_schema::{Definition, defined_by, definition_key, definitions_range};
+use ccvm_lifecycle_schema::{
+    Approval, Definition, approval_key, approvals_range, approved_by, defined_by, definition_key,
+    definitions_range,
+};
 use tracing::{info, warn};
 
 use super::system_chaincodes::LIFECYCLE;
@@ -24,6 +27,8 @@ const VALIDATION_PARAMETER: &str = "VALIDATION_PARAMETER";
 pub(super) struct DefinedChaincodes {
     pub ledger: Ledger,
     pub packages: PackageStore,
+    /// The node's organization, whose approval of a definition names the package it runs.
+    pub local_msp_id: String,
 }
 
 impl DefinedChaincodes {
@@ -39,10 +44,33 @@ impl DefinedChaincodes {
         })
     }
 
-    /// The definition of chaincode `name` committed on `channel`.
+    /// The definition of chaincode `name` committed on `channel`, with the package this node
+    /// runs for it.
     pub(super) fn definition_on(&self, channel: &str, name: &str) -> Option<Definition> {
         let mut reader = self.ledger.new_simulator(channel, "").ok()?;
-        read_definition(&mut reader, name)
+        let definition = read_definition(&mut reader, name)?;
+        Some(self.with_own_package(&mut reader, definition))
+    }
+
+    /// `definition` naming the package the node's organization approved for it, as each
+    /// organization chooses its own package; none when the organization approved other
+    /// parameters or nothing at that sequence.
+    fn with_own_package(&self, reader: &mut TxSimulator, definition: Definition) -> Definition {
+        let parameters = &definition.parameters;
+        let key = approval_key(&parameters.name, parameters.sequence, &self.local_msp_id);
+        let package_id = reader
+            .get_state(LIFECYCLE, &key)
+            .inspect_err(|e| warn!(chaincode = %parameters.name, "unreadable approval: {e}"))
+            .ok()
+            .flatten()
+            .and_then(|bytes| serde_json::from_slice::<Approval>(&bytes).ok())
+            .filter(|approval| approval.definition.parameters == *parameters)
+            .map(|approval| approval.definition.package_id)
+            .unwrap_or_default();
+        Definition {
+            package_id,
+            ..definition
+        }
     }
 
     /// The node's channels.
@@ -53,7 +81,8 @@ impl DefinedChaincodes {
             .unwrap_or_default()
     }
 
-    /// Every definition committed on `channel`, by name.
+    /// Every definition committed on `channel`, by name, each with the package this node runs
+    /// for it.
     pub(super) fn committed_on(&self, channel: &str) -> Vec<Definition> {
         let Ok(mut reader) = self.ledger.new_simulator(channel, "") else {
             return Vec::new();
@@ -76,7 +105,35 @@ impl DefinedChaincodes {
             }));
         }
         definitions
+            .into_iter()
+            .map(|definition| self.with_own_package(&mut reader, definition))
+            .collect()
     }
+}
+
+/// Every organization's approval of chaincode `name` at `sequence` as `reader` sees it, by
+/// organization. A record filed under another organization's key than its own is not one.
+pub(super) fn read_approvals(
+    reader: &mut TxSimulator,
+    name: &str,
+    sequence: u64,
+) -> Result<Vec<Approval>, crate::ledger::LedgerError> {
+    let (start, end) = approvals_range(name, sequence);
+    let mut scan = RangeScan::new(LIFECYCLE, "", &start, &end, None);
+    let mut approvals = Vec::new();
+    while scan.has_more() {
+        for (key, bytes) in reader.scan_range(&mut scan, DEFINITIONS_BATCH)? {
+            let Ok(approval) = serde_json::from_slice::<Approval>(&bytes)
+                .inspect_err(|e| warn!(%key, "unreadable approval: {e}"))
+            else {
+                continue;
+            };
+            if approved_by(&key) == Some(approval.msp_id.as_str()) {
+                approvals.push(approval);
+            }
+        }
+    }
+    Ok(approvals)
 }
 
 /// The committed definition of chaincode `name` as `reader` sees it.
@@ -102,6 +159,10 @@ impl ValidationState for DefinedChaincodes {
 
     fn defined_by(&self, key: &str) -> Option<String> {
         defined_by(key).map(str::to_owned)
+    }
+
+    fn approving_org(&self, key: &str) -> Option<String> {
+        approved_by(key).map(str::to_owned)
     }
 }
 

@@ -6,7 +6,7 @@
 mod acl;
 mod signature;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 pub use acl::{
@@ -49,6 +49,17 @@ pub enum ImplicitRule {
     All,
     /// More than half of the organizations.
     Majority,
+}
+
+impl ImplicitRule {
+    /// Whether `satisfied` of `total` organizations' sub-policies are enough.
+    fn holds(self, satisfied: usize, total: usize) -> bool {
+        match self {
+            Self::Any => satisfied >= 1,
+            Self::All => satisfied == total,
+            Self::Majority => satisfied > total / 2,
+        }
+    }
 }
 
 /// An implicit-meta policy such as `MAJORITY Endorsement`.
@@ -271,10 +282,44 @@ impl ChannelPolicies {
             .iter()
             .filter(|policy| policy.is_satisfied_by(signers))
             .count();
-        match meta.rule {
-            ImplicitRule::Any => satisfied >= 1,
-            ImplicitRule::All => satisfied == subs.len(),
-            ImplicitRule::Majority => satisfied > subs.len() / 2,
+        meta.rule.holds(satisfied, subs.len())
+    }
+
+    /// Checks the policy at `path` counting each organization of `agreeing` as satisfying its
+    /// own policies and every other organization as not: how organizations' approvals of a
+    /// chaincode definition count toward `LifecycleEndorsement`, whose endorsements each come
+    /// from a peer of an approving organization.
+    ///
+    /// # Errors
+    /// As [`ChannelPolicies::check`].
+    pub fn check_organizations(
+        &self,
+        path: &str,
+        agreeing: &BTreeSet<String>,
+    ) -> Result<(), PolicyError> {
+        let satisfied = match self.find(path)? {
+            Found::Channel(meta) => {
+                let (total, satisfied) = self
+                    .orgs
+                    .iter()
+                    .filter(|org| org.policies.contains_key(&meta.sub_policy))
+                    .fold((0, 0), |(total, satisfied), org| {
+                        (
+                            total + 1,
+                            satisfied + usize::from(agreeing.contains(&org.msp_id)),
+                        )
+                    });
+                meta.rule.holds(satisfied, total)
+            }
+            Found::Organization(_) => path
+                .strip_prefix(APPLICATION_PREFIX)
+                .and_then(|relative| relative.split_once('/'))
+                .is_some_and(|(msp_id, _)| agreeing.contains(msp_id)),
+        };
+        if satisfied {
+            Ok(())
+        } else {
+            Err(PolicyError::NotSatisfied(path.to_owned()))
         }
     }
 }
@@ -374,6 +419,46 @@ mod tests {
             policies.check(endorsement, &clients).is_err(),
             "clients do not endorse"
         );
+    }
+
+    #[test]
+    fn approving_organizations_count_toward_an_implicit_meta_policy() {
+        let policies = channel(&["Org1MSP", "Org2MSP", "Org3MSP"]);
+        let orgs = |names: &[&str]| names.iter().map(|name| (*name).to_owned()).collect();
+        let lifecycle = "/Channel/Application/LifecycleEndorsement";
+        assert_eq!(
+            policies.check_organizations(lifecycle, &orgs(&["Org1MSP"])),
+            Err(PolicyError::NotSatisfied(lifecycle.to_owned()))
+        );
+        assert_eq!(
+            policies.check_organizations(lifecycle, &orgs(&["Org1MSP", "Org3MSP"])),
+            Ok(())
+        );
+        assert_eq!(
+            policies.check_organizations(lifecycle, &orgs(&["Org1MSP", "Org9MSP"])),
+            Err(PolicyError::NotSatisfied(lifecycle.to_owned())),
+            "an organization outside the channel does not count"
+        );
+        assert!(
+            policies
+                .check_organizations(
+                    "/Channel/Application/Org2MSP/Endorsement",
+                    &orgs(&["Org2MSP"])
+                )
+                .is_ok()
+        );
+        assert!(
+            policies
+                .check_organizations(
+                    "/Channel/Application/Org2MSP/Endorsement",
+                    &orgs(&["Org1MSP"])
+                )
+                .is_err()
+        );
+        assert!(matches!(
+            policies.check_organizations("/Channel/Application/Nothing", &orgs(&["Org1MSP"])),
+            Err(PolicyError::Unknown(_))
+        ));
     }
 
     #[test]

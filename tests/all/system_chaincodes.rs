@@ -72,7 +72,7 @@ async fn lifecycle_approves_and_commits_a_definition_with_fabrics_arguments() ->
         .await
         .unwrap_err();
     assert!(
-        format!("{early:#}").contains("has not approved"),
+        format!("{early:#}").contains("chaincode definition not agreed to by this org (DevMSP)"),
         "{early:#}"
     );
 

@@ -9,12 +9,15 @@ use anyhow::{Context, Result, bail};
 use ccvm::client::{Admin, Client, ClientError};
 use ccvm::msp::Identity;
 use ccvm::msp::dev_org::{DevCa, DevOrganization, Issued, Validity};
-use ccvm::node::LIFECYCLE;
+use ccvm::node::{LIFECYCLE, dev_organization};
+use ccvm::package::{CodeFile, Package, Platform};
 use ccvm::proto::Message;
 use ccvm::proto::MessageType;
 use ccvm::proto::ccvm::ListSystemChaincodesRequest;
 use ccvm::proto::ccvm::admin_client::AdminClient;
-use ccvm::proto::lifecycle::QueryChaincodeDefinitionsResult;
+use ccvm::proto::lifecycle::{
+    QueryChaincodeDefinitionsResult, QueryInstalledChaincodesArgs, QueryInstalledChaincodesResult,
+};
 use ccvm::proto::protos::chaincode_support_client::ChaincodeSupportClient;
 use ccvm::proto::protos::{
     ChaincodeId, ChaincodeMessage, Endorsement, ProposalResponse, TxValidationCode,
@@ -306,50 +309,130 @@ async fn forged_transactions_are_committed_invalid_with_fabrics_codes_and_change
     Ok(())
 }
 
-/// A node of `DevMSP` whose channel also has `Org2MSP`, with kv started by hand and defined
-/// with `policy`; every `_lifecycle` step endorsed by both organizations' peers, as a majority of
-/// two needs.
+/// A node of `DevMSP` whose channel also has `Org2MSP`, with kv started by hand, and a node of
+/// `Org2MSP` whose channel also has `DevMSP`. Each `_lifecycle` transaction is ordered by both,
+/// so that their ledgers agree on `_lifecycle`'s state as two peers of one channel would; each
+/// organization approves on its own node.
 struct TwoOrgs {
     node: TestNode,
     org2: TestOrg,
+    org2_node: TestNode,
     _kv: crate::harness::ChaincodeProcess,
 }
 
 impl TwoOrgs {
-    async fn start(policy: &str) -> Result<Self> {
+    async fn new() -> Result<Self> {
         let org2 = TestOrg::new("Org2MSP")?;
         let msp_dir = org2.org.msp_dir();
         let node = TestNode::start_with(|config| {
             config.organizations.insert("Org2MSP".to_owned(), msp_dir);
         })
         .await?;
+        let dev_msp = dev_organization(&node.config().data_dir).msp_dir();
+        let org2_node = TestNode::start_for(&org2.org, "Org2MSP", |config| {
+            config.organizations.insert("DevMSP".to_owned(), dev_msp);
+        })
+        .await?;
         let kv = rust_chaincode(&node, "kv", "kv:1.0")?;
         node.wait_registered("kv").await?;
-        let two = Self {
+        Ok(Self {
             node,
             org2,
+            org2_node,
             _kv: kv,
-        };
+        })
+    }
+
+    /// Both organizations' nodes with kv defined by `policy`: approved by each organization on
+    /// its own node, committed with both nodes' endorsements.
+    async fn start(policy: &str) -> Result<Self> {
+        let two = Self::new().await?;
         let definition = LifecycleDefinition {
             policy,
             ..LifecycleDefinition::first("kv", "")
         };
-        for args in [definition.approve(), definition.commit()] {
-            let function = String::from_utf8_lossy(&args[0]).into_owned();
-            let (proposal, response) = two.endorse(LIFECYCLE, args.clone()).await?;
-            let ours = response.endorsement.clone().unwrap_or_default();
+        for node in [&two.node, &two.org2_node] {
+            let (proposal, responses) = two.propose(node, &[node], definition.approve()).await?;
             assert_eq!(
-                submit_with(&two.node.client, &proposal, &response, vec![ours]).await?,
-                TxValidationCode::EndorsementPolicyFailure,
-                "{function}: one of two organizations is not a majority for LifecycleEndorsement"
-            );
-            assert_eq!(
-                two.submit_by_both(LIFECYCLE, args).await?,
-                TxValidationCode::Valid,
-                "{function} endorsed by both organizations"
+                two.order_on_both(node, &proposal, &responses).await?,
+                TxValidationCode::Valid
             );
         }
+        let endorsers = [&two.node, &two.org2_node];
+        let (proposal, responses) = two
+            .propose(&two.node, &endorsers, definition.commit())
+            .await?;
+        assert_eq!(
+            two.order_on_both(&two.node, &proposal, &responses).await?,
+            TxValidationCode::Valid
+        );
         Ok(two)
+    }
+
+    /// A `_lifecycle` proposal of `args` by `from`'s client, with each of `endorsers`' answers.
+    async fn propose(
+        &self,
+        from: &TestNode,
+        endorsers: &[&TestNode],
+        args: Vec<Vec<u8>>,
+    ) -> Result<(ccvm::client::TxProposal, Vec<ProposalResponse>)> {
+        let proposal = from
+            .client
+            .proposal(CHANNEL, LIFECYCLE, args, HashMap::new());
+        let mut responses = Vec::new();
+        for endorser in endorsers {
+            responses.push(endorser.client.endorse(&proposal).await?);
+        }
+        Ok((proposal, responses))
+    }
+
+    /// Orders the transaction of `proposal` (by `from`'s client) carrying the endorsements of
+    /// `responses` on both nodes, which must agree on its validation code.
+    async fn order_on_both(
+        &self,
+        from: &TestNode,
+        proposal: &ccvm::client::TxProposal,
+        responses: &[ProposalResponse],
+    ) -> Result<TxValidationCode> {
+        let endorsements = responses
+            .iter()
+            .map(|response| {
+                assert_eq!(
+                    response.response.as_ref().map(|r| r.status),
+                    Some(200),
+                    "{response:?}"
+                );
+                assert_eq!(
+                    response.payload, responses[0].payload,
+                    "the endorsers agree"
+                );
+                response.endorsement.clone().unwrap_or_default()
+            })
+            .collect();
+        self.order_endorsed_by(from, proposal, &responses[0], endorsements)
+            .await
+    }
+
+    /// Orders the transaction of `proposal` (by `from`'s client) answered by `response`, carrying
+    /// `endorsements`, on both nodes, which must agree on its validation code.
+    async fn order_endorsed_by(
+        &self,
+        from: &TestNode,
+        proposal: &ccvm::client::TxProposal,
+        response: &ProposalResponse,
+        endorsements: Vec<Endorsement>,
+    ) -> Result<TxValidationCode> {
+        let client = &from.client;
+        let mut envelope = client.transaction_envelope(proposal, response);
+        rewrite_endorsements(&mut envelope, endorsements)?;
+        envelope.signature = client.identity().sign(&envelope.payload);
+        let ours = self.node.client.submit_envelope(envelope.clone()).await?;
+        let theirs = self.org2_node.client.submit_envelope(envelope).await?;
+        assert_eq!(
+            ours.validation_code, theirs.validation_code,
+            "both nodes validate alike"
+        );
+        Ok(TxValidationCode::try_from(ours.validation_code)?)
     }
 
     async fn endorse(
@@ -381,6 +464,129 @@ impl TwoOrgs {
         let theirs = endorsement_by(&self.org2.peer()?, &response.payload);
         submit_with(&self.node.client, &proposal, &response, vec![ours, theirs]).await
     }
+}
+
+/// As in Fabric, an organization approves a definition for itself, endorsed by its own peer,
+/// and a definition is committed only once a majority of the channel's organizations approved
+/// it: each node endorses a commit only with its own organization's approval and enough others
+/// for `LifecycleEndorsement`, which the commit's endorsements must also satisfy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_definition_is_committed_only_once_a_majority_of_organizations_approved_it() -> Result<()>
+{
+    let two = TwoOrgs::new().await?;
+    let package = Package::build(
+        "kv_1.0",
+        Platform::Binary,
+        &[CodeFile::new("chaincode", b"kv".to_vec(), 0o755)],
+    )?;
+    let installed = two.node.inner().packages().install(&package)?;
+    let definition = LifecycleDefinition::first("kv", &installed.id);
+    let org2_definition = LifecycleDefinition::first("kv", "org2kv_1.0:0123");
+    let (ours, org2) = (&two.node, &two.org2_node);
+
+    let (proposal, responses) = two.propose(ours, &[ours], definition.approve()).await?;
+    let by_org2_peer = endorsement_by(&two.org2.peer()?, &responses[0].payload);
+    assert_eq!(
+        two.order_endorsed_by(ours, &proposal, &responses[0], vec![by_org2_peer])
+            .await?,
+        TxValidationCode::EndorsementPolicyFailure,
+        "another organization's peer cannot approve for DevMSP"
+    );
+    let (proposal, responses) = two.propose(ours, &[ours], definition.approve()).await?;
+    assert_eq!(
+        two.order_on_both(ours, &proposal, &responses).await?,
+        TxValidationCode::Valid,
+        "DevMSP's approval needs only its own peer"
+    );
+
+    let (_, refusals) = two
+        .propose(ours, &[ours, org2], definition.commit())
+        .await?;
+    let messages: Vec<String> = refusals
+        .into_iter()
+        .map(|refusal| refusal.response.unwrap_or_default().message)
+        .collect();
+    assert!(
+        messages[0].contains("approved by DevMSP, not by Org2MSP")
+            && messages[0].contains("/Channel/Application/LifecycleEndorsement"),
+        "one approval of two organizations is not a majority: {}",
+        messages[0]
+    );
+    assert!(
+        messages[1].contains("chaincode definition not agreed to by this org (Org2MSP)"),
+        "a node endorses a commit only with its own organization's approval: {}",
+        messages[1]
+    );
+
+    let (proposal, responses) = two
+        .propose(org2, &[org2], org2_definition.approve())
+        .await?;
+    assert_eq!(
+        two.order_on_both(org2, &proposal, &responses).await?,
+        TxValidationCode::Valid,
+        "Org2MSP approves on its own node, choosing its own package"
+    );
+    let (proposal, responses) = two.propose(ours, &[ours], definition.commit()).await?;
+    assert_eq!(
+        two.order_on_both(ours, &proposal, &responses).await?,
+        TxValidationCode::EndorsementPolicyFailure,
+        "one organization's peer is not a majority for LifecycleEndorsement"
+    );
+    let (proposal, responses) = two
+        .propose(org2, &[ours, org2], definition.commit())
+        .await?;
+    assert_eq!(
+        two.order_on_both(org2, &proposal, &responses).await?,
+        TxValidationCode::Valid,
+        "committed by Org2MSP with both organizations' approvals and endorsements"
+    );
+    let listed = two
+        .node
+        .client
+        .query(
+            CHANNEL,
+            LIFECYCLE,
+            vec![b"QueryChaincodeDefinitions".to_vec()],
+            HashMap::new(),
+        )
+        .await?;
+    let names: Vec<String> = QueryChaincodeDefinitionsResult::decode(listed.payload.as_slice())?
+        .chaincode_definitions
+        .into_iter()
+        .map(|definition| definition.name)
+        .collect();
+    assert_eq!(names, ["kv"]);
+
+    let installed_here = two
+        .node
+        .client
+        .query(
+            "",
+            LIFECYCLE,
+            vec![
+                b"QueryInstalledChaincodes".to_vec(),
+                QueryInstalledChaincodesArgs {}.encode_to_vec(),
+            ],
+            HashMap::new(),
+        )
+        .await?;
+    let references: Vec<(String, Vec<String>)> =
+        QueryInstalledChaincodesResult::decode(installed_here.payload.as_slice())?
+            .installed_chaincodes
+            .into_iter()
+            .filter(|package| package.package_id == installed.id)
+            .flat_map(|package| package.references)
+            .map(|(channel, references)| {
+                let names = references.chaincodes.into_iter().map(|c| c.name).collect();
+                (channel, names)
+            })
+            .collect();
+    assert_eq!(
+        references,
+        [(CHANNEL.to_owned(), vec!["kv".to_owned()])],
+        "DevMSP's node runs the package DevMSP approved, whoever committed"
+    );
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,10 +20,12 @@
 //! Records are kept in world state through the ordinary stub as JSON (`ccvm-lifecycle-schema`),
 //! so they are endorsed, committed and versioned like any other state. Sequences start at 1
 //! and grow by one per commit. As in Fabric, readiness compares the parameters only (each
-//! organization chooses its own package); a commit needs the committing organization's
-//! approval of exactly those parameters and runs the package that approval names, and
-//! approving the same definition twice is refused. Who may call which function is the peer's
-//! ACL: approval takes an admin of the peer's organization.
+//! organization chooses its own package), and approving the same definition twice is refused.
+//! The peer decides the rest before a call runs: who may call which function (its ACL: an
+//! approval takes an admin of the peer's organization), and that a commit has its own
+//! organization's approval and those of enough organizations for the channel's
+//! `LifecycleEndorsement`. An organization's approval is valid only when endorsed by its own
+//! peers; a commit, by the peers of `LifecycleEndorsement`.
 
 use ccvm_guest_sdk::proto::lifecycle::chaincode_source::{Local, Type as Source};
 use ccvm_guest_sdk::proto::lifecycle::query_chaincode_definitions_result::ChaincodeDefinition;
@@ -195,8 +197,10 @@ fn approve(stub: &Stub<'_>, definition: Definition) -> Result<(), ShimError> {
     put_json(stub, &approval_key, &approval)
 }
 
-/// Commits the definition of `parameters`, running the package the committing organization's
-/// approval names.
+/// Commits the definition of `parameters`. Every organization's approval at its sequence is
+/// read, so that a change to any of them before the commit is ordered invalidates it. The
+/// definition records the package the committing organization approved, else the first
+/// approving organization's; each peer runs the package its own organization approved.
 fn commit(stub: &Stub<'_>, parameters: &Parameters) -> Result<(), ShimError> {
     let Parameters { name, sequence, .. } = parameters;
     let committed = committed(stub, name)?;
@@ -206,21 +210,41 @@ fn commit(stub: &Stub<'_>, parameters: &Parameters) -> Result<(), ShimError> {
         )));
     }
     let msp_id = creator_msp(stub)?;
-    let own = stub
-        .get_state(&approval_key(name, *sequence, &msp_id)?)?
-        .map(|bytes| from_json::<Approval>(&bytes))
-        .transpose()?
-        .filter(|approval| approval.definition.parameters == *parameters);
-    let Some(own) = own else {
+    let agreeing: Vec<Approval> = approvals_at(stub, name, *sequence)?
+        .into_iter()
+        .filter(|approval| approval.definition.parameters == *parameters)
+        .collect();
+    let chosen = agreeing
+        .iter()
+        .find(|approval| approval.msp_id == msp_id)
+        .or_else(|| agreeing.first());
+    let Some(chosen) = chosen else {
         return Err(ShimError::InvalidArgument(format!(
-            "organization {msp_id} has not approved this definition of chaincode {name} \
-             sequence {sequence}"
+            "no organization has approved this definition of chaincode {name} sequence \
+             {sequence}"
         )));
     };
-    own.definition
+    chosen
+        .definition
         .check_sequence(committed.as_ref())
         .map_err(invalid)?;
-    put_json(stub, &key(DEFINITION, &[name])?, &own.definition)
+    put_json(stub, &key(DEFINITION, &[name])?, &chosen.definition)
+}
+
+/// Every organization's approval of chaincode `name` at `sequence`; a record filed under
+/// another organization's key than its own does not count.
+fn approvals_at(stub: &Stub<'_>, name: &str, sequence: u64) -> Result<Vec<Approval>, ShimError> {
+    let mut approvals = Vec::new();
+    for entry in
+        stub.get_state_by_partial_composite_key(APPROVAL, &[name, &sequence.to_string()])?
+    {
+        let entry = entry?;
+        let approval: Approval = from_json(&entry.value)?;
+        if entry.key == approval_key(name, sequence, &approval.msp_id)? {
+            approvals.push(approval);
+        }
+    }
+    Ok(approvals)
 }
 
 /// The caller's organization's approval of chaincode `name` at `sequence`, or at its latest
@@ -263,16 +287,13 @@ fn approvals(
     stub: &Stub<'_>,
     parameters: &Parameters,
 ) -> Result<std::collections::BTreeMap<String, bool>, ShimError> {
-    let sequence = parameters.sequence.to_string();
-    let mut approvals = std::collections::BTreeMap::new();
-    for entry in
-        stub.get_state_by_partial_composite_key(APPROVAL, &[&parameters.name, &sequence])?
-    {
-        let approval: Approval = from_json(&entry?.value)?;
-        let matches = approval.definition.parameters == *parameters;
-        approvals.insert(approval.msp_id, matches);
-    }
-    Ok(approvals)
+    Ok(approvals_at(stub, &parameters.name, parameters.sequence)?
+        .into_iter()
+        .map(|approval| {
+            let matches = approval.definition.parameters == *parameters;
+            (approval.msp_id, matches)
+        })
+        .collect())
 }
 
 /// The committed definition of a chaincode, if any.
