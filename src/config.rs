@@ -14,7 +14,7 @@ use crate::chaincode::{
     DEFAULT_EXECUTE_TIMEOUT, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_STARTUP_TIMEOUT, SupportConfig,
 };
 use crate::channel::Batching;
-use crate::container::docker::DockerSettings;
+use crate::container::docker::{DockerSettings, RustBuilder, RustBuilds};
 use crate::container::inproc::{
     DEFAULT_MAX_INSTANCES, DEFAULT_MAX_MEMORY_BYTES, DEFAULT_MAX_STACK_BYTES,
     DEFAULT_REGISTER_TIMEOUT, InprocLimits,
@@ -121,8 +121,47 @@ pub struct DockerConfig {
     /// Where cargo builds `rust` packages; `rust-build` in the data directory when unset.
     pub rust_target_dir: Option<PathBuf>,
     /// Build `rust` packages with cargo on the node's host, which runs each package's build
-    /// scripts there. Off by default: only an operator who trusts every installer turns it on.
+    /// scripts there. Off by default, when they build in a container: only an operator who
+    /// trusts every installer turns it on.
     pub build_rust_on_host: bool,
+    /// The container `rust` packages build in.
+    pub rust_builder: RustBuilderConfig,
+}
+
+/// The container `rust` packages build in: offline, without capabilities, with a read-only
+/// root and only the project and the target directory writable.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RustBuilderConfig {
+    /// An image with `cargo` and the `x86_64-unknown-linux-musl` target; unset, an empty image
+    /// to which the engine's host lends its system directories, the Rust toolchain and cargo's
+    /// downloaded crates, read-only (the engine must run on the node's host).
+    pub image: Option<String>,
+    /// The toolchain lent to the empty image (a directory with `bin/cargo`); unset, the one
+    /// `rustc --print sysroot` names.
+    pub toolchain: Option<PathBuf>,
+    /// Host directories mounted read-only at their own path, for path dependencies or vendored
+    /// sources.
+    pub mounts: Vec<PathBuf>,
+    /// Most memory of a build, in bytes.
+    pub memory_bytes: i64,
+    /// Most processes and threads of a build.
+    pub pids_limit: i64,
+    /// Longest a build may take, in seconds, before it is stopped.
+    pub timeout_secs: u64,
+}
+
+impl Default for RustBuilderConfig {
+    fn default() -> Self {
+        Self {
+            image: None,
+            toolchain: None,
+            mounts: Vec::new(),
+            memory_bytes: 4 * 1024 * 1024 * 1024,
+            pids_limit: 4096,
+            timeout_secs: 15 * 60,
+        }
+    }
 }
 
 impl Default for DockerConfig {
@@ -140,6 +179,7 @@ impl Default for DockerConfig {
             ]),
             rust_target_dir: None,
             build_rust_on_host: false,
+            rust_builder: RustBuilderConfig::default(),
         }
     }
 }
@@ -403,14 +443,32 @@ impl Config {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
-            rust_builds: self.docker.build_rust_on_host.then(|| {
-                self.docker
-                    .rust_target_dir
-                    .clone()
-                    .unwrap_or_else(|| self.data_dir.join("rust-build"))
-            }),
+            rust_builds: self.rust_builds(),
             wasm_limits: self.inproc_limits().wasm,
         }
+    }
+
+    /// Where `rust` packages are built: on the host when the operator chose it, else in a
+    /// build container; either way in the target directory shared between builds.
+    fn rust_builds(&self) -> RustBuilds {
+        let target_dir = self
+            .docker
+            .rust_target_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("rust-build"));
+        if self.docker.build_rust_on_host {
+            return RustBuilds::Host { target_dir };
+        }
+        let builder = &self.docker.rust_builder;
+        RustBuilds::Container(RustBuilder {
+            image: builder.image.clone(),
+            toolchain: builder.toolchain.clone(),
+            mounts: builder.mounts.clone(),
+            target_dir,
+            memory_bytes: builder.memory_bytes,
+            pids_limit: builder.pids_limit,
+            timeout: Duration::from_secs(builder.timeout_secs),
+        })
     }
 
     /// How blocks are cut, as a new channel's configuration records it: at most

@@ -40,7 +40,8 @@ pub enum PackageError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Platform {
-    /// A cargo project using ccvm's guest SDK, built on the host to a static musl binary.
+    /// A cargo project using ccvm's guest SDK, built by cargo in a build container to a static
+    /// musl binary.
     Rust,
     /// A prebuilt static executable, `chaincode` in the code archive.
     Binary,

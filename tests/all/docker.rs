@@ -363,16 +363,19 @@ async fn ccvm(args: &[&str]) -> Result<String> {
     Ok(String::from_utf8(output.stdout)?)
 }
 
+/// A `rust` package builds by default in a build container, whose empty image borrows the
+/// host's toolchain; its path dependency (the guest SDK) is lent through `mounts`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rust_package_is_built_on_the_host_and_runs_in_a_container() -> Result<()> {
+async fn a_rust_package_is_built_in_a_container_and_runs_in_another() -> Result<()> {
     let Some(endpoint) = docker_endpoint()? else {
         return Ok(());
     };
     let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let build_dir = workspace.join("target");
+    let sources = workspace.to_owned();
     let node = docker_node_with(endpoint, move |config| {
         config.docker.rust_target_dir = Some(build_dir);
-        config.docker.build_rust_on_host = true;
+        config.docker.rust_builder.mounts = vec![sources];
     })
     .await?;
     let manifest = format!(
@@ -407,35 +410,69 @@ serde_json = "1"
     let installed = node.inner().packages().install(&package)?;
     commit_definition(&node, "rustkv", &installed.id).await?;
 
-    node.invoke("rustkv", &["put", "built", "on the host"])
+    node.invoke("rustkv", &["put", "built", "in a container"])
         .await?;
     assert_eq!(
         node.query_text("rustkv", &["get", "built"]).await?,
-        "on the host"
+        "in a container"
     );
     assert_eq!(node.inner().docker().images_built(), 1);
+    assert!(
+        !build_container_left(&node, &installed.id).await?,
+        "removed"
+    );
     Ok(())
 }
 
-/// Building a `rust` package runs its build scripts on the host, so a node does it only when
-/// its operator said so; otherwise the launch says why it was refused and nothing is built.
+/// Whether the engine still has the build container of package `package_id` on `node`.
+async fn build_container_left(node: &TestNode, package_id: &str) -> Result<bool> {
+    let endpoint = node.config().docker.endpoint.clone();
+    let name = node.inner().docker().build_container_of(package_id);
+    match docker_engine(&endpoint)
+        .await?
+        .inspect_container(&name, None)
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A `rust` package's build script runs in the build container, not on the host: it cannot
+/// read the node's files, write beside them, reach the node over the network, or write to the
+/// system it borrows. What it saw fails the build, whose log the launch reports.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rust_package_is_not_built_on_the_host_unless_the_operator_allows_it() -> Result<()> {
+async fn a_rust_packages_build_script_runs_sandboxed() -> Result<()> {
     let Some(endpoint) = docker_endpoint()? else {
         return Ok(());
     };
     let node = docker_node_with(endpoint, |_| {}).await?;
+    let data_dir = node.config().data_dir.clone();
+    std::fs::write(data_dir.join("secret"), "the node's secret")?;
+    let build_script = format!(
+        r#"fn main() {{
+    let secret = std::fs::read_to_string("{secret}").unwrap_or_else(|e| format!("unreadable ({{e}})"));
+    let escaped = std::fs::write("{escaped}", b"x").is_ok();
+    let network = std::net::TcpStream::connect("{peer}").is_ok();
+    let system = std::fs::write("/usr/escaped", b"x").is_ok();
+    panic!("probe: secret={{secret}} escaped={{escaped}} network={{network}} system={{system}}");
+}}
+"#,
+        secret = data_dir.join("secret").display(),
+        escaped = data_dir.join("escaped").display(),
+        peer = node.inner().peer_addr(),
+    );
     let project = [
         CodeFile::new(
             "Cargo.toml",
-            b"[package]\nname = \"hostile\"\nversion = \"0.1.0\"\nbuild = \"build.rs\"\n".to_vec(),
+            b"[package]\nname = \"hostile\"\nversion = \"0.1.0\"\nedition = \"2024\"\nbuild = \"build.rs\"\n\n[workspace]\n"
+                .to_vec(),
             0o644,
         ),
-        CodeFile::new(
-            "build.rs",
-            b"fn main() { panic!(\"ran on the host\") }\n".to_vec(),
-            0o644,
-        ),
+        CodeFile::new("build.rs", build_script.into_bytes(), 0o644),
         CodeFile::new("src/main.rs", b"fn main() {}\n".to_vec(), 0o644),
     ];
     let package = Package::build("hostile_1.0", Platform::Rust, &project)?;
@@ -447,11 +484,60 @@ async fn a_rust_package_is_not_built_on_the_host_unless_the_operator_allows_it()
         .unwrap_err()
         .to_string();
     assert!(
-        failed.contains("set docker.build_rust_on_host to allow it"),
+        failed.contains("probe: secret=unreadable (No such file or directory")
+            && failed.contains("escaped=false network=false system=false"),
         "{failed}"
     );
-    assert!(!failed.contains("ran on the host"), "{failed}");
+    assert!(!data_dir.join("escaped").exists());
     assert_eq!(node.inner().docker().images_built(), 0);
+    assert!(
+        !build_container_left(&node, &installed.id).await?,
+        "removed"
+    );
+    Ok(())
+}
+
+/// A build that runs past `docker.rust_builder.timeout_secs` is stopped and its container
+/// removed; the launch says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rust_build_that_runs_too_long_is_stopped() -> Result<()> {
+    let Some(endpoint) = docker_endpoint()? else {
+        return Ok(());
+    };
+    let node = docker_node_with(endpoint, |config| {
+        config.docker.rust_builder.timeout_secs = 5;
+    })
+    .await?;
+    let project = [
+        CodeFile::new(
+            "Cargo.toml",
+            b"[package]\nname = \"stalling\"\nversion = \"0.1.0\"\nedition = \"2024\"\nbuild = \"build.rs\"\n\n[workspace]\n"
+                .to_vec(),
+            0o644,
+        ),
+        CodeFile::new(
+            "build.rs",
+            b"fn main() { loop { std::thread::park(); } }\n".to_vec(),
+            0o644,
+        ),
+        CodeFile::new("src/main.rs", b"fn main() {}\n".to_vec(), 0o644),
+    ];
+    let package = Package::build("stalling_1.0", Platform::Rust, &project)?;
+    let installed = node.inner().packages().install(&package)?;
+    commit_definition(&node, "stalling", &installed.id).await?;
+    let failed = node
+        .query("stalling", &["get", "k"])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        failed.contains("the build took longer than 5s and was stopped"),
+        "{failed}"
+    );
+    assert!(
+        !build_container_left(&node, &installed.id).await?,
+        "removed"
+    );
     Ok(())
 }
 

@@ -7,6 +7,7 @@ use futures_util::StreamExt;
 use tracing::debug;
 
 use super::error::DockerError;
+use super::rust_build::{self, RustBuilds};
 use crate::container::wasm_runner;
 use crate::package::{CodeFile, Package, Platform, write_tar};
 
@@ -14,17 +15,18 @@ use crate::package::{CodeFile, Package, Platform, write_tar};
 const ENTRYPOINT: &str = "chaincode";
 
 /// The files of a package's image, with its executable as `chaincode`: a `binary` package's
-/// own, a `rust` package's built first (in `rust_builds`, shared between builds, when the
-/// operator allows building on the host), or for a
-/// `wasm` package the wasm runner beside the component.
+/// own, a `rust` package's built first as `rust_builds` says (in the build container
+/// `build_container`), or for a `wasm` package the wasm runner beside the component.
 ///
 /// # Errors
 /// [`DockerError::Unrunnable`] for a package this VM cannot run, [`DockerError::BuildFailed`]
 /// with cargo's output for a project that does not build.
 pub(super) async fn image_files(
+    docker: &Docker,
     name: &str,
     package: &Package,
-    rust_builds: Option<&std::path::Path>,
+    rust_builds: &RustBuilds,
+    build_container: &str,
 ) -> Result<Vec<CodeFile>, DockerError> {
     let unrunnable = |reason: String| DockerError::Unrunnable {
         name: name.to_owned(),
@@ -38,15 +40,8 @@ pub(super) async fn image_files(
             Ok(vec![CodeFile::new(ENTRYPOINT, executable, 0o755)])
         }
         Platform::Rust => {
-            let target_dir = rust_builds.ok_or_else(|| {
-                unrunnable(
-                    "a rust package is built with cargo on the node's host, which runs its build \
-                     scripts there; set docker.build_rust_on_host to allow it, or install a binary \
-                     or wasm package"
-                        .to_owned(),
-                )
-            })?;
-            let executable = super::rust_build::build(name, package, target_dir).await?;
+            let executable =
+                rust_build::build(docker, name, package, rust_builds, build_container).await?;
             Ok(vec![CodeFile::new(ENTRYPOINT, executable, 0o755)])
         }
         Platform::Wasm => {
@@ -83,9 +78,22 @@ pub(super) async fn build(
     files: Vec<CodeFile>,
     on_line: &(dyn Fn(&str) + Sync),
 ) -> Result<(), DockerError> {
+    let dockerfile = dockerfile(&files);
+    build_from(docker, image, &dockerfile, files, on_line).await
+}
+
+/// Builds `image` from `dockerfile` with `files` as its context, handing each line of the
+/// build's output to `on_line`; the error carries the build's log.
+pub(super) async fn build_from(
+    docker: &Docker,
+    image: &str,
+    dockerfile: &str,
+    files: Vec<CodeFile>,
+    on_line: &(dyn Fn(&str) + Sync),
+) -> Result<(), DockerError> {
     let mut context = vec![CodeFile::new(
         "Dockerfile",
-        dockerfile(&files).into_bytes(),
+        dockerfile.as_bytes().to_vec(),
         0o644,
     )];
     context.extend(files);

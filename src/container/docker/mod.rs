@@ -5,8 +5,10 @@
 //! (host networking, so it reaches the peer on loopback; memory and log limits), build the image
 //! first when the engine has none, start it, copy its output into the peer's log, and report its
 //! exit code when it ends. `names` forms container and image names, `image` builds images
-//! (`rust_build` compiles a `rust` package first), `error` names the engine's failures.
+//! (`rust_build` compiles a `rust` package first, in a `build_container` unless the operator
+//! chose the host), `error` names the engine's failures.
 
+mod build_container;
 mod error;
 mod image;
 pub mod names;
@@ -30,7 +32,9 @@ use futures_util::StreamExt;
 use tokio::sync::OnceCell;
 use tracing::{info, warn};
 
+pub use build_container::{BuildContainerError, EMPTY_BUILDER_IMAGE, RustBuilder};
 pub use error::DockerError;
+pub use rust_build::RustBuilds;
 
 use super::{
     ChaincodeResolver, Connection, Exit, ExitReport, LaunchConfig, LaunchProgress, LaunchStage,
@@ -59,9 +63,8 @@ pub struct DockerSettings {
     pub log_driver: String,
     /// Options of the log driver (`max-size`, `max-file` for `json-file`).
     pub log_options: HashMap<String, String>,
-    /// Where cargo builds `rust` packages, shared between builds; `None` when the operator has
-    /// not allowed building on the host, and `rust` packages are then refused.
-    pub rust_builds: Option<std::path::PathBuf>,
+    /// Where `rust` packages are built.
+    pub rust_builds: RustBuilds,
     /// The sandbox limits of `wasm` packages, the same as the inproc VM's guests have.
     pub wasm_limits: WasmLimits,
 }
@@ -155,6 +158,11 @@ impl DockerVm {
         )
     }
 
+    /// The container a `rust` package with id `package_id` is built in.
+    pub fn build_container_of(&self, package_id: &str) -> String {
+        format!("{}-build", self.names_of(package_id).0)
+    }
+
     /// Whether the engine this VM has used still answers: `None` until the VM has connected to
     /// one (no user chaincode has run in Docker), else the outcome of a ping.
     pub async fn check_engine(&self) -> Option<Result<(), String>> {
@@ -242,8 +250,14 @@ impl DockerVm {
                 info!(chaincode = name, %image, "building the chaincode image");
                 self.progress
                     .report(name, LaunchStage::Building, image.clone());
-                let files =
-                    image::image_files(name, package, self.settings.rust_builds.as_deref()).await?;
+                let files = image::image_files(
+                    docker,
+                    name,
+                    package,
+                    &self.settings.rust_builds,
+                    &self.build_container_of(&package.id),
+                )
+                .await?;
                 image::build(docker, &image, files, &|line| {
                     self.progress.report(name, LaunchStage::BuildOutput, line);
                 })
