@@ -1,10 +1,16 @@
 //! Commit on a real node: MVCC validation, duplicate transactions, durability across restarts.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
-use ccvm::client::successful;
-use ccvm::proto::protos::TxValidationCode;
+use ccvm::client::{Client, successful};
+use ccvm::msp::Identity;
+use ccvm::node::{LIFECYCLE, QSCC, dev_organization};
+use ccvm::proto::Message;
+use ccvm::proto::common::BlockchainInfo;
+use ccvm::proto::protos::{ProcessedTransaction, TxValidationCode};
 
 use crate::harness::{CHANNEL, TestNode, rust_chaincode, to_args};
 
@@ -247,4 +253,113 @@ async fn a_block_holds_no_more_bytes_than_its_limit() -> Result<()> {
         "each transaction passes the byte limit alone"
     );
     Ok(())
+}
+
+/// A node started by the `ccvm` command on `data`, and its peer address.
+async fn spawned_node(data: &std::path::Path) -> Result<(tokio::process::Child, String)> {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ccvm"))
+        .args(["node", "start", "--dev", "--listen", "127.0.0.1:0"])
+        .args(["--chaincode-listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .env("CCVM_OPERATIONS__LISTEN_ADDRESS", "127.0.0.1:0")
+        .env_remove("CCVM_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
+    let started = tokio::time::timeout(Duration::from_secs(120), lines.next_line())
+        .await
+        .context("the node did not start")??
+        .context("the node ended")?;
+    let peer = started
+        .split_whitespace()
+        .skip_while(|word| *word != "peer")
+        .nth(1)
+        .context("no peer address")?
+        .to_owned();
+    Ok((child, peer))
+}
+
+/// Every transaction the node acknowledged as committed is in its ledger after the node is
+/// killed (`SIGKILL`) while transactions are being committed, and the node starts again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acknowledged_transaction_survives_a_kill_during_commits() -> Result<()> {
+    let data = tempfile::tempdir()?;
+    let (mut node, peer) = spawned_node(data.path()).await?;
+    let admin = dev_organization(data.path()).admin_msp_dir();
+    let client = Arc::new(Client::connect(&peer, Identity::load(&admin, "DevMSP")?).await?);
+    let acknowledged = Arc::new(Mutex::new(Vec::<(String, u64)>::new()));
+    let mut loops = Vec::new();
+    for _ in 0..4 {
+        let (client, acknowledged) = (Arc::clone(&client), Arc::clone(&acknowledged));
+        loops.push(tokio::spawn(async move {
+            let query = vec![b"QueryChaincodeDefinitions".to_vec()];
+            while let Ok(committed) = client
+                .invoke(CHANNEL, LIFECYCLE, query.clone(), HashMap::new())
+                .await
+            {
+                lock(&acknowledged).push((committed.tx_id, committed.block));
+            }
+        }));
+    }
+    while lock(&acknowledged).len() < 300 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    node.start_kill()?;
+    node.wait().await?;
+    for running in loops {
+        running.await?;
+    }
+    let acknowledged = std::mem::take(&mut *lock(&acknowledged));
+
+    let (_restarted, peer) = spawned_node(data.path()).await?;
+    let client = Client::connect(&peer, Identity::load(&admin, "DevMSP")?).await?;
+    let highest = acknowledged
+        .iter()
+        .map(|(_, block)| *block)
+        .max()
+        .unwrap_or(0);
+    let info = BlockchainInfo::decode(
+        client
+            .query(
+                CHANNEL,
+                QSCC,
+                to_args(&["GetChainInfo", CHANNEL]),
+                HashMap::new(),
+            )
+            .await?
+            .payload
+            .as_slice(),
+    )?;
+    assert!(
+        info.height > highest,
+        "height {} after block {highest}",
+        info.height
+    );
+    for (tx_id, block) in &acknowledged {
+        let found = client
+            .query(
+                CHANNEL,
+                QSCC,
+                to_args(&["GetTransactionByID", CHANNEL, tx_id]),
+                HashMap::new(),
+            )
+            .await
+            .with_context(|| format!("transaction {tx_id} of block {block} is lost"))?;
+        let processed = ProcessedTransaction::decode(found.payload.as_slice())?;
+        assert_eq!(
+            processed.validation_code,
+            TxValidationCode::Valid as i32,
+            "{tx_id}"
+        );
+    }
+    Ok(())
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
