@@ -32,6 +32,9 @@ pub const DEFAULT_DATA_DIR: &str = "ccvm-data";
 /// Most transactions cut into one block: bounds the work of one store transaction while
 /// letting a loaded node commit thousands of transactions per fsync.
 pub const DEFAULT_MAX_BLOCK_TXS: usize = 500;
+/// Memory the ledger's store keeps of its pages by default: enough for the hot part of a
+/// development ledger, small beside a peer's other memory.
+pub const DEFAULT_LEDGER_CACHE_BYTES: usize = 32 * 1024 * 1024;
 /// Most bytes of transactions cut into one block by default.
 pub const DEFAULT_MAX_BLOCK_BYTES: usize = 16 * 1024 * 1024;
 
@@ -77,6 +80,8 @@ pub struct Config {
     pub chaincode: ChaincodeSettings,
     /// How blocks are cut.
     pub commit: CommitSettings,
+    /// The ledger's store.
+    pub ledger: LedgerSettings,
     /// The operations endpoint (health, metrics, log spec, version).
     pub operations: OperationsSettings,
     /// Logging, unless `FABRIC_LOGGING_SPEC` / `FABRIC_LOGGING_FORMAT` say otherwise.
@@ -322,6 +327,23 @@ pub struct LoggingSettings {
     pub format: Option<String>,
 }
 
+/// The ledger's store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LedgerSettings {
+    /// Memory the store may keep of its pages, in bytes: the bound of the ledger's share of
+    /// the node's resident memory however large the ledger grows.
+    pub cache_bytes: usize,
+}
+
+impl Default for LedgerSettings {
+    fn default() -> Self {
+        Self {
+            cache_bytes: DEFAULT_LEDGER_CACHE_BYTES,
+        }
+    }
+}
+
 /// Block cutting settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -354,6 +376,7 @@ impl Default for Config {
             tls: PeerTlsSettings::default(),
             chaincode: ChaincodeSettings::default(),
             commit: CommitSettings::default(),
+            ledger: LedgerSettings::default(),
             operations: OperationsSettings::default(),
             logging: LoggingSettings::default(),
             inproc: InprocSettings::default(),

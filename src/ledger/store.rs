@@ -6,7 +6,7 @@ use std::sync::Arc;
 use ccvm_proto::common::{Block, BlockchainInfo, Envelope};
 use ccvm_proto::protos::ProcessedTransaction;
 use prost::Message;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Builder, Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::watch;
 
 use super::commit::append_genesis;
@@ -38,6 +38,10 @@ pub(crate) const CHAINS: TableDefinition<&str, &[u8]> = TableDefinition::new("ch
 /// channels had configuration blocks has no entry.
 pub(crate) const LAST_CONFIG: TableDefinition<&str, u64> = TableDefinition::new("last_config");
 
+/// The page cache of a ledger opened by a unit test.
+#[cfg(test)]
+const TEST_CACHE_BYTES: usize = 4 * 1024 * 1024;
+
 /// A node's ledger: every channel's state, history and blocks in one store.
 ///
 /// Cheap to clone; clones share the store.
@@ -58,13 +62,16 @@ pub struct CommittedTx {
 }
 
 impl Ledger {
-    /// Opens (or creates) the ledger in `dir`.
+    /// Opens (or creates) the ledger in `dir`, keeping at most `cache_bytes` of its pages in
+    /// memory.
     ///
     /// # Errors
     /// Fails when the directory or the store cannot be created or opened.
-    pub fn open(dir: &Path) -> Result<Self> {
+    pub fn open(dir: &Path, cache_bytes: usize) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(|e| LedgerError::Store(e.into()))?;
-        let db = Database::create(dir.join("ledger.redb"))?;
+        let db = Builder::new()
+            .set_cache_size(cache_bytes)
+            .create(dir.join("ledger.redb"))?;
         let ledger = Self {
             db: Arc::new(db),
             commits: Arc::new(watch::Sender::new(0)),
@@ -77,7 +84,7 @@ impl Ledger {
     /// for tests of the layers above.
     #[cfg(test)]
     pub(crate) fn open_with_default_channel(dir: &Path) -> Result<Self> {
-        let ledger = Self::open(dir)?;
+        let ledger = Self::open(dir, TEST_CACHE_BYTES)?;
         ledger.create_channel(DEFAULT_CHANNEL, &Envelope::default())?;
         Ok(ledger)
     }

@@ -191,7 +191,7 @@ impl Node {
     /// # Errors
     /// Fails when the data directory, the ledger or an address cannot be used.
     pub async fn start(config: &Config) -> Result<Self, NodeError> {
-        let ledger = Ledger::open(&config.data_dir.join("ledger"))?;
+        let ledger = Ledger::open(&config.data_dir.join("ledger"), config.ledger.cache_bytes)?;
         let msp_dir = match &config.msp_dir {
             Some(dir) => dir.clone(),
             None => {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use ccvm::chaincode::{ChaincodeSupport, ExecuteRequest, SupportConfig};
+use ccvm::config::DEFAULT_LEDGER_CACHE_BYTES;
 use ccvm::container::inproc::InstanceHandle;
 use ccvm::container::{ChaincodeStreams, StreamBroken};
 use ccvm::ledger::Ledger;
@@ -130,7 +131,7 @@ const ON_CHANNELS: &str = "relay";
 impl OnChannels {
     async fn register() -> Result<Self> {
         let dir = tempfile::tempdir()?;
-        let ledger = Ledger::open(dir.path())?;
+        let ledger = Ledger::open(dir.path(), DEFAULT_LEDGER_CACHE_BYTES)?;
         ledger.create_channel(CHANNEL, &Envelope::default())?;
         let support = ChaincodeSupport::new(ledger.clone(), SupportConfig::default());
         let (to_peer, inbound) = mpsc::channel(8);
