@@ -20,14 +20,14 @@ mod harness;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Result, ensure};
 use ccvm::chaincode::ExecuteRequest;
 use ccvm::container::inproc::CacheOutcome;
 use ccvm::node::LIFECYCLE;
 use ccvm::proto::protos::ChaincodeInput;
 use harness::{
     CHANNEL, TestNode, deploy, deploy_wasm, docker_endpoint, docker_engine, docker_node_with,
-    to_args, wasm_example,
+    resident_bytes, to_args, wasm_example,
 };
 
 /// Instances launched and kept resident by default.
@@ -40,20 +40,6 @@ const RELAUNCHES: usize = 300;
 const IDLE: Duration = Duration::from_millis(50);
 /// Calls measured after idling, of each kind.
 const IDLE_ROUNDS: usize = 20;
-
-/// This process's resident set, in bytes.
-fn resident_bytes() -> Result<u64> {
-    let status = std::fs::read_to_string("/proc/self/status")?;
-    let kib: u64 = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .context("no VmRSS in /proc/self/status")?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()?;
-    Ok(kib * 1024)
-}
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]

@@ -21,7 +21,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use ccvm::client::{check_valid, successful};
-use harness::{CHANNEL, TestNode, to_args, wasm_example};
+use harness::{CHANNEL, TestNode, resident_bytes, to_args, wasm_example};
 
 /// Transactions committed by default.
 const DEFAULT_TRANSACTIONS: usize = 200_000;
@@ -31,20 +31,6 @@ const WARM_UP: usize = 2_000;
 const IN_FLIGHT: usize = 16;
 /// Measurements after the warm-up.
 const SAMPLES: usize = 10;
-
-/// The resident set size of this process in bytes, from `/proc/self/status`.
-fn resident_bytes() -> Result<u64> {
-    let status = std::fs::read_to_string("/proc/self/status")?;
-    let kib: u64 = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .context("no VmRSS in /proc/self/status")?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()?;
-    Ok(kib * 1024)
-}
 
 /// Commits transactions `from..to`, `IN_FLIGHT` at a time, each `bump` of a key of its own.
 async fn commit_range(node: &Arc<TestNode>, from: usize, to: usize) -> Result<()> {

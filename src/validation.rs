@@ -80,6 +80,8 @@ pub struct TxValidator {
     own_signatures: Arc<OwnSignatures>,
     policies: Arc<ChannelPolicies>,
     state: Arc<dyn ValidationState>,
+    /// Threads a large block's validation is spread over: the machine's cores.
+    threads: usize,
 }
 
 impl TxValidator {
@@ -96,17 +98,17 @@ impl TxValidator {
             own_signatures,
             policies,
             state,
+            threads: std::thread::available_parallelism().map_or(1, usize::from),
         }
     }
 
     /// The verdicts on the transactions `candidates` of one block on `channel`, in order, read
     /// against one snapshot of its state and spread over the machine's cores for a large block.
     pub fn validate_block(&self, channel: &str, candidates: &[Candidate<'_>]) -> Vec<Verdict> {
-        let threads = std::thread::available_parallelism().map_or(1, usize::from);
-        if threads < 2 || candidates.len() < PARALLEL_VALIDATION_MIN_TXS {
+        if self.threads < 2 || candidates.len() < PARALLEL_VALIDATION_MIN_TXS {
             return self.validate_all(channel, candidates);
         }
-        let chunk = candidates.len().div_ceil(threads);
+        let chunk = candidates.len().div_ceil(self.threads);
         std::thread::scope(|scope| {
             let parts: Vec<_> = candidates
                 .chunks(chunk)

@@ -277,6 +277,20 @@ pub fn user_identity(config: &Config) -> Result<Identity> {
     Ok(Identity::load(&dir, &config.msp_id)?)
 }
 
+/// This process's resident set, in bytes (`VmRSS` of `/proc/self/status`).
+pub fn resident_bytes() -> Result<u64> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .context("no VmRSS in /proc/self/status")?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()?;
+    Ok(kib * 1024)
+}
+
 /// Arguments as the bytes a proposal carries.
 pub fn to_args(args: &[&str]) -> Vec<Vec<u8>> {
     args.iter().map(|a| a.as_bytes().to_vec()).collect()
