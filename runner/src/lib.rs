@@ -13,7 +13,7 @@
 
 mod link;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -52,13 +52,20 @@ impl Sandbox {
     /// # Errors
     /// Bytes that are not a chaincode component, or one that imports more than it is granted.
     pub fn new(wasm: &[u8], limits: WasmLimits) -> Result<Self, String> {
-        let engine = Engine::new(&deterministic_config(limits.max_stack_bytes))
-            .map_err(|e| format!("{e:#}"))?;
-        let component = Component::new(&engine, wasm)
-            .map_err(|e| format!("not a chaincode component: {e:#}"))?;
+        let engine = sandbox_engine(&limits)?;
+        let component = compile(&engine, wasm)?;
+        Self::with_component(engine, &component, limits)
+    }
+
+    /// Links `component`, compiled for `engine`, and starts the engine's epoch ticker.
+    fn with_component(
+        engine: Engine,
+        component: &Component,
+        limits: WasmLimits,
+    ) -> Result<Self, String> {
         let linker = chaincode_linker(&engine).map_err(|e| format!("{e:#}"))?;
         let pre = linker
-            .instantiate_pre(&component)
+            .instantiate_pre(component)
             .map_err(|e| format!("the chaincode imports more than it is granted: {e:#}"))?;
         let pre = CommandPre::new(pre)
             .map_err(|e| format!("the chaincode is not a WASI command: {e:#}"))?;
@@ -72,14 +79,41 @@ impl Sandbox {
         })
     }
 
-    /// Reads and compiles the component at `path`.
+    /// Loads the component at `path`: the code [`precompile`] made of it, from
+    /// [`precompiled_path`], when that file exists and was compiled by an engine like this one;
+    /// otherwise compiles the component itself.
     ///
     /// # Errors
     /// An unreadable file, or as [`Sandbox::new`].
     pub fn load(path: &Path, limits: WasmLimits) -> Result<Self, String> {
-        let wasm =
-            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        Self::new(&wasm, limits)
+        let engine = sandbox_engine(&limits)?;
+        let precompiled = precompiled_path(path);
+        let component = match std::fs::read(&precompiled) {
+            Ok(code) => match deserialize(&engine, &code) {
+                Ok(component) => {
+                    info!(file = %precompiled.display(), "loaded the precompiled chaincode");
+                    Some(component)
+                }
+                Err(e) => {
+                    warn!(file = %precompiled.display(), "compiling the chaincode instead of loading code precompiled for another engine: {e:#}");
+                    None
+                }
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => {
+                warn!(file = %precompiled.display(), "compiling the chaincode: cannot read its precompiled code: {e}");
+                None
+            }
+        };
+        let component = match component {
+            Some(component) => component,
+            None => {
+                let wasm = std::fs::read(path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                compile(&engine, &wasm)?
+            }
+        };
+        Self::with_component(engine, &component, limits)
     }
 
     /// Runs one instance registering as `name` until its `main` ends. When it fails, each
@@ -111,6 +145,46 @@ impl Sandbox {
         }
         exit
     }
+}
+
+/// The engine a chaincode runs on under `limits`.
+fn sandbox_engine(limits: &WasmLimits) -> Result<Engine, String> {
+    Engine::new(&deterministic_config(limits.max_stack_bytes)).map_err(|e| format!("{e:#}"))
+}
+
+fn compile(engine: &Engine, wasm: &[u8]) -> Result<Component, String> {
+    Component::new(engine, wasm).map_err(|e| format!("not a chaincode component: {e:#}"))
+}
+
+/// Where [`Sandbox::load`] looks for the precompiled code of the component at `component`:
+/// beside it, with the extension `cwasm`.
+pub fn precompiled_path(component: &Path) -> PathBuf {
+    component.with_extension("cwasm")
+}
+
+/// The component in `wasm` compiled for this machine as the runner's engine under `limits`
+/// compiles it, to be written to [`precompiled_path`] so that a runner starts without
+/// compiling.
+///
+/// # Errors
+/// Bytes that are not a chaincode component.
+pub fn precompile(wasm: &[u8], limits: &WasmLimits) -> Result<Vec<u8>, String> {
+    sandbox_engine(limits)?
+        .precompile_component(wasm)
+        .map_err(|e| format!("not a chaincode component: {e:#}"))
+}
+
+/// Turns code made by [`precompile`] back into a component.
+#[expect(
+    unsafe_code,
+    reason = "wasmtime cannot check that precompiled code is its own; the image's builder does"
+)]
+fn deserialize(engine: &Engine, code: &[u8]) -> wasmtime::Result<Component> {
+    // SAFETY: the precompiled file is written into the chaincode's image by the node that built
+    // the image, with `precompile`, next to the component it was compiled from; nothing the
+    // guest can reach writes files. wasmtime checks the header (version, target, settings)
+    // itself and refuses code made by another engine, which is then compiled afresh.
+    unsafe { Component::deserialize(engine, code) }
 }
 
 /// Runs the chaincode the way the environment says: as a service when `CHAINCODE_SERVER_ADDRESS`

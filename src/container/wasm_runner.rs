@@ -6,6 +6,9 @@ pub const EXECUTABLE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/ccvm-was
 
 /// Where the runner finds the chaincode component in the image.
 pub const COMPONENT_PATH: &str = "chaincode.wasm";
+/// Where the runner finds the component's code precompiled by the node that built the image
+/// (`ccvm_wasm_runner::precompiled_path` of [`COMPONENT_PATH`]).
+pub const PRECOMPILED_PATH: &str = "chaincode.cwasm";
 
 /// How a wasm component's binary begins: the magic bytes, then the component encoding's version
 /// and layer (a core module has version 1, layer 0 instead).

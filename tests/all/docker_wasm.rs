@@ -2,11 +2,16 @@
 //! the same sandbox as the peer's own wasm guests, and dials the node back over mutual TLS.
 
 use anyhow::Result;
+use bollard::query_parameters::LogsOptionsBuilder;
+use futures_util::StreamExt;
 
 use ccvm::package::{CodeFile, Package, Platform};
+use ccvm_sandbox::WasmLimits;
+use ccvm_wasm_runner::Sandbox;
 
 use crate::harness::{
-    commit_definition, deploy_wasm, docker_endpoint, docker_node_with, run_ccvm, wasm_example,
+    commit_definition, deploy_wasm, docker_endpoint, docker_engine, docker_node_with, run_ccvm,
+    wasm_example,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -14,8 +19,8 @@ async fn a_wasm_package_runs_in_a_container_under_the_runner() -> Result<()> {
     let Some(endpoint) = docker_endpoint()? else {
         return Ok(());
     };
-    let node = docker_node_with(endpoint, |_| {}).await?;
-    deploy_wasm(&node, "kv", "wasmkv").await?;
+    let node = docker_node_with(endpoint.clone(), |_| {}).await?;
+    let package_id = deploy_wasm(&node, "kv", "wasmkv").await?;
 
     node.invoke("wasmkv", &["put", "color", "teal"]).await?;
     assert_eq!(node.query_text("wasmkv", &["get", "color"]).await?, "teal");
@@ -26,7 +31,27 @@ async fn a_wasm_package_runs_in_a_container_under_the_runner() -> Result<()> {
     );
     assert_eq!(node.inner().docker().images_built(), 1);
     assert_eq!(node.inner().docker().containers_started(), 1);
+
+    let (container, _) = node.inner().docker().names_of(&package_id);
+    let log = container_log(&endpoint, &container).await?;
+    assert!(
+        log.contains("loaded the precompiled chaincode")
+            && !log.contains("compiling the chaincode"),
+        "the runner compiled the component instead of loading the code the image holds: {log}"
+    );
     Ok(())
+}
+
+/// What `container` wrote to its standard output and error so far.
+async fn container_log(endpoint: &str, container: &str) -> Result<String> {
+    let engine = docker_engine(endpoint).await?;
+    let options = LogsOptionsBuilder::new().stdout(true).stderr(true).build();
+    let mut log = String::new();
+    let mut output = engine.logs(container, Some(options));
+    while let Some(chunk) = output.next().await {
+        log.push_str(&chunk?.to_string());
+    }
+    Ok(log)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -165,6 +190,33 @@ async fn one_deploy_command_packages_installs_defines_and_starts_a_wasm_chaincod
     assert!(
         stdout.contains("deployed onestep 1.0 sequence 2"),
         "a redeploy defines the next sequence: {stdout}"
+    );
+    Ok(())
+}
+
+#[test]
+fn the_runner_compiles_a_component_whose_precompiled_code_is_not_its_engines() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let component = dir.path().join("chaincode.wasm");
+    let kv = wasm_example("kv")?;
+    std::fs::write(&component, &kv)?;
+    let precompiled = ccvm_wasm_runner::precompiled_path(&component);
+    assert_eq!(precompiled, dir.path().join("chaincode.cwasm"));
+
+    std::fs::write(&precompiled, b"not code of this engine")?;
+    let loaded = Sandbox::load(&component, WasmLimits::default());
+    assert!(loaded.is_ok(), "{:?}", loaded.err());
+
+    std::fs::write(
+        &precompiled,
+        ccvm_wasm_runner::precompile(&kv, &WasmLimits::default()).map_err(anyhow::Error::msg)?,
+    )?;
+    std::fs::remove_file(&component)?;
+    let loaded = Sandbox::load(&component, WasmLimits::default());
+    assert!(
+        loaded.is_ok(),
+        "code precompiled for the runner's engine is loaded without the component: {:?}",
+        loaded.err()
     );
     Ok(())
 }

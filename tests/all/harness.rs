@@ -278,6 +278,7 @@ pub fn user_identity(config: &Config) -> Result<Identity> {
 }
 
 /// This process's resident set, in bytes (`VmRSS` of `/proc/self/status`).
+#[allow(dead_code, reason = "the benches measure memory; the tests do not")]
 pub fn resident_bytes() -> Result<u64> {
     let status = std::fs::read_to_string("/proc/self/status")?;
     let kib: u64 = status

@@ -3,6 +3,7 @@
 
 use bollard::Docker;
 use bollard::query_parameters::BuildImageOptionsBuilder;
+use ccvm_sandbox::WasmLimits;
 use futures_util::StreamExt;
 use tracing::debug;
 
@@ -16,7 +17,9 @@ const ENTRYPOINT: &str = "chaincode";
 
 /// The files of a package's image, with its executable as `chaincode`: a `binary` package's
 /// own, a `rust` package's built first as `rust_builds` says (in the build container
-/// `build_container`), or for a `wasm` package the wasm runner beside the component.
+/// `build_container`), or for a `wasm` package the wasm runner beside the component and the
+/// component's code, precompiled for the runner's engine under `wasm_limits`, so that a
+/// container starts without compiling it.
 ///
 /// # Errors
 /// [`DockerError::Unrunnable`] for a package this VM cannot run, [`DockerError::BuildFailed`]
@@ -27,6 +30,7 @@ pub(super) async fn image_files(
     package: &Package,
     rust_builds: &RustBuilds,
     build_container: &str,
+    wasm_limits: &WasmLimits,
 ) -> Result<Vec<CodeFile>, DockerError> {
     let unrunnable = |reason: String| DockerError::Unrunnable {
         name: name.to_owned(),
@@ -49,9 +53,23 @@ pub(super) async fn image_files(
                 .code_file(wasm_runner::COMPONENT_PATH)
                 .map_err(|e| unrunnable(e.to_string()))?;
             wasm_runner::check_component(&component).map_err(unrunnable)?;
+            let (component, precompiled) = tokio::task::spawn_blocking({
+                let limits = wasm_limits.clone();
+                move || {
+                    let precompiled = ccvm_wasm_runner::precompile(&component, &limits);
+                    (component, precompiled)
+                }
+            })
+            .await
+            .map_err(|e| unrunnable(format!("precompiling the component failed: {e}")))?;
             Ok(vec![
                 CodeFile::new(ENTRYPOINT, wasm_runner::EXECUTABLE.to_vec(), 0o755),
                 CodeFile::new(wasm_runner::COMPONENT_PATH, component, 0o644),
+                CodeFile::new(
+                    wasm_runner::PRECOMPILED_PATH,
+                    precompiled.map_err(unrunnable)?,
+                    0o644,
+                ),
             ])
         }
         Platform::Ccaas => Err(unrunnable(

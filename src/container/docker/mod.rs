@@ -256,6 +256,7 @@ impl DockerVm {
                     package,
                     &self.settings.rust_builds,
                     &self.build_container_of(&package.id),
+                    &self.settings.wasm_limits,
                 )
                 .await?;
                 image::build(docker, &image, files, &|line| {
