@@ -3,6 +3,7 @@
 //! `CCVM_CHAINCODE__EXECUTE_TIMEOUT_MS=5000`).
 
 use std::collections::BTreeMap;
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -21,7 +22,7 @@ use crate::container::inproc::{
 };
 use crate::fabric::DEFAULT_MAX_GRPC_MESSAGE_BYTES;
 use crate::msp::DEFAULT_MSP_ID;
-use ccvm_sandbox::WasmLimits;
+use ccvm_sandbox::{DEFAULT_RUNNER_INSTANCES, WasmLimits};
 
 /// Where a node listens for clients by default (Fabric's peer port).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7051";
@@ -131,6 +132,8 @@ pub struct DockerConfig {
     pub build_rust_on_host: bool,
     /// The container `rust` packages build in.
     pub rust_builder: RustBuilderConfig,
+    /// How many instances of a `wasm` package's guest its container runs side by side.
+    pub wasm_instances: NonZeroUsize,
 }
 
 /// The container `rust` packages build in: offline, without capabilities, with a read-only
@@ -185,6 +188,8 @@ impl Default for DockerConfig {
             rust_target_dir: None,
             build_rust_on_host: false,
             rust_builder: RustBuilderConfig::default(),
+            wasm_instances: NonZeroUsize::new(DEFAULT_RUNNER_INSTANCES)
+                .unwrap_or(NonZeroUsize::MIN),
         }
     }
 }
@@ -468,6 +473,7 @@ impl Config {
                 .collect(),
             rust_builds: self.rust_builds(),
             wasm_limits: self.inproc_limits().wasm,
+            wasm_instances: self.docker.wasm_instances,
         }
     }
 

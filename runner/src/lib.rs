@@ -6,13 +6,17 @@
 //! - dialling the peer's `ChaincodeSupport.Register` stream, with the settings and TLS files
 //!   Fabric's shims read (`CORE_PEER_ADDRESS`, `CORE_CHAINCODE_ID_NAME`, `CORE_PEER_TLS_*`), or
 //! - as a service, when `CHAINCODE_SERVER_ADDRESS` is set: it serves `protos.Chaincode/Connect`
-//!   and each peer connection gets a guest instance of its own (Fabric's `CHAINCODE_*` settings).
+//!   and each peer connection gets guest instances of its own (Fabric's `CHAINCODE_*` settings).
 //!
-//! When a guest fails (trap, deadline, memory cap) the transactions it holds are failed with the
-//! reason and its connection ends, so the peer starts or dials it again.
+//! Each conversation with the peer is shared by several instances of the guest
+//! (`CCVM_WASM_INSTANCES`), so that transactions run side by side. When an instance fails (trap,
+//! deadline, memory cap) the transactions it holds are failed with the reason and the
+//! conversation ends, so the peer starts or dials the chaincode again.
 
+mod fan_out;
 mod link;
 
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,8 +24,8 @@ use std::time::Duration;
 use ccvm_guest_sdk::{PeerConnection, PeerSettings, ServerSettings, listen_for_peers, open_stream};
 use ccvm_proto::protos::ChaincodeMessage;
 use ccvm_sandbox::{
-    GuestExit, GuestState, TickerHold, WasmLimits, chaincode_linker, deterministic_config,
-    guest_wasi, run_guest, sandboxed_store, start_epoch_ticker,
+    DEFAULT_RUNNER_INSTANCES, GuestExit, GuestState, TickerHold, WasmLimits, chaincode_linker,
+    deterministic_config, guest_wasi, run_guest, runner_env, sandboxed_store, start_epoch_ticker,
 };
 use tokio::sync::mpsc;
 use tracing::{info, warn};
@@ -29,11 +33,12 @@ use wasmtime::Engine;
 use wasmtime::component::Component;
 use wasmtime_wasi::p2::bindings::CommandPre;
 
+use self::fan_out::fan_out;
 use self::link::RelayLink;
 
 /// The chaincode component inside the runner's container, unless `CCVM_WASM_FILE` names another.
 pub const DEFAULT_WASM_FILE: &str = "/chaincode.wasm";
-/// Messages buffered between a guest and its relay in each direction.
+/// Messages buffered between the instances and the peer's stream in each direction.
 const RELAY_BUFFER: usize = 64;
 /// How long the relay may take to deliver the guest's last messages once it has ended.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
@@ -116,34 +121,48 @@ impl Sandbox {
         Self::with_component(engine, &component, limits)
     }
 
-    /// Runs one instance registering as `name` until its `main` ends. When it fails, each
-    /// transaction it still holds is failed on `to_peer` with the reason.
-    pub async fn run_instance(
-        &self,
+    /// Runs `instances` instances registering as `name` behind one conversation with the peer,
+    /// until every one has ended, and returns the first failure among them, if any.
+    pub async fn run_instances(
+        self: Arc<Self>,
         name: &str,
+        instances: NonZeroUsize,
         to_peer: mpsc::Sender<ChaincodeMessage>,
         from_peer: mpsc::Receiver<ChaincodeMessage>,
     ) -> GuestExit {
+        let (to_fan_out, from_instances) = mpsc::channel(RELAY_BUFFER);
+        let mut to_instances = Vec::with_capacity(instances.get());
+        for index in 0..instances.get() {
+            let (to_instance, from_fan_out) = mpsc::unbounded_channel();
+            to_instances.push(to_instance);
+            let link = RelayLink::new(index, to_fan_out.clone(), from_fan_out);
+            let sandbox = Arc::clone(&self);
+            let name = name.to_owned();
+            tokio::spawn(async move { sandbox.run_instance(&name, link).await });
+        }
+        drop(to_fan_out);
+        fan_out(to_peer, from_peer, from_instances, to_instances).await
+    }
+
+    /// Runs one instance registering as `name` until its `main` ends, then tells the fan-out
+    /// how it ended. When it fails, each transaction it still holds is failed with the reason.
+    async fn run_instance(&self, name: &str, link: RelayLink) {
         let wasi = match guest_wasi(
             &[("CORE_CHAINCODE_ID_NAME".to_owned(), name.to_owned())],
             None,
         ) {
             Ok(wasi) => wasi,
-            Err(e) => return GuestExit::Trapped(e),
+            Err(e) => return link.ended(GuestExit::Trapped(e)).await,
         };
-        let link = RelayLink::new(to_peer, from_peer);
         let state = GuestState::new(name, wasi, link, &self.limits, self.ticker.clone());
         let mut store = sandboxed_store(&self.engine, state, self.limits.tx_deadline);
         let exit = run_guest(&mut store, &self.pre).await;
+        let mut link = store.into_data().into_link();
         if exit != GuestExit::Finished {
-            let reason = format!("wasm chaincode {name} {exit}");
-            store
-                .into_data()
-                .into_link()
-                .fail_open_transactions(&reason)
+            link.fail_open_transactions(&format!("wasm chaincode {name} {exit}"))
                 .await;
         }
-        exit
+        link.ended(exit).await;
     }
 }
 
@@ -187,32 +206,51 @@ fn deserialize(engine: &Engine, code: &[u8]) -> wasmtime::Result<Component> {
     unsafe { Component::deserialize(engine, code) }
 }
 
+/// How many instances share each conversation with the peer: [`runner_env::INSTANCES`] as `env`
+/// gives it, or [`DEFAULT_RUNNER_INSTANCES`].
+///
+/// # Errors
+/// A value that is not a whole number above zero.
+pub fn instances_from_env(env: impl Fn(&str) -> Option<String>) -> Result<NonZeroUsize, String> {
+    let name = runner_env::INSTANCES;
+    match env(name) {
+        None => Ok(NonZeroUsize::new(DEFAULT_RUNNER_INSTANCES).unwrap_or(NonZeroUsize::MIN)),
+        Some(value) => value
+            .trim()
+            .parse()
+            .map_err(|_| format!("{name} must be a whole number above zero, not {value:?}")),
+    }
+}
+
 /// Runs the chaincode the way the environment says: as a service when `CHAINCODE_SERVER_ADDRESS`
-/// is set, otherwise one instance dialling the peer. The component is `CCVM_WASM_FILE`, or
-/// `default_wasm` when that is unset; limits come from `CCVM_WASM_*`.
+/// is set, otherwise dialling the peer. The component is `CCVM_WASM_FILE`, or `default_wasm` when
+/// that is unset; limits come from `CCVM_WASM_*`, the instance count from
+/// `CCVM_WASM_INSTANCES`.
 ///
 /// # Errors
 /// Missing or bad settings, a component that does not compile, or a failed guest or relay.
 pub fn run_from_env(default_wasm: &Path) -> Result<(), String> {
     let env = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
     let limits = WasmLimits::from_env(env)?;
+    let instances = instances_from_env(env)?;
     let path = env("CCVM_WASM_FILE").map_or_else(|| default_wasm.to_owned(), Into::into);
     match ServerSettings::from_env().map_err(|e| e.to_string())? {
-        Some(settings) => serve(Sandbox::load(&path, limits)?, &settings),
+        Some(settings) => serve(Sandbox::load(&path, limits)?, &settings, instances),
         None => {
             let settings = PeerSettings::from_env_and_args().map_err(|e| e.to_string())?;
-            dial(&Sandbox::load(&path, limits)?, settings)
+            dial(Sandbox::load(&path, limits)?, settings, instances)
         }
     }
 }
 
-/// A runtime for the relays and the guests: on the calling thread for one instance (its guest
-/// and relay take turns, with no wake-up crossing threads), with a worker per core for the
-/// instances of a service.
-fn runtime(instances: Instances) -> Result<tokio::runtime::Runtime, String> {
-    let mut builder = match instances {
-        Instances::One => tokio::runtime::Builder::new_current_thread(),
-        Instances::Many => tokio::runtime::Builder::new_multi_thread(),
+/// A runtime for the relays and the guests: on the calling thread for a single instance (its
+/// guest and relay take turns, with no wake-up crossing threads), with a worker per core for
+/// several.
+fn runtime(single: bool) -> Result<tokio::runtime::Runtime, String> {
+    let mut builder = if single {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
     };
     builder
         .enable_all()
@@ -220,20 +258,19 @@ fn runtime(instances: Instances) -> Result<tokio::runtime::Runtime, String> {
         .map_err(|e| format!("cannot start a runtime: {e}"))
 }
 
-/// How many guest instances a runtime runs.
-enum Instances {
-    One,
-    Many,
-}
-
-/// Runs one instance that dials the peer, until it or the peer ends the conversation.
+/// Runs `instances` instances behind one conversation dialled to the peer, until they or the
+/// peer end it.
 ///
 /// # Errors
 /// A failed guest, or a relay that could not reach the peer.
-pub fn dial(sandbox: &Sandbox, settings: PeerSettings) -> Result<(), String> {
+pub fn dial(
+    sandbox: Sandbox,
+    settings: PeerSettings,
+    instances: NonZeroUsize,
+) -> Result<(), String> {
     let name = settings.chaincode_name.clone();
-    info!(chaincode = %name, peer = %settings.peer_address, "starting the wasm chaincode");
-    let runtime = runtime(Instances::One)?;
+    info!(chaincode = %name, peer = %settings.peer_address, instances, "starting the wasm chaincode");
+    let runtime = runtime(instances.get() == 1)?;
     let (to_peer, outbound) = mpsc::channel(RELAY_BUFFER);
     let (inbound, from_peer) = mpsc::channel(RELAY_BUFFER);
     let relayed = runtime.spawn(async move {
@@ -242,8 +279,11 @@ pub fn dial(sandbox: &Sandbox, settings: PeerSettings) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
         relay(stream, inbound).await
     });
+    let sandbox = Arc::new(sandbox);
     let (exit, relay_result) = runtime.block_on(async {
-        let exit = sandbox.run_instance(&name, to_peer, from_peer).await;
+        let exit = sandbox
+            .run_instances(&name, instances, to_peer, from_peer)
+            .await;
         let relayed = tokio::time::timeout(FLUSH_TIMEOUT, relayed)
             .await
             .unwrap_or(Ok(Ok(())))
@@ -257,16 +297,20 @@ pub fn dial(sandbox: &Sandbox, settings: PeerSettings) -> Result<(), String> {
     }
 }
 
-/// Serves the chaincode as `settings` say until the process ends: each peer connection runs an
-/// instance of its own as a task of its own, registering as `CHAINCODE_ID`.
+/// Serves the chaincode as `settings` say until the process ends: each peer connection gets
+/// `instances` instances of its own, registering as `CHAINCODE_ID`.
 ///
 /// # Errors
 /// An address that cannot be bound, or unusable TLS material.
-pub fn serve(sandbox: Sandbox, settings: &ServerSettings) -> Result<(), String> {
-    let runtime = runtime(Instances::Many)?;
+pub fn serve(
+    sandbox: Sandbox,
+    settings: &ServerSettings,
+    instances: NonZeroUsize,
+) -> Result<(), String> {
+    let runtime = runtime(false)?;
     let sandbox = Arc::new(sandbox);
     let name = settings.chaincode_id.clone();
-    info!(chaincode = %name, address = %settings.address, "serving the wasm chaincode");
+    info!(chaincode = %name, address = %settings.address, instances, "serving the wasm chaincode");
     runtime
         .block_on(listen_for_peers(settings, move |connection| {
             let PeerConnection {
@@ -283,7 +327,9 @@ pub fn serve(sandbox: Sandbox, settings: &ServerSettings) -> Result<(), String> 
             let sandbox = Arc::clone(&sandbox);
             let name = name.clone();
             tokio::spawn(async move {
-                let exit = sandbox.run_instance(&name, to_peer, from_peer).await;
+                let exit = sandbox
+                    .run_instances(&name, instances, to_peer, from_peer)
+                    .await;
                 if exit != GuestExit::Finished {
                     warn!("wasm chaincode {name} {exit}");
                 }
@@ -308,5 +354,25 @@ async fn relay(
             Ok(None) => return Ok(()),
             Err(status) => return Err(format!("the peer ended the stream: {}", status.message())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_instance_count_is_read_and_zero_is_refused() {
+        let given = |value: &'static str| move |_: &str| Some(value.to_owned());
+        assert_eq!(
+            instances_from_env(|_| None).map(NonZeroUsize::get),
+            Ok(DEFAULT_RUNNER_INSTANCES)
+        );
+        assert_eq!(instances_from_env(given("8")).map(NonZeroUsize::get), Ok(8));
+        let refused = instances_from_env(given("0")).expect_err("no instances is refused");
+        assert!(
+            refused.contains("CCVM_WASM_INSTANCES must be a whole number above zero"),
+            "{refused}"
+        );
     }
 }

@@ -1,28 +1,38 @@
-//! The runner's link between a guest and the peer: channels to the task that relays the peer's
-//! gRPC stream, and the transactions the guest holds, so that a guest that fails can fail them.
+//! The runner's link between a guest instance and the peer: channels to the fan-out that shares
+//! the peer's stream among the instances, and the transactions the instance holds, so that an
+//! instance that fails can fail them.
 
 use std::collections::VecDeque;
 
 use ccvm_proto::MessageType;
 use ccvm_proto::protos::ChaincodeMessage;
-use ccvm_sandbox::{BrokenMessage, PEER_CLOSED, PeerLink, ends_transaction, starts_transaction};
+use ccvm_sandbox::{
+    BrokenMessage, GuestExit, PEER_CLOSED, PeerLink, ends_transaction, starts_transaction,
+};
 use tokio::sync::mpsc;
 
-/// One guest's ends of the relay, and the transactions it has been handed and not finished.
+use crate::fan_out::FromInstance;
+
+/// One instance's ends of the fan-out, and the transactions it has been handed and not finished.
 pub struct RelayLink {
-    to_peer: mpsc::Sender<ChaincodeMessage>,
-    from_peer: mpsc::Receiver<ChaincodeMessage>,
+    /// The instance's place among the fan-out's instances.
+    index: usize,
+    to_peer: mpsc::Sender<FromInstance>,
+    from_peer: mpsc::UnboundedReceiver<ChaincodeMessage>,
     /// Channel and id of each transaction the guest holds, oldest first.
     open: VecDeque<(String, String)>,
 }
 
 impl RelayLink {
-    /// A link sending the guest's messages to `to_peer` and handing it those from `from_peer`.
+    /// The link of the instance at `index`, sending its messages to `to_peer` and handing it
+    /// those from `from_peer`.
     pub fn new(
-        to_peer: mpsc::Sender<ChaincodeMessage>,
-        from_peer: mpsc::Receiver<ChaincodeMessage>,
+        index: usize,
+        to_peer: mpsc::Sender<FromInstance>,
+        from_peer: mpsc::UnboundedReceiver<ChaincodeMessage>,
     ) -> Self {
         Self {
+            index,
             to_peer,
             from_peer,
             open: VecDeque::new(),
@@ -40,10 +50,24 @@ impl RelayLink {
                 channel_id,
                 ..Default::default()
             };
-            if self.to_peer.send(failed).await.is_err() {
+            if self
+                .to_peer
+                .send(FromInstance::Message(self.index, failed))
+                .await
+                .is_err()
+            {
                 return;
             }
         }
+    }
+
+    /// Tells the fan-out that the instance has ended, and how.
+    pub async fn ended(&self, exit: GuestExit) {
+        // A fan-out that has gone needs telling nothing.
+        let _ = self
+            .to_peer
+            .send(FromInstance::Ended(self.index, exit))
+            .await;
     }
 
     fn handed(&mut self, message: &ChaincodeMessage) {
@@ -61,7 +85,7 @@ impl PeerLink for RelayLink {
                 .retain(|(channel, txid)| *channel != message.channel_id || *txid != message.txid);
         }
         self.to_peer
-            .send(message)
+            .send(FromInstance::Message(self.index, message))
             .await
             .map_err(|_| PEER_CLOSED.to_owned())
     }

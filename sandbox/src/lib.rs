@@ -19,8 +19,9 @@ pub use host::{
 };
 pub use limits::{
     DEFAULT_MAX_MEMORY_BYTES, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_STACK_BYTES,
-    DEFAULT_TX_DEADLINE, EPOCH_TICK, GuestLimiter, Oversize, TickerHold, TxClock,
-    check_message_size, ends_transaction, runner_env, start_epoch_ticker, starts_transaction,
+    DEFAULT_RUNNER_INSTANCES, DEFAULT_TX_DEADLINE, EPOCH_TICK, GuestLimiter, Oversize, TickerHold,
+    TxClock, check_message_size, ends_transaction, runner_env, start_epoch_ticker,
+    starts_transaction,
 };
 pub use log_budget::{
     LogBudget, MAX_LOG_BYTES_PER_SECOND, MAX_LOG_BYTES_PER_TX, MAX_LOG_LINE_BYTES,

@@ -3,6 +3,7 @@
 //! service. Each step runs before any async runtime starts: run replaces this process with the
 //! chaincode, or becomes its sandbox.
 
+use std::num::NonZeroUsize;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -98,7 +99,7 @@ pub(super) fn serve(args: &ServeArgs) -> ExitCode {
         )?;
         let sandbox = Sandbox::load(&args.path, wasm_limits().map_err(anyhow::Error::msg)?)
             .map_err(anyhow::Error::msg)?;
-        ccvm_wasm_runner::serve(sandbox, &settings).map_err(anyhow::Error::msg)
+        ccvm_wasm_runner::serve(sandbox, &settings, runner_instances()?).map_err(anyhow::Error::msg)
     })();
     finish(served)
 }
@@ -116,7 +117,18 @@ fn finish(done: anyhow::Result<()>) -> ExitCode {
 /// The sandbox's limits: the node's inproc defaults, or `CCVM_WASM_*` when the peer passes them
 /// on (`propagateEnvironment`).
 fn wasm_limits() -> Result<WasmLimits, String> {
-    WasmLimits::from_env(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+    WasmLimits::from_env(set_variable)
+}
+
+/// How many instances share each conversation with the peer: `CCVM_WASM_INSTANCES`, or the
+/// runner's default.
+fn runner_instances() -> anyhow::Result<NonZeroUsize> {
+    ccvm_wasm_runner::instances_from_env(set_variable).map_err(anyhow::Error::msg)
+}
+
+/// An environment variable's value, unless it is unset or empty.
+fn set_variable(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|value| !value.is_empty())
 }
 
 fn install(dir: &Path) -> anyhow::Result<()> {
@@ -144,7 +156,8 @@ fn start(output: &Path, run_metadata: &Path) -> anyhow::Result<()> {
             })?;
             let sandbox = Sandbox::load(&plan.code, wasm_limits().map_err(anyhow::Error::msg)?)
                 .map_err(anyhow::Error::msg)?;
-            ccvm_wasm_runner::dial(&sandbox, settings).map_err(anyhow::Error::msg)
+            ccvm_wasm_runner::dial(sandbox, settings, runner_instances()?)
+                .map_err(anyhow::Error::msg)
         }
         _ => {
             let error = std::process::Command::new(&plan.code).envs(plan.env).exec();

@@ -113,6 +113,39 @@ async fn a_wasm_endless_loop_in_a_container_is_stopped_at_its_deadline() -> Resu
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_wasm_instance_in_a_container_does_not_hold_up_the_next_transaction() -> Result<()> {
+    let Some(endpoint) = docker_endpoint()? else {
+        return Ok(());
+    };
+    let node = docker_node_with(endpoint, |config| {
+        config.chaincode.execute_timeout_ms = 5_000;
+    })
+    .await?;
+    deploy_wasm(&node, "hostile", "wasmbusy").await?;
+    node.query_text("wasmbusy", &["hello"]).await?;
+
+    let spin = node.query("wasmbusy", &["spin"]);
+    tokio::pin!(spin);
+    tokio::select! {
+        spun = &mut spin => anyhow::bail!("the spin ended before its deadline: {spun:?}"),
+        () = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
+    }
+    let answered = tokio::select! {
+        spun = &mut spin => anyhow::bail!(
+            "the second transaction waited for the spinning one to end: {spun:?}"
+        ),
+        answered = node.query_text("wasmbusy", &["hello"]) => answered?,
+    };
+    assert_eq!(answered, "well behaved");
+    let stopped = spin.await.unwrap_err().to_string();
+    assert!(
+        stopped.contains("timed out") || stopped.contains("transaction deadline exceeded"),
+        "{stopped}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wasm_package_that_is_not_a_component_fails_its_launch_naming_why() -> Result<()> {
     let Some(endpoint) = docker_endpoint()? else {
         return Ok(());

@@ -16,6 +16,7 @@ mod rust_build;
 pub mod static_cc;
 
 use std::collections::HashMap;
+use std::num::NonZeroUsize;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -27,7 +28,7 @@ use bollard::query_parameters::{
     CreateContainerOptionsBuilder, KillContainerOptionsBuilder, LogsOptionsBuilder,
     RemoveContainerOptionsBuilder, UploadToContainerOptionsBuilder, WaitContainerOptions,
 };
-use ccvm_sandbox::WasmLimits;
+use ccvm_sandbox::{WasmLimits, runner_env};
 use futures_util::StreamExt;
 use tokio::sync::OnceCell;
 use tracing::{info, warn};
@@ -67,6 +68,8 @@ pub struct DockerSettings {
     pub rust_builds: RustBuilds,
     /// The sandbox limits of `wasm` packages, the same as the inproc VM's guests have.
     pub wasm_limits: WasmLimits,
+    /// How many instances of a `wasm` package's guest share its conversation with the node.
+    pub wasm_instances: NonZeroUsize,
 }
 
 /// Runs user chaincode in Docker containers. It connects to the engine on its first start, so a
@@ -199,6 +202,11 @@ impl DockerVm {
         let mut env = config.env_strings();
         if package.platform == Platform::Wasm {
             env.extend(settings.wasm_limits.to_env());
+            env.push(format!(
+                "{}={}",
+                runner_env::INSTANCES,
+                settings.wasm_instances
+            ));
         }
         ContainerCreateBody {
             image: Some(image.to_owned()),

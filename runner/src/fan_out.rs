@@ -1,0 +1,421 @@
+//! Several instances of one guest behind one conversation with the peer, so that a chaincode
+//! serves transactions side by side although each instance runs one at a time. The peer sees one
+//! chaincode: the first instance's REGISTER goes to it, and every other instance is answered with
+//! the peer's own replies to it. Each transaction the peer starts is handed to the ready instance
+//! holding the fewest, and every later message of that transaction goes to the same instance.
+
+use std::collections::HashMap;
+
+use ccvm_proto::MessageType;
+use ccvm_proto::protos::ChaincodeMessage;
+use ccvm_sandbox::{GuestExit, ends_transaction, starts_transaction};
+use tokio::sync::mpsc;
+
+/// What an instance tells the fan-out.
+pub enum FromInstance {
+    /// A message for the peer from the instance at `index`.
+    Message(usize, ChaincodeMessage),
+    /// The instance at `index` has ended, and how; its last messages came before this.
+    Ended(usize, GuestExit),
+}
+
+/// The peer's side of each instance, and which instance holds which transaction.
+struct Instances {
+    /// Unbounded, so that a busy instance never holds up the others: what waits in them is
+    /// bounded by the transactions the peer has in flight.
+    to_instances: Vec<Option<mpsc::UnboundedSender<ChaincodeMessage>>>,
+    /// Whether each instance has been given the peer's answer to its registration.
+    ready: Vec<bool>,
+    /// Transactions each instance holds.
+    load: Vec<usize>,
+    /// The instance holding each open transaction, by channel and transaction id.
+    routes: HashMap<(String, String), usize>,
+}
+
+impl Instances {
+    fn deliver(&mut self, index: usize, message: ChaincodeMessage) {
+        let Some(Some(to_instance)) = self.to_instances.get(index) else {
+            return;
+        };
+        if to_instance.send(message).is_err() {
+            self.to_instances[index] = None;
+        }
+    }
+
+    /// The ready instance holding the fewest transactions, or `fallback` while none is ready.
+    fn least_loaded(&self, fallback: usize) -> usize {
+        (0..self.load.len())
+            .filter(|&index| self.ready[index] && self.to_instances[index].is_some())
+            .min_by_key(|&index| self.load[index])
+            .unwrap_or(fallback)
+    }
+
+    fn route(message: &ChaincodeMessage) -> (String, String) {
+        (message.channel_id.clone(), message.txid.clone())
+    }
+}
+
+/// The peer's replies to the registration, kept to answer each instance that registers.
+#[derive(Default)]
+struct Handshake {
+    /// The instance whose REGISTER went to the peer.
+    registrar: Option<usize>,
+    /// The peer's replies so far, REGISTERED then READY.
+    replies: Vec<ChaincodeMessage>,
+    /// Whether READY has come, which ends the handshake.
+    done: bool,
+    /// Instances that registered before the handshake ended.
+    waiting: Vec<usize>,
+}
+
+/// Relays between the peer and the instances until every instance has ended, and returns the
+/// first failure among them, if any. When an instance fails, the others are cut off from the
+/// peer, so that they end too and the peer starts the chaincode again; when the peer ends the
+/// conversation, so do the instances.
+pub async fn fan_out(
+    to_peer: mpsc::Sender<ChaincodeMessage>,
+    mut from_peer: mpsc::Receiver<ChaincodeMessage>,
+    mut from_instances: mpsc::Receiver<FromInstance>,
+    to_instances: Vec<mpsc::UnboundedSender<ChaincodeMessage>>,
+) -> GuestExit {
+    let count = to_instances.len();
+    let mut instances = Instances {
+        to_instances: to_instances.into_iter().map(Some).collect(),
+        ready: vec![false; count],
+        load: vec![0; count],
+        routes: HashMap::new(),
+    };
+    let mut handshake = Handshake::default();
+    let mut running = count;
+    let mut first_failure = None;
+    let mut peer_open = true;
+    while running > 0 {
+        tokio::select! {
+            told = from_instances.recv() => match told {
+                Some(FromInstance::Message(index, message)) => {
+                    from_instance(index, message, &mut instances, &mut handshake, &to_peer).await;
+                }
+                Some(FromInstance::Ended(index, exit)) => {
+                    running -= 1;
+                    instances.to_instances[index] = None;
+                    if exit != GuestExit::Finished && first_failure.is_none() {
+                        first_failure = Some(exit);
+                        instances.to_instances.iter_mut().for_each(|sender| *sender = None);
+                    }
+                }
+                None => break,
+            },
+            message = from_peer.recv(), if peer_open => match message {
+                Some(message) => from_peer_message(message, &mut instances, &mut handshake),
+                None => {
+                    peer_open = false;
+                    instances.to_instances.iter_mut().for_each(|sender| *sender = None);
+                }
+            },
+        }
+    }
+    first_failure.unwrap_or(GuestExit::Finished)
+}
+
+async fn from_instance(
+    index: usize,
+    message: ChaincodeMessage,
+    instances: &mut Instances,
+    handshake: &mut Handshake,
+    to_peer: &mpsc::Sender<ChaincodeMessage>,
+) {
+    if message.r#type == MessageType::Register as i32 {
+        if handshake.done {
+            instances.ready[index] = true;
+            for reply in handshake.replies.clone() {
+                instances.deliver(index, reply);
+            }
+            return;
+        }
+        handshake.waiting.push(index);
+        if handshake.registrar.is_some() {
+            for reply in handshake.replies.clone() {
+                instances.deliver(index, reply);
+            }
+            return;
+        }
+        handshake.registrar = Some(index);
+    } else if ends_transaction(message.r#type)
+        && instances.routes.get(&Instances::route(&message)) == Some(&index)
+    {
+        instances.routes.remove(&Instances::route(&message));
+        instances.load[index] = instances.load[index].saturating_sub(1);
+    }
+    // A closed peer ends the conversation: the instances are cut off when the peer's side ends.
+    let _ = to_peer.send(message).await;
+}
+
+fn from_peer_message(
+    message: ChaincodeMessage,
+    instances: &mut Instances,
+    handshake: &mut Handshake,
+) {
+    let registrar = handshake.registrar.unwrap_or(0);
+    if !handshake.done {
+        let kind = message.r#type;
+        if kind == MessageType::Registered as i32 || kind == MessageType::Ready as i32 {
+            handshake.replies.push(message.clone());
+            handshake.done = kind == MessageType::Ready as i32;
+            for index in handshake.waiting.clone() {
+                instances.ready[index] = handshake.done;
+                instances.deliver(index, message.clone());
+            }
+            return;
+        }
+        if kind == MessageType::Error as i32 {
+            // A refused registration: every instance that asked is told.
+            for index in handshake.waiting.clone() {
+                instances.deliver(index, message.clone());
+            }
+            return;
+        }
+    }
+    let route = Instances::route(&message);
+    let index = if starts_transaction(message.r#type) {
+        match instances.routes.get(&route) {
+            Some(&holder) => holder,
+            None => {
+                let index = instances.least_loaded(registrar);
+                instances.routes.insert(route, index);
+                instances.load[index] += 1;
+                index
+            }
+        }
+    } else {
+        instances.routes.get(&route).copied().unwrap_or(registrar)
+    };
+    instances.deliver(index, message);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fan-out over `count` instances, driven from the test through the channels' other ends.
+    struct Harness {
+        to_fan_out: mpsc::Sender<FromInstance>,
+        instances: Vec<mpsc::UnboundedReceiver<ChaincodeMessage>>,
+        peer_sends: mpsc::Sender<ChaincodeMessage>,
+        peer_receives: mpsc::Receiver<ChaincodeMessage>,
+        fan_out: tokio::task::JoinHandle<GuestExit>,
+    }
+
+    fn harness(count: usize) -> Harness {
+        let (to_peer, peer_receives) = mpsc::channel(16);
+        let (peer_sends, from_peer) = mpsc::channel(16);
+        let (to_fan_out, from_instances) = mpsc::channel(16);
+        let (senders, instances) = (0..count).map(|_| mpsc::unbounded_channel()).unzip();
+        let fan_out = tokio::spawn(fan_out(to_peer, from_peer, from_instances, senders));
+        Harness {
+            to_fan_out,
+            instances,
+            peer_sends,
+            peer_receives,
+            fan_out,
+        }
+    }
+
+    fn message(kind: MessageType, txid: &str) -> ChaincodeMessage {
+        ChaincodeMessage {
+            r#type: kind as i32,
+            txid: txid.to_owned(),
+            channel_id: "mychannel".to_owned(),
+            ..Default::default()
+        }
+    }
+
+    impl Harness {
+        async fn from_instance(&self, index: usize, kind: MessageType, txid: &str) {
+            self.to_fan_out
+                .send(FromInstance::Message(index, message(kind, txid)))
+                .await
+                .expect("the fan-out is running");
+        }
+
+        async fn from_peer(&self, kind: MessageType, txid: &str) {
+            self.peer_sends
+                .send(message(kind, txid))
+                .await
+                .expect("the fan-out is running");
+        }
+
+        async fn received(&mut self, index: usize) -> (i32, String) {
+            let message = self.instances[index]
+                .recv()
+                .await
+                .expect("the instance is still connected");
+            (message.r#type, message.txid)
+        }
+
+        /// Registers every instance: the first before the peer answers, the rest after.
+        async fn register_all(&mut self) {
+            self.from_instance(0, MessageType::Register, "").await;
+            let register = self.peer_receives.recv().await.expect("a registration");
+            assert_eq!(register.r#type, MessageType::Register as i32);
+            self.from_peer(MessageType::Registered, "").await;
+            self.from_peer(MessageType::Ready, "").await;
+            for index in 1..self.instances.len() {
+                self.from_instance(index, MessageType::Register, "").await;
+            }
+            for index in 0..self.instances.len() {
+                assert_eq!(self.received(index).await.0, MessageType::Registered as i32);
+                assert_eq!(self.received(index).await.0, MessageType::Ready as i32);
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_peer_sees_one_registration_and_every_instance_gets_its_answer() {
+        let mut harness = harness(3);
+        harness.from_instance(0, MessageType::Register, "").await;
+        harness.from_instance(1, MessageType::Register, "").await;
+        let register = harness
+            .peer_receives
+            .recv()
+            .await
+            .expect("one registration");
+        assert_eq!(register.r#type, MessageType::Register as i32);
+        harness.from_peer(MessageType::Registered, "").await;
+        harness.from_peer(MessageType::Ready, "").await;
+        assert_eq!(harness.received(0).await.0, MessageType::Registered as i32);
+        harness.from_instance(2, MessageType::Register, "").await;
+        for index in 0..3 {
+            if index != 0 {
+                assert_eq!(
+                    harness.received(index).await.0,
+                    MessageType::Registered as i32
+                );
+            }
+            assert_eq!(harness.received(index).await.0, MessageType::Ready as i32);
+        }
+        // A transaction's first message proves that nothing else reached the peer before it.
+        harness
+            .from_instance(2, MessageType::Completed, "after")
+            .await;
+        let next = harness
+            .peer_receives
+            .recv()
+            .await
+            .expect("the instance's message");
+        assert_eq!(
+            (next.r#type, next.txid.as_str()),
+            (MessageType::Completed as i32, "after")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_registration_reaches_every_instance_that_asked() {
+        let mut harness = harness(2);
+        harness.from_instance(0, MessageType::Register, "").await;
+        harness.from_instance(1, MessageType::Register, "").await;
+        let register = harness
+            .peer_receives
+            .recv()
+            .await
+            .expect("one registration");
+        assert_eq!(register.r#type, MessageType::Register as i32);
+        harness.from_peer(MessageType::Error, "").await;
+        assert_eq!(harness.received(0).await.0, MessageType::Error as i32);
+        assert_eq!(harness.received(1).await.0, MessageType::Error as i32);
+    }
+
+    #[tokio::test]
+    async fn transactions_go_to_the_least_busy_instance_and_stay_there() {
+        let mut harness = harness(3);
+        harness.register_all().await;
+        for txid in ["t1", "t2", "t3"] {
+            harness.from_peer(MessageType::Transaction, txid).await;
+        }
+        let mut holders = HashMap::new();
+        for index in 0..3 {
+            let (kind, txid) = harness.received(index).await;
+            assert_eq!(kind, MessageType::Transaction as i32);
+            holders.insert(txid, index);
+        }
+        assert_eq!(
+            holders.len(),
+            3,
+            "each instance holds one transaction: {holders:?}"
+        );
+        // The peer's answer to a guest's call goes to the instance that made it.
+        let t2 = holders["t2"];
+        harness.from_instance(t2, MessageType::GetState, "t2").await;
+        assert_eq!(
+            harness.peer_receives.recv().await.map(|m| m.txid),
+            Some("t2".to_owned())
+        );
+        harness.from_peer(MessageType::Response, "t2").await;
+        assert_eq!(
+            harness.received(t2).await,
+            (MessageType::Response as i32, "t2".to_owned())
+        );
+        // The instance that finishes first is the one that gets the next transaction.
+        harness
+            .from_instance(t2, MessageType::Completed, "t2")
+            .await;
+        assert_eq!(
+            harness.peer_receives.recv().await.map(|m| m.txid),
+            Some("t2".to_owned())
+        );
+        harness.from_peer(MessageType::Transaction, "t4").await;
+        assert_eq!(
+            harness.received(t2).await,
+            (MessageType::Transaction as i32, "t4".to_owned())
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_instance_cuts_the_others_off_and_its_failure_is_returned() {
+        let mut harness = harness(3);
+        harness.register_all().await;
+        let failure = GuestExit::Trapped("unreachable executed".to_owned());
+        harness
+            .to_fan_out
+            .send(FromInstance::Ended(1, failure.clone()))
+            .await
+            .expect("the fan-out is running");
+        for index in [0, 2] {
+            assert!(
+                harness.instances[index].recv().await.is_none(),
+                "instance {index} is cut off from the peer"
+            );
+            harness
+                .to_fan_out
+                .send(FromInstance::Ended(index, GuestExit::Finished))
+                .await
+                .expect("the fan-out waits for every instance");
+        }
+        assert_eq!(harness.fan_out.await.expect("the fan-out ends"), failure);
+    }
+
+    #[tokio::test]
+    async fn the_peer_ending_the_conversation_ends_every_instance() {
+        let Harness {
+            to_fan_out,
+            mut instances,
+            peer_sends,
+            peer_receives: _peer_receives,
+            fan_out,
+        } = harness(2);
+        drop(peer_sends);
+        for (index, instance) in instances.iter_mut().enumerate() {
+            assert!(
+                instance.recv().await.is_none(),
+                "instance {index} is cut off"
+            );
+            to_fan_out
+                .send(FromInstance::Ended(index, GuestExit::Finished))
+                .await
+                .expect("the fan-out waits for every instance");
+        }
+        assert_eq!(
+            fan_out.await.expect("the fan-out ends"),
+            GuestExit::Finished
+        );
+    }
+}
