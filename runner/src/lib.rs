@@ -243,11 +243,15 @@ pub fn run_from_env(default_wasm: &Path) -> Result<(), String> {
     }
 }
 
-/// A runtime for the relays and the guests: on the calling thread for a single instance (its
-/// guest and relay take turns, with no wake-up crossing threads), with a worker per core for
-/// several.
-fn runtime(single: bool) -> Result<tokio::runtime::Runtime, String> {
-    let mut builder = if single {
+/// A runtime for the relays and the guests: on the calling thread for one conversation with the
+/// peer, with a worker per core for the conversations of a service.
+///
+/// One conversation's instances and relay take turns on one thread, with no wake-up crossing
+/// threads. A guest that computes yields at every epoch tick, so the others keep serving; and
+/// transactions that mostly wait on the peer, as chaincode's do, go faster so than spread over
+/// a worker per core, where every message wakes another thread.
+fn runtime(one_conversation: bool) -> Result<tokio::runtime::Runtime, String> {
+    let mut builder = if one_conversation {
         tokio::runtime::Builder::new_current_thread()
     } else {
         tokio::runtime::Builder::new_multi_thread()
@@ -270,7 +274,7 @@ pub fn dial(
 ) -> Result<(), String> {
     let name = settings.chaincode_name.clone();
     info!(chaincode = %name, peer = %settings.peer_address, instances, "starting the wasm chaincode");
-    let runtime = runtime(instances.get() == 1)?;
+    let runtime = runtime(true)?;
     let (to_peer, outbound) = mpsc::channel(RELAY_BUFFER);
     let (inbound, from_peer) = mpsc::channel(RELAY_BUFFER);
     let relayed = runtime.spawn(async move {
