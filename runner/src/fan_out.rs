@@ -12,6 +12,10 @@ use ccvm_sandbox::{GuestExit, ends_transaction, starts_transaction};
 use tokio::sync::mpsc;
 
 /// What an instance tells the fan-out.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "nearly every value is a message: boxing would allocate once for each"
+)]
 pub enum FromInstance {
     /// A message for the peer from the instance at `index`.
     Message(usize, ChaincodeMessage),
@@ -230,18 +234,28 @@ mod tests {
     }
 
     impl Harness {
-        async fn from_instance(&self, index: usize, kind: MessageType, txid: &str) {
+        async fn instance_says(&self, index: usize, kind: MessageType, txid: &str) {
             self.to_fan_out
                 .send(FromInstance::Message(index, message(kind, txid)))
                 .await
                 .expect("the fan-out is running");
         }
 
-        async fn from_peer(&self, kind: MessageType, txid: &str) {
+        async fn peer_says(&self, kind: MessageType, txid: &str) {
             self.peer_sends
                 .send(message(kind, txid))
                 .await
                 .expect("the fan-out is running");
+        }
+
+        /// The type and transaction id of the next message that reaches the peer.
+        async fn peer_got(&mut self) -> (i32, String) {
+            let message = self
+                .peer_receives
+                .recv()
+                .await
+                .expect("the fan-out is running");
+            (message.r#type, message.txid)
         }
 
         async fn received(&mut self, index: usize) -> (i32, String) {
@@ -254,13 +268,12 @@ mod tests {
 
         /// Registers every instance: the first before the peer answers, the rest after.
         async fn register_all(&mut self) {
-            self.from_instance(0, MessageType::Register, "").await;
-            let register = self.peer_receives.recv().await.expect("a registration");
-            assert_eq!(register.r#type, MessageType::Register as i32);
-            self.from_peer(MessageType::Registered, "").await;
-            self.from_peer(MessageType::Ready, "").await;
+            self.instance_says(0, MessageType::Register, "").await;
+            assert_eq!(self.peer_got().await.0, MessageType::Register as i32);
+            self.peer_says(MessageType::Registered, "").await;
+            self.peer_says(MessageType::Ready, "").await;
             for index in 1..self.instances.len() {
-                self.from_instance(index, MessageType::Register, "").await;
+                self.instance_says(index, MessageType::Register, "").await;
             }
             for index in 0..self.instances.len() {
                 assert_eq!(self.received(index).await.0, MessageType::Registered as i32);
@@ -272,18 +285,13 @@ mod tests {
     #[tokio::test]
     async fn the_peer_sees_one_registration_and_every_instance_gets_its_answer() {
         let mut harness = harness(3);
-        harness.from_instance(0, MessageType::Register, "").await;
-        harness.from_instance(1, MessageType::Register, "").await;
-        let register = harness
-            .peer_receives
-            .recv()
-            .await
-            .expect("one registration");
-        assert_eq!(register.r#type, MessageType::Register as i32);
-        harness.from_peer(MessageType::Registered, "").await;
-        harness.from_peer(MessageType::Ready, "").await;
+        harness.instance_says(0, MessageType::Register, "").await;
+        harness.instance_says(1, MessageType::Register, "").await;
+        assert_eq!(harness.peer_got().await.0, MessageType::Register as i32);
+        harness.peer_says(MessageType::Registered, "").await;
+        harness.peer_says(MessageType::Ready, "").await;
         assert_eq!(harness.received(0).await.0, MessageType::Registered as i32);
-        harness.from_instance(2, MessageType::Register, "").await;
+        harness.instance_says(2, MessageType::Register, "").await;
         for index in 0..3 {
             if index != 0 {
                 assert_eq!(
@@ -293,33 +301,23 @@ mod tests {
             }
             assert_eq!(harness.received(index).await.0, MessageType::Ready as i32);
         }
-        // A transaction's first message proves that nothing else reached the peer before it.
+        // The next message the peer gets is this one: no other registration reached it.
         harness
-            .from_instance(2, MessageType::Completed, "after")
+            .instance_says(2, MessageType::Completed, "after")
             .await;
-        let next = harness
-            .peer_receives
-            .recv()
-            .await
-            .expect("the instance's message");
         assert_eq!(
-            (next.r#type, next.txid.as_str()),
-            (MessageType::Completed as i32, "after")
+            harness.peer_got().await,
+            (MessageType::Completed as i32, "after".to_owned())
         );
     }
 
     #[tokio::test]
     async fn a_refused_registration_reaches_every_instance_that_asked() {
         let mut harness = harness(2);
-        harness.from_instance(0, MessageType::Register, "").await;
-        harness.from_instance(1, MessageType::Register, "").await;
-        let register = harness
-            .peer_receives
-            .recv()
-            .await
-            .expect("one registration");
-        assert_eq!(register.r#type, MessageType::Register as i32);
-        harness.from_peer(MessageType::Error, "").await;
+        harness.instance_says(0, MessageType::Register, "").await;
+        harness.instance_says(1, MessageType::Register, "").await;
+        assert_eq!(harness.peer_got().await.0, MessageType::Register as i32);
+        harness.peer_says(MessageType::Error, "").await;
         assert_eq!(harness.received(0).await.0, MessageType::Error as i32);
         assert_eq!(harness.received(1).await.0, MessageType::Error as i32);
     }
@@ -329,7 +327,7 @@ mod tests {
         let mut harness = harness(3);
         harness.register_all().await;
         for txid in ["t1", "t2", "t3"] {
-            harness.from_peer(MessageType::Transaction, txid).await;
+            harness.peer_says(MessageType::Transaction, txid).await;
         }
         let mut holders = HashMap::new();
         for index in 0..3 {
@@ -344,25 +342,25 @@ mod tests {
         );
         // The peer's answer to a guest's call goes to the instance that made it.
         let t2 = holders["t2"];
-        harness.from_instance(t2, MessageType::GetState, "t2").await;
+        harness.instance_says(t2, MessageType::GetState, "t2").await;
         assert_eq!(
-            harness.peer_receives.recv().await.map(|m| m.txid),
-            Some("t2".to_owned())
+            harness.peer_got().await,
+            (MessageType::GetState as i32, "t2".to_owned())
         );
-        harness.from_peer(MessageType::Response, "t2").await;
+        harness.peer_says(MessageType::Response, "t2").await;
         assert_eq!(
             harness.received(t2).await,
             (MessageType::Response as i32, "t2".to_owned())
         );
         // The instance that finishes first is the one that gets the next transaction.
         harness
-            .from_instance(t2, MessageType::Completed, "t2")
+            .instance_says(t2, MessageType::Completed, "t2")
             .await;
         assert_eq!(
-            harness.peer_receives.recv().await.map(|m| m.txid),
-            Some("t2".to_owned())
+            harness.peer_got().await,
+            (MessageType::Completed as i32, "t2".to_owned())
         );
-        harness.from_peer(MessageType::Transaction, "t4").await;
+        harness.peer_says(MessageType::Transaction, "t4").await;
         assert_eq!(
             harness.received(t2).await,
             (MessageType::Transaction as i32, "t4".to_owned())
