@@ -188,8 +188,7 @@ impl Default for DockerConfig {
             rust_target_dir: None,
             build_rust_on_host: false,
             rust_builder: RustBuilderConfig::default(),
-            wasm_instances: NonZeroUsize::new(DEFAULT_RUNNER_INSTANCES)
-                .unwrap_or(NonZeroUsize::MIN),
+            wasm_instances: DEFAULT_RUNNER_INSTANCES,
         }
     }
 }

@@ -5,11 +5,36 @@
 //! holding the fewest, and every later message of that transaction goes to the same instance.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use ccvm_proto::MessageType;
 use ccvm_proto::protos::ChaincodeMessage;
 use ccvm_sandbox::{GuestExit, ends_transaction, starts_transaction};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+
+/// Most messages from the peer waiting, across all instances, for an instance to take them: as
+/// many as the instances' relay buffers held when each instance had a stream of its own. With
+/// that many waiting the fan-out stops reading the peer's stream, and gRPC's flow control holds
+/// the peer back.
+pub const MAX_WAITING_MESSAGES: usize = 256;
+
+/// A message on its way to an instance, holding its place among the [`MAX_WAITING_MESSAGES`]
+/// until the instance takes it. The peer's replies to the registration, replayed to each
+/// instance, hold none.
+pub struct ToInstance {
+    /// The message.
+    pub message: ChaincodeMessage,
+    _place: Option<OwnedSemaphorePermit>,
+}
+
+impl ToInstance {
+    fn reply(message: ChaincodeMessage) -> Self {
+        Self {
+            message,
+            _place: None,
+        }
+    }
+}
 
 /// What an instance tells the fan-out.
 #[expect(
@@ -26,8 +51,8 @@ pub enum FromInstance {
 /// The peer's side of each instance, and which instance holds which transaction.
 struct Instances {
     /// Unbounded, so that a busy instance never holds up the others: what waits in them is
-    /// bounded by the transactions the peer has in flight.
-    to_instances: Vec<Option<mpsc::UnboundedSender<ChaincodeMessage>>>,
+    /// bounded by [`MAX_WAITING_MESSAGES`].
+    to_instances: Vec<Option<mpsc::UnboundedSender<ToInstance>>>,
     /// Whether each instance has been given the peer's answer to its registration.
     ready: Vec<bool>,
     /// Transactions each instance holds.
@@ -37,7 +62,7 @@ struct Instances {
 }
 
 impl Instances {
-    fn deliver(&mut self, index: usize, message: ChaincodeMessage) {
+    fn deliver(&mut self, index: usize, message: ToInstance) {
         let Some(Some(to_instance)) = self.to_instances.get(index) else {
             return;
         };
@@ -80,8 +105,9 @@ pub async fn fan_out(
     to_peer: mpsc::Sender<ChaincodeMessage>,
     mut from_peer: mpsc::Receiver<ChaincodeMessage>,
     mut from_instances: mpsc::Receiver<FromInstance>,
-    to_instances: Vec<mpsc::UnboundedSender<ChaincodeMessage>>,
+    to_instances: Vec<mpsc::UnboundedSender<ToInstance>>,
 ) -> GuestExit {
+    let places = Arc::new(Semaphore::new(MAX_WAITING_MESSAGES));
     let count = to_instances.len();
     let mut instances = Instances {
         to_instances: to_instances.into_iter().map(Some).collect(),
@@ -109,7 +135,7 @@ pub async fn fan_out(
                 }
                 None => break,
             },
-            message = from_peer.recv(), if peer_open => match message {
+            message = next_from_peer(&places, &mut from_peer), if peer_open => match message {
                 Some(message) => from_peer_message(message, &mut instances, &mut handshake),
                 None => {
                     peer_open = false;
@@ -129,57 +155,71 @@ async fn from_instance(
     to_peer: &mpsc::Sender<ChaincodeMessage>,
 ) {
     if message.r#type == MessageType::Register as i32 {
+        for reply in &handshake.replies {
+            instances.deliver(index, ToInstance::reply(reply.clone()));
+        }
         if handshake.done {
             instances.ready[index] = true;
-            for reply in handshake.replies.clone() {
-                instances.deliver(index, reply);
-            }
             return;
         }
         handshake.waiting.push(index);
         if handshake.registrar.is_some() {
-            for reply in handshake.replies.clone() {
-                instances.deliver(index, reply);
-            }
             return;
         }
         handshake.registrar = Some(index);
-    } else if ends_transaction(message.r#type)
-        && instances.routes.get(&Instances::route(&message)) == Some(&index)
-    {
-        instances.routes.remove(&Instances::route(&message));
-        instances.load[index] = instances.load[index].saturating_sub(1);
+    } else if ends_transaction(message.r#type) {
+        let route = Instances::route(&message);
+        if instances.routes.get(&route) == Some(&index) {
+            instances.routes.remove(&route);
+            instances.load[index] = instances.load[index].saturating_sub(1);
+        }
     }
     // A closed peer ends the conversation: the instances are cut off when the peer's side ends.
     let _ = to_peer.send(message).await;
 }
 
+/// The peer's next message, once a place among the [`MAX_WAITING_MESSAGES`] is free for it;
+/// `None` when the peer has ended the conversation.
+async fn next_from_peer(
+    places: &Arc<Semaphore>,
+    from_peer: &mut mpsc::Receiver<ChaincodeMessage>,
+) -> Option<ToInstance> {
+    // The semaphore is never closed.
+    let place = Arc::clone(places).acquire_owned().await.ok()?;
+    let message = from_peer.recv().await?;
+    Some(ToInstance {
+        message,
+        _place: Some(place),
+    })
+}
+
 fn from_peer_message(
-    message: ChaincodeMessage,
+    to_instance: ToInstance,
     instances: &mut Instances,
     handshake: &mut Handshake,
 ) {
     let registrar = handshake.registrar.unwrap_or(0);
+    let message = &to_instance.message;
     if !handshake.done {
         let kind = message.r#type;
         if kind == MessageType::Registered as i32 || kind == MessageType::Ready as i32 {
             handshake.replies.push(message.clone());
             handshake.done = kind == MessageType::Ready as i32;
-            for index in handshake.waiting.clone() {
+            for &index in &handshake.waiting {
                 instances.ready[index] = handshake.done;
-                instances.deliver(index, message.clone());
+                instances.deliver(index, ToInstance::reply(message.clone()));
             }
             return;
         }
         if kind == MessageType::Error as i32 {
             // A refused registration: every instance that asked is told.
-            for index in handshake.waiting.clone() {
-                instances.deliver(index, message.clone());
+            for &index in &handshake.waiting {
+                instances.deliver(index, ToInstance::reply(message.clone()));
             }
             return;
         }
     }
-    let route = Instances::route(&message);
+    let route = Instances::route(message);
     let index = if starts_transaction(message.r#type) {
         match instances.routes.get(&route) {
             Some(&holder) => holder,
@@ -193,7 +233,7 @@ fn from_peer_message(
     } else {
         instances.routes.get(&route).copied().unwrap_or(registrar)
     };
-    instances.deliver(index, message);
+    instances.deliver(index, to_instance);
 }
 
 #[cfg(test)]
@@ -203,7 +243,7 @@ mod tests {
     /// A fan-out over `count` instances, driven from the test through the channels' other ends.
     struct Harness {
         to_fan_out: mpsc::Sender<FromInstance>,
-        instances: Vec<mpsc::UnboundedReceiver<ChaincodeMessage>>,
+        instances: Vec<mpsc::UnboundedReceiver<ToInstance>>,
         peer_sends: mpsc::Sender<ChaincodeMessage>,
         peer_receives: mpsc::Receiver<ChaincodeMessage>,
         fan_out: tokio::task::JoinHandle<GuestExit>,
@@ -262,7 +302,8 @@ mod tests {
             let message = self.instances[index]
                 .recv()
                 .await
-                .expect("the instance is still connected");
+                .expect("the instance is still connected")
+                .message;
             (message.r#type, message.txid)
         }
 
@@ -365,6 +406,34 @@ mod tests {
             harness.received(t2).await,
             (MessageType::Transaction as i32, "t4".to_owned())
         );
+    }
+
+    #[tokio::test]
+    async fn a_peer_flooding_a_busy_instance_is_held_back_at_the_bound() {
+        let mut harness = harness(1);
+        harness.register_all().await;
+        // The peer's channel holds 16 more than the fan-out lets wait for the instance.
+        for txid in 0..MAX_WAITING_MESSAGES + 16 {
+            harness
+                .peer_says(MessageType::Transaction, &txid.to_string())
+                .await;
+        }
+        // Whatever the fan-out would still read, it reads while the test sleeps.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert_eq!(harness.instances[0].len(), MAX_WAITING_MESSAGES);
+        let flood = message(MessageType::Transaction, "flood");
+        assert!(
+            matches!(
+                harness.peer_sends.try_send(flood.clone()),
+                Err(mpsc::error::TrySendError::Full(_))
+            ),
+            "the fan-out stopped reading the peer"
+        );
+        // Once the instance takes a message, the fan-out reads one more.
+        harness.received(0).await;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert_eq!(harness.instances[0].len(), MAX_WAITING_MESSAGES);
+        assert!(harness.peer_sends.try_send(flood).is_ok());
     }
 
     #[tokio::test]

@@ -214,7 +214,7 @@ fn deserialize(engine: &Engine, code: &[u8]) -> wasmtime::Result<Component> {
 pub fn instances_from_env(env: impl Fn(&str) -> Option<String>) -> Result<NonZeroUsize, String> {
     let name = runner_env::INSTANCES;
     match env(name) {
-        None => Ok(NonZeroUsize::new(DEFAULT_RUNNER_INSTANCES).unwrap_or(NonZeroUsize::MIN)),
+        None => Ok(DEFAULT_RUNNER_INSTANCES),
         Some(value) => value
             .trim()
             .parse()
@@ -368,10 +368,7 @@ mod tests {
     #[test]
     fn the_instance_count_is_read_and_zero_is_refused() {
         let given = |value: &'static str| move |_: &str| Some(value.to_owned());
-        assert_eq!(
-            instances_from_env(|_| None).map(NonZeroUsize::get),
-            Ok(DEFAULT_RUNNER_INSTANCES)
-        );
+        assert_eq!(instances_from_env(|_| None), Ok(DEFAULT_RUNNER_INSTANCES));
         assert_eq!(instances_from_env(given("8")).map(NonZeroUsize::get), Ok(8));
         let refused = instances_from_env(given("0")).expect_err("no instances is refused");
         assert!(

@@ -11,14 +11,14 @@ use ccvm_sandbox::{
 };
 use tokio::sync::mpsc;
 
-use crate::fan_out::FromInstance;
+use crate::fan_out::{FromInstance, ToInstance};
 
 /// One instance's ends of the fan-out, and the transactions it has been handed and not finished.
 pub struct RelayLink {
     /// The instance's place among the fan-out's instances.
     index: usize,
     to_peer: mpsc::Sender<FromInstance>,
-    from_peer: mpsc::UnboundedReceiver<ChaincodeMessage>,
+    from_peer: mpsc::UnboundedReceiver<ToInstance>,
     /// Channel and id of each transaction the guest holds, oldest first.
     open: VecDeque<(String, String)>,
 }
@@ -29,7 +29,7 @@ impl RelayLink {
     pub fn new(
         index: usize,
         to_peer: mpsc::Sender<FromInstance>,
-        from_peer: mpsc::UnboundedReceiver<ChaincodeMessage>,
+        from_peer: mpsc::UnboundedReceiver<ToInstance>,
     ) -> Self {
         Self {
             index,
@@ -91,13 +91,13 @@ impl PeerLink for RelayLink {
     }
 
     fn try_receive(&mut self) -> Option<ChaincodeMessage> {
-        let message = self.from_peer.try_recv().ok()?;
+        let message = self.from_peer.try_recv().ok()?.message;
         self.handed(&message);
         Some(message)
     }
 
     async fn receive(&mut self) -> Option<ChaincodeMessage> {
-        let message = self.from_peer.recv().await?;
+        let message = self.from_peer.recv().await?.message;
         self.handed(&message);
         Some(message)
     }

@@ -1,6 +1,7 @@
 //! The sandbox limits of a guest instance: the resource limiter that enforces its memory cap, and
 //! the clock that tells when a transaction has run past its deadline.
 
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -95,7 +96,7 @@ pub mod runner_env {
 /// [`runner_env::INSTANCES`] is unset. Each instance runs one transaction at a time; four keep
 /// two cores busy while some instances wait on the peer, and cost about 100 KiB each plus the
 /// memory their guests use.
-pub const DEFAULT_RUNNER_INSTANCES: usize = 4;
+pub const DEFAULT_RUNNER_INSTANCES: NonZeroUsize = NonZeroUsize::new(4).expect("four is not zero");
 
 /// Enforces the memory cap and remembers whether it refused a growth, so that the trap that
 /// follows can be named.
