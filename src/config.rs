@@ -132,7 +132,8 @@ pub struct DockerConfig {
     pub build_rust_on_host: bool,
     /// The container `rust` packages build in.
     pub rust_builder: RustBuilderConfig,
-    /// How many instances of a `wasm` package's guest its container runs side by side.
+    /// The most instances of a `wasm` package's guest its container runs side by side; it
+    /// starts with one and adds one whenever a transaction arrives while all are busy.
     pub wasm_instances: NonZeroUsize,
 }
 

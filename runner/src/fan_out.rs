@@ -1,10 +1,13 @@
-//! Several instances of one guest behind one conversation with the peer, so that a chaincode
-//! serves transactions side by side although each instance runs one at a time. The peer sees one
-//! chaincode: the first instance's REGISTER goes to it, and every other instance is answered with
-//! the peer's own replies to it. Each transaction the peer starts is handed to the ready instance
-//! holding the fewest, and every later message of that transaction goes to the same instance.
+//! Instances of one guest behind one conversation with the peer, so that a chaincode serves
+//! transactions side by side although each instance runs one at a time. The conversation starts
+//! with one instance; another is started whenever a transaction arrives while every instance is
+//! busy, up to the most the runner was given. The peer sees one chaincode: the first instance's
+//! REGISTER goes to it, and every later instance is answered with the peer's own replies to it.
+//! Each transaction the peer starts is handed to the ready instance holding the fewest, and every
+//! later message of that transaction goes to the same instance.
 
 use std::collections::HashMap;
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 use ccvm_proto::MessageType;
@@ -48,10 +51,22 @@ pub enum FromInstance {
     Ended(usize, GuestExit),
 }
 
-/// The peer's side of each instance, and which instance holds which transaction.
-struct Instances {
+/// Starts the instance at the index it is given and returns the way to it.
+pub trait StartInstance: FnMut(usize) -> mpsc::UnboundedSender<ToInstance> {}
+
+impl<F: FnMut(usize) -> mpsc::UnboundedSender<ToInstance>> StartInstance for F {}
+
+/// An instance started and not yet registered, with the messages held for it until it is.
+struct Starting {
+    index: usize,
+    held: Vec<ToInstance>,
+}
+
+/// The peer's side of each instance, which instance holds which transaction, and how to start
+/// another.
+struct Instances<S> {
     /// Unbounded, so that a busy instance never holds up the others: what waits in them is
-    /// bounded by [`MAX_WAITING_MESSAGES`].
+    /// bounded by [`MAX_WAITING_MESSAGES`]. `None` once the instance is cut off.
     to_instances: Vec<Option<mpsc::UnboundedSender<ToInstance>>>,
     /// Whether each instance has been given the peer's answer to its registration.
     ready: Vec<bool>,
@@ -59,10 +74,78 @@ struct Instances {
     load: Vec<usize>,
     /// The instance holding each open transaction, by channel and transaction id.
     routes: HashMap<(String, String), usize>,
+    /// The instance started last, until it has registered.
+    starting: Option<Starting>,
+    /// Most instances there may be; none start once the conversation is ending.
+    most: usize,
+    start: S,
 }
 
-impl Instances {
+impl<S: StartInstance> Instances<S> {
+    fn new(most: NonZeroUsize, start: S) -> Self {
+        Self {
+            to_instances: Vec::with_capacity(most.get()),
+            ready: Vec::with_capacity(most.get()),
+            load: Vec::with_capacity(most.get()),
+            routes: HashMap::new(),
+            starting: None,
+            most: most.get(),
+            start,
+        }
+    }
+
+    /// Starts the next instance and returns its index.
+    fn start_one(&mut self) -> usize {
+        let index = self.to_instances.len();
+        self.to_instances.push(Some((self.start)(index)));
+        self.ready.push(false);
+        self.load.push(0);
+        index
+    }
+
+    /// The instance for a transaction the peer starts: the ready one holding the fewest; or,
+    /// when each holds one already, a new one, if another may start and none is starting.
+    fn take_transaction(&mut self, route: (String, String)) -> usize {
+        let least = self.least_loaded();
+        let index = if self.load[least] > 0
+            && self.starting.is_none()
+            && self.to_instances.len() < self.most
+        {
+            let index = self.start_one();
+            self.starting = Some(Starting {
+                index,
+                held: Vec::new(),
+            });
+            index
+        } else {
+            least
+        };
+        self.routes.insert(route, index);
+        self.load[index] += 1;
+        index
+    }
+
+    /// Answers the registration of the instance at `index` with `replies`, then hands it what
+    /// was held for it.
+    fn registered(&mut self, index: usize, replies: &[ChaincodeMessage]) {
+        let held = self
+            .starting
+            .take_if(|starting| starting.index == index)
+            .map(|starting| starting.held);
+        for reply in replies {
+            self.deliver(index, ToInstance::reply(reply.clone()));
+        }
+        self.ready[index] = true;
+        for message in held.into_iter().flatten() {
+            self.deliver(index, message);
+        }
+    }
+
     fn deliver(&mut self, index: usize, message: ToInstance) {
+        if let Some(starting) = self.starting.as_mut().filter(|s| s.index == index) {
+            starting.held.push(message);
+            return;
+        }
         let Some(Some(to_instance)) = self.to_instances.get(index) else {
             return;
         };
@@ -71,66 +154,74 @@ impl Instances {
         }
     }
 
-    /// The ready instance holding the fewest transactions, or `fallback` while none is ready.
-    fn least_loaded(&self, fallback: usize) -> usize {
+    /// Forgets the instance at `index`, which has ended, with anything held for it.
+    fn ended(&mut self, index: usize) {
+        self.to_instances[index] = None;
+        self.starting.take_if(|starting| starting.index == index);
+    }
+
+    /// Cuts every instance off from the peer, so that each ends, and starts no more.
+    fn cut_off_all(&mut self) {
+        self.to_instances
+            .iter_mut()
+            .for_each(|sender| *sender = None);
+        self.starting = None;
+        self.most = 0;
+    }
+
+    /// The ready instance holding the fewest transactions, or the first while none is ready.
+    fn least_loaded(&self) -> usize {
         (0..self.load.len())
             .filter(|&index| self.ready[index] && self.to_instances[index].is_some())
             .min_by_key(|&index| self.load[index])
-            .unwrap_or(fallback)
-    }
-
-    fn route(message: &ChaincodeMessage) -> (String, String) {
-        (message.channel_id.clone(), message.txid.clone())
+            .unwrap_or(0)
     }
 }
 
-/// The peer's replies to the registration, kept to answer each instance that registers.
+/// A transaction's channel and id, which route its messages.
+fn route(message: &ChaincodeMessage) -> (String, String) {
+    (message.channel_id.clone(), message.txid.clone())
+}
+
+/// The peer's replies to the first instance's registration, kept to answer each later instance.
 #[derive(Default)]
 struct Handshake {
-    /// The instance whose REGISTER went to the peer.
-    registrar: Option<usize>,
     /// The peer's replies so far, REGISTERED then READY.
     replies: Vec<ChaincodeMessage>,
-    /// Whether READY has come, which ends the handshake.
+    /// Whether READY has come, which ends the handshake; later instances start only after it.
     done: bool,
-    /// Instances that registered before the handshake ended.
-    waiting: Vec<usize>,
 }
 
-/// Relays between the peer and the instances until every instance has ended, and returns the
-/// first failure among them, if any. When an instance fails, the others are cut off from the
-/// peer, so that they end too and the peer starts the chaincode again; when the peer ends the
-/// conversation, so do the instances.
+/// Relays between the peer and the instances that `start` starts, at most `most` of them, until
+/// every instance has ended, and returns the first failure among them, if any. When an instance
+/// fails, the others are cut off from the peer, so that they end too and the peer starts the
+/// chaincode again; when the peer ends the conversation, so do the instances.
 pub async fn fan_out(
     to_peer: mpsc::Sender<ChaincodeMessage>,
     mut from_peer: mpsc::Receiver<ChaincodeMessage>,
     mut from_instances: mpsc::Receiver<FromInstance>,
-    to_instances: Vec<mpsc::UnboundedSender<ToInstance>>,
+    most: NonZeroUsize,
+    start: impl StartInstance,
 ) -> GuestExit {
     let places = Arc::new(Semaphore::new(MAX_WAITING_MESSAGES));
-    let count = to_instances.len();
-    let mut instances = Instances {
-        to_instances: to_instances.into_iter().map(Some).collect(),
-        ready: vec![false; count],
-        load: vec![0; count],
-        routes: HashMap::new(),
-    };
+    let mut instances = Instances::new(most, start);
+    instances.start_one();
     let mut handshake = Handshake::default();
-    let mut running = count;
+    let mut ended = 0;
     let mut first_failure = None;
     let mut peer_open = true;
-    while running > 0 {
+    while instances.to_instances.len() > ended {
         tokio::select! {
             told = from_instances.recv() => match told {
                 Some(FromInstance::Message(index, message)) => {
                     from_instance(index, message, &mut instances, &mut handshake, &to_peer).await;
                 }
                 Some(FromInstance::Ended(index, exit)) => {
-                    running -= 1;
-                    instances.to_instances[index] = None;
+                    ended += 1;
+                    instances.ended(index);
                     if exit != GuestExit::Finished && first_failure.is_none() {
                         first_failure = Some(exit);
-                        instances.to_instances.iter_mut().for_each(|sender| *sender = None);
+                        instances.cut_off_all();
                     }
                 }
                 None => break,
@@ -139,7 +230,7 @@ pub async fn fan_out(
                 Some(message) => from_peer_message(message, &mut instances, &mut handshake),
                 None => {
                     peer_open = false;
-                    instances.to_instances.iter_mut().for_each(|sender| *sender = None);
+                    instances.cut_off_all();
                 }
             },
         }
@@ -150,25 +241,16 @@ pub async fn fan_out(
 async fn from_instance(
     index: usize,
     message: ChaincodeMessage,
-    instances: &mut Instances,
+    instances: &mut Instances<impl StartInstance>,
     handshake: &mut Handshake,
     to_peer: &mpsc::Sender<ChaincodeMessage>,
 ) {
-    if message.r#type == MessageType::Register as i32 {
-        for reply in &handshake.replies {
-            instances.deliver(index, ToInstance::reply(reply.clone()));
-        }
-        if handshake.done {
-            instances.ready[index] = true;
-            return;
-        }
-        handshake.waiting.push(index);
-        if handshake.registrar.is_some() {
-            return;
-        }
-        handshake.registrar = Some(index);
-    } else if ends_transaction(message.r#type) {
-        let route = Instances::route(&message);
+    if message.r#type == MessageType::Register as i32 && handshake.done {
+        instances.registered(index, &handshake.replies);
+        return;
+    }
+    if ends_transaction(message.r#type) {
+        let route = route(&message);
         if instances.routes.get(&route) == Some(&index) {
             instances.routes.remove(&route);
             instances.load[index] = instances.load[index].saturating_sub(1);
@@ -193,45 +275,29 @@ async fn next_from_peer(
     })
 }
 
+/// Hands the peer's message to its instance.
 fn from_peer_message(
     to_instance: ToInstance,
-    instances: &mut Instances,
+    instances: &mut Instances<impl StartInstance>,
     handshake: &mut Handshake,
 ) {
-    let registrar = handshake.registrar.unwrap_or(0);
     let message = &to_instance.message;
     if !handshake.done {
+        // Only the first instance has registered: the peer's replies are its.
         let kind = message.r#type;
         if kind == MessageType::Registered as i32 || kind == MessageType::Ready as i32 {
             handshake.replies.push(message.clone());
             handshake.done = kind == MessageType::Ready as i32;
-            for &index in &handshake.waiting {
-                instances.ready[index] = handshake.done;
-                instances.deliver(index, ToInstance::reply(message.clone()));
-            }
-            return;
+            instances.ready[0] = handshake.done;
         }
-        if kind == MessageType::Error as i32 {
-            // A refused registration: every instance that asked is told.
-            for &index in &handshake.waiting {
-                instances.deliver(index, ToInstance::reply(message.clone()));
-            }
-            return;
-        }
+        instances.deliver(0, to_instance);
+        return;
     }
-    let route = Instances::route(message);
-    let index = if starts_transaction(message.r#type) {
-        match instances.routes.get(&route) {
-            Some(&holder) => holder,
-            None => {
-                let index = instances.least_loaded(registrar);
-                instances.routes.insert(route, index);
-                instances.load[index] += 1;
-                index
-            }
-        }
-    } else {
-        instances.routes.get(&route).copied().unwrap_or(registrar)
+    let route = route(message);
+    let index = match instances.routes.get(&route) {
+        Some(&holder) => holder,
+        None if starts_transaction(message.r#type) => instances.take_transaction(route),
+        None => 0,
     };
     instances.deliver(index, to_instance);
 }
@@ -240,24 +306,38 @@ fn from_peer_message(
 mod tests {
     use super::*;
 
-    /// A fan-out over `count` instances, driven from the test through the channels' other ends.
+    /// Instances a started instance's receiver reaches the test through, with its index.
+    type Starts = mpsc::UnboundedReceiver<(usize, mpsc::UnboundedReceiver<ToInstance>)>;
+
+    /// A fan-out of at most `most` instances, driven from the test through the channels' other
+    /// ends. The tests run on one thread, so the fan-out runs only while the test waits.
     struct Harness {
         to_fan_out: mpsc::Sender<FromInstance>,
+        starts: Starts,
         instances: Vec<mpsc::UnboundedReceiver<ToInstance>>,
         peer_sends: mpsc::Sender<ChaincodeMessage>,
         peer_receives: mpsc::Receiver<ChaincodeMessage>,
         fan_out: tokio::task::JoinHandle<GuestExit>,
     }
 
-    fn harness(count: usize) -> Harness {
+    fn harness(most: usize) -> Harness {
         let (to_peer, peer_receives) = mpsc::channel(16);
         let (peer_sends, from_peer) = mpsc::channel(16);
         let (to_fan_out, from_instances) = mpsc::channel(16);
-        let (senders, instances) = (0..count).map(|_| mpsc::unbounded_channel()).unzip();
-        let fan_out = tokio::spawn(fan_out(to_peer, from_peer, from_instances, senders));
+        let (started, starts) = mpsc::unbounded_channel();
+        let start = move |index| {
+            let (to_instance, instance) = mpsc::unbounded_channel();
+            started
+                .send((index, instance))
+                .expect("the test takes the instances");
+            to_instance
+        };
+        let most = NonZeroUsize::new(most).expect("a harness has instances");
+        let fan_out = tokio::spawn(fan_out(to_peer, from_peer, from_instances, most, start));
         Harness {
             to_fan_out,
-            instances,
+            starts,
+            instances: Vec::new(),
             peer_sends,
             peer_receives,
             fan_out,
@@ -274,6 +354,15 @@ mod tests {
     }
 
     impl Harness {
+        /// How many instances the fan-out has started so far.
+        fn started(&mut self) -> usize {
+            while let Ok((index, instance)) = self.starts.try_recv() {
+                assert_eq!(index, self.instances.len(), "instances start in order");
+                self.instances.push(instance);
+            }
+            self.instances.len()
+        }
+
         async fn instance_says(&self, index: usize, kind: MessageType, txid: &str) {
             self.to_fan_out
                 .send(FromInstance::Message(index, message(kind, txid)))
@@ -281,11 +370,13 @@ mod tests {
                 .expect("the fan-out is running");
         }
 
+        /// The peer sends a message, and the fan-out runs until it has dealt with it.
         async fn peer_says(&self, kind: MessageType, txid: &str) {
             self.peer_sends
                 .send(message(kind, txid))
                 .await
                 .expect("the fan-out is running");
+            tokio::task::yield_now().await;
         }
 
         /// The type and transaction id of the next message that reaches the peer.
@@ -307,111 +398,127 @@ mod tests {
             (message.r#type, message.txid)
         }
 
-        /// Registers every instance: the first before the peer answers, the rest after.
-        async fn register_all(&mut self) {
+        /// The peer starts transaction `txid`; `holder` is the instance it reaches.
+        async fn transaction_reaches(&mut self, txid: &str, holder: usize) {
+            self.peer_says(MessageType::Transaction, txid).await;
+            assert_eq!(
+                self.received(holder).await,
+                (MessageType::Transaction as i32, txid.to_owned())
+            );
+        }
+
+        /// Registers the first instance with the peer.
+        async fn register_first(&mut self) {
             self.instance_says(0, MessageType::Register, "").await;
             assert_eq!(self.peer_got().await.0, MessageType::Register as i32);
+            assert_eq!(self.started(), 1);
             self.peer_says(MessageType::Registered, "").await;
             self.peer_says(MessageType::Ready, "").await;
-            for index in 1..self.instances.len() {
-                self.instance_says(index, MessageType::Register, "").await;
-            }
-            for index in 0..self.instances.len() {
-                assert_eq!(self.received(index).await.0, MessageType::Registered as i32);
-                assert_eq!(self.received(index).await.0, MessageType::Ready as i32);
-            }
+            assert_eq!(self.received(0).await.0, MessageType::Registered as i32);
+            assert_eq!(self.received(0).await.0, MessageType::Ready as i32);
+        }
+
+        /// Registers the newest instance, which is answered with the peer's replies to the first.
+        async fn register_newest(&mut self) {
+            let index = self.started() - 1;
+            self.instance_says(index, MessageType::Register, "").await;
+            assert_eq!(self.received(index).await.0, MessageType::Registered as i32);
+            assert_eq!(self.received(index).await.0, MessageType::Ready as i32);
         }
     }
 
     #[tokio::test]
-    async fn the_peer_sees_one_registration_and_every_instance_gets_its_answer() {
-        let mut harness = harness(3);
-        harness.instance_says(0, MessageType::Register, "").await;
-        harness.instance_says(1, MessageType::Register, "").await;
-        assert_eq!(harness.peer_got().await.0, MessageType::Register as i32);
-        harness.peer_says(MessageType::Registered, "").await;
-        harness.peer_says(MessageType::Ready, "").await;
-        assert_eq!(harness.received(0).await.0, MessageType::Registered as i32);
-        harness.instance_says(2, MessageType::Register, "").await;
-        for index in 0..3 {
-            if index != 0 {
-                assert_eq!(
-                    harness.received(index).await.0,
-                    MessageType::Registered as i32
-                );
-            }
-            assert_eq!(harness.received(index).await.0, MessageType::Ready as i32);
-        }
+    async fn the_peer_sees_one_registration_and_later_instances_get_its_answer() {
+        let mut harness = harness(2);
+        harness.register_first().await;
+        harness.transaction_reaches("t1", 0).await;
+        harness.peer_says(MessageType::Transaction, "t2").await;
+        assert_eq!(harness.started(), 2);
+        harness.register_newest().await;
+        assert_eq!(
+            harness.received(1).await,
+            (MessageType::Transaction as i32, "t2".to_owned())
+        );
         // The next message the peer gets is this one: no other registration reached it.
-        harness
-            .instance_says(2, MessageType::Completed, "after")
-            .await;
+        harness.instance_says(0, MessageType::Completed, "t1").await;
         assert_eq!(
             harness.peer_got().await,
-            (MessageType::Completed as i32, "after".to_owned())
+            (MessageType::Completed as i32, "t1".to_owned())
         );
     }
 
     #[tokio::test]
-    async fn a_refused_registration_reaches_every_instance_that_asked() {
+    async fn a_refused_registration_reaches_the_instance_that_asked() {
         let mut harness = harness(2);
         harness.instance_says(0, MessageType::Register, "").await;
-        harness.instance_says(1, MessageType::Register, "").await;
         assert_eq!(harness.peer_got().await.0, MessageType::Register as i32);
+        assert_eq!(harness.started(), 1);
         harness.peer_says(MessageType::Error, "").await;
         assert_eq!(harness.received(0).await.0, MessageType::Error as i32);
-        assert_eq!(harness.received(1).await.0, MessageType::Error as i32);
+    }
+
+    #[tokio::test]
+    async fn a_transaction_arriving_while_every_instance_is_busy_goes_to_a_new_one() {
+        let mut harness = harness(3);
+        harness.register_first().await;
+        harness.transaction_reaches("t1", 0).await;
+        assert_eq!(harness.started(), 1, "the first instance was free");
+        harness.peer_says(MessageType::Transaction, "t2").await;
+        assert_eq!(harness.started(), 2, "the only instance was busy");
+        harness.transaction_reaches("t3", 0).await;
+        assert_eq!(harness.started(), 2, "one instance at a time starts");
+        // The new instance gets its transaction once it has registered.
+        harness.register_newest().await;
+        assert_eq!(
+            harness.received(1).await,
+            (MessageType::Transaction as i32, "t2".to_owned())
+        );
+        harness.peer_says(MessageType::Transaction, "t4").await;
+        assert_eq!(harness.started(), 3, "both instances were busy");
+        harness.register_newest().await;
+        assert_eq!(
+            harness.received(2).await,
+            (MessageType::Transaction as i32, "t4".to_owned())
+        );
+        harness.transaction_reaches("t5", 1).await;
+        assert_eq!(harness.started(), 3, "no more than the most start");
     }
 
     #[tokio::test]
     async fn transactions_go_to_the_least_busy_instance_and_stay_there() {
-        let mut harness = harness(3);
-        harness.register_all().await;
-        for txid in ["t1", "t2", "t3"] {
-            harness.peer_says(MessageType::Transaction, txid).await;
-        }
-        let mut holders = HashMap::new();
-        for index in 0..3 {
-            let (kind, txid) = harness.received(index).await;
-            assert_eq!(kind, MessageType::Transaction as i32);
-            holders.insert(txid, index);
-        }
+        let mut harness = harness(2);
+        harness.register_first().await;
+        harness.transaction_reaches("t1", 0).await;
+        harness.peer_says(MessageType::Transaction, "t2").await;
+        harness.register_newest().await;
         assert_eq!(
-            holders.len(),
-            3,
-            "each instance holds one transaction: {holders:?}"
+            harness.received(1).await,
+            (MessageType::Transaction as i32, "t2".to_owned())
         );
         // The peer's answer to a guest's call goes to the instance that made it.
-        let t2 = holders["t2"];
-        harness.instance_says(t2, MessageType::GetState, "t2").await;
+        harness.instance_says(1, MessageType::GetState, "t2").await;
         assert_eq!(
             harness.peer_got().await,
             (MessageType::GetState as i32, "t2".to_owned())
         );
         harness.peer_says(MessageType::Response, "t2").await;
         assert_eq!(
-            harness.received(t2).await,
+            harness.received(1).await,
             (MessageType::Response as i32, "t2".to_owned())
         );
         // The instance that finishes first is the one that gets the next transaction.
-        harness
-            .instance_says(t2, MessageType::Completed, "t2")
-            .await;
+        harness.instance_says(1, MessageType::Completed, "t2").await;
         assert_eq!(
             harness.peer_got().await,
             (MessageType::Completed as i32, "t2".to_owned())
         );
-        harness.peer_says(MessageType::Transaction, "t4").await;
-        assert_eq!(
-            harness.received(t2).await,
-            (MessageType::Transaction as i32, "t4".to_owned())
-        );
+        harness.transaction_reaches("t3", 1).await;
     }
 
     #[tokio::test]
     async fn a_peer_flooding_a_busy_instance_is_held_back_at_the_bound() {
         let mut harness = harness(1);
-        harness.register_all().await;
+        harness.register_first().await;
         // The peer's channel holds 16 more than the fan-out lets wait for the instance.
         for txid in 0..MAX_WAITING_MESSAGES + 16 {
             harness
@@ -439,42 +546,51 @@ mod tests {
     #[tokio::test]
     async fn a_failed_instance_cuts_the_others_off_and_its_failure_is_returned() {
         let mut harness = harness(3);
-        harness.register_all().await;
+        harness.register_first().await;
+        harness.transaction_reaches("t1", 0).await;
+        harness.peer_says(MessageType::Transaction, "t2").await;
+        harness.register_newest().await;
         let failure = GuestExit::Trapped("unreachable executed".to_owned());
         harness
             .to_fan_out
             .send(FromInstance::Ended(1, failure.clone()))
             .await
             .expect("the fan-out is running");
-        for index in [0, 2] {
-            assert!(
-                harness.instances[index].recv().await.is_none(),
-                "instance {index} is cut off from the peer"
-            );
-            harness
-                .to_fan_out
-                .send(FromInstance::Ended(index, GuestExit::Finished))
-                .await
-                .expect("the fan-out waits for every instance");
-        }
-        assert_eq!(harness.fan_out.await.expect("the fan-out ends"), failure);
+        assert!(
+            harness.instances[0].recv().await.is_none(),
+            "the first instance is cut off from the peer"
+        );
+        // The remaining instance is busy, yet none starts after a failure.
+        harness.peer_says(MessageType::Transaction, "t3").await;
+        harness
+            .to_fan_out
+            .send(FromInstance::Ended(0, GuestExit::Finished))
+            .await
+            .expect("the fan-out waits for every instance");
+        let exit = (&mut harness.fan_out).await.expect("the fan-out ends");
+        assert_eq!(exit, failure);
+        assert_eq!(harness.started(), 2);
     }
 
     #[tokio::test]
     async fn the_peer_ending_the_conversation_ends_every_instance() {
+        let mut harness = harness(2);
+        harness.register_first().await;
+        harness.transaction_reaches("t1", 0).await;
+        harness.peer_says(MessageType::Transaction, "t2").await;
+        harness.register_newest().await;
         let Harness {
             to_fan_out,
             mut instances,
             peer_sends,
-            peer_receives: _peer_receives,
             fan_out,
-        } = harness(2);
+            ..
+        } = harness;
         drop(peer_sends);
         for (index, instance) in instances.iter_mut().enumerate() {
-            assert!(
-                instance.recv().await.is_none(),
-                "instance {index} is cut off"
-            );
+            while let Some(ToInstance { message, .. }) = instance.recv().await {
+                assert_eq!(message.r#type, MessageType::Transaction as i32);
+            }
             to_fan_out
                 .send(FromInstance::Ended(index, GuestExit::Finished))
                 .await

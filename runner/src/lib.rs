@@ -8,8 +8,9 @@
 //! - as a service, when `CHAINCODE_SERVER_ADDRESS` is set: it serves `protos.Chaincode/Connect`
 //!   and each peer connection gets guest instances of its own (Fabric's `CHAINCODE_*` settings).
 //!
-//! Each conversation with the peer is shared by several instances of the guest
-//! (`CCVM_WASM_INSTANCES`), so that transactions run side by side. When an instance fails (trap,
+//! Each conversation with the peer is shared by instances of the guest, so that transactions run
+//! side by side: it starts with one, and another starts whenever a transaction arrives while
+//! every instance is busy, up to `CCVM_WASM_INSTANCES`. When an instance fails (trap,
 //! deadline, memory cap) the transactions it holds are failed with the reason and the
 //! conversation ends, so the peer starts or dials the chaincode again.
 
@@ -121,27 +122,26 @@ impl Sandbox {
         Self::with_component(engine, &component, limits)
     }
 
-    /// Runs `instances` instances registering as `name` behind one conversation with the peer,
-    /// until every one has ended, and returns the first failure among them, if any.
+    /// Runs instances registering as `name` behind one conversation with the peer, at most
+    /// `most` of them, until every one has ended, and returns the first failure among them, if
+    /// any.
     pub async fn run_instances(
         self: Arc<Self>,
         name: &str,
-        instances: NonZeroUsize,
+        most: NonZeroUsize,
         to_peer: mpsc::Sender<ChaincodeMessage>,
         from_peer: mpsc::Receiver<ChaincodeMessage>,
     ) -> GuestExit {
         let (to_fan_out, from_instances) = mpsc::channel(RELAY_BUFFER);
-        let mut to_instances = Vec::with_capacity(instances.get());
-        for index in 0..instances.get() {
+        let start = |index| {
             let (to_instance, from_fan_out) = mpsc::unbounded_channel();
-            to_instances.push(to_instance);
             let link = RelayLink::new(index, to_fan_out.clone(), from_fan_out);
             let sandbox = Arc::clone(&self);
             let name = name.to_owned();
             tokio::spawn(async move { sandbox.run_instance(&name, link).await });
-        }
-        drop(to_fan_out);
-        fan_out(to_peer, from_peer, from_instances, to_instances).await
+            to_instance
+        };
+        fan_out(to_peer, from_peer, from_instances, most, start).await
     }
 
     /// Runs one instance registering as `name` until its `main` ends, then tells the fan-out
@@ -206,8 +206,8 @@ fn deserialize(engine: &Engine, code: &[u8]) -> wasmtime::Result<Component> {
     unsafe { Component::deserialize(engine, code) }
 }
 
-/// How many instances share each conversation with the peer: [`runner_env::INSTANCES`] as `env`
-/// gives it, or [`DEFAULT_RUNNER_INSTANCES`].
+/// The most instances that share each conversation with the peer: [`runner_env::INSTANCES`] as
+/// `env` gives it, or [`DEFAULT_RUNNER_INSTANCES`].
 ///
 /// # Errors
 /// A value that is not a whole number above zero.
@@ -262,18 +262,18 @@ fn runtime(one_conversation: bool) -> Result<tokio::runtime::Runtime, String> {
         .map_err(|e| format!("cannot start a runtime: {e}"))
 }
 
-/// Runs `instances` instances behind one conversation dialled to the peer, until they or the
-/// peer end it.
+/// Runs up to `most_instances` instances behind one conversation dialled to the peer, until they
+/// or the peer end it.
 ///
 /// # Errors
 /// A failed guest, or a relay that could not reach the peer.
 pub fn dial(
     sandbox: Sandbox,
     settings: PeerSettings,
-    instances: NonZeroUsize,
+    most_instances: NonZeroUsize,
 ) -> Result<(), String> {
     let name = settings.chaincode_name.clone();
-    info!(chaincode = %name, peer = %settings.peer_address, instances, "starting the wasm chaincode");
+    info!(chaincode = %name, peer = %settings.peer_address, most_instances, "starting the wasm chaincode");
     let runtime = runtime(true)?;
     let (to_peer, outbound) = mpsc::channel(RELAY_BUFFER);
     let (inbound, from_peer) = mpsc::channel(RELAY_BUFFER);
@@ -286,7 +286,7 @@ pub fn dial(
     let sandbox = Arc::new(sandbox);
     let (exit, relay_result) = runtime.block_on(async {
         let exit = sandbox
-            .run_instances(&name, instances, to_peer, from_peer)
+            .run_instances(&name, most_instances, to_peer, from_peer)
             .await;
         let relayed = tokio::time::timeout(FLUSH_TIMEOUT, relayed)
             .await
@@ -302,19 +302,19 @@ pub fn dial(
 }
 
 /// Serves the chaincode as `settings` say until the process ends: each peer connection gets
-/// `instances` instances of its own, registering as `CHAINCODE_ID`.
+/// up to `most_instances` instances of its own, registering as `CHAINCODE_ID`.
 ///
 /// # Errors
 /// An address that cannot be bound, or unusable TLS material.
 pub fn serve(
     sandbox: Sandbox,
     settings: &ServerSettings,
-    instances: NonZeroUsize,
+    most_instances: NonZeroUsize,
 ) -> Result<(), String> {
     let runtime = runtime(false)?;
     let sandbox = Arc::new(sandbox);
     let name = settings.chaincode_id.clone();
-    info!(chaincode = %name, address = %settings.address, instances, "serving the wasm chaincode");
+    info!(chaincode = %name, address = %settings.address, most_instances, "serving the wasm chaincode");
     runtime
         .block_on(listen_for_peers(settings, move |connection| {
             let PeerConnection {
@@ -332,7 +332,7 @@ pub fn serve(
             let name = name.clone();
             tokio::spawn(async move {
                 let exit = sandbox
-                    .run_instances(&name, instances, to_peer, from_peer)
+                    .run_instances(&name, most_instances, to_peer, from_peer)
                     .await;
                 if exit != GuestExit::Finished {
                     warn!("wasm chaincode {name} {exit}");

@@ -88,15 +88,17 @@ pub mod runner_env {
     pub const MAX_STACK_BYTES: &str = "CCVM_WASM_MAX_STACK_BYTES";
     /// Largest message the guest may send, in bytes.
     pub const MAX_MESSAGE_BYTES: &str = "CCVM_WASM_MAX_MESSAGE_BYTES";
-    /// How many instances of the guest share one conversation with the peer.
+    /// The most instances of the guest that share one conversation with the peer.
     pub const INSTANCES: &str = "CCVM_WASM_INSTANCES";
 }
 
-/// Instances of a guest a runner keeps behind one conversation with the peer when
-/// [`runner_env::INSTANCES`] is unset. Each instance runs one transaction at a time; four keep
-/// two cores busy while some instances wait on the peer, and cost about 100 KiB each plus the
-/// memory their guests use.
-pub const DEFAULT_RUNNER_INSTANCES: NonZeroUsize = NonZeroUsize::new(4).expect("four is not zero");
+/// The most instances of a guest a runner keeps behind one conversation with the peer when
+/// [`runner_env::INSTANCES`] is unset. A runner starts with one and adds one whenever a
+/// transaction arrives while every instance is busy. Each instance runs one transaction at a
+/// time and spends most of it waiting on the peer, so as many instances as transactions in
+/// flight keep the cores busy; each costs about 100 KiB plus the memory its guest uses.
+pub const DEFAULT_RUNNER_INSTANCES: NonZeroUsize =
+    NonZeroUsize::new(16).expect("sixteen is not zero");
 
 /// Enforces the memory cap and remembers whether it refused a growth, so that the trap that
 /// follows can be named.

@@ -120,7 +120,7 @@ fn wasm_limits() -> Result<WasmLimits, String> {
     WasmLimits::from_env(set_variable)
 }
 
-/// How many instances share each conversation with the peer: `CCVM_WASM_INSTANCES`, or the
+/// The most instances that share each conversation with the peer: `CCVM_WASM_INSTANCES`, or the
 /// runner's default.
 fn runner_instances() -> anyhow::Result<NonZeroUsize> {
     ccvm_wasm_runner::instances_from_env(set_variable).map_err(anyhow::Error::msg)

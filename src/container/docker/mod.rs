@@ -68,7 +68,8 @@ pub struct DockerSettings {
     pub rust_builds: RustBuilds,
     /// The sandbox limits of `wasm` packages, the same as the inproc VM's guests have.
     pub wasm_limits: WasmLimits,
-    /// How many instances of a `wasm` package's guest share its conversation with the node.
+    /// The most instances of a `wasm` package's guest that share its conversation with the
+    /// node.
     pub wasm_instances: NonZeroUsize,
 }
 
