@@ -418,6 +418,20 @@ mod tests {
             assert_eq!(self.received(0).await.0, MessageType::Ready as i32);
         }
 
+        /// Registers the first instance and gives it `t1`; `t2` then starts a second instance,
+        /// which gets it once it has registered.
+        async fn two_busy_instances(&mut self) {
+            self.register_first().await;
+            self.transaction_reaches("t1", 0).await;
+            self.peer_says(MessageType::Transaction, "t2").await;
+            assert_eq!(self.started(), 2);
+            self.register_newest().await;
+            assert_eq!(
+                self.received(1).await,
+                (MessageType::Transaction as i32, "t2".to_owned())
+            );
+        }
+
         /// Registers the newest instance, which is answered with the peer's replies to the first.
         async fn register_newest(&mut self) {
             let index = self.started() - 1;
@@ -430,15 +444,7 @@ mod tests {
     #[tokio::test]
     async fn the_peer_sees_one_registration_and_later_instances_get_its_answer() {
         let mut harness = harness(2);
-        harness.register_first().await;
-        harness.transaction_reaches("t1", 0).await;
-        harness.peer_says(MessageType::Transaction, "t2").await;
-        assert_eq!(harness.started(), 2);
-        harness.register_newest().await;
-        assert_eq!(
-            harness.received(1).await,
-            (MessageType::Transaction as i32, "t2".to_owned())
-        );
+        harness.two_busy_instances().await;
         // The next message the peer gets is this one: no other registration reached it.
         harness.instance_says(0, MessageType::Completed, "t1").await;
         assert_eq!(
@@ -487,14 +493,7 @@ mod tests {
     #[tokio::test]
     async fn transactions_go_to_the_least_busy_instance_and_stay_there() {
         let mut harness = harness(2);
-        harness.register_first().await;
-        harness.transaction_reaches("t1", 0).await;
-        harness.peer_says(MessageType::Transaction, "t2").await;
-        harness.register_newest().await;
-        assert_eq!(
-            harness.received(1).await,
-            (MessageType::Transaction as i32, "t2".to_owned())
-        );
+        harness.two_busy_instances().await;
         // The peer's answer to a guest's call goes to the instance that made it.
         harness.instance_says(1, MessageType::GetState, "t2").await;
         assert_eq!(
@@ -546,10 +545,7 @@ mod tests {
     #[tokio::test]
     async fn a_failed_instance_cuts_the_others_off_and_its_failure_is_returned() {
         let mut harness = harness(3);
-        harness.register_first().await;
-        harness.transaction_reaches("t1", 0).await;
-        harness.peer_says(MessageType::Transaction, "t2").await;
-        harness.register_newest().await;
+        harness.two_busy_instances().await;
         let failure = GuestExit::Trapped("unreachable executed".to_owned());
         harness
             .to_fan_out
@@ -575,10 +571,7 @@ mod tests {
     #[tokio::test]
     async fn the_peer_ending_the_conversation_ends_every_instance() {
         let mut harness = harness(2);
-        harness.register_first().await;
-        harness.transaction_reaches("t1", 0).await;
-        harness.peer_says(MessageType::Transaction, "t2").await;
-        harness.register_newest().await;
+        harness.two_busy_instances().await;
         let Harness {
             to_fan_out,
             mut instances,
@@ -588,9 +581,10 @@ mod tests {
         } = harness;
         drop(peer_sends);
         for (index, instance) in instances.iter_mut().enumerate() {
-            while let Some(ToInstance { message, .. }) = instance.recv().await {
-                assert_eq!(message.r#type, MessageType::Transaction as i32);
-            }
+            assert!(
+                instance.recv().await.is_none(),
+                "instance {index} is cut off"
+            );
             to_fan_out
                 .send(FromInstance::Ended(index, GuestExit::Finished))
                 .await
