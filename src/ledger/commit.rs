@@ -142,6 +142,7 @@ impl Ledger {
             outcomes = results;
         }
         txn.commit()?;
+        self.snapshot.written();
         self.commits.send_modify(|count| *count += 1);
         Ok(outcomes)
     }
@@ -590,6 +591,27 @@ mod tests {
         let mut simulator = ledger.new_simulator(DEFAULT_CHANNEL, "t1")?;
         simulator.put_state("cc", "k", b"v".to_vec());
         assert_eq!(simulator.get_state("cc", "k")?, None);
+        Ok(())
+    }
+
+    #[test]
+    fn simulators_share_a_snapshot_until_a_commit_and_later_ones_read_the_commit()
+    -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let ledger = Ledger::open_with_default_channel(dir.path())?;
+        let mut before = ledger.new_simulator(DEFAULT_CHANNEL, "r1")?;
+        let also_before = ledger.new_simulator(DEFAULT_CHANNEL, "r2")?;
+        assert!(before.shares_snapshot_with(&also_before));
+
+        commit_one(&ledger, "t1", |s| s.put_state("cc", "k", b"v".to_vec()))?;
+        let mut after = ledger.new_simulator(DEFAULT_CHANNEL, "r3")?;
+        assert!(!after.shares_snapshot_with(&before));
+        assert_eq!(after.get_state("cc", "k")?, Some(b"v".to_vec()));
+        assert_eq!(
+            before.get_state("cc", "k")?,
+            None,
+            "a simulator keeps the snapshot it was made with"
+        );
         Ok(())
     }
 

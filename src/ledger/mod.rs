@@ -10,6 +10,7 @@ mod commit;
 mod error;
 mod records;
 mod simulator;
+mod snapshot;
 mod store;
 
 pub use commit::{PendingTx, PrivateRead, PrivateWrite, PrivateWrites, TxOutcome};

@@ -6,6 +6,7 @@
 use std::cell::OnceCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
+use std::sync::Arc;
 
 use ccvm_proto::kvrwset::{self, RangeQueryInfo, range_query_info::ReadsInfo};
 use ccvm_proto::rwset::{self, TxReadWriteSet};
@@ -16,9 +17,9 @@ use sha2::{Digest, Sha256};
 use super::commit::{PrivateRead, PrivateWrite, PrivateWrites};
 use super::error::{LedgerError, Result};
 use super::records::{HistoryItem, HistoryRecord, Version, VersionedValue};
-use super::store::{HISTORY, PRIVATE, STATE, TXIDS};
+use super::snapshot::Snapshot;
+use super::store::{HISTORY, PRIVATE, TXIDS};
 
-type StateTable = ReadOnlyTable<(&'static str, &'static str, &'static str), &'static [u8]>;
 type PrivateTable =
     ReadOnlyTable<(&'static str, &'static str, &'static str, &'static str), &'static [u8]>;
 type HistoryTable =
@@ -141,32 +142,36 @@ pub struct SimulationResults {
 pub struct TxSimulator {
     channel: String,
     tx_id: String,
-    txn: ReadTransaction,
-    state: StateTable,
+    snapshot: Arc<Snapshot>,
     private: OnceCell<PrivateTable>,
     history: OnceCell<HistoryTable>,
     namespaces: BTreeMap<String, NamespaceRecord>,
 }
 
 impl TxSimulator {
-    pub(crate) fn new(txn: ReadTransaction, channel: &str, tx_id: &str) -> Result<Self> {
-        Ok(Self {
+    pub(crate) fn new(snapshot: Arc<Snapshot>, channel: &str, tx_id: &str) -> Self {
+        Self {
             channel: channel.to_owned(),
             tx_id: tx_id.to_owned(),
-            state: txn.open_table(STATE)?,
-            txn,
+            snapshot,
             private: OnceCell::new(),
             history: OnceCell::new(),
             namespaces: BTreeMap::new(),
-        })
+        }
     }
 
     fn private_table(&self) -> Result<&PrivateTable> {
-        open_once(&self.txn, &self.private, PRIVATE)
+        open_once(&self.snapshot.txn, &self.private, PRIVATE)
     }
 
     fn history_table(&self) -> Result<&HistoryTable> {
-        open_once(&self.txn, &self.history, HISTORY)
+        open_once(&self.snapshot.txn, &self.history, HISTORY)
+    }
+
+    /// Whether this simulator and `other` read one shared snapshot.
+    #[cfg(test)]
+    pub(crate) fn shares_snapshot_with(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.snapshot, &other.snapshot)
     }
 
     /// The channel this transaction runs on.
@@ -186,6 +191,7 @@ impl TxSimulator {
     /// Fails when the store cannot be read.
     pub fn tx_id_committed(&self) -> Result<bool> {
         Ok(self
+            .snapshot
             .txn
             .open_table(TXIDS)?
             .get((self.channel.as_str(), self.tx_id.as_str()))?
@@ -204,7 +210,10 @@ impl TxSimulator {
     }
 
     fn committed(&self, namespace: &str, key: &str) -> Result<Option<VersionedValue>> {
-        let raw = self.state.get((self.channel.as_str(), namespace, key))?;
+        let raw = self
+            .snapshot
+            .state
+            .get((self.channel.as_str(), namespace, key))?;
         raw.map(|raw| VersionedValue::decode(raw.value()))
             .transpose()
             .map_err(LedgerError::decode("state value"))
@@ -419,7 +428,7 @@ impl TxSimulator {
             } else {
                 Bound::Excluded((channel, ns, scan.end.as_str()))
             };
-            for entry in self.state.range((lower, upper))? {
+            for entry in self.snapshot.state.range((lower, upper))? {
                 let (k, v) = entry?;
                 if !push(k.value().2, v.value())? {
                     break;

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use super::commit::append_genesis;
 use super::error::{LedgerError, Result};
 use super::simulator::TxSimulator;
+use super::snapshot::SharedSnapshot;
 
 /// The channel every node has from its first start.
 pub const DEFAULT_CHANNEL: &str = "mychannel";
@@ -50,6 +51,8 @@ pub struct Ledger {
     pub(crate) db: Arc<Database>,
     /// The number of blocks committed since the ledger was opened, on any channel.
     pub(crate) commits: Arc<watch::Sender<u64>>,
+    /// The committed state simulators read, until the next write.
+    pub(crate) snapshot: Arc<SharedSnapshot>,
 }
 
 /// Where and how a transaction was committed.
@@ -75,6 +78,7 @@ impl Ledger {
         let ledger = Self {
             db: Arc::new(db),
             commits: Arc::new(watch::Sender::new(0)),
+            snapshot: Arc::default(),
         };
         ledger.create_tables()?;
         Ok(ledger)
@@ -119,6 +123,7 @@ impl Ledger {
             txn.open_table(LAST_CONFIG)?.insert(channel, 0)?;
         }
         txn.commit()?;
+        self.snapshot.written();
         self.commits.send_modify(|count| *count += 1);
         Ok(())
     }
@@ -291,7 +296,7 @@ impl Ledger {
     /// # Errors
     /// Fails when the store cannot be read.
     pub fn channel_less_simulator(&self, tx_id: &str) -> Result<TxSimulator> {
-        TxSimulator::new(self.db.begin_read()?, "", tx_id)
+        Ok(TxSimulator::new(self.snapshot.latest(&self.db)?, "", tx_id))
     }
 
     /// A simulator for one transaction on the channel, reading the current committed state.
@@ -299,10 +304,10 @@ impl Ledger {
     /// # Errors
     /// [`LedgerError::UnknownChannel`] for a channel that does not exist.
     pub fn new_simulator(&self, channel: &str, tx_id: &str) -> Result<TxSimulator> {
-        let txn = self.db.begin_read()?;
-        if txn.open_table(CHAINS)?.get(channel)?.is_none() {
+        let snapshot = self.snapshot.latest(&self.db)?;
+        if !snapshot.has_channel(channel)? {
             return Err(LedgerError::UnknownChannel(channel.to_owned()));
         }
-        TxSimulator::new(txn, channel, tx_id)
+        Ok(TxSimulator::new(snapshot, channel, tx_id))
     }
 }
