@@ -401,8 +401,13 @@ mod tests {
         /// The peer starts transaction `txid`; `holder` is the instance it reaches.
         async fn transaction_reaches(&mut self, txid: &str, holder: usize) {
             self.peer_says(MessageType::Transaction, txid).await;
+            self.holds_transaction(holder, txid).await;
+        }
+
+        /// The next message the instance at `index` gets starts transaction `txid`.
+        async fn holds_transaction(&mut self, index: usize, txid: &str) {
             assert_eq!(
-                self.received(holder).await,
+                self.received(index).await,
                 (MessageType::Transaction as i32, txid.to_owned())
             );
         }
@@ -426,10 +431,7 @@ mod tests {
             self.peer_says(MessageType::Transaction, "t2").await;
             assert_eq!(self.started(), 2);
             self.register_newest().await;
-            assert_eq!(
-                self.received(1).await,
-                (MessageType::Transaction as i32, "t2".to_owned())
-            );
+            self.holds_transaction(1, "t2").await;
         }
 
         /// Registers the newest instance, which is answered with the peer's replies to the first.
@@ -475,17 +477,11 @@ mod tests {
         assert_eq!(harness.started(), 2, "one instance at a time starts");
         // The new instance gets its transaction once it has registered.
         harness.register_newest().await;
-        assert_eq!(
-            harness.received(1).await,
-            (MessageType::Transaction as i32, "t2".to_owned())
-        );
+        harness.holds_transaction(1, "t2").await;
         harness.peer_says(MessageType::Transaction, "t4").await;
         assert_eq!(harness.started(), 3, "both instances were busy");
         harness.register_newest().await;
-        assert_eq!(
-            harness.received(2).await,
-            (MessageType::Transaction as i32, "t4".to_owned())
-        );
+        harness.holds_transaction(2, "t4").await;
         harness.transaction_reaches("t5", 1).await;
         assert_eq!(harness.started(), 3, "no more than the most start");
     }
