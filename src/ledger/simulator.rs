@@ -18,7 +18,7 @@ use super::commit::{PrivateRead, PrivateWrite, PrivateWrites};
 use super::error::{LedgerError, Result};
 use super::records::{HistoryItem, HistoryRecord, Version, VersionedValue};
 use super::snapshot::Snapshot;
-use super::store::{HISTORY, PRIVATE, TXIDS};
+use super::store::{HISTORY, PRIVATE};
 
 type PrivateTable =
     ReadOnlyTable<(&'static str, &'static str, &'static str, &'static str), &'static [u8]>;
@@ -190,12 +190,7 @@ impl TxSimulator {
     /// # Errors
     /// Fails when the store cannot be read.
     pub fn tx_id_committed(&self) -> Result<bool> {
-        Ok(self
-            .snapshot
-            .txn
-            .open_table(TXIDS)?
-            .get((self.channel.as_str(), self.tx_id.as_str()))?
-            .is_some())
+        self.snapshot.has_tx_id(&self.channel, &self.tx_id)
     }
 
     fn ns(&mut self, namespace: &str) -> &mut NamespaceRecord {

@@ -1,5 +1,5 @@
-//! The snapshot of committed state that simulators read: one read transaction, its state and
-//! channel tables already open, shared by every simulator made until the next write. Making a
+//! The snapshot of committed state that simulators read: one read transaction, the tables every
+//! simulation reads (state, channels, transaction ids) already open, shared by every simulator made until the next write. Making a
 //! simulator then opens nothing, where opening a read transaction and its tables cost about as
 //! much as running a small chaincode.
 //!
@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use redb::{Database, ReadOnlyTable, ReadTransaction, ReadableDatabase};
 
 use super::error::Result;
-use super::store::{CHAINS, STATE};
+use super::store::{CHAINS, STATE, TXIDS};
 use crate::sync::lock;
 
 /// The world state table as a simulator reads it.
@@ -23,6 +23,7 @@ pub(crate) struct Snapshot {
     pub txn: ReadTransaction,
     pub state: StateTable,
     chains: ReadOnlyTable<&'static str, &'static [u8]>,
+    txids: ReadOnlyTable<(&'static str, &'static str), (u64, u64, i32)>,
 }
 
 impl Snapshot {
@@ -31,6 +32,7 @@ impl Snapshot {
         Ok(Self {
             state: txn.open_table(STATE)?,
             chains: txn.open_table(CHAINS)?,
+            txids: txn.open_table(TXIDS)?,
             txn,
         })
     }
@@ -38,6 +40,11 @@ impl Snapshot {
     /// Whether `channel` exists in this snapshot.
     pub fn has_channel(&self, channel: &str) -> Result<bool> {
         Ok(self.chains.get(channel)?.is_some())
+    }
+
+    /// Whether a transaction with `tx_id` is committed on `channel` in this snapshot.
+    pub fn has_tx_id(&self, channel: &str, tx_id: &str) -> Result<bool> {
+        Ok(self.txids.get((channel, tx_id))?.is_some())
     }
 }
 
