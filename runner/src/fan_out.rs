@@ -4,22 +4,30 @@
 //! busy, up to the most the runner was given. The peer sees one chaincode: the first instance's
 //! REGISTER goes to it, and every later instance is answered with the peer's own replies to it.
 //! Each transaction the peer starts is handed to the ready instance holding the fewest, and every
-//! later message of that transaction goes to the same instance.
+//! later message of that transaction goes to the same instance. An instance that has held no
+//! transaction for [`RETIRE_AFTER_IDLE`] is cut off, so that it ends and its memory is returned,
+//! as long as another stays to serve the peer.
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
+use std::time::Duration;
 
 use ccvm_proto::MessageType;
 use ccvm_proto::protos::ChaincodeMessage;
 use ccvm_sandbox::{GuestExit, ends_transaction, starts_transaction};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::time::{Instant, MissedTickBehavior};
 
 /// Most messages from the peer waiting, across all instances, for an instance to take them: as
 /// many as the instances' relay buffers held when each instance had a stream of its own. With
 /// that many waiting the fan-out stops reading the peer's stream, and gRPC's flow control holds
 /// the peer back.
 pub const MAX_WAITING_MESSAGES: usize = 256;
+
+/// How long an instance holds no transaction before it is retired: checked at this interval, so
+/// an idle instance ends between once and twice this long after its last transaction.
+pub const RETIRE_AFTER_IDLE: Duration = Duration::from_secs(30);
 
 /// A message on its way to an instance, holding its place among the [`MAX_WAITING_MESSAGES`]
 /// until the instance takes it. The peer's replies to the registration, replayed to each
@@ -72,6 +80,13 @@ struct Instances<S> {
     ready: Vec<bool>,
     /// Transactions each instance holds.
     load: Vec<usize>,
+    /// When each instance last finished a transaction, or started.
+    idle_since: Vec<Instant>,
+    /// Whether each instance is still running: it has not told of its end. The place of one that
+    /// has ended is taken by the next instance to start.
+    running: Vec<bool>,
+    /// Whether each instance was retired, so that how it ends is no failure of the chaincode.
+    retired: Vec<bool>,
     /// The instance holding each open transaction, by channel and transaction id.
     routes: HashMap<(String, String), usize>,
     /// The instance started last, until it has registered.
@@ -87,6 +102,9 @@ impl<S: StartInstance> Instances<S> {
             to_instances: Vec::with_capacity(most.get()),
             ready: Vec::with_capacity(most.get()),
             load: Vec::with_capacity(most.get()),
+            idle_since: Vec::with_capacity(most.get()),
+            running: Vec::with_capacity(most.get()),
+            retired: Vec::with_capacity(most.get()),
             routes: HashMap::new(),
             starting: None,
             most: most.get(),
@@ -94,22 +112,43 @@ impl<S: StartInstance> Instances<S> {
         }
     }
 
-    /// Starts the next instance and returns its index.
+    /// Starts another instance, in the place of one that has ended if there is one, and returns
+    /// its index.
     fn start_one(&mut self) -> usize {
-        let index = self.to_instances.len();
-        self.to_instances.push(Some((self.start)(index)));
-        self.ready.push(false);
-        self.load.push(0);
+        let index = self
+            .running
+            .iter()
+            .position(|running| !running)
+            .unwrap_or(self.running.len());
+        let to_instance = Some((self.start)(index));
+        if index == self.running.len() {
+            self.to_instances.push(to_instance);
+            self.ready.push(false);
+            self.load.push(0);
+            self.idle_since.push(Instant::now());
+            self.running.push(true);
+            self.retired.push(false);
+        } else {
+            self.to_instances[index] = to_instance;
+            self.ready[index] = false;
+            self.load[index] = 0;
+            self.idle_since[index] = Instant::now();
+            self.running[index] = true;
+            self.retired[index] = false;
+        }
         index
+    }
+
+    /// How many instances are running.
+    fn running(&self) -> usize {
+        self.running.iter().filter(|running| **running).count()
     }
 
     /// The instance for a transaction the peer starts: the ready one holding the fewest; or,
     /// when each holds one already, a new one, if another may start and none is starting.
     fn take_transaction(&mut self, route: (String, String)) -> usize {
         let least = self.least_loaded();
-        let index = if self.load[least] > 0
-            && self.starting.is_none()
-            && self.to_instances.len() < self.most
+        let index = if self.load[least] > 0 && self.starting.is_none() && self.running() < self.most
         {
             let index = self.start_one();
             self.starting = Some(Starting {
@@ -157,7 +196,42 @@ impl<S: StartInstance> Instances<S> {
     /// Forgets the instance at `index`, which has ended, with anything held for it.
     fn ended(&mut self, index: usize) {
         self.to_instances[index] = None;
+        self.running[index] = false;
         self.starting.take_if(|starting| starting.index == index);
+    }
+
+    /// A transaction of the instance at `index` has ended.
+    fn finished(&mut self, index: usize) {
+        self.load[index] = self.load[index].saturating_sub(1);
+        if self.load[index] == 0 {
+            self.idle_since[index] = Instant::now();
+        }
+    }
+
+    /// Cuts off the instances that have held no transaction for [`RETIRE_AFTER_IDLE`], the
+    /// newest first, keeping at least one ready instance.
+    fn retire_idle(&mut self) {
+        let mut serving = (0..self.load.len())
+            .filter(|&index| self.serves(index))
+            .count();
+        for index in (0..self.load.len()).rev() {
+            if serving <= 1 {
+                return;
+            }
+            if self.serves(index)
+                && self.load[index] == 0
+                && self.idle_since[index].elapsed() >= RETIRE_AFTER_IDLE
+            {
+                self.to_instances[index] = None;
+                self.retired[index] = true;
+                serving -= 1;
+            }
+        }
+    }
+
+    /// Whether the instance at `index` takes transactions: it is ready and not cut off.
+    fn serves(&self, index: usize) -> bool {
+        self.ready[index] && self.to_instances[index].is_some()
     }
 
     /// Cuts every instance off from the peer, so that each ends, and starts no more.
@@ -172,7 +246,7 @@ impl<S: StartInstance> Instances<S> {
     /// The ready instance holding the fewest transactions, or the first while none is ready.
     fn least_loaded(&self) -> usize {
         (0..self.load.len())
-            .filter(|&index| self.ready[index] && self.to_instances[index].is_some())
+            .filter(|&index| self.serves(index))
             .min_by_key(|&index| self.load[index])
             .unwrap_or(0)
     }
@@ -195,7 +269,8 @@ struct Handshake {
 /// Relays between the peer and the instances that `start` starts, at most `most` of them, until
 /// every instance has ended, and returns the first failure among them, if any. When an instance
 /// fails, the others are cut off from the peer, so that they end too and the peer starts the
-/// chaincode again; when the peer ends the conversation, so do the instances.
+/// chaincode again; when the peer ends the conversation, so do the instances. Idle instances are
+/// retired (see [`RETIRE_AFTER_IDLE`]).
 pub async fn fan_out(
     to_peer: mpsc::Sender<ChaincodeMessage>,
     mut from_peer: mpsc::Receiver<ChaincodeMessage>,
@@ -207,19 +282,21 @@ pub async fn fan_out(
     let mut instances = Instances::new(most, start);
     instances.start_one();
     let mut handshake = Handshake::default();
-    let mut ended = 0;
     let mut first_failure = None;
     let mut peer_open = true;
-    while instances.to_instances.len() > ended {
+    let mut retirement =
+        tokio::time::interval_at(Instant::now() + RETIRE_AFTER_IDLE, RETIRE_AFTER_IDLE);
+    retirement.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    while instances.running() > 0 {
         tokio::select! {
             told = from_instances.recv() => match told {
                 Some(FromInstance::Message(index, message)) => {
                     from_instance(index, message, &mut instances, &mut handshake, &to_peer).await;
                 }
                 Some(FromInstance::Ended(index, exit)) => {
-                    ended += 1;
+                    let retired = instances.retired[index];
                     instances.ended(index);
-                    if exit != GuestExit::Finished && first_failure.is_none() {
+                    if exit != GuestExit::Finished && !retired && first_failure.is_none() {
                         first_failure = Some(exit);
                         instances.cut_off_all();
                     }
@@ -233,6 +310,7 @@ pub async fn fan_out(
                     instances.cut_off_all();
                 }
             },
+            _ = retirement.tick() => instances.retire_idle(),
         }
     }
     first_failure.unwrap_or(GuestExit::Finished)
@@ -253,7 +331,7 @@ async fn from_instance(
         let route = route(&message);
         if instances.routes.get(&route) == Some(&index) {
             instances.routes.remove(&route);
-            instances.load[index] = instances.load[index].saturating_sub(1);
+            instances.finished(index);
         }
     }
     // A closed peer ends the conversation: the instances are cut off when the peer's side ends.
@@ -297,7 +375,7 @@ fn from_peer_message(
     let index = match instances.routes.get(&route) {
         Some(&holder) => holder,
         None if starts_transaction(message.r#type) => instances.take_transaction(route),
-        None => 0,
+        None => instances.least_loaded(),
     };
     instances.deliver(index, to_instance);
 }
@@ -314,7 +392,12 @@ mod tests {
     struct Harness {
         to_fan_out: mpsc::Sender<FromInstance>,
         starts: Starts,
+        /// Each place's latest instance.
         instances: Vec<mpsc::UnboundedReceiver<ToInstance>>,
+        /// Instances started so far.
+        starts_seen: usize,
+        /// The place of the instance started last.
+        newest: usize,
         peer_sends: mpsc::Sender<ChaincodeMessage>,
         peer_receives: mpsc::Receiver<ChaincodeMessage>,
         fan_out: tokio::task::JoinHandle<GuestExit>,
@@ -338,6 +421,8 @@ mod tests {
             to_fan_out,
             starts,
             instances: Vec::new(),
+            starts_seen: 0,
+            newest: 0,
             peer_sends,
             peer_receives,
             fan_out,
@@ -357,10 +442,19 @@ mod tests {
         /// How many instances the fan-out has started so far.
         fn started(&mut self) -> usize {
             while let Ok((index, instance)) = self.starts.try_recv() {
-                assert_eq!(index, self.instances.len(), "instances start in order");
-                self.instances.push(instance);
+                if index == self.instances.len() {
+                    self.instances.push(instance);
+                } else {
+                    assert!(
+                        index < self.instances.len(),
+                        "new places are taken in order"
+                    );
+                    self.instances[index] = instance;
+                }
+                self.starts_seen += 1;
+                self.newest = index;
             }
-            self.instances.len()
+            self.starts_seen
         }
 
         async fn instance_says(&self, index: usize, kind: MessageType, txid: &str) {
@@ -436,7 +530,8 @@ mod tests {
 
         /// Registers the newest instance, which is answered with the peer's replies to the first.
         async fn register_newest(&mut self) {
-            let index = self.started() - 1;
+            self.started();
+            let index = self.newest;
             self.instance_says(index, MessageType::Register, "").await;
             assert_eq!(self.received(index).await.0, MessageType::Registered as i32);
             assert_eq!(self.received(index).await.0, MessageType::Ready as i32);
@@ -508,6 +603,54 @@ mod tests {
             (MessageType::Completed as i32, "t2".to_owned())
         );
         harness.transaction_reaches("t3", 1).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_instance_is_retired_and_a_later_one_takes_its_place() {
+        let mut harness = harness(2);
+        harness.two_busy_instances().await;
+        for (index, txid) in [(0, "t1"), (1, "t2")] {
+            harness
+                .instance_says(index, MessageType::Completed, txid)
+                .await;
+            assert_eq!(harness.peer_got().await.1, txid);
+        }
+        tokio::time::sleep(RETIRE_AFTER_IDLE / 2).await;
+        assert!(
+            matches!(
+                harness.instances[1].try_recv(),
+                Err(mpsc::error::TryRecvError::Empty)
+            ),
+            "an instance idle for less than the period keeps serving"
+        );
+        tokio::time::sleep(RETIRE_AFTER_IDLE * 2).await;
+        assert!(
+            matches!(
+                harness.instances[1].try_recv(),
+                Err(mpsc::error::TryRecvError::Disconnected)
+            ),
+            "the newest idle instance is cut off"
+        );
+        assert!(
+            matches!(
+                harness.instances[0].try_recv(),
+                Err(mpsc::error::TryRecvError::Empty)
+            ),
+            "the last instance serving stays, however long it idles"
+        );
+        harness.transaction_reaches("t3", 0).await;
+        // However a retired instance's guest ends, the chaincode has not failed.
+        harness
+            .to_fan_out
+            .send(FromInstance::Ended(1, GuestExit::Failed))
+            .await
+            .expect("the fan-out is running");
+        tokio::task::yield_now().await;
+        harness.peer_says(MessageType::Transaction, "t4").await;
+        assert_eq!(harness.started(), 3, "the only instance serving was busy");
+        assert_eq!(harness.newest, 1, "the ended instance's place is taken");
+        harness.register_newest().await;
+        harness.holds_transaction(1, "t4").await;
     }
 
     #[tokio::test]

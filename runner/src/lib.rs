@@ -10,9 +10,10 @@
 //!
 //! Each conversation with the peer is shared by instances of the guest, so that transactions run
 //! side by side: it starts with one, and another starts whenever a transaction arrives while
-//! every instance is busy, up to `CCVM_WASM_INSTANCES`. When an instance fails (trap,
-//! deadline, memory cap) the transactions it holds are failed with the reason and the
-//! conversation ends, so the peer starts or dials the chaincode again.
+//! every instance is busy, up to `CCVM_WASM_INSTANCES`; one idle for 30 s ends, as long as
+//! another stays. When an instance fails (trap, deadline, memory cap) the transactions it holds
+//! are failed with the reason and the conversation ends, so the peer starts or dials the
+//! chaincode again.
 
 mod fan_out;
 mod link;
