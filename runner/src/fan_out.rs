@@ -70,23 +70,48 @@ struct Starting {
     held: Vec<ToInstance>,
 }
 
+/// The peer's side of one instance.
+struct Place {
+    /// Unbounded, so that a busy instance never holds up the others: what waits in them is
+    /// bounded by [`MAX_WAITING_MESSAGES`]. `None` once the instance is cut off.
+    to_instance: Option<mpsc::UnboundedSender<ToInstance>>,
+    /// Whether the instance has been given the peer's answer to its registration.
+    ready: bool,
+    /// Transactions the instance holds.
+    load: usize,
+    /// When the instance last finished a transaction, or started.
+    idle_since: Instant,
+    /// Whether the instance is still running: it has not told of its end. The place of one that
+    /// has ended is taken by the next instance to start.
+    running: bool,
+    /// Whether the instance was retired, so that how it ends is no failure of the chaincode.
+    retired: bool,
+}
+
+impl Place {
+    /// The place of an instance just started, reached through `to_instance`.
+    fn started(to_instance: mpsc::UnboundedSender<ToInstance>) -> Self {
+        Self {
+            to_instance: Some(to_instance),
+            ready: false,
+            load: 0,
+            idle_since: Instant::now(),
+            running: true,
+            retired: false,
+        }
+    }
+
+    /// Whether the instance takes transactions: it is ready and not cut off.
+    fn serves(&self) -> bool {
+        self.ready && self.to_instance.is_some()
+    }
+}
+
 /// The peer's side of each instance, which instance holds which transaction, and how to start
 /// another.
 struct Instances<S> {
-    /// Unbounded, so that a busy instance never holds up the others: what waits in them is
-    /// bounded by [`MAX_WAITING_MESSAGES`]. `None` once the instance is cut off.
-    to_instances: Vec<Option<mpsc::UnboundedSender<ToInstance>>>,
-    /// Whether each instance has been given the peer's answer to its registration.
-    ready: Vec<bool>,
-    /// Transactions each instance holds.
-    load: Vec<usize>,
-    /// When each instance last finished a transaction, or started.
-    idle_since: Vec<Instant>,
-    /// Whether each instance is still running: it has not told of its end. The place of one that
-    /// has ended is taken by the next instance to start.
-    running: Vec<bool>,
-    /// Whether each instance was retired, so that how it ends is no failure of the chaincode.
-    retired: Vec<bool>,
+    /// Each instance's place, by index.
+    places: Vec<Place>,
     /// The instance holding each open transaction, by channel and transaction id.
     routes: HashMap<(String, String), usize>,
     /// The instance started last, until it has registered.
@@ -99,12 +124,7 @@ struct Instances<S> {
 impl<S: StartInstance> Instances<S> {
     fn new(most: NonZeroUsize, start: S) -> Self {
         Self {
-            to_instances: Vec::with_capacity(most.get()),
-            ready: Vec::with_capacity(most.get()),
-            load: Vec::with_capacity(most.get()),
-            idle_since: Vec::with_capacity(most.get()),
-            running: Vec::with_capacity(most.get()),
-            retired: Vec::with_capacity(most.get()),
+            places: Vec::with_capacity(most.get()),
             routes: HashMap::new(),
             starting: None,
             most: most.get(),
@@ -116,51 +136,42 @@ impl<S: StartInstance> Instances<S> {
     /// its index.
     fn start_one(&mut self) -> usize {
         let index = self
-            .running
+            .places
             .iter()
-            .position(|running| !running)
-            .unwrap_or(self.running.len());
-        let to_instance = Some((self.start)(index));
-        if index == self.running.len() {
-            self.to_instances.push(to_instance);
-            self.ready.push(false);
-            self.load.push(0);
-            self.idle_since.push(Instant::now());
-            self.running.push(true);
-            self.retired.push(false);
+            .position(|place| !place.running)
+            .unwrap_or(self.places.len());
+        let place = Place::started((self.start)(index));
+        if index == self.places.len() {
+            self.places.push(place);
         } else {
-            self.to_instances[index] = to_instance;
-            self.ready[index] = false;
-            self.load[index] = 0;
-            self.idle_since[index] = Instant::now();
-            self.running[index] = true;
-            self.retired[index] = false;
+            self.places[index] = place;
         }
         index
     }
 
     /// How many instances are running.
     fn running(&self) -> usize {
-        self.running.iter().filter(|running| **running).count()
+        self.places.iter().filter(|place| place.running).count()
     }
 
     /// The instance for a transaction the peer starts: the ready one holding the fewest; or,
     /// when each holds one already, a new one, if another may start and none is starting.
     fn take_transaction(&mut self, route: (String, String)) -> usize {
         let least = self.least_loaded();
-        let index = if self.load[least] > 0 && self.starting.is_none() && self.running() < self.most
-        {
-            let index = self.start_one();
-            self.starting = Some(Starting {
-                index,
-                held: Vec::new(),
-            });
-            index
-        } else {
-            least
-        };
+        let index =
+            if self.places[least].load > 0 && self.starting.is_none() && self.running() < self.most
+            {
+                let index = self.start_one();
+                self.starting = Some(Starting {
+                    index,
+                    held: Vec::new(),
+                });
+                index
+            } else {
+                least
+            };
         self.routes.insert(route, index);
-        self.load[index] += 1;
+        self.places[index].load += 1;
         index
     }
 
@@ -174,7 +185,7 @@ impl<S: StartInstance> Instances<S> {
         for reply in replies {
             self.deliver(index, ToInstance::reply(reply.clone()));
         }
-        self.ready[index] = true;
+        self.places[index].ready = true;
         for message in held.into_iter().flatten() {
             self.deliver(index, message);
         }
@@ -185,70 +196,69 @@ impl<S: StartInstance> Instances<S> {
             starting.held.push(message);
             return;
         }
-        let Some(Some(to_instance)) = self.to_instances.get(index) else {
+        let Some(place) = self.places.get_mut(index) else {
             return;
         };
-        if to_instance.send(message).is_err() {
-            self.to_instances[index] = None;
+        if place
+            .to_instance
+            .as_ref()
+            .is_some_and(|to_instance| to_instance.send(message).is_err())
+        {
+            place.to_instance = None;
         }
     }
 
     /// Forgets the instance at `index`, which has ended, with anything held for it.
     fn ended(&mut self, index: usize) {
-        self.to_instances[index] = None;
-        self.running[index] = false;
+        let place = &mut self.places[index];
+        place.to_instance = None;
+        place.running = false;
         self.starting.take_if(|starting| starting.index == index);
     }
 
     /// A transaction of the instance at `index` has ended.
     fn finished(&mut self, index: usize) {
-        self.load[index] = self.load[index].saturating_sub(1);
-        if self.load[index] == 0 {
-            self.idle_since[index] = Instant::now();
+        let place = &mut self.places[index];
+        place.load = place.load.saturating_sub(1);
+        if place.load == 0 {
+            place.idle_since = Instant::now();
         }
     }
 
     /// Cuts off the instances that have held no transaction for [`RETIRE_AFTER_IDLE`], the
     /// newest first, keeping at least one ready instance.
     fn retire_idle(&mut self) {
-        let mut serving = (0..self.load.len())
-            .filter(|&index| self.serves(index))
-            .count();
-        for index in (0..self.load.len()).rev() {
+        let mut serving = self.places.iter().filter(|place| place.serves()).count();
+        for place in self.places.iter_mut().rev() {
             if serving <= 1 {
                 return;
             }
-            if self.serves(index)
-                && self.load[index] == 0
-                && self.idle_since[index].elapsed() >= RETIRE_AFTER_IDLE
+            if place.serves() && place.load == 0 && place.idle_since.elapsed() >= RETIRE_AFTER_IDLE
             {
-                self.to_instances[index] = None;
-                self.retired[index] = true;
+                place.to_instance = None;
+                place.retired = true;
                 serving -= 1;
             }
         }
     }
 
-    /// Whether the instance at `index` takes transactions: it is ready and not cut off.
-    fn serves(&self, index: usize) -> bool {
-        self.ready[index] && self.to_instances[index].is_some()
-    }
-
     /// Cuts every instance off from the peer, so that each ends, and starts no more.
     fn cut_off_all(&mut self) {
-        self.to_instances
-            .iter_mut()
-            .for_each(|sender| *sender = None);
+        for place in &mut self.places {
+            place.to_instance = None;
+        }
         self.starting = None;
         self.most = 0;
     }
 
     /// The ready instance holding the fewest transactions, or the first while none is ready.
     fn least_loaded(&self) -> usize {
-        (0..self.load.len())
-            .filter(|&index| self.serves(index))
-            .min_by_key(|&index| self.load[index])
-            .unwrap_or(0)
+        self.places
+            .iter()
+            .enumerate()
+            .filter(|(_, place)| place.serves())
+            .min_by_key(|(_, place)| place.load)
+            .map_or(0, |(index, _)| index)
     }
 }
 
@@ -294,7 +304,7 @@ pub async fn fan_out(
                     from_instance(index, message, &mut instances, &mut handshake, &to_peer).await;
                 }
                 Some(FromInstance::Ended(index, exit)) => {
-                    let retired = instances.retired[index];
+                    let retired = instances.places[index].retired;
                     instances.ended(index);
                     if exit != GuestExit::Finished && !retired && first_failure.is_none() {
                         first_failure = Some(exit);
@@ -366,7 +376,7 @@ fn from_peer_message(
         if kind == MessageType::Registered as i32 || kind == MessageType::Ready as i32 {
             handshake.replies.push(message.clone());
             handshake.done = kind == MessageType::Ready as i32;
-            instances.ready[0] = handshake.done;
+            instances.places[0].ready = handshake.done;
         }
         instances.deliver(0, to_instance);
         return;
