@@ -142,8 +142,7 @@ impl Ledger {
             outcomes = results;
         }
         txn.commit()?;
-        self.snapshot.written();
-        self.commits.send_modify(|count| *count += 1);
+        self.committed();
         Ok(outcomes)
     }
 }

@@ -1,7 +1,7 @@
 //! The snapshot of committed state that simulators read: one read transaction, the tables every
-//! simulation reads (state, channels, transaction ids) already open, shared by every simulator made until the next write. Making a
-//! simulator then opens nothing, where opening a read transaction and its tables cost about as
-//! much as running a small chaincode.
+//! simulation reads (state, channels, transaction ids) already open, shared by every simulator
+//! made until the next write. Making a simulator then opens nothing, where opening a read
+//! transaction and its tables cost about as much as running a small chaincode.
 //!
 //! Every write transaction forgets the shared snapshot once it is committed and before anyone
 //! learns of the commit, so a simulator never reads state older than a commit it could know of.

@@ -123,9 +123,16 @@ impl Ledger {
             txn.open_table(LAST_CONFIG)?.insert(channel, 0)?;
         }
         txn.commit()?;
+        self.committed();
+        Ok(())
+    }
+
+    /// Makes a committed write known: first forgets the snapshot simulators share, so that no
+    /// simulator made after anyone learns of the write reads the state before it, then counts
+    /// the commit for those watching `commits`.
+    pub(super) fn committed(&self) {
         self.snapshot.written();
         self.commits.send_modify(|count| *count += 1);
-        Ok(())
     }
 
     /// The number of the channel's latest configuration block; `None` for a channel created
@@ -146,8 +153,7 @@ impl Ledger {
     /// # Errors
     /// Fails when the store cannot be read.
     pub fn has_channel(&self, channel: &str) -> Result<bool> {
-        let txn = self.db.begin_read()?;
-        Ok(txn.open_table(CHAINS)?.get(channel)?.is_some())
+        self.snapshot.latest(&self.db)?.has_channel(channel)
     }
 
     /// Whether the store takes a write: an empty write transaction, committed durably.
