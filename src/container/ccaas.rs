@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tracing::{info, warn};
 
 use super::{
@@ -26,6 +26,8 @@ use crate::package::{Package, Platform};
 const BUFFER: usize = 256;
 /// How long a dial may take when `connection.json` does not say.
 const DEFAULT_DIAL_TIMEOUT: Duration = Duration::from_secs(10);
+/// The pause before dialling a service again that could not be reached.
+const DIAL_RETRY_PAUSE: Duration = Duration::from_millis(100);
 
 /// `connection.json`, as Fabric defines it.
 #[derive(Debug, Deserialize)]
@@ -67,13 +69,17 @@ impl Connection {
         serde_json::from_slice(&file).map_err(|e| format!("connection.json: {e}"))
     }
 
-    fn endpoint(&self) -> Result<Endpoint, String> {
-        let scheme = if self.tls_required { "https" } else { "http" };
-        let timeout = match &self.dial_timeout {
+    /// How long a dial may take: `dial_timeout`, or [`DEFAULT_DIAL_TIMEOUT`].
+    fn dial_timeout(&self) -> Result<Duration, String> {
+        match &self.dial_timeout {
             Some(text) => parse_duration(text)
-                .ok_or_else(|| format!("dial_timeout {text:?} is not a duration like 10s"))?,
-            None => DEFAULT_DIAL_TIMEOUT,
-        };
+                .ok_or_else(|| format!("dial_timeout {text:?} is not a duration like 10s")),
+            None => Ok(DEFAULT_DIAL_TIMEOUT),
+        }
+    }
+
+    fn endpoint(&self, timeout: Duration) -> Result<Endpoint, String> {
+        let scheme = if self.tls_required { "https" } else { "http" };
         let mut endpoint = Endpoint::from_shared(format!("{scheme}://{}", self.address))
             .map_err(|e| format!("address {}: {e}", self.address))?
             .connect_timeout(timeout)
@@ -87,6 +93,24 @@ impl Connection {
             endpoint = endpoint.tls_config(tls).map_err(|e| format!("TLS: {e}"))?;
         }
         Ok(endpoint)
+    }
+}
+
+/// Connects to `endpoint`, dialling again after each failure until `timeout` has passed since the
+/// first attempt, as Fabric's blocking dial does: a service whose process is still starting is
+/// reached once it listens. Fails with the last attempt's reason.
+async fn connect_within(endpoint: &Endpoint, timeout: Duration) -> Result<Channel, String> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let reason = match tokio::time::timeout_at(deadline, endpoint.connect()).await {
+            Ok(Ok(channel)) => return Ok(channel),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no connection within {timeout:?}"),
+        };
+        if tokio::time::Instant::now() + DIAL_RETRY_PAUSE >= deadline {
+            return Err(reason);
+        }
+        tokio::time::sleep(DIAL_RETRY_PAUSE).await;
     }
 }
 
@@ -181,15 +205,16 @@ impl CcaasVm {
             reason,
         };
         let connection = Connection::from_package(package).map_err(bad_connection)?;
-        let endpoint = connection.endpoint().map_err(bad_connection)?;
-        let channel = endpoint
-            .connect()
-            .await
-            .map_err(|e| CcaasError::Unreachable {
-                chaincode: name.to_owned(),
-                address: connection.address.clone(),
-                reason: e.to_string(),
-            })?;
+        let timeout = connection.dial_timeout().map_err(bad_connection)?;
+        let endpoint = connection.endpoint(timeout).map_err(bad_connection)?;
+        let channel =
+            connect_within(&endpoint, timeout)
+                .await
+                .map_err(|reason| CcaasError::Unreachable {
+                    chaincode: name.to_owned(),
+                    address: connection.address.clone(),
+                    reason,
+                })?;
         let (to_chaincode, outbound) = mpsc::channel(BUFFER);
         let mut inbound = ChaincodeClient::new(channel)
             .connect(ReceiverStream::new(outbound).map(|message: Box<ChaincodeMessage>| *message))

@@ -79,6 +79,25 @@ async fn an_unreachable_service_fails_the_launch_naming_its_address() -> Result<
     Ok(())
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_still_starting_is_dialed_again_until_it_listens() -> Result<()> {
+    let node = TestNode::start_with(|config| config.dev_mode = false).await?;
+    let address = format!("127.0.0.1:{}", free_port()?);
+    let connection = json!({"address": address, "dial_timeout": "10s", "tls_required": false});
+    let package_id = install_connection(&node, "kv_1.0", &connection)?;
+    commit_definition(&node, "latekv", &package_id).await?;
+    crate::harness::example_binary("kv")?;
+    // The launch starts while nothing listens; the service comes up half a second later.
+    let (invoked, server) = tokio::join!(node.invoke("latekv", &["put", "late", "yes"]), async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        served_kv(&[("CHAINCODE_SERVER_ADDRESS", &address)]).await
+    });
+    let _server = server?;
+    invoked?;
+    assert_eq!(node.query_text("latekv", &["get", "late"]).await?, "yes");
+    Ok(())
+}
+
 /// Starts the native `kv` example as a service on a free port, with the extra environment
 /// `env`; returns it and the address it printed.
 async fn served_kv(env: &[(&str, &str)]) -> Result<(tokio::process::Child, String)> {
