@@ -18,7 +18,8 @@
 //! the path.
 //! `CCVM_BENCH_FILTER=text` runs only the rows whose label (`path mode in-flight`) contains the
 //! text, and `CCVM_BENCH_TRANSACTIONS=n` changes how many transactions a run measures (for
-//! profiling one row).
+//! profiling one row). `CCVM_BENCH_INPROC_INSTANCES=n` sets how many inproc instances the
+//! chaincode may grow to (`inproc.instances_per_chaincode`).
 
 #[allow(dead_code, reason = "the bench uses part of the test harness")]
 #[path = "../tests/all/harness.rs"]
@@ -31,6 +32,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use ccvm::chaincode::ExecuteRequest;
 use ccvm::client::{TxProposal, check_valid, successful};
+use ccvm::container::inproc::DEFAULT_INSTANCES_PER_CHAINCODE;
 use ccvm::proto::protos::ChaincodeInput;
 use harness::{
     CHANNEL, TestNode, deploy, deploy_wasm, docker_endpoint, docker_node_with, node_chaincode,
@@ -307,14 +309,21 @@ fn main() -> Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let node = Arc::new(TestNode::start().await?);
+        let instances = env_count(
+            "CCVM_BENCH_INPROC_INSTANCES",
+            DEFAULT_INSTANCES_PER_CHAINCODE,
+        );
+        let node = Arc::new(
+            TestNode::start_with(|config| config.inproc.instances_per_chaincode = instances)
+                .await?,
+        );
         let mut rows = Vec::new();
 
         let vm = node.inner().inproc();
-        let component = vm.compile("wasmkv", &wasm_example("kv")?)?;
-        let _wasm = vm.start("wasmkv:1.0", &component).await?;
-        node.wait_registered("wasmkv").await?;
+        vm.install("wasmkv", vm.compile("wasmkv", &wasm_example("kv")?)?);
+        node.query("wasmkv", &["get", "warm-up"]).await?;
         bench_path(&node, "wasm inproc", "wasmkv", &mut rows).await?;
+        let grown = node.inner().support().registry().instances("wasmkv");
 
         let _rust = rust_chaincode(&node, "kv", "rustkv:1.0")?;
         node.wait_registered("rustkv").await?;
@@ -352,6 +361,7 @@ fn main() -> Result<()> {
                 format!("{low:.0}–{high:.0}"),
             );
         }
+        println!("\nwasm inproc instances of the chaincode after its rows: {grown}");
         Ok(())
     })
 }

@@ -17,8 +17,8 @@ use crate::chaincode::{
 use crate::channel::Batching;
 use crate::container::docker::{DockerSettings, RustBuilder, RustBuilds};
 use crate::container::inproc::{
-    DEFAULT_MAX_INSTANCES, DEFAULT_MAX_MEMORY_BYTES, DEFAULT_MAX_STACK_BYTES,
-    DEFAULT_REGISTER_TIMEOUT, InprocLimits,
+    DEFAULT_INSTANCES_PER_CHAINCODE, DEFAULT_MAX_INSTANCES, DEFAULT_MAX_MEMORY_BYTES,
+    DEFAULT_MAX_STACK_BYTES, DEFAULT_REGISTER_TIMEOUT, InprocLimits,
 };
 use crate::fabric::DEFAULT_MAX_GRPC_MESSAGE_BYTES;
 use crate::msp::DEFAULT_MSP_ID;
@@ -213,6 +213,10 @@ pub struct InprocSettings {
     pub max_stack_bytes: usize,
     /// Most wasm instances alive at once.
     pub max_instances: u32,
+    /// Most instances of one chaincode alive at once: a chaincode whose instances are all busy
+    /// gets one more, up to this many, and those idle for 30 s are retired again (0 counts as
+    /// 1).
+    pub instances_per_chaincode: usize,
     /// How long a started instance may take to register, in milliseconds; within the
     /// chaincode startup timeout, which also covers compiling.
     pub register_timeout_ms: u64,
@@ -237,6 +241,7 @@ impl Default for InprocSettings {
             max_memory_bytes: DEFAULT_MAX_MEMORY_BYTES,
             max_stack_bytes: DEFAULT_MAX_STACK_BYTES,
             max_instances: DEFAULT_MAX_INSTANCES,
+            instances_per_chaincode: DEFAULT_INSTANCES_PER_CHAINCODE,
             register_timeout_ms: u64::try_from(DEFAULT_REGISTER_TIMEOUT.as_millis())
                 .unwrap_or(u64::MAX),
             block_readers: Vec::new(),
@@ -523,6 +528,7 @@ impl Config {
                 max_message_bytes: self.chaincode.max_message_bytes,
             },
             max_instances: self.inproc.max_instances,
+            instances_per_chaincode: self.inproc.instances_per_chaincode,
             register_timeout: Duration::from_millis(self.inproc.register_timeout_ms),
         }
     }

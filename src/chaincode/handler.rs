@@ -93,6 +93,8 @@ impl Handler {
             };
             let message = match next {
                 None => break self.why_lost("stream ended".to_owned()).await,
+                // A guest's stream says how it ended: there is no VM report to wait for.
+                Some(Err(broken @ StreamBroken::GuestEnded { .. })) => break broken.to_string(),
                 Some(Err(broken)) => break self.why_lost(broken.to_string()).await,
                 Some(Ok(message)) => message,
             };

@@ -12,12 +12,13 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use super::error::{ChaincodeError, LaunchFailure, Result};
+use super::growth::{Growth, GrowthOrder};
 use super::registry::{HandlerHandle, HandlerRegistry};
 use crate::container::{
     ContainerRuntime, Exit, ExitReport, LaunchConfig, LaunchProgress, LaunchStage, Started, Target,
@@ -51,6 +52,7 @@ struct Shared {
     progress: LaunchProgress,
     under_way: Mutex<HashMap<String, watch::Receiver<Told>>>,
     exits: Mutex<HashMap<String, ExitReport>>,
+    growth: Arc<Growth>,
 }
 
 impl Launcher {
@@ -65,6 +67,7 @@ impl Launcher {
                 progress,
                 under_way: Mutex::default(),
                 exits: Mutex::default(),
+                growth: Arc::default(),
             }),
             tasks: TaskTracker::new(),
             stopping: CancellationToken::new(),
@@ -93,6 +96,31 @@ impl Launcher {
     /// Whether a VM of this launcher has the chaincode `name`.
     pub fn can_launch(&self, name: &str) -> bool {
         self.shared.vms.iter().any(|vm| vm.target(name).is_some())
+    }
+
+    /// Starts one more instance of the running chaincode `name`, whose `instances` serving
+    /// instances are all busy, if its VM runs more than that and no such start is under way.
+    /// The start goes on in a task of its own, taking at most `timeout` to register; what is
+    /// returned resolves when it is over.
+    pub fn grow(
+        &self,
+        name: &str,
+        instances: usize,
+        registry: &HandlerRegistry,
+        timeout: Duration,
+    ) -> Option<oneshot::Receiver<()>> {
+        self.shared.growth.grow(
+            name,
+            instances,
+            &GrowthOrder {
+                vms: &self.shared.vms,
+                runtime: &self.shared.runtime,
+                registry,
+                tasks: &self.tasks,
+                stopping: &self.stopping,
+                timeout,
+            },
+        )
     }
 
     /// Launches `name` unless a launch of it is under way, and waits for that launch to end.

@@ -69,10 +69,14 @@ impl Registrant<'_> {
         )
         .retired_through(self.retired.clone())
         .ended_on_timeout_by(self.end_on_timeout.cloned());
-        self.support
-            .registry()
-            .register(handle.clone())
-            .map_err(|refusal| refusal.to_string())?;
+        if self.launched_as == Some(name.as_str()) {
+            self.support.registry().join(handle.clone());
+        } else {
+            self.support
+                .registry()
+                .register(handle.clone())
+                .map_err(|refusal| refusal.to_string())?;
+        }
         if self.launched_as.is_some() {
             debug!(chaincode = %name, "chaincode registered");
         } else {

@@ -42,6 +42,12 @@ impl HandlerHandle {
         }
     }
 
+    /// The id the next handle will have: every handle made from now on has this id or a later
+    /// one.
+    pub(crate) fn next_id() -> u64 {
+        NEXT_HANDLE_ID.load(Ordering::Relaxed)
+    }
+
     /// Cancels `retired` when the chaincode is retired, for whoever serves its connection.
     #[must_use]
     pub(crate) fn retired_through(mut self, retired: CancellationToken) -> Self {
@@ -159,37 +165,80 @@ struct Registered {
     handle: HandlerHandle,
     ready: bool,
     retiring: bool,
+    /// How many transactions it had been given when idle instances were last looked for.
+    opened_when_seen: Option<u64>,
 }
 
 impl Registered {
+    fn new(handle: HandlerHandle) -> Self {
+        Self {
+            handle,
+            ready: false,
+            retiring: false,
+            opened_when_seen: None,
+        }
+    }
+
+    /// Retires the instance; returns whether it was not retiring yet.
+    fn retire(&mut self) -> bool {
+        if self.retiring {
+            return false;
+        }
+        self.retiring = true;
+        self.handle.retired.cancel();
+        true
+    }
+
     fn serves(&self) -> bool {
         self.ready && !self.retiring
     }
 }
 
+/// The instance of a chaincode chosen for a transaction, and how busy its chaincode is.
+pub struct Pick {
+    /// The instance to run the transaction on.
+    pub handle: HandlerHandle,
+    /// How many instances of the chaincode serve.
+    pub instances: usize,
+    /// Whether every serving instance is running a transaction.
+    pub all_busy: bool,
+}
+
+/// The instances registered under one name, in the order they registered.
+type Instances = Vec<Registered>;
+
 /// Registered handlers by name, and their names by ledger namespace, so that a chaincode
 /// registered as `name:version` is found by `name` without a scan of every handler.
 #[derive(Default)]
 struct Handlers {
-    by_name: HashMap<String, Registered>,
+    by_name: HashMap<String, Instances>,
     by_namespace: HashMap<String, Vec<String>>,
 }
 
 impl Handlers {
-    /// Adds `entry`, replacing a handler registered under the same name.
+    /// Adds `entry` after the instances registered under the same name.
     fn insert(&mut self, entry: Registered) {
-        let name = entry.handle.name.clone();
-        let namespace = entry.handle.namespace().to_owned();
-        if self.by_name.insert(name.clone(), entry).is_none() {
-            self.by_namespace.entry(namespace).or_default().push(name);
+        let instances = self.by_name.entry(entry.handle.name.clone()).or_default();
+        if instances.is_empty() {
+            self.by_namespace
+                .entry(entry.handle.namespace().to_owned())
+                .or_default()
+                .push(entry.handle.name.clone());
         }
+        instances.push(entry);
     }
 
-    fn remove(&mut self, name: &str) {
-        let Some(entry) = self.by_name.remove(name) else {
+    /// Removes the instance with handle `id` registered as `name`, if it is there.
+    fn remove(&mut self, name: &str, id: u64) {
+        let Some(instances) = self.by_name.get_mut(name) else {
             return;
         };
-        let namespace = entry.handle.namespace();
+        instances.retain(|entry| entry.handle.id != id);
+        if !instances.is_empty() {
+            return;
+        }
+        self.by_name.remove(name);
+        let namespace = name.split(':').next().unwrap_or(name);
         if let Some(names) = self.by_namespace.get_mut(namespace) {
             names.retain(|registered| registered != name);
             if names.is_empty() {
@@ -198,19 +247,60 @@ impl Handlers {
         }
     }
 
-    /// The serving handler registered as exactly `name`, or else one registered as
-    /// `name:version`.
-    fn serving(&self, name: &str) -> Option<&HandlerHandle> {
-        if let Some(entry) = self.by_name.get(name) {
-            return entry.serves().then_some(&entry.handle);
+    /// The instance with handle `id` registered as `name`.
+    fn entry_mut(&mut self, name: &str, id: u64) -> Option<&mut Registered> {
+        self.by_name
+            .get_mut(name)?
+            .iter_mut()
+            .find(|entry| entry.handle.id == id)
+    }
+
+    /// The instances registered as exactly `name` if one of them serves, or else those of a
+    /// `name:version` of which one serves.
+    fn serving(&self, name: &str) -> Option<&Instances> {
+        let serves = |instances: &&Instances| instances.iter().any(Registered::serves);
+        if let Some(instances) = self.by_name.get(name) {
+            return Some(instances).filter(serves);
         }
         self.by_namespace
             .get(name)?
             .iter()
             .filter_map(|registered| self.by_name.get(registered))
-            .find(|entry| entry.serves())
-            .map(|entry| &entry.handle)
+            .find(serves)
     }
+}
+
+/// Chooses the instance for a transaction among `instances`: the one already running it if one
+/// is (so that a chaincode calling itself is refused as a duplicate, as it is with one
+/// instance), else the serving one running the fewest transactions, the earliest registered of
+/// those (so that later instances fall idle first when load drops).
+fn choose(instances: &Instances, tx: Option<(&str, &str)>) -> Option<Pick> {
+    let mut serving = instances.iter().filter(|entry| entry.serves());
+    let first = serving.next()?;
+    let mut chosen = first;
+    let mut count = 1;
+    let mut least = first.handle.running_transactions();
+    for entry in serving {
+        count += 1;
+        let load = entry.handle.running_transactions();
+        if load < least {
+            (chosen, least) = (entry, load);
+        }
+    }
+    if count > 1
+        && let Some((channel, tx_id)) = tx
+        && let Some(running_it) = instances
+            .iter()
+            .filter(|entry| entry.serves())
+            .find(|entry| entry.handle.contexts.runs(channel, tx_id))
+    {
+        chosen = running_it;
+    }
+    Some(Pick {
+        handle: chosen.handle.clone(),
+        instances: count,
+        all_busy: least > 0,
+    })
 }
 
 /// Connected chaincodes by registered name.
@@ -218,6 +308,7 @@ impl Handlers {
 pub struct HandlerRegistry {
     handlers: Arc<Mutex<Handlers>>,
     registered: Arc<Notify>,
+    retirements: Arc<AtomicU64>,
 }
 
 impl HandlerRegistry {
@@ -231,39 +322,97 @@ impl HandlerRegistry {
         if handlers
             .by_name
             .get(&handle.name)
-            .is_some_and(|entry| !entry.retiring)
+            .is_some_and(|instances| instances.iter().any(|entry| !entry.retiring))
         {
             return Err(ChaincodeError::AlreadyRegistered { name: handle.name });
         }
-        handlers.insert(Registered {
-            handle,
-            ready: false,
-            retiring: false,
-        });
+        handlers.insert(Registered::new(handle));
         Ok(())
     }
 
-    /// Retires the chaincode registered as exactly `name`: it takes no new transactions,
-    /// finishes those it runs, then its connection closes. Returns whether one was registered.
+    /// Registers one more instance of a chaincode the peer launched, beside those registered
+    /// under its name; it serves transactions once [`Self::ready`] is called.
+    pub fn join(&self, handle: HandlerHandle) {
+        lock(&self.handlers).insert(Registered::new(handle));
+    }
+
+    /// Retires every instance of the chaincode registered as exactly `name`: they take no new
+    /// transactions, finish those they run, then their connections close. Returns whether one
+    /// was registered.
     pub fn retire(&self, name: &str) -> bool {
         let mut handlers = lock(&self.handlers);
-        match handlers.by_name.get_mut(name) {
-            Some(entry) if !entry.retiring => {
-                entry.retiring = true;
-                entry.handle.retired.cancel();
-                true
-            }
-            _ => false,
+        self.retirements.fetch_add(1, Ordering::Relaxed);
+        let mut retired = false;
+        for entry in handlers.by_name.get_mut(name).into_iter().flatten() {
+            retired |= entry.retire();
         }
+        retired
+    }
+
+    /// How many times chaincodes have been retired by name since the registry began.
+    pub(crate) fn retirements(&self) -> u64 {
+        self.retirements.load(Ordering::Relaxed)
+    }
+
+    /// Retires the instances of `name` registered since handle id `first_id` was next: those
+    /// an instance start begun then may have registered.
+    pub(crate) fn retire_registered_since(&self, name: &str, first_id: u64) {
+        let mut handlers = lock(&self.handlers);
+        for entry in handlers.by_name.get_mut(name).into_iter().flatten() {
+            if entry.handle.id >= first_id {
+                entry.retire();
+            }
+        }
+    }
+
+    /// Resolves once an instance of `name` registered since handle id `first_id` was next
+    /// serves.
+    pub(crate) async fn registered_since(&self, name: &str, first_id: u64) {
+        loop {
+            let notified = self.registered.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let serves = lock(&self.handlers)
+                .by_name
+                .get(name)
+                .is_some_and(|instances| {
+                    instances
+                        .iter()
+                        .any(|entry| entry.serves() && entry.handle.id >= first_id)
+                });
+            if serves {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Retires, of each chaincode with more than one serving instance, those that have been
+    /// given no transaction since the last call and run none, the latest registered first,
+    /// while one instance is left serving. Returns how many were retired.
+    pub(crate) fn retire_idle_instances(&self) -> usize {
+        let mut handlers = lock(&self.handlers);
+        let mut retired = 0;
+        for instances in handlers.by_name.values_mut() {
+            let mut serving = instances.iter().filter(|entry| entry.serves()).count();
+            for entry in instances.iter_mut().rev() {
+                let opened = entry.handle.contexts.opened();
+                let idle = entry.opened_when_seen == Some(opened)
+                    && entry.handle.running_transactions() == 0;
+                entry.opened_when_seen = Some(opened);
+                if serving > 1 && idle && entry.serves() {
+                    entry.retire();
+                    serving -= 1;
+                    retired += 1;
+                }
+            }
+        }
+        retired
     }
 
     /// Opens a registered handler to transactions, once its chaincode has been sent READY.
     pub fn ready(&self, handle: &HandlerHandle) {
-        if let Some(entry) = lock(&self.handlers)
-            .by_name
-            .get_mut(&handle.name)
-            .filter(|entry| entry.handle.id == handle.id)
-        {
+        if let Some(entry) = lock(&self.handlers).entry_mut(&handle.name, handle.id) {
             entry.ready = true;
         }
         self.registered.notify_waiters();
@@ -282,31 +431,53 @@ impl HandlerRegistry {
         }
     }
 
-    /// Removes the handler, if it is still the one registered under its name.
+    /// Removes the handler, if it is still registered.
     pub fn deregister(&self, handle: &HandlerHandle) {
-        let mut handlers = lock(&self.handlers);
-        if handlers
-            .by_name
-            .get(&handle.name)
-            .is_some_and(|entry| entry.handle.id == handle.id)
-        {
-            handlers.remove(&handle.name);
-        }
+        lock(&self.handlers).remove(&handle.name, handle.id);
     }
 
-    /// The serving handler for a chaincode: an exact registered name, or `name` matching the part
-    /// of a registered `name:version` before the colon.
+    /// A serving handler for a chaincode: an exact registered name, or `name` matching the part
+    /// of a registered `name:version` before the colon; of several instances, the least busy.
     pub fn get(&self, name: &str) -> Option<HandlerHandle> {
-        lock(&self.handlers).serving(name).cloned()
+        self.pick(name, None).map(|pick| pick.handle)
+    }
+
+    /// The instance of chaincode `name` (found as [`Self::get`] finds it) to run a transaction
+    /// on: given the transaction's channel and id, the instance already running it if one is,
+    /// else the least busy.
+    pub fn pick(&self, name: &str, tx: Option<(&str, &str)>) -> Option<Pick> {
+        choose(lock(&self.handlers).serving(name)?, tx)
+    }
+
+    /// How many transactions the serving instances of chaincode `name` (found as [`Self::get`]
+    /// finds it) are running.
+    pub fn running_transactions(&self, name: &str) -> usize {
+        lock(&self.handlers).serving(name).map_or(0, |instances| {
+            instances
+                .iter()
+                .filter(|entry| entry.serves())
+                .map(|entry| entry.handle.running_transactions())
+                .sum()
+        })
+    }
+
+    /// How many instances of the chaincode registered as exactly `name` serve.
+    pub fn instances(&self, name: &str) -> usize {
+        lock(&self.handlers)
+            .by_name
+            .get(name)
+            .map_or(0, |instances| {
+                instances.iter().filter(|entry| entry.serves()).count()
+            })
     }
 
     /// The names of all serving chaincodes, sorted.
     pub fn names(&self) -> Vec<String> {
         let mut names: Vec<String> = lock(&self.handlers)
             .by_name
-            .values()
-            .filter(|entry| entry.serves())
-            .map(|entry| entry.handle.name.clone())
+            .iter()
+            .filter(|(_, instances)| instances.iter().any(Registered::serves))
+            .map(|(name, _)| name.clone())
             .collect();
         names.sort();
         names
@@ -316,6 +487,7 @@ impl HandlerRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ledger::{DEFAULT_CHANNEL, Ledger};
 
     fn handle(name: &str) -> HandlerHandle {
         let (outbound, _) = tokio::sync::mpsc::channel(1);
@@ -350,6 +522,99 @@ mod tests {
         registry.deregister(&second);
         assert!(registry.get("cc").is_none());
         assert_eq!(registry.names(), vec!["other:1.0".to_owned()]);
+        Ok(())
+    }
+
+    /// Opens a transaction on `handle`, as an executor does.
+    fn run(handle: &HandlerHandle, ledger: &Ledger, tx_id: &str) -> anyhow::Result<()> {
+        let simulator = ledger.new_simulator(DEFAULT_CHANNEL, tx_id)?;
+        let opened = handle.contexts.open(TxInfo {
+            channel: DEFAULT_CHANNEL.to_owned(),
+            tx_id: tx_id.to_owned(),
+            namespace: handle.namespace().to_owned(),
+            signed_proposal: None,
+            simulator: Arc::new(Mutex::new(simulator)),
+            read_only: false,
+        });
+        assert!(opened.is_some(), "{tx_id} is new");
+        Ok(())
+    }
+
+    fn joined(registry: &HandlerRegistry, name: &str) -> HandlerHandle {
+        let handle = handle(name);
+        registry.join(handle.clone());
+        registry.ready(&handle);
+        handle
+    }
+
+    #[test]
+    fn a_transaction_goes_to_the_least_busy_instance_or_the_one_running_it() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let ledger = Ledger::open_with_default_channel(dir.path())?;
+        let registry = HandlerRegistry::default();
+        let first = joined(&registry, "cc");
+        let second = joined(&registry, "cc");
+        assert_eq!(registry.instances("cc"), 2);
+
+        let idle = registry.pick("cc", None).expect("cc serves");
+        assert_eq!(idle.handle.id, first.id, "of two idle, the earliest");
+        assert!(!idle.all_busy);
+
+        run(&first, &ledger, "a")?;
+        let pick = registry.pick("cc", None).expect("cc serves");
+        assert_eq!(pick.handle.id, second.id, "the idle one");
+        assert!(!pick.all_busy);
+
+        let again = registry
+            .pick("cc", Some((DEFAULT_CHANNEL, "a")))
+            .expect("cc serves");
+        assert_eq!(
+            again.handle.id, first.id,
+            "the instance already running the transaction, which refuses it as a duplicate"
+        );
+
+        run(&second, &ledger, "b")?;
+        let busy = registry.pick("cc", None).expect("cc serves");
+        assert!(busy.all_busy);
+        assert_eq!(busy.instances, 2);
+        assert_eq!(registry.running_transactions("cc"), 2);
+        Ok(())
+    }
+
+    #[test]
+    fn instances_that_ran_nothing_since_the_last_look_are_retired_but_one() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let ledger = Ledger::open_with_default_channel(dir.path())?;
+        let registry = HandlerRegistry::default();
+        let first = joined(&registry, "cc");
+        let second = joined(&registry, "cc");
+        let third = joined(&registry, "cc");
+        let other = ready(&registry, "other")?;
+
+        assert_eq!(
+            registry.retire_idle_instances(),
+            0,
+            "an instance never looked at before is not known to be idle"
+        );
+        run(&second, &ledger, "a")?;
+        second.contexts.close(DEFAULT_CHANNEL, "a");
+        assert_eq!(
+            registry.retire_idle_instances(),
+            2,
+            "the first and the third ran nothing since; the second ran a transaction"
+        );
+        assert!(third.retired.is_cancelled() && first.retired.is_cancelled());
+        assert!(!second.retired.is_cancelled() && !other.retired.is_cancelled());
+        assert_eq!(
+            registry.retire_idle_instances(),
+            0,
+            "the last instance serving stays"
+        );
+        assert_eq!(registry.instances("cc"), 1);
+
+        assert!(registry.retire("cc"));
+        assert!(second.retired.is_cancelled(), "retiring a name retires all");
+        assert!(registry.get("cc").is_none());
         Ok(())
     }
 

@@ -366,8 +366,37 @@ impl ChaincodeSupport {
         launched
     }
 
-    /// Retires the running chaincode `name` so that a newer instance can take its place: it
-    /// takes no new transactions (they launch the newer one) and ends once its own are done.
+    /// The instance of the request's chaincode to run it on (see [`HandlerRegistry::pick`]),
+    /// launching the chaincode if none runs. When every instance is busy and the chaincode's VM
+    /// runs more, one more is started and the transaction waits for it rather than behind
+    /// another; while that start is under way, further transactions go to the least busy.
+    async fn instance_for(&self, request: &ExecuteRequest) -> Result<HandlerHandle> {
+        let registry = &self.inner.registry;
+        let tx = Some((request.channel.as_str(), request.tx_id.as_str()));
+        let Some(pick) = registry.pick(&request.chaincode, tx) else {
+            return self.launch(&request.chaincode).await;
+        };
+        if !pick.all_busy {
+            return Ok(pick.handle);
+        }
+        let growth = self.inner.launcher.grow(
+            &request.chaincode,
+            pick.instances,
+            registry,
+            self.inner.config.startup_timeout,
+        );
+        let Some(grown) = growth else {
+            return Ok(pick.handle);
+        };
+        let _ = grown.await;
+        Ok(registry
+            .pick(&request.chaincode, tx)
+            .map_or(pick.handle, |again| again.handle))
+    }
+
+    /// Retires the running chaincode `name` so that a newer instance can take its place: every
+    /// instance of it takes no new transactions (they launch the newer one) and ends once its
+    /// own are done.
     /// Returns whether it was running.
     pub fn retire(&self, name: &str) -> bool {
         self.inner.registry.retire(name)
@@ -381,7 +410,7 @@ impl ChaincodeSupport {
     /// # Errors
     /// As [`Self::launch`], then as [`super::HandlerHandle::execute`].
     pub async fn execute(&self, request: ExecuteRequest) -> Result<ExecuteResult> {
-        let handle = self.launch(&request.chaincode).await?;
+        let handle = self.instance_for(&request).await?;
         let result = handle
             .execute(request, self.inner.config.execute_timeout)
             .await;

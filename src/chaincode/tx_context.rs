@@ -1,6 +1,7 @@
 //! Transaction contexts: what the peer knows about a transaction while a chaincode runs it.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use ccvm_proto::protos::{ChaincodeMessage, SignedProposal};
@@ -123,6 +124,10 @@ type ByChannel = HashMap<String, HashMap<String, Arc<TxContext>>>;
 #[derive(Default)]
 pub(crate) struct TxContexts {
     contexts: Mutex<ByChannel>,
+    /// How many transactions `contexts` holds, changed under its lock and read without it.
+    running: AtomicUsize,
+    /// How many transactions have been opened in all.
+    opened: AtomicU64,
     closed_because: Mutex<Option<String>>,
     /// Woken when the last running transaction ends.
     idle: Notify,
@@ -159,6 +164,8 @@ impl TxContexts {
             done: Mutex::new(Some(sender)),
         });
         channel.insert(tx_id, Arc::clone(&context));
+        self.running.fetch_add(1, Ordering::Relaxed);
+        self.opened.fetch_add(1, Ordering::Relaxed);
         Some((context, receiver))
     }
 
@@ -167,9 +174,21 @@ impl TxContexts {
         lock(&self.contexts).get(channel)?.get(tx_id).cloned()
     }
 
+    /// Whether the transaction is running.
+    pub fn runs(&self, channel: &str, tx_id: &str) -> bool {
+        lock(&self.contexts)
+            .get(channel)
+            .is_some_and(|running| running.contains_key(tx_id))
+    }
+
     /// How many transactions are running.
     pub fn len(&self) -> usize {
-        lock(&self.contexts).values().map(HashMap::len).sum()
+        self.running.load(Ordering::Relaxed)
+    }
+
+    /// How many transactions have been opened since the connection began.
+    pub fn opened(&self) -> u64 {
+        self.opened.load(Ordering::Relaxed)
     }
 
     /// Ends a transaction; its iterators are dropped with it.
@@ -178,7 +197,10 @@ impl TxContexts {
         let Some(running) = contexts.get_mut(channel) else {
             return;
         };
-        if running.remove(tx_id).is_some() && contexts.values().all(HashMap::is_empty) {
+        if running.remove(tx_id).is_none() {
+            return;
+        }
+        if self.running.fetch_sub(1, Ordering::Relaxed) == 1 {
             drop(contexts);
             self.idle.notify_waiters();
         }
@@ -206,12 +228,15 @@ impl TxContexts {
     /// executors see the disconnect and its reason.
     pub fn close_all(&self, reason: &str) {
         *lock(&self.closed_because) = Some(reason.to_owned());
-        for context in lock(&self.contexts)
+        let mut contexts = lock(&self.contexts);
+        self.running.store(0, Ordering::Relaxed);
+        for context in contexts
             .drain()
             .flat_map(|(_, running)| running.into_values())
         {
             lock(&context.done).take();
         }
+        drop(contexts);
         self.idle.notify_waiters();
     }
 }

@@ -56,6 +56,12 @@ pub trait Vm: Send + Sync {
         target: &'a Target,
         config: &'a LaunchConfig,
     ) -> StartFuture<'a>;
+
+    /// How many instances of one chaincode this VM runs at most: a VM that runs more than one
+    /// is asked for another when every instance of a chaincode is busy.
+    fn most_instances(&self) -> usize {
+        1
+    }
 }
 
 /// Messages from a chaincode; an `Err` ends the stream and says why.

@@ -149,16 +149,16 @@ impl TestNode {
 
     /// Waits until the chaincode is running at least one transaction.
     pub async fn wait_until_running_tx(&self, name: &str) -> Result<()> {
+        self.wait_until_running(name, 1).await
+    }
+
+    /// Waits until the chaincode's instances are running at least `count` transactions.
+    pub async fn wait_until_running(&self, name: &str, count: usize) -> Result<()> {
         let deadline = Instant::now() + REGISTER_DEADLINE;
-        while self
-            .node()
-            .support()
-            .registry()
-            .get(name)
-            .is_none_or(|h| h.running_transactions() == 0)
-        {
+        let registry = self.node().support().registry();
+        while registry.running_transactions(name) < count {
             if Instant::now() > deadline {
-                bail!("chaincode {name} never ran a transaction");
+                bail!("chaincode {name} never ran {count} transactions at once");
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }

@@ -391,7 +391,8 @@ async fn a_guest_message_over_the_size_limit_ends_only_its_connection() -> Resul
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_first_calls_launch_one_instance() -> Result<()> {
-    let node = TestNode::start().await?;
+    // One instance at most, so that no call finding it busy starts a second.
+    let node = TestNode::start_with(|config| config.inproc.instances_per_chaincode = 1).await?;
     let vm = node.inner().inproc();
     vm.install("scc", vm.compile("scc", &wasm_example("kv")?)?);
 
@@ -409,20 +410,104 @@ async fn concurrent_first_calls_launch_one_instance() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_second_instance_under_a_taken_name_is_refused_and_the_first_serves_on() -> Result<()> {
+async fn a_second_instance_the_peer_starts_under_a_running_name_serves_beside_the_first()
+-> Result<()> {
     let node = TestNode::start_with(|config| config.dev_mode = false).await?;
     let vm = node.inner().inproc();
     let component = vm.compile("wasmkv", &wasm_example("kv")?)?;
     let _first = vm.start("twice:1.0", &component).await?;
     node.wait_registered("twice").await?;
 
-    let second = vm.start("twice:1.0", &component).await?;
-    let exit = tokio::time::timeout(Duration::from_secs(10), second.wait())
-        .await
-        .context("the refused instance kept running")?;
-    assert_eq!(exit, GuestExit::Failed);
+    let _second = vm.start("twice:1.0", &component).await?;
+    let registry = node.inner().support().registry();
+    assert_eq!(registry.instances("twice:1.0"), 2);
     node.invoke("twice", &["put", "color", "green"]).await?;
     assert_eq!(node.query_text("twice", &["get", "color"]).await?, "green");
+    Ok(())
+}
+
+/// Queries `hostile` with `sleep` on a task: the instance it lands on is busy for an hour.
+fn put_to_sleep(node: &Arc<TestNode>) -> tokio::task::JoinHandle<Result<()>> {
+    let node = Arc::clone(node);
+    tokio::spawn(async move { node.query("hostile", &["sleep"]).await.map(drop) })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_chaincode_gets_one_more_instance_up_to_its_limit() -> Result<()> {
+    let node =
+        Arc::new(TestNode::start_with(|config| config.inproc.instances_per_chaincode = 3).await?);
+    let vm = node.inner().inproc();
+    vm.install("hostile", vm.compile("hostile", &wasm_example("hostile")?)?);
+    let registry = node.inner().support().registry();
+
+    let mut sleepers = Vec::new();
+    for busy in 1..=3 {
+        sleepers.push(put_to_sleep(&node));
+        node.wait_until_running("hostile", busy).await?;
+        assert_eq!(
+            registry.instances("hostile"),
+            busy,
+            "each sleeper has an instance of its own"
+        );
+        if busy < 3 {
+            assert_eq!(
+                node.query_text("hostile", &["hello"]).await?,
+                "well behaved",
+                "with {busy} instances asleep, a transaction is answered by one more"
+            );
+        }
+    }
+    let queued = {
+        let node = Arc::clone(&node);
+        tokio::spawn(async move { node.query_text("hostile", &["hello"]).await })
+    };
+    node.wait_until_running("hostile", 4).await?;
+    assert_eq!(
+        (vm.instances_started(), registry.instances("hostile")),
+        (3, 3),
+        "at the limit, a transaction waits for a busy instance instead of starting a fourth"
+    );
+
+    assert!(node.inner().support().retire("hostile"));
+    assert_eq!(
+        registry.instances("hostile"),
+        0,
+        "a retired name keeps no instance"
+    );
+    assert_eq!(
+        node.query_text("hostile", &["hello"]).await?,
+        "well behaved"
+    );
+    assert_eq!(
+        vm.instances_started(),
+        4,
+        "the next call launched a new one"
+    );
+    queued.abort();
+    for sleeper in sleepers {
+        sleeper.abort();
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chaincode_limited_to_one_instance_queues_behind_its_busy_one() -> Result<()> {
+    let node =
+        Arc::new(TestNode::start_with(|config| config.inproc.instances_per_chaincode = 1).await?);
+    let vm = node.inner().inproc();
+    vm.install("hostile", vm.compile("hostile", &wasm_example("hostile")?)?);
+
+    let sleeper = put_to_sleep(&node);
+    node.wait_until_running("hostile", 1).await?;
+    let queued = {
+        let node = Arc::clone(&node);
+        tokio::spawn(async move { node.query_text("hostile", &["hello"]).await })
+    };
+    node.wait_until_running("hostile", 2).await?;
+    assert_eq!(vm.instances_started(), 1);
+    assert_eq!(node.inner().support().registry().instances("hostile"), 1);
+    queued.abort();
+    sleeper.abort();
     Ok(())
 }
 

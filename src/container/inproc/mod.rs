@@ -27,6 +27,8 @@ pub use ccvm_sandbox::{DEFAULT_MAX_MEMORY_BYTES, DEFAULT_MAX_STACK_BYTES, EPOCH_
 pub use error::{InprocError, Result};
 pub use host::BlockStore;
 pub use instance::InstanceHandle;
-pub use limits::{DEFAULT_MAX_INSTANCES, DEFAULT_REGISTER_TIMEOUT, InprocLimits};
+pub use limits::{
+    DEFAULT_INSTANCES_PER_CHAINCODE, DEFAULT_MAX_INSTANCES, DEFAULT_REGISTER_TIMEOUT, InprocLimits,
+};
 pub use linking::Compiled;
 pub use vm::InprocVm;

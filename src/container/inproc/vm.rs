@@ -246,4 +246,8 @@ impl Vm for InprocVm {
             Ok::<_, VmError>(instance.into_started())
         })
     }
+
+    fn most_instances(&self) -> usize {
+        self.limits.instances_per_chaincode
+    }
 }

@@ -1,0 +1,177 @@
+//! More instances of a busy chaincode: when every instance of a chaincode is running a
+//! transaction and its VM may run more of it, one more is started beside them, one start at a
+//! time per chaincode; instances that have fallen idle are retired again, while one stays.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, warn};
+
+use super::registry::{HandlerHandle, HandlerRegistry};
+use crate::container::{ContainerRuntime, Started, Vm};
+use crate::sync::lock;
+
+/// How long an instance beyond a chaincode's first may run no transaction before it is retired.
+/// Idle instances are looked for at this interval, so one ends between one and two periods
+/// after its last transaction.
+pub const RETIRE_AFTER_IDLE: Duration = Duration::from_secs(30);
+
+/// The growth of each chaincode that has been busy: how many instances its VM runs at most, and
+/// whether a start of one more is under way.
+#[derive(Default)]
+pub(super) struct Growth {
+    names: Mutex<HashMap<String, NameGrowth>>,
+    sweeping: AtomicBool,
+}
+
+struct NameGrowth {
+    most: usize,
+    under_way: bool,
+}
+
+/// What a start of one more instance needs from the launcher.
+pub(super) struct GrowthOrder<'a> {
+    pub vms: &'a [Arc<dyn Vm>],
+    pub runtime: &'a ContainerRuntime,
+    pub registry: &'a HandlerRegistry,
+    pub tasks: &'a TaskTracker,
+    pub stopping: &'a CancellationToken,
+    /// How long the instance may take to register.
+    pub timeout: Duration,
+}
+
+impl Growth {
+    /// Starts one more instance of `name`, which has `instances` serving and all of them busy,
+    /// unless one is being started already or its VM runs no more of it. The start runs on a
+    /// task of its own; what is returned resolves when it is over (the instance serves, or it
+    /// failed). The first growth also starts the task that retires idle instances.
+    pub fn grow(
+        self: &Arc<Self>,
+        name: &str,
+        instances: usize,
+        order: &GrowthOrder<'_>,
+    ) -> Option<oneshot::Receiver<()>> {
+        if !self.begin(name, instances, order.vms) {
+            return None;
+        }
+        if !self.sweeping.swap(true, Ordering::Relaxed) {
+            order
+                .tasks
+                .spawn(retire_idle(order.registry.clone(), order.stopping.clone()));
+        }
+        let Some((vm, target)) = order
+            .vms
+            .iter()
+            .find_map(|vm| vm.target(name).map(|target| (Arc::clone(vm), target)))
+        else {
+            self.end(name);
+            return None;
+        };
+        let config = match order.runtime.launch_config(&target) {
+            Ok(config) => config,
+            Err(reason) => {
+                warn!(chaincode = name, %reason, "cannot configure one more instance");
+                self.end(name);
+                return None;
+            }
+        };
+        let (growth, registry, stopping) = (
+            Arc::clone(self),
+            order.registry.clone(),
+            order.stopping.clone(),
+        );
+        let (name, timeout) = (name.to_owned(), order.timeout);
+        let (over, grown) = oneshot::channel();
+        order.tasks.spawn(async move {
+            let first_id = HandlerHandle::next_id();
+            let retirements = registry.retirements();
+            let registers_as = target.registers_as.clone();
+            let start = async {
+                let Started { stop, mut exited } =
+                    match vm.start(&name, &target, &config).await {
+                        Ok(started) => started,
+                        Err(e) => {
+                            warn!(chaincode = %name, error = %e, "one more instance did not start");
+                            return;
+                        }
+                    };
+                tokio::select! {
+                    biased;
+                    () = registry.registered_since(&registers_as, first_id) => {
+                        // Retired meanwhile (a hot swap), the instance may run what was
+                        // installed before: it takes no transactions.
+                        if registry.retirements() != retirements {
+                            registry.retire_registered_since(&registers_as, first_id);
+                        }
+                        debug!(chaincode = %name, instances = instances + 1, "one more instance");
+                    }
+                    exit = exited.ended() => {
+                        warn!(chaincode = %name, %exit, "one more instance ended before registering");
+                    }
+                    () = tokio::time::sleep(timeout) => {
+                        warn!(chaincode = %name, ?timeout, "one more instance did not register in time; stopping it");
+                        stop();
+                    }
+                }
+            };
+            tokio::select! {
+                () = start => {}
+                () = stopping.cancelled() => {}
+            }
+            growth.end(&name);
+            let _ = over.send(());
+        });
+        Some(grown)
+    }
+
+    /// Marks a start of one more instance of `name` under way, if one may begin.
+    fn begin(&self, name: &str, instances: usize, vms: &[Arc<dyn Vm>]) -> bool {
+        let mut names = lock(&self.names);
+        let growth = match names.get_mut(name) {
+            Some(growth) => growth,
+            None => {
+                let most = vms
+                    .iter()
+                    .find(|vm| vm.target(name).is_some())
+                    .map_or(1, |vm| vm.most_instances());
+                names.entry(name.to_owned()).or_insert(NameGrowth {
+                    most,
+                    under_way: false,
+                })
+            }
+        };
+        if growth.under_way || instances >= growth.most {
+            return false;
+        }
+        growth.under_way = true;
+        true
+    }
+
+    fn end(&self, name: &str) {
+        if let Some(growth) = lock(&self.names).get_mut(name) {
+            growth.under_way = false;
+        }
+    }
+}
+
+/// Retires idle instances every [`RETIRE_AFTER_IDLE`] until the peer stops.
+async fn retire_idle(registry: HandlerRegistry, stopping: CancellationToken) {
+    let mut ticks = tokio::time::interval(RETIRE_AFTER_IDLE);
+    ticks.tick().await;
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {
+                let retired = registry.retire_idle_instances();
+                if retired > 0 {
+                    debug!(retired, "idle chaincode instances retired");
+                }
+            }
+            () = stopping.cancelled() => return,
+        }
+    }
+}
