@@ -24,14 +24,18 @@ fn replace_file(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// A node whose system chaincode directory holds `swap.wasm`, built from `kv`, already holding
-/// `color = blue`.
-async fn swap_node(watch_interval_ms: u64) -> Result<(TestNode, tempfile::TempDir)> {
+/// `color = blue`; each chaincode runs at most `instances` instances side by side.
+async fn swap_node(
+    watch_interval_ms: u64,
+    instances: usize,
+) -> Result<(TestNode, tempfile::TempDir)> {
     let dir = tempfile::tempdir()?;
     replace_file(&dir.path().join("swap.wasm"), &wasm_example("kv")?)?;
     let scc_dir = dir.path().to_owned();
     let node = TestNode::start_with(move |config| {
         config.inproc.chaincode_dir = Some(scc_dir);
         config.inproc.watch_interval_ms = watch_interval_ms;
+        config.inproc.instances_per_chaincode = instances;
     })
     .await?;
     node.wait_registered("swap").await?;
@@ -52,16 +56,17 @@ async fn wait_until(what: &str, done: impl Fn() -> bool) -> Result<()> {
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_reload_under_load_loses_no_transaction() -> Result<()> {
-    let (node, dir) = swap_node(0).await?;
-    let node = Arc::new(node);
+/// Reloads `swap` while [`CLIENTS`] clients query it, once the old version serves them with
+/// `instances` instances, and checks that each client saw the old version, then only the new
+/// one, and that both served. Returns how many instances the VM had started before the clients
+/// began.
+async fn reload_under_load(node: &Arc<TestNode>, dir: &Path, instances: usize) -> Result<usize> {
     let started_before = node.inner().inproc().instances_started();
     let stop = Arc::new(AtomicBool::new(false));
     let served = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
     let clients: Vec<_> = (0..CLIENTS)
         .map(|_| {
-            let (node, stop, served) = (Arc::clone(&node), Arc::clone(&stop), Arc::clone(&served));
+            let (node, stop, served) = (Arc::clone(node), Arc::clone(&stop), Arc::clone(&served));
             tokio::spawn(async move {
                 let mut answers = Vec::new();
                 while !stop.load(Ordering::Relaxed) {
@@ -78,7 +83,12 @@ async fn a_reload_under_load_loses_no_transaction() -> Result<()> {
         old_served.load(Ordering::Relaxed) >= 2 * CLIENTS
     })
     .await?;
-    replace_file(&dir.path().join("swap.wasm"), &wasm_example("hostile")?)?;
+    let registry = node.inner().support().registry();
+    wait_until("the old version runs its instances", || {
+        registry.instances("swap") >= instances
+    })
+    .await?;
+    replace_file(&dir.join("swap.wasm"), &wasm_example("hostile")?)?;
     node.inner().reload_system_chaincode("swap").await?;
     wait_until("the new version served every client", || {
         new_served.load(Ordering::Relaxed) >= 2 * CLIENTS
@@ -106,6 +116,14 @@ async fn a_reload_under_load_loses_no_transaction() -> Result<()> {
         "both versions served: {old} old, {new} new"
     );
     assert_eq!(node.query_text("swap", &["get", "color"]).await?, NEW);
+    Ok(started_before)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_under_load_loses_no_transaction() -> Result<()> {
+    let (node, dir) = swap_node(0, 1).await?;
+    let node = Arc::new(node);
+    let started_before = reload_under_load(&node, dir.path(), 1).await?;
     assert_eq!(
         node.inner().inproc().instances_started(),
         started_before + 1,
@@ -127,8 +145,32 @@ async fn a_reload_under_load_loses_no_transaction() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_of_a_chaincode_grown_under_load_ends_every_old_instance() -> Result<()> {
+    let (node, dir) = swap_node(0, 4).await?;
+    let node = Arc::new(node);
+    reload_under_load(&node, dir.path(), 2).await?;
+    let (inproc, registry) = (node.inner().inproc(), node.inner().support().registry());
+    let serving = registry.instances("swap");
+    assert!(
+        (1..=4).contains(&serving),
+        "{serving} instances of the new version"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while inproc.instances_live() != registry.instances("swap") {
+        ensure!(
+            Instant::now() < deadline,
+            "old instances kept running: {} live, {} serving",
+            inproc.instances_live(),
+            registry.instances("swap")
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_newer_file_in_the_directory_is_swapped_in() -> Result<()> {
-    let (node, dir) = swap_node(50).await?;
+    let (node, dir) = swap_node(50, 1).await?;
     replace_file(&dir.path().join("swap.wasm"), &wasm_example("hostile")?)?;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -145,7 +187,7 @@ async fn a_newer_file_in_the_directory_is_swapped_in() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_that_does_not_compile_keeps_the_old_instance() -> Result<()> {
-    let (node, dir) = swap_node(0).await?;
+    let (node, dir) = swap_node(0, 1).await?;
     replace_file(&dir.path().join("swap.wasm"), b"\0asm not a component")?;
     let refused = node
         .inner()
