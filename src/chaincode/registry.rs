@@ -289,10 +289,11 @@ fn choose(instances: &Instances, tx: Option<(&str, &str)>) -> Option<Pick> {
     }
     if count > 1
         && let Some((channel, tx_id)) = tx
-        && let Some(running_it) = instances
-            .iter()
-            .filter(|entry| entry.serves())
-            .find(|entry| entry.handle.contexts.runs(channel, tx_id))
+        && let Some(running_it) = instances.iter().find(|entry| {
+            entry.serves()
+                && entry.handle.running_transactions() > 0
+                && entry.handle.contexts.runs(channel, tx_id)
+        })
     {
         chosen = running_it;
     }
