@@ -53,6 +53,9 @@ pub struct Metrics {
     shim_requests_completed: IntCounterVec,
     /// `chaincode_shim_request_duration{type, channel, chaincode, success}`, seconds.
     shim_request_duration: HistogramVec,
+    /// `ccvm_chaincode_instances_added{chaincode, success}`: instances started beside a
+    /// chaincode's busy ones.
+    pub instances_added: IntCounterVec,
     /// `ccvm_wasm_guest_exits{kind}`: wasm guests in the node that ended, by why.
     pub guest_exits: IntCounterVec,
     /// `ccvm_wasm_instances`: wasm guests resident in the node, each holding a pool slot.
@@ -210,6 +213,17 @@ impl Metrics {
                         "The number of chaincode executions (Init or Invoke) that have timed out.",
                     ),
                     &["chaincode"],
+                ),
+            ),
+            instances_added: registered(
+                r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "ccvm_chaincode_instances_added",
+                        "Instances started beside a chaincode's instances because all were busy, \
+                         by whether the instance came to serve.",
+                    ),
+                    &["chaincode", "success"],
                 ),
             ),
             guest_exits: registered(

@@ -1,11 +1,12 @@
 //! More instances of a busy chaincode: when every instance of a chaincode is running a
 //! transaction and its VM may run more of it, one more is started beside them, one start at a
-//! time per chaincode; instances that have fallen idle are retired again, while one stays.
+//! time per chaincode, and none for a while after one failed; instances that have fallen idle
+//! are retired again, while one stays.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
@@ -14,12 +15,18 @@ use tracing::{debug, warn};
 
 use super::registry::{HandlerHandle, HandlerRegistry};
 use crate::container::{ContainerRuntime, Started, Vm};
+use crate::metrics::metrics;
 use crate::sync::lock;
 
 /// How long an instance beyond a chaincode's first may run no transaction before it is retired.
 /// Idle instances are looked for at this interval, so one ends between one and two periods
 /// after its last transaction.
 pub const RETIRE_AFTER_IDLE: Duration = Duration::from_secs(30);
+
+/// How long after a failed start of one more instance (the instance pool is full, say) no other
+/// is tried for the same chaincode: its transactions wait for a busy instance meanwhile instead
+/// of each paying for a start that fails again.
+pub const PAUSE_AFTER_FAILED_GROWTH: Duration = Duration::from_secs(5);
 
 /// The growth of each chaincode that has been busy: how many instances its VM runs at most, and
 /// whether a start of one more is under way.
@@ -32,6 +39,7 @@ pub(super) struct Growth {
 struct NameGrowth {
     most: usize,
     under_way: bool,
+    failed_at: Option<Instant>,
 }
 
 /// What a start of one more instance needs from the launcher.
@@ -69,14 +77,14 @@ impl Growth {
             .iter()
             .find_map(|vm| vm.target(name).map(|target| (Arc::clone(vm), target)))
         else {
-            self.end(name);
+            self.end(name, false);
             return None;
         };
         let config = match order.runtime.launch_config(&target) {
             Ok(config) => config,
             Err(reason) => {
                 warn!(chaincode = name, %reason, "cannot configure one more instance");
-                self.end(name);
+                self.end(name, false);
                 return None;
             }
         };
@@ -97,7 +105,7 @@ impl Growth {
                         Ok(started) => started,
                         Err(e) => {
                             warn!(chaincode = %name, error = %e, "one more instance did not start");
-                            return;
+                            return false;
                         }
                     };
                 tokio::select! {
@@ -109,21 +117,29 @@ impl Growth {
                             registry.retire_registered_since(&registers_as, first_id);
                         }
                         debug!(chaincode = %name, instances = instances + 1, "one more instance");
+                        true
                     }
                     exit = exited.ended() => {
                         warn!(chaincode = %name, %exit, "one more instance ended before registering");
+                        false
                     }
                     () = tokio::time::sleep(timeout) => {
                         warn!(chaincode = %name, ?timeout, "one more instance did not register in time; stopping it");
                         stop();
+                        false
                     }
                 }
             };
-            tokio::select! {
-                () = start => {}
-                () = stopping.cancelled() => {}
-            }
-            growth.end(&name);
+            let served = tokio::select! {
+                served = start => served,
+                () = stopping.cancelled() => return,
+            };
+            let success = if served { "true" } else { "false" };
+            metrics()
+                .instances_added
+                .with_label_values(&[name.as_str(), success])
+                .inc();
+            growth.end(&name, served);
             let _ = over.send(());
         });
         Some(grown)
@@ -142,19 +158,25 @@ impl Growth {
                 names.entry(name.to_owned()).or_insert(NameGrowth {
                     most,
                     under_way: false,
+                    failed_at: None,
                 })
             }
         };
-        if growth.under_way || instances >= growth.most {
+        let paused = growth
+            .failed_at
+            .is_some_and(|failed| failed.elapsed() < PAUSE_AFTER_FAILED_GROWTH);
+        if growth.under_way || instances >= growth.most || paused {
             return false;
         }
         growth.under_way = true;
         true
     }
 
-    fn end(&self, name: &str) {
+    /// Ends the start under way for `name`; one that did not come to serve pauses growth.
+    fn end(&self, name: &str, served: bool) {
         if let Some(growth) = lock(&self.names).get_mut(name) {
             growth.under_way = false;
+            growth.failed_at = (!served).then(Instant::now);
         }
     }
 }

@@ -28,7 +28,7 @@ mod support;
 mod tx_context;
 
 pub use error::{ChaincodeError, LaunchFailure, Result};
-pub use growth::RETIRE_AFTER_IDLE;
+pub use growth::{PAUSE_AFTER_FAILED_GROWTH, RETIRE_AFTER_IDLE};
 pub use handler::Handler;
 pub use registry::{HandlerHandle, HandlerRegistry, Pick};
 pub use support::{

@@ -491,6 +491,55 @@ async fn a_busy_chaincode_gets_one_more_instance_up_to_its_limit() -> Result<()>
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_more_instance_that_cannot_start_leaves_the_busy_one_serving_and_is_not_retried_at_once()
+-> Result<()> {
+    let node = Arc::new(
+        TestNode::start_with(|config| {
+            config.inproc.max_instances = 1;
+            config.inproc.instances_per_chaincode = 4;
+        })
+        .await?,
+    );
+    node.inner().system_chaincodes_prepared().await;
+    let vm = node.inner().inproc();
+    vm.install("cramped", vm.compile("cramped", &wasm_example("hostile")?)?);
+    let sleeper = {
+        let node = Arc::clone(&node);
+        tokio::spawn(async move { node.query("cramped", &["sleep"]).await.map(drop) })
+    };
+    node.wait_until_running("cramped", 1).await?;
+
+    // One after another, each once the one before is queued (its start of one more instance,
+    // if it tried one, is over by then).
+    let mut queued = Vec::new();
+    for running in 2..=4 {
+        let node_for_query = Arc::clone(&node);
+        queued.push(tokio::spawn(async move {
+            node_for_query.query_text("cramped", &["hello"]).await
+        }));
+        node.wait_until_running("cramped", running).await?;
+    }
+    let added = |success: &str| {
+        ccvm::metrics::metrics()
+            .instances_added
+            .with_label_values(&["cramped", success])
+            .get()
+    };
+    assert_eq!(
+        (added("false"), added("true")),
+        (1, 0),
+        "the pool's one slot is taken: one start failed, and none was tried again within {:?}",
+        ccvm::chaincode::PAUSE_AFTER_FAILED_GROWTH
+    );
+    assert_eq!(node.inner().support().registry().instances("cramped"), 1);
+    for query in queued {
+        query.abort();
+    }
+    sleeper.abort();
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chaincode_limited_to_one_instance_queues_behind_its_busy_one() -> Result<()> {
     let node =
         Arc::new(TestNode::start_with(|config| config.inproc.instances_per_chaincode = 1).await?);
