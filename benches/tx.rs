@@ -15,7 +15,8 @@
 //! Run: `cargo bench --bench tx`. Prints one table; the figures are this machine's. Each row is
 //! measured several times (`CCVM_BENCH_RUNS`, 3 by default) and shows the median run's figures
 //! and the range of its throughput, so that one run disturbed by the machine does not stand for
-//! the path.
+//! the path. `CPU µs/tx` is the CPU time of the whole process (node and clients) during a run,
+//! per transaction: steadier than throughput on a busy machine.
 //! `CCVM_BENCH_FILTER=text` runs only the rows whose label (`path mode in-flight`) contains the
 //! text, and `CCVM_BENCH_TRANSACTIONS=n` changes how many transactions a run measures (for
 //! profiling one row). `CCVM_BENCH_INPROC_INSTANCES=n` sets how many inproc instances the
@@ -70,6 +71,8 @@ impl Mode {
 struct Run {
     latencies: Vec<Duration>,
     elapsed: Duration,
+    /// CPU time the process spent during the run, all threads.
+    cpu: Duration,
 }
 
 impl Run {
@@ -83,6 +86,25 @@ impl Run {
     fn throughput(&self) -> f64 {
         self.latencies.len() as f64 / self.elapsed.as_secs_f64()
     }
+
+    fn cpu_per_transaction(&self) -> Duration {
+        self.cpu / u32::try_from(self.latencies.len().max(1)).unwrap_or(u32::MAX)
+    }
+}
+
+/// CPU time the process's threads have run, summed from each thread's scheduler statistics
+/// (nanoseconds; a thread that ends between two readings drops out of the later one, which the
+/// bench's worker threads do not).
+fn process_cpu() -> Duration {
+    let Ok(threads) = std::fs::read_dir("/proc/self/task") else {
+        return Duration::ZERO;
+    };
+    let nanos = threads
+        .flatten()
+        .filter_map(|thread| std::fs::read_to_string(thread.path().join("schedstat")).ok())
+        .filter_map(|stat| stat.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    Duration::from_nanos(nanos)
 }
 
 struct Row {
@@ -220,7 +242,7 @@ async fn measure(
     count: usize,
     in_flight: usize,
     mode: Mode,
-) -> Result<(Vec<Duration>, Duration)> {
+) -> Result<Run> {
     let prepared: Vec<Prepared> = (0..count)
         .map(|i| {
             prepare(
@@ -236,6 +258,7 @@ async fn measure(
         Mode::GatewayEvent => Some(listen_for_events(node, chaincode).await?),
         _ => None,
     };
+    let cpu_before = process_cpu();
     let started = Instant::now();
     let clients: Vec<_> = (0..in_flight)
         .map(|_| {
@@ -260,7 +283,11 @@ async fn measure(
     for client in clients {
         latencies.extend(client.await??);
     }
-    Ok((latencies, started.elapsed()))
+    Ok(Run {
+        latencies,
+        elapsed: started.elapsed(),
+        cpu: process_cpu().saturating_sub(cpu_before),
+    })
 }
 
 async fn bench_path(
@@ -292,8 +319,7 @@ async fn bench_path(
             measure(node, chaincode, count / 10, in_flight, mode).await?;
             let mut measured = Vec::with_capacity(runs);
             for _ in 0..runs {
-                let (latencies, elapsed) = measure(node, chaincode, count, in_flight, mode).await?;
-                measured.push(Run { latencies, elapsed });
+                measured.push(measure(node, chaincode, count, in_flight, mode).await?);
             }
             rows.push(Row {
                 label,
@@ -347,18 +373,19 @@ fn main() -> Result<()> {
             Err(e) => eprintln!("skipping the Node shim: {e}"),
         }
         println!(
-            "\n{:<24} {:<15} {:>9} {:>10} {:>10} {:>10} {:>17}",
-            "path", "mode", "in flight", "p50 µs", "p99 µs", "tx/s", "tx/s range"
+            "\n{:<24} {:<15} {:>9} {:>10} {:>10} {:>10} {:>17} {:>10}",
+            "path", "mode", "in flight", "p50 µs", "p99 µs", "tx/s", "tx/s range", "CPU µs/tx"
         );
         for row in &rows {
             let (low, high) = row.throughput_range();
             println!(
-                "{} {:>10.1} {:>10.1} {:>10.0} {:>17}",
+                "{} {:>10.1} {:>10.1} {:>10.0} {:>17} {:>10.1}",
                 row.label,
                 row.median(|run| run.percentile(0.50).as_secs_f64() * 1e6),
                 row.median(|run| run.percentile(0.99).as_secs_f64() * 1e6),
                 row.median(Run::throughput),
                 format!("{low:.0}–{high:.0}"),
+                row.median(|run| run.cpu_per_transaction().as_secs_f64() * 1e6),
             );
         }
         println!("\nwasm inproc instances of the chaincode after its rows: {grown}");
