@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
+use super::launch::vm_for;
 use super::registry::{HandlerHandle, HandlerRegistry};
 use crate::container::{ContainerRuntime, Started, Vm};
 use crate::metrics::metrics;
@@ -72,11 +73,7 @@ impl Growth {
                 .tasks
                 .spawn(retire_idle(order.registry.clone(), order.stopping.clone()));
         }
-        let Some((vm, target)) = order
-            .vms
-            .iter()
-            .find_map(|vm| vm.target(name).map(|target| (Arc::clone(vm), target)))
-        else {
+        let Some((vm, target)) = vm_for(order.vms, name) else {
             self.end(name, false);
             return None;
         };
@@ -151,10 +148,7 @@ impl Growth {
         let growth = match names.get_mut(name) {
             Some(growth) => growth,
             None => {
-                let most = vms
-                    .iter()
-                    .find(|vm| vm.target(name).is_some())
-                    .map_or(1, |vm| vm.most_instances());
+                let most = vm_for(vms, name).map_or(1, |(vm, _)| vm.most_instances());
                 names.entry(name.to_owned()).or_insert(NameGrowth {
                     most,
                     under_way: false,

@@ -135,12 +135,7 @@ impl Launcher {
         registry: &HandlerRegistry,
         timeout: Duration,
     ) -> Result<HandlerHandle> {
-        let Some((vm, target)) = self
-            .shared
-            .vms
-            .iter()
-            .find_map(|vm| vm.target(name).map(|target| (Arc::clone(vm), target)))
-        else {
+        let Some((vm, target)) = vm_for(&self.shared.vms, name) else {
             return Err(ChaincodeError::NotRunning {
                 name: name.to_owned(),
             });
@@ -202,6 +197,12 @@ impl Launcher {
             }),
         }
     }
+}
+
+/// The first of `vms` that has the chaincode `name`, and what it found for it.
+pub(super) fn vm_for(vms: &[Arc<dyn Vm>], name: &str) -> Option<(Arc<dyn Vm>, Target)> {
+    vms.iter()
+        .find_map(|vm| vm.target(name).map(|target| (Arc::clone(vm), target)))
 }
 
 /// A launch driven by its first caller, on the caller's own task, so that a launch costs no hop

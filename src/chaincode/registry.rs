@@ -154,8 +154,14 @@ impl HandlerHandle {
 
     /// The ledger namespace of the chaincode: its name without a `:version` suffix.
     pub fn namespace(&self) -> &str {
-        self.name.split(':').next().unwrap_or(&self.name)
+        namespace_of(&self.name)
     }
+}
+
+/// The ledger namespace of a chaincode registered as `name`: the name without a `:version`
+/// suffix.
+fn namespace_of(name: &str) -> &str {
+    name.split(':').next().unwrap_or(name)
 }
 
 /// A registered handler, and whether the chaincode has been told it is ready. Until then no
@@ -238,7 +244,7 @@ impl Handlers {
             return;
         }
         self.by_name.remove(name);
-        let namespace = name.split(':').next().unwrap_or(name);
+        let namespace = namespace_of(name);
         if let Some(names) = self.by_namespace.get_mut(namespace) {
             names.retain(|registered| registered != name);
             if names.is_empty() {
@@ -292,7 +298,7 @@ fn choose(instances: &Instances, tx: Option<(&str, &str)>) -> Option<Pick> {
         && let Some(running_it) = instances.iter().find(|entry| {
             entry.serves()
                 && entry.handle.running_transactions() > 0
-                && entry.handle.contexts.runs(channel, tx_id)
+                && entry.handle.contexts.get(channel, tx_id).is_some()
         })
     {
         chosen = running_it;

@@ -174,13 +174,6 @@ impl TxContexts {
         lock(&self.contexts).get(channel)?.get(tx_id).cloned()
     }
 
-    /// Whether the transaction is running.
-    pub fn runs(&self, channel: &str, tx_id: &str) -> bool {
-        lock(&self.contexts)
-            .get(channel)
-            .is_some_and(|running| running.contains_key(tx_id))
-    }
-
     /// How many transactions are running.
     pub fn len(&self) -> usize {
         self.running.load(Ordering::Relaxed)
