@@ -14,10 +14,14 @@ use ccvm_proto::protos::{
 };
 use ccvm_proto::rwset::TxReadWriteSet;
 use prost::Message;
-use redb::{ReadableTable, Table, WriteTransaction};
+use redb::{Durability, ReadableTable, Table, WriteTransaction};
+
+use crate::sync::lock;
 
 use super::block_hash::{data_hash, header_hash};
+use super::checkpoint::checkpoint;
 use super::error::{LedgerError, Result};
+use super::journal::{JournalError, JournaledBlock, Placement};
 use super::records::{HistoryRecord, Version, VersionedValue};
 use super::store::{
     BLOCK_HASHES, BLOCKS, CHAINS, HISTORY, LAST_CONFIG, Ledger, PRIVATE, STATE, TXIDS,
@@ -100,51 +104,119 @@ struct UnpackedTx {
 
 impl Ledger {
     /// Appends one block holding `txs` to the channel, applying the writes of the valid ones.
+    /// The block is durable when this returns: in the journal, or in the store at a checkpoint.
     ///
     /// # Errors
-    /// Fails when the channel does not exist or the store cannot be written; then nothing of the
-    /// block is stored.
+    /// Fails when the channel does not exist or the store or the journal cannot be written; then
+    /// nothing of the block is stored.
     pub fn commit_block(&self, channel: &str, txs: Vec<PendingTx>) -> Result<Vec<TxOutcome>> {
-        let txn = self.db.begin_write()?;
-        let outcomes;
-        {
-            let mut chains = txn.open_table(CHAINS)?;
-            let info = match chains.get(channel)? {
-                Some(raw) => BlockchainInfo::decode(raw.value())
-                    .map_err(LedgerError::decode("chain info"))?,
-                None => return Err(LedgerError::UnknownChannel(channel.to_owned())),
-            };
-            let number = info.height;
-            let last_config = txn
-                .open_table(LAST_CONFIG)?
-                .get(channel)?
-                .map(|number| number.value());
-            let mut tables = Tables {
-                state: txn.open_table(STATE)?,
-                private: txn.open_table(PRIVATE)?,
-                history: txn.open_table(HISTORY)?,
-                txids: txn.open_table(TXIDS)?,
-            };
-            let mut seen = HashSet::new();
-            let mut codes = Vec::with_capacity(txs.len());
-            let mut data = Vec::with_capacity(txs.len());
-            let mut results = Vec::with_capacity(txs.len());
-            for (position, tx) in txs.iter().enumerate() {
-                let outcome =
-                    tables.validate_and_apply(channel, tx, number, position, &mut seen)?;
-                codes.push(outcome.code as u8);
-                data.push(tx.envelope.encode_to_vec());
-                results.push(outcome);
+        let mut txn = self.db.begin_write()?;
+        let (number, outcomes) = write_block(&txn, channel, &txs)?;
+        let mut journal = lock(&self.journal);
+        match journal.append(channel, number, &txs)? {
+            Placement::Journaled => {
+                let committed = txn
+                    .set_durability(Durability::None)
+                    .map_err(LedgerError::from)
+                    .and_then(|()| txn.commit().map_err(LedgerError::from));
+                if let Err(e) = committed {
+                    journal.retract_last()?;
+                    return Err(e);
+                }
             }
-            let block = build_block(number, info.current_block_hash, data, codes, last_config);
-            let next = store_block(&txn, channel, &block)?;
-            chains.insert(channel, next.encode_to_vec().as_slice())?;
-            outcomes = results;
+            Placement::CheckpointDue => {
+                txn.commit()?;
+                journal.checkpointed();
+            }
         }
-        txn.commit()?;
+        let wants_checkpoint = journal.wants_checkpoint();
+        drop(journal);
         self.committed();
+        if wants_checkpoint {
+            self.checkpointer.request();
+        }
         Ok(outcomes)
     }
+
+    /// Commits again, after a restart, the journaled blocks the store lacks, then checkpoints
+    /// the store so that the journal may be overwritten.
+    pub(super) fn recommit(&self, journaled: Vec<JournaledBlock>) -> Result<()> {
+        let mut recommitted = 0usize;
+        for block in journaled {
+            let mut txn = self.db.begin_write()?;
+            txn.set_durability(Durability::None)?;
+            let height = chain_info(&txn, &block.channel)?
+                .ok_or_else(|| JournalError::UnknownChannel {
+                    seq: block.seq,
+                    channel: block.channel.clone(),
+                })?
+                .height;
+            if block.number < height {
+                continue;
+            }
+            if block.number > height {
+                return Err(JournalError::Gap {
+                    seq: block.seq,
+                    channel: block.channel,
+                    number: block.number,
+                    height,
+                }
+                .into());
+            }
+            write_block(&txn, &block.channel, &block.txs)?;
+            txn.commit()?;
+            recommitted += 1;
+        }
+        if recommitted > 0 {
+            tracing::info!(blocks = recommitted, "committed the journal's blocks again");
+        }
+        checkpoint(&self.db, &self.journal)
+    }
+}
+
+/// The channel's chain as the store has it in `txn`; `None` for a channel it does not have.
+fn chain_info(txn: &WriteTransaction, channel: &str) -> Result<Option<BlockchainInfo>> {
+    txn.open_table(CHAINS)?
+        .get(channel)?
+        .map(|raw| BlockchainInfo::decode(raw.value()).map_err(LedgerError::decode("chain info")))
+        .transpose()
+}
+
+/// Validates `txs` and writes them as the channel's next block in `txn`; returns the block's
+/// number and what became of each transaction.
+fn write_block(
+    txn: &WriteTransaction,
+    channel: &str,
+    txs: &[PendingTx],
+) -> Result<(u64, Vec<TxOutcome>)> {
+    let info =
+        chain_info(txn, channel)?.ok_or_else(|| LedgerError::UnknownChannel(channel.to_owned()))?;
+    let number = info.height;
+    let last_config = txn
+        .open_table(LAST_CONFIG)?
+        .get(channel)?
+        .map(|number| number.value());
+    let mut tables = Tables {
+        state: txn.open_table(STATE)?,
+        private: txn.open_table(PRIVATE)?,
+        history: txn.open_table(HISTORY)?,
+        txids: txn.open_table(TXIDS)?,
+    };
+    let mut seen = HashSet::new();
+    let mut codes = Vec::with_capacity(txs.len());
+    let mut data = Vec::with_capacity(txs.len());
+    let mut outcomes = Vec::with_capacity(txs.len());
+    for (position, tx) in txs.iter().enumerate() {
+        let outcome = tables.validate_and_apply(channel, tx, number, position, &mut seen)?;
+        codes.push(outcome.code as u8);
+        data.push(tx.envelope.encode_to_vec());
+        outcomes.push(outcome);
+    }
+    let block = build_block(number, info.current_block_hash, data, codes, last_config);
+    let next = store_block(txn, channel, &block)?;
+    txn.open_table(CHAINS)?
+        .insert(channel, next.encode_to_vec().as_slice())?;
+    Ok((number, outcomes))
 }
 
 /// The write tables one commit uses.
@@ -523,7 +595,9 @@ mod tests {
     use ccvm_proto::protos::{ChaincodeEndorsedAction, TransactionAction};
 
     use super::*;
-    use crate::ledger::{DEFAULT_CHANNEL, RangeScan};
+    use crate::ledger::journal::JournalLimits;
+    use crate::ledger::store::TEST_CACHE_BYTES;
+    use crate::ledger::{CommittedTx, DEFAULT_CHANNEL, RangeScan};
 
     /// An endorser transaction envelope carrying `results`, as a client would submit it.
     fn envelope(tx_id: &str, results: &TxReadWriteSet) -> Envelope {
@@ -581,6 +655,143 @@ mod tests {
             validation: TxValidationCode::Valid,
         };
         Ok(ledger.commit_block(DEFAULT_CHANNEL, vec![tx])?.remove(0))
+    }
+
+    /// What `kill -9` leaves of a running ledger: its files as they are now, copied to `to`.
+    /// Commits the store has not synced are in the page cache, not in its file's header.
+    fn crash_image(
+        from: &std::path::Path,
+        to: &std::path::Path,
+        files: &[&str],
+    ) -> anyhow::Result<()> {
+        for file in files {
+            std::fs::copy(from.join(file), to.join(file))?;
+        }
+        Ok(())
+    }
+
+    const STORE_FILE: &str = "ledger.redb";
+    const JOURNAL_FILE: &str = "commits.journal";
+
+    #[test]
+    fn blocks_only_in_the_journal_are_committed_again_when_the_ledger_opens() -> anyhow::Result<()>
+    {
+        let dir = tempfile::tempdir()?;
+        let ledger = Ledger::open_with_default_channel(dir.path())?;
+        for n in 0..5 {
+            let tx_id = format!("t{n}");
+            commit_one(&ledger, &tx_id, |s| s.put_state("cc", "k", vec![n]))?;
+        }
+        commit_one(&ledger, "p", |s| {
+            s.put_private_data("cc", "secrets", "pk", b"private".to_vec())
+        })?;
+
+        let store_alone = tempfile::tempdir()?;
+        crash_image(dir.path(), store_alone.path(), &[STORE_FILE])?;
+        let restarted = Ledger::open(store_alone.path(), TEST_CACHE_BYTES)?;
+        assert_eq!(
+            restarted.chain_info(DEFAULT_CHANNEL)?.height,
+            1,
+            "the store alone has synced none of the blocks"
+        );
+
+        let both = tempfile::tempdir()?;
+        crash_image(dir.path(), both.path(), &[STORE_FILE, JOURNAL_FILE])?;
+        let restarted = Ledger::open(both.path(), TEST_CACHE_BYTES)?;
+        assert_eq!(
+            restarted.chain_info(DEFAULT_CHANNEL)?,
+            ledger.chain_info(DEFAULT_CHANNEL)?
+        );
+        for number in 0..7 {
+            assert_eq!(
+                restarted.block(DEFAULT_CHANNEL, number)?,
+                ledger.block(DEFAULT_CHANNEL, number)?
+            );
+        }
+        let mut simulator = restarted.new_simulator(DEFAULT_CHANNEL, "r")?;
+        assert_eq!(simulator.get_state("cc", "k")?, Some(vec![4]));
+        assert_eq!(
+            simulator.get_private_data("cc", "secrets", "pk")?,
+            Some(b"private".to_vec())
+        );
+        assert_eq!(
+            restarted.committed_tx(DEFAULT_CHANNEL, "t2")?,
+            Some(CommittedTx {
+                code: TxValidationCode::Valid as i32,
+                block: 3
+            })
+        );
+        drop(restarted);
+        let reopened = Ledger::open(both.path(), TEST_CACHE_BYTES)?;
+        assert_eq!(
+            reopened.chain_info(DEFAULT_CHANNEL)?.height,
+            7,
+            "opening checkpointed the store, and the journal's blocks are not committed twice"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_checkpoint_the_journal_asks_for_syncs_the_store() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let limits = JournalLimits {
+            bytes: 1 << 20,
+            blocks: 2,
+        };
+        let ledger = Ledger::open_with_journal(dir.path(), TEST_CACHE_BYTES, limits)?;
+        ledger.create_channel(DEFAULT_CHANNEL, &Envelope::default())?;
+        commit_one(&ledger, "t1", |s| s.put_state("cc", "k", vec![1]))?;
+        commit_one(&ledger, "t2", |s| s.put_state("cc", "k", vec![2]))?;
+        let asked = std::time::Instant::now();
+        while lock(&ledger.journal).wants_checkpoint() {
+            anyhow::ensure!(asked.elapsed().as_secs() < 10, "no checkpoint was made");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        commit_one(&ledger, "t3", |s| s.put_state("cc", "k", vec![3]))?;
+
+        let store_alone = tempfile::tempdir()?;
+        crash_image(dir.path(), store_alone.path(), &[STORE_FILE])?;
+        let restarted = Ledger::open(store_alone.path(), TEST_CACHE_BYTES)?;
+        assert_eq!(
+            restarted.chain_info(DEFAULT_CHANNEL)?.height,
+            3,
+            "the checkpoint synced blocks 1 and 2; block 3 is only in the journal"
+        );
+        let both = tempfile::tempdir()?;
+        crash_image(dir.path(), both.path(), &[STORE_FILE, JOURNAL_FILE])?;
+        let restarted = Ledger::open(both.path(), TEST_CACHE_BYTES)?;
+        assert_eq!(restarted.chain_info(DEFAULT_CHANNEL)?.height, 4);
+        let mut simulator = restarted.new_simulator(DEFAULT_CHANNEL, "r")?;
+        assert_eq!(simulator.get_state("cc", "k")?, Some(vec![3]));
+        Ok(())
+    }
+
+    #[test]
+    fn a_block_too_large_for_the_journal_is_committed_to_the_store_durably() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let limits = JournalLimits {
+            bytes: 4096,
+            blocks: 100,
+        };
+        let ledger = Ledger::open_with_journal(dir.path(), TEST_CACHE_BYTES, limits)?;
+        ledger.create_channel(DEFAULT_CHANNEL, &Envelope::default())?;
+        commit_one(&ledger, "small", |s| s.put_state("cc", "k", vec![1]))?;
+        commit_one(&ledger, "large", |s| s.put_state("cc", "k", vec![2; 8192]))?;
+        commit_one(&ledger, "after", |s| s.put_state("cc", "k", vec![3]))?;
+
+        let store_alone = tempfile::tempdir()?;
+        crash_image(dir.path(), store_alone.path(), &[STORE_FILE])?;
+        let restarted = Ledger::open(store_alone.path(), TEST_CACHE_BYTES)?;
+        assert_eq!(
+            restarted.chain_info(DEFAULT_CHANNEL)?.height,
+            3,
+            "the large block was committed durably, with the block before it"
+        );
+        let both = tempfile::tempdir()?;
+        crash_image(dir.path(), both.path(), &[STORE_FILE, JOURNAL_FILE])?;
+        let restarted = Ledger::open(both.path(), TEST_CACHE_BYTES)?;
+        assert_eq!(restarted.chain_info(DEFAULT_CHANNEL)?.height, 4);
+        Ok(())
     }
 
     #[test]

@@ -2,6 +2,8 @@
 
 use ccvm_proto::Refusal;
 
+pub use super::journal::JournalError;
+
 /// What can go wrong reading or writing the ledger.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -47,6 +49,9 @@ pub enum LedgerError {
         /// The hash asked, in hex.
         hash: String,
     },
+    /// The commit journal failed, or holds what the store cannot take.
+    #[error("ledger journal: {0}")]
+    Journal(#[from] JournalError),
     /// Metadata written to a key of private data, which the simulator cannot record.
     #[error("{}", Refusal::PrivateMetadata.text())]
     PrivateMetadata,
@@ -62,7 +67,7 @@ impl LedgerError {
     /// files.
     pub fn for_chaincode(&self) -> String {
         match self {
-            Self::Store(_) | Self::Decode { .. } => {
+            Self::Store(_) | Self::Decode { .. } | Self::Journal(_) => {
                 tracing::error!(error = %self, "the ledger failed underneath a request");
                 STORE_FAILURE.to_owned()
             }
@@ -94,7 +99,8 @@ store_error_from!(
     redb::TransactionError,
     redb::TableError,
     redb::StorageError,
-    redb::CommitError
+    redb::CommitError,
+    redb::SetDurabilityError
 );
 
 /// The ledger layer's result.

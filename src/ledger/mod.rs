@@ -3,18 +3,22 @@
 //!
 //! Chaincode never touches the store directly: a [`TxSimulator`] reads a consistent snapshot and
 //! records a read-write set; [`Ledger::commit_block`] validates those sets (MVCC and phantom
-//! reads) and applies the valid ones. This module knows nothing about chaincode or transports.
+//! reads) and applies the valid ones. Each block's commit is made durable by one synced record of
+//! the commit journal, and the store syncs only at checkpoints; a restart commits again the
+//! journaled blocks the store lacks. This module knows nothing about chaincode or transports.
 
 mod block_hash;
+mod checkpoint;
 mod commit;
 mod error;
+mod journal;
 mod records;
 mod simulator;
 mod snapshot;
 mod store;
 
 pub use commit::{PendingTx, PrivateRead, PrivateWrite, PrivateWrites, TxOutcome};
-pub use error::{LedgerError, Result, STORE_FAILURE};
+pub use error::{JournalError, LedgerError, Result, STORE_FAILURE};
 pub use records::{HistoryItem, Version};
 pub use simulator::{RangeScan, SimulationResults, TxSimulator};
 pub use store::{CommittedTx, DEFAULT_CHANNEL, Ledger};

@@ -1,7 +1,7 @@
 //! The embedded store: table layout, channels, and the block store.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use ccvm_proto::common::{Block, BlockchainInfo, Envelope};
 use ccvm_proto::protos::ProcessedTransaction;
@@ -9,8 +9,10 @@ use prost::Message;
 use redb::{Builder, Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::watch;
 
+use super::checkpoint::Checkpointer;
 use super::commit::append_genesis;
 use super::error::{LedgerError, Result};
+use super::journal::{Journal, JournalLimits};
 use super::simulator::TxSimulator;
 use super::snapshot::SharedSnapshot;
 
@@ -41,7 +43,7 @@ pub(crate) const LAST_CONFIG: TableDefinition<&str, u64> = TableDefinition::new(
 
 /// The page cache of a ledger opened by a unit test.
 #[cfg(test)]
-const TEST_CACHE_BYTES: usize = 4 * 1024 * 1024;
+pub(crate) const TEST_CACHE_BYTES: usize = 4 * 1024 * 1024;
 
 /// A node's ledger: every channel's state, history and blocks in one store.
 ///
@@ -53,6 +55,10 @@ pub struct Ledger {
     pub(crate) commits: Arc<watch::Sender<u64>>,
     /// The committed state simulators read, until the next write.
     pub(crate) snapshot: Arc<SharedSnapshot>,
+    /// Where block commits are made durable between the store's checkpoints.
+    pub(crate) journal: Arc<Mutex<Journal>>,
+    /// Makes the checkpoints the journal asks for.
+    pub(crate) checkpointer: Arc<Checkpointer>,
 }
 
 /// Where and how a transaction was committed.
@@ -68,19 +74,38 @@ impl Ledger {
     /// Opens (or creates) the ledger in `dir`, keeping at most `cache_bytes` of its pages in
     /// memory.
     ///
+    /// Blocks the commit journal holds beyond the store's durable state are committed again.
+    ///
     /// # Errors
-    /// Fails when the directory or the store cannot be created or opened.
+    /// Fails when the directory, the store or the journal cannot be created or opened, or the
+    /// journal holds a block the store cannot take.
     pub fn open(dir: &Path, cache_bytes: usize) -> Result<Self> {
+        Self::open_with_journal(dir, cache_bytes, JournalLimits::default())
+    }
+
+    /// [`Ledger::open`], checkpointing as `limits` say.
+    pub(crate) fn open_with_journal(
+        dir: &Path,
+        cache_bytes: usize,
+        limits: JournalLimits,
+    ) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(|e| LedgerError::Store(e.into()))?;
         let db = Builder::new()
             .set_cache_size(cache_bytes)
             .create(dir.join("ledger.redb"))?;
+        let (journal, journaled) = Journal::open(dir, limits)?;
+        let db = Arc::new(db);
+        let journal = Arc::new(Mutex::new(journal));
+        let checkpointer = Checkpointer::start(Arc::downgrade(&db), Arc::downgrade(&journal))?;
         let ledger = Self {
-            db: Arc::new(db),
+            db,
             commits: Arc::new(watch::Sender::new(0)),
             snapshot: Arc::default(),
+            journal,
+            checkpointer: Arc::new(checkpointer),
         };
         ledger.create_tables()?;
+        ledger.recommit(journaled)?;
         Ok(ledger)
     }
 
