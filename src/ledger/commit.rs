@@ -737,6 +737,7 @@ mod tests {
         let limits = JournalLimits {
             bytes: 1 << 20,
             blocks: 2,
+            txs: 4,
         };
         let ledger = Ledger::open_with_journal(dir.path(), TEST_CACHE_BYTES, limits)?;
         ledger.create_channel(DEFAULT_CHANNEL, &Envelope::default())?;
@@ -772,6 +773,7 @@ mod tests {
         let limits = JournalLimits {
             bytes: 4096,
             blocks: 100,
+            txs: 4,
         };
         let ledger = Ledger::open_with_journal(dir.path(), TEST_CACHE_BYTES, limits)?;
         ledger.create_channel(DEFAULT_CHANNEL, &Envelope::default())?;

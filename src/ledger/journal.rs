@@ -33,14 +33,19 @@ const RECORD_HEADER: usize = 4 + 4 + 8;
 /// How much the file grows at a time, in zeros.
 const GROWTH: u64 = 1 << 20;
 
-/// When the journal asks for a checkpoint.
+/// Which blocks the journal takes, and when it asks for a checkpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct JournalLimits {
-    /// Most bytes of records between checkpoints; a block larger than this is committed to the
-    /// store durably instead of journaled.
+    /// Most bytes of records between checkpoints: a block whose record does not fit is
+    /// committed to the store durably instead, a checkpoint made on the spot.
     pub bytes: u64,
-    /// Most blocks between checkpoints, which bounds the store's pages waiting for a sync.
+    /// Blocks after which the journal asks for a checkpoint. Fewer make each checkpoint
+    /// shorter: the store writes every page these blocks touched.
     pub blocks: u32,
+    /// Most transactions of a journaled block. A larger block is committed to the store
+    /// durably, its sync shared by its transactions: a committer that busy does better
+    /// without checkpoints to wait for.
+    pub txs: usize,
 }
 
 impl Default for JournalLimits {
@@ -48,6 +53,7 @@ impl Default for JournalLimits {
         Self {
             bytes: 16 << 20,
             blocks: 32,
+            txs: 4,
         }
     }
 }
@@ -113,7 +119,7 @@ pub(crate) struct JournaledBlock {
 pub(crate) enum Placement {
     /// The record was written and synced.
     Journaled,
-    /// The record does not fit: commit the block to the store durably, then call
+    /// The block is not journaled: commit it to the store durably, then call
     /// [`Journal::checkpointed`].
     CheckpointDue,
 }
@@ -156,6 +162,9 @@ impl Journal {
             .open(&path)
             .map_err(io)?;
         let len = file.metadata().map_err(io)?.len();
+        if len == 0 {
+            File::open(dir).and_then(|dir| dir.sync_all()).map_err(io)?;
+        }
         let mut journal = Self {
             path: path.clone(),
             file,
@@ -212,13 +221,17 @@ impl Journal {
     }
 
     /// Writes and syncs the record of block `number` of `channel`, holding `txs`; or, when the
-    /// record does not fit before the next checkpoint, writes nothing and says so.
+    /// block holds too many transactions or its record does not fit before the next
+    /// checkpoint, writes nothing and says so.
     pub fn append(
         &mut self,
         channel: &str,
         number: u64,
         txs: &[PendingTx],
     ) -> Result<Placement, JournalError> {
+        if txs.len() > self.limits.txs {
+            return Ok(Placement::CheckpointDue);
+        }
         let payload = BlockRecord::of(channel, number, txs).encode_to_vec();
         let record_len = (RECORD_HEADER + payload.len()) as u64;
         let Ok(length) = u32::try_from(payload.len()) else {
@@ -484,6 +497,7 @@ mod tests {
     const LIMITS: JournalLimits = JournalLimits {
         bytes: 4096,
         blocks: 100,
+        txs: 4,
     };
 
     fn numbers(blocks: &[JournaledBlock]) -> Vec<(u64, u64)> {
@@ -575,12 +589,13 @@ mod tests {
     }
 
     #[test]
-    fn a_checkpoint_is_asked_for_after_its_blocks_and_due_for_a_record_that_does_not_fit()
+    fn a_checkpoint_is_asked_for_after_its_blocks_and_due_for_a_block_too_large_to_journal()
     -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
         let limits = JournalLimits {
             bytes: 4096,
             blocks: 2,
+            txs: 4,
         };
         let (mut journal, _) = Journal::open(dir.path(), limits)?;
         assert_eq!(
@@ -601,9 +616,12 @@ mod tests {
         );
         let large = tx(1, Some(vec![0; 5000]));
         assert_eq!(journal.append("ch", 4, &[large])?, Placement::CheckpointDue);
+        let many = vec![tx(1, None); limits.txs + 1];
+        assert_eq!(journal.append("ch", 4, &many)?, Placement::CheckpointDue);
+        assert_eq!(journal.append("ch", 4, &many[1..])?, Placement::Journaled);
         drop(journal);
         let (_, found) = Journal::open(dir.path(), limits)?;
-        assert_eq!(numbers(&found), [(3, 3)]);
+        assert_eq!(numbers(&found), [(3, 3), (4, 4)]);
         Ok(())
     }
 }
