@@ -6,12 +6,14 @@
 //! Records go one after another from the file's start. At a checkpoint the store commits
 //! durably and the journal starts again from its start, overwriting what it held. The file is
 //! extended by writing zeros, so that a record usually overwrites blocks the file has, which
-//! syncs faster than growing it.
+//! syncs faster than growing it. A block of many transactions, or one whose record does not fit
+//! before the next checkpoint, is committed to the store durably instead, a checkpoint made on
+//! the spot.
 //!
 //! A record is its payload's length, a CRC-32 of its sequence number and payload, the sequence
 //! number, and the payload. Reading stops at the first record that is torn, fails its check or
-//! does not follow the one before it, so a record left from before the last checkpoint is never
-//! read as new.
+//! does not follow the one before it. A block is committed again only where the store lacks it,
+//! so a record left from before a checkpoint, whose block the store has, changes nothing.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
