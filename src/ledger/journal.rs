@@ -55,7 +55,7 @@ impl Default for JournalLimits {
         Self {
             bytes: 16 << 20,
             blocks: 32,
-            txs: 4,
+            txs: 1,
         }
     }
 }
@@ -597,7 +597,7 @@ mod tests {
         let limits = JournalLimits {
             bytes: 4096,
             blocks: 2,
-            txs: 4,
+            txs: 1,
         };
         let (mut journal, _) = Journal::open(dir.path(), limits)?;
         assert_eq!(
