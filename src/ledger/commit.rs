@@ -657,17 +657,30 @@ mod tests {
         Ok(ledger.commit_block(DEFAULT_CHANNEL, vec![tx])?.remove(0))
     }
 
-    /// What `kill -9` leaves of a running ledger: its files as they are now, copied to `to`.
-    /// Commits the store has not synced are in the page cache, not in its file's header.
-    fn crash_image(
+    /// The ledger a restart opens from what `kill -9` leaves of the running ledger in `from`:
+    /// those of its `files` as they are now (commits the store has not synced are in the page
+    /// cache, not behind its file's header), copied to a directory of their own.
+    fn restarted_from(
         from: &std::path::Path,
-        to: &std::path::Path,
         files: &[&str],
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<(tempfile::TempDir, Ledger)> {
+        let dir = tempfile::tempdir()?;
         for file in files {
-            std::fs::copy(from.join(file), to.join(file))?;
+            std::fs::copy(from.join(file), dir.path().join(file))?;
         }
-        Ok(())
+        let ledger = Ledger::open(dir.path(), TEST_CACHE_BYTES)?;
+        Ok((dir, ledger))
+    }
+
+    /// The channel's height after a restart from what `kill -9` leaves of the ledger in
+    /// `from`: from its store alone, and from its store and journal.
+    fn heights_after_a_crash(from: &std::path::Path) -> anyhow::Result<(u64, u64)> {
+        let (_store_dir, store_alone) = restarted_from(from, &[STORE_FILE])?;
+        let (_both_dir, both) = restarted_from(from, &[STORE_FILE, JOURNAL_FILE])?;
+        Ok((
+            store_alone.chain_info(DEFAULT_CHANNEL)?.height,
+            both.chain_info(DEFAULT_CHANNEL)?.height,
+        ))
     }
 
     const STORE_FILE: &str = "ledger.redb";
@@ -686,18 +699,14 @@ mod tests {
             s.put_private_data("cc", "secrets", "pk", b"private".to_vec())
         })?;
 
-        let store_alone = tempfile::tempdir()?;
-        crash_image(dir.path(), store_alone.path(), &[STORE_FILE])?;
-        let restarted = Ledger::open(store_alone.path(), TEST_CACHE_BYTES)?;
+        let (_store_alone, restarted) = restarted_from(dir.path(), &[STORE_FILE])?;
         assert_eq!(
             restarted.chain_info(DEFAULT_CHANNEL)?.height,
             1,
             "the store alone has synced none of the blocks"
         );
 
-        let both = tempfile::tempdir()?;
-        crash_image(dir.path(), both.path(), &[STORE_FILE, JOURNAL_FILE])?;
-        let restarted = Ledger::open(both.path(), TEST_CACHE_BYTES)?;
+        let (both, restarted) = restarted_from(dir.path(), &[STORE_FILE, JOURNAL_FILE])?;
         assert_eq!(
             restarted.chain_info(DEFAULT_CHANNEL)?,
             ledger.chain_info(DEFAULT_CHANNEL)?
@@ -750,20 +759,11 @@ mod tests {
         }
         commit_one(&ledger, "t3", |s| s.put_state("cc", "k", vec![3]))?;
 
-        let store_alone = tempfile::tempdir()?;
-        crash_image(dir.path(), store_alone.path(), &[STORE_FILE])?;
-        let restarted = Ledger::open(store_alone.path(), TEST_CACHE_BYTES)?;
         assert_eq!(
-            restarted.chain_info(DEFAULT_CHANNEL)?.height,
-            3,
+            heights_after_a_crash(dir.path())?,
+            (3, 4),
             "the checkpoint synced blocks 1 and 2; block 3 is only in the journal"
         );
-        let both = tempfile::tempdir()?;
-        crash_image(dir.path(), both.path(), &[STORE_FILE, JOURNAL_FILE])?;
-        let restarted = Ledger::open(both.path(), TEST_CACHE_BYTES)?;
-        assert_eq!(restarted.chain_info(DEFAULT_CHANNEL)?.height, 4);
-        let mut simulator = restarted.new_simulator(DEFAULT_CHANNEL, "r")?;
-        assert_eq!(simulator.get_state("cc", "k")?, Some(vec![3]));
         Ok(())
     }
 
@@ -781,18 +781,11 @@ mod tests {
         commit_one(&ledger, "large", |s| s.put_state("cc", "k", vec![2; 8192]))?;
         commit_one(&ledger, "after", |s| s.put_state("cc", "k", vec![3]))?;
 
-        let store_alone = tempfile::tempdir()?;
-        crash_image(dir.path(), store_alone.path(), &[STORE_FILE])?;
-        let restarted = Ledger::open(store_alone.path(), TEST_CACHE_BYTES)?;
         assert_eq!(
-            restarted.chain_info(DEFAULT_CHANNEL)?.height,
-            3,
+            heights_after_a_crash(dir.path())?,
+            (3, 4),
             "the large block was committed durably, with the block before it"
         );
-        let both = tempfile::tempdir()?;
-        crash_image(dir.path(), both.path(), &[STORE_FILE, JOURNAL_FILE])?;
-        let restarted = Ledger::open(both.path(), TEST_CACHE_BYTES)?;
-        assert_eq!(restarted.chain_info(DEFAULT_CHANNEL)?.height, 4);
         Ok(())
     }
 
