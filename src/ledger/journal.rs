@@ -20,11 +20,11 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use ccvm_proto::common::Envelope;
+use ccvm_proto::kvrwset;
+use ccvm_proto::protos::TxValidationCode;
 use prost::Message;
 
 use super::commit::{PendingTx, PrivateRead, PrivateWrite, PrivateWrites};
-use super::records::Version;
-use ccvm_proto::protos::TxValidationCode;
 
 /// The journal's file in the ledger's directory.
 const JOURNAL_FILE: &str = "commits.journal";
@@ -351,17 +351,9 @@ struct PrivateReadRecord {
     collection: String,
     #[prost(string, tag = "3")]
     key: String,
-    /// Block and position of the version read; absent when the key was.
+    /// The version read; absent when the key was.
     #[prost(message, optional, tag = "4")]
-    version: Option<VersionRecord>,
-}
-
-#[derive(Clone, Copy, PartialEq, Message)]
-struct VersionRecord {
-    #[prost(uint64, tag = "1")]
-    block: u64,
-    #[prost(uint64, tag = "2")]
-    tx: u64,
+    version: Option<kvrwset::Version>,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -411,10 +403,7 @@ impl TxRecord {
                     namespace: read.namespace.clone(),
                     collection: read.collection.clone(),
                     key: read.key.clone(),
-                    version: read.version.map(|version| VersionRecord {
-                        block: version.block,
-                        tx: version.tx,
-                    }),
+                    version: read.version.map(Into::into),
                 })
                 .collect(),
             private_writes: tx
@@ -445,10 +434,7 @@ impl TxRecord {
                         namespace: read.namespace,
                         collection: read.collection,
                         key: read.key,
-                        version: read.version.map(|version| Version {
-                            block: version.block,
-                            tx: version.tx,
-                        }),
+                        version: read.version.map(Into::into),
                     })
                     .collect(),
                 writes: self
@@ -470,6 +456,7 @@ impl TxRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ledger::Version;
 
     fn tx(tag: u8, private_value: Option<Vec<u8>>) -> PendingTx {
         PendingTx {
