@@ -595,7 +595,7 @@ mod tests {
     use ccvm_proto::protos::{ChaincodeEndorsedAction, TransactionAction};
 
     use super::*;
-    use crate::ledger::journal::JournalLimits;
+    use crate::ledger::journal::{Journal, JournalLimits};
     use crate::ledger::store::TEST_CACHE_BYTES;
     use crate::ledger::{CommittedTx, DEFAULT_CHANNEL, RangeScan};
 
@@ -763,6 +763,51 @@ mod tests {
             heights_after_a_crash(dir.path())?,
             (3, 4),
             "the checkpoint synced blocks 1 and 2; block 3 is only in the journal"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_journal_beside_a_store_that_cannot_take_its_blocks_is_refused() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let ledger = Ledger::open_with_default_channel(dir.path())?;
+        commit_one(&ledger, "t1", |s| s.put_state("cc", "k", vec![1]))?;
+        commit_one(&ledger, "t2", |s| s.put_state("cc", "k", vec![2]))?;
+        let journal = std::fs::read(dir.path().join(JOURNAL_FILE))?;
+
+        let no_channel = tempfile::tempdir()?;
+        std::fs::write(no_channel.path().join(JOURNAL_FILE), &journal)?;
+        let refused = Ledger::open(no_channel.path(), TEST_CACHE_BYTES).err();
+        assert!(
+            matches!(
+                refused,
+                Some(LedgerError::Journal(JournalError::UnknownChannel { ref channel, .. }))
+                    if channel == DEFAULT_CHANNEL
+            ),
+            "{refused:?}"
+        );
+
+        let behind = tempfile::tempdir()?;
+        drop(Ledger::open_with_default_channel(behind.path())?);
+        let second_record = {
+            let (_, blocks) = Journal::open(dir.path(), JournalLimits::default())?;
+            blocks.into_iter().nth(1).expect("two journaled blocks")
+        };
+        assert_eq!(second_record.number, 2);
+        let mut only_second = Journal::open(behind.path(), JournalLimits::default())?.0;
+        only_second.append(DEFAULT_CHANNEL, 2, &second_record.txs)?;
+        drop(only_second);
+        let refused = Ledger::open(behind.path(), TEST_CACHE_BYTES).err();
+        assert!(
+            matches!(
+                refused,
+                Some(LedgerError::Journal(JournalError::Gap {
+                    number: 2,
+                    height: 1,
+                    ..
+                }))
+            ),
+            "{refused:?}"
         );
         Ok(())
     }
