@@ -2,12 +2,14 @@
 //! cut into blocks by a task of its own, as the channel's `BatchSize` and `BatchTimeout` say,
 //! and committed to the ledger, and each submitter learns its outcome.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ccvm_proto::Message;
 
 use ccvm_proto::protos::TxValidationCode;
+use tokio::runtime::Handle;
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
@@ -53,11 +55,13 @@ pub(crate) struct BlockCutter {
 }
 
 impl BlockCutter {
-    /// Starts the channel's cutting task on `tasks`; it ends once every clone of the cutter
-    /// is dropped. Each block's transactions are validated before commit.
+    /// Starts the channel's cutter on a blocking thread of `tasks`; it ends once every clone
+    /// of the cutter is dropped. Each block's transactions are validated and committed on
+    /// that thread, so a submission's only hand-offs are to the cutter and back.
     pub fn start(parts: CutterParts, tasks: &TaskTracker) -> Self {
         let (queue, submissions) = mpsc::channel(SUBMIT_QUEUE);
-        tasks.spawn(cut_blocks(parts, submissions));
+        let runtime = Handle::current();
+        tasks.spawn_blocking(move || runtime.block_on(cut_blocks(parts, submissions)));
         Self { queue }
     }
 
@@ -145,15 +149,15 @@ async fn cut_blocks(parts: CutterParts, mut submissions: mpsc::Receiver<Submissi
             bytes += size;
             batch.push(next);
         }
-        commit_batch(&channel, &ledger, &validator, &on_redefined, batch).await;
+        commit_batch(&channel, &ledger, &validator, &on_redefined, batch);
     }
 }
 
 /// Validates and commits one block of `batch` on `channel`, and answers each submitter.
-async fn commit_batch(
+fn commit_batch(
     channel: &str,
     ledger: &Ledger,
-    validator: &Arc<TxValidator>,
+    validator: &TxValidator,
     on_redefined: &OnRedefined,
     batch: Vec<Submission>,
 ) {
@@ -161,9 +165,8 @@ async fn commit_batch(
         .into_iter()
         .map(|s| ((s.tx, s.signature_verified), s.done))
         .unzip();
-    let (ledger, validator, name) = (ledger.clone(), Arc::clone(validator), channel.to_owned());
     let started = Instant::now();
-    let committed = tokio::task::spawn_blocking(move || {
+    let committed = std::panic::catch_unwind(AssertUnwindSafe(|| {
         let candidates: Vec<Candidate<'_>> = txs
             .iter()
             .map(|(tx, signature_verified)| Candidate {
@@ -171,7 +174,7 @@ async fn commit_batch(
                 signature_verified: *signature_verified,
             })
             .collect();
-        let verdicts = validator.validate_block(&name, &candidates);
+        let verdicts = validator.validate_block(channel, &candidates);
         drop(candidates);
         let mut redefines = Vec::with_capacity(txs.len());
         let txs = txs
@@ -186,10 +189,9 @@ async fn commit_batch(
             })
             .collect();
         ledger
-            .commit_block(&name, txs)
+            .commit_block(channel, txs)
             .map(|outcomes| (outcomes, redefines))
-    })
-    .await;
+    }));
     match committed {
         Ok(Ok((outcomes, redefines))) => {
             record_block(channel, &outcomes, started.elapsed());
@@ -207,8 +209,8 @@ async fn commit_batch(
                 let _ = waiter.send(Err(format!("commit failed: {e}")));
             }
         }
-        Err(e) => {
-            warn!(%channel, error = %e, "block commit task failed");
+        Err(_) => {
+            warn!(%channel, "block commit panicked");
             for waiter in waiters {
                 let _ = waiter.send(Err("commit failed".to_owned()));
             }
