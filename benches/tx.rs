@@ -18,7 +18,7 @@
 //! the path. `CPU µs/tx` is the CPU time of the whole process (node and clients) during a run,
 //! per transaction: steadier than throughput on a busy machine.
 //! `CCVM_BENCH_FILTER=text` runs only the rows whose label (`path mode in-flight`) contains the
-//! text, and `CCVM_BENCH_TRANSACTIONS=n` changes how many transactions a run measures (for
+//! text (`text$`: ends with it, so `"endorse+commit 1$"` is not also the row of 16), and `CCVM_BENCH_TRANSACTIONS=n` changes how many transactions a run measures (for
 //! profiling one row). `CCVM_BENCH_INPROC_INSTANCES=n` sets how many inproc instances the
 //! chaincode may grow to (`inproc.instances_per_chaincode`).
 
@@ -290,6 +290,16 @@ async fn measure(
     })
 }
 
+/// Whether a row's label matches `CCVM_BENCH_FILTER`: the label, its runs of spaces read as
+/// one, contains the filter; a filter ending in `$` must end the label.
+fn label_matches(label: &str, filter: &str) -> bool {
+    let label = label.split_whitespace().collect::<Vec<_>>().join(" ");
+    match filter.strip_suffix('$') {
+        Some(end) => label.ends_with(end),
+        None => label.contains(filter),
+    }
+}
+
 async fn bench_path(
     node: &Arc<TestNode>,
     path: &str,
@@ -308,12 +318,7 @@ async fn bench_path(
     ] {
         for in_flight in [1, 16] {
             let label = format!("{path:<24} {:<15} {in_flight:>9}", mode.label());
-            if !label
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ")
-                .contains(&filter)
-            {
+            if !label_matches(&label, &filter) {
                 continue;
             }
             measure(node, chaincode, count / 10, in_flight, mode).await?;
