@@ -268,58 +268,93 @@ mod tests {
         count.0.load(Ordering::SeqCst)
     }
 
-    /// A task that adds up the numbers it is sent until its channel closes.
-    fn adding(shared: &SharedTask<u32>) -> mpsc::UnboundedSender<u32> {
-        let (numbers, mut received) = mpsc::unbounded_channel();
-        shared.set(async move {
-            let mut sum = 0;
-            while let Some(number) = received.recv().await {
-                sum += number;
-            }
-            sum
-        });
-        numbers
+    /// A task that adds up the numbers it is sent until their channel closes, polled once by its
+    /// own task (so that it waits for a number).
+    struct Adding {
+        shared: Arc<SharedTask<u32>>,
+        numbers: Option<mpsc::UnboundedSender<u32>>,
+        own: Arc<Counted>,
+        own_waker: Waker,
+        run: Pin<Box<dyn Future<Output = u32> + Send>>,
+    }
+
+    impl Adding {
+        fn started() -> Self {
+            let shared = SharedTask::new();
+            let (numbers, mut received) = mpsc::unbounded_channel();
+            shared.set(async move {
+                let mut sum = 0;
+                while let Some(number) = received.recv().await {
+                    sum += number;
+                }
+                sum
+            });
+            let (own, own_waker) = counted();
+            let mut adding = Self {
+                run: Box::pin(Arc::clone(&shared).run()),
+                shared,
+                numbers: Some(numbers),
+                own,
+                own_waker,
+            };
+            assert!(adding.poll_own().is_pending());
+            adding
+        }
+
+        fn send(&self, number: u32) {
+            self.numbers
+                .as_ref()
+                .map(|numbers| numbers.send(number))
+                .expect("the numbers are open")
+                .expect("the task receives");
+        }
+
+        /// Closes the numbers: the task's sum is ready once it is polled.
+        fn close(&mut self) {
+            self.numbers = None;
+        }
+
+        fn poll_own(&mut self) -> Poll<u32> {
+            self.run
+                .as_mut()
+                .poll(&mut Context::from_waker(&self.own_waker))
+        }
+
+        fn own_wakes(&self) -> usize {
+            wakes(&self.own)
+        }
     }
 
     #[test]
     fn a_wake_while_a_caller_drives_goes_to_the_caller_and_its_release_hands_on_to_the_task() {
-        let shared = SharedTask::new();
-        let numbers = adding(&shared);
-        let (own, own_waker) = counted();
-        let mut run = Box::pin(Arc::clone(&shared).run());
+        let mut adding = Adding::started();
+        assert!(adding.shared.claim());
         assert!(
-            run.as_mut()
-                .poll(&mut Context::from_waker(&own_waker))
-                .is_pending()
-        );
-
-        assert!(shared.claim());
-        assert!(
-            !shared.claim(),
+            !adding.shared.claim(),
             "a second caller may not claim a claimed task"
         );
-        numbers.send(1).expect("the task receives");
+        adding.send(1);
         assert_eq!(
-            wakes(&own),
+            adding.own_wakes(),
             0,
             "the claiming caller polls next, so no one is woken"
         );
 
         let (caller, caller_waker) = counted();
-        shared.drive(&caller_waker);
-        numbers.send(2).expect("the task receives");
+        adding.shared.drive(&caller_waker);
+        adding.send(2);
         assert_eq!(wakes(&caller), 1, "the driving caller is woken");
-        assert_eq!(wakes(&own), 0, "the task's own task is not");
+        assert_eq!(adding.own_wakes(), 0, "the task's own task is not");
 
-        shared.release();
+        adding.shared.release();
         assert_eq!(
-            wakes(&own),
+            adding.own_wakes(),
             1,
             "woken since the caller's poll: the own task goes on"
         );
-        drop(numbers);
+        adding.close();
         assert_eq!(
-            run.as_mut().poll(&mut Context::from_waker(&own_waker)),
+            adding.poll_own(),
             Poll::Ready(3),
             "the own task finished what the caller left"
         );
@@ -327,59 +362,42 @@ mod tests {
 
     #[test]
     fn a_release_with_nothing_to_do_wakes_no_one_and_a_later_wake_reaches_the_task() {
-        let shared = SharedTask::new();
-        let numbers = adding(&shared);
-        let (own, own_waker) = counted();
-        let mut run = Box::pin(Arc::clone(&shared).run());
-        assert!(
-            run.as_mut()
-                .poll(&mut Context::from_waker(&own_waker))
-                .is_pending()
-        );
-
-        assert!(shared.claim());
-        numbers.send(5).expect("the task receives");
+        let mut adding = Adding::started();
+        assert!(adding.shared.claim());
+        adding.send(5);
         let (_, caller_waker) = counted();
-        shared.drive(&caller_waker);
-        shared.release();
+        adding.shared.drive(&caller_waker);
+        adding.shared.release();
         assert_eq!(
-            wakes(&own),
+            adding.own_wakes(),
             0,
             "the caller's poll took the number: nothing is left"
         );
 
-        numbers.send(7).expect("the task receives");
+        adding.send(7);
         assert_eq!(
-            wakes(&own),
+            adding.own_wakes(),
             1,
             "with no caller, a wake goes to the own task"
         );
-        drop(numbers);
-        assert_eq!(
-            run.as_mut().poll(&mut Context::from_waker(&own_waker)),
-            Poll::Ready(12)
-        );
+        adding.close();
+        assert_eq!(adding.poll_own(), Poll::Ready(12));
     }
 
     #[test]
     fn the_own_task_leaves_a_claimed_task_to_its_caller() {
-        let shared = SharedTask::new();
-        let numbers = adding(&shared);
-        let (_, own_waker) = counted();
-        let mut run = Box::pin(Arc::clone(&shared).run());
-        assert!(shared.claim());
-        drop(numbers);
+        let mut adding = Adding::started();
+        assert!(adding.shared.claim());
+        adding.close();
         assert!(
-            run.as_mut()
-                .poll(&mut Context::from_waker(&own_waker))
-                .is_pending(),
+            adding.poll_own().is_pending(),
             "the own task does not poll a task a caller has claimed"
         );
         let (_, caller_waker) = counted();
-        shared.drive(&caller_waker);
-        shared.release();
+        adding.shared.drive(&caller_waker);
+        adding.shared.release();
         assert_eq!(
-            run.as_mut().poll(&mut Context::from_waker(&own_waker)),
+            adding.poll_own(),
             Poll::Ready(0),
             "the caller's poll ended the task, and its output is the own task's"
         );
@@ -387,21 +405,13 @@ mod tests {
 
     #[test]
     fn a_wait_that_lets_go_before_its_first_poll_leaves_the_task_to_its_own_task() {
-        let shared = SharedTask::new();
-        let numbers = adding(&shared);
-        let (own, own_waker) = counted();
-        let mut run = Box::pin(Arc::clone(&shared).run());
-        assert!(
-            run.as_mut()
-                .poll(&mut Context::from_waker(&own_waker))
-                .is_pending()
-        );
+        let adding = Adding::started();
         let (_done, reply) = tokio::sync::oneshot::channel::<u32>();
-        let mut waiting = DrivenWait::claim(&*shared, reply);
+        let mut waiting = DrivenWait::claim(&*adding.shared, reply);
         waiting.let_go();
-        numbers.send(1).expect("the task receives");
+        adding.send(1);
         assert_eq!(
-            wakes(&own),
+            adding.own_wakes(),
             1,
             "with the claim given up, a wake reaches the task's own task"
         );
@@ -409,10 +419,9 @@ mod tests {
 
     #[test]
     fn a_wait_lets_go_of_its_claim_when_its_transaction_does_not_end_in_its_first_poll() {
-        let shared = SharedTask::new();
-        let _numbers = adding(&shared);
+        let adding = Adding::started();
         let (done, reply) = tokio::sync::oneshot::channel::<u32>();
-        let mut waiting = Box::pin(DrivenWait::claim(&*shared, reply));
+        let mut waiting = Box::pin(DrivenWait::claim(&*adding.shared, reply));
         let (_, caller_waker) = counted();
         assert!(
             waiting
@@ -421,10 +430,10 @@ mod tests {
                 .is_pending()
         );
         assert!(
-            shared.claim(),
+            adding.shared.claim(),
             "the waiting caller no longer holds the task"
         );
-        shared.release();
+        adding.shared.release();
         done.send(9).expect("the caller waits");
         assert!(matches!(
             waiting
