@@ -1,5 +1,5 @@
 //! Ordering and committing for a single-node network: each channel's admitted transactions are
-//! cut into blocks by a task of its own, as the channel's `BatchSize` and `BatchTimeout` say,
+//! cut into blocks by a thread of its own, as the channel's `BatchSize` and `BatchTimeout` say,
 //! and committed to the ledger, and each submitter learns its outcome.
 
 use std::panic::AssertUnwindSafe;
