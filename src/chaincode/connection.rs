@@ -16,7 +16,7 @@
 use std::collections::VecDeque;
 use std::collections::vec_deque::Drain;
 use std::mem;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Instant;
 
 use ccvm_proto::MessageType;
@@ -34,7 +34,6 @@ use super::requests;
 use super::support::ChaincodeSupport;
 use super::tx_context::TxContexts;
 use crate::container::OutboundMessages;
-use crate::container::driven::Drive;
 
 /// What a message from the chaincode leads to, for the transport to carry out in order.
 pub(crate) enum Effect {
@@ -106,7 +105,6 @@ pub(crate) struct Connection {
     launched_as: Option<String>,
     authenticated_as: Option<String>,
     end_on_timeout: Option<CancellationToken>,
-    drive: Option<Weak<dyn Drive>>,
     retired: CancellationToken,
     /// The effects of the message being handled; kept so that handling one allocates nothing.
     effects: VecDeque<Effect>,
@@ -121,7 +119,6 @@ impl Connection {
             launched_as: None,
             authenticated_as: None,
             end_on_timeout: None,
-            drive: None,
             retired: CancellationToken::new(),
             effects: VecDeque::new(),
         }
@@ -146,13 +143,6 @@ impl Connection {
     #[must_use]
     pub fn ended_on_timeout_by(mut self, end: Option<CancellationToken>) -> Self {
         self.end_on_timeout = end;
-        self
-    }
-
-    /// Lets a transaction's caller run the chaincode's task through `drive` while it waits.
-    #[must_use]
-    pub fn driven_through(mut self, drive: Option<Weak<dyn Drive>>) -> Self {
-        self.drive = drive;
         self
     }
 
@@ -216,7 +206,6 @@ impl Connection {
             launched_as: self.launched_as.as_deref(),
             authenticated_as: self.authenticated_as.as_deref(),
             end_on_timeout: self.end_on_timeout.as_ref(),
-            drive: self.drive.as_ref(),
             retired: &self.retired,
         };
         match registrant.register(&message) {

@@ -1,7 +1,7 @@
 //! Judging a chaincode's REGISTER: whether it may register under the name it gives, and its
 //! handle in the registry if it may.
 
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 use ccvm_proto::Message;
 use ccvm_proto::protos::{ChaincodeId, ChaincodeMessage};
@@ -13,7 +13,6 @@ use super::registry::HandlerHandle;
 use super::support::ChaincodeSupport;
 use super::tx_context::TxContexts;
 use crate::container::OutboundMessages;
-use crate::container::driven::Drive;
 
 /// One connection's side of a registration: where its chaincode is reached and what the peer
 /// knows about it.
@@ -29,8 +28,6 @@ pub(crate) struct Registrant<'a> {
     /// Ends the chaincode when one of its transactions times out, for one running inside the
     /// peer.
     pub end_on_timeout: Option<&'a CancellationToken>,
-    /// Runs the chaincode's task on a transaction's caller, for one running inside the peer.
-    pub drive: Option<&'a Weak<dyn Drive>>,
     /// Cancelled when the chaincode is retired.
     pub retired: &'a CancellationToken,
 }
@@ -71,8 +68,7 @@ impl Registrant<'_> {
             Arc::clone(self.contexts),
         )
         .retired_through(self.retired.clone())
-        .ended_on_timeout_by(self.end_on_timeout.cloned())
-        .driven_through(self.drive.cloned());
+        .ended_on_timeout_by(self.end_on_timeout.cloned());
         if self.launched_as == Some(name.as_str()) {
             self.support.registry().join(handle.clone());
         } else {

@@ -2,21 +2,19 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ccvm_proto::Message;
 use ccvm_proto::MessageType;
 use ccvm_proto::protos::ChaincodeMessage;
 use tokio::sync::Notify;
-use tokio::sync::mpsc::error::TrySendError;
 use tokio_util::sync::CancellationToken;
 
 use super::error::{ChaincodeError, Result, short_tx};
 use super::support::ExecuteRequest;
 use super::tx_context::{TxContexts, TxInfo};
 use crate::container::OutboundMessages;
-use crate::container::driven::{Drive, DrivenWait};
 use crate::sync::lock;
 
 static NEXT_HANDLE_ID: AtomicU64 = AtomicU64::new(1);
@@ -30,7 +28,6 @@ pub struct HandlerHandle {
     pub(crate) contexts: Arc<TxContexts>,
     retired: CancellationToken,
     end_on_timeout: Option<CancellationToken>,
-    drive: Option<Weak<dyn Drive>>,
 }
 
 impl HandlerHandle {
@@ -42,7 +39,6 @@ impl HandlerHandle {
             contexts,
             retired: CancellationToken::new(),
             end_on_timeout: None,
-            drive: None,
         }
     }
 
@@ -68,13 +64,6 @@ impl HandlerHandle {
     #[must_use]
     pub(crate) fn ended_on_timeout_by(mut self, end: Option<CancellationToken>) -> Self {
         self.end_on_timeout = end;
-        self
-    }
-
-    /// Lets a transaction's caller run the chaincode's task through `drive` while it waits.
-    #[must_use]
-    pub(crate) fn driven_through(mut self, drive: Option<Weak<dyn Drive>>) -> Self {
-        self.drive = drive;
         self
     }
 
@@ -129,35 +118,9 @@ impl HandlerHandle {
             channel_id: request.channel.clone(),
             ..Default::default()
         };
-        let drive = self.drive.as_ref().and_then(Weak::upgrade);
-        let outcome = match drive.as_deref() {
-            Some(drive) => {
-                let mut waiting = DrivenWait::claim(drive, done);
-                let handed = match self.outbound.try_send(Box::new(message)) {
-                    Ok(()) => Ok(()),
-                    Err(TrySendError::Full(message)) => {
-                        // The guest has transactions queued: waiting for room with the claim
-                        // held would keep anyone from running it.
-                        waiting.let_go();
-                        self.outbound.send(message).await.map_err(drop)
-                    }
-                    Err(TrySendError::Closed(_)) => Err(()),
-                };
-                match handed {
-                    Ok(()) => {
-                        let outcome = tokio::time::timeout(timeout, waiting).await;
-                        if let Ok((_, false)) = outcome {
-                            yield_after_inline_runs().await;
-                        }
-                        Some(outcome.map(|(reply, _)| reply))
-                    }
-                    Err(_) => None,
-                }
-            }
-            None => match self.outbound.send(Box::new(message)).await {
-                Ok(()) => Some(tokio::time::timeout(timeout, done).await),
-                Err(_) => None,
-            },
+        let outcome = match self.outbound.send(Box::new(message)).await {
+            Ok(()) => Some(tokio::time::timeout(timeout, done).await),
+            Err(_) => None,
         };
         self.contexts.close(&request.channel, &request.tx_id);
         match outcome {
@@ -192,28 +155,6 @@ impl HandlerHandle {
     /// The ledger namespace of the chaincode: its name without a `:version` suffix.
     pub fn namespace(&self) -> &str {
         namespace_of(&self.name)
-    }
-}
-
-/// Transactions a worker thread runs on their callers' tasks, without a pause, before the caller
-/// of the last one yields to the worker's other tasks. Yielding after each would cost a pass of
-/// the scheduler per transaction; never yielding would let one caller that runs transactions in
-/// a loop keep the others waiting for its whole budget of work.
-const INLINE_RUNS_BEFORE_YIELD: u32 = 4;
-
-/// Counts a transaction that ran on its caller's task, and yields every
-/// [`INLINE_RUNS_BEFORE_YIELD`] of them on this thread.
-async fn yield_after_inline_runs() {
-    thread_local! {
-        static INLINE_RUNS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
-    }
-    let due = INLINE_RUNS.with(|runs| {
-        let next = runs.get() + 1;
-        runs.set(next % INLINE_RUNS_BEFORE_YIELD);
-        next == INLINE_RUNS_BEFORE_YIELD
-    });
-    if due {
-        tokio::task::yield_now().await;
     }
 }
 

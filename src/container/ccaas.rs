@@ -231,7 +231,6 @@ impl CcaasVm {
             inbound: from_chaincode,
             outbound: to_chaincode,
             end_on_timeout: None,
-            drive: None,
         })?;
         tokio::spawn(peer.serve);
         let stopped = CancellationToken::new();

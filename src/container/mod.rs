@@ -7,7 +7,6 @@
 
 pub mod ccaas;
 pub mod docker;
-pub mod driven;
 mod error;
 mod exit;
 pub mod inproc;
@@ -121,10 +120,6 @@ pub struct ChaincodeStreams {
     /// where no deadline reaches it. `None` where the chaincode runs elsewhere and is left
     /// running, as Fabric leaves it.
     pub end_on_timeout: Option<CancellationToken>,
-    /// Lets a transaction's caller run the chaincode's task while it waits, for a guest inside
-    /// the peer; `None` where the chaincode runs elsewhere. Weak: the chaincode's task owns its
-    /// future, and the future owns the peer's side of the connection that holds this.
-    pub drive: Option<std::sync::Weak<dyn driven::Drive>>,
 }
 
 /// Hands a started chaincode's streams to the peer; returns the peer's side of the connection.

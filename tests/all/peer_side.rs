@@ -141,7 +141,6 @@ impl OnChannels {
             inbound,
             outbound,
             end_on_timeout: None,
-            drive: None,
         })?;
         tokio::spawn(peer.serve);
         let mut chaincode = Self {

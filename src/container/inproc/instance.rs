@@ -25,7 +25,6 @@ use wasmtime_wasi::p2::bindings::CommandPre;
 use super::error::InprocError;
 use super::host::{BlockStore, GuestEnds, InprocGuest, InprocLink};
 use super::limits::InprocLimits;
-use crate::container::driven::{Drive, SharedTask};
 use crate::container::{
     ChaincodeStreams, Exit, ExitReport, InboundMessages, OutboundMessages, Started, StreamBroken,
     StreamConnector,
@@ -142,13 +141,11 @@ pub(super) async fn start(
     let (guest_ends, (inbound, outbound)) = guest_channels();
     let stop = CancellationToken::new();
     let stopped = stop.clone();
-    let shared = SharedTask::new();
     let peer = connector(ChaincodeStreams {
         launched_as: name.to_owned(),
         inbound,
         outbound,
         end_on_timeout: Some(stop.clone()),
-        drive: Some(Arc::downgrade(&(Arc::clone(&shared) as Arc<dyn Drive>))),
     })?;
     let link = InprocLink::new(guest_ends, peer.inline, blocks);
     let state = GuestState::new(name, wasi, link, &limits.wasm, ticker)
@@ -182,11 +179,11 @@ pub(super) async fn start(
         }
         exit
     };
-    shared.set(async move {
+    let task = spawn_after_first_run(async move {
         let (exit, ()) = tokio::join!(guest, peer.serve);
         exit
-    });
-    let task = spawn_after_first_run(shared.run()).await;
+    })
+    .await;
     Ok(InstanceHandle { task, stop, exited })
 }
 
