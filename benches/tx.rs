@@ -16,7 +16,9 @@
 //! measured several times (`CCVM_BENCH_RUNS`, 3 by default) and shows the median run's figures
 //! and the range of its throughput, so that one run disturbed by the machine does not stand for
 //! the path. `CPU µs/tx` is the CPU time of the whole process (node and clients) during a run,
-//! per transaction: steadier than throughput on a busy machine.
+//! per transaction: steadier than throughput on a busy machine. `tx/block` and
+//! `commit µs/block` are the blocks the channel's committer cut during a run and its time to
+//! validate and commit one (the node's `ledger_block_processing_time`), for the rows that commit.
 //! `CCVM_BENCH_FILTER=text` runs only the rows whose label (`path mode in-flight`) contains the
 //! text (`text$`: ends with it, so `"endorse+commit 1$"` is not also the row of 16), and `CCVM_BENCH_TRANSACTIONS=n` changes how many transactions a run measures (for
 //! profiling one row). `CCVM_BENCH_INPROC_INSTANCES=n` sets how many inproc instances the
@@ -73,6 +75,36 @@ struct Run {
     elapsed: Duration,
     /// CPU time the process spent during the run, all threads.
     cpu: Duration,
+    /// The blocks the channel's committer cut during the run, and how long it took to
+    /// validate and commit them.
+    blocks: Committed,
+}
+
+/// Blocks committed on the bench's channel, and the time spent on them, from the node's
+/// `ledger_block_processing_time` histogram.
+#[derive(Clone, Copy, Default)]
+struct Committed {
+    count: u64,
+    seconds: f64,
+}
+
+impl Committed {
+    fn now() -> Self {
+        let histogram = ccvm::metrics::metrics()
+            .block_processing_time
+            .with_label_values(&[CHANNEL]);
+        Self {
+            count: histogram.get_sample_count(),
+            seconds: histogram.get_sample_sum(),
+        }
+    }
+
+    fn since(self, before: Self) -> Self {
+        Self {
+            count: self.count.saturating_sub(before.count),
+            seconds: self.seconds - before.seconds,
+        }
+    }
 }
 
 impl Run {
@@ -89,6 +121,16 @@ impl Run {
 
     fn cpu_per_transaction(&self) -> Duration {
         self.cpu / u32::try_from(self.latencies.len().max(1)).unwrap_or(u32::MAX)
+    }
+
+    /// Transactions a block held, on average; `None` for a run that committed nothing.
+    fn transactions_per_block(&self) -> Option<f64> {
+        (self.blocks.count > 0).then(|| self.latencies.len() as f64 / self.blocks.count as f64)
+    }
+
+    /// The committer's time for a block, on average, in µs.
+    fn commit_per_block(&self) -> Option<f64> {
+        (self.blocks.count > 0).then(|| self.blocks.seconds * 1e6 / self.blocks.count as f64)
     }
 }
 
@@ -118,6 +160,16 @@ impl Row {
         let mut figures: Vec<f64> = self.runs.iter().map(figure).collect();
         figures.sort_by(f64::total_cmp);
         figures[figures.len() / 2]
+    }
+
+    /// The median of a figure the runs that committed have, printed; `-` for a row that does
+    /// not commit.
+    fn median_committed(&self, figure: impl Fn(&Run) -> Option<f64>, decimals: usize) -> String {
+        let mut figures: Vec<f64> = self.runs.iter().filter_map(figure).collect();
+        figures.sort_by(f64::total_cmp);
+        figures
+            .get(figures.len() / 2)
+            .map_or_else(|| "-".to_owned(), |median| format!("{median:.decimals$}"))
     }
 
     /// The lowest and highest throughput of the runs.
@@ -259,6 +311,7 @@ async fn measure(
         _ => None,
     };
     let cpu_before = process_cpu();
+    let blocks_before = Committed::now();
     let started = Instant::now();
     let clients: Vec<_> = (0..in_flight)
         .map(|_| {
@@ -287,6 +340,7 @@ async fn measure(
         latencies,
         elapsed: started.elapsed(),
         cpu: process_cpu().saturating_sub(cpu_before),
+        blocks: Committed::now().since(blocks_before),
     })
 }
 
@@ -378,19 +432,30 @@ fn main() -> Result<()> {
             Err(e) => eprintln!("skipping the Node shim: {e}"),
         }
         println!(
-            "\n{:<24} {:<15} {:>9} {:>10} {:>10} {:>10} {:>17} {:>10}",
-            "path", "mode", "in flight", "p50 µs", "p99 µs", "tx/s", "tx/s range", "CPU µs/tx"
+            "\n{:<24} {:<15} {:>9} {:>10} {:>10} {:>10} {:>17} {:>10} {:>9} {:>16}",
+            "path",
+            "mode",
+            "in flight",
+            "p50 µs",
+            "p99 µs",
+            "tx/s",
+            "tx/s range",
+            "CPU µs/tx",
+            "tx/block",
+            "commit µs/block"
         );
         for row in &rows {
             let (low, high) = row.throughput_range();
             println!(
-                "{} {:>10.1} {:>10.1} {:>10.0} {:>17} {:>10.1}",
+                "{} {:>10.1} {:>10.1} {:>10.0} {:>17} {:>10.1} {:>9} {:>16}",
                 row.label,
                 row.median(|run| run.percentile(0.50).as_secs_f64() * 1e6),
                 row.median(|run| run.percentile(0.99).as_secs_f64() * 1e6),
                 row.median(Run::throughput),
                 format!("{low:.0}–{high:.0}"),
                 row.median(|run| run.cpu_per_transaction().as_secs_f64() * 1e6),
+                row.median_committed(Run::transactions_per_block, 2),
+                row.median_committed(Run::commit_per_block, 0),
             );
         }
         println!("\nwasm inproc instances of the chaincode after its rows: {grown}");
