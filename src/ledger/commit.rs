@@ -746,6 +746,7 @@ mod tests {
         let limits = JournalLimits {
             bytes: 1 << 20,
             blocks: 2,
+            checkpoint_txs: 100,
             txs: 4,
         };
         let ledger = Ledger::open_with_journal(dir.path(), TEST_CACHE_BYTES, limits)?;
@@ -818,6 +819,7 @@ mod tests {
         let limits = JournalLimits {
             bytes: 4096,
             blocks: 100,
+            checkpoint_txs: 100,
             txs: 4,
         };
         let ledger = Ledger::open_with_journal(dir.path(), TEST_CACHE_BYTES, limits)?;

@@ -44,6 +44,10 @@ pub(crate) struct JournalLimits {
     /// Blocks after which the journal asks for a checkpoint. Fewer make each checkpoint
     /// shorter: the store writes every page these blocks touched.
     pub blocks: u32,
+    /// Transactions after which the journal asks for a checkpoint, if that comes before
+    /// [`JournalLimits::blocks`]: blocks of several transactions touch more pages each, and a
+    /// longer checkpoint keeps the next block's commit waiting longer.
+    pub checkpoint_txs: usize,
     /// Most transactions of a journaled block. A larger block is committed to the store
     /// durably, its sync shared by its transactions: a committer that busy does better
     /// without checkpoints to wait for.
@@ -55,7 +59,8 @@ impl Default for JournalLimits {
         Self {
             bytes: 16 << 20,
             blocks: 32,
-            txs: 1,
+            checkpoint_txs: 64,
+            txs: 16,
         }
     }
 }
@@ -139,8 +144,17 @@ pub(crate) struct Journal {
     next_seq: u64,
     /// Records written since the last checkpoint.
     blocks: u32,
-    /// Where the last record began, while it may still be retracted.
-    last: Option<u64>,
+    /// Transactions of the records written since the last checkpoint.
+    txs: usize,
+    /// The last record, while it may still be retracted.
+    last: Option<LastRecord>,
+}
+
+/// Where the last record began, and the transactions of its block.
+#[derive(Debug, Clone, Copy)]
+struct LastRecord {
+    start: u64,
+    txs: usize,
 }
 
 impl Journal {
@@ -175,6 +189,7 @@ impl Journal {
             end: 0,
             next_seq: 1,
             blocks: 0,
+            txs: 0,
             last: None,
         };
         let blocks = journal.read_records()?;
@@ -252,31 +267,36 @@ impl Journal {
             .write_all_at(&record, self.end)
             .and_then(|()| self.file.sync_data())
             .map_err(|source| self.io(source))?;
-        self.last = Some(self.end);
+        self.last = Some(LastRecord {
+            start: self.end,
+            txs: txs.len(),
+        });
         self.end += record_len;
         self.next_seq += 1;
         self.blocks += 1;
+        self.txs += txs.len();
         Ok(Placement::Journaled)
     }
 
-    /// Whether the journal holds enough blocks to ask for a checkpoint.
+    /// Whether the journal holds enough blocks or transactions to ask for a checkpoint.
     pub fn wants_checkpoint(&self) -> bool {
-        self.blocks >= self.limits.blocks
+        self.blocks >= self.limits.blocks || self.txs >= self.limits.checkpoint_txs
     }
 
     /// Undoes the last [`Journal::append`], whose block the store then failed to commit, so
     /// that no restart commits it.
     pub fn retract_last(&mut self) -> Result<(), JournalError> {
-        let Some(start) = self.last.take() else {
+        let Some(last) = self.last.take() else {
             return Ok(());
         };
         self.file
-            .write_all_at(&[0u8; RECORD_HEADER], start)
+            .write_all_at(&[0u8; RECORD_HEADER], last.start)
             .and_then(|()| self.file.sync_data())
             .map_err(|source| self.io(source))?;
-        self.end = start;
+        self.end = last.start;
         self.next_seq -= 1;
         self.blocks -= 1;
+        self.txs -= last.txs;
         Ok(())
     }
 
@@ -285,6 +305,7 @@ impl Journal {
     pub fn checkpointed(&mut self) {
         self.end = 0;
         self.blocks = 0;
+        self.txs = 0;
         self.last = None;
     }
 
@@ -486,6 +507,7 @@ mod tests {
     const LIMITS: JournalLimits = JournalLimits {
         bytes: 4096,
         blocks: 100,
+        checkpoint_txs: 100,
         txs: 4,
     };
 
@@ -525,7 +547,7 @@ mod tests {
         for number in 1..=3 {
             journal.append("ch", number, &[tx(1, None)])?;
         }
-        let third = journal.last.expect("a record was written");
+        let third = journal.last.expect("a record was written").start;
         drop(journal);
         let file = OpenOptions::new()
             .write(true)
@@ -578,12 +600,42 @@ mod tests {
     }
 
     #[test]
+    fn a_checkpoint_is_asked_for_after_its_transactions_and_a_retraction_uncounts_them()
+    -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let limits = JournalLimits {
+            bytes: 1 << 20,
+            blocks: 100,
+            checkpoint_txs: 5,
+            txs: 4,
+        };
+        let (mut journal, _) = Journal::open(dir.path(), limits)?;
+        journal.append("ch", 1, &[tx(1, None), tx(2, None), tx(3, None)])?;
+        assert!(!journal.wants_checkpoint());
+        journal.append("ch", 2, &[tx(4, None), tx(5, None)])?;
+        assert!(
+            journal.wants_checkpoint(),
+            "five transactions in two blocks"
+        );
+        journal.retract_last()?;
+        assert!(
+            !journal.wants_checkpoint(),
+            "the retracted block's two are not counted"
+        );
+        journal.append("ch", 2, &[tx(4, None), tx(5, None)])?;
+        journal.checkpointed();
+        assert!(!journal.wants_checkpoint());
+        Ok(())
+    }
+
+    #[test]
     fn a_checkpoint_is_asked_for_after_its_blocks_and_due_for_a_block_too_large_to_journal()
     -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
         let limits = JournalLimits {
             bytes: 4096,
             blocks: 2,
+            checkpoint_txs: 100,
             txs: 1,
         };
         let (mut journal, _) = Journal::open(dir.path(), limits)?;
