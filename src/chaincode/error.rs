@@ -108,6 +108,15 @@ pub enum ChaincodeError {
         /// The timeout that expired.
         timeout: Duration,
     },
+    /// The instance chosen for a transaction was retired (a newer instance took its place) or
+    /// ended before the transaction began on it; the transaction may run on another.
+    #[error("chaincode {chaincode} no longer takes transactions: {reason}")]
+    Retired {
+        /// The chaincode.
+        chaincode: String,
+        /// Why its connection ended.
+        reason: String,
+    },
     /// The chaincode's stream ended while a transaction was waiting on it.
     #[error("chaincode {chaincode} disconnected: {reason}")]
     Disconnected {

@@ -15,6 +15,7 @@ use tracing::{debug, info};
 
 use super::connection::{Connection, Effect, ToChaincode};
 use super::message::bare;
+use super::registry::RETIRED;
 use super::support::ChaincodeSupport;
 use super::tx_context::TxContexts;
 use crate::container::{OutboundMessages, StreamBroken};
@@ -78,9 +79,7 @@ impl Handler {
             let next = tokio::select! {
                 biased;
                 () = self.support.stopping() => break "the peer is shutting down".to_owned(),
-                () = self.retired_and_idle() => {
-                    break "retired: a newer instance took its place".to_owned();
-                }
+                () = self.retired_and_idle() => break RETIRED.to_owned(),
                 next = inbound.next() => next,
                 () = tick(keepalive.as_mut()) => {
                     let registered = lock(&self.connection).registered().is_some();
@@ -122,10 +121,16 @@ impl Handler {
         self.contexts.close_all(&reason);
     }
 
-    /// Resolves once the chaincode has been retired and has no transaction left to finish.
+    /// Resolves once the chaincode has been retired and has no transaction left to finish;
+    /// from then on no transaction opens on it.
     async fn retired_and_idle(&self) {
         self.retired.cancelled().await;
-        self.contexts.idle().await;
+        loop {
+            self.contexts.idle().await;
+            if self.contexts.close_if_idle(RETIRED) {
+                return;
+            }
+        }
     }
 
     /// Why the chaincode's stream was lost: how its VM saw it end, when the peer launched it

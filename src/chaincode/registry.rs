@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::error::{ChaincodeError, Result, short_tx};
 use super::support::ExecuteRequest;
-use super::tx_context::{TxContexts, TxInfo};
+use super::tx_context::{OpenRefused, TxContexts, TxInfo};
 use crate::container::OutboundMessages;
 use crate::sync::lock;
 
@@ -81,7 +81,7 @@ impl HandlerHandle {
     /// Sends a TRANSACTION (or INIT) and waits for COMPLETED, at most `timeout`.
     ///
     /// # Errors
-    /// [`ChaincodeError::DuplicateTx`], [`ChaincodeError::Timeout`],
+    /// [`ChaincodeError::DuplicateTx`], [`ChaincodeError::Retired`], [`ChaincodeError::Timeout`],
     /// [`ChaincodeError::Disconnected`], or [`ChaincodeError::Failed`] when the chaincode answers
     /// with ERROR.
     pub async fn execute(
@@ -89,22 +89,49 @@ impl HandlerHandle {
         request: ExecuteRequest,
         timeout: Duration,
     ) -> Result<ChaincodeMessage> {
-        let short = short_tx(&request.tx_id);
-        let (_, done) = self
-            .contexts
-            .open(TxInfo {
-                channel: request.channel.clone(),
-                tx_id: request.tx_id.clone(),
-                namespace: self.namespace().to_owned(),
-                signed_proposal: request.signed_proposal.clone(),
-                simulator: request.simulator,
-                read_only: request.read_only,
+        self.execute_or_return(request, timeout)
+            .await
+            .unwrap_or_else(|not_begun| {
+                Err(ChaincodeError::Retired {
+                    chaincode: self.name.clone(),
+                    reason: not_begun.reason,
+                })
             })
-            .ok_or_else(|| ChaincodeError::DuplicateTx {
-                channel: request.channel.clone(),
-                chaincode: self.name.clone(),
-                short_tx: short.clone(),
-            })?;
+    }
+
+    /// As [`Self::execute`], but a transaction this instance no longer takes, as it has been
+    /// retired or has ended, is handed back to run on another.
+    pub(crate) async fn execute_or_return(
+        &self,
+        request: ExecuteRequest,
+        timeout: Duration,
+    ) -> std::result::Result<Result<ChaincodeMessage>, NotBegun> {
+        let short = short_tx(&request.tx_id);
+        if self.retired.is_cancelled() {
+            return Err(NotBegun {
+                request,
+                reason: RETIRED.to_owned(),
+            });
+        }
+        let opened = self.contexts.open(TxInfo {
+            channel: request.channel.clone(),
+            tx_id: request.tx_id.clone(),
+            namespace: self.namespace().to_owned(),
+            signed_proposal: request.signed_proposal.clone(),
+            simulator: Arc::clone(&request.simulator),
+            read_only: request.read_only,
+        });
+        let done = match opened {
+            Ok((_, done)) => done,
+            Err(OpenRefused::Closed(reason)) => return Err(NotBegun { request, reason }),
+            Err(OpenRefused::Running) => {
+                return Ok(Err(ChaincodeError::DuplicateTx {
+                    channel: request.channel,
+                    chaincode: self.name.clone(),
+                    short_tx: short,
+                }));
+            }
+        };
         let kind = if request.input.is_init {
             MessageType::Init
         } else {
@@ -123,7 +150,7 @@ impl HandlerHandle {
             Err(_) => None,
         };
         self.contexts.close(&request.channel, &request.tx_id);
-        match outcome {
+        Ok(match outcome {
             None | Some(Ok(Err(_))) => Err(ChaincodeError::Disconnected {
                 chaincode: self.name.clone(),
                 reason: self
@@ -144,7 +171,7 @@ impl HandlerHandle {
                 })
             }
             Some(Ok(Ok(reply))) => Ok(reply),
-        }
+        })
     }
 
     /// How many transactions the chaincode is running now.
@@ -198,6 +225,17 @@ impl Registered {
     fn serves(&self) -> bool {
         self.ready && !self.retiring
     }
+}
+
+/// Why a retired instance takes no transaction, and why its connection ends.
+pub(crate) const RETIRED: &str = "retired: a newer instance took its place";
+
+/// A transaction handed back by an instance that was retired or ended before it began.
+pub(crate) struct NotBegun {
+    /// The transaction, to run on another instance.
+    pub request: ExecuteRequest,
+    /// Why the instance's connection ended.
+    pub reason: String,
 }
 
 /// The instance of a chaincode chosen for a transaction, and how busy its chaincode is.
@@ -543,7 +581,7 @@ mod tests {
             simulator: Arc::new(Mutex::new(simulator)),
             read_only: false,
         });
-        assert!(opened.is_some(), "{tx_id} is new");
+        assert!(opened.is_ok(), "{tx_id} is new");
         Ok(())
     }
 

@@ -362,7 +362,7 @@ mod tests {
         };
         let (context, _completion) = TxContexts::default()
             .open(info)
-            .ok_or_else(|| anyhow::anyhow!("the transaction is new"))?;
+            .map_err(|refused| anyhow::anyhow!("the transaction is new: {refused:?}"))?;
         Ok((dir, context))
     }
 

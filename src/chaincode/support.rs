@@ -36,6 +36,11 @@ pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(300);
 /// transactions fail with that ("container exited with 137") rather than "stream ended".
 pub const EXIT_REPORT_PATIENCE: Duration = Duration::from_secs(2);
 
+/// Instances a transaction is offered to when the one chosen was retired (a reload) or ended
+/// before the transaction began on it: enough for a reload during the choice, bounded so that
+/// instances ending one after another cannot keep a transaction going round.
+const MAX_INSTANCES_TRIED: usize = 3;
+
 /// Largest `ChaincodeMessage` accepted from a chaincode: Fabric's default gRPC limit of 100 MiB,
 /// the same for a guest inside the peer. Larger messages close the stream with a logged reason.
 pub use ccvm_sandbox::DEFAULT_MAX_MESSAGE_BYTES;
@@ -405,15 +410,35 @@ impl ChaincodeSupport {
     /// Runs one transaction and returns the chaincode's COMPLETED message. A chaincode running
     /// inside the peer whose transaction times out is ended (it may be stuck where no deadline
     /// reaches it) and taken out of the registry at once, so that the next call launches a new
-    /// instance.
+    /// instance. A transaction whose chosen instance was retired or ended before it began goes
+    /// to another, so that after a reload no transaction runs on the older version.
     ///
     /// # Errors
     /// As [`Self::launch`], then as [`super::HandlerHandle::execute`].
-    pub async fn execute(&self, request: ExecuteRequest) -> Result<ExecuteResult> {
-        let handle = self.instance_for(&request).await?;
-        let result = handle
-            .execute(request, self.inner.config.execute_timeout)
-            .await;
+    pub async fn execute(&self, mut request: ExecuteRequest) -> Result<ExecuteResult> {
+        let mut attempts = 1;
+        let (handle, result) = loop {
+            let handle = self.instance_for(&request).await?;
+            match handle
+                .execute_or_return(request, self.inner.config.execute_timeout)
+                .await
+            {
+                Ok(result) => break (handle, result),
+                Err(not_begun) if attempts < MAX_INSTANCES_TRIED => {
+                    attempts += 1;
+                    request = not_begun.request;
+                }
+                Err(not_begun) => {
+                    break (
+                        handle,
+                        Err(ChaincodeError::Retired {
+                            chaincode: not_begun.request.chaincode,
+                            reason: not_begun.reason,
+                        }),
+                    );
+                }
+            }
+        };
         if let Err(ChaincodeError::Timeout { .. }) = &result {
             metrics()
                 .execute_timeouts

@@ -135,19 +135,32 @@ pub(crate) struct TxContexts {
     shim_metrics: Mutex<HashMap<String, Arc<ShimMetricsTable>>>,
 }
 
+/// Why a transaction's context was not opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum OpenRefused {
+    /// The transaction id is already running.
+    Running,
+    /// The connection has ended, for the reason given: the transaction would never be answered.
+    Closed(String),
+}
+
 impl TxContexts {
-    /// Opens a context, or returns `None` when the transaction id is already running.
+    /// Opens a context, unless the transaction id is already running or the connection has
+    /// ended.
     pub fn open(
         &self,
         tx: TxInfo,
-    ) -> Option<(Arc<TxContext>, oneshot::Receiver<ChaincodeMessage>)> {
+    ) -> Result<(Arc<TxContext>, oneshot::Receiver<ChaincodeMessage>), OpenRefused> {
         let mut contexts = lock(&self.contexts);
+        if let Some(reason) = lock(&self.closed_because).clone() {
+            return Err(OpenRefused::Closed(reason));
+        }
         let channel = match contexts.get_mut(tx.channel.as_str()) {
             Some(channel) => channel,
             None => contexts.entry(tx.channel.clone()).or_default(),
         };
         if channel.contains_key(tx.tx_id.as_str()) {
-            return None;
+            return Err(OpenRefused::Running);
         }
         let shim_metrics = Arc::clone(
             lock(&self.shim_metrics)
@@ -166,7 +179,7 @@ impl TxContexts {
         channel.insert(tx_id, Arc::clone(&context));
         self.running.fetch_add(1, Ordering::Relaxed);
         self.opened.fetch_add(1, Ordering::Relaxed);
-        Some((context, receiver))
+        Ok((context, receiver))
     }
 
     /// The context of a running transaction.
@@ -212,6 +225,18 @@ impl TxContexts {
         }
     }
 
+    /// Ends the connection for `reason` if no transaction is running, so that none opens
+    /// after; returns whether it did.
+    pub fn close_if_idle(&self, reason: &str) -> bool {
+        let contexts = lock(&self.contexts);
+        if self.len() > 0 {
+            return false;
+        }
+        *lock(&self.closed_because) = Some(reason.to_owned());
+        drop(contexts);
+        true
+    }
+
     /// Why the connection ended, once it has.
     pub fn closed_because(&self) -> Option<String> {
         lock(&self.closed_because).clone()
@@ -220,8 +245,8 @@ impl TxContexts {
     /// Ends every transaction because the connection ended, dropping their waiters so that
     /// executors see the disconnect and its reason.
     pub fn close_all(&self, reason: &str) {
-        *lock(&self.closed_because) = Some(reason.to_owned());
         let mut contexts = lock(&self.contexts);
+        lock(&self.closed_because).get_or_insert_with(|| reason.to_owned());
         self.running.store(0, Ordering::Relaxed);
         for context in contexts
             .drain()
@@ -256,10 +281,7 @@ mod tests {
         let ledger = Ledger::open_with_default_channel(dir.path())?;
         let contexts = Arc::new(TxContexts::default());
         for tx_id in ["a", "b"] {
-            anyhow::ensure!(
-                contexts.open(tx(&ledger, tx_id)?).is_some(),
-                "{tx_id} is new"
-            );
+            anyhow::ensure!(contexts.open(tx(&ledger, tx_id)?).is_ok(), "{tx_id} is new");
         }
         let idle = tokio::spawn({
             let contexts = Arc::clone(&contexts);
@@ -270,6 +292,23 @@ mod tests {
         assert!(!idle.is_finished(), "one transaction still runs");
         contexts.close(DEFAULT_CHANNEL, "b");
         idle.await?;
+        Ok(())
+    }
+
+    #[test]
+    fn a_connection_closed_while_idle_opens_no_transaction_after() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let ledger = Ledger::open_with_default_channel(dir.path())?;
+        let contexts = TxContexts::default();
+        anyhow::ensure!(contexts.open(tx(&ledger, "a")?).is_ok(), "a is new");
+        assert!(!contexts.close_if_idle("retired"), "a still runs");
+        contexts.close(DEFAULT_CHANNEL, "a");
+        assert!(contexts.close_if_idle("retired"));
+        assert_eq!(
+            contexts.open(tx(&ledger, "b")?).err(),
+            Some(OpenRefused::Closed("retired".to_owned()))
+        );
+        assert_eq!(contexts.closed_because().as_deref(), Some("retired"));
         Ok(())
     }
 }
