@@ -78,30 +78,15 @@ impl HandlerHandle {
         &self.name
     }
 
-    /// Sends a TRANSACTION (or INIT) and waits for COMPLETED, at most `timeout`.
+    /// Sends a TRANSACTION (or INIT) and waits for COMPLETED, at most `timeout`; a transaction
+    /// this instance no longer takes, as it has been retired or has ended, is handed back to
+    /// run on another.
     ///
     /// # Errors
-    /// [`ChaincodeError::DuplicateTx`], [`ChaincodeError::Retired`], [`ChaincodeError::Timeout`],
+    /// [`ChaincodeError::DuplicateTx`], [`ChaincodeError::Timeout`],
     /// [`ChaincodeError::Disconnected`], or [`ChaincodeError::Failed`] when the chaincode answers
     /// with ERROR.
-    pub async fn execute(
-        &self,
-        request: ExecuteRequest,
-        timeout: Duration,
-    ) -> Result<ChaincodeMessage> {
-        self.execute_or_return(request, timeout)
-            .await
-            .unwrap_or_else(|not_begun| {
-                Err(ChaincodeError::Retired {
-                    chaincode: self.name.clone(),
-                    reason: not_begun.reason,
-                })
-            })
-    }
-
-    /// As [`Self::execute`], but a transaction this instance no longer takes, as it has been
-    /// retired or has ended, is handed back to run on another.
-    pub(crate) async fn execute_or_return(
+    pub(crate) async fn execute(
         &self,
         request: ExecuteRequest,
         timeout: Duration,

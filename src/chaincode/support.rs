@@ -414,13 +414,14 @@ impl ChaincodeSupport {
     /// to another, so that after a reload no transaction runs on the older version.
     ///
     /// # Errors
-    /// As [`Self::launch`], then as [`super::HandlerHandle::execute`].
+    /// As [`Self::launch`], then as [`super::HandlerHandle::execute`], or
+    /// [`ChaincodeError::Retired`] when every instance offered the transaction refused it.
     pub async fn execute(&self, mut request: ExecuteRequest) -> Result<ExecuteResult> {
         let mut attempts = 1;
         let (handle, result) = loop {
             let handle = self.instance_for(&request).await?;
             match handle
-                .execute_or_return(request, self.inner.config.execute_timeout)
+                .execute(request, self.inner.config.execute_timeout)
                 .await
             {
                 Ok(result) => break (handle, result),
