@@ -132,6 +132,16 @@ impl Connection {
         self
     }
 
+    /// A connection whose chaincode is retired when `replaced` is cancelled: its code has been
+    /// replaced by a newer version.
+    #[must_use]
+    pub fn retired_when_replaced(mut self, replaced: Option<&CancellationToken>) -> Self {
+        if let Some(replaced) = replaced {
+            self.retired = replaced.child_token();
+        }
+        self
+    }
+
     /// The common name of the client certificate the chaincode connected with, if any.
     #[must_use]
     pub fn authenticated_as(mut self, name: Option<String>) -> Self {

@@ -43,6 +43,18 @@ struct NameGrowth {
     failed_at: Option<Instant>,
 }
 
+/// How a start of one more instance ended.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum GrowthOutcome {
+    /// The instance registered and serves.
+    Serves,
+    /// It registered, but its code was replaced since it started (a hot swap): it serves
+    /// nothing and ends once its connection closes.
+    Replaced,
+    /// It did not start, ended before registering, or did not register in time.
+    Failed,
+}
+
 /// What a start of one more instance needs from the launcher.
 pub(super) struct GrowthOrder<'a> {
     pub vms: &'a [Arc<dyn Vm>],
@@ -94,7 +106,6 @@ impl Growth {
         let (over, grown) = oneshot::channel();
         order.tasks.spawn(async move {
             let first_id = HandlerHandle::next_id();
-            let retirements = registry.retirements();
             let registers_as = target.registers_as.clone();
             let start = async {
                 let Started { stop, mut exited } =
@@ -102,41 +113,45 @@ impl Growth {
                         Ok(started) => started,
                         Err(e) => {
                             warn!(chaincode = %name, error = %e, "one more instance did not start");
-                            return false;
+                            return GrowthOutcome::Failed;
                         }
                     };
                 tokio::select! {
                     biased;
-                    () = registry.registered_since(&registers_as, first_id) => {
-                        // Retired meanwhile (a hot swap), the instance may run what was
-                        // installed before: it takes no transactions.
-                        if registry.retirements() != retirements {
-                            registry.retire_registered_since(&registers_as, first_id);
+                    serves = registry.registered_since(&registers_as, first_id) => {
+                        if serves {
+                            debug!(chaincode = %name, instances = instances + 1, "one more instance");
+                            GrowthOutcome::Serves
+                        } else {
+                            debug!(chaincode = %name, "one more instance runs code replaced since it started; it serves nothing");
+                            GrowthOutcome::Replaced
                         }
-                        debug!(chaincode = %name, instances = instances + 1, "one more instance");
-                        true
                     }
                     exit = exited.ended() => {
                         warn!(chaincode = %name, %exit, "one more instance ended before registering");
-                        false
+                        GrowthOutcome::Failed
                     }
                     () = tokio::time::sleep(timeout) => {
                         warn!(chaincode = %name, ?timeout, "one more instance did not register in time; stopping it");
                         stop();
-                        false
+                        GrowthOutcome::Failed
                     }
                 }
             };
-            let served = tokio::select! {
-                served = start => served,
+            let outcome = tokio::select! {
+                outcome = start => outcome,
                 () = stopping.cancelled() => return,
             };
-            let success = if served { "true" } else { "false" };
+            let success = if outcome == GrowthOutcome::Serves {
+                "true"
+            } else {
+                "false"
+            };
             metrics()
                 .instances_added
                 .with_label_values(&[name.as_str(), success])
                 .inc();
-            growth.end(&name, served);
+            growth.end(&name, outcome != GrowthOutcome::Failed);
             let _ = over.send(());
         });
         Some(grown)
@@ -166,11 +181,11 @@ impl Growth {
         true
     }
 
-    /// Ends the start under way for `name`; one that did not come to serve pauses growth.
-    fn end(&self, name: &str, served: bool) {
+    /// Ends the start under way for `name`; one that failed pauses growth.
+    fn end(&self, name: &str, started: bool) {
         if let Some(growth) = lock(&self.names).get_mut(name) {
             growth.under_way = false;
-            growth.failed_at = (!served).then(Instant::now);
+            growth.failed_at = (!started).then(Instant::now);
         }
     }
 }

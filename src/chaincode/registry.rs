@@ -197,7 +197,7 @@ impl Registered {
         }
     }
 
-    /// Retires the instance; returns whether it was not retiring yet.
+    /// Retires the instance; returns whether it had not been retired through the registry yet.
     fn retire(&mut self) -> bool {
         if self.retiring {
             return false;
@@ -207,8 +207,13 @@ impl Registered {
         true
     }
 
+    /// Whether it was retired through the registry or, its code replaced, by its VM.
+    fn retired(&self) -> bool {
+        self.retiring || self.handle.retired.is_cancelled()
+    }
+
     fn serves(&self) -> bool {
-        self.ready && !self.retiring
+        self.ready && !self.retired()
     }
 }
 
@@ -338,7 +343,6 @@ fn choose(instances: &Instances, tx: Option<(&str, &str)>) -> Option<Pick> {
 pub struct HandlerRegistry {
     handlers: Arc<Mutex<Handlers>>,
     registered: Arc<Notify>,
-    retirements: Arc<AtomicU64>,
 }
 
 impl HandlerRegistry {
@@ -352,7 +356,7 @@ impl HandlerRegistry {
         if handlers
             .by_name
             .get(&handle.name)
-            .is_some_and(|instances| instances.iter().any(|entry| !entry.retiring))
+            .is_some_and(|instances| instances.iter().any(|entry| !entry.retired()))
         {
             return Err(ChaincodeError::AlreadyRegistered { name: handle.name });
         }
@@ -371,7 +375,6 @@ impl HandlerRegistry {
     /// was registered.
     pub fn retire(&self, name: &str) -> bool {
         let mut handlers = lock(&self.handlers);
-        self.retirements.fetch_add(1, Ordering::Relaxed);
         let mut retired = false;
         for entry in handlers.by_name.get_mut(name).into_iter().flatten() {
             retired |= entry.retire();
@@ -379,39 +382,24 @@ impl HandlerRegistry {
         retired
     }
 
-    /// How many times chaincodes have been retired by name since the registry began.
-    pub(crate) fn retirements(&self) -> u64 {
-        self.retirements.load(Ordering::Relaxed)
-    }
-
-    /// Retires the instances of `name` registered since handle id `first_id` was next: those
-    /// an instance start begun then may have registered.
-    pub(crate) fn retire_registered_since(&self, name: &str, first_id: u64) {
-        let mut handlers = lock(&self.handlers);
-        for entry in handlers.by_name.get_mut(name).into_iter().flatten() {
-            if entry.handle.id >= first_id {
-                entry.retire();
-            }
-        }
-    }
-
-    /// Resolves once an instance of `name` registered since handle id `first_id` was next
-    /// serves.
-    pub(crate) async fn registered_since(&self, name: &str, first_id: u64) {
+    /// Resolves once an instance of `name` registered since handle id `first_id` was next is
+    /// ready; tells whether it serves (it does not when its code was replaced meanwhile).
+    pub(crate) async fn registered_since(&self, name: &str, first_id: u64) -> bool {
         loop {
             let notified = self.registered.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let serves = lock(&self.handlers)
+            let ready = lock(&self.handlers)
                 .by_name
                 .get(name)
-                .is_some_and(|instances| {
+                .and_then(|instances| {
                     instances
                         .iter()
-                        .any(|entry| entry.serves() && entry.handle.id >= first_id)
+                        .find(|entry| entry.ready && entry.handle.id >= first_id)
+                        .map(Registered::serves)
                 });
-            if serves {
-                return;
+            if let Some(serves) = ready {
+                return serves;
             }
             notified.await;
         }
@@ -609,6 +597,39 @@ mod tests {
         assert_eq!(busy.instances, 2);
         assert_eq!(registry.running_transactions("cc"), 2);
         Ok(())
+    }
+
+    #[tokio::test]
+    async fn an_instance_whose_code_was_replaced_serves_nothing_even_registered_after() {
+        let registry = HandlerRegistry::default();
+        let replaced = CancellationToken::new();
+        let of_old_code = || handle("cc").retired_through(replaced.child_token());
+        let old = of_old_code();
+        registry.join(old.clone());
+        registry.ready(&old);
+        assert_eq!(registry.get("cc").map(|h| h.id), Some(old.id));
+
+        let first_id = HandlerHandle::next_id();
+        replaced.cancel();
+        assert!(registry.get("cc").is_none(), "replaced, it serves nothing");
+        let late = of_old_code();
+        registry.join(late.clone());
+        registry.ready(&late);
+        assert!(
+            !registry.registered_since("cc", first_id).await,
+            "registered after its code was replaced, it does not serve"
+        );
+        assert!(registry.get("cc").is_none());
+
+        let fresh = joined(&registry, "cc");
+        assert!(registry.registered_since("cc", fresh.id).await);
+        assert_eq!(registry.get("cc").map(|h| h.id), Some(fresh.id));
+        assert_eq!(registry.instances("cc"), 1);
+        assert!(
+            registry.retire("cc"),
+            "retiring by name reaches the newer instance"
+        );
+        assert!(fresh.retired.is_cancelled());
     }
 
     #[test]

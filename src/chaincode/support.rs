@@ -475,10 +475,12 @@ fn connector_to(built: SupportCell) -> StreamConnector {
             inbound,
             outbound,
             end_on_timeout,
+            replaced,
         } = streams;
         let connection = Connection::new(support.clone(), outbound.clone())
             .launched_as(launched_as)
-            .ended_on_timeout_by(end_on_timeout);
+            .ended_on_timeout_by(end_on_timeout)
+            .retired_when_replaced(replaced.as_ref());
         let connection = Arc::new(Mutex::new(connection));
         let handler = Handler::driving(support.clone(), outbound, Arc::clone(&connection));
         let serve = support.inner.tasks.track_future(

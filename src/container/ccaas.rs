@@ -231,6 +231,7 @@ impl CcaasVm {
             inbound: from_chaincode,
             outbound: to_chaincode,
             end_on_timeout: None,
+            replaced: None,
         })?;
         tokio::spawn(peer.serve);
         let stopped = CancellationToken::new();

@@ -120,6 +120,10 @@ pub struct ChaincodeStreams {
     /// where no deadline reaches it. `None` where the chaincode runs elsewhere and is left
     /// running, as Fabric leaves it.
     pub end_on_timeout: Option<CancellationToken>,
+    /// Cancelled when the code the chaincode runs is replaced by a newer version for future
+    /// starts, for a VM that replaces code under a name: the peer then gives it no more
+    /// transactions, even one that started before the replacement and registers after it.
+    pub replaced: Option<CancellationToken>,
 }
 
 /// Hands a started chaincode's streams to the peer; returns the peer's side of the connection.

@@ -141,6 +141,7 @@ impl OnChannels {
             inbound,
             outbound,
             end_on_timeout: None,
+            replaced: None,
         })?;
         tokio::spawn(peer.serve);
         let mut chaincode = Self {

@@ -108,11 +108,13 @@ impl InstanceHandle {
 }
 
 /// What one instance is given beyond the peer channel: its WASI environment, the block store if
-/// it may read it, and a host directory if one is granted to it.
+/// it may read it, a host directory if one is granted to it, and the token cancelled when its
+/// code is replaced.
 pub(super) struct Grants<'a> {
     pub env: &'a [(String, String)],
     pub blocks: Option<Arc<dyn BlockStore>>,
     pub dir: Option<&'a Path>,
+    pub replaced: Option<CancellationToken>,
 }
 
 /// New channels between a guest and the peer: the guest's ends, and the peer's.
@@ -133,7 +135,12 @@ pub(super) async fn start(
     limits: &InprocLimits,
     (live, ticker): (LiveInstance, TickerHold),
 ) -> Result<InstanceHandle, InprocError> {
-    let Grants { env, blocks, dir } = grants;
+    let Grants {
+        env,
+        blocks,
+        dir,
+        replaced,
+    } = grants;
     let wasi = guest_wasi(env, dir).map_err(|reason| InprocError::Grant {
         chaincode: name.to_owned(),
         reason,
@@ -146,6 +153,7 @@ pub(super) async fn start(
         inbound,
         outbound,
         end_on_timeout: Some(stop.clone()),
+        replaced,
     })?;
     let link = InprocLink::new(guest_ends, peer.inline, blocks);
     let state = GuestState::new(name, wasi, link, &limits.wasm, ticker)

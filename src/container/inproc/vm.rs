@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use ccvm_sandbox::TickerHold;
+use tokio_util::sync::CancellationToken;
 
 use super::engine::{new_engine, start_epoch_ticker};
 use super::error::{InprocError, Result};
@@ -22,9 +23,25 @@ use crate::sync::lock;
 
 /// A system chaincode the VM has: compiled, or bytes compiled on its first start.
 #[derive(Clone)]
-enum Installed {
+enum Code {
     Source { wasm: Arc<[u8]>, reads_blocks: bool },
     Compiled(Compiled),
+}
+
+/// The code installed under a name, and the token its instances are told through that it has
+/// been replaced.
+struct Installed {
+    code: Code,
+    replaced: CancellationToken,
+}
+
+impl Installed {
+    fn new(code: Code) -> Self {
+        Self {
+            code,
+            replaced: CancellationToken::new(),
+        }
+    }
 }
 
 /// Runs wasm chaincode components inside the node.
@@ -90,18 +107,27 @@ impl InprocVm {
 
     /// Makes `component` the system chaincode `name`, started by the peer when first called and
     /// again after it ends. A later install of the same name replaces it for future starts.
+    /// Instances of the code it replaces take no more transactions.
     pub fn install(&self, name: &str, component: Compiled) {
-        lock(&self.installed).insert(name.to_owned(), Installed::Compiled(component));
+        self.replace(name, Code::Compiled(component));
     }
 
     /// Like [`Self::install`] for bytes compiled on the chaincode's first start, so that a
     /// system chaincode nobody calls costs no compile time.
     pub fn install_source(&self, name: &str, wasm: impl Into<Arc<[u8]>>, reads_blocks: bool) {
-        let source = Installed::Source {
+        let source = Code::Source {
             wasm: wasm.into(),
             reads_blocks,
         };
-        lock(&self.installed).insert(name.to_owned(), source);
+        self.replace(name, source);
+    }
+
+    /// Installs `code` as `name`, and tells the instances of the code it replaces.
+    fn replace(&self, name: &str, code: Code) {
+        let replaced = lock(&self.installed).insert(name.to_owned(), Installed::new(code));
+        if let Some(replaced) = replaced {
+            replaced.replaced.cancel();
+        }
     }
 
     /// Grants the chaincode `name` (every instance registering as `name` or `name:version`) the
@@ -134,15 +160,17 @@ impl InprocVm {
     /// [`InprocError::Grant`] when a directory granted to it cannot be opened.
     pub async fn start(&self, name: &str, component: &Compiled) -> Result<InstanceHandle> {
         let env = [(CHAINCODE_ID_ENV.to_owned(), name.to_owned())];
-        self.start_with_env(name, &env, component).await
+        self.start_with_env(name, &env, component, None).await
     }
 
-    /// Starts an instance of `component` launched as `name`, whose WASI environment is `env`.
+    /// Starts an instance of `component` launched as `name`, whose WASI environment is `env`,
+    /// told through `replaced` when its code is replaced.
     async fn start_with_env(
         &self,
         name: &str,
         env: &[(String, String)],
         component: &Compiled,
+        replaced: Option<CancellationToken>,
     ) -> Result<InstanceHandle> {
         let blocks = component.reads_blocks.then(|| Arc::clone(&self.blocks));
         let granted = {
@@ -163,6 +191,7 @@ impl InprocVm {
                 env,
                 blocks,
                 dir: granted.as_deref(),
+                replaced,
             },
             &self.connector,
             &self.limits,
@@ -183,7 +212,7 @@ impl InprocVm {
     /// [`InprocError::NotInstalled`], [`InprocError::Compile`], or [`InprocError::NotReady`]
     /// when its instance did not get to READY.
     pub async fn prepare(&self, name: &str) -> Result<()> {
-        let component = self.compiled(name).await?;
+        let (component, _) = self.compiled(name).await?;
         rehearsal::rehearse_on_each_worker(&component.pre, name, &self.limits, &self.ticker)
             .await
             .map_err(|reason| InprocError::NotReady {
@@ -192,18 +221,18 @@ impl InprocVm {
             })
     }
 
-    /// The installed chaincode `name`, compiled on a blocking thread if it is not yet.
-    async fn compiled(&self, name: &str) -> Result<Compiled> {
-        let installed =
-            lock(&self.installed)
-                .get(name)
-                .cloned()
-                .ok_or_else(|| InprocError::NotInstalled {
-                    chaincode: name.to_owned(),
-                })?;
-        let (wasm, reads_blocks) = match installed {
-            Installed::Compiled(compiled) => return Ok(compiled),
-            Installed::Source { wasm, reads_blocks } => (wasm, reads_blocks),
+    /// The installed chaincode `name`, compiled on a blocking thread if it is not yet, and the
+    /// token cancelled when it is replaced.
+    async fn compiled(&self, name: &str) -> Result<(Compiled, CancellationToken)> {
+        let (code, replaced) = lock(&self.installed)
+            .get(name)
+            .map(|installed| (installed.code.clone(), installed.replaced.clone()))
+            .ok_or_else(|| InprocError::NotInstalled {
+                chaincode: name.to_owned(),
+            })?;
+        let (wasm, reads_blocks) = match code {
+            Code::Compiled(compiled) => return Ok((compiled, replaced)),
+            Code::Source { wasm, reads_blocks } => (wasm, reads_blocks),
         };
         let linking = Arc::clone(&self.linking);
         let chaincode = name.to_owned();
@@ -217,11 +246,11 @@ impl InprocVm {
                 })??;
         let mut installed = lock(&self.installed);
         if let Some(entry) = installed.get_mut(name)
-            && matches!(entry, Installed::Source { wasm: current, .. } if Arc::ptr_eq(current, &wasm))
+            && matches!(&entry.code, Code::Source { wasm: current, .. } if Arc::ptr_eq(current, &wasm))
         {
-            *entry = Installed::Compiled(compiled.clone());
+            entry.code = Code::Compiled(compiled.clone());
         }
-        Ok(compiled)
+        Ok((compiled, replaced))
     }
 }
 
@@ -241,8 +270,10 @@ impl Vm for InprocVm {
         config: &'a LaunchConfig,
     ) -> StartFuture<'a> {
         Box::pin(async move {
-            let component = self.compiled(name).await?;
-            let instance = self.start_with_env(name, &config.env, &component).await?;
+            let (component, replaced) = self.compiled(name).await?;
+            let instance = self
+                .start_with_env(name, &config.env, &component, Some(replaced))
+                .await?;
             Ok::<_, VmError>(instance.into_started())
         })
     }
