@@ -220,8 +220,12 @@ impl SystemChaincodes {
         if let Some(stamp) = stamp {
             lock(&self.loaded).insert(name.to_owned(), stamp);
         }
+        // Installing retires the instances of the replaced code (they finish what they run);
+        // retiring the name after it would retire an instance of the new code that a
+        // transaction launched in between.
+        let running = self.support.registry().get(name).is_some();
         self.inproc.install(name, component);
-        if self.support.retire(name) {
+        if running {
             self.support
                 .launch(name)
                 .await
