@@ -91,6 +91,10 @@ pub struct Config {
     pub inproc: InprocSettings,
     /// The Docker engine that runs user chaincode.
     pub docker: DockerConfig,
+    /// Threads serving the node's clients and chaincodes; unset, one per core (or
+    /// `TOKIO_WORKER_THREADS`). One answers a lone client sooner, as no request crosses
+    /// threads; more serve many clients at once (see the README's Performance).
+    pub worker_threads: Option<NonZeroUsize>,
 }
 
 /// The Docker engine used by default: `DOCKER_HOST` when set, else the local socket.
@@ -391,6 +395,7 @@ impl Default for Config {
             logging: LoggingSettings::default(),
             inproc: InprocSettings::default(),
             docker: DockerConfig::default(),
+            worker_threads: None,
         }
     }
 }
@@ -620,6 +625,37 @@ mod tests {
             assert!(
                 Config::load(None).is_ok(),
                 "other tools' CCVM_ variables are left alone"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[expect(
+        clippy::result_large_err,
+        reason = "figment's Jail fixes the closure's error type"
+    )]
+    fn worker_threads_are_set_by_file_or_environment_and_never_zero() {
+        figment::Jail::expect_with(|jail| {
+            assert_eq!(
+                Config::load(None)
+                    .map_err(|e| e.to_string())?
+                    .worker_threads,
+                None
+            );
+            jail.create_file("ccvm.yaml", "worker_threads: 1\n")?;
+            let config = Config::load(Some(Path::new("ccvm.yaml"))).map_err(|e| e.to_string())?;
+            assert_eq!(config.worker_threads.map(NonZeroUsize::get), Some(1));
+            jail.set_env("CCVM_WORKER_THREADS", "3");
+            let config = Config::load(Some(Path::new("ccvm.yaml"))).map_err(|e| e.to_string())?;
+            assert_eq!(config.worker_threads.map(NonZeroUsize::get), Some(3));
+            jail.set_env("CCVM_WORKER_THREADS", "0");
+            let refused = Config::load(Some(Path::new("ccvm.yaml")))
+                .expect_err("a node with no thread serves nothing")
+                .to_string();
+            assert!(
+                refused.to_lowercase().contains("worker_threads") && refused.contains("nonzero"),
+                "{refused}"
             );
             Ok(())
         });

@@ -8,6 +8,7 @@ mod lifecycle_queries;
 mod progress;
 
 use std::io::Write;
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -300,6 +301,16 @@ struct CallArgs {
     client: ClientArgs,
 }
 
+/// The runtime the command runs on: `worker_threads` threads, or tokio's default (one per
+/// core, or `TOKIO_WORKER_THREADS`).
+fn runtime_with(worker_threads: Option<NonZeroUsize>) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = worker_threads {
+        builder.worker_threads(threads.get());
+    }
+    builder.enable_all().build()
+}
+
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -322,7 +333,8 @@ pub fn main() -> ExitCode {
         Command::Chaincode(ChaincodeCommand::Serve(args)) => return builder::serve(&args),
         command => Cli { command },
     };
-    let runtime = match tokio::runtime::Runtime::new() {
+    let worker_threads = config.as_ref().and_then(|config| config.worker_threads);
+    let runtime = match runtime_with(worker_threads) {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("Error: cannot start the runtime: {e}");
@@ -610,4 +622,18 @@ fn parse_transient(json: &str) -> anyhow::Result<std::collections::HashMap<Strin
             Ok((key, bytes))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_runtime_has_the_configured_worker_threads() -> std::io::Result<()> {
+        let one = runtime_with(NonZeroUsize::new(1))?;
+        assert_eq!(one.metrics().num_workers(), 1);
+        let three = runtime_with(NonZeroUsize::new(3))?;
+        assert_eq!(three.metrics().num_workers(), 3);
+        Ok(())
+    }
 }
