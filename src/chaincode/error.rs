@@ -24,6 +24,9 @@ pub enum LaunchFailure {
     /// The chaincode registered, but its handler was gone when the caller looked.
     #[error("claimed to start the chaincode but could not find its handler")]
     NoHandler,
+    /// Its code was replaced by a newer version while each start of it was under way.
+    #[error("its code was replaced while it started, {0} times")]
+    Replaced(usize),
 }
 
 /// What can go wrong talking to a chaincode.

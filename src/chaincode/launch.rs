@@ -34,7 +34,13 @@ type Told = Option<Result<(), LaunchError>>;
 enum LaunchError {
     Failed(LaunchFailure),
     TimedOut(Duration),
+    /// The instance registered, but runs code replaced since it started: it serves nothing.
+    Replaced,
 }
+
+/// How many times a launch starts the chaincode again when its code was replaced (a hot swap)
+/// while the instance started, before it gives up.
+const STARTS_AFTER_REPLACEMENT: usize = 2;
 
 /// The VMs, in the order they are asked, the container runtime that configures what they start,
 /// the launches under way (at most one per name: that is the per-chaincode lock), how each
@@ -195,6 +201,10 @@ impl Launcher {
                 name: name.to_owned(),
                 timeout,
             }),
+            Err(LaunchError::Replaced) => Err(ChaincodeError::LaunchFailed {
+                name: name.to_owned(),
+                cause: LaunchFailure::Replaced(STARTS_AFTER_REPLACEMENT + 1),
+            }),
         }
     }
 }
@@ -262,21 +272,38 @@ async fn run_launch(
 }
 
 /// Launches as `order` says and tells its waiters the outcome (or, dropped before the end, that
-/// it was abandoned).
-async fn launch(shared: Arc<Shared>, order: LaunchOrder, done: watch::Sender<Told>) {
+/// it was abandoned). An instance that registers running code replaced since it started is
+/// followed by a start of what replaced it.
+async fn launch(shared: Arc<Shared>, mut order: LaunchOrder, done: watch::Sender<Told>) {
     let outcome = Outcome::of(Arc::clone(&shared), order.name.clone(), done);
     shared.progress.report(
         &order.name,
         LaunchStage::Starting,
         order.target.registers_as.as_str(),
     );
-    let result = match shared.runtime.launch_config(&order.target) {
-        Ok(config) => start_and_wait(&order, &config).await.map(|exited| {
+    let mut result = start_once(&shared, &order).await;
+    for _ in 0..STARTS_AFTER_REPLACEMENT {
+        if !matches!(result, Err(LaunchError::Replaced)) {
+            break;
+        }
+        let Some((vm, target)) = vm_for(&shared.vms, &order.name) else {
+            break;
+        };
+        info!(chaincode = %order.name, "its code was replaced while it started; starting the new code");
+        (order.vm, order.target) = (vm, target);
+        result = start_once(&shared, &order).await;
+    }
+    outcome.tell(result);
+}
+
+/// One start of what `order` says, up to its registration.
+async fn start_once(shared: &Shared, order: &LaunchOrder) -> Result<(), LaunchError> {
+    match shared.runtime.launch_config(&order.target) {
+        Ok(config) => start_and_wait(order, &config).await.map(|exited| {
             lock(&shared.exits).insert(order.name.clone(), exited);
         }),
         Err(reason) => Err(LaunchError::Failed(LaunchFailure::Config(reason))),
-    };
-    outcome.tell(result);
+    }
 }
 
 /// Where a launch tells its waiters its outcome. A launch dropped before it could tell (the peer
@@ -336,6 +363,7 @@ async fn start_and_wait(
     let (name, timeout) = (name.as_str(), *timeout);
     let deadline = tokio::time::sleep(timeout);
     tokio::pin!(deadline);
+    let first_id = HandlerHandle::next_id();
     let started = tokio::select! {
         biased;
         started = vm.start(name, target, config) => started
@@ -351,6 +379,15 @@ async fn start_and_wait(
         _ = registry.registered(name) => {
             info!(chaincode = name, "launched");
             Ok(exited)
+        }
+        serves = registry.registered_since(&target.registers_as, first_id) => {
+            if serves {
+                info!(chaincode = name, "launched");
+                Ok(exited)
+            } else {
+                stop();
+                Err(LaunchError::Replaced)
+            }
         }
         exit = exited.ended() => match exit.registration_overdue() {
             Some(within) => {
@@ -432,6 +469,112 @@ mod tests {
                 })
             })
         }
+    }
+
+    /// A VM whose first `replaced` starts register an instance of code replaced meanwhile, as
+    /// a hot swap during a start leaves it; later starts register one that serves.
+    struct ReplacingVm {
+        registry: HandlerRegistry,
+        replaced: usize,
+        starts: AtomicUsize,
+    }
+
+    impl Vm for ReplacingVm {
+        fn target(&self, name: &str) -> Option<Target> {
+            Some(Target {
+                registers_as: name.to_owned(),
+                connection: Connection::InProcess,
+                package: None,
+            })
+        }
+
+        fn start<'a>(
+            &'a self,
+            name: &'a str,
+            _target: &'a Target,
+            _config: &'a LaunchConfig,
+        ) -> StartFuture<'a> {
+            Box::pin(async move {
+                let start = self.starts.fetch_add(1, Ordering::Relaxed);
+                let retired = CancellationToken::new();
+                if start < self.replaced {
+                    retired.cancel();
+                }
+                let (outbound, _) = tokio::sync::mpsc::channel(1);
+                let handle = HandlerHandle::new(name.to_owned(), outbound, Arc::default())
+                    .retired_through(retired);
+                self.registry.join(handle.clone());
+                self.registry.ready(&handle);
+                let (notice, exited) = ExitReport::new();
+                std::mem::forget(notice);
+                Ok(Started {
+                    stop: Box::new(|| {}),
+                    exited,
+                })
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_start_whose_code_was_replaced_meanwhile_is_followed_by_one_of_the_new_code()
+    -> Result<()> {
+        let registry = HandlerRegistry::default();
+        let vm = Arc::new(ReplacingVm {
+            registry: registry.clone(),
+            replaced: 1,
+            starts: AtomicUsize::new(0),
+        });
+        let launcher = Launcher::new(
+            vec![Arc::clone(&vm) as Arc<dyn Vm>],
+            ContainerRuntime::default(),
+            LaunchProgress::default(),
+        );
+        let handle = launcher
+            .launch("cc", &registry, Duration::from_secs(60))
+            .await?;
+        assert_eq!(vm.starts.load(Ordering::Relaxed), 2);
+        assert_eq!(handle.name(), "cc");
+        assert_eq!(
+            registry.instances("cc"),
+            1,
+            "the instance of the new code serves; the replaced one does not"
+        );
+        launcher.stop().await;
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_launch_whose_code_keeps_being_replaced_gives_up_and_says_why() {
+        let registry = HandlerRegistry::default();
+        let vm = Arc::new(ReplacingVm {
+            registry: registry.clone(),
+            replaced: usize::MAX,
+            starts: AtomicUsize::new(0),
+        });
+        let launcher = Launcher::new(
+            vec![Arc::clone(&vm) as Arc<dyn Vm>],
+            ContainerRuntime::default(),
+            LaunchProgress::default(),
+        );
+        let refused = launcher
+            .launch("cc", &registry, Duration::from_secs(60))
+            .await
+            .map(|handle| handle.name().to_owned());
+        assert!(
+            matches!(
+                refused,
+                Err(ChaincodeError::LaunchFailed {
+                    cause: LaunchFailure::Replaced(3),
+                    ..
+                })
+            ),
+            "{refused:?}"
+        );
+        assert_eq!(
+            vm.starts.load(Ordering::Relaxed),
+            STARTS_AFTER_REPLACEMENT + 1
+        );
+        launcher.stop().await;
     }
 
     #[tokio::test]
