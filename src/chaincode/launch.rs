@@ -419,11 +419,14 @@ mod tests {
         Launcher::new(vms, ContainerRuntime::default(), LaunchProgress::default())
     }
 
-    /// A VM whose starts wait for a permit, then register the chaincode at once.
+    /// A VM whose starts wait for a permit, then register the chaincode at once; the first
+    /// `replaced` of them register an instance of code replaced meanwhile, as a hot swap during
+    /// a start leaves it.
     struct GatedVm {
         registry: HandlerRegistry,
         gate: Semaphore,
         starts: AtomicUsize,
+        replaced: usize,
     }
 
     impl GatedVm {
@@ -433,6 +436,17 @@ mod tests {
                 registry: registry.clone(),
                 gate: Semaphore::new(permits),
                 starts: AtomicUsize::new(0),
+                replaced: 0,
+            })
+        }
+
+        /// A VM whose starts do not wait, the first `replaced` of them running replaced code.
+        fn replacing(registry: &HandlerRegistry, replaced: usize) -> Arc<Self> {
+            Arc::new(Self {
+                registry: registry.clone(),
+                gate: Semaphore::new(Semaphore::MAX_PERMITS),
+                starts: AtomicUsize::new(0),
+                replaced,
             })
         }
     }
@@ -453,57 +467,18 @@ mod tests {
             _config: &'a LaunchConfig,
         ) -> StartFuture<'a> {
             Box::pin(async move {
-                self.starts.fetch_add(1, Ordering::Relaxed);
+                let start = self.starts.fetch_add(1, Ordering::Relaxed);
                 let _permit = self.gate.acquire().await.expect("the gate stays open");
                 let (outbound, _) = tokio::sync::mpsc::channel(1);
-                let handle = HandlerHandle::new(name.to_owned(), outbound, Arc::default());
-                self.registry
-                    .register(handle.clone())
-                    .expect("one launch registers the name");
-                self.registry.ready(&handle);
-                let (notice, exited) = ExitReport::new();
-                std::mem::forget(notice);
-                Ok(Started {
-                    stop: Box::new(|| {}),
-                    exited,
-                })
-            })
-        }
-    }
-
-    /// A VM whose first `replaced` starts register an instance of code replaced meanwhile, as
-    /// a hot swap during a start leaves it; later starts register one that serves.
-    struct ReplacingVm {
-        registry: HandlerRegistry,
-        replaced: usize,
-        starts: AtomicUsize,
-    }
-
-    impl Vm for ReplacingVm {
-        fn target(&self, name: &str) -> Option<Target> {
-            Some(Target {
-                registers_as: name.to_owned(),
-                connection: Connection::InProcess,
-                package: None,
-            })
-        }
-
-        fn start<'a>(
-            &'a self,
-            name: &'a str,
-            _target: &'a Target,
-            _config: &'a LaunchConfig,
-        ) -> StartFuture<'a> {
-            Box::pin(async move {
-                let start = self.starts.fetch_add(1, Ordering::Relaxed);
                 let retired = CancellationToken::new();
                 if start < self.replaced {
                     retired.cancel();
                 }
-                let (outbound, _) = tokio::sync::mpsc::channel(1);
                 let handle = HandlerHandle::new(name.to_owned(), outbound, Arc::default())
                     .retired_through(retired);
-                self.registry.join(handle.clone());
+                self.registry
+                    .register(handle.clone())
+                    .expect("one launch registers the name");
                 self.registry.ready(&handle);
                 let (notice, exited) = ExitReport::new();
                 std::mem::forget(notice);
@@ -519,16 +494,8 @@ mod tests {
     async fn a_start_whose_code_was_replaced_meanwhile_is_followed_by_one_of_the_new_code()
     -> Result<()> {
         let registry = HandlerRegistry::default();
-        let vm = Arc::new(ReplacingVm {
-            registry: registry.clone(),
-            replaced: 1,
-            starts: AtomicUsize::new(0),
-        });
-        let launcher = Launcher::new(
-            vec![Arc::clone(&vm) as Arc<dyn Vm>],
-            ContainerRuntime::default(),
-            LaunchProgress::default(),
-        );
+        let vm = GatedVm::replacing(&registry, 1);
+        let launcher = launcher_of(Arc::clone(&vm));
         let handle = launcher
             .launch("cc", &registry, Duration::from_secs(60))
             .await?;
@@ -546,16 +513,8 @@ mod tests {
     #[tokio::test]
     async fn a_launch_whose_code_keeps_being_replaced_gives_up_and_says_why() {
         let registry = HandlerRegistry::default();
-        let vm = Arc::new(ReplacingVm {
-            registry: registry.clone(),
-            replaced: usize::MAX,
-            starts: AtomicUsize::new(0),
-        });
-        let launcher = Launcher::new(
-            vec![Arc::clone(&vm) as Arc<dyn Vm>],
-            ContainerRuntime::default(),
-            LaunchProgress::default(),
-        );
+        let vm = GatedVm::replacing(&registry, usize::MAX);
+        let launcher = launcher_of(Arc::clone(&vm));
         let refused = launcher
             .launch("cc", &registry, Duration::from_secs(60))
             .await
