@@ -24,7 +24,8 @@ pub enum LaunchFailure {
     /// The chaincode registered, but its handler was gone when the caller looked.
     #[error("claimed to start the chaincode but could not find its handler")]
     NoHandler,
-    /// Its code was replaced by a newer version while each start of it was under way.
+    /// Its code was replaced by a newer version while each of its starts (how many) was
+    /// under way: the instance it registered serves nothing.
     #[error("its code was replaced while it started, {0} times")]
     Replaced(usize),
 }

@@ -34,8 +34,6 @@ type Told = Option<Result<(), LaunchError>>;
 enum LaunchError {
     Failed(LaunchFailure),
     TimedOut(Duration),
-    /// The instance registered, but runs code replaced since it started: it serves nothing.
-    Replaced,
 }
 
 /// How many times a launch starts the chaincode again when its code was replaced (a hot swap)
@@ -201,10 +199,6 @@ impl Launcher {
                 name: name.to_owned(),
                 timeout,
             }),
-            Err(LaunchError::Replaced) => Err(ChaincodeError::LaunchFailed {
-                name: name.to_owned(),
-                cause: LaunchFailure::Replaced(STARTS_AFTER_REPLACEMENT + 1),
-            }),
         }
     }
 }
@@ -282,16 +276,20 @@ async fn launch(shared: Arc<Shared>, mut order: LaunchOrder, done: watch::Sender
         order.target.registers_as.as_str(),
     );
     let mut result = start_once(&shared, &order).await;
-    for _ in 0..STARTS_AFTER_REPLACEMENT {
-        if !matches!(result, Err(LaunchError::Replaced)) {
-            break;
-        }
+    let mut starts = 1;
+    while starts <= STARTS_AFTER_REPLACEMENT
+        && matches!(result, Err(LaunchError::Failed(LaunchFailure::Replaced(_))))
+    {
         let Some((vm, target)) = vm_for(&shared.vms, &order.name) else {
             break;
         };
         info!(chaincode = %order.name, "its code was replaced while it started; starting the new code");
         (order.vm, order.target) = (vm, target);
+        starts += 1;
         result = start_once(&shared, &order).await;
+    }
+    if let Err(LaunchError::Failed(LaunchFailure::Replaced(times))) = &mut result {
+        *times = starts;
     }
     outcome.tell(result);
 }
@@ -386,7 +384,7 @@ async fn start_and_wait(
                 Ok(exited)
             } else {
                 stop();
-                Err(LaunchError::Replaced)
+                Err(LaunchError::Failed(LaunchFailure::Replaced(1)))
             }
         }
         exit = exited.ended() => match exit.registration_overdue() {

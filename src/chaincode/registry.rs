@@ -178,11 +178,11 @@ fn namespace_of(name: &str) -> &str {
 
 /// A registered handler, and whether the chaincode has been told it is ready. Until then no
 /// transaction may be sent to it: it would reach the chaincode before REGISTERED and READY. A
-/// retiring handler gets no new transactions and gives up its name to the next registration.
+/// retired handler (its handle's `retired` cancelled, by the registry or, its code replaced, by
+/// its VM) gets no new transactions and gives up its name to the next registration.
 struct Registered {
     handle: HandlerHandle,
     ready: bool,
-    retiring: bool,
     /// How many transactions it had been given when idle instances were last looked for.
     opened_when_seen: Option<u64>,
 }
@@ -192,24 +192,21 @@ impl Registered {
         Self {
             handle,
             ready: false,
-            retiring: false,
             opened_when_seen: None,
         }
     }
 
-    /// Retires the instance; returns whether it had not been retired through the registry yet.
+    /// Retires the instance; returns whether it had not been retired yet.
     fn retire(&mut self) -> bool {
-        if self.retiring {
+        if self.retired() {
             return false;
         }
-        self.retiring = true;
         self.handle.retired.cancel();
         true
     }
 
-    /// Whether it was retired through the registry or, its code replaced, by its VM.
     fn retired(&self) -> bool {
-        self.retiring || self.handle.retired.is_cancelled()
+        self.handle.retired.is_cancelled()
     }
 
     fn serves(&self) -> bool {
@@ -372,7 +369,7 @@ impl HandlerRegistry {
 
     /// Retires every instance of the chaincode registered as exactly `name`: they take no new
     /// transactions, finish those they run, then their connections close. Returns whether one
-    /// was registered.
+    /// of them had not been retired yet.
     pub fn retire(&self, name: &str) -> bool {
         let mut handlers = lock(&self.handlers);
         let mut retired = false;
