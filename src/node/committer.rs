@@ -65,9 +65,9 @@ impl BlockCutter {
         Self { queue }
     }
 
-    /// Orders `tx`, whose creator's signature the caller has verified, and waits for its
-    /// commit.
-    pub async fn submit_verified(&self, tx: PendingTx) -> Result<TxOutcome, String> {
+    /// Queues `tx`, whose creator's signature the caller has verified, to be cut into a block;
+    /// waits only for room in the queue.
+    pub async fn queue_verified(&self, tx: PendingTx) -> Result<Queued, String> {
         let (done, outcome) = oneshot::channel();
         self.queue
             .send(Submission {
@@ -76,10 +76,21 @@ impl BlockCutter {
                 done,
             })
             .await
-            .map_err(|_| "the node is shutting down".to_owned())?;
-        outcome
-            .await
-            .map_err(|_| "the node is shutting down".to_owned())?
+            .map_err(|_| SHUTTING_DOWN.to_owned())?;
+        Ok(Queued(outcome))
+    }
+}
+
+/// What the node says of a submission it could not commit because it is stopping.
+const SHUTTING_DOWN: &str = "the node is shutting down";
+
+/// A transaction queued to be cut into a block. Dropping it does not withdraw the transaction.
+pub(crate) struct Queued(oneshot::Receiver<Result<TxOutcome, String>>);
+
+impl Queued {
+    /// Waits for the transaction's commit and answers its outcome.
+    pub async fn committed(self) -> Result<TxOutcome, String> {
+        self.0.await.map_err(|_| SHUTTING_DOWN.to_owned())?
     }
 }
 

@@ -266,6 +266,9 @@ impl gateway_server::Gateway for GatewayService {
         }))
     }
 
+    /// Answers once the transaction is admitted and queued for a block, as Fabric's Gateway
+    /// answers once its orderer accepts it; `CommitStatus` waits for the commit, so a client's
+    /// status request overlaps the block's commit.
     async fn submit(
         &self,
         request: Request<SubmitRequest>,
@@ -282,7 +285,7 @@ impl gateway_server::Gateway for GatewayService {
         }
         match self
             .orderer
-            .order(envelope, client_cert_hash.as_deref())
+            .admit(envelope, client_cert_hash.as_deref())
             .await
         {
             Ok(_) => Ok(Response::new(SubmitResponse {})),

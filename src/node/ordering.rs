@@ -15,6 +15,7 @@ use tonic::{Request, Response, Status};
 
 use super::access::AccessDenied;
 use super::channels::Channels;
+use super::committer::Queued;
 use super::status::ServiceError;
 use super::tls::client_cert_hash;
 use super::transient::TransientStore;
@@ -49,6 +50,24 @@ impl Orderer {
         envelope: Envelope,
         client_cert_hash: Option<&[u8]>,
     ) -> Result<TxOutcome, ServiceError> {
+        self.admit(envelope, client_cert_hash)
+            .await?
+            .committed()
+            .await
+            .map_err(ServiceError::Unavailable)
+    }
+
+    /// Admits `envelope` as [`Orderer::order`] does and resolves once it is queued for its
+    /// channel's next block, as Fabric's orderer acknowledges a broadcast once accepted: the
+    /// returned [`Queued`] tells its commit.
+    ///
+    /// # Errors
+    /// Why it was not admitted, or [`ServiceError::Unavailable`] when the node is stopping.
+    pub async fn admit(
+        &self,
+        envelope: Envelope,
+        client_cert_hash: Option<&[u8]>,
+    ) -> Result<Queued, ServiceError> {
         let (header, creator) = Payload::decode(envelope.payload.as_slice())
             .ok()
             .and_then(|payload| payload.header)
@@ -96,7 +115,7 @@ impl Orderer {
         let private = self.transient.take(&header.tx_id);
         channel
             .cutter
-            .submit_verified(PendingTx {
+            .queue_verified(PendingTx {
                 envelope,
                 private,
                 validation: TxValidationCode::Valid,

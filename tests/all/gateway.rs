@@ -14,8 +14,8 @@ use ccvm::proto::common::{
 };
 use ccvm::proto::gateway::gateway_client::GatewayClient;
 use ccvm::proto::gateway::{
-    ChaincodeEventsRequest, CommitStatusRequest, EvaluateRequest, SignedChaincodeEventsRequest,
-    SignedCommitStatusRequest, SubmitRequest,
+    ChaincodeEventsRequest, CommitStatusRequest, EndorseRequest, EvaluateRequest,
+    SignedChaincodeEventsRequest, SignedCommitStatusRequest, SubmitRequest,
 };
 use ccvm::proto::orderer::atomic_broadcast_client::AtomicBroadcastClient;
 use ccvm::proto::protos::TxValidationCode;
@@ -453,6 +453,70 @@ async fn commit_status_waits_for_a_transaction_committed_later() -> Result<()> {
         .await
         .expect_err("a transaction never submitted is waited for until the deadline");
     assert_eq!(expired.code(), Code::Cancelled, "{expired:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_submit_answers_once_queued_and_commit_status_once_committed() -> Result<()> {
+    let node = TestNode::start_with(|config| {
+        config.commit.batch_timeout_ms = 2000;
+        config.commit.max_block_txs = 10;
+    })
+    .await?;
+    let _kv = rust_chaincode(&node, "kv", "kv")?;
+    node.wait_registered("kv").await?;
+    let proposal = node.client.proposal(
+        CHANNEL,
+        "kv",
+        to_args(&["put", "k", "queued"]),
+        HashMap::new(),
+    );
+    let mut gateway = gateway(&node).await?;
+    let mut prepared = gateway
+        .endorse(EndorseRequest {
+            transaction_id: proposal.tx_id.clone(),
+            channel_id: CHANNEL.to_owned(),
+            proposed_transaction: Some(proposal.signed.clone()),
+            endorsing_organizations: Vec::new(),
+        })
+        .await?
+        .into_inner()
+        .prepared_transaction
+        .context("a prepared transaction")?;
+    prepared.signature = node.client.identity().sign(&prepared.payload);
+    gateway
+        .submit(SubmitRequest {
+            transaction_id: proposal.tx_id.clone(),
+            channel_id: CHANNEL.to_owned(),
+            prepared_transaction: Some(prepared),
+        })
+        .await?;
+    let height = || {
+        node.inner()
+            .support()
+            .ledger()
+            .chain_info(CHANNEL)
+            .map(|info| info.height)
+    };
+    assert_eq!(
+        height()?,
+        1,
+        "Submit answered while its block waited for the 2 s batch timeout"
+    );
+    let status = gateway
+        .commit_status(commit_status_request(
+            node.client.identity(),
+            &proposal.tx_id,
+        ))
+        .await?
+        .into_inner();
+    assert_eq!(status.result, TxValidationCode::Valid as i32);
+    assert_eq!(status.block_number, 1);
+    assert_eq!(
+        height()?,
+        2,
+        "CommitStatus answered once the block committed"
+    );
     Ok(())
 }
 
