@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use ccvm::client::TxProposal;
 use ccvm::msp::Identity;
 use ccvm::msp::dev_org::DevOrganization;
 use ccvm::node::{QSCC, dev_organization};
@@ -14,8 +15,8 @@ use ccvm::proto::common::{
 };
 use ccvm::proto::gateway::gateway_client::GatewayClient;
 use ccvm::proto::gateway::{
-    ChaincodeEventsRequest, CommitStatusRequest, EndorseRequest, EvaluateRequest,
-    SignedChaincodeEventsRequest, SignedCommitStatusRequest, SubmitRequest,
+    ChaincodeEventsRequest, CommitStatusRequest, CommitStatusResponse, EndorseRequest,
+    EvaluateRequest, SignedChaincodeEventsRequest, SignedCommitStatusRequest, SubmitRequest,
 };
 use ccvm::proto::orderer::atomic_broadcast_client::AtomicBroadcastClient;
 use ccvm::proto::protos::TxValidationCode;
@@ -421,17 +422,28 @@ fn commit_status_request(identity: &Identity, tx_id: &str) -> SignedCommitStatus
     }
 }
 
+/// The commit status of `tx_id`, asked of `gateway` as the node's client.
+async fn commit_status(
+    gateway: &mut GatewayClient<Channel>,
+    node: &TestNode,
+    tx_id: &str,
+) -> Result<CommitStatusResponse> {
+    let request = commit_status_request(node.client.identity(), tx_id);
+    Ok(gateway.commit_status(request).await?.into_inner())
+}
+
+/// A proposal to put `value` under key `k` of the `kv` chaincode.
+fn put_proposal(node: &TestNode, value: &str) -> TxProposal {
+    node.client
+        .proposal(CHANNEL, "kv", to_args(&["put", "k", value]), HashMap::new())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commit_status_waits_for_a_transaction_committed_later() -> Result<()> {
     let node = TestNode::start().await?;
     let _kv = rust_chaincode(&node, "kv", "kv")?;
     node.wait_registered("kv").await?;
-    let proposal = node.client.proposal(
-        CHANNEL,
-        "kv",
-        to_args(&["put", "k", "later"]),
-        HashMap::new(),
-    );
+    let proposal = put_proposal(&node, "later");
     let mut waiting = gateway(&node).await?;
     let request = commit_status_request(node.client.identity(), &proposal.tx_id);
     let status = tokio::spawn(async move { waiting.commit_status(request).await });
@@ -465,12 +477,7 @@ async fn gateway_submit_answers_once_queued_and_commit_status_once_committed() -
     .await?;
     let _kv = rust_chaincode(&node, "kv", "kv")?;
     node.wait_registered("kv").await?;
-    let proposal = node.client.proposal(
-        CHANNEL,
-        "kv",
-        to_args(&["put", "k", "queued"]),
-        HashMap::new(),
-    );
+    let proposal = put_proposal(&node, "queued");
     let mut gateway = gateway(&node).await?;
     let mut prepared = gateway
         .endorse(EndorseRequest {
@@ -503,13 +510,7 @@ async fn gateway_submit_answers_once_queued_and_commit_status_once_committed() -
         1,
         "Submit answered while its block waited for the 2 s batch timeout"
     );
-    let status = gateway
-        .commit_status(commit_status_request(
-            node.client.identity(),
-            &proposal.tx_id,
-        ))
-        .await?
-        .into_inner();
+    let status = commit_status(&mut gateway, &node, &proposal.tx_id).await?;
     assert_eq!(status.result, TxValidationCode::Valid as i32);
     assert_eq!(status.block_number, 1);
     assert_eq!(
@@ -530,12 +531,7 @@ async fn broadcast_orders_an_endorsed_transaction_and_refuses_an_outsiders() -> 
     let _kv = rust_chaincode(&node, "kv", "kv")?;
     node.wait_registered("kv").await?;
 
-    let proposal = node.client.proposal(
-        CHANNEL,
-        "kv",
-        to_args(&["put", "k", "broadcast"]),
-        HashMap::new(),
-    );
+    let proposal = put_proposal(&node, "broadcast");
     let endorsed = node.client.endorse(&proposal).await?;
     let envelope = node.client.transaction_envelope(&proposal, &endorsed);
     let elsewhere = tempfile::tempdir()?;
@@ -562,13 +558,7 @@ async fn broadcast_orders_an_endorsed_transaction_and_refuses_an_outsiders() -> 
     );
 
     let mut gateway = gateway(&node).await?;
-    let status = gateway
-        .commit_status(commit_status_request(
-            node.client.identity(),
-            &proposal.tx_id,
-        ))
-        .await?
-        .into_inner();
+    let status = commit_status(&mut gateway, &node, &proposal.tx_id).await?;
     assert_eq!(status.result, TxValidationCode::Valid as i32);
     assert_eq!(node.query_text("kv", &["get", "k"]).await?, "broadcast");
     Ok(())
