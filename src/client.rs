@@ -564,6 +564,20 @@ impl Client {
     /// [`ClientError::Rpc`] when a call fails (a chaincode error fails `Endorse`);
     /// [`ClientError::Invalid`] when the transaction is committed invalid.
     pub async fn submit_through_gateway(&self, proposal: &TxProposal) -> Result<u64, ClientError> {
+        self.endorse_and_submit_through_gateway(proposal).await?;
+        self.commit_status_through_gateway(proposal).await
+    }
+
+    /// The first half of [`Client::submit_through_gateway`]: `Endorse`, the client's signature
+    /// over the prepared transaction, and `Submit`, which answers once the transaction is
+    /// queued for its block.
+    ///
+    /// # Errors
+    /// [`ClientError::Rpc`] when a call fails (a chaincode error fails `Endorse`).
+    pub async fn endorse_and_submit_through_gateway(
+        &self,
+        proposal: &TxProposal,
+    ) -> Result<(), ClientError> {
         let mut gateway = self.gateway.clone();
         let mut prepared = gateway
             .endorse(EndorseRequest {
@@ -584,13 +598,28 @@ impl Client {
                 prepared_transaction: Some(prepared),
             })
             .await?;
+        Ok(())
+    }
+
+    /// The second half of [`Client::submit_through_gateway`]: a signed `CommitStatus`, which
+    /// answers once the transaction's block is committed; returns the block's number.
+    ///
+    /// # Errors
+    /// [`ClientError::Rpc`] when the call fails; [`ClientError::Invalid`] when the transaction
+    /// is committed invalid.
+    pub async fn commit_status_through_gateway(
+        &self,
+        proposal: &TxProposal,
+    ) -> Result<u64, ClientError> {
         let request = CommitStatusRequest {
             transaction_id: proposal.tx_id.clone(),
             channel_id: proposal.channel.clone(),
             identity: self.identity.serialized(),
         }
         .encode_to_vec();
-        let status = gateway
+        let status = self
+            .gateway
+            .clone()
             .commit_status(SignedCommitStatusRequest {
                 signature: self.identity.sign(&request),
                 request,

@@ -36,12 +36,8 @@ impl Orderer {
         }
     }
 
-    /// Admits `envelope` as Fabric's orderer does (a readable header of an endorser
-    /// transaction, for a channel of this node, within the channel's
-    /// `BatchSize.AbsoluteMaxBytes`, bound to the client's TLS certificate when required,
-    /// signed by a valid identity that satisfies the channel's `Writers`), orders it, and
-    /// resolves once its block is committed. The outcome may be any validation code: ordering
-    /// does not endorse.
+    /// Admits `envelope` as [`Orderer::admit`] does, orders it, and resolves once its block is
+    /// committed. The outcome may be any validation code: ordering does not endorse.
     ///
     /// # Errors
     /// Why it was not admitted, or [`ServiceError::Unavailable`] when the node is stopping.
@@ -57,9 +53,12 @@ impl Orderer {
             .map_err(ServiceError::Unavailable)
     }
 
-    /// Admits `envelope` as [`Orderer::order`] does and resolves once it is queued for its
-    /// channel's next block, as Fabric's orderer acknowledges a broadcast once accepted: the
-    /// returned [`Queued`] tells its commit.
+    /// Admits `envelope` as Fabric's orderer does (a readable header of an endorser
+    /// transaction, for a channel of this node, within the channel's
+    /// `BatchSize.AbsoluteMaxBytes`, bound to the client's TLS certificate when required,
+    /// signed by a valid identity that satisfies the channel's `Writers`) and resolves once it
+    /// is queued for its channel's next block, as Fabric's orderer acknowledges a broadcast once
+    /// accepted: the returned [`Queued`] tells its commit.
     ///
     /// # Errors
     /// Why it was not admitted, or [`ServiceError::Unavailable`] when the node is stopping.

@@ -15,8 +15,8 @@ use ccvm::proto::common::{
 };
 use ccvm::proto::gateway::gateway_client::GatewayClient;
 use ccvm::proto::gateway::{
-    ChaincodeEventsRequest, CommitStatusRequest, CommitStatusResponse, EndorseRequest,
-    EvaluateRequest, SignedChaincodeEventsRequest, SignedCommitStatusRequest, SubmitRequest,
+    ChaincodeEventsRequest, CommitStatusRequest, CommitStatusResponse, EvaluateRequest,
+    SignedChaincodeEventsRequest, SignedCommitStatusRequest, SubmitRequest,
 };
 use ccvm::proto::orderer::atomic_broadcast_client::AtomicBroadcastClient;
 use ccvm::proto::protos::TxValidationCode;
@@ -478,25 +478,8 @@ async fn gateway_submit_answers_once_queued_and_commit_status_once_committed() -
     let _kv = rust_chaincode(&node, "kv", "kv")?;
     node.wait_registered("kv").await?;
     let proposal = put_proposal(&node, "queued");
-    let mut gateway = gateway(&node).await?;
-    let mut prepared = gateway
-        .endorse(EndorseRequest {
-            transaction_id: proposal.tx_id.clone(),
-            channel_id: CHANNEL.to_owned(),
-            proposed_transaction: Some(proposal.signed.clone()),
-            endorsing_organizations: Vec::new(),
-        })
-        .await?
-        .into_inner()
-        .prepared_transaction
-        .context("a prepared transaction")?;
-    prepared.signature = node.client.identity().sign(&prepared.payload);
-    gateway
-        .submit(SubmitRequest {
-            transaction_id: proposal.tx_id.clone(),
-            channel_id: CHANNEL.to_owned(),
-            prepared_transaction: Some(prepared),
-        })
+    node.client
+        .endorse_and_submit_through_gateway(&proposal)
         .await?;
     let height = || {
         node.inner()
@@ -510,9 +493,12 @@ async fn gateway_submit_answers_once_queued_and_commit_status_once_committed() -
         1,
         "Submit answered while its block waited for the 2 s batch timeout"
     );
-    let status = commit_status(&mut gateway, &node, &proposal.tx_id).await?;
-    assert_eq!(status.result, TxValidationCode::Valid as i32);
-    assert_eq!(status.block_number, 1);
+    let block = node
+        .client
+        .commit_status_through_gateway(&proposal)
+        .await
+        .context("CommitStatus answers VALID")?;
+    assert_eq!(block, 1);
     assert_eq!(
         height()?,
         2,
