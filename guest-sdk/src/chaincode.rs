@@ -4,8 +4,10 @@ use crate::stub::Stub;
 
 /// Status of a successful response.
 const OK: i32 = 200;
-/// Status of a failed response; Fabric treats 400 and above as errors.
+/// Status of a failed response.
 const ERROR: i32 = 500;
+/// The lowest status Fabric treats as an error, whose transaction is not endorsed.
+pub(crate) const ERROR_THRESHOLD: i32 = 400;
 
 /// A chaincode's answer to one transaction.
 ///
@@ -69,7 +71,7 @@ impl Response {
     /// assert!(!Response { status: 404, ..created }.is_success());
     /// ```
     pub fn is_success(&self) -> bool {
-        (OK..400).contains(&self.status)
+        (OK..ERROR_THRESHOLD).contains(&self.status)
     }
 }
 

@@ -35,6 +35,7 @@
 //! `CORE_PEER_TLS_ENABLED`, `CORE_TLS_CLIENT_KEY_PATH`, `CORE_TLS_CLIENT_CERT_PATH` and
 //! `CORE_PEER_TLS_ROOTCERT_FILE`.
 
+mod batch;
 mod chaincode;
 pub mod cid;
 mod composite;

@@ -67,6 +67,14 @@ use crate::stub::Stub;
 /// ```
 pub const MOCK_CHANNEL: &str = "mychannel";
 
+/// What the mock peer offers beyond the base protocol, as a Fabric 3.1 peer and a ccvm peer do
+/// with their defaults: reads of up to 1,000 keys in one request, and batched writes of up to
+/// 1,000 records.
+const MOCK_PEER_FEATURES: PeerFeatures = PeerFeatures {
+    get_multiple_keys: Some(1000),
+    write_batch_records: Some(1000),
+};
+
 /// One call to a chaincode on a [`MockLedger`]: its arguments and what the proposal carries.
 ///
 /// ```
@@ -641,7 +649,7 @@ impl MockLedger {
                 ..Default::default()
             },
             proposal: Some(proposal.clone()),
-            peer_features: PeerFeatures::default(),
+            peer_features: MOCK_PEER_FEATURES,
         };
         let empty = World::default();
         let running = Running {
@@ -1033,7 +1041,7 @@ impl MockPeer<'_, '_> {
             tx_id: running.tx_id.to_owned(),
             input: spec.input.unwrap_or_default(),
             proposal: Some(running.proposal.clone()),
-            peer_features: PeerFeatures::default(),
+            peer_features: MOCK_PEER_FEATURES,
         };
         let completed = if channel == running.channel {
             let peer = MockPeer {

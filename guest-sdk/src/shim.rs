@@ -9,7 +9,7 @@ use ccvm_proto::protos::{
 };
 use ccvm_proto::{Message, MessageType};
 
-use crate::chaincode::Chaincode;
+use crate::chaincode::{Chaincode, ERROR_THRESHOLD};
 use crate::error::ShimError;
 use crate::stub::Stub;
 
@@ -142,20 +142,28 @@ pub(crate) fn request(
 /// The fewest keys a capable peer is sent per GET_STATE_MULTIPLE, whatever smaller figure it
 /// advertises: Fabric's Go shim's floor.
 const MIN_MULTIPLE_KEYS: usize = 100;
+/// The fewest records a capable peer is sent per WRITE_BATCH_STATE, whatever smaller figure it
+/// advertises: Fabric's Go shim's floor.
+const MIN_BATCH_RECORDS: usize = 100;
 
 /// What the peer said in READY it can do beyond the base protocol.
 ///
 /// ```
 /// use ccvm_guest_sdk::PeerFeatures;
 ///
-/// // Before READY, or from a peer that offers nothing more: one GET_STATE per key.
+/// // Before READY, or from a peer that offers nothing more: one GET_STATE per key, and one
+/// // request per write.
 /// assert_eq!(PeerFeatures::default().get_multiple_keys, None);
+/// assert_eq!(PeerFeatures::default().write_batch_records, None);
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PeerFeatures {
     /// Most keys per GET_STATE_MULTIPLE, if the peer takes it at all; a peer that does not
     /// (Fabric before 3.1) is asked one GET_STATE per key.
     pub get_multiple_keys: Option<usize>,
+    /// Most records per WRITE_BATCH_STATE, if the peer takes batched writes at all; a peer
+    /// that does not (Fabric before 3.1) is sent each write as it is made, batch or not.
+    pub write_batch_records: Option<usize>,
 }
 
 impl PeerFeatures {
@@ -166,10 +174,14 @@ impl PeerFeatures {
             return Self::default();
         };
         let max_keys = usize::try_from(params.max_size_get_multiple_keys).unwrap_or(usize::MAX);
+        let max_records = usize::try_from(params.max_size_write_batch).unwrap_or(usize::MAX);
         Self {
             get_multiple_keys: params
                 .use_get_multiple_keys
                 .then_some(max_keys.max(MIN_MULTIPLE_KEYS)),
+            write_batch_records: params
+                .use_write_batch
+                .then_some(max_records.max(MIN_BATCH_RECORDS)),
         }
     }
 }
@@ -516,7 +528,9 @@ fn error_message(to: &ChaincodeMessage, text: String) -> ChaincodeMessage {
 }
 
 /// Runs one transaction on `chaincode` and returns the message to send back: COMPLETED with the
-/// response and any event, or ERROR if the chaincode panicked or its proposal was unreadable.
+/// response and any event, or ERROR if the chaincode panicked, its proposal was unreadable or
+/// the peer refused the writes of its open write batch. A successful response's open batch is
+/// sent first; an error response's is dropped, as the peer would discard its writes.
 ///
 /// ```
 /// use ccvm_guest_sdk::proto::MessageType;
@@ -579,6 +593,11 @@ pub fn run_transaction(
     }));
     match outcome {
         Ok(response) => {
+            if response.status < ERROR_THRESHOLD
+                && let Err(refused) = stub.finish_write_batch()
+            {
+                return transaction.error(format!("the write batch was refused: {refused}"));
+            }
             let mut completed = transaction.reply(
                 MessageType::Completed,
                 ccvm_proto::protos::Response::from(response).encode_to_vec(),
@@ -655,6 +674,31 @@ mod tests {
         );
         assert_eq!(
             features_after(offered(false, 1000))?.get_multiple_keys,
+            None
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn batched_writes_are_used_as_offered_and_no_smaller_than_fabrics_floor()
+    -> Result<(), ShimError> {
+        let offered = |use_write_batch, max_size_write_batch| {
+            ready(Some(ChaincodeAdditionalParams {
+                use_write_batch,
+                max_size_write_batch,
+                ..Default::default()
+            }))
+        };
+        assert_eq!(
+            features_after(offered(true, 1000))?.write_batch_records,
+            Some(1000)
+        );
+        assert_eq!(
+            features_after(offered(true, 5))?.write_batch_records,
+            Some(MIN_BATCH_RECORDS)
+        );
+        assert_eq!(
+            features_after(offered(false, 1000))?.write_batch_records,
             None
         );
         Ok(())

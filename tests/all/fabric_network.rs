@@ -95,6 +95,19 @@ async fn exercise_kv(network: &FabricNetwork, name: &str, other: &str) -> Result
     assert_eq!(page["keys"], json!(["p00000", "p00001"]), "{page}");
     assert_eq!(page["count"], 2, "{page}");
     network
+        .invoked(name, &["putbatch", "wbatch", "250"])
+        .await?;
+    let batched: Vec<String> = serde_json::from_str(
+        &network
+            .queried(name, &["range", "wbatch0", "wbatch1"])
+            .await?,
+    )?;
+    assert_eq!(
+        (batched.len(), batched.last().map(String::as_str)),
+        (250, Some("wbatch00249")),
+        "writes held back in a batch all commit, on a peer that takes batches or not"
+    );
+    network
         .invoked(name, &["setmeta", "k1", "owner", "alice"])
         .await?;
     assert_eq!(

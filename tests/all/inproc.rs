@@ -61,6 +61,51 @@ async fn wasm_chaincode_serves_every_stub_call_inside_the_peer() -> Result<()> {
     Ok(())
 }
 
+/// The count of the node's `chaincode_shim_requests_received` of `kind` from `chaincode`.
+fn shim_requests(chaincode: &str, kind: &str) -> f64 {
+    let series = format!(
+        r#"chaincode_shim_requests_received{{chaincode="{chaincode}",channel="mychannel",type="{kind}"}} "#
+    );
+    ccvm::metrics::metrics()
+        .render()
+        .lines()
+        .find_map(|line| line.strip_prefix(series.as_str())?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_batch_reaches_the_ledger_in_requests_of_up_to_a_thousand_records() -> Result<()> {
+    let node = TestNode::start_with(|config| config.dev_mode = false).await?;
+    let vm = node.inner().inproc();
+    let component = vm.compile("batchkv", &wasm_example("kv")?)?;
+    let _instance = vm.start("batchkv:1.0", &component).await?;
+    node.wait_registered("batchkv").await?;
+
+    node.invoke("batchkv", &["putbatch", "key", "2500"]).await?;
+    assert_eq!(
+        (
+            shim_requests("batchkv", "WRITE_BATCH_STATE"),
+            shim_requests("batchkv", "PUT_STATE")
+        ),
+        (3.0, 0.0),
+        "2,500 writes in requests of 1,000, 1,000 and 500 records"
+    );
+    let keys = node.query_json("batchkv", &["range", "key", ""]).await?;
+    assert_eq!(keys.as_array().map(Vec::len), Some(2500));
+    assert_eq!(
+        node.query_text("batchkv", &["get", "key02499"]).await?,
+        "v2499"
+    );
+
+    node.invoke("batchkv", &["putmany", "other", "3"]).await?;
+    assert_eq!(
+        shim_requests("batchkv", "PUT_STATE"),
+        3.0,
+        "without a batch each write is a request of its own"
+    );
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wasm_chaincodes_invoke_wasm_and_native_chaincodes() -> Result<()> {
     let node = TestNode::start().await?;

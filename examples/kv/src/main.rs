@@ -63,6 +63,16 @@ fn dispatch(stub: &mut Stub<'_>, function: &str, params: &[&str]) -> Result<Vec<
             }
             Ok(Vec::new())
         }
+        "putbatch" => {
+            let count: usize = arg(params, 1)?
+                .parse()
+                .map_err(|_| ShimError::InvalidArgument("count must be a number".to_owned()))?;
+            stub.start_write_batch();
+            for i in 0..count {
+                stub.put_state(&format!("{}{i:05}", arg(params, 0)?), format!("v{i}"))?;
+            }
+            Ok(Vec::new())
+        }
         "range" => {
             let keys: Result<Vec<String>, ShimError> = stub
                 .get_state_by_range(arg(params, 0)?, arg(params, 1)?)?
