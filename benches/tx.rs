@@ -3,7 +3,8 @@
 //! loopback, the same source as a static binary in a Docker container and as wasm under the wasm
 //! runner in a container (when `CCVM_TEST_DOCKER_HOST` names an engine), and Fabric's Node shim (`tests/node/shim-kv.js`,
 //! when its packages are installed).
-//! Each transaction reads one key and writes it back (`bump`), then completes.
+//! Each transaction reads one key and writes it back (`bump`), then completes; its arguments are
+//! built before its clock starts.
 //!
 //! Modes: `execute` runs the transaction through chaincode support alone (the chaincode runtime:
 //! no client, no signatures); `endorse` adds the client's gRPC call to the endorser, which
@@ -22,14 +23,16 @@
 //! `CCVM_BENCH_FILTER=text` runs only the rows whose label (`path mode in-flight`) contains the
 //! text (`text$`: ends with it, so `"endorse+commit 1$"` is not also the row of 16), and `CCVM_BENCH_TRANSACTIONS=n` changes how many transactions a run measures (for
 //! profiling one row). `CCVM_BENCH_INPROC_INSTANCES=n` sets how many inproc instances the
-//! chaincode may grow to (`inproc.instances_per_chaincode`).
+//! chaincode may grow to (`inproc.instances_per_chaincode`). `CCVM_BENCH_CALL="function arg…"`
+//! runs that call of `kv` instead of `bump` in the execute, endorse and commit rows (for
+//! example `"putbatch w 100"` against `"putmany w 100"`: 100 writes batched or one by one).
 
 #[allow(dead_code, reason = "the bench uses part of the test harness")]
 #[path = "../tests/all/harness.rs"]
 mod harness;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -191,6 +194,18 @@ fn env_count(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// The call `CCVM_BENCH_CALL` names, if any, read once.
+static CALL: LazyLock<Option<Vec<Vec<u8>>>> = LazyLock::new(|| {
+    let call = std::env::var("CCVM_BENCH_CALL").ok()?;
+    let words: Vec<&str> = call.split_whitespace().collect();
+    (!words.is_empty()).then(|| to_args(&words))
+});
+
+/// The arguments of the transaction on `key`: `bump key`, or the call `CCVM_BENCH_CALL` names.
+fn call_args(key: &str) -> Vec<Vec<u8>> {
+    CALL.clone().unwrap_or_else(|| to_args(&["bump", key]))
+}
+
 /// One transaction, prepared (and, for the endorser, signed) before the clock starts.
 enum Prepared {
     Execute { key: String },
@@ -201,7 +216,7 @@ fn prepare(node: &TestNode, chaincode: &str, key: String, mode: Mode) -> Prepare
     let args = match mode {
         Mode::Execute => return Prepared::Execute { key },
         Mode::GatewayEvent => to_args(&["event", "bench", &key]),
-        Mode::Endorse | Mode::EndorseAndCommit | Mode::Gateway => to_args(&["bump", &key]),
+        Mode::Endorse | Mode::EndorseAndCommit | Mode::Gateway => call_args(&key),
     };
     Prepared::Proposal(
         node.client
@@ -245,6 +260,7 @@ async fn one(
             let support = node.inner().support();
             let tx_id = format!("bench-{key}");
             let simulator = support.ledger().new_simulator(CHANNEL, &tx_id)?;
+            let args = call_args(&key);
             let begun = Instant::now();
             support
                 .execute(ExecuteRequest {
@@ -252,7 +268,7 @@ async fn one(
                     chaincode: chaincode.to_owned(),
                     tx_id,
                     input: ChaincodeInput {
-                        args: to_args(&["bump", &key]),
+                        args,
                         ..Default::default()
                     },
                     signed_proposal: None,
