@@ -5,7 +5,8 @@
 //! served as a service (`ccaas`) is dialled by the peer. Every call goes through Fabric's `peer`
 //! command; committed read/write sets are read back from the peer's own ledger.
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, ensure};
+use ccvm::operations_client::request;
 use ccvm::package::Platform;
 use ccvm::proto::Message;
 use ccvm::proto::msp::SerializedIdentity;
@@ -181,6 +182,25 @@ async fn shapes(network: &FabricNetwork, name: &str) -> Result<Vec<Value>> {
     Ok(shapes)
 }
 
+/// The Fabric peer's count of chaincode requests of `kind`, over its chaincodes
+/// (`chaincode_shim_requests_received` on its operations endpoint).
+async fn peer_shim_requests(network: &FabricNetwork, kind: &str) -> Result<f64> {
+    let (status, metrics) =
+        request(network.setting("OPERATIONS_ADDRESS"), "GET", "/metrics", "").await?;
+    ensure!(
+        status == 200,
+        "the peer's metrics answered {status}: {metrics}"
+    );
+    let kind = format!(r#"type="{kind}""#);
+    Ok(metrics
+        .lines()
+        .filter(|line| {
+            line.starts_with("chaincode_shim_requests_received{") && line.contains(&kind)
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum())
+}
+
 async fn run_on_fabric(version: &str) -> Result<()> {
     let Some(release) = fabric_release(version)? else {
         return Ok(());
@@ -214,6 +234,14 @@ async fn run_on_fabric(version: &str) -> Result<()> {
     assert_eq!(network.deploy(&wasm_service, "kvserved").await?, served_id);
     assert_eq!(network.deploy(&node_package, "kvnode").await?, node_id);
     exercise_kv(&network, "kvserved", "kvwasm").await?;
+    let batches = peer_shim_requests(&network, "WRITE_BATCH_STATE").await?;
+    let offers_batches = !version.starts_with("2.");
+    assert_eq!(
+        batches,
+        if offers_batches { 3.0 } else { 0.0 },
+        "each kv's batch of 250 writes is one request to a peer that takes batches (Fabric 3.1), \
+         and none to one that does not"
+    );
 
     let node_shim = shapes(&network, "kvnode").await?;
     for name in ["kvwasm", "kvnative", "kvserved"] {
