@@ -655,52 +655,25 @@ mod tests {
     }
 
     #[test]
-    fn multiple_reads_are_used_as_offered_and_no_smaller_than_fabrics_floor()
+    fn offered_features_are_used_as_offered_and_no_smaller_than_fabrics_floors()
     -> Result<(), ShimError> {
-        let offered = |use_get_multiple_keys, max_size_get_multiple_keys| {
-            ready(Some(ChaincodeAdditionalParams {
-                use_get_multiple_keys,
-                max_size_get_multiple_keys,
-                ..Default::default()
-            }))
+        let offered = |reads: Option<u32>, writes: Option<u32>| {
+            let features = features_after(ready(Some(ChaincodeAdditionalParams {
+                use_get_multiple_keys: reads.is_some(),
+                max_size_get_multiple_keys: reads.unwrap_or(1000),
+                use_write_batch: writes.is_some(),
+                max_size_write_batch: writes.unwrap_or(1000),
+            })))?;
+            Ok::<_, ShimError>((features.get_multiple_keys, features.write_batch_records))
         };
+        assert_eq!(offered(Some(1000), Some(500))?, (Some(1000), Some(500)));
         assert_eq!(
-            features_after(offered(true, 1000))?.get_multiple_keys,
-            Some(1000)
+            offered(Some(5), Some(5))?,
+            (Some(MIN_MULTIPLE_KEYS), Some(MIN_BATCH_RECORDS))
         );
-        assert_eq!(
-            features_after(offered(true, 5))?.get_multiple_keys,
-            Some(MIN_MULTIPLE_KEYS)
-        );
-        assert_eq!(
-            features_after(offered(false, 1000))?.get_multiple_keys,
-            None
-        );
-        Ok(())
-    }
-
-    #[test]
-    fn batched_writes_are_used_as_offered_and_no_smaller_than_fabrics_floor()
-    -> Result<(), ShimError> {
-        let offered = |use_write_batch, max_size_write_batch| {
-            ready(Some(ChaincodeAdditionalParams {
-                use_write_batch,
-                max_size_write_batch,
-                ..Default::default()
-            }))
-        };
-        assert_eq!(
-            features_after(offered(true, 1000))?.write_batch_records,
-            Some(1000)
-        );
-        assert_eq!(
-            features_after(offered(true, 5))?.write_batch_records,
-            Some(MIN_BATCH_RECORDS)
-        );
-        assert_eq!(
-            features_after(offered(false, 1000))?.write_batch_records,
-            None
-        );
+        assert_eq!(offered(None, Some(1000))?, (None, Some(1000)));
+        assert_eq!(offered(Some(1000), None)?, (Some(1000), None));
+        assert_eq!(offered(None, None)?, (None, None));
         Ok(())
     }
 

@@ -5,18 +5,27 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use ccvm::container::inproc::{BlockStore, GuestExit, InprocError, InprocLimits, InprocVm};
+use ccvm::container::inproc::{
+    BlockStore, GuestExit, InprocError, InprocLimits, InprocVm, InstanceHandle,
+};
 use serde_json::json;
 
 use crate::harness::{TestNode, rust_chaincode, wasm_example};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn wasm_chaincode_serves_every_stub_call_inside_the_peer() -> Result<()> {
+/// A node (not in dev mode) running the `kv` example in wasm as the chaincode `name`, and the
+/// instance, which runs as long as it is held.
+async fn node_running_kv(name: &str) -> Result<(TestNode, InstanceHandle)> {
     let node = TestNode::start_with(|config| config.dev_mode = false).await?;
     let vm = node.inner().inproc();
-    let component = vm.compile("wasmkv", &wasm_example("kv")?)?;
-    let _instance = vm.start("wasmkv:1.0", &component).await?;
-    node.wait_registered("wasmkv").await?;
+    let component = vm.compile(name, &wasm_example("kv")?)?;
+    let instance = vm.start(&format!("{name}:1.0"), &component).await?;
+    node.wait_registered(name).await?;
+    Ok((node, instance))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wasm_chaincode_serves_every_stub_call_inside_the_peer() -> Result<()> {
+    let (node, _instance) = node_running_kv("wasmkv").await?;
 
     node.invoke("wasmkv", &["put", "color", "blue"]).await?;
     assert_eq!(node.query_text("wasmkv", &["get", "color"]).await?, "blue");
@@ -75,11 +84,7 @@ fn shim_requests(chaincode: &str, kind: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_batch_reaches_the_ledger_in_requests_of_up_to_a_thousand_records() -> Result<()> {
-    let node = TestNode::start_with(|config| config.dev_mode = false).await?;
-    let vm = node.inner().inproc();
-    let component = vm.compile("batchkv", &wasm_example("kv")?)?;
-    let _instance = vm.start("batchkv:1.0", &component).await?;
-    node.wait_registered("batchkv").await?;
+    let (node, _instance) = node_running_kv("batchkv").await?;
 
     node.invoke("batchkv", &["putbatch", "key", "2500"]).await?;
     assert_eq!(
