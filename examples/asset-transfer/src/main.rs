@@ -58,6 +58,8 @@ impl AssetTransfer {
             ("asset5", "black", 15, "Adriana", 700),
             ("asset6", "white", 15, "Michel", 800),
         ];
+        // The six writes reach the peer in one request where it takes batches (Fabric 3.1, ccvm).
+        stub.start_write_batch();
         for (id, color, size, owner, appraised_value) in samples {
             let asset = Asset {
                 id: id.to_owned(),
