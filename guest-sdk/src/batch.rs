@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use ccvm_proto::protos::{StateMetadata, WriteRecord, write_record};
+use ccvm_proto::protos::{StateMetadata, WriteBatchState, WriteRecord, write_record};
 
 /// What one record writes: a key's value (a put, a delete or a purge replace each other), or
 /// one named entry of its metadata.
@@ -17,21 +17,29 @@ struct Target {
 /// Held-back writes: one record per target, the last written, in the order of the last writes.
 /// Sent in that order, they leave the transaction's write set as the same writes sent one by
 /// one would.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct WriteBatch {
     records: Vec<Option<WriteRecord>>,
     latest: HashMap<Target, usize>,
+    /// Most records one WRITE_BATCH_STATE request carries: what the peer takes.
+    records_per_request: usize,
 }
 
 impl WriteBatch {
+    /// An empty batch for a peer that takes up to `records_per_request` records a request.
+    pub fn new(records_per_request: usize) -> Self {
+        Self {
+            records: Vec::new(),
+            latest: HashMap::new(),
+            records_per_request: records_per_request.max(1),
+        }
+    }
+
     /// Holds back a put of `value` at `key` of `collection` (empty: public state).
     pub fn put(&mut self, collection: &str, key: &str, value: Vec<u8>) {
         self.hold(WriteRecord {
-            key: key.to_owned(),
             value,
-            collection: collection.to_owned(),
-            r#type: write_record::Type::PutState.into(),
-            ..Default::default()
+            ..record(collection, key, write_record::Type::PutState)
         });
     }
 
@@ -70,8 +78,21 @@ impl WriteBatch {
     }
 
     /// The held-back records, in the order they are to be sent.
-    pub fn into_records(self) -> Vec<WriteRecord> {
-        self.records.into_iter().flatten().collect()
+    fn into_records(self) -> impl Iterator<Item = WriteRecord> {
+        self.records.into_iter().flatten()
+    }
+
+    /// The WRITE_BATCH_STATE requests that send the held-back records, in order.
+    pub fn into_requests(self) -> Vec<WriteBatchState> {
+        let per_request = self.records_per_request;
+        let mut records = self.into_records().peekable();
+        let mut requests = Vec::new();
+        while records.peek().is_some() {
+            requests.push(WriteBatchState {
+                rec: records.by_ref().take(per_request).collect(),
+            });
+        }
+        requests
     }
 }
 
@@ -91,7 +112,6 @@ mod tests {
     fn summary(batch: WriteBatch) -> Vec<(String, String, write_record::Type, Vec<u8>)> {
         batch
             .into_records()
-            .into_iter()
             .map(|r| {
                 let kind = r.r#type();
                 let written = r
@@ -104,7 +124,7 @@ mod tests {
 
     #[test]
     fn the_last_write_of_a_key_is_sent_in_the_place_of_that_write() {
-        let mut batch = WriteBatch::default();
+        let mut batch = WriteBatch::new(100);
         batch.put("", "a", b"1".to_vec());
         batch.put("", "b", b"2".to_vec());
         batch.delete("", "a");
@@ -136,7 +156,7 @@ mod tests {
             metakey: name.to_owned(),
             value: value.to_vec(),
         };
-        let mut batch = WriteBatch::default();
+        let mut batch = WriteBatch::new(100);
         batch.put("", "k", b"v".to_vec());
         batch.put_metadata("", "k", entry("owner", b"alice"));
         batch.put_metadata("", "k", entry("VALIDATION_PARAMETER", b"p"));

@@ -9,7 +9,7 @@ use ccvm_proto::protos::{
     ChaincodeSpec, DelState, GetHistoryForKey, GetQueryResult, GetState, GetStateByRange,
     GetStateMetadata, GetStateMultiple, GetStateMultipleResult, Proposal, PurgePrivateState,
     PutState, PutStateMetadata, QueryMetadata, QueryResponse, SignedProposal, StateMetadata,
-    StateMetadataResult, WriteBatchState,
+    StateMetadataResult,
 };
 use ccvm_proto::{Message, MessageType, Refusal, Timestamp};
 
@@ -349,10 +349,10 @@ impl<'a> Stub<'a> {
     /// assert_eq!(ledger.state("asset499"), Some(b"new".to_vec()));
     /// ```
     pub fn start_write_batch(&self) {
-        if self.peer_features.write_batch_records.is_some() {
+        if let Some(records_per_request) = self.peer_features.write_batch_records {
             self.write_batch
                 .borrow_mut()
-                .get_or_insert_with(WriteBatch::default);
+                .get_or_insert_with(|| WriteBatch::new(records_per_request));
         }
     }
 
@@ -381,16 +381,7 @@ impl<'a> Stub<'a> {
         let Some(batch) = self.write_batch.borrow_mut().take() else {
             return Ok(());
         };
-        let most = self
-            .peer_features
-            .write_batch_records
-            .unwrap_or(usize::MAX)
-            .max(1);
-        let mut records = batch.into_records().into_iter().peekable();
-        while records.peek().is_some() {
-            let request = WriteBatchState {
-                rec: records.by_ref().take(most).collect(),
-            };
+        for request in batch.into_requests() {
             self.call(MessageType::WriteBatchState, request.encode_to_vec())?;
         }
         Ok(())
@@ -1170,7 +1161,7 @@ fn simple_range<'k>(start: &'k str, end: &str) -> Result<&'k str, ShimError> {
 mod tests {
     use std::sync::Mutex;
 
-    use ccvm_proto::protos::GetState;
+    use ccvm_proto::protos::{GetState, WriteBatchState};
 
     use super::*;
 
